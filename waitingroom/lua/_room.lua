@@ -1,0 +1,75 @@
+-- Shared by every room script (prepended at load time; not a script on its own).
+--
+-- KEYS, the same in every script, all under the room's {hash tag}:
+--   1 queue    ZSET   waiting visitor id -> arrival number (FCFS order)
+--   2 seen     ZSET   waiting visitor id -> last time the visitor asked, ms
+--   3 active   ZSET   session id -> expiry, ms (the token counter: its size is
+--                     the number of sessions; pruning by score heals it)
+--   4 deadline HASH   session id -> hard end of the session, ms; set on claim
+--   5 seq      STRING last arrival number handed out
+--   6 config   HASH   capacity, paused ("1"), mode, message (ops-tunable, live)
+--   7 stats    HASH   counters: admitted, abandoned, expired, released
+-- Times are Redis server time in milliseconds, never a process's clock.
+local queue, seen, active, deadline, seq, config, stats =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+
+-- Bound the work one call does; a backlog is worked off over the next calls.
+local PRUNE_BATCH = 1000
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Drop sessions past their expiry and waiters unseen for longer than the grace.
+local function prune(now, grace_ms)
+  local expired = redis.call('ZRANGEBYSCORE', active, '-inf', now, 'LIMIT', 0, PRUNE_BATCH)
+  if #expired > 0 then
+    redis.call('ZREM', active, unpack(expired))
+    redis.call('HDEL', deadline, unpack(expired))
+    redis.call('HINCRBY', stats, 'expired', #expired)
+  end
+  local gone = redis.call('ZRANGEBYSCORE', seen, '-inf', now - grace_ms, 'LIMIT', 0, PRUNE_BATCH)
+  if #gone > 0 then
+    redis.call('ZREM', queue, unpack(gone))
+    redis.call('ZREM', seen, unpack(gone))
+    redis.call('HINCRBY', stats, 'abandoned', #gone)
+  end
+end
+
+-- Admit the longest-waiting live visitors into the free slots, in arrival order.
+-- Each must claim its slot (see claim) within the grace or it is released again.
+local function fill(now, grace_ms)
+  if redis.call('HGET', config, 'paused') == '1' then return end
+  local capacity = tonumber(redis.call('HGET', config, 'capacity')) or 0
+  local free = capacity - redis.call('ZCARD', active)
+  if free <= 0 then return end
+  local admitted = redis.call('ZRANGE', queue, 0, free - 1)
+  if #admitted == 0 then return end
+  redis.call('ZREM', queue, unpack(admitted))
+  redis.call('ZREM', seen, unpack(admitted))
+  local entries = {}
+  for i, id in ipairs(admitted) do
+    entries[2 * i - 1] = now + grace_ms
+    entries[2 * i] = id
+  end
+  redis.call('ZADD', active, unpack(entries))
+  redis.call('HINCRBY', stats, 'admitted', #admitted)
+end
+
+-- Keep a session alive: its expiry moves to now + idle, never past its hard end,
+-- which is fixed the first time the session is used. False if there is no session.
+local function claim(id, now, idle_ms, max_ms)
+  if not redis.call('ZSCORE', active, id) then return false end
+  local hard = tonumber(redis.call('HGET', deadline, id))
+  if not hard then
+    hard = now + max_ms
+    redis.call('HSET', deadline, id, hard)
+  end
+  redis.call('ZADD', active, math.min(now + idle_ms, hard), id)
+  return true
+end
+
+local function admitted_total()
+  return tonumber(redis.call('HGET', stats, 'admitted')) or 0
+end

@@ -1,0 +1,184 @@
+"""One frozen, validated settings object, built once at start-up.
+
+Sources, later ones winning: defaults, a TOML file (``--config``), environment
+variables ``WAITINGROOM_<NAME>``, command-line flags. A bad value raises
+:class:`~waitingroom.errors.ConfigError` naming the key as the operator wrote it
+(``WAITINGROOM_CAPACITY``, ``--capacity`` or ``capacity (in room.toml)``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from waitingroom.errors import ConfigError
+
+ENV_PREFIX = "WAITINGROOM_"
+_ROOM_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+_MIN_SECRET_LENGTH = 16
+_MAX_MESSAGE_LENGTH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a waiting room process needs; see ``docs/configuration.md``."""
+
+    room: str = "default"
+    """Room name: lowercase letters, digits and dashes; it names the Redis keys."""
+    origin: str = ""
+    """Origin URL the standalone proxy forwards to (``serve`` only)."""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    capacity: int = 100
+    """Concurrent sessions the order flow can serve; seeds the room's live value."""
+    secret: tuple[str, ...] = field(default=(), repr=False)
+    """Signing secrets, newest first: the first signs, all verify (key rotation)."""
+    grace_seconds: int = 60
+    """How long a waiting visitor may go unseen, or an admitted one unclaimed,
+    before the place is released."""
+    session_idle_seconds: int = 300
+    session_max_seconds: int = 1800
+    ticket_max_age_seconds: int = 86_400
+    gated_paths: tuple[str, ...] = ()
+    """Glob patterns of the order flow; empty means every path not open."""
+    open_paths: tuple[str, ...] = ()
+    """Glob patterns that always pass (login, static assets, ...)."""
+    message: str = ""
+    """Operator message shown to waiting visitors; seeds the room's live value."""
+    origin_timeout_seconds: float = 30.0
+    origin_connect_timeout_seconds: float = 5.0
+
+    def __post_init__(self) -> None:
+        _check(bool(_ROOM_NAME.fullmatch(self.room)), "room",
+               "lowercase letters, digits and dashes, at most 32")
+        if self.origin:
+            parts = urlsplit(self.origin)
+            _check(parts.scheme in ("http", "https") and bool(parts.hostname), "origin",
+                   "must be an http:// or https:// URL")
+        _check(1 <= self.port <= 65535, "port", "must be 1-65535")
+        _check(1 <= self.workers <= 64, "workers", "must be 1-64")
+        _check(urlsplit(self.redis_url).scheme in ("redis", "rediss", "unix"), "redis_url",
+               "must be a redis://, rediss:// or unix:// URL")
+        _check(self.capacity >= 1, "capacity", "must be at least 1")
+        for secret in self.secret:
+            _check(len(secret) >= _MIN_SECRET_LENGTH, "secret",
+                   f"each secret needs at least {_MIN_SECRET_LENGTH} characters")
+        _check(self.grace_seconds >= 6, "grace_seconds",
+               "must be at least 6 (waiting pages poll every 2 seconds)")
+        _check(self.session_idle_seconds >= 1, "session_idle_seconds", "must be at least 1")
+        _check(self.session_max_seconds >= self.session_idle_seconds, "session_max_seconds",
+               "must be at least session_idle_seconds")
+        _check(self.ticket_max_age_seconds >= self.grace_seconds, "ticket_max_age_seconds",
+               "must be at least grace_seconds")
+        for pattern in (*self.gated_paths, *self.open_paths):
+            _check(pattern.startswith("/"), "gated_paths" if pattern in self.gated_paths
+                   else "open_paths", f"{pattern!r} must start with /")
+        _check(len(self.message) <= _MAX_MESSAGE_LENGTH, "message",
+               f"at most {_MAX_MESSAGE_LENGTH} characters")
+        _check(self.origin_timeout_seconds > 0, "origin_timeout_seconds", "must be positive")
+        _check(self.origin_connect_timeout_seconds > 0, "origin_connect_timeout_seconds",
+               "must be positive")
+
+    def require(self, *names: str) -> None:
+        """Raise :class:`ConfigError` for the first of ``names`` left empty."""
+        for name in names:
+            if not getattr(self, name):
+                flag = "--" + name.replace("_", "-")
+                raise ConfigError(f"{ENV_PREFIX}{name.upper()}",
+                                  f"is required (or {flag}, or {name} in the config file)")
+
+
+def _check(ok: bool, key: str, problem: str) -> None:
+    if not ok:
+        raise ConfigError(key, problem)
+
+
+def _as_int(raw: Any) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int | str):
+        raise ValueError
+    return int(raw)
+
+
+def _as_float(raw: Any) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise ValueError
+    return float(raw)
+
+
+def _as_str(raw: Any) -> str:
+    if not isinstance(raw, str):
+        raise ValueError
+    return raw
+
+
+def _as_tuple(raw: Any) -> tuple[str, ...]:
+    items = raw.split(",") if isinstance(raw, str) else raw
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise ValueError
+    return tuple(i.strip() for i in items if i.strip())
+
+
+_PARSERS: dict[str, tuple[Callable[[Any], Any], str]] = {
+    "int": (_as_int, "a whole number"),
+    "float": (_as_float, "a number"),
+    "str": (_as_str, "text"),
+    "tuple[str, ...]": (_as_tuple, "a comma-separated list"),
+}
+_FIELDS = {f.name: _PARSERS[str(f.type)] for f in dataclasses.fields(Settings)}
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    config_file: str | Path | None = None,
+) -> Settings:
+    """Build :class:`Settings` from a TOML file, ``WAITINGROOM_*`` variables and flags.
+
+    ``flags`` maps field names to values already given on the command line (``None``
+    means not given). Unknown keys in the file or flags are errors, so a typo is not
+    silently ignored; unknown environment variables are left alone.
+    """
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    labels: dict[str, str] = {}
+
+    def take(name: str, raw: Any, label: str) -> None:
+        if name not in _FIELDS:
+            raise ConfigError(label, "is not a setting")
+        parse, kind = _FIELDS[name]
+        try:
+            values[name] = parse(raw)
+        except ValueError:
+            raise ConfigError(label, f"must be {kind}, got {raw!r}") from None
+        labels[name] = label
+
+    if config_file is not None:
+        path = Path(config_file)
+        try:
+            table = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError("--config", f"cannot read {path}: {exc}") from exc
+        for name, raw in table.items():
+            take(name, raw, f"{name} (in {path.name})")
+    for name in _FIELDS:
+        env_name = ENV_PREFIX + name.upper()
+        if env_name in environ:
+            take(name, environ[env_name], env_name)
+    for name, raw in (flags or {}).items():
+        if raw is not None:
+            take(name, raw, "--" + name.replace("_", "-"))
+    try:
+        return Settings(**values)
+    except ConfigError as exc:
+        raise ConfigError(labels.get(exc.key, exc.key), exc.problem) from None
+
