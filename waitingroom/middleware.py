@@ -1,0 +1,373 @@
+"""Pure ASGI middleware that puts a waiting room in front of any ASGI app.
+
+Per request it decides one of: pass through (open paths, the reserved ``/_wr/``
+paths answered here), admitted (a live session pass: forward with
+``X-WaitingRoom-Session``), or waiting (the queue page, or JSON for API clients).
+It costs one Redis round trip per gated request and none per open path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from redis.exceptions import RedisError
+from starlette.datastructures import MutableHeaders
+from starlette.requests import cookie_parser
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from waitingroom import pages
+from waitingroom._eta import AdmissionRate
+from waitingroom._paths import RESERVED_PREFIX, PathRules
+from waitingroom.engine import Engine, RoomConfig, Visit, VisitState
+from waitingroom.settings import Settings
+from waitingroom.status import Status, poll_interval
+from waitingroom.tickets import Tickets, new_visitor_id
+
+logger = logging.getLogger("waitingroom")
+
+SESSION_HEADER = b"x-waitingroom-session"
+RELEASE_HEADER = b"x-waitingroom-release"
+_CONFIG_TTL_SECONDS = 1.0
+_EVENTS_MAX_SECONDS = 300  # an SSE stream ends after this; EventSource reconnects
+_NO_STORE = {"cache-control": "no-store"}
+
+
+@dataclass(slots=True)
+class _Request:
+    """The parts of a request the waiting room reads, parsed once."""
+
+    scope: Scope
+    cookies: dict[str, str]
+    wants_json: bool
+    secure: bool
+
+    @classmethod
+    def parse(cls, scope: Scope) -> _Request:
+        cookie = accept = ""
+        for name, value in scope["headers"]:
+            if name == b"cookie":
+                cookie = value.decode("latin-1")
+            elif name == b"accept":
+                accept = value.decode("latin-1")
+        wants_json = "application/json" in accept and "text/html" not in accept
+        return cls(scope, cookie_parser(cookie) if cookie else {}, wants_json,
+                   scope.get("scheme") in ("https", "wss"))
+
+
+@dataclass(slots=True)
+class _Standing:
+    """A visitor's standing after one engine call, and the cookies to set for it."""
+
+    visitor_id: str
+    admitted: bool
+    visit: Visit | None = None
+    set_cookies: list[bytes] = field(default_factory=list)
+
+
+class WaitingRoomMiddleware:
+    """Gate an ASGI app's order flow behind a first-come-first-served waiting room.
+
+    ``settings`` must hold at least one secret. ``engine`` defaults to one built
+    from ``settings.redis_url``; pass one to share a Redis connection pool.
+    """
+
+    def __init__(self, app: ASGIApp, *, settings: Settings, engine: Engine | None = None) -> None:
+        settings.require("secret")
+        self.app = app
+        self.settings = settings
+        self.room = settings.room
+        self.engine = engine if engine is not None else Engine.from_settings(settings)
+        self.tickets = Tickets(settings.secret, ticket_max_age=settings.ticket_max_age_seconds,
+                               pass_max_age=settings.session_max_seconds)
+        self.rules = PathRules(settings.gated_paths, settings.open_paths)
+        self.rate = AdmissionRate()
+        self._ticket_cookie = f"wr_ticket_{self.room}"
+        self._pass_cookie = f"wr_pass_{self.room}"
+        self._config: RoomConfig | None = None
+        self._config_expires = 0.0
+        self._config_refresh: asyncio.Task[None] | None = None
+        self._reserved: dict[str, Callable[[_Request, Receive, Send], Awaitable[None]]] = {
+            "/_wr/status": self._status,
+            "/_wr/events": self._events,
+            "/_wr/health": self._health,
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, self._closing_on_shutdown(receive), send)
+            return
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        scope = _without_session_header(scope)  # only we may say who is admitted
+        path: str = scope["path"]
+        if path.startswith(RESERVED_PREFIX):
+            await self._reserved_path(scope, receive, send)
+        elif not self.rules.is_gated(path):
+            await self.app(scope, receive, send)
+        else:
+            await self._gated(_Request.parse(scope), receive, send)
+
+    # -- the gate ------------------------------------------------------------------
+
+    async def _gated(self, request: _Request, receive: Receive, send: Send) -> None:
+        try:
+            config = await self._room_config()
+            if config.mode == "open":
+                await self.app(request.scope, receive, send)
+                return
+            standing = await self._stand(request, join=True)
+        except RedisError:
+            logger.exception("redis unavailable while gating %s", request.scope["path"])
+            await self._unavailable(request, receive, send)
+            return
+        if standing.admitted:
+            await self._forward(request, receive, send, standing)
+        elif request.scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+        else:
+            status = self._status_of(standing, config)
+            headers = {**_NO_STORE, "retry-after": str(status.poll_after_seconds)}
+            if request.wants_json:
+                response = Response(status.to_json(), headers=headers,
+                                    media_type="application/json")
+            else:
+                body = pages.queue_page(status, grace_seconds=self.settings.grace_seconds)
+                response = Response(body, headers=headers, media_type="text/html")
+            response.raw_headers.extend((b"set-cookie", c) for c in standing.set_cookies)
+            await response(request.scope, receive, send)
+
+    async def _stand(self, request: _Request, *, join: bool) -> _Standing:
+        """Work out where the visitor stands: one Redis round trip."""
+        session_id = self.tickets.read_pass(request.cookies.get(self._pass_cookie), self.room)
+        if session_id is not None:
+            if await self.engine.touch(self.room, session_id):
+                return _Standing(session_id, admitted=True)
+            # The session ended (idle, maximum, released): back of the line, same id.
+            standing = await self._visit(request, session_id, join=join, fresh=True)
+            standing.set_cookies.append(self._cookie(request, self._pass_cookie, "", 0))
+            return standing
+        visitor_id = self.tickets.read_ticket(request.cookies.get(self._ticket_cookie),
+                                              self.room)
+        if visitor_id is not None:
+            return await self._visit(request, visitor_id, join=join, fresh=False)
+        # No ticket, or a forged, expired or foreign one: a fresh place at the back.
+        return await self._visit(request, new_visitor_id(), join=join, fresh=True)
+
+    async def _visit(
+        self, request: _Request, visitor_id: str, *, join: bool, fresh: bool
+    ) -> _Standing:
+        visit = await self.engine.visit(self.room, visitor_id, join=join)
+        self.rate.observe(visit.server_ms, visit.admitted_total)
+        standing = _Standing(visitor_id, visit.state is VisitState.ADMITTED, visit)
+        if standing.admitted:
+            standing.set_cookies += [
+                self._cookie(request, self._pass_cookie,
+                             self.tickets.issue_pass(self.room, visitor_id),
+                             self.settings.session_max_seconds),
+                self._cookie(request, self._ticket_cookie, "", 0),
+            ]
+        elif fresh and visit.state is VisitState.WAITING:
+            standing.set_cookies.append(self._cookie(
+                request, self._ticket_cookie, self.tickets.issue_ticket(self.room, visitor_id),
+                self.settings.ticket_max_age_seconds))
+        return standing
+
+    async def _forward(
+        self, request: _Request, receive: Receive, send: Send, standing: _Standing
+    ) -> None:
+        """Pass an admitted request on; end the session if the origin says so."""
+        scope = dict(request.scope)
+        scope["headers"] = [*scope["headers"], (SESSION_HEADER, standing.visitor_id.encode())]
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if headers.get("x-waitingroom-release") is not None:
+                    release = headers["x-waitingroom-release"] == "1"
+                    del headers["x-waitingroom-release"]
+                    if release:
+                        await self._release(standing.visitor_id)
+                        standing.set_cookies.append(
+                            self._cookie(request, self._pass_cookie, "", 0))
+                for cookie in standing.set_cookies:
+                    headers.append("set-cookie", cookie.decode("latin-1"))
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+    async def _release(self, session_id: str) -> None:
+        try:
+            await self.engine.release(self.room, session_id)
+        except RedisError:
+            # The session still ends by its idle timeout; the visitor is not failed.
+            logger.exception("could not release session %s", session_id)
+
+    # -- reserved paths ------------------------------------------------------------
+
+    async def _reserved_path(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        handler = self._reserved.get(path)
+        if scope["type"] != "http":
+            await send({"type": "websocket.close", "code": 1008})
+        elif handler is not None:
+            await handler(_Request.parse(scope), receive, send)
+        elif path.startswith("/_wr/static/") and path[12:] in pages.ASSETS:
+            body, content_type = pages.ASSETS[path[12:]]
+            response = Response(body, headers={"cache-control": "public, max-age=3600"})
+            response.raw_headers.append((b"content-type", content_type))
+            await response(scope, receive, send)
+        else:
+            await Response(b'{"error":"not found"}', 404, media_type="application/json")(
+                scope, receive, send)
+
+    async def _status(self, request: _Request, receive: Receive, send: Send) -> None:
+        """``GET /_wr/status``: the caller's standing as JSON (joins if holding none)."""
+        try:
+            config = await self._room_config()
+            if config.mode == "open":
+                status = Status(self.room, "open", message=config.message or None)
+                standing = None
+            else:
+                standing = await self._stand(request, join=True)
+                status = self._status_of(standing, config)
+        except RedisError:
+            logger.exception("redis unavailable for /_wr/status")
+            await self._unavailable(request, receive, send)
+            return
+        response = Response(status.to_json(), headers=_NO_STORE, media_type="application/json")
+        if standing is not None:
+            response.raw_headers.extend((b"set-cookie", c) for c in standing.set_cookies)
+        await response(request.scope, receive, send)
+
+    async def _events(self, request: _Request, receive: Receive, send: Send) -> None:
+        """``GET /_wr/events``: the caller's status as Server-Sent Events until admitted."""
+        try:
+            config = await self._room_config()
+            standing = await self._stand(request, join=True)
+        except RedisError:
+            logger.exception("redis unavailable for /_wr/events")
+            await self._unavailable(request, receive, send)
+            return
+        headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-store"),
+                   (b"x-accel-buffering", b"no"),
+                   *((b"set-cookie", c) for c in standing.set_cookies)]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        disconnected = asyncio.ensure_future(_wait_for_disconnect(receive))
+        deadline = time.monotonic() + _EVENTS_MAX_SECONDS
+        last = b""
+        try:
+            while True:
+                status = self._status_of(standing, config)
+                payload = status.to_json()
+                if payload != last:
+                    await send({"type": "http.response.body", "body": b"data: " + payload +
+                                b"\n\n", "more_body": True})
+                    last = payload
+                else:
+                    await send({"type": "http.response.body", "body": b":\n\n",
+                                "more_body": True})
+                if status.state in ("admitted", "open") or time.monotonic() > deadline:
+                    break
+                done, _ = await asyncio.wait({disconnected}, timeout=status.poll_after_seconds)
+                if done:
+                    return
+                try:
+                    config = await self._room_config()
+                    standing = await self._visit(request, standing.visitor_id, join=True,
+                                                 fresh=False)
+                except RedisError:
+                    logger.warning("redis unavailable during /_wr/events; retrying")
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            disconnected.cancel()
+
+    async def _health(self, request: _Request, receive: Receive, send: Send) -> None:
+        """``GET /_wr/health``: is Redis reachable? Takes no place in line."""
+        try:
+            healthy = await self.engine.ping()
+        except RedisError:
+            healthy = False
+        body = {"status": "ok" if healthy else "unavailable", "room": self.room}
+        await Response(json.dumps(body).encode(), 200 if healthy else 503, headers=_NO_STORE,
+                       media_type="application/json")(request.scope, receive, send)
+
+    # -- helpers -------------------------------------------------------------------
+
+    def _status_of(self, standing: _Standing, config: RoomConfig) -> Status:
+        message = config.message or None
+        if config.mode == "open":
+            return Status(self.room, "open", message=message)
+        if standing.admitted or standing.visit is None:
+            return Status(self.room, "admitted", message=message)
+        position = standing.visit.position
+        return Status(
+            self.room, "paused" if config.paused else "queued", position=position,
+            eta_seconds=None if config.paused else self.rate.eta_seconds(position),
+            message=message,
+            poll_after_seconds=poll_interval(position, self.settings.grace_seconds),
+        )
+
+    async def _room_config(self) -> RoomConfig:
+        """The room's live config, at most a second old; refreshed in the background."""
+        if self._config is None:
+            await self.engine.seed_room(self.room, capacity=self.settings.capacity,
+                                        message=self.settings.message)
+            self._config = await self.engine.room_config(self.room)
+            self._config_expires = time.monotonic() + _CONFIG_TTL_SECONDS
+        elif time.monotonic() > self._config_expires and self._config_refresh is None:
+            self._config_refresh = asyncio.create_task(self._refresh_config())
+        return self._config
+
+    async def _refresh_config(self) -> None:
+        try:
+            self._config = await self.engine.room_config(self.room)
+            self._config_expires = time.monotonic() + _CONFIG_TTL_SECONDS
+        except RedisError:
+            logger.warning("could not refresh room config; keeping the last one")
+        finally:
+            self._config_refresh = None
+
+    def _cookie(self, request: _Request, name: str, value: str, max_age: int) -> bytes:
+        secure = "; Secure" if request.secure else ""
+        return (f"{name}={value}; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Lax"
+                f"{secure}").encode()
+
+    async def _unavailable(self, request: _Request, receive: Receive, send: Send) -> None:
+        headers = {**_NO_STORE, "retry-after": "5"}
+        if request.wants_json or request.scope["path"].startswith(RESERVED_PREFIX):
+            response = Response(b'{"error":"temporarily unavailable"}', 503, headers=headers,
+                                media_type="application/json")
+        else:
+            response = Response(pages.unavailable_page(), 503, headers=headers,
+                                media_type="text/html")
+        await response(request.scope, receive, send)
+
+    def _closing_on_shutdown(self, receive: Receive) -> Receive:
+        async def wrapped() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.shutdown":
+                await self.engine.aclose()
+            return message
+
+        return wrapped
+
+
+def _without_session_header(scope: Scope) -> Scope:
+    headers = scope["headers"]
+    if not any(name == SESSION_HEADER for name, _ in headers):
+        return scope
+    scope = dict(scope)
+    scope["headers"] = [(n, v) for n, v in headers if n != SESSION_HEADER]
+    return scope
+
+
+async def _wait_for_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass

@@ -1,0 +1,43 @@
+"""What a visitor is told: the ``GET /_wr/status`` contract, shared by JSON and HTML."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Literal
+
+State = Literal["queued", "admitted", "capture", "paused", "open"]
+
+_MIN_POLL_SECONDS = 2
+_VISITORS_PER_EXTRA_SECOND = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """A visitor's standing in a room."""
+
+    room: str
+    state: State
+    position: int | None = None
+    """1-based place in line while queued or paused; None otherwise."""
+    eta_seconds: int | None = None
+    """Expected wait from the measured admission rate; None until it is known."""
+    message: str | None = None
+    """The operator's message, if any."""
+    poll_after_seconds: int = _MIN_POLL_SECONDS
+    """When to ask again: later the further back, so a crowd does not poll in step."""
+
+    def to_json(self) -> bytes:
+        """The JSON body of ``GET /_wr/status``."""
+        return json.dumps({
+            "room": self.room, "state": self.state, "position": self.position,
+            "eta_seconds": self.eta_seconds, "message": self.message,
+            "poll_after_seconds": self.poll_after_seconds,
+        }, separators=(",", ":")).encode()
+
+
+def poll_interval(position: int, grace_seconds: int) -> int:
+    """Seconds between polls at ``position``: 2 at the front, growing with distance,
+    and always well inside the grace so a patient visitor never loses the place."""
+    spread = _MIN_POLL_SECONDS + position // _VISITORS_PER_EXTRA_SECOND
+    return max(_MIN_POLL_SECONDS, min(spread, grace_seconds // 3))
