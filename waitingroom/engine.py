@@ -12,13 +12,17 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.commands.core import AsyncScript
 
 from waitingroom.settings import Settings
 
 _KEY_NAMES = ("queue", "seen", "active", "deadline", "seq", "config", "stats")
 _MODES = ("normal", "open")
+# Connections per process. Past this, requests wait for one (up to the timeout)
+# rather than fail: a spike queues in memory instead of erroring.
+_POOL_SIZE = 64
+_POOL_WAIT_SECONDS = 5
 
 
 class VisitState(enum.IntEnum):
@@ -102,8 +106,12 @@ class Engine:
     @classmethod
     def from_settings(cls, settings: Settings, redis: Redis | None = None) -> Engine:
         """Build an engine for ``settings``, connecting to its ``redis_url`` if needed."""
+        if redis is None:
+            pool = BlockingConnectionPool.from_url(
+                settings.redis_url, max_connections=_POOL_SIZE, timeout=_POOL_WAIT_SECONDS)
+            redis = Redis.from_pool(pool)
         return cls(
-            redis if redis is not None else Redis.from_url(settings.redis_url),
+            redis,
             grace_seconds=settings.grace_seconds,
             session_idle_seconds=settings.session_idle_seconds,
             session_max_seconds=settings.session_max_seconds,

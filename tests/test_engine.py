@@ -1,0 +1,165 @@
+"""The admission engine against a real Redis: cap, FCFS, positions, release, grace."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from redis.asyncio import Redis
+
+from waitingroom.engine import Engine, VisitState, room_keys
+from waitingroom.settings import Settings
+
+ROOM = "launch"
+
+
+async def age_waiter(engine: Engine, visitor: str, seconds: int) -> None:
+    """Pretend ``visitor`` last asked for their place ``seconds`` ago."""
+    _, seen, *_ = room_keys(ROOM)
+    score = await engine.redis.zscore(seen, visitor)
+    assert score is not None
+    await engine.redis.zadd(seen, {visitor: score - seconds * 1000})
+
+
+async def age_session(engine: Engine, session: str, seconds: int) -> None:
+    """Pretend ``session``'s expiry came ``seconds`` earlier."""
+    active = room_keys(ROOM)[2]
+    score = await engine.redis.zscore(active, session)
+    assert score is not None
+    await engine.redis.zadd(active, {session: score - seconds * 1000})
+
+
+async def test_first_arrivals_walk_in_up_to_capacity(engine: Engine) -> None:
+    await engine.seed_room(ROOM, capacity=2)
+    states = [(await engine.visit(ROOM, f"v{i}")).state for i in range(4)]
+    assert states == [VisitState.ADMITTED, VisitState.ADMITTED, VisitState.WAITING,
+                      VisitState.WAITING]
+    assert (await engine.counts(ROOM)).active == 2
+
+
+async def test_positions_are_exact_and_drop_as_people_leave(engine: Engine) -> None:
+    await engine.seed_room(ROOM, capacity=1)
+    await engine.visit(ROOM, "in")
+    waiting = [f"w{i}" for i in range(5)]
+    assert [(await engine.visit(ROOM, w)).position for w in waiting] == [1, 2, 3, 4, 5]
+    # w1 walks away; everybody behind moves up by exactly one once the grace passes.
+    await age_waiter(engine, "w1", 61)
+    assert [(await engine.visit(ROOM, w)).position for w in ("w0", "w2", "w3", "w4")] == [
+        1, 2, 3, 4]
+    assert (await engine.visit(ROOM, "w1", join=False)).state is VisitState.NO_PLACE
+    assert (await engine.counts(ROOM)).abandoned == 1
+
+
+async def test_release_gives_the_slot_to_the_next_in_line(engine: Engine) -> None:
+    await engine.seed_room(ROOM, capacity=1)
+    await engine.visit(ROOM, "first")
+    await engine.visit(ROOM, "second")
+    await engine.visit(ROOM, "third")
+    assert await engine.release(ROOM, "first")
+    assert not await engine.release(ROOM, "first")  # idempotent
+    assert (await engine.visit(ROOM, "third")).position == 1  # second was admitted
+    assert (await engine.visit(ROOM, "second")).state is VisitState.ADMITTED
+    assert not await engine.touch(ROOM, "first")
+
+
+async def test_a_stale_head_does_not_block_the_line(engine: Engine) -> None:
+    await engine.seed_room(ROOM, capacity=1)
+    await engine.visit(ROOM, "holder")
+    await engine.visit(ROOM, "gone")
+    await engine.visit(ROOM, "here")
+    await age_waiter(engine, "gone", 61)
+    await engine.release(ROOM, "holder")
+    assert (await engine.visit(ROOM, "here")).state is VisitState.ADMITTED
+
+
+async def test_unclaimed_admission_is_released_after_the_grace(engine: Engine) -> None:
+    await engine.seed_room(ROOM, capacity=1)
+    await engine.visit(ROOM, "holder")
+    await engine.visit(ROOM, "sleeper")
+    await engine.visit(ROOM, "next")
+    await engine.release(ROOM, "holder")  # admits sleeper, who never comes to claim it
+    assert (await engine.visit(ROOM, "next")).position == 1
+    await age_session(engine, "sleeper", 61)
+    assert (await engine.visit(ROOM, "next")).state is VisitState.ADMITTED
+    assert not await engine.touch(ROOM, "sleeper")
+
+
+async def test_idle_sessions_expire_and_touch_keeps_them_alive(engine: Engine) -> None:
+    await engine.seed_room(ROOM, capacity=1)
+    await engine.visit(ROOM, "busy")
+    await engine.visit(ROOM, "waiting")
+    await age_session(engine, "busy", 200)  # 100 s of idle left
+    assert await engine.touch(ROOM, "busy")  # back to 300 s
+    await age_session(engine, "busy", 200)
+    assert (await engine.visit(ROOM, "waiting")).state is VisitState.WAITING
+    await age_session(engine, "busy", 101)
+    assert not await engine.touch(ROOM, "busy")
+    assert (await engine.visit(ROOM, "waiting")).state is VisitState.ADMITTED
+    assert (await engine.counts(ROOM)).expired == 1
+
+
+async def test_maximum_session_length_holds_however_busy(engine: Engine) -> None:
+    await engine.seed_room(ROOM, capacity=1)
+    await engine.visit(ROOM, "s")
+    deadline_key = room_keys(ROOM)[3]
+    hard = int(await engine.redis.hget(deadline_key, "s"))
+    # Pretend the session began 1790 s ago: touching cannot extend it past its end.
+    await engine.redis.hset(deadline_key, "s", hard - 1790 * 1000)
+    assert await engine.touch(ROOM, "s")
+    expiry = await engine.redis.zscore(room_keys(ROOM)[2], "s")
+    assert expiry == hard - 1790 * 1000
+
+
+async def test_visits_are_idempotent_so_retries_take_no_second_place(engine: Engine) -> None:
+    await engine.seed_room(ROOM, capacity=1)
+    await engine.visit(ROOM, "a")
+    for _ in range(3):
+        assert (await engine.visit(ROOM, "b")).position == 1
+    assert (await engine.counts(ROOM)).waiting == 1
+    assert (await engine.visit(ROOM, "a")).state is VisitState.ADMITTED
+    assert (await engine.counts(ROOM)).active == 1
+
+
+async def test_pause_stops_admission_and_resume_restarts_it(engine: Engine) -> None:
+    await engine.seed_room(ROOM, capacity=5)
+    await engine.set_room_config(ROOM, paused=True)
+    assert (await engine.visit(ROOM, "a")).state is VisitState.WAITING
+    await engine.set_room_config(ROOM, paused=False)
+    assert (await engine.visit(ROOM, "a")).state is VisitState.ADMITTED
+
+
+async def test_seed_keeps_a_live_config(engine: Engine) -> None:
+    await engine.seed_room(ROOM, capacity=5, message="hello")
+    await engine.set_room_config(ROOM, capacity=9)
+    await engine.seed_room(ROOM, capacity=5, message="other")
+    config = await engine.room_config(ROOM)
+    assert (config.capacity, config.message) == (9, "hello")
+
+
+async def test_abandonment_with_the_real_clock(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings()
+    engine = Engine(Redis.from_url(settings.redis_url), grace_seconds=1,
+                    session_idle_seconds=300, session_max_seconds=1800)
+    try:
+        await engine.seed_room(ROOM, capacity=1)
+        await engine.visit(ROOM, "in")
+        await engine.visit(ROOM, "leaves")
+        await engine.visit(ROOM, "stays")
+        for _ in range(200):  # time must pass in Redis; nothing to await but the clock
+            await asyncio.sleep(0.05)
+            if (await engine.visit(ROOM, "stays")).position == 1:
+                break
+        assert (await engine.visit(ROOM, "stays")).position == 1
+        assert (await engine.visit(ROOM, "leaves", join=False)).state is VisitState.NO_PLACE
+    finally:
+        await engine.aclose()
+
+
+async def test_cap_holds_under_a_concurrent_stampede(engine: Engine) -> None:
+    await engine.seed_room(ROOM, capacity=25)
+    visits = await asyncio.gather(*(engine.visit(ROOM, f"v{i:04d}") for i in range(500)))
+    admitted = [v for v in visits if v.state is VisitState.ADMITTED]
+    assert len(admitted) == 25
+    positions = sorted(v.position for v in visits if v.state is VisitState.WAITING)
+    assert positions == list(range(1, 476))
+    assert (await engine.counts(ROOM)).active == 25
