@@ -123,8 +123,8 @@ class WaitingRoomMiddleware:
                 await self.app(request.scope, receive, send)
                 return
             standing = await self._stand(request, join=True)
-        except RedisError:
-            logger.exception("redis unavailable while gating %s", request.scope["path"])
+        except RedisError as exc:
+            logger.warning("redis unavailable while gating %s: %s", request.scope["path"], exc)
             await self._unavailable(request, receive, send)
             return
         if standing.admitted:
@@ -205,9 +205,9 @@ class WaitingRoomMiddleware:
     async def _release(self, session_id: str) -> None:
         try:
             await self.engine.release(self.room, session_id)
-        except RedisError:
+        except RedisError as exc:
             # The session still ends by its idle timeout; the visitor is not failed.
-            logger.exception("could not release session %s", session_id)
+            logger.warning("could not release session %s: %s", session_id, exc)
 
     # -- reserved paths ------------------------------------------------------------
 
@@ -237,8 +237,8 @@ class WaitingRoomMiddleware:
             else:
                 standing = await self._stand(request, join=True)
                 status = self._status_of(standing, config)
-        except RedisError:
-            logger.exception("redis unavailable for /_wr/status")
+        except RedisError as exc:
+            logger.warning("redis unavailable for /_wr/status: %s", exc)
             await self._unavailable(request, receive, send)
             return
         response = Response(status.to_json(), headers=_NO_STORE, media_type="application/json")
@@ -251,8 +251,8 @@ class WaitingRoomMiddleware:
         try:
             config = await self._room_config()
             standing = await self._stand(request, join=True)
-        except RedisError:
-            logger.exception("redis unavailable for /_wr/events")
+        except RedisError as exc:
+            logger.warning("redis unavailable for /_wr/events: %s", exc)
             await self._unavailable(request, receive, send)
             return
         headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-store"),
@@ -340,6 +340,9 @@ class WaitingRoomMiddleware:
                 f"{secure}").encode()
 
     async def _unavailable(self, request: _Request, receive: Receive, send: Send) -> None:
+        if request.scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1013})  # try again later
+            return
         headers = {**_NO_STORE, "retry-after": "5"}
         if request.wants_json or request.scope["path"].startswith(RESERVED_PREFIX):
             response = Response(b'{"error":"temporarily unavailable"}', 503, headers=headers,
