@@ -23,7 +23,8 @@ async def serve_in_process(app: ASGIApp) -> AsyncIterator[str]:
     """Run ``app`` under uvicorn on a free loopback port; yield its base URL."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on"))
+                                           lifespan="on", proxy_headers=False,
+                                           server_header=False, date_header=False))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

