@@ -163,3 +163,17 @@ async def test_cap_holds_under_a_concurrent_stampede(engine: Engine) -> None:
     positions = sorted(v.position for v in visits if v.state is VisitState.WAITING)
     assert positions == list(range(1, 476))
     assert (await engine.counts(ROOM)).active == 25
+
+
+async def test_a_burst_of_visits_shares_round_trips(engine: Engine) -> None:
+    await engine.seed_room(ROOM, capacity=10)
+    await engine.visit(ROOM, "warm-up-0000")  # loads the script
+
+    async def evalsha_calls() -> int:
+        stats = await engine.redis.info("commandstats")
+        return int(stats.get("cmdstat_evalsha", {"calls": 0})["calls"])
+
+    before = await evalsha_calls()
+    await asyncio.gather(*(engine.visit(ROOM, f"v{i:011d}") for i in range(200)))
+    assert await evalsha_calls() - before <= 2
+    assert (await engine.counts(ROOM)).waiting == 191  # 201 arrivals, 10 let in

@@ -8,6 +8,7 @@ share the hash tag ``{room}`` and so live on one Redis Cluster shard.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -15,6 +16,7 @@ from importlib import resources
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.commands.core import AsyncScript
 
+from waitingroom._batch import Batcher
 from waitingroom.settings import Settings
 
 _KEY_NAMES = ("queue", "seen", "active", "deadline", "seq", "config", "stats")
@@ -83,7 +85,8 @@ def _script_source(name: str) -> str:
 class Engine:
     """Admission state of every room, kept in Redis.
 
-    Each method is one round trip. Scripts are idempotent per visitor or session id,
+    Each method is at most one round trip; concurrent :meth:`visit` and :meth:`touch`
+    calls for a room share one. Scripts are idempotent per visitor or session id,
     because redis-py retries a command whose reply was lost.
     """
 
@@ -102,6 +105,8 @@ class Engine:
         self._visit: AsyncScript = redis.register_script(_script_source("visit"))
         self._touch: AsyncScript = redis.register_script(_script_source("touch"))
         self._release: AsyncScript = redis.register_script(_script_source("release"))
+        self._visits: Batcher[tuple[str, bool], Visit] = Batcher(self._visit_many)
+        self._touches: Batcher[str, bool] = Batcher(self._touch_many)
 
     @classmethod
     def from_settings(cls, settings: Settings, redis: Redis | None = None) -> Engine:
@@ -123,17 +128,24 @@ class Engine:
         Also releases abandoned places and expired sessions and admits the next in
         line into free slots; an admitted visitor's session is claimed (kept alive).
         """
-        state, position, admitted, now = await self._visit(
-            room_keys(room),
-            (visitor_id, "1" if join else "0", self._grace_ms, self._idle_ms, self._max_ms),
-        )
-        return Visit(VisitState(state), position, admitted, now)
+        return await self._visits.submit(room, (visitor_id, join))
+
+    async def _visit_many(self, room: str, visitors: Sequence[tuple[str, bool]]) -> list[Visit]:
+        args: list[str | int] = [self._grace_ms, self._idle_ms, self._max_ms]
+        for visitor_id, join in visitors:
+            args += [visitor_id, "1" if join else "0"]
+        *pairs, admitted, now = await self._visit(room_keys(room), args)
+        return [Visit(VisitState(pairs[i]), pairs[i + 1], admitted, now)
+                for i in range(0, len(pairs), 2)]
 
     async def touch(self, room: str, session_id: str) -> bool:
         """Keep an admitted session alive; False if it has ended."""
-        keys = room_keys(room)
-        return bool(await self._touch(keys, (session_id, self._grace_ms, self._idle_ms,
-                                             self._max_ms)))
+        return await self._touches.submit(room, session_id)
+
+    async def _touch_many(self, room: str, session_ids: Sequence[str]) -> list[bool]:
+        alive = await self._touch(room_keys(room), (self._grace_ms, self._idle_ms,
+                                                    self._max_ms, *session_ids))
+        return [bool(a) for a in alive]
 
     async def release(self, room: str, session_id: str) -> bool:
         """End a session now, giving its slot to the next in line."""

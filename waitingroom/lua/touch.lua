@@ -1,16 +1,17 @@
--- An admitted visitor makes a request: keep their session alive if it still exists.
--- Slots freed by expiry go to the next in line at once.
+-- Admitted visitors make requests: keep each session alive if it still exists.
+-- Many sessions per call. Slots freed by expiry go to the next in line at once.
 -- KEYS: see _room.lua.
--- ARGV: 1 session id; 2 grace ms; 3 session idle ms; 4 session max ms.
--- Returns 1 if the session is alive (and was extended), 0 if it has ended.
-local id = ARGV[1]
-local grace_ms = tonumber(ARGV[2])
-local idle_ms = tonumber(ARGV[3])
-local max_ms = tonumber(ARGV[4])
+-- ARGV: 1 grace ms; 2 session idle ms; 3 session max ms; 4.. session ids.
+-- Returns one entry per session id: 1 if alive (and extended), 0 if it has ended.
+local grace_ms = tonumber(ARGV[1])
+local idle_ms = tonumber(ARGV[2])
+local max_ms = tonumber(ARGV[3])
 
 local now = now_ms()
 prune(now, grace_ms)
-local alive = claim(id, now, idle_ms, max_ms)
+local out = {}
+for i = 4, #ARGV do
+  out[#out + 1] = claim(ARGV[i], now, idle_ms, max_ms) and 1 or 0
+end
 fill(now, grace_ms)
-if alive then return 1 end
-return 0
+return out

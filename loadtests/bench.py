@@ -1,0 +1,190 @@
+"""``make bench``: waitingroom's hot paths as ratios to baselines measured in the same run.
+
+Every server is its own uvicorn process (1 worker, uvloop/httptools, no access log);
+wrk drives each in turn with 64 connections, baseline and subject alternating over
+several rounds, and the medians are compared. Machines here are 2-core and noisy, so
+only ratios from one run mean anything. Also reports Redis commands per request type
+and Redis memory per waiting visitor. Traffic goes to 127.0.0.1 only.
+
+Usage: python loadtests/bench.py [--seconds 5] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import redis
+from redis.asyncio import Redis
+
+from waitingroom._redis_server import RedisServer, free_port
+from waitingroom.engine import Engine
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SECRET = secrets.token_urlsafe(32)
+
+
+@contextmanager
+def server(args: list[str], env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run a server process on a free port; yield its URL once it answers."""
+    port = free_port()
+    cmd = [a.replace("{port}", str(port)) for a in args]
+    process = subprocess.Popen(cmd, env={**os.environ, **(env or {}), "PYTHONPATH": ROOT},
+                               cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                httpx.get(url + "/_wr/health", timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"{cmd} did not start") from None
+                time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def uvicorn_app(target: str) -> list[str]:
+    return [sys.executable, "-m", "uvicorn", target, "--port", "{port}", "--log-level",
+            "warning", "--no-access-log", "--no-server-header", "--no-date-header"]
+
+
+def wrk(url: str, seconds: int, cookie: str | None = None) -> float:
+    """Requests per second wrk measured against ``url``."""
+    cmd = ["wrk", "-t1", "-c64", f"-d{seconds}s", url]
+    if cookie:
+        cmd[1:1] = ["-H", f"Cookie: {cookie}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if match is None or non2xx is not None:
+        raise RuntimeError(f"wrk against {url} failed:\n{out}")
+    return float(match.group(1))
+
+
+def compare(rounds: int, seconds: int, pairs: dict[str, tuple[tuple[str, str | None],
+                                                         tuple[str, str | None]]]) -> None:
+    results: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in pairs}
+    for _ in range(rounds):
+        for name, (baseline, subject) in pairs.items():
+            results[name][0].append(wrk(baseline[0], seconds, baseline[1]))
+            results[name][1].append(wrk(subject[0], seconds, subject[1]))
+    for name, (base, subj) in results.items():
+        b, s = statistics.median(base), statistics.median(subj)
+        print(f"{name}: {s:,.0f} req/s vs baseline {b:,.0f} req/s -> ratio {s / b:.2f} "
+              f"(rounds: {', '.join(f'{x:,.0f}' for x in subj)} vs "
+              f"{', '.join(f'{x:,.0f}' for x in base)})")
+
+
+# Commands a client sends itself; everything else in commandstats ran inside a script.
+_TOP_LEVEL = {"evalsha", "eval", "script|load", "hgetall", "hsetnx", "multi", "exec", "ping"
+}
+
+
+def redis_calls_per_request(redis_url: str, label: str, url: str, cookie: str | None,
+                            n: int = 200) -> None:
+    """Round trips (client commands) and script-internal commands per request,
+    from INFO commandstats, for ``n`` sequential requests."""
+    client = redis.Redis.from_url(redis_url)
+
+    def totals() -> tuple[int, int]:
+        stats = client.info("commandstats")
+        calls = {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()
+                 if k != "cmdstat_info"}  # our own probes
+        top = sum(c for k, c in calls.items() if k in _TOP_LEVEL)
+        return top, sum(calls.values()) - top
+
+    headers = {"Cookie": cookie} if cookie else {}
+    with httpx.Client(headers=headers) as http:
+        http.get(url)  # warm up: config seeded, scripts loaded
+        top0, inner0 = totals()
+        start = time.monotonic()
+        for _ in range(n):
+            http.get(url)
+        elapsed = time.monotonic() - start
+        top1, inner1 = totals()
+    # The room config is re-read once a second per process whatever the traffic.
+    refreshes = int(elapsed) + 1
+    print(f"redis per request, {label}: {(top1 - top0) / n:.2f} round trips "
+          f"(incl. <= {refreshes} config refreshes in {elapsed:.1f}s), "
+          f"{(inner1 - inner0) / n:.1f} commands inside scripts")
+    client.close()
+
+
+async def memory_per_waiting_visitor(redis_url: str, visitors: int = 20_000) -> None:
+    engine = Engine(Redis.from_url(redis_url), grace_seconds=600, session_idle_seconds=300,
+                    session_max_seconds=1800)
+    await engine.seed_room("memory", capacity=1)
+    await engine.visit("memory", "holder000000")
+    before = (await engine.redis.info("memory"))["used_memory"]
+    for start in range(0, visitors, 200):
+        await asyncio.gather(*(engine.visit("memory", f"v{i:011d}")
+                               for i in range(start, start + 200)))
+    after = (await engine.redis.info("memory"))["used_memory"]
+    print(f"redis memory per waiting visitor: {(after - before) / visitors:.0f} bytes "
+          f"({visitors:,} visitors)")
+    await engine.aclose()
+
+
+def cookies_for(url: str) -> tuple[str, str]:
+    """A session pass (admitted) and a queue ticket (waiting) from the capacity-1 room."""
+    with httpx.Client() as holder, httpx.Client() as waiter:
+        holder.get(url + "/checkout")
+        waiter.get(url + "/checkout")
+        return ("; ".join(f"{k}={v}" for k, v in holder.cookies.items()),
+                "; ".join(f"{k}={v}" for k, v in waiter.cookies.items()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("bench needs wrk: apt-get install wrk")
+    with RedisServer() as redis_server, \
+            server(uvicorn_app("loadtests.bench_apps:origin")) as origin, \
+            server(uvicorn_app("loadtests.bench_apps:starlette_json")) as bare_json, \
+            server(uvicorn_app("loadtests.bench_apps:aiohttp_passthrough"),
+                   {"BENCH_ORIGIN": origin}) as bare_proxy, \
+            server([sys.executable, "-m", "waitingroom.cli", "serve", "--port", "{port}"],
+                   {"WAITINGROOM_SECRET": SECRET, "WAITINGROOM_ORIGIN": origin,
+                    "WAITINGROOM_REDIS_URL": redis_server.url, "WAITINGROOM_CAPACITY": "1",
+                    "WAITINGROOM_GATED_PATHS": "/checkout*"}) as room:
+        admitted, queued = cookies_for(room)
+        print(f"wrk -t1 -c64, {args.seconds}s x {args.rounds} rounds, medians; "
+              f"{os.cpu_count()} cores")
+        compare(args.rounds, args.seconds, {
+            "queued status poll (/_wr/status) vs bare Starlette JSON route":
+                ((bare_json + "/_wr/status", None), (room + "/_wr/status", queued)),
+            "admitted request through serve vs bare aiohttp pass-through proxy":
+                ((bare_proxy + "/checkout", None), (room + "/checkout", admitted)),
+        })
+        redis_calls_per_request(redis_server.url, "queued status poll", room + "/_wr/status",
+                             queued)
+        redis_calls_per_request(redis_server.url, "admitted request", room + "/checkout",
+                             admitted)
+        redis_calls_per_request(redis_server.url, "open path (forwarded, not gated)",
+                             room + "/", None)
+        redis_calls_per_request(redis_server.url, "static asset of the queue page",
+                             room + "/_wr/static/queue.css", None)
+        asyncio.run(memory_per_waiting_visitor(redis_server.url))
+
+
+if __name__ == "__main__":
+    main()
