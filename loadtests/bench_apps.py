@@ -2,8 +2,9 @@
 
 - ``starlette_json``: a bare Starlette JSON route (the bar for the status poll).
 - ``origin``: a raw ASGI "ok" origin.
-- ``aiohttp_passthrough``: the least a raw-ASGI proxy forwarding with aiohttp does
-  (the bar for an admitted request through ``waitingroom serve``).
+- ``aiohttp_passthrough``: the least a raw-ASGI proxy forwarding with aiohttp does:
+  request headers in, status, headers and whole body out (the bar for an admitted
+  request through ``waitingroom serve``).
 """
 
 from __future__ import annotations
@@ -47,7 +48,11 @@ class _Passthrough:
             self.origin = os.environ["BENCH_ORIGIN"]
             self.session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=1000), auto_decompress=False)
-        async with self.session.request(scope["method"], self.origin + scope["path"]) as r:
+        # The least a working pass-through does: forward the request's headers too.
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]
+                   if k != b"host"]
+        async with self.session.request(scope["method"], self.origin + scope["path"],
+                                        headers=headers) as r:
             body = await r.read()
             await send({"type": "http.response.start", "status": r.status,
                         "headers": [(k.lower(), v) for k, v in r.raw_headers]})

@@ -22,6 +22,7 @@ HOP_BY_HOP = frozenset({
     b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
     b"trailer", b"trailers", b"transfer-encoding", b"upgrade", b"proxy-connection",
 })
+_WHOLE_BODY_LIMIT = 64 * 1024
 _SKIP_REQUEST = HOP_BY_HOP | {b"host", b"x-forwarded-for", b"x-forwarded-proto",
                               b"x-forwarded-host", b"content-length"}
 
@@ -69,6 +70,12 @@ class OriginProxy:
                     "headers": _response_headers(origin_response.raw_headers),
                 })
                 started = True
+                length = origin_response.content_length
+                if length is not None and length <= _WHOLE_BODY_LIMIT:
+                    # Small and of known size: one message instead of chunks and an end.
+                    body = await origin_response.read()
+                    await send({"type": "http.response.body", "body": body})
+                    return
                 async for chunk in origin_response.content.iter_any():
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
