@@ -164,7 +164,7 @@ class EngineMachine(RuleBasedStateMachine):
 
     @invariant()
     def redis_matches_the_model(self) -> None:
-        queue, seen, active, *_ = room_keys(ROOM)
+        queue, _seen, active, *_ = room_keys(ROOM)
         waiting = self.run(self.engine.redis.zrange(queue, 0, -1))
         sessions = self.run(self.engine.redis.zrange(active, 0, -1))
         live_queue = [v for v in self.model.queue if v not in self.model.stale]

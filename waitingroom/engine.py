@@ -12,9 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from typing import cast
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.commands.core import AsyncScript
+from redis.typing import EncodableT, FieldT
 
 from waitingroom._batch import Batcher
 from waitingroom.settings import Settings
@@ -175,15 +177,17 @@ class Engine:
             raise ValueError("capacity must be at least 1")
         if mode is not None and mode not in _MODES:
             raise ValueError(f"mode must be one of {', '.join(_MODES)}")
-        changes = {"capacity": capacity, "mode": mode, "message": message,
-                   "paused": None if paused is None else str(int(paused))}
-        mapping = {k: v for k, v in changes.items() if v is not None}
+        changes: dict[str, int | str | None] = {
+            "capacity": capacity, "mode": mode, "message": message,
+            "paused": None if paused is None else str(int(paused))}
+        mapping: dict[FieldT, EncodableT] = {
+            k: v for k, v in changes.items() if v is not None}
         if mapping:
             await self.redis.hset(room_keys(room)[5], mapping=mapping)
 
     async def room_config(self, room: str) -> RoomConfig:
         """Read a room's live config."""
-        raw = await self.redis.hgetall(room_keys(room)[5])
+        raw = cast(dict[bytes, bytes], await self.redis.hgetall(room_keys(room)[5]))
         return RoomConfig(
             capacity=int(raw.get(b"capacity", 0)),
             paused=raw.get(b"paused") == b"1",
