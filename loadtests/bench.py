@@ -172,6 +172,8 @@ def main() -> None:
         compare(args.rounds, args.seconds, {
             "queued status poll (/_wr/status) vs bare Starlette JSON route":
                 ((bare_json + "/_wr/status", None), (room + "/_wr/status", queued)),
+            "new arrival ticketed (no cookie: a place + signed ticket) vs bare Starlette JSON":
+                ((bare_json + "/_wr/status", None), (room + "/checkout", None)),
             "admitted request through serve vs bare aiohttp pass-through proxy":
                 ((bare_proxy + "/checkout", None), (room + "/checkout", admitted)),
         })

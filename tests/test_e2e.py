@@ -102,3 +102,19 @@ async def _crowd(origin: CountingOrigin, processes: list[str]) -> None:
         reached = set(origin.first_seen[:k])
         behind = [s for s in sessions[:arrival[session]] if s not in reached]
         assert len(behind) < CAPACITY, (k, session, len(behind))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("trusted", "secure"), [("127.0.0.1", True), ("", False)])
+async def test_tls_behind_a_trusted_load_balancer_gets_secure_cookies(
+    redis_url: str, trusted: str, secure: bool
+) -> None:
+    origin = CountingOrigin()
+    async with serve_in_process(origin) as origin_url:
+        env = {"WAITINGROOM_SECRET": SECRET, "WAITINGROOM_REDIS_URL": redis_url,
+               "WAITINGROOM_ORIGIN": origin_url, "WAITINGROOM_FORWARDED_ALLOW_IPS": trusted}
+        with waitingroom_serve(env) as url:
+            async with httpx.AsyncClient() as client:
+                response = await client.get(url + "/checkout",
+                                            headers={"X-Forwarded-Proto": "https"})
+    assert ("; Secure" in response.headers["set-cookie"]) is secure

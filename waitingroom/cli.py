@@ -72,7 +72,8 @@ def _serve(settings: Settings) -> None:
             ",".join(value) if isinstance(value, tuple) else str(value))
     uvicorn.run("waitingroom.app:proxy_app_from_environment", factory=True,
                 host=settings.host, port=settings.port, workers=settings.workers,
-                log_level="warning", proxy_headers=False,
+                log_level="warning", proxy_headers=bool(settings.forwarded_allow_ips),
+                forwarded_allow_ips=settings.forwarded_allow_ips or None,
                 # The origin's own Date and Server headers pass through the proxy.
                 server_header=False, date_header=False)
 

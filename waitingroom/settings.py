@@ -56,6 +56,9 @@ class Settings:
     """Operator message shown to waiting visitors; seeds the room's live value."""
     origin_timeout_seconds: float = 30.0
     origin_connect_timeout_seconds: float = 5.0
+    forwarded_allow_ips: str = ""
+    """Addresses of a load balancer whose X-Forwarded-For/Proto to trust (comma-
+    separated, ``*`` for any); empty trusts none, so clients cannot spoof them."""
 
     def __post_init__(self) -> None:
         _check(bool(_ROOM_NAME.fullmatch(self.room)), "room",

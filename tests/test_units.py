@@ -1,0 +1,60 @@
+"""Pure functions: admission-rate ETA, path rules, poll interval."""
+
+from __future__ import annotations
+
+import pytest
+
+from waitingroom._eta import AdmissionRate
+from waitingroom._paths import PathRules
+from waitingroom.status import poll_interval
+
+
+def test_eta_comes_from_the_measured_rate() -> None:
+    rate = AdmissionRate(window_seconds=60)
+    assert rate.eta_seconds(10) is None  # nothing measured yet
+    rate.observe(1_000_000, 100)
+    rate.observe(1_000_500, 103)  # under a second later: not a new sample
+    assert rate.per_second() is None
+    rate.observe(1_010_000, 120)  # 20 admissions in 10 s
+    assert rate.per_second() == 2.0
+    assert rate.eta_seconds(9) == 5
+
+
+def test_eta_window_slides_and_resets() -> None:
+    rate = AdmissionRate(window_seconds=10)
+    rate.observe(0, 0)
+    rate.observe(5_000, 50)
+    rate.observe(20_000, 60)  # the first two samples fall out of the window
+    assert rate.per_second() is None
+    rate.observe(21_000, 70)
+    assert rate.per_second() == 10.0
+    rate.observe(22_000, 0)  # the room was reset
+    assert rate.per_second() is None
+
+
+def test_no_admissions_means_no_eta_rather_than_infinity() -> None:
+    rate = AdmissionRate()
+    rate.observe(0, 5)
+    rate.observe(2_000, 5)
+    assert rate.eta_seconds(1) is None
+
+
+@pytest.mark.parametrize(("gated", "open_", "path", "expected"), [
+    ((), (), "/anything", True),
+    ((), ("/login", "/static/*"), "/static/app.css", False),
+    ((), ("/login", "/static/*"), "/login", False),
+    ((), ("/login",), "/login/extra", True),
+    (("/checkout*",), (), "/checkout/pay", True),
+    (("/checkout*",), (), "/", False),
+    (("/checkout*",), ("/checkout/help",), "/checkout/help", False),
+])
+def test_path_rules(gated: tuple[str, ...], open_: tuple[str, ...], path: str,
+                    expected: bool) -> None:
+    assert PathRules(gated, open_).is_gated(path) is expected
+
+
+def test_poll_interval_grows_with_distance_but_stays_inside_the_grace() -> None:
+    assert poll_interval(1, 60) == 2
+    assert poll_interval(500, 60) == 7
+    assert poll_interval(100_000, 60) == 20
+    assert poll_interval(100_000, 6) == 2
