@@ -315,3 +315,22 @@ def test_status_json_has_the_contract_fields() -> None:
 
     body = json.loads(Status(ROOM, "queued", position=3, eta_seconds=40).to_json())
     assert set(body) >= {"room", "state", "position", "eta_seconds", "message"}
+
+
+async def test_an_ended_session_let_straight_back_in_keeps_its_new_pass(
+    visitor: Callable[..., httpx.AsyncClient], room: WaitingRoomMiddleware, origin: Origin
+) -> None:
+    from waitingroom.engine import room_keys
+
+    async with visitor() as alice:
+        await alice.get("/checkout")
+        session = origin.seen[-1][1]
+        assert session is not None
+        await room.engine.redis.zadd(room_keys(ROOM)[2], {session: 0})  # idled out long ago
+        again = await alice.get("/checkout")  # the room is free: straight back in
+        assert again.text == "origin:/checkout"
+        passes = [c for c in again.headers.get_list("set-cookie")
+                  if c.startswith(f"wr_pass_{ROOM}=")]
+        assert passes and not passes[-1].startswith(f"wr_pass_{ROOM}=;")
+        assert (await alice.get("/checkout")).text == "origin:/checkout"
+    assert origin.seen[-1] == ("/checkout", session)

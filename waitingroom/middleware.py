@@ -151,7 +151,8 @@ class WaitingRoomMiddleware:
                 return _Standing(session_id, admitted=True)
             # The session ended (idle, maximum, released): back of the line, same id.
             standing = await self._visit(request, session_id, join=join, fresh=True)
-            standing.set_cookies.append(self._cookie(request, self._pass_cookie, "", 0))
+            if not standing.admitted:  # else a new pass already replaces the old one
+                standing.set_cookies.append(self._cookie(request, self._pass_cookie, "", 0))
             return standing
         visitor_id = self.tickets.read_ticket(request.cookies.get(self._ticket_cookie),
                                               self.room)
