@@ -1,0 +1,104 @@
+"""The queue page in a real headless Chromium (Debian's, driven by Playwright).
+
+Screenshots land in ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.types import Receive, Scope, Send
+
+from tests.servers import serve_in_process
+from waitingroom.app import build_proxy_app
+from waitingroom.settings import Settings
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+async_api = pytest.importorskip("playwright.async_api")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="Debian chromium not installed"),
+]
+# Flags for a closed network: no background connections, no GPU, no sandbox as root.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+
+
+async def shop(scope: Scope, receive: Receive, send: Send) -> None:
+    """The order flow: a page naming the path; ``/checkout/done`` ends the session."""
+    if scope["type"] != "http":
+        return
+    headers = [(b"content-type", b"text/html; charset=utf-8")]
+    if scope["path"] == "/checkout/done":
+        headers.append((b"x-waitingroom-release", b"1"))
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body",
+                "body": f"<h1 id='shop'>shop:{scope['path']}</h1>".encode()})
+
+
+@pytest.fixture
+async def room_url(make_settings: Callable[..., Settings]) -> AsyncIterator[str]:
+    async with serve_in_process(shop) as origin:
+        settings = make_settings(origin=origin, capacity=1, gated_paths=("/checkout*",),
+                                 message="Doors open at nine")
+        async with serve_in_process(build_proxy_app(settings)) as url:
+            yield url
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[object]:
+    async with async_api.async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=CHROMIUM,
+                                                    args=CHROMIUM_ARGS)
+        yield chromium
+        await chromium.close()
+
+
+async def test_position_updates_live_and_the_turn_lands_on_the_page_asked_for(
+    room_url: str, browser: object
+) -> None:
+    async with httpx.AsyncClient(base_url=room_url) as holder, \
+            httpx.AsyncClient(base_url=room_url) as ahead:
+        await holder.get("/checkout")  # takes the only place
+        await ahead.get("/checkout")  # first in line
+        context = await browser.new_context(  # type: ignore[attr-defined]
+            viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+        page = await context.new_page()
+        await page.goto(room_url + "/checkout?item=waitphone")
+        position = page.locator("#wr-position")
+        assert await position.inner_text() == "2"
+        assert "Doors open at nine" in await page.locator("#wr-message").inner_text()
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "queue-page-phone.png"), full_page=True)
+
+        await holder.get("/checkout/done")  # a place frees up: the one ahead goes in
+        await page.wait_for_function(
+            "document.getElementById('wr-position').textContent === '1'", timeout=15_000)
+        assert page.url.endswith("/checkout?item=waitphone")  # no reload, no redirect
+
+        assert (await ahead.get("/_wr/status")).json()["state"] == "admitted"
+        await ahead.get("/checkout/done")
+        await page.wait_for_selector("#shop", timeout=15_000)
+        assert await page.locator("#shop").inner_text() == "shop:/checkout"
+        assert page.url == room_url + "/checkout?item=waitphone"
+        await context.close()
+
+
+async def test_without_javascript_the_page_refreshes_itself(
+    room_url: str, browser: object
+) -> None:
+    async with httpx.AsyncClient(base_url=room_url) as holder:
+        await holder.get("/checkout")
+        context = await browser.new_context(java_script_enabled=False)  # type: ignore[attr-defined]
+        page = await context.new_page()
+        await page.goto(room_url + "/checkout")
+        assert await page.locator("#wr-position").inner_text() == "1"
+        await holder.get("/checkout/done")
+        await page.wait_for_selector("#shop", timeout=15_000)  # the meta refresh came
+        await context.close()
