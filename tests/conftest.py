@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,11 +33,12 @@ def redis_url(redis_server: RedisServer) -> str:
 
 
 @pytest.fixture
-def make_settings(redis_url: str) -> Callable[..., Settings]:
-    """Build Settings pointing at the test Redis, with a test secret."""
+def make_settings(redis_url: str, tmp_path: Path) -> Callable[..., Settings]:
+    """Build Settings pointing at the test Redis, with a test secret and spool folder."""
 
     def make(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {"redis_url": redis_url, "secret": (SECRET,), "capacity": 2}
+        values: dict[str, Any] = {"redis_url": redis_url, "secret": (SECRET,), "capacity": 2,
+                                  "capture_spool_dir": str(tmp_path / "spool")}
         values.update(overrides)
         return Settings(**values)
 

@@ -54,7 +54,7 @@ async def room(
     middleware = WaitingRoomMiddleware(
         origin, settings=make_settings(capacity=1, open_paths=("/static/*", "/login")))
     yield middleware
-    await middleware.engine.aclose()
+    await middleware.aclose()
 
 
 @pytest.fixture
@@ -193,7 +193,7 @@ async def test_rotated_secrets_still_verify(
             assert status["position"] == 1 and rejoined["position"] == 2
             assert "wr_ticket" not in (await b.get("/_wr/status")).headers.get("set-cookie", "")
     finally:
-        await middleware.engine.aclose()
+        await middleware.aclose()
 
 
 async def test_open_paths_and_health_take_no_place(
@@ -262,7 +262,7 @@ async def test_redis_down_gets_a_retry_page_not_an_error(origin: Origin) -> None
             assert (await c.get("/_wr/status")).status_code == 503
             assert (await c.get("/_wr/health")).json()["status"] == "unavailable"
     finally:
-        await middleware.engine.aclose()
+        await middleware.aclose()
     assert origin.seen == []
 
 

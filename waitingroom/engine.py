@@ -8,21 +8,24 @@ share the hash tag ``{room}`` and so live on one Redis Cluster shard.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+import json
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import cast
+from typing import Any, NamedTuple, cast
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.commands.core import AsyncScript
+from redis.exceptions import ResponseError
 from redis.typing import EncodableT, FieldT
 
 from waitingroom._batch import Batcher
 from waitingroom.settings import Settings
 
-_KEY_NAMES = ("queue", "seen", "active", "deadline", "seq", "config", "stats")
 _MODES = ("normal", "open")
+_CAPTURE_MODES = ("auto", "on", "off")
+REPLAY_GROUP = "replay"
 # Connections per process. Past this, requests wait for one (up to the timeout)
 # rather than fail: a spike queues in memory instead of erroring.
 _POOL_SIZE = 64
@@ -59,6 +62,8 @@ class RoomConfig:
     mode: str
     """``normal`` (gate the order flow) or ``open`` (let everyone through)."""
     message: str
+    capture: str = "auto"
+    """Data-capture mode: ``auto`` (follow the breaker), ``on`` or ``off`` (forced)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +78,66 @@ class RoomCounts:
     released: int
 
 
+class RoomKeys(NamedTuple):
+    """A room's Redis keys, all under the hash tag ``{room}`` (one Cluster slot).
+    The first seven, in this order, are KEYS[1..7] of every script."""
+
+    queue: str
+    seen: str
+    active: str
+    deadline: str
+    seq: str
+    config: str
+    stats: str
+    captures: str
+    refs: str
+    dead: str
+    breaker: str
+    outcomes: str
+
+    @property
+    def core(self) -> tuple[str, ...]:
+        """KEYS[1..7] of every script."""
+        return self[:7]
+
+
 @cache
-def room_keys(room: str) -> tuple[str, ...]:
-    """Redis keys of ``room`` in the order the Lua scripts expect them."""
-    return tuple(f"wr:{{{room}}}:{name}" for name in _KEY_NAMES)
+def room_keys(room: str) -> RoomKeys:
+    """The Redis keys of ``room``."""
+    return RoomKeys(*(f"wr:{{{room}}}:{name}" for name in RoomKeys._fields))
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerState:
+    """The room's circuit breaker, shared by every process."""
+
+    state: str
+    """``closed`` (origin healthy), ``open`` (capture mode) or ``half`` (probing)."""
+    opened_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerPolicy:
+    """When the breaker opens and closes (see ``Settings.breaker_*``)."""
+
+    window_seconds: int
+    failure_ratio: float
+    min_requests: int
+    cooldown_seconds: int
+    probes: int
+
+
+@dataclass(frozen=True, slots=True)
+class CapturedRecord:
+    """One stored capture, as read back from the room's stream."""
+
+    entry_id: str
+    reference: str
+    visitor: str
+    place: int
+    """Arrival number in the queue (0: was already admitted): the processing order."""
+    submitted_at_ms: int
+    fields: dict[str, str]
 
 
 def _script_source(name: str) -> str:
@@ -107,6 +168,10 @@ class Engine:
         self._visit: AsyncScript = redis.register_script(_script_source("visit"))
         self._touch: AsyncScript = redis.register_script(_script_source("touch"))
         self._release: AsyncScript = redis.register_script(_script_source("release"))
+        self._capture: AsyncScript = redis.register_script(_script_source("capture"))
+        self._breaker: AsyncScript = redis.register_script(_script_source("breaker"))
+        self._probe: AsyncScript = redis.register_script(_script_source("probe"))
+        self._waitaof: bool | None = None  # does the server have WAITAOF? (Redis 7.2+)
         self._visits: Batcher[tuple[str, bool], Visit] = Batcher(self._visit_many)
         self._touches: Batcher[str, bool] = Batcher(self._touch_many)
 
@@ -136,7 +201,7 @@ class Engine:
         args: list[str | int] = [self._grace_ms, self._idle_ms, self._max_ms]
         for visitor_id, join in visitors:
             args += [visitor_id, "1" if join else "0"]
-        *pairs, admitted, now = await self._visit(room_keys(room), args)
+        *pairs, admitted, now = await self._visit(room_keys(room).core, args)
         return [Visit(VisitState(pairs[i]), pairs[i + 1], admitted, now)
                 for i in range(0, len(pairs), 2)]
 
@@ -145,22 +210,25 @@ class Engine:
         return await self._touches.submit(room, session_id)
 
     async def _touch_many(self, room: str, session_ids: Sequence[str]) -> list[bool]:
-        alive = await self._touch(room_keys(room), (self._grace_ms, self._idle_ms,
+        alive = await self._touch(room_keys(room).core, (self._grace_ms, self._idle_ms,
                                                     self._max_ms, *session_ids))
         return [bool(a) for a in alive]
 
     async def release(self, room: str, session_id: str) -> bool:
         """End a session now, giving its slot to the next in line."""
-        return bool(await self._release(room_keys(room), (session_id, self._grace_ms)))
+        return bool(await self._release(room_keys(room).core, (session_id, self._grace_ms)))
 
-    async def seed_room(self, room: str, *, capacity: int, message: str = "") -> None:
+    async def seed_room(
+        self, room: str, *, capacity: int, message: str = "", capture: str = "auto"
+    ) -> None:
         """Give ``room`` its start-up config unless Redis already holds a live one."""
-        config_key = room_keys(room)[5]
+        config_key = room_keys(room).config
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hsetnx(config_key, "capacity", capacity)
             pipe.hsetnx(config_key, "paused", "0")
             pipe.hsetnx(config_key, "mode", "normal")
             pipe.hsetnx(config_key, "message", message)
+            pipe.hsetnx(config_key, "capture", capture)
             await pipe.execute()
 
     async def set_room_config(
@@ -171,37 +239,41 @@ class Engine:
         paused: bool | None = None,
         mode: str | None = None,
         message: str | None = None,
+        capture: str | None = None,
     ) -> None:
         """Change a room's live config; every process sees it within a second."""
         if capacity is not None and capacity < 1:
             raise ValueError("capacity must be at least 1")
         if mode is not None and mode not in _MODES:
             raise ValueError(f"mode must be one of {', '.join(_MODES)}")
+        if capture is not None and capture not in _CAPTURE_MODES:
+            raise ValueError(f"capture must be one of {', '.join(_CAPTURE_MODES)}")
         changes: dict[str, int | str | None] = {
-            "capacity": capacity, "mode": mode, "message": message,
+            "capacity": capacity, "mode": mode, "message": message, "capture": capture,
             "paused": None if paused is None else str(int(paused))}
         mapping: dict[FieldT, EncodableT] = {
             k: v for k, v in changes.items() if v is not None}
         if mapping:
-            await self.redis.hset(room_keys(room)[5], mapping=mapping)
+            await self.redis.hset(room_keys(room).config, mapping=mapping)
 
     async def room_config(self, room: str) -> RoomConfig:
         """Read a room's live config."""
-        raw = cast(dict[bytes, bytes], await self.redis.hgetall(room_keys(room)[5]))
+        raw = cast(dict[bytes, bytes], await self.redis.hgetall(room_keys(room).config))
         return RoomConfig(
             capacity=int(raw.get(b"capacity", 0)),
             paused=raw.get(b"paused") == b"1",
             mode=raw.get(b"mode", b"normal").decode(),
             message=raw.get(b"message", b"").decode(),
+            capture=raw.get(b"capture", b"auto").decode(),
         )
 
     async def counts(self, room: str) -> RoomCounts:
         """Read a room's queue length, active sessions and counters."""
-        queue, _, active, _, _, _, stats = room_keys(room)
+        keys = room_keys(room)
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zcard(queue)
-            pipe.zcard(active)
-            pipe.hgetall(stats)
+            pipe.zcard(keys.queue)
+            pipe.zcard(keys.active)
+            pipe.hgetall(keys.stats)
             waiting, sessions, counters = await pipe.execute()
         return RoomCounts(
             waiting=waiting,
@@ -210,6 +282,121 @@ class Engine:
                for name in ("admitted", "abandoned", "expired", "released")},
         )
 
+    # -- data capture ---------------------------------------------------------------
+
+    async def capture(
+        self,
+        room: str,
+        reference: str,
+        visitor_id: str,
+        fields: dict[str, str],
+        *,
+        per_minute: int,
+        submitted_at_ms: int = 0,
+    ) -> bool:
+        """Store a capture durably; False if the visitor is over the rate limit.
+
+        Returns only once the record is as durable as Redis is configured to make it:
+        where the server has WAITAOF, after the AOF is fsync'd locally; elsewhere
+        (Redis < 7.2) that needs ``appendfsync always``. Idempotent per reference.
+        """
+        keys = room_keys(room)
+        rate_key = f"wr:{{{room}}}:rate:{visitor_id}"
+        stored, _ = await self._capture(
+            (*keys.core, keys.captures, keys.refs, rate_key),
+            (reference, visitor_id, json.dumps(fields, separators=(",", ":")), per_minute,
+             submitted_at_ms),
+        )
+        if stored:
+            await self._wait_for_fsync()
+        return bool(stored)
+
+    async def _wait_for_fsync(self) -> None:
+        if self._waitaof is False:
+            return
+        try:
+            local, _ = await self.redis.execute_command(  # type: ignore[no-untyped-call]
+                "WAITAOF", 1, 0, 2000)
+        except ResponseError as exc:
+            if "unknown command" not in str(exc).lower():
+                raise
+            self._waitaof = False  # an older server: durability is appendfsync's
+            return
+        self._waitaof = True
+        if local < 1:
+            raise ConnectionError("capture not fsync'd to the AOF (is appendonly on?)")
+
+    async def read_captures(
+        self, room: str, consumer: str, *, count: int = 100, pending: bool = False
+    ) -> list[CapturedRecord]:
+        """Next captures for a replay ``consumer``, oldest first; with ``pending``,
+        those it was handed before but never acknowledged (after a crash)."""
+        keys = room_keys(room)
+        try:
+            await self.redis.xgroup_create(keys.captures, REPLAY_GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        reply = cast(list[Any], await self.redis.xreadgroup(
+            REPLAY_GROUP, consumer, {keys.captures: "0" if pending else ">"}, count=count))
+        return [_record(entry_id, data) for _, entries in reply for entry_id, data in entries
+                if data]
+
+    async def ack_captures(self, room: str, *entry_ids: str) -> None:
+        """Mark captures as replayed into the backend."""
+        await self.redis.xack(room_keys(room).captures, REPLAY_GROUP, *entry_ids)
+
+    async def dead_letter(self, room: str, record: CapturedRecord, error: str) -> None:
+        """Park a capture the backend keeps refusing, and stop retrying it."""
+        keys = room_keys(room)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(keys.dead, {"reference": record.reference, "entry": record.entry_id,
+                                  "error": error[:500]})
+            pipe.xack(keys.captures, REPLAY_GROUP, record.entry_id)
+            await pipe.execute()
+
+    async def capture_backlog(self, room: str) -> int:
+        """Captures not yet acknowledged by the replay (pending plus never read)."""
+        keys = room_keys(room)
+        groups = await self.redis.xinfo_groups(keys.captures)
+        for group in groups:
+            if group["name"] in (REPLAY_GROUP, REPLAY_GROUP.encode()):
+                lag = group.get("lag")
+                return int(group["pending"]) + int(lag if lag is not None else 0)
+        return int(await self.redis.xlen(keys.captures))
+
+    async def all_captures(self, room: str, *, batch: int = 500) -> AsyncIterator[CapturedRecord]:
+        """Every stored capture, oldest first (for export)."""
+        start = "-"
+        while True:
+            entries = cast(list[Any], await self.redis.xrange(room_keys(room).captures, start,
+                                                              "+", count=batch))
+            for entry_id, data in entries:
+                yield _record(entry_id, data)
+            if len(entries) < batch:
+                return
+            start = "(" + cast(bytes, entries[-1][0]).decode()
+
+    # -- circuit breaker ------------------------------------------------------------
+
+    async def breaker_report(
+        self, room: str, successes: int, failures: int, policy: BreakerPolicy
+    ) -> BreakerState:
+        """Add order-flow outcomes to the shared breaker and return its state."""
+        keys = room_keys(room)
+        state, opened_at = await self._breaker(
+            (*keys.core, keys.breaker, keys.outcomes),
+            (successes, failures, policy.window_seconds, policy.failure_ratio,
+             policy.min_requests, policy.cooldown_seconds * 1000, policy.probes),
+        )
+        return BreakerState(state.decode(), int(opened_at))
+
+    async def take_probe(self, room: str, policy: BreakerPolicy) -> bool:
+        """While the breaker is half-open: may this request go to the origin as a probe?"""
+        keys = room_keys(room)
+        return bool(await self._probe((*keys.core, keys.breaker),
+                                      (policy.probes, policy.cooldown_seconds * 1000)))
+
     async def ping(self) -> bool:
         """True if Redis answers."""
         return bool(await self.redis.ping())
@@ -217,3 +404,14 @@ class Engine:
     async def aclose(self) -> None:
         """Close the Redis connection pool."""
         await self.redis.aclose()
+
+
+def _record(entry_id: bytes, data: dict[bytes, bytes]) -> CapturedRecord:
+    return CapturedRecord(
+        entry_id=entry_id.decode(),
+        reference=data[b"reference"].decode(),
+        visitor=data[b"visitor"].decode(),
+        place=int(float(data[b"place"])),
+        submitted_at_ms=int(data[b"submitted_at"]),
+        fields=json.loads(data[b"fields"]),
+    )

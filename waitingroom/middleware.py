@@ -22,11 +22,14 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from waitingroom import pages
+from waitingroom._breaker import BreakerClient
+from waitingroom._capture_desk import CaptureDesk
 from waitingroom._eta import AdmissionRate
 from waitingroom._paths import RESERVED_PREFIX, PathRules
-from waitingroom.engine import Engine, RoomConfig, Visit, VisitState
+from waitingroom.capture import parse_fields
+from waitingroom.engine import BreakerPolicy, Engine, RoomConfig, Visit, VisitState
 from waitingroom.settings import Settings
-from waitingroom.status import Status, poll_interval
+from waitingroom.status import State, Status, poll_interval
 from waitingroom.tickets import Tickets, new_visitor_id
 
 logger = logging.getLogger("waitingroom")
@@ -92,10 +95,19 @@ class WaitingRoomMiddleware:
         self._config: RoomConfig | None = None
         self._config_expires = 0.0
         self._config_refresh: asyncio.Task[None] | None = None
+        self.desk = CaptureDesk(settings=settings, engine=self.engine, tickets=self.tickets,
+                                fields=parse_fields(settings.capture_fields))
+        self.breaker = BreakerClient(
+            self.engine, self.room,
+            BreakerPolicy(settings.breaker_window_seconds, settings.breaker_failure_ratio,
+                          settings.breaker_min_requests, settings.breaker_cooldown_seconds,
+                          settings.breaker_probes),
+            on_tick=self.desk.drain_spool)
         self._reserved: dict[str, Callable[[_Request, Receive, Send], Awaitable[None]]] = {
             "/_wr/status": self._status,
             "/_wr/events": self._events,
             "/_wr/health": self._health,
+            "/_wr/capture": self._capture,
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -127,7 +139,15 @@ class WaitingRoomMiddleware:
             logger.warning("redis unavailable while gating %s: %s", request.scope["path"], exc)
             await self._unavailable(request, receive, send)
             return
-        if standing.admitted:
+        if self._capturing(config) and not (standing.admitted and await self._probe(config)):
+            if request.scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1013})
+                return
+            response = self.desk.form(standing.visitor_id, self._status_of(standing, config),
+                                      wants_json=request.wants_json)
+            response.raw_headers.extend((b"set-cookie", c) for c in standing.set_cookies)
+            await response(request.scope, receive, send)
+        elif standing.admitted:
             await self._forward(request, receive, send, standing)
         elif request.scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
@@ -189,6 +209,7 @@ class WaitingRoomMiddleware:
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
+                self.breaker.record(message["status"] < 500)
                 headers = MutableHeaders(scope=message)
                 if headers.get("x-waitingroom-release") is not None:
                     release = headers["x-waitingroom-release"] == "1"
@@ -201,7 +222,11 @@ class WaitingRoomMiddleware:
                     headers.append("set-cookie", cookie.decode("latin-1"))
             await send(message)
 
-        await self.app(scope, receive, send_wrapper)
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:
+            self.breaker.record(False)
+            raise
 
     async def _release(self, session_id: str) -> None:
         try:
@@ -274,7 +299,8 @@ class WaitingRoomMiddleware:
                 else:
                     await send({"type": "http.response.body", "body": b":\n\n",
                                 "more_body": True})
-                if status.state in ("admitted", "open") or time.monotonic() > deadline:
+                if status.state in ("admitted", "open", "capture") or (
+                        time.monotonic() > deadline):
                     break
                 done, _ = await asyncio.wait({disconnected}, timeout=status.poll_after_seconds)
                 if done:
@@ -288,6 +314,33 @@ class WaitingRoomMiddleware:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             disconnected.cancel()
+
+    async def _capture(self, request: _Request, receive: Receive, send: Send) -> None:
+        """``GET /_wr/capture``: the form; ``POST``: a submission (form or JSON)."""
+        method = request.scope["method"]
+        try:
+            config = await self._room_config()
+            if method == "POST":
+                visitor_id = (
+                    self.tickets.read_pass(request.cookies.get(self._pass_cookie), self.room)
+                    or self.tickets.read_ticket(request.cookies.get(self._ticket_cookie),
+                                                self.room))
+                status = Status(self.room, "capture", message=config.message or None)
+                response = await self.desk.submit(visitor_id, status,
+                                                  dict(request.scope["headers"]), receive,
+                                                  wants_json=request.wants_json)
+            elif method in ("GET", "HEAD"):
+                standing = await self._stand(request, join=True)
+                response = self.desk.form(standing.visitor_id, self._status_of(standing, config),
+                                          wants_json=request.wants_json)
+                response.raw_headers.extend((b"set-cookie", c) for c in standing.set_cookies)
+            else:
+                response = Response(b"", 405, headers={"allow": "GET, HEAD, POST"})
+        except RedisError as exc:
+            logger.warning("redis unavailable for /_wr/capture: %s", exc)
+            await self._unavailable(request, receive, send)
+            return
+        await response(request.scope, receive, send)
 
     async def _health(self, request: _Request, receive: Receive, send: Send) -> None:
         """``GET /_wr/health``: is Redis reachable? Takes no place in line."""
@@ -305,21 +358,35 @@ class WaitingRoomMiddleware:
         message = config.message or None
         if config.mode == "open":
             return Status(self.room, "open", message=message)
+        capturing = self._capturing(config)
         if standing.admitted or standing.visit is None:
-            return Status(self.room, "admitted", message=message)
+            return Status(self.room, "capture" if capturing else "admitted", message=message)
         position = standing.visit.position
+        state: State = "capture" if capturing else "paused" if config.paused else "queued"
         return Status(
-            self.room, "paused" if config.paused else "queued", position=position,
+            self.room, state, position=position,
             eta_seconds=None if config.paused else self.rate.eta_seconds(position),
             message=message,
             poll_after_seconds=poll_interval(position, self.settings.grace_seconds),
         )
 
+    def _capturing(self, config: RoomConfig) -> bool:
+        """Is the order flow replaced by the capture form right now?"""
+        return config.capture == "on" or (config.capture == "auto"
+                                          and self.breaker.state != "closed")
+
+    async def _probe(self, config: RoomConfig) -> bool:
+        """May this admitted request go through as one of the half-open breaker's probes?"""
+        return (config.capture == "auto" and self.breaker.state == "half"
+                and await self.breaker.take_probe())
+
     async def _room_config(self) -> RoomConfig:
         """The room's live config, at most a second old; refreshed in the background."""
         if self._config is None:
             await self.engine.seed_room(self.room, capacity=self.settings.capacity,
-                                        message=self.settings.message)
+                                        message=self.settings.message,
+                                        capture=self.settings.capture)
+            self.breaker.start()
             self._config = await self.engine.room_config(self.room)
             self._config_expires = time.monotonic() + _CONFIG_TTL_SECONDS
         elif time.monotonic() > self._config_expires and self._config_refresh is None:
@@ -353,11 +420,16 @@ class WaitingRoomMiddleware:
                                 media_type="text/html")
         await response(request.scope, receive, send)
 
+    async def aclose(self) -> None:
+        """Stop background work and close the Redis pool (done at lifespan shutdown)."""
+        await self.breaker.aclose()
+        await self.engine.aclose()
+
     def _closing_on_shutdown(self, receive: Receive) -> Receive:
         async def wrapped() -> Message:
             message = await receive()
             if message["type"] == "lifespan.shutdown":
-                await self.engine.aclose()
+                await self.aclose()
             return message
 
         return wrapped

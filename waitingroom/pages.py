@@ -9,6 +9,7 @@ from __future__ import annotations
 from html import escape
 from importlib import resources
 
+from waitingroom.capture import CaptureField
 from waitingroom.status import Status
 
 _ASSET_TYPES = {"queue.css": b"text/css; charset=utf-8",
@@ -74,5 +75,78 @@ def unavailable_page() -> bytes:
     return (head + """<h1>One moment, please</h1>
 <div class="card"><p>We're very busy and couldn't check your place just now.
 This page tries again by itself in a few seconds.</p></div>
+</main></body></html>
+""").encode()
+
+
+_AUTOCOMPLETE = {"name": "name", "email": "email", "phone": "tel"}
+_INPUT_TYPES = {"email": "email", "phone": "tel"}
+
+
+def _input(field: CaptureField, value: str, error: str | None) -> str:
+    name = escape(field.name)
+    described = f' aria-invalid="true" aria-describedby="e-{name}"' if error else ""
+    required = " required" if field.required else ""
+    if field.kind == "consent":
+        checked = " checked" if value else ""
+        control = (f'<label><input type="checkbox" name="{name}" value="yes"{checked}'
+                   f'{required}{described}> I agree to be contacted about my order</label>')
+    elif field.kind == "choice":
+        options = "".join(
+            f'<option{" selected" if c == value else ""}>{escape(c)}</option>'
+            for c in field.choices)
+        control = (f'<label for="f-{name}">{escape(field.label)}</label><select id="f-{name}" '
+                   f'name="{name}"{required}{described}><option value="">Choose…</option>'
+                   f"{options}</select>")
+    else:
+        kind = _INPUT_TYPES.get(field.kind, "text")
+        auto = _AUTOCOMPLETE.get(field.name, "on")
+        control = (f'<label for="f-{name}">{escape(field.label)}</label><input id="f-{name}" '
+                   f'name="{name}" type="{kind}" maxlength="{field.max_length}" '
+                   f'autocomplete="{auto}" value="{escape(value)}"{required}{described}>')
+    problem = f'<span class="err" id="e-{name}">{escape(error)}</span>' if error else ""
+    return f'<p class="field">{control}{problem}</p>'
+
+
+def capture_page(
+    fields: tuple[CaptureField, ...],
+    *,
+    csrf: str,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status: Status,
+    notice: str = "",
+) -> bytes:
+    """The data-capture form shown while the order system is unavailable."""
+    values, errors = values or {}, errors or {}
+    head = _HEAD.format(title="Leave your details", extra="")
+    place = (f"<p>Your place in line is kept: number {status.position}.</p>"
+             if status.position else "")
+    message = escape(status.message or "")
+    summary = (f'<p class="err" role="alert">{escape(notice)}</p>' if notice else
+               '<p class="err" role="alert">Please check the fields marked below.</p>'
+               if errors else "")
+    inputs = "".join(_input(f, values.get(f.name, ""), errors.get(f.name)) for f in fields)
+    body = f"""<h1>Leave your details</h1>
+<div class="card"><p>Our order system is busy right now. Leave your details and we
+will process your order in the order you arrived, and send you a confirmation.
+You get a reference number as soon as your details are safely stored.</p>{place}</div>
+<p class="msg" id="wr-message"{"" if message else " hidden"}>{message}</p>
+{summary}<form method="post" action="/_wr/capture" class="card" novalidate>
+<input type="hidden" name="csrf" value="{escape(csrf)}">
+{inputs}<p><button type="submit">Send my details</button></p></form>
+</main></body></html>
+"""
+    return (head + body).encode()
+
+
+def captured_page(reference: str) -> bytes:
+    """Shown once a capture is durably stored: the reference to keep."""
+    head = _HEAD.format(title="Details received", extra="")
+    return (head + f"""<h1>Details received</h1>
+<div class="card" role="status"><p>Your details are safely stored. Your reference:</p>
+<p class="pos">{escape(reference)}</p>
+<p>Keep it: we will process orders in the order people arrived and confirm yours.
+Sending the form again will not create a second order.</p></div>
 </main></body></html>
 """).encode()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from waitingroom.capture import parse_fields
 from waitingroom.errors import ConfigError
 
 ENV_PREFIX = "WAITINGROOM_"
@@ -56,6 +57,25 @@ class Settings:
     """Operator message shown to waiting visitors; seeds the room's live value."""
     origin_timeout_seconds: float = 30.0
     origin_connect_timeout_seconds: float = 5.0
+    capture: str = "auto"
+    """Data-capture mode: ``auto`` (when the breaker opens), ``on`` or ``off`` (forced).
+    Seeds the room's live value."""
+    capture_fields: str = ("name:text:required,email:email:required,phone:phone,"
+                           "product:text:required,store:text,consent:consent:required")
+    """The capture form: comma-separated ``name:kind[:required][:max length]``; kinds
+    ``text``, ``email``, ``phone``, ``consent``, ``choice(a|b|c)``."""
+    capture_spool_dir: str = "waitingroom-spool"
+    """Local folder for captures taken while Redis is unreachable (fsync'd)."""
+    capture_rate_per_minute: int = 5
+    """Capture submissions one visitor may make per minute."""
+    breaker_window_seconds: int = 10
+    breaker_failure_ratio: float = 0.5
+    breaker_min_requests: int = 5
+    """Fewer order-flow requests than this in the window never open the breaker."""
+    breaker_cooldown_seconds: int = 15
+    """How long the breaker stays open before letting probe requests through."""
+    breaker_probes: int = 3
+    """Successful probes in a row that close the breaker again."""
     forwarded_allow_ips: str = ""
     """Addresses of a load balancer whose X-Forwarded-For/Proto to trust (comma-
     separated, ``*`` for any); empty trusts none, so clients cannot spoof them."""
@@ -87,6 +107,21 @@ class Settings:
                    else "open_paths", f"{pattern!r} must start with /")
         _check(len(self.message) <= _MAX_MESSAGE_LENGTH, "message",
                f"at most {_MAX_MESSAGE_LENGTH} characters")
+        _check(self.capture in ("auto", "on", "off"), "capture", "must be auto, on or off")
+        try:
+            parse_fields(self.capture_fields)
+        except ValueError as exc:
+            raise ConfigError("capture_fields", str(exc)) from None
+        _check(self.capture_rate_per_minute >= 1, "capture_rate_per_minute",
+               "must be at least 1")
+        _check(1 <= self.breaker_window_seconds <= 300, "breaker_window_seconds",
+               "must be 1-300")
+        _check(0 < self.breaker_failure_ratio <= 1, "breaker_failure_ratio",
+               "must be above 0 and at most 1")
+        _check(self.breaker_min_requests >= 1, "breaker_min_requests", "must be at least 1")
+        _check(self.breaker_cooldown_seconds >= 1, "breaker_cooldown_seconds",
+               "must be at least 1")
+        _check(self.breaker_probes >= 1, "breaker_probes", "must be at least 1")
         _check(self.origin_timeout_seconds > 0, "origin_timeout_seconds", "must be positive")
         _check(self.origin_connect_timeout_seconds > 0, "origin_connect_timeout_seconds",
                "must be positive")

@@ -1,8 +1,9 @@
 """Signed, timestamped, room-bound cookies: the queue ticket and the session pass.
 
 Both carry ``[room, visitor id]`` signed with itsdangerous under their own salt, so
-a ticket can never be replayed as a pass. Secrets are given newest first: the
-newest signs, every one verifies, so keys rotate without dropping anybody's place.
+a ticket can never be replayed as a pass; the capture form's CSRF token likewise.
+Secrets are given newest first: the newest signs, every one verifies, so keys
+rotate without dropping anybody's place.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 
 TICKET_SALT = "waitingroom.ticket"
 PASS_SALT = "waitingroom.pass"  # noqa: S105 (a salt, not a secret)
+CSRF_SALT = "waitingroom.capture-form"
+CSRF_MAX_AGE = 2 * 3600
 MAX_COOKIE_LENGTH = 256
 VERIFIED_CACHE_SIZE = 20_000
 _VISITOR_ID = re.compile(r"[A-Za-z0-9_-]{12}")
@@ -41,6 +44,8 @@ class Tickets:
                                                       signer_kwargs=sha256), ticket_max_age)
         self._pass = _Reader(URLSafeTimedSerializer(oldest_first, salt=PASS_SALT,
                                                     signer_kwargs=sha256), pass_max_age)
+        self._csrf = _Reader(URLSafeTimedSerializer(oldest_first, salt=CSRF_SALT,
+                                                    signer_kwargs=sha256), CSRF_MAX_AGE)
 
     def issue_ticket(self, room: str, visitor_id: str) -> str:
         """A queue ticket: proves ``visitor_id`` holds a place in ``room``'s line."""
@@ -57,6 +62,15 @@ class Tickets:
     def read_pass(self, cookie: str | None, room: str) -> str | None:
         """The session id of a genuine, unexpired pass for ``room``; else None."""
         return self._pass.read(cookie, room)
+
+
+    def issue_csrf(self, room: str, visitor_id: str) -> str:
+        """A capture-form token: only this visitor's own form can be submitted."""
+        return self._csrf.serializer.dumps([room, visitor_id])
+
+    def read_csrf(self, token: str | None, room: str) -> str | None:
+        """The visitor id a genuine, unexpired form token was issued to; else None."""
+        return self._csrf.read(token, room)
 
 
 class _Reader:

@@ -10,7 +10,7 @@
     return "about " + m + (m === 1 ? " minute" : " minutes");
   }
   function show(st) {
-    if (st.state === "admitted" || st.state === "open") {
+    if (st.state === "admitted" || st.state === "open" || st.state === "capture") {
       location.replace(location.href);  // same URL, same origin: no redirect target to forge
       return;
     }

@@ -1,0 +1,95 @@
+"""A process's view of its room's shared circuit breaker.
+
+Outcomes of order-flow requests are counted in memory and reported every half
+second in one round trip, which also moves the shared breaker on and returns its
+state; so one process seeing the origin fail switches every process within the
+window plus half a second, and the order flow pays no extra round trip per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from redis.exceptions import RedisError
+
+from waitingroom.engine import BreakerPolicy, Engine
+
+logger = logging.getLogger("waitingroom.breaker")
+REPORT_INTERVAL_SECONDS = 0.5
+
+
+class BreakerClient:
+    """Counts outcomes, reports them, and knows the breaker's last state."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        room: str,
+        policy: BreakerPolicy,
+        *,
+        on_tick: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.room = room
+        self.policy = policy
+        self.state = "closed"
+        self._on_tick = on_tick
+        self._successes = 0
+        self._failures = 0
+        self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+
+    def start(self) -> None:
+        """Start reporting in the background (idempotent; needs a running loop)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run())
+
+    def record(self, ok: bool) -> None:
+        """Count one order-flow outcome (a 5xx, timeout or connection error is not ok)."""
+        if ok:
+            self._successes += 1
+        else:
+            self._failures += 1
+
+    async def take_probe(self) -> bool:
+        """While half-open: may this request go to the origin as a probe?"""
+        try:
+            return await self.engine.take_probe(self.room, self.policy)
+        except RedisError:
+            return False
+
+    async def report(self) -> None:
+        """Send the counted outcomes now and refresh the state."""
+        successes, failures = self._successes, self._failures
+        self._successes = self._failures = 0
+        try:
+            result = await self.engine.breaker_report(self.room, successes, failures,
+                                                      self.policy)
+        except RedisError as exc:
+            self._successes += successes
+            self._failures += failures
+            logger.warning("could not report to the breaker: %s", exc)
+            return
+        if result.state != self.state:
+            logger.warning("breaker of room %s is now %s", self.room, result.state)
+        self.state = result.state
+
+    async def _run(self) -> None:
+        # Stopped by an event, not by cancellation: a cancel can be swallowed on the way
+        # (client libraries, task groups), and the loop would then never end.
+        while not self._stop.is_set():
+            await self.report()
+            if self._on_tick is not None:
+                await self._on_tick()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), REPORT_INTERVAL_SECONDS)
+
+    async def aclose(self) -> None:
+        """Stop reporting (after at most the report in flight)."""
+        if self._task is not None:
+            self._stop.set()
+            await self._task
+            self._task = None

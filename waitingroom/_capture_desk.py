@@ -1,0 +1,180 @@
+"""The capture form's endpoint: take a customer's details, store them durably, and
+only then show the reference.
+
+Storage order: the room's Redis stream (fsync'd per the AOF policy); if Redis is
+unreachable, the local spool (fsync'd); if both fail, the visitor is told to try
+again and shown no reference.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+from urllib.parse import parse_qsl
+
+from redis.exceptions import RedisError
+from starlette.responses import Response
+from starlette.types import Receive
+
+from waitingroom import pages
+from waitingroom._spool import Spool
+from waitingroom.capture import CaptureField, reference_for, validate
+from waitingroom.engine import Engine
+from waitingroom.settings import Settings
+from waitingroom.status import Status
+from waitingroom.tickets import Tickets
+
+logger = logging.getLogger("waitingroom.capture")
+
+MAX_BODY_BYTES = 16 * 1024
+_MAX_FORM_FIELDS = 50
+_NO_STORE = {"cache-control": "no-store"}
+
+
+class _Rejected(Exception):
+    def __init__(self, status: int, problem: str) -> None:
+        super().__init__(problem)
+        self.status = status
+        self.problem = problem
+
+
+class CaptureDesk:
+    """Serves the capture form and takes its submissions for one room."""
+
+    def __init__(
+        self, *, settings: Settings, engine: Engine, tickets: Tickets,
+        fields: tuple[CaptureField, ...],
+    ) -> None:
+        self.room = settings.room
+        self.engine = engine
+        self.tickets = tickets
+        self.fields = fields
+        self.spool = Spool(settings.capture_spool_dir, settings.room)
+        self._secret = settings.secret[0]
+        self._per_minute = settings.capture_rate_per_minute
+
+    def form(
+        self, visitor_id: str, status: Status, *, wants_json: bool, status_code: int = 200,
+        values: dict[str, str] | None = None, errors: dict[str, str] | None = None,
+        notice: str = "",
+    ) -> Response:
+        """The form (HTML) or its description (JSON), carrying a fresh CSRF token."""
+        csrf = self.tickets.issue_csrf(self.room, visitor_id)
+        if wants_json:
+            body = {**json.loads(status.to_json()), "csrf": csrf, "errors": errors or {},
+                    "fields": [{"name": f.name, "kind": f.kind, "required": f.required,
+                                "max_length": f.max_length, "choices": list(f.choices)}
+                               for f in self.fields]}
+            if notice:
+                body["error"] = notice
+            return Response(json.dumps(body).encode(), status_code, headers=_NO_STORE,
+                            media_type="application/json")
+        html = pages.capture_page(self.fields, csrf=csrf, values=values, errors=errors,
+                                  status=status, notice=notice)
+        return Response(html, status_code, headers=_NO_STORE, media_type="text/html")
+
+    async def submit(
+        self, visitor_id: str | None, status: Status, headers: dict[bytes, bytes],
+        receive: Receive, *, wants_json: bool,
+    ) -> Response:
+        """``POST /_wr/capture``: validate, store durably, answer with the reference."""
+        try:
+            data = await _read_submission(headers, receive)
+            if visitor_id is None:
+                raise _Rejected(403, "Your session has expired: please reload the page.")
+            token = data.pop("csrf", None)
+            if self.tickets.read_csrf(token if isinstance(token, str) else None,
+                                      self.room) != visitor_id:
+                raise _Rejected(403, "This form has expired: please send it again.")
+        except _Rejected as rejected:
+            if visitor_id is None or rejected.status == 413:
+                return _plain(rejected.status, rejected.problem, wants_json)
+            return self.form(visitor_id, status, wants_json=wants_json,
+                             status_code=rejected.status, notice=rejected.problem)
+        values, errors = validate(self.fields, data)
+        if errors:
+            return self.form(visitor_id, status, wants_json=wants_json, status_code=400,
+                             values=values, errors=errors)
+        reference = reference_for(self._secret, self.room, visitor_id, values)
+        try:
+            stored = await self._store(reference, visitor_id, values)
+        except OSError:
+            logger.exception("capture %s could not be stored anywhere", reference)
+            return self.form(visitor_id, status, wants_json=wants_json, status_code=503,
+                             values=values, notice="We could not save your details just "
+                             "now. Please send the form again in a moment.")
+        if not stored:
+            return self.form(visitor_id, status, wants_json=wants_json, status_code=429,
+                             values=values, notice="Too many attempts: please wait a "
+                             "minute and send the form again.")
+        if wants_json:
+            return Response(json.dumps({"state": "captured", "reference": reference}).encode(),
+                            headers=_NO_STORE, media_type="application/json")
+        return Response(pages.captured_page(reference), headers=_NO_STORE,
+                        media_type="text/html")
+
+    async def _store(self, reference: str, visitor_id: str, values: dict[str, str]) -> bool:
+        try:
+            return await self.engine.capture(self.room, reference, visitor_id, values,
+                                             per_minute=self._per_minute)
+        except (RedisError, ConnectionError) as exc:
+            logger.warning("redis unavailable; spooling capture %s locally: %s", reference,
+                           exc)
+        await self.spool.append({"reference": reference, "visitor": visitor_id,
+                                 "fields": values, "submitted_at_ms": int(time.time() * 1000)})
+        return True
+
+    async def drain_spool(self) -> None:
+        """Move captures spooled while Redis was away into the stream (idempotent)."""
+        if not self.spool.has_records():
+            return
+        try:
+            drained = await self.spool.drain(self._store_spooled)
+        except (RedisError, ConnectionError) as exc:
+            logger.warning("spool drain stopped, will retry: %s", exc)
+            return
+        logger.warning("drained %d spooled captures into redis", drained)
+
+    async def _store_spooled(self, record: dict[str, Any]) -> None:
+        await self.engine.capture(
+            self.room, record["reference"], record["visitor"], record["fields"],
+            per_minute=self._per_minute, submitted_at_ms=record["submitted_at_ms"])
+
+
+async def _read_submission(headers: dict[bytes, bytes], receive: Receive) -> dict[str, object]:
+    body = b""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Rejected(400, "The form did not arrive completely.")
+        body += message.get("body", b"")
+        if len(body) > MAX_BODY_BYTES:
+            raise _Rejected(413, "The form is too large.")
+        if not message.get("more_body", False):
+            break
+    content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+    text = body.decode("utf-8", errors="replace")
+    if content_type == b"application/json":
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise _Rejected(400, "The form could not be read.") from None
+        if not isinstance(data, dict):
+            raise _Rejected(400, "The form could not be read.")
+        return data
+    if content_type in (b"application/x-www-form-urlencoded", b""):
+        try:
+            return dict(parse_qsl(text, keep_blank_values=True,
+                                  max_num_fields=_MAX_FORM_FIELDS))
+        except ValueError:
+            raise _Rejected(400, "The form has too many fields.") from None
+    raise _Rejected(415, "Send the form as a web form or as JSON.")
+
+
+def _plain(status: int, problem: str, wants_json: bool) -> Response:
+    if wants_json:
+        return Response(json.dumps({"error": problem}).encode(), status, headers=_NO_STORE,
+                        media_type="application/json")
+    return Response(problem.encode(), status, headers=_NO_STORE, media_type="text/plain")

@@ -1,0 +1,57 @@
+-- Report order-flow outcomes to the room's circuit breaker and move it on:
+-- closed -> open when failures reach the ratio over the sliding window (with at
+-- least min requests); open -> half after the cooldown; half -> closed after
+-- enough good probes in a row, or back to open on any failure.
+-- KEYS: 1-7 see _room.lua; 8 breaker HASH state, opened_at, half_at, probes_taken,
+--       probes_ok; 9 outcomes HASH "<second>:ok" / "<second>:fail" -> count.
+-- ARGV: 1 successes; 2 failures; 3 window s; 4 failure ratio; 5 min requests;
+--       6 cooldown ms; 7 probes needed.
+-- Returns {state, opened_at ms}.
+local breaker, outcomes = KEYS[8], KEYS[9]
+local ok, fail = tonumber(ARGV[1]), tonumber(ARGV[2])
+local window, ratio, min_requests = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local cooldown_ms, probes = tonumber(ARGV[6]), tonumber(ARGV[7])
+
+local now = now_ms()
+local second = math.floor(now / 1000)
+local state = redis.call('HGET', breaker, 'state') or 'closed'
+local opened_at = tonumber(redis.call('HGET', breaker, 'opened_at')) or 0
+
+local function open()
+  state, opened_at = 'open', now
+  redis.call('HSET', breaker, 'state', 'open', 'opened_at', now)
+  redis.call('DEL', outcomes)
+end
+
+if state == 'open' and now - opened_at >= cooldown_ms then
+  state = 'half'
+  redis.call('HSET', breaker, 'state', 'half', 'half_at', now, 'probes_taken', 0,
+             'probes_ok', 0)
+end
+
+if state == 'half' then
+  if fail > 0 then
+    open()
+  elseif ok > 0 and redis.call('HINCRBY', breaker, 'probes_ok', ok) >= probes then
+    state = 'closed'
+    redis.call('HSET', breaker, 'state', 'closed')
+    redis.call('DEL', outcomes)
+  end
+elseif state == 'closed' and ok + fail > 0 then
+  if ok > 0 then redis.call('HINCRBY', outcomes, second .. ':ok', ok) end
+  if fail > 0 then redis.call('HINCRBY', outcomes, second .. ':fail', fail) end
+  local total, failures = 0, 0
+  local counts = redis.call('HGETALL', outcomes)
+  for i = 1, #counts, 2 do
+    local at, kind = string.match(counts[i], '^(%d+):(%a+)$')
+    if tonumber(at) <= second - window then
+      redis.call('HDEL', outcomes, counts[i])
+    else
+      local n = tonumber(counts[i + 1])
+      total = total + n
+      if kind == 'fail' then failures = failures + n end
+    end
+  end
+  if total >= min_requests and failures >= ratio * total then open() end
+end
+return {state, opened_at}

@@ -1,0 +1,28 @@
+-- Store a customer's captured details. Idempotent per reference: a double submit,
+-- a client retry or a spool drain of the same record stores it once.
+-- KEYS: 1-7 see _room.lua; 8 captures STREAM (arrival of submissions);
+--       9 refs HASH reference -> stream entry id; 10 this visitor's rate counter.
+-- ARGV: 1 reference; 2 visitor id; 3 fields as JSON; 4 submissions allowed per
+--       minute; 5 when submitted, ms (0 = now; a spool drain passes the original).
+-- Returns {1, entry id} if stored (now or before), {0, ""} if rate-limited.
+local captures, refs, rate = KEYS[8], KEYS[9], KEYS[10]
+local reference = ARGV[1]
+local visitor = ARGV[2]
+local per_minute = tonumber(ARGV[4])
+local submitted_at = tonumber(ARGV[5])
+
+local existing = redis.call('HGET', refs, reference)
+if existing then return {1, existing} end
+
+if submitted_at == 0 then  -- live submissions are rate-limited; spool drains are not
+  local count = redis.call('INCR', rate)
+  if count == 1 then redis.call('PEXPIRE', rate, 60000) end
+  if count > per_minute then return {0, ''} end
+  submitted_at = now_ms()
+end
+-- The visitor's arrival number keeps queue order; 0 = already admitted (ahead of all).
+local place = redis.call('ZSCORE', queue, visitor) or '0'
+local id = redis.call('XADD', captures, '*', 'reference', reference, 'visitor', visitor,
+                      'place', place, 'submitted_at', submitted_at, 'fields', ARGV[3])
+redis.call('HSET', refs, reference, id)
+return {1, id}
