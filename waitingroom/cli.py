@@ -1,13 +1,16 @@
-"""The ``waitingroom`` command: ``serve`` (the reverse proxy) and ``demo``."""
+"""The ``waitingroom`` command: ``serve`` (the reverse proxy), ``demo``, ``replay``
+(captured orders into the recovered backend) and ``captures export``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import os
 import sys
 from collections.abc import Sequence
+from typing import TextIO
 
 import uvicorn
 
@@ -32,6 +35,29 @@ def _parser() -> argparse.ArgumentParser:
             serve.add_argument("--" + f.name.replace("_", "-"), dest=f.name, metavar="VALUE",
                                help=f"(default: {f.default!r})")
 
+    replay = commands.add_parser(
+        "replay", help="post captured orders to the backend in arrival order, exactly once "
+        "in effect (Idempotency-Key); resumes where a killed run stopped")
+    _room_flags(replay)
+    replay.add_argument("--to", required=True, metavar="URL",
+                        help="the backend's order/activation endpoint (POST, JSON)")
+    replay.add_argument("--follow", action="store_true",
+                        help="keep running and deliver new captures as they arrive")
+    replay.add_argument("--max-tries", type=int, default=5,
+                        help="tries before a record is parked in the dead-letter stream")
+    replay.add_argument("--backoff-seconds", type=float, default=1.0,
+                        help="first retry delay; doubles each try (max 60)")
+    replay.add_argument("--consumer", default="replayer",
+                        help="this worker's name in the replay group")
+
+    captures = commands.add_parser("captures", help="work with captured orders")
+    captures_commands = captures.add_subparsers(dest="captures_command", required=True)
+    export = captures_commands.add_parser("export", help="write every capture as CSV or "
+                                          "JSON Lines")
+    _room_flags(export)
+    export.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    export.add_argument("--output", metavar="FILE", help="default: standard output")
+
     demo = commands.add_parser("demo", help="run a demo shop behind the waiting room, "
                                "with its own Redis")
     demo.add_argument("--port", type=int, default=8000)
@@ -40,12 +66,26 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _room_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="TOML file of settings")
+    parser.add_argument("--room", help="room name (default: from settings)")
+    parser.add_argument("--redis-url", dest="redis_url", metavar="URL")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``waitingroom`` console script."""
     args = _parser().parse_args(argv)
     try:
         if args.command == "demo":
             asyncio.run(_demo(args.port, args.capacity))
+        elif args.command in ("replay", "captures"):
+            settings = load_settings({"room": args.room, "redis_url": args.redis_url},
+                                     config_file=args.config)
+            if args.command == "replay":
+                return asyncio.run(_replay(settings, args))
+            with (open(args.output, "w", encoding="utf-8", newline="") if args.output
+                  else contextlib.nullcontext(sys.stdout)) as out:
+                return asyncio.run(_export(settings, args.format, out))
         else:
             flags = {k: v for k, v in vars(args).items() if k not in ("command", "config")}
             _serve(load_settings(flags, config_file=args.config))
@@ -61,6 +101,36 @@ async def _demo(port: int, capacity: int) -> None:
     from waitingroom.demo import run_demo
 
     await run_demo(port=port, capacity=capacity)
+
+
+async def _replay(settings: Settings, args: argparse.Namespace) -> int:
+    from waitingroom.engine import Engine
+    from waitingroom.replay import Replayer
+
+    engine = Engine.from_settings(settings)
+    try:
+        replayer = Replayer(engine, settings.room, args.to, consumer=args.consumer,
+                            max_tries=args.max_tries, backoff_seconds=args.backoff_seconds,
+                            out=sys.stderr)
+        progress = await replayer.run(follow=args.follow)
+    finally:
+        await engine.aclose()
+    return 1 if progress.dead_lettered else 0
+
+
+async def _export(settings: Settings, fmt: str, out: TextIO) -> int:
+    from waitingroom.capture import parse_fields
+    from waitingroom.engine import Engine
+    from waitingroom.export import export_captures
+
+    engine = Engine.from_settings(settings)
+    names = [f.name for f in parse_fields(settings.capture_fields)]
+    try:
+        count = await export_captures(engine, settings.room, out, fmt=fmt, field_names=names)
+    finally:
+        await engine.aclose()
+    print(f"exported {count} captures", file=sys.stderr)
+    return 0
 
 
 def _serve(settings: Settings) -> None:
