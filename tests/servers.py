@@ -18,9 +18,9 @@ from waitingroom._redis_server import free_port
 
 
 @asynccontextmanager
-async def serve_in_process(app: ASGIApp) -> AsyncIterator[str]:
-    """Run ``app`` under uvicorn on a free loopback port; yield its base URL."""
-    port = free_port()
+async def serve_in_process(app: ASGIApp, port: int | None = None) -> AsyncIterator[str]:
+    """Run ``app`` under uvicorn on loopback (a free port by default); yield its URL."""
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            lifespan="on", proxy_headers=False,
                                            server_header=False, date_header=False))
