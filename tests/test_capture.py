@@ -20,7 +20,8 @@ from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
 
 ROOM = "default"
-FIELDS = "name:text:required:40,email:email:required,plan:choice(monthly|prepay),consent:consent:required"
+FIELDS = ("name:text:required:40,email:email:required,plan:choice(monthly|prepay),"
+          "consent:consent:required")
 GOOD = {"name": "Ann Smith", "email": "ann@example.com", "plan": "monthly", "consent": "yes"}
 
 
