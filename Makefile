@@ -21,3 +21,4 @@ lint: install
 
 bench: install
 	$(PYTHON) loadtests/bench.py
+	$(PYTHON) loadtests/bench_capture.py
