@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager, contextmanager
 
 import httpx
 import uvicorn
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive
 
 from waitingroom._redis_server import free_port
 
@@ -63,3 +63,13 @@ def waitingroom_serve(env: Mapping[str, str], *args: str) -> Iterator[str]:
         process.terminate()
         process.wait(timeout=10)
         process.stderr.close()
+
+
+async def read_body(receive: Receive) -> bytes:
+    """The whole request body an ASGI app receives."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body

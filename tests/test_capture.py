@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -167,60 +168,65 @@ async def test_submissions_are_rate_limited_per_visitor(room: WaitingRoomMiddlew
     assert len(await stored(room.engine)) == 3
 
 
-async def test_redis_down_spools_the_capture_and_it_reaches_the_stream_later(
+@contextlib.asynccontextmanager
+async def room_with_own_redis(
     tmp_path: Path,
-) -> None:
+) -> AsyncIterator[tuple[RedisServer, WaitingRoomMiddleware]]:
+    """A capturing room on a Redis of its own, for tests that kill that Redis."""
     with RedisServer(appendfsync="always", directory=tmp_path / "redis") as server:
         settings = Settings(redis_url=server.url, secret=(SECRET,), capture="on",
                             capture_fields=FIELDS, capture_spool_dir=str(tmp_path / "spool"))
         middleware = WaitingRoomMiddleware(Origin(), settings=settings)
         try:
-            async with client(middleware) as visitor:
-                token = csrf_of((await visitor.get("/checkout")).text)
-                server.stop(kill=True)
-                done = await visitor.post("/_wr/capture", data={**GOOD, "csrf": token})
-                assert done.status_code == 200
-                reference = re.search(r"WR-[A-Z2-7-]{14}", done.text)
-                assert reference
-                assert reference.group(0) in "".join(
-                    p.read_text() for p in (tmp_path / "spool").iterdir())
-                server.start()
-                for _ in range(200):  # the breaker's background tick drains the spool
-                    try:
-                        records = await stored(middleware.engine)
-                    except ConnectionError:
-                        records = []
-                    if records:
-                        break
-                    await asyncio.sleep(0.05)
-                assert [r.reference for r in records] == [reference.group(0)]
-                assert not middleware.desk.spool.has_records()
+            yield server, middleware
         finally:
             await middleware.aclose()
+
+
+async def submit_good_form(middleware: WaitingRoomMiddleware,
+                           before_submit: Callable[[], None] = lambda: None) -> str:
+    """Fetch the form, optionally break something, submit; return the reference shown."""
+    async with client(middleware) as visitor:
+        token = csrf_of((await visitor.get("/checkout")).text)
+        before_submit()
+        done = await visitor.post("/_wr/capture", data={**GOOD, "csrf": token})
+    assert done.status_code == 200
+    reference = re.search(r"WR-[A-Z2-7-]{14}", done.text)
+    assert reference
+    return reference.group(0)
+
+
+async def test_redis_down_spools_the_capture_and_it_reaches_the_stream_later(
+    tmp_path: Path,
+) -> None:
+    async with room_with_own_redis(tmp_path) as (server, middleware):
+        reference = await submit_good_form(middleware, lambda: server.stop(kill=True))
+        assert reference in "".join(p.read_text() for p in (tmp_path / "spool").iterdir())
+        server.start()
+        records: list[CapturedRecord] = []
+        for _ in range(200):  # the breaker's background tick drains the spool
+            try:
+                records = await stored(middleware.engine)
+            except ConnectionError:
+                records = []
+            if records:
+                break
+            await asyncio.sleep(0.05)
+        assert [r.reference for r in records] == [reference]
+        assert not middleware.desk.spool.has_records()
 
 
 @pytest.mark.slow
 async def test_a_capture_shown_with_a_reference_survives_kill_9_of_redis(
     tmp_path: Path,
 ) -> None:
-    with RedisServer(appendfsync="always", directory=tmp_path / "redis") as server:
-        settings = Settings(redis_url=server.url, secret=(SECRET,), capture="on",
-                            capture_fields=FIELDS, capture_spool_dir=str(tmp_path / "spool"))
-        middleware = WaitingRoomMiddleware(Origin(), settings=settings)
-        try:
-            async with client(middleware) as visitor:
-                token = csrf_of((await visitor.get("/checkout")).text)
-                done = await visitor.post("/_wr/capture", data={**GOOD, "csrf": token})
-                reference = re.search(r"WR-[A-Z2-7-]{14}", done.text)
-                assert reference
-            server.stop(kill=True)
-            server.start()
-            await middleware.engine.redis.connection_pool.disconnect()
-            assert [r.reference for r in await stored(middleware.engine)] == [
-                reference.group(0)]
-            assert not (tmp_path / "spool").exists()  # it went to Redis, not the spool
-        finally:
-            await middleware.aclose()
+    async with room_with_own_redis(tmp_path) as (server, middleware):
+        reference = await submit_good_form(middleware)
+        server.stop(kill=True)
+        server.start()
+        await middleware.engine.redis.connection_pool.disconnect()
+        assert [r.reference for r in await stored(middleware.engine)] == [reference]
+        assert not (tmp_path / "spool").exists()  # it went to Redis, not the spool
 
 
 def test_field_spec_and_validation_units() -> None:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from starlette.types import Receive, Scope, Send
 
-from tests.servers import serve_in_process
+from tests.servers import read_body, serve_in_process
 from waitingroom._redis_server import free_port
 from waitingroom.app import build_proxy_app
 from waitingroom.settings import Settings
@@ -24,12 +24,7 @@ async def echo_origin(scope: Scope, receive: Receive, send: Send) -> None:
             await send({"type": "lifespan.startup.complete"})
         await send({"type": "lifespan.shutdown.complete"})
         return
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
+    body = await read_body(receive)
     if scope["path"] == "/open/slow":
         await asyncio.sleep(3)  # well past the proxy's 0.5 s timeout
     if scope["path"] == "/open/big":

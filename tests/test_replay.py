@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 import pytest
 from starlette.types import Receive, Scope, Send
 
-from tests.servers import serve_in_process
+from tests.servers import read_body, serve_in_process
 from waitingroom.engine import Engine, room_keys
 from waitingroom.replay import Replayer
 
@@ -36,12 +36,7 @@ class OrderBackend:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         key = dict(scope["headers"]).get(b"idempotency-key", b"").decode()
         order = json.loads(body)
         await asyncio.sleep(self.delay)
