@@ -103,3 +103,34 @@ async def _launch_day(env: dict[str, str], origin: FlakyOrigin, port: int, failu
 
             await until(back_to_normal, "the breaker closes; process two queues again, "
                         "same place")
+
+
+async def test_a_health_check_closes_the_breaker_without_any_order_traffic(
+    redis_url: str,
+) -> None:
+    origin, port = FlakyOrigin(), free_port()
+    env = {"WAITINGROOM_SECRET": SECRET, "WAITINGROOM_REDIS_URL": redis_url,
+           "WAITINGROOM_ORIGIN": f"http://127.0.0.1:{port}", "WAITINGROOM_CAPACITY": "1",
+           "WAITINGROOM_GATED_PATHS": "/checkout*", "WAITINGROOM_BREAKER_MIN_REQUESTS": "3",
+           "WAITINGROOM_BREAKER_COOLDOWN_SECONDS": "1",
+           "WAITINGROOM_HEALTH_CHECK_URL": f"http://127.0.0.1:{port}/health"}
+    async with origin_on(origin, port):
+        with waitingroom_serve(env) as url:
+            async with httpx.AsyncClient(timeout=10) as shopper, \
+                    httpx.AsyncClient(timeout=10) as waiting:
+                await shopper.get(url + "/checkout")
+                await waiting.get(url + "/checkout")
+                origin.mode = "503"
+
+                async def capturing() -> bool:
+                    page = await shopper.get(url + "/checkout")
+                    return 'action="/_wr/capture"' in page.text
+
+                await until(capturing, "the capture form")
+                origin.mode = "ok"  # and nobody in the order flow makes a request now
+
+                async def queued_again() -> bool:
+                    status = (await waiting.get(url + "/_wr/status")).json()
+                    return status["state"] == "queued"
+
+                await until(queued_again, "the health check closes the breaker")

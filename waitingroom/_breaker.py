@@ -4,6 +4,8 @@ Outcomes of order-flow requests are counted in memory and reported every half
 second in one round trip, which also moves the shared breaker on and returns its
 state; so one process seeing the origin fail switches every process within the
 window plus half a second, and the order flow pays no extra round trip per request.
+While half-open it can probe a health-check URL itself, so it closes again even when
+no admitted visitor happens to make a request.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+import aiohttp
 from redis.exceptions import RedisError
 
 from waitingroom.engine import BreakerPolicy, Engine
 
 logger = logging.getLogger("waitingroom.breaker")
 REPORT_INTERVAL_SECONDS = 0.5
+HEALTH_CHECK_TIMEOUT_SECONDS = 5.0
 
 
 class BreakerClient:
@@ -31,12 +35,14 @@ class BreakerClient:
         policy: BreakerPolicy,
         *,
         on_tick: Callable[[], Awaitable[None]] | None = None,
+        health_check_url: str = "",
     ) -> None:
         self.engine = engine
         self.room = room
         self.policy = policy
         self.state = "closed"
         self._on_tick = on_tick
+        self._health_check_url = health_check_url
         self._successes = 0
         self._failures = 0
         self._task: asyncio.Task[None] | None = None
@@ -82,10 +88,22 @@ class BreakerClient:
         # (client libraries, task groups), and the loop would then never end.
         while not self._stop.is_set():
             await self.report()
+            if self.state == "half" and self._health_check_url and await self.take_probe():
+                self.record(await self._healthy())
+                await self.report()
             if self._on_tick is not None:
                 await self._on_tick()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), REPORT_INTERVAL_SECONDS)
+
+    async def _healthy(self) -> bool:
+        timeout = aiohttp.ClientTimeout(total=HEALTH_CHECK_TIMEOUT_SECONDS)
+        try:
+            async with aiohttp.ClientSession(timeout=timeout) as session, \
+                    session.get(self._health_check_url, allow_redirects=False) as response:
+                return response.status < 500
+        except (aiohttp.ClientError, TimeoutError):
+            return False
 
     async def aclose(self) -> None:
         """Stop reporting (after at most the report in flight)."""

@@ -102,7 +102,7 @@ class WaitingRoomMiddleware:
             BreakerPolicy(settings.breaker_window_seconds, settings.breaker_failure_ratio,
                           settings.breaker_min_requests, settings.breaker_cooldown_seconds,
                           settings.breaker_probes),
-            on_tick=self.desk.drain_spool)
+            on_tick=self.desk.drain_spool, health_check_url=settings.health_check_url)
         self._reserved: dict[str, Callable[[_Request, Receive, Send], Awaitable[None]]] = {
             "/_wr/status": self._status,
             "/_wr/events": self._events,

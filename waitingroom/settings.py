@@ -76,6 +76,9 @@ class Settings:
     """How long the breaker stays open before letting probe requests through."""
     breaker_probes: int = 3
     """Successful probes in a row that close the breaker again."""
+    health_check_url: str = ""
+    """Optional origin URL the half-open breaker probes itself (GET; < 500 is healthy),
+    so it closes even when no admitted visitor happens to make a request."""
     forwarded_allow_ips: str = ""
     """Addresses of a load balancer whose X-Forwarded-For/Proto to trust (comma-
     separated, ``*`` for any); empty trusts none, so clients cannot spoof them."""
@@ -122,6 +125,10 @@ class Settings:
         _check(self.breaker_cooldown_seconds >= 1, "breaker_cooldown_seconds",
                "must be at least 1")
         _check(self.breaker_probes >= 1, "breaker_probes", "must be at least 1")
+        if self.health_check_url:
+            parts = urlsplit(self.health_check_url)
+            _check(parts.scheme in ("http", "https") and bool(parts.hostname),
+                   "health_check_url", "must be an http:// or https:// URL")
         _check(self.origin_timeout_seconds > 0, "origin_timeout_seconds", "must be positive")
         _check(self.origin_connect_timeout_seconds > 0, "origin_connect_timeout_seconds",
                "must be positive")
