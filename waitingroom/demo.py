@@ -2,7 +2,9 @@
 
 The shop is the 2008 launch site in miniature: the catalogue and login are always
 open, but the checkout can serve only a few concurrent sessions and fails loudly
-past that. The waiting room keeps it under that limit.
+past that. The waiting room keeps it under that limit. A button on the front page
+breaks the order system, to show data-capture mode; ``/api/orders`` takes the
+replayed orders.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from html import escape
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from waitingroom._redis_server import RedisServer, free_port
@@ -39,10 +41,17 @@ class DemoShop:
         self.sessions: dict[str, float] = {}
         """Checkout sessions seen, by X-WaitingRoom-Session, with when last seen."""
         self.overloads = 0
+        self.broken = False
+        """Set from the catalogue page: the order system fails like on launch day."""
+        self.orders: dict[str, dict[str, object]] = {}
+        """Orders replayed from data capture, by Idempotency-Key."""
         self.app = Starlette(routes=[
             Route("/", self.catalogue),
             Route("/login", self.login, methods=["GET", "POST"]),
             Route("/checkout", self.checkout, methods=["GET", "POST"]),
+            Route("/ops/{action:str}", self.ops, methods=["POST"]),
+            Route("/health", self.health),
+            Route("/api/orders", self.api_orders, methods=["GET", "POST"]),
         ])
 
     def _page(self, title: str, body: str, status: int = 200) -> HTMLResponse:
@@ -50,9 +59,38 @@ class DemoShop:
 
     async def catalogue(self, request: Request) -> Response:
         """The launch catalogue: open to everyone, no queue."""
+        state = "DOWN" if self.broken else "up"
         return self._page("waitPhone 3G launch", "<p>The waitPhone 3G, on sale today.</p>"
                           '<p><a class="button" href="/checkout">Buy now</a> '
-                          '<a href="/login">Log in</a></p>')
+                          '<a href="/login">Log in</a></p><hr>'
+                          f"<p>Demo controls: the order system is <b>{state}</b>. "
+                          f"{len(self.orders)} captured orders replayed so far.</p>"
+                          '<form method="post" action="/ops/break" style="display:inline">'
+                          "<button>Break the order system</button></form> "
+                          '<form method="post" action="/ops/fix" style="display:inline">'
+                          "<button>Fix it</button></form>")
+
+    async def ops(self, request: Request) -> Response:
+        """Demo control: ``/ops/break`` makes the checkout fail, ``/ops/fix`` mends it."""
+        self.broken = request.path_params["action"] == "break"
+        return Response(status_code=303, headers={"location": "/"})
+
+    async def health(self, request: Request) -> Response:
+        """What the waiting room's breaker probes while half-open."""
+        return Response("down" if self.broken else "ok", 503 if self.broken else 200)
+
+    async def api_orders(self, request: Request) -> Response:
+        """The order API ``waitingroom replay`` posts captured orders to (idempotent)."""
+        if request.method == "GET":
+            return JSONResponse(self.orders)
+        if self.broken:
+            return Response("order system down", 503)
+        key = request.headers.get("idempotency-key", "")
+        if not key:
+            return Response("Idempotency-Key required", 400)
+        created = key not in self.orders
+        self.orders.setdefault(key, await request.json())
+        return JSONResponse({"reference": key}, 201 if created else 200)
 
     async def login(self, request: Request) -> Response:
         """Always open, like account creation on launch day."""
@@ -64,6 +102,9 @@ class DemoShop:
         for sid, seen in list(self.sessions.items()):
             if now - seen > self.session_idle_seconds:
                 del self.sessions[sid]
+        if self.broken:
+            return self._page("ORDER SYSTEM DOWN", "<p>The activation system has failed."
+                              "</p>", 503)
         sid = request.headers.get("x-waitingroom-session") or "anonymous-" + secrets.token_hex(4)
         if sid not in self.sessions and len(self.sessions) >= self.capacity:
             self.overloads += 1
@@ -91,6 +132,9 @@ async def run_demo(*, port: int = 8000, capacity: int = 3) -> None:
             origin=f"http://127.0.0.1:{shop_port}", port=port, capacity=capacity,
             redis_url=redis_server.url, secret=(secrets.token_urlsafe(32),),
             gated_paths=("/checkout*",), session_idle_seconds=120,
+            capture_spool_dir=str(redis_server.directory / "spool"),
+            breaker_window_seconds=5, breaker_min_requests=3, breaker_cooldown_seconds=10,
+            health_check_url=f"http://127.0.0.1:{shop_port}/health",
             message="Welcome to the waitPhone 3G launch! Places are given first come, "
                     "first served.",
         )
@@ -102,5 +146,9 @@ async def run_demo(*, port: int = 8000, capacity: int = 3) -> None:
                                           server_header=False, date_header=False)),
         ]
         print(f"waitingroom demo: open http://127.0.0.1:{port}/  (checkout capacity "
-              f"{capacity}; Redis {redis_server.url}; Ctrl-C to stop)", flush=True)
+              f"{capacity}; Redis {redis_server.url}; Ctrl-C to stop)\n"
+              "  Break the order system from the shop's front page: checkouts switch to the "
+              "data-capture form.\n  Fix it, then replay the captured orders:\n"
+              f"    waitingroom replay --redis-url {redis_server.url} "
+              f"--to http://127.0.0.1:{port}/api/orders", flush=True)
         await asyncio.gather(*(s.serve() for s in servers))

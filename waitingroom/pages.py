@@ -128,9 +128,10 @@ def capture_page(
                if errors else "")
     inputs = "".join(_input(f, values.get(f.name, ""), errors.get(f.name)) for f in fields)
     body = f"""<h1>Leave your details</h1>
-<div class="card"><p>Our order system is busy right now. Leave your details and we
-will process your order in the order you arrived, and send you a confirmation.
-You get a reference number as soon as your details are safely stored.</p>{place}</div>
+<div class="card"><p>Our order system isn't working right now. Rather than make you
+wait or try again later, leave your details here: we will process orders in the
+order people arrived and send you a confirmation. You get a reference number as
+soon as your details are safely stored.</p>{place}</div>
 <p class="msg" id="wr-message"{"" if message else " hidden"}>{message}</p>
 {summary}<form method="post" action="/_wr/capture" class="card" novalidate>
 <input type="hidden" name="csrf" value="{escape(csrf)}">
