@@ -123,21 +123,29 @@ class DemoShop:
                           '<form method="post"><button>Place order</button></form>')
 
 
+def demo_settings(
+    *, redis_url: str, shop_port: int, port: int, capacity: int, spool_dir: str
+) -> Settings:
+    """The waiting room of the demo: checkout gated, a quick breaker, a fresh secret."""
+    return Settings(
+        origin=f"http://127.0.0.1:{shop_port}", port=port, capacity=capacity,
+        redis_url=redis_url, secret=(secrets.token_urlsafe(32),),
+        gated_paths=("/checkout*",), session_idle_seconds=120, capture_spool_dir=spool_dir,
+        breaker_window_seconds=5, breaker_min_requests=3, breaker_cooldown_seconds=10,
+        health_check_url=f"http://127.0.0.1:{shop_port}/health",
+        message="Welcome to the waitPhone 3G launch! Places are given first come, "
+                "first served.",
+    )
+
+
 async def run_demo(*, port: int = 8000, capacity: int = 3) -> None:
     """Run Redis, the shop and the waiting room until interrupted."""
     with RedisServer() as redis_server:
         shop_port = free_port()
         shop = DemoShop(capacity=capacity, session_idle_seconds=120)
-        settings = Settings(
-            origin=f"http://127.0.0.1:{shop_port}", port=port, capacity=capacity,
-            redis_url=redis_server.url, secret=(secrets.token_urlsafe(32),),
-            gated_paths=("/checkout*",), session_idle_seconds=120,
-            capture_spool_dir=str(redis_server.directory / "spool"),
-            breaker_window_seconds=5, breaker_min_requests=3, breaker_cooldown_seconds=10,
-            health_check_url=f"http://127.0.0.1:{shop_port}/health",
-            message="Welcome to the waitPhone 3G launch! Places are given first come, "
-                    "first served.",
-        )
+        settings = demo_settings(redis_url=redis_server.url, shop_port=shop_port, port=port,
+                                 capacity=capacity,
+                                 spool_dir=str(redis_server.directory / "spool"))
         servers = [
             uvicorn.Server(uvicorn.Config(shop.app, host="127.0.0.1", port=shop_port,
                                           log_level="warning")),
