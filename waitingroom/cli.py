@@ -14,11 +14,12 @@ from typing import TextIO
 
 import uvicorn
 
+from waitingroom import admin_cli
 from waitingroom.errors import WaitingRoomError
 from waitingroom.settings import ENV_PREFIX, Settings, load_settings
 
 # Secrets come from the environment or the config file, never argv (visible in ps).
-_NOT_FLAGS = {"secret"}
+_NOT_FLAGS = {"secret", "admin_token"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("csv", "jsonl"), default="csv")
     export.add_argument("--output", metavar="FILE", help="default: standard output")
 
+    admin_cli.add_parser(commands)
+
     demo = commands.add_parser("demo", help="run a demo shop behind the waiting room, "
                                "with its own Redis")
     demo.add_argument("--port", type=int, default=8000)
@@ -76,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``waitingroom`` console script."""
     args = _parser().parse_args(argv)
     try:
+        if args.command == "admin":
+            return admin_cli.run(args)
         if args.command == "demo":
             asyncio.run(_demo(args.port, args.capacity))
         elif args.command in ("replay", "captures"):

@@ -24,6 +24,7 @@ from waitingroom._batch import Batcher
 from waitingroom.settings import Settings
 
 _MODES = ("normal", "open")
+_AUDIT_LENGTH = 10_000
 _CAPTURE_MODES = ("auto", "on", "off")
 REPLAY_GROUP = "replay"
 # Connections per process. Past this, requests wait for one (up to the timeout)
@@ -64,6 +65,8 @@ class RoomConfig:
     message: str
     capture: str = "auto"
     """Data-capture mode: ``auto`` (follow the breaker), ``on`` or ``off`` (forced)."""
+    message_at_ms: int = 0
+    """When the message was last set (Redis time, ms)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +97,7 @@ class RoomKeys(NamedTuple):
     dead: str
     breaker: str
     outcomes: str
+    audit: str
 
     @property
     def core(self) -> tuple[str, ...]:
@@ -229,6 +233,7 @@ class Engine:
             pipe.hsetnx(config_key, "mode", "normal")
             pipe.hsetnx(config_key, "message", message)
             pipe.hsetnx(config_key, "capture", capture)
+            pipe.hsetnx(config_key, "message_at", await self._server_ms())
             await pipe.execute()
 
     async def set_room_config(
@@ -253,6 +258,8 @@ class Engine:
             "paused": None if paused is None else str(int(paused))}
         mapping: dict[FieldT, EncodableT] = {
             k: v for k, v in changes.items() if v is not None}
+        if message is not None:
+            mapping["message_at"] = await self._server_ms()
         if mapping:
             await self.redis.hset(room_keys(room).config, mapping=mapping)
 
@@ -265,7 +272,12 @@ class Engine:
             mode=raw.get(b"mode", b"normal").decode(),
             message=raw.get(b"message", b"").decode(),
             capture=raw.get(b"capture", b"auto").decode(),
+            message_at_ms=int(raw.get(b"message_at", 0)),
         )
+
+    async def _server_ms(self) -> int:
+        seconds, micros = await self.redis.time()
+        return int(seconds) * 1000 + int(micros) // 1000
 
     async def counts(self, room: str) -> RoomCounts:
         """Read a room's queue length, active sessions and counters."""
@@ -355,6 +367,10 @@ class Engine:
             pipe.xack(keys.captures, REPLAY_GROUP, record.entry_id)
             await pipe.execute()
 
+    async def capture_count(self, room: str) -> int:
+        """Captures stored for ``room`` so far."""
+        return int(await self.redis.xlen(room_keys(room).captures))
+
     async def capture_backlog(self, room: str) -> int:
         """Captures not yet acknowledged by the replay (pending plus never read)."""
         keys = room_keys(room)
@@ -376,6 +392,28 @@ class Engine:
             if len(entries) < batch:
                 return
             start = "(" + cast(bytes, entries[-1][0]).decode()
+
+    # -- ops ------------------------------------------------------------------------
+
+    async def audit(self, room: str, who: str, action: str, before: dict[str, Any],
+                    after: dict[str, Any]) -> None:
+        """Append to the room's audit log (who, what, before/after; Redis time as id)."""
+        await self.redis.xadd(room_keys(room).audit, {
+            "who": who, "action": action, "before": json.dumps(before),
+            "after": json.dumps(after)}, maxlen=_AUDIT_LENGTH, approximate=True)
+
+    async def read_audit(self, room: str, count: int = 50) -> list[dict[str, Any]]:
+        """The newest audit entries, newest first."""
+        entries = cast(list[Any], await self.redis.xrevrange(room_keys(room).audit,
+                                                             count=count))
+        return [{"at_ms": int(entry_id.split(b"-")[0]), "who": data[b"who"].decode(),
+                 "action": data[b"action"].decode(), "before": json.loads(data[b"before"]),
+                 "after": json.loads(data[b"after"])} for entry_id, data in entries]
+
+    async def breaker_state(self, room: str) -> str:
+        """The breaker's state as stored (``closed`` if it never opened)."""
+        state = cast(bytes | None, await self.redis.hget(room_keys(room).breaker, "state"))
+        return state.decode() if state else "closed"
 
     # -- circuit breaker ------------------------------------------------------------
 

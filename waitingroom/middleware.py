@@ -26,6 +26,7 @@ from waitingroom._breaker import BreakerClient
 from waitingroom._capture_desk import CaptureDesk
 from waitingroom._eta import AdmissionRate
 from waitingroom._paths import RESERVED_PREFIX, PathRules
+from waitingroom.admin import ADMIN_PREFIX, AdminAPI
 from waitingroom.capture import parse_fields
 from waitingroom.engine import BreakerPolicy, Engine, RoomConfig, Visit, VisitState
 from waitingroom.settings import Settings
@@ -103,7 +104,12 @@ class WaitingRoomMiddleware:
                           settings.breaker_min_requests, settings.breaker_cooldown_seconds,
                           settings.breaker_probes),
             on_tick=self.desk.drain_spool, health_check_url=settings.health_check_url)
+        self.admin = AdminAPI(engine=self.engine, room=self.room, tokens=settings.admin_token,
+                              admission_rate=self.rate.per_second,
+                              after_change=self._refresh_config)
         self._reserved: dict[str, Callable[[_Request, Receive, Send], Awaitable[None]]] = {
+            "/_wr/status-page": self._status_page,
+            "/_wr/status-page.json": self._status_page,
             "/_wr/status": self._status,
             "/_wr/events": self._events,
             "/_wr/health": self._health,
@@ -240,7 +246,15 @@ class WaitingRoomMiddleware:
     async def _reserved_path(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         handler = self._reserved.get(path)
-        if scope["type"] != "http":
+        if scope["type"] == "http" and (path.startswith(ADMIN_PREFIX + "/")
+                                        or path == "/_wr/metrics"):
+            try:
+                await self._room_config()  # a room no visitor has touched yet is seeded
+                await self.admin(scope, receive, send)
+            except RedisError as exc:
+                logger.warning("redis unavailable for %s: %s", path, exc)
+                await self._unavailable(_Request.parse(scope), receive, send)
+        elif scope["type"] != "http":
             await send({"type": "websocket.close", "code": 1008})
         elif handler is not None:
             await handler(_Request.parse(scope), receive, send)
@@ -340,6 +354,33 @@ class WaitingRoomMiddleware:
             logger.warning("redis unavailable for /_wr/capture: %s", exc)
             await self._unavailable(request, receive, send)
             return
+        await response(request.scope, receive, send)
+
+    async def _status_page(self, request: _Request, receive: Receive, send: Send) -> None:
+        """``GET /_wr/status-page`` (HTML, works without JavaScript) and its JSON twin:
+        the room's state in words and the operator's message. Cacheable for 5 s."""
+        try:
+            config = await self._room_config()
+        except RedisError as exc:
+            logger.warning("redis unavailable for the status page: %s", exc)
+            await self._unavailable(request, receive, send)
+            return
+        if config.mode == "open":
+            state = "open"
+        elif self._capturing(config):
+            state = "capture"
+        else:
+            state = "paused" if config.paused else "queueing"
+        headers = {"cache-control": "public, max-age=5"}
+        if request.scope["path"].endswith(".json"):
+            body = {"room": self.room, "state": state, "state_text": pages.STATE_WORDS[state],
+                    "message": config.message or None,
+                    "message_at_ms": config.message_at_ms or None}
+            response = Response(json.dumps(body).encode(), headers=headers,
+                                media_type="application/json")
+        else:
+            response = Response(pages.status_page(state, config.message, config.message_at_ms),
+                                headers=headers, media_type="text/html")
         await response(request.scope, receive, send)
 
     async def _health(self, request: _Request, receive: Receive, send: Send) -> None:

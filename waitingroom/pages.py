@@ -6,6 +6,7 @@ from the package under ``/_wr/static/``, and a page that works with JavaScript o
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from html import escape
 from importlib import resources
 
@@ -63,6 +64,7 @@ def queue_page(status: Status, *, grace_seconds: int) -> bytes:
 This page updates by itself; when it's your turn it takes you straight on.
 You can switch tabs, but if this page is closed for more than {grace_seconds} seconds
 your place is given up.</p>
+<p class="note"><a href="/_wr/status-page">Status page</a></p>
 </main></body></html>
 """
     return (head + body).encode()
@@ -136,6 +138,7 @@ soon as your details are safely stored.</p>{place}</div>
 {summary}<form method="post" action="/_wr/capture" class="card" novalidate>
 <input type="hidden" name="csrf" value="{escape(csrf)}">
 {inputs}<p><button type="submit">Send my details</button></p></form>
+<p class="note"><a href="/_wr/status-page">Status page</a></p>
 </main></body></html>
 """
     return (head + body).encode()
@@ -150,4 +153,28 @@ def captured_page(reference: str) -> bytes:
 <p>Keep it: we will process orders in the order people arrived and confirm yours.
 Sending the form again will not create a second order.</p></div>
 </main></body></html>
+""").encode()
+
+
+STATE_WORDS = {
+    "queueing": "Queue running: people are let in first come, first served, as places "
+                "free up.",
+    "paused": "Entry is paused for a moment. Everyone in line keeps their place.",
+    "open": "Open: there is no queue right now.",
+    "capture": "Our order system is down. We are taking customers' details and will "
+               "process them in the order people arrived.",
+}
+"""The room's state in words, for the status page and its JSON twin."""
+
+
+def status_page(state: str, message: str, message_at_ms: int) -> bytes:
+    """One page that tells everyone the truth, readable with JavaScript off."""
+    head = _HEAD.format(title="Status", extra='<meta http-equiv="refresh" content="60">\n')
+    when = (datetime.fromtimestamp(message_at_ms / 1000, UTC).strftime("%d %b %Y, %H:%M UTC")
+            if message_at_ms and message else "")
+    update = (f'<div class="msg"><p>{escape(message)}</p><p class="note">Posted {when}</p>'
+              "</div>" if message else "")
+    return (head + f"""<h1>Status</h1>
+<div class="card" role="status"><p>{escape(STATE_WORDS[state])}</p></div>
+{update}</main></body></html>
 """).encode()

@@ -79,6 +79,9 @@ class Settings:
     health_check_url: str = ""
     """Optional origin URL the half-open breaker probes itself (GET; < 500 is healthy),
     so it closes even when no admitted visitor happens to make a request."""
+    admin_token: tuple[str, ...] = field(default=(), repr=False)
+    """Admin API bearer tokens, ``name:token`` (the name goes in the audit log) or a bare
+    token (audited as ``admin``); comma-separated. None configured: no admin API."""
     forwarded_allow_ips: str = ""
     """Addresses of a load balancer whose X-Forwarded-For/Proto to trust (comma-
     separated, ``*`` for any); empty trusts none, so clients cannot spoof them."""
@@ -110,6 +113,9 @@ class Settings:
                    else "open_paths", f"{pattern!r} must start with /")
         _check(len(self.message) <= _MAX_MESSAGE_LENGTH, "message",
                f"at most {_MAX_MESSAGE_LENGTH} characters")
+        for entry in self.admin_token:
+            _check(len(entry.rpartition(":")[2]) >= _MIN_SECRET_LENGTH, "admin_token",
+                   f"each token needs at least {_MIN_SECRET_LENGTH} characters")
         _check(self.capture in ("auto", "on", "off"), "capture", "must be auto, on or off")
         try:
             parse_fields(self.capture_fields)

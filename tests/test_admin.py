@@ -1,0 +1,230 @@
+"""Ops control: admin API and CLI on one process, effects seen by visitors on another;
+the status page, metrics, audit, and refusals that never become 5xx."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import SECRET
+from tests.servers import serve_in_process, waitingroom_serve
+from tests.test_middleware import Origin
+from waitingroom.middleware import WaitingRoomMiddleware
+from waitingroom.settings import Settings
+
+TOKEN = "ops-token-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def room_env(redis_url: str) -> dict[str, str]:
+    """Environment of a ``waitingroom serve`` process with an admin token."""
+    return {"WAITINGROOM_SECRET": SECRET, "WAITINGROOM_REDIS_URL": redis_url,
+            "WAITINGROOM_CAPACITY": "1", "WAITINGROOM_GATED_PATHS": "/checkout*,/done",
+            "WAITINGROOM_ADMIN_TOKEN": f"alice:{TOKEN}"}
+
+
+def cli(url: str, *args: str) -> dict[str, Any]:
+    result = subprocess.run(
+        [sys.executable, "-m", "waitingroom.cli", "admin", "--url", url, *args],
+        env={**os.environ, "WAITINGROOM_ADMIN_TOKEN": TOKEN}, capture_output=True, text=True,
+        timeout=30)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+async def eventually(check: Callable[[], Any], what: str) -> None:
+    """Within about a second (each process re-reads the room config every second)."""
+    for _ in range(30):
+        if await check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not within 1.5 s: {what}")
+
+
+@pytest.mark.slow
+async def test_admin_changes_reach_visitors_on_another_process(
+    room_env: dict[str, str],
+) -> None:
+    origin = Origin()
+    async with serve_in_process(origin) as origin_url:
+        env = {**room_env, "WAITINGROOM_ORIGIN": origin_url}
+        with waitingroom_serve(env) as ops_url, waitingroom_serve(env) as shop_url:
+            visitors = [httpx.AsyncClient(base_url=shop_url) for _ in range(4)]
+            try:
+                await _drive(ops_url, shop_url, visitors)
+            finally:
+                await asyncio.gather(*(v.aclose() for v in visitors))
+
+
+async def _drive(ops_url: str, shop_url: str, visitors: list[httpx.AsyncClient]) -> None:
+    first, second, third, fourth = visitors
+    for visitor in visitors:
+        await visitor.get("/checkout")
+
+    async def status(visitor: httpx.AsyncClient) -> dict[str, Any]:
+        return (await visitor.get("/_wr/status")).json()  # type: ignore[no-any-return]
+
+    # Raising capacity admits the next two, in order; the fourth moves to the front.
+    assert cli(ops_url, "capacity", "3")["config"]["capacity"] == 3
+
+    async def next_two_in() -> bool:
+        return [(await status(v))["state"] for v in (second, third)] == ["admitted"] * 2
+
+    await eventually(next_two_in, "capacity 3 admits the next two")
+    assert (await status(fourth))["position"] == 1
+
+    # Pause: a freed place is not given away; the line is told.
+    cli(ops_url, "pause")
+
+    async def paused() -> bool:
+        return (await status(fourth))["state"] == "paused"
+
+    await eventually(paused, "pause shows on the other process")
+    await first.get("/done")  # the origin releases the first session
+    assert (await status(fourth))["state"] == "paused"
+    cli(ops_url, "resume")
+
+    async def admitted() -> bool:
+        return (await status(fourth))["state"] == "admitted"
+
+    await eventually(admitted, "resume admits the next in line")
+
+    # The message, everywhere, within a second.
+    cli(ops_url, "message", "Back", "in", "stock", "at", "9")
+    newcomer = httpx.AsyncClient(base_url=shop_url)
+    try:
+        async def message_everywhere() -> bool:
+            page = (await newcomer.get("/checkout")).text
+            json_status = await status(newcomer)
+            status_page = (await newcomer.get("/_wr/status-page")).text
+            twin = (await newcomer.get("/_wr/status-page.json")).json()
+            return all("Back in stock at 9" in text for text in (
+                page, json_status["message"] or "", status_page, twin["message"] or ""))
+
+        await eventually(message_everywhere, "the message on all pages")
+
+        # Open: everyone passes; then back to normal gating.
+        cli(ops_url, "open")
+
+        async def open_now() -> bool:
+            return (await newcomer.get("/checkout")).text == "origin:/checkout"
+
+        await eventually(open_now, "open lets the newcomer through")
+        cli(ops_url, "normal")
+
+        # Capture forced on, then off again.
+        cli(ops_url, "capture", "on")
+
+        async def capture_form() -> bool:
+            return "/_wr/capture" in (await newcomer.get("/checkout")).text
+
+        await eventually(capture_form, "capture on serves the form")
+        cli(ops_url, "capture", "auto")
+
+        async def gated_again() -> bool:
+            return "/_wr/capture" not in (await newcomer.get("/checkout")).text
+
+        await eventually(gated_again, "capture auto gates normally again")
+    finally:
+        await newcomer.aclose()
+
+    audit = cli(ops_url, "audit")["entries"]
+    assert audit[-1] == {**audit[-1], "who": "alice", "before": {"capacity": 1},
+                         "after": {"capacity": 3}}
+    assert audit[0]["who"] == "alice"
+    assert audit[0]["after"] == {"capture": "auto"}
+
+    async with httpx.AsyncClient(base_url=ops_url) as scraper:
+        metrics = (await scraper.get("/_wr/metrics", headers=AUTH)).text
+        assert 'waitingroom_capacity{room="default"} 3.0' in metrics
+        assert 'waitingroom_admitted_total{room="default"}' in metrics
+        assert (await scraper.get("/_wr/metrics")).status_code == 401
+
+
+@pytest.fixture
+async def room(make_settings: Callable[..., Settings]) -> Any:
+    middleware = WaitingRoomMiddleware(Origin(), settings=make_settings(
+        admin_token=(f"alice:{TOKEN}", "bob:another-token-0123456789")))
+    yield middleware
+    await middleware.aclose()
+
+
+BAD_CALLS: list[tuple[str, str, list[tuple[bytes, bytes]], bytes, int]] = [
+    ("GET", "/_wr/admin/room", [], b"", 401),
+    ("GET", "/_wr/admin/room", [(b"authorization", b"Bearer wrong-token-0123456789")], b"", 401),
+    ("GET", "/_wr/admin/room", [(b"authorization", b"Basic " + TOKEN.encode())], b"", 401),
+    ("GET", "/_wr/admin/room", [(b"authorization", "Bearer tökén-ünïcode".encode())], b"",
+     401),
+    ("GET", "/_wr/admin/room", [(b"authorization", b"Bearer \xff\xfe\x00")], b"", 401),
+    ("POST", "/_wr/admin/room", [], b'{"capacity": 5}', 401),
+    ("POST", "/_wr/admin/room", [], b"{not json", 400),
+    ("POST", "/_wr/admin/room", [], b"[]", 400),
+    ("POST", "/_wr/admin/room", [], b"{}", 400),
+    ("POST", "/_wr/admin/room", [], b'{"capacity": 0}', 400),
+    ("POST", "/_wr/admin/room", [], b'{"capacity": "5"}', 400),
+    ("POST", "/_wr/admin/room", [], b'{"capacity": true}', 400),
+    ("POST", "/_wr/admin/room", [], b'{"paused": "yes"}', 400),
+    ("POST", "/_wr/admin/room", [], b'{"mode": "chaos"}', 400),
+    ("POST", "/_wr/admin/room", [], b'{"capture": 1}', 400),
+    ("POST", "/_wr/admin/room", [], b'{"message": "' + b"x" * 600 + b'"}', 400),
+    ("POST", "/_wr/admin/room", [], b'{"drop_table": 1}', 400),
+    ("POST", "/_wr/admin/room", [], b'{"message": "' + b"x" * 5000 + b'"}', 413),
+    ("DELETE", "/_wr/admin/room", [], b"", 405),
+    ("GET", "/_wr/admin/nothing", [], b"", 404),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "headers", "body", "expected"), BAD_CALLS)
+async def test_bad_admin_calls_get_4xx_and_change_nothing(
+    room: WaitingRoomMiddleware, caplog: pytest.LogCaptureFixture, method: str, path: str,
+    headers: list[tuple[bytes, bytes]], body: bytes, expected: int,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    if not headers and expected != 401:
+        headers = [(b"authorization", f"Bearer {TOKEN}".encode())]
+    transport = httpx.ASGITransport(app=room)
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as client:
+        response = await client.request(method, path, headers=headers, content=body)
+        assert response.status_code == expected
+        config = await room.engine.room_config("default")
+    assert config.capacity == 2 and not config.paused and config.mode == "normal"
+    assert await room.engine.read_audit("default") == []
+    assert TOKEN not in caplog.text
+
+
+async def test_no_tokens_means_no_admin_api(make_settings: Callable[..., Settings]) -> None:
+    middleware = WaitingRoomMiddleware(Origin(), settings=make_settings())
+    transport = httpx.ASGITransport(app=middleware)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as c:
+            assert (await c.get("/_wr/admin/room", headers=AUTH)).status_code == 404
+            assert (await c.get("/_wr/metrics", headers=AUTH)).status_code == 404
+    finally:
+        await middleware.aclose()
+
+
+async def test_status_page_is_plain_cacheable_and_honest(room: WaitingRoomMiddleware) -> None:
+    transport = httpx.ASGITransport(app=room)
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as client:
+        page = await client.get("/_wr/status-page")
+        assert page.headers["cache-control"] == "public, max-age=5"
+        assert "<script" not in page.text and "Queue running" in page.text
+        assert "set-cookie" not in page.headers  # looking takes no place
+        await room.engine.set_room_config("default", message="<b>Soon</b>")
+        await room._refresh_config()
+        page = await client.get("/_wr/status-page")
+        assert "&lt;b&gt;Soon&lt;/b&gt;" in page.text and "Posted" in page.text
+        twin = (await client.get("/_wr/status-page.json")).json()
+        assert twin["state"] == "queueing" and twin["message"] == "<b>Soon</b>"
+        assert twin["message_at_ms"] > 0
+    assert (await room.engine.counts("default")).waiting == 0  # looking takes no place

@@ -1,0 +1,203 @@
+"""The ops admin API under ``/_wr/admin/`` (bearer token), and Prometheus metrics.
+
+- ``GET /_wr/admin/room``: the room's live config, numbers and breaker state.
+- ``POST /_wr/admin/room``: change any of ``capacity``, ``paused``, ``mode``
+  (``normal``/``open``), ``message``, ``capture`` (``auto``/``on``/``off``) with a JSON
+  object. Every process applies it within a second; each change is audited.
+- ``GET /_wr/admin/audit``: who changed what, when, before and after (newest first).
+- ``GET /_wr/metrics``: Prometheus text format (same bearer token).
+
+Tokens are compared as bytes in constant time; a missing, wrong or non-ASCII token
+gets 401, and tokens are never logged.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from waitingroom.engine import Engine, RoomConfig
+
+ADMIN_PREFIX = "/_wr/admin"
+MAX_BODY_BYTES = 4096
+MAX_CAPACITY = 10_000_000
+_MESSAGE_LIMIT = 500
+_CHOICES = {"mode": ("normal", "open"), "capture": ("auto", "on", "off")}
+
+
+def _json(body: object, status: int = 200) -> Response:
+    return Response(json.dumps(body).encode(), status, media_type="application/json",
+                    headers={"cache-control": "no-store"})
+
+
+class AdminAPI:
+    """Serves the admin endpoints of one room."""
+
+    def __init__(
+        self, *, engine: Engine, room: str, tokens: Sequence[str],
+        admission_rate: Callable[[], float | None],
+        after_change: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.engine = engine
+        self.room = room
+        # "name:token" or a bare token; kept as bytes for the constant-time comparison.
+        self._tokens = [(entry.rpartition(":")[0] or "admin",
+                         entry.rpartition(":")[2].encode()) for entry in tokens]
+        self._admission_rate = admission_rate
+        self._after_change = after_change
+
+    @property
+    def enabled(self) -> bool:
+        """False when no token is configured: the admin API then does not exist."""
+        return bool(self._tokens)
+
+    def authenticate(self, scope: Scope) -> str | None:
+        """The name of the caller's token, or None (compared in constant time)."""
+        header = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
+        scheme, _, presented = header.partition(b" ")
+        who = None
+        for name, token in self._tokens:  # every token is compared: no early exit
+            if hmac.compare_digest(presented.strip(), token) and scheme.lower() == b"bearer":
+                who = name
+        return who
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.enabled:
+            response = _json({"error": "not found"}, 404)
+        elif (who := self.authenticate(scope)) is None:
+            response = _json({"error": "unauthorized"}, 401)
+            response.headers["www-authenticate"] = 'Bearer realm="waitingroom"'
+        else:
+            response = await self._route(scope, receive, who)
+        await response(scope, receive, send)
+
+    async def _route(self, scope: Scope, receive: Receive, who: str) -> Response:
+        method, path = scope["method"], scope["path"]
+        if path == "/_wr/metrics" and method == "GET":
+            return Response(await self.metrics(), media_type="text/plain; version=0.0.4")
+        if path == ADMIN_PREFIX + "/room":
+            if method == "GET":
+                return _json(await self.snapshot())
+            if method == "POST":
+                return await self._change(receive, who)
+            return _json({"error": "method not allowed"}, 405)
+        if path == ADMIN_PREFIX + "/audit" and method == "GET":
+            return _json({"entries": await self.engine.read_audit(self.room)})
+        return _json({"error": "not found"}, 404)
+
+    async def snapshot(self) -> dict[str, Any]:
+        """The room as ops see it."""
+        config = await self.engine.room_config(self.room)
+        counts = await self.engine.counts(self.room)
+        return {"room": self.room, "config": asdict(config), "counts": asdict(counts),
+                "breaker": await self.engine.breaker_state(self.room),
+                "admission_rate_per_second": self._admission_rate()}
+
+    async def _change(self, receive: Receive, who: str) -> Response:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if len(body) > MAX_BODY_BYTES:
+                return _json({"error": "body too large"}, 413)
+            if not message.get("more_body", False):
+                break
+        try:
+            changes = _parse_changes(body)
+        except ValueError as exc:
+            return _json({"error": str(exc)}, 400)
+        before = await self.engine.room_config(self.room)
+        await self.engine.set_room_config(self.room, **changes)
+        after = await self.engine.room_config(self.room)
+        await self.engine.audit(self.room, who, "update", _changed(before, after, "before"),
+                                _changed(before, after, "after"))
+        await self._after_change()
+        return _json(await self.snapshot())
+
+    async def metrics(self) -> bytes:
+        """The room's numbers in Prometheus text format."""
+        config = await self.engine.room_config(self.room)
+        counts = await self.engine.counts(self.room)
+        breaker = await self.engine.breaker_state(self.room)
+        captures = await self.engine.capture_count(self.room)
+        labels = ["room"]
+        families: list[GaugeMetricFamily | CounterMetricFamily] = []
+        for name, help_text, value in (
+            ("waitingroom_queue_length", "Visitors waiting in line", counts.waiting),
+            ("waitingroom_active_sessions", "Sessions admitted to the order flow",
+             counts.active),
+            ("waitingroom_capacity", "Concurrent sessions the order flow may have",
+             config.capacity),
+            ("waitingroom_paused", "1 while admission is paused", int(config.paused)),
+            ("waitingroom_breaker_open", "1 while the breaker is open or half-open",
+             int(breaker != "closed")),
+            ("waitingroom_admission_rate", "Admissions per second over the last minute",
+             self._admission_rate() or 0.0),
+        ):
+            gauge = GaugeMetricFamily(name, help_text, labels=labels)
+            gauge.add_metric([self.room], value)
+            families.append(gauge)
+        for name, help_text, total in (
+            ("waitingroom_admitted", "Visitors admitted", counts.admitted),
+            ("waitingroom_abandoned", "Places released after the grace", counts.abandoned),
+            ("waitingroom_expired", "Sessions ended by idle or maximum time", counts.expired),
+            ("waitingroom_released", "Sessions ended by the origin", counts.released),
+            ("waitingroom_captures", "Orders captured while the order flow was down",
+             captures),
+        ):
+            counter = CounterMetricFamily(name, help_text, labels=labels)
+            counter.add_metric([self.room], total)
+            families.append(counter)
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_Fixed(families))
+        return generate_latest(registry)
+
+
+class _Fixed:
+    """A collector that yields metric families measured just before the scrape."""
+
+    def __init__(self, families: list[GaugeMetricFamily | CounterMetricFamily]) -> None:
+        self._families = families
+
+    def collect(self) -> list[GaugeMetricFamily | CounterMetricFamily]:
+        return self._families
+
+
+def _parse_changes(body: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise ValueError("body must be a JSON object") from None
+    if not isinstance(data, dict) or not data:
+        raise ValueError("body must be a non-empty JSON object")
+    unknown = set(data) - {"capacity", "paused", "mode", "message", "capture"}
+    if unknown:
+        raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
+    capacity = data.get("capacity")
+    if capacity is not None and (isinstance(capacity, bool) or not isinstance(capacity, int)
+                                 or not 1 <= capacity <= MAX_CAPACITY):
+        raise ValueError(f"capacity must be a whole number 1-{MAX_CAPACITY}")
+    if "paused" in data and not isinstance(data["paused"], bool):
+        raise ValueError("paused must be true or false")
+    message = data.get("message")
+    if message is not None and (not isinstance(message, str)
+                                or len(message) > _MESSAGE_LIMIT):
+        raise ValueError(f"message must be text of at most {_MESSAGE_LIMIT} characters")
+    for key, allowed in _CHOICES.items():
+        if key in data and data[key] not in allowed:
+            raise ValueError(f"{key} must be one of {', '.join(allowed)}")
+    return data
+
+
+def _changed(before: RoomConfig, after: RoomConfig, side: str) -> dict[str, Any]:
+    old, new = asdict(before), asdict(after)
+    chosen = old if side == "before" else new
+    return {k: chosen[k] for k in old if old[k] != new[k]}

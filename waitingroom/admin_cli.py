@@ -1,0 +1,74 @@
+"""``waitingroom admin ...``: the admin API from a terminal.
+
+The token comes from ``WAITINGROOM_ADMIN_TOKEN`` (never a flag: argv is visible to
+every user of the machine); the room's URL from ``--url`` or ``WAITINGROOM_ADMIN_URL``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from typing import Any
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+# command -> (method, path, body builder from the parsed arguments)
+_COMMANDS: dict[str, tuple[str, str, Any]] = {
+    "show": ("GET", "/room", None),
+    "audit": ("GET", "/audit", None),
+    "capacity": ("POST", "/room", lambda a: {"capacity": a.value}),
+    "pause": ("POST", "/room", lambda a: {"paused": True}),
+    "resume": ("POST", "/room", lambda a: {"paused": False}),
+    "open": ("POST", "/room", lambda a: {"mode": "open"}),
+    "normal": ("POST", "/room", lambda a: {"mode": "normal"}),
+    "message": ("POST", "/room", lambda a: {"message": "" if a.clear else " ".join(a.text)}),
+    "capture": ("POST", "/room", lambda a: {"capture": a.setting}),
+}
+
+
+def add_parser(commands: Any) -> None:
+    """Add ``admin`` and its subcommands to the ``waitingroom`` command's parser."""
+    admin = commands.add_parser("admin", help="tune a running room (admin API)")
+    admin.add_argument("--url", default=os.environ.get("WAITINGROOM_ADMIN_URL", DEFAULT_URL),
+                       help="the waiting room's base URL")
+    sub = admin.add_subparsers(dest="admin_command", required=True)
+    sub.add_parser("show", help="config, numbers and breaker state")
+    sub.add_parser("audit", help="recent changes: who, when, before and after")
+    sub.add_parser("capacity", help="set the concurrent sessions allowed").add_argument(
+        "value", type=int)
+    sub.add_parser("pause", help="admit nobody new; the queue keeps forming")
+    sub.add_parser("resume", help="admit again")
+    sub.add_parser("open", help="let everyone through (no queue)")
+    sub.add_parser("normal", help="gate the order flow again")
+    message = sub.add_parser("message", help="set (or --clear) the operator message")
+    message.add_argument("text", nargs="*")
+    message.add_argument("--clear", action="store_true")
+    sub.add_parser("capture", help="force data-capture mode on/off, or follow the "
+                   "breaker (auto)").add_argument("setting", choices=("on", "off", "auto"))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Call the admin API and print its JSON answer; 0 on success."""
+    token = os.environ.get("WAITINGROOM_ADMIN_TOKEN", "").rpartition(":")[2]
+    if not token:
+        print("waitingroom: WAITINGROOM_ADMIN_TOKEN: is required", file=sys.stderr)
+        return 2
+    method, path, build = _COMMANDS[args.admin_command]
+    data = json.dumps(build(args)).encode() if build else None
+    request = urllib.request.Request(  # noqa: S310 (the operator's own URL)
+        args.url.rstrip("/") + "/_wr/admin" + path, data=data, method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            print(json.dumps(json.load(response), indent=2))
+            return 0
+    except urllib.error.HTTPError as exc:
+        print(f"waitingroom: {exc.code}: {exc.read().decode(errors='replace')}",
+              file=sys.stderr)
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"waitingroom: cannot reach {args.url}: {exc}", file=sys.stderr)
+    return 1
