@@ -138,11 +138,27 @@ async def _drive(ops_url: str, shop_url: str, visitors: list[httpx.AsyncClient])
     finally:
         await newcomer.aclose()
 
+    # Close the line: a newcomer is told, nobody already in line is affected.
+    assert cli(ops_url, "rate", "120")["config"]["rate"] == 120
+    cli(ops_url, "close")
+    latecomer = httpx.AsyncClient(base_url=shop_url)
+    try:
+        async def closed_to_newcomers() -> bool:
+            return (await status(latecomer))["state"] == "closed"
+
+        await eventually(closed_to_newcomers, "close refuses new places")
+        assert "The line is closed" in (await latecomer.get("/checkout")).text
+        assert "set-cookie" not in (await latecomer.get("/checkout")).headers
+        assert (await status(fourth))["state"] == "admitted"
+    finally:
+        await latecomer.aclose()
+
     audit = cli(ops_url, "audit")["entries"]
     assert audit[-1] == {**audit[-1], "who": "alice", "before": {"capacity": 1},
                          "after": {"capacity": 3}}
     assert audit[0]["who"] == "alice"
-    assert audit[0]["after"] == {"capture": "auto"}
+    assert audit[0]["after"] == {"mode": "closed"}
+    assert audit[1]["after"] == {"rate": 120}
 
     async with httpx.AsyncClient(base_url=ops_url) as scraper:
         metrics = (await scraper.get("/_wr/metrics", headers=AUTH)).text

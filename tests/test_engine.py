@@ -177,3 +177,30 @@ async def test_a_burst_of_visits_shares_round_trips(engine: Engine) -> None:
     await asyncio.gather(*(engine.visit(ROOM, f"v{i:011d}") for i in range(200)))
     assert await evalsha_calls() - before <= 2
     assert (await engine.counts(ROOM)).waiting == 191  # 201 arrivals, 10 let in
+
+
+async def test_the_admission_rate_caps_admissions_per_minute(engine: Engine) -> None:
+    await engine.seed_room(ROOM, capacity=10)
+    await engine.set_room_config(ROOM, rate=60)  # one a second, bursts of one
+    visits = await asyncio.gather(*(engine.visit(ROOM, f"r{i:011d}") for i in range(5)))
+    assert [v.state for v in visits].count(VisitState.ADMITTED) == 1
+    assert (await engine.visit(ROOM, "r00000000001")).position == 1  # FCFS kept
+    stats = room_keys(ROOM).stats
+    at = int(await engine.redis.hget(stats, "bucket_at"))
+    await engine.redis.hset(stats, "bucket_at", at - 5000)  # five seconds pass
+    # The bucket holds at most one second's worth: one more, not five.
+    assert (await engine.visit(ROOM, "r00000000001")).state is VisitState.ADMITTED
+    assert (await engine.visit(ROOM, "r00000000002")).position == 1
+    await engine.set_room_config(ROOM, rate=0)  # no limit: the free slots fill at once
+    assert (await engine.visit(ROOM, "r00000000004")).state is VisitState.ADMITTED
+
+
+async def test_a_closed_room_takes_no_new_places_but_drains_in_order(engine: Engine) -> None:
+    await engine.seed_room(ROOM, capacity=1)
+    await engine.visit(ROOM, "in")
+    await engine.visit(ROOM, "waiting")
+    await engine.set_room_config(ROOM, mode="closed")
+    assert (await engine.visit(ROOM, "latecomer")).state is VisitState.NO_PLACE
+    assert (await engine.visit(ROOM, "waiting")).position == 1
+    await engine.release(ROOM, "in")
+    assert (await engine.visit(ROOM, "waiting")).state is VisitState.ADMITTED

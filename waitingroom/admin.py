@@ -1,9 +1,10 @@
 """The ops admin API under ``/_wr/admin/`` (bearer token), and Prometheus metrics.
 
 - ``GET /_wr/admin/room``: the room's live config, numbers and breaker state.
-- ``POST /_wr/admin/room``: change any of ``capacity``, ``paused``, ``mode``
-  (``normal``/``open``), ``message``, ``capture`` (``auto``/``on``/``off``) with a JSON
-  object. Every process applies it within a second; each change is audited.
+- ``POST /_wr/admin/room``: change any of ``capacity``, ``rate`` (admissions per
+  minute, 0 = no limit), ``paused``, ``mode`` (``normal``/``open``/``closed``),
+  ``message``, ``capture`` (``auto``/``on``/``off``) with a JSON object. Every
+  process applies it within a second; each change is audited.
 - ``GET /_wr/admin/audit``: who changed what, when, before and after (newest first).
 - ``GET /_wr/metrics``: Prometheus text format (same bearer token).
 
@@ -30,7 +31,8 @@ ADMIN_PREFIX = "/_wr/admin"
 MAX_BODY_BYTES = 4096
 MAX_CAPACITY = 10_000_000
 _MESSAGE_LIMIT = 500
-_CHOICES = {"mode": ("normal", "open"), "capture": ("auto", "on", "off")}
+_CHOICES = {"mode": ("normal", "open", "closed"), "capture": ("auto", "on", "off")}
+MAX_RATE = 10_000_000
 
 
 def _json(body: object, status: int = 200) -> Response:
@@ -178,13 +180,17 @@ def _parse_changes(body: bytes) -> dict[str, Any]:
         raise ValueError("body must be a JSON object") from None
     if not isinstance(data, dict) or not data:
         raise ValueError("body must be a non-empty JSON object")
-    unknown = set(data) - {"capacity", "paused", "mode", "message", "capture"}
+    unknown = set(data) - {"capacity", "paused", "mode", "message", "capture", "rate"}
     if unknown:
         raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
     capacity = data.get("capacity")
     if capacity is not None and (isinstance(capacity, bool) or not isinstance(capacity, int)
                                  or not 1 <= capacity <= MAX_CAPACITY):
         raise ValueError(f"capacity must be a whole number 1-{MAX_CAPACITY}")
+    rate = data.get("rate")
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int)
+                             or not 0 <= rate <= MAX_RATE):
+        raise ValueError(f"rate must be a whole number 0-{MAX_RATE} (0: no limit)")
     if "paused" in data and not isinstance(data["paused"], bool):
         raise ValueError("paused must be true or false")
     message = data.get("message")

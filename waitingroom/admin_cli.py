@@ -25,6 +25,8 @@ _COMMANDS: dict[str, tuple[str, str, Any]] = {
     "resume": ("POST", "/room", lambda a: {"paused": False}),
     "open": ("POST", "/room", lambda a: {"mode": "open"}),
     "normal": ("POST", "/room", lambda a: {"mode": "normal"}),
+    "close": ("POST", "/room", lambda a: {"mode": "closed"}),
+    "rate": ("POST", "/room", lambda a: {"rate": a.value}),
     "message": ("POST", "/room", lambda a: {"message": "" if a.clear else " ".join(a.text)}),
     "capture": ("POST", "/room", lambda a: {"capture": a.setting}),
 }
@@ -44,6 +46,9 @@ def add_parser(commands: Any) -> None:
     sub.add_parser("resume", help="admit again")
     sub.add_parser("open", help="let everyone through (no queue)")
     sub.add_parser("normal", help="gate the order flow again")
+    sub.add_parser("close", help="take no new places; the line drains in order")
+    sub.add_parser("rate", help="admissions per minute on top of the cap (0: no "
+                   "limit)").add_argument("value", type=int)
     message = sub.add_parser("message", help="set (or --clear) the operator message")
     message.add_argument("text", nargs="*")
     message.add_argument("--clear", action="store_true")

@@ -23,7 +23,7 @@ from redis.typing import EncodableT, FieldT
 from waitingroom._batch import Batcher
 from waitingroom.settings import Settings
 
-_MODES = ("normal", "open")
+_MODES = ("normal", "open", "closed")
 _AUDIT_LENGTH = 10_000
 _CAPTURE_MODES = ("auto", "on", "off")
 REPLAY_GROUP = "replay"
@@ -61,8 +61,11 @@ class RoomConfig:
     capacity: int
     paused: bool
     mode: str
-    """``normal`` (gate the order flow) or ``open`` (let everyone through)."""
+    """``normal`` (gate the order flow), ``open`` (let everyone through) or ``closed``
+    (no new places; the line drains in order)."""
     message: str
+    rate: int = 0
+    """Admissions per minute on top of the capacity cap; 0 means no limit."""
     capture: str = "auto"
     """Data-capture mode: ``auto`` (follow the breaker), ``on`` or ``off`` (forced)."""
     message_at_ms: int = 0
@@ -245,16 +248,20 @@ class Engine:
         mode: str | None = None,
         message: str | None = None,
         capture: str | None = None,
+        rate: int | None = None,
     ) -> None:
         """Change a room's live config; every process sees it within a second."""
         if capacity is not None and capacity < 1:
             raise ValueError("capacity must be at least 1")
         if mode is not None and mode not in _MODES:
             raise ValueError(f"mode must be one of {', '.join(_MODES)}")
+        if rate is not None and rate < 0:
+            raise ValueError("rate must be 0 (no limit) or more")
         if capture is not None and capture not in _CAPTURE_MODES:
             raise ValueError(f"capture must be one of {', '.join(_CAPTURE_MODES)}")
         changes: dict[str, int | str | None] = {
             "capacity": capacity, "mode": mode, "message": message, "capture": capture,
+            "rate": rate,
             "paused": None if paused is None else str(int(paused))}
         mapping: dict[FieldT, EncodableT] = {
             k: v for k, v in changes.items() if v is not None}
@@ -271,6 +278,7 @@ class Engine:
             paused=raw.get(b"paused") == b"1",
             mode=raw.get(b"mode", b"normal").decode(),
             message=raw.get(b"message", b"").decode(),
+            rate=int(raw.get(b"rate", 0)),
             capture=raw.get(b"capture", b"auto").decode(),
             message_at_ms=int(raw.get(b"message_at", 0)),
         )

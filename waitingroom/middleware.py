@@ -163,6 +163,9 @@ class WaitingRoomMiddleware:
             if request.wants_json:
                 response = Response(status.to_json(), headers=headers,
                                     media_type="application/json")
+            elif status.state == "closed":
+                response = Response(pages.closed_page(status), headers=_NO_STORE,
+                                    media_type="text/html")
             else:
                 body = pages.queue_page(status, grace_seconds=self.settings.grace_seconds)
                 response = Response(body, headers=headers, media_type="text/html")
@@ -313,7 +316,7 @@ class WaitingRoomMiddleware:
                 else:
                     await send({"type": "http.response.body", "body": b":\n\n",
                                 "more_body": True})
-                if status.state in ("admitted", "open", "capture") or (
+                if status.state in ("admitted", "open", "capture", "closed") or (
                         time.monotonic() > deadline):
                     break
                 done, _ = await asyncio.wait({disconnected}, timeout=status.poll_after_seconds)
@@ -365,8 +368,8 @@ class WaitingRoomMiddleware:
             logger.warning("redis unavailable for the status page: %s", exc)
             await self._unavailable(request, receive, send)
             return
-        if config.mode == "open":
-            state = "open"
+        if config.mode in ("open", "closed"):
+            state = config.mode
         elif self._capturing(config):
             state = "capture"
         else:
@@ -402,6 +405,8 @@ class WaitingRoomMiddleware:
         capturing = self._capturing(config)
         if standing.admitted or standing.visit is None:
             return Status(self.room, "capture" if capturing else "admitted", message=message)
+        if standing.visit.state is VisitState.NO_PLACE:  # a closed room took no new place
+            return Status(self.room, "closed", message=message)
         position = standing.visit.position
         state: State = "capture" if capturing else "paused" if config.paused else "queued"
         return Status(

@@ -161,10 +161,25 @@ STATE_WORDS = {
                 "free up.",
     "paused": "Entry is paused for a moment. Everyone in line keeps their place.",
     "open": "Open: there is no queue right now.",
+    "closed": "The line is closed to new arrivals. Everyone already in line will be "
+              "let in, in order.",
     "capture": "Our order system is down. We are taking customers' details and will "
                "process them in the order people arrived.",
 }
 """The room's state in words, for the status page and its JSON twin."""
+
+
+def closed_page(status: Status) -> bytes:
+    """For a newcomer once ops have closed the line."""
+    head = _HEAD.format(title="The line is closed", extra="")
+    message = escape(status.message or "")
+    return (head + f"""<h1>The line is closed</h1>
+<div class="card" role="status"><p>{escape(STATE_WORDS["closed"])} We're sorry: no
+new places are being given out.</p></div>
+<p class="msg"{"" if message else " hidden"}>{message}</p>
+<p class="note"><a href="/_wr/status-page">Status page</a></p>
+</main></body></html>
+""").encode()
 
 
 def status_page(state: str, message: str, message_at_ms: int) -> bytes:

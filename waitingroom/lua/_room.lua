@@ -7,8 +7,10 @@
 --                     the number of sessions; pruning by score heals it)
 --   4 deadline HASH   session id -> hard end of the session, ms; set on claim
 --   5 seq      STRING last arrival number handed out
---   6 config   HASH   capacity, paused ("1"), mode, message (ops-tunable, live)
---   7 stats    HASH   counters: admitted, abandoned, expired, released
+--   6 config   HASH   capacity, paused ("1"), mode, message, rate (admissions per
+--                     minute, 0 = no limit) -- ops-tunable, live
+--   7 stats    HASH   counters: admitted, abandoned, expired, released; and the
+--                     rate's token bucket: bucket (tokens), bucket_at (ms)
 -- Times are Redis server time in milliseconds, never a process's clock.
 local queue, seen, active, deadline, seq, config, stats =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
@@ -37,14 +39,31 @@ local function prune(now, grace_ms)
   end
 end
 
--- Admit the longest-waiting live visitors into the free slots, in arrival order.
--- Each must claim its slot (see claim) within the grace or it is released again.
+-- How many admissions the rate allows now: a token bucket refilled at rate/minute,
+-- holding at most one second's worth (and at least one).
+local function rate_allowance(now)
+  local rate = tonumber(redis.call('HGET', config, 'rate')) or 0
+  if rate <= 0 then return math.huge, 0 end
+  local burst = math.max(1, math.ceil(rate / 60))
+  local tokens = tonumber(redis.call('HGET', stats, 'bucket')) or burst
+  local at = tonumber(redis.call('HGET', stats, 'bucket_at')) or now
+  tokens = math.min(burst, tokens + (now - at) * rate / 60000)
+  return math.floor(tokens), tokens
+end
+
+-- Admit the longest-waiting live visitors into the free slots, in arrival order,
+-- no faster than the admission rate. Each must claim its slot (see claim) within
+-- the grace or it is released again.
 local function fill(now, grace_ms)
   if redis.call('HGET', config, 'paused') == '1' then return end
   local capacity = tonumber(redis.call('HGET', config, 'capacity')) or 0
-  local free = capacity - redis.call('ZCARD', active)
-  if free <= 0 then return end
-  local admitted = redis.call('ZRANGE', queue, 0, free - 1)
+  local allowed, tokens = rate_allowance(now)
+  local free = math.min(capacity - redis.call('ZCARD', active), allowed)
+  local admitted = {}
+  if free > 0 then admitted = redis.call('ZRANGE', queue, 0, free - 1) end
+  if allowed ~= math.huge then  -- charge the bucket for what was really admitted
+    redis.call('HSET', stats, 'bucket', tokens - #admitted, 'bucket_at', now)
+  end
   if #admitted == 0 then return end
   redis.call('ZREM', queue, unpack(admitted))
   redis.call('ZREM', seen, unpack(admitted))

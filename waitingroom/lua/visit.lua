@@ -6,7 +6,7 @@
 --       visitor id, join ("1" takes a place at the back if the visitor holds none).
 -- Returns {state_1, position_1, ..., state_n, position_n, admitted_total, now_ms}:
 --   state 1 = admitted (position 0), 0 = waiting at 1-based position,
---   -1 = holds no place (only when join is "0").
+--   -1 = holds no place (join is "0", or the room is closed to new arrivals).
 local grace_ms = tonumber(ARGV[1])
 local idle_ms = tonumber(ARGV[2])
 local max_ms = tonumber(ARGV[3])
@@ -14,12 +14,14 @@ local max_ms = tonumber(ARGV[3])
 local now = now_ms()
 prune(now, grace_ms)
 fill(now, grace_ms)
+-- A closed room takes no new places; those in line are still let in, in order.
+local closed = redis.call('HGET', config, 'mode') == 'closed'
 
 local function visit(id, join)
   if claim(id, now, idle_ms, max_ms) then return 1, 0 end
   local rank = redis.call('ZRANK', queue, id)
   if not rank then
-    if not join then return -1, 0 end
+    if closed or not join then return -1, 0 end
     redis.call('ZADD', queue, redis.call('INCR', seq), id)
     -- An arrival walks straight in only if everyone ahead fitted too (FCFS).
     fill(now, grace_ms)
