@@ -5,6 +5,8 @@ Screenshots land in ``test-artifacts/``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -15,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 
 from tests.servers import serve_in_process
 from waitingroom.app import build_proxy_app
+from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
 
 CHROMIUM = "/usr/bin/chromium"
@@ -102,3 +105,54 @@ async def test_without_javascript_the_page_refreshes_itself(
         await holder.get("/checkout/done")
         await page.wait_for_selector("#shop", timeout=15_000)  # the meta refresh came
         await context.close()
+
+
+TOKEN = "dashboard-token-0123456789"
+
+
+async def test_dashboard_is_live_draws_charts_and_its_controls_work(
+    make_settings: Callable[..., Settings], browser: object
+) -> None:
+    settings = make_settings(capacity=1, admin_token=(f"ops:{TOKEN}",),
+                             gated_paths=("/checkout*",), message="Doors open at nine")
+    room = WaitingRoomMiddleware(shop, settings=settings)
+    async with serve_in_process(room) as url:
+        visitors = [httpx.AsyncClient(base_url=url) for _ in range(4)]
+        closing = contextlib.AsyncExitStack()
+        try:
+            for visitor in visitors:
+                await visitor.get("/checkout")  # one in, three waiting
+            context = await browser.new_context(  # type: ignore[attr-defined]
+                viewport={"width": 1200, "height": 900})
+            closing.push_async_callback(context.close)  # ends the page's open stream
+            page = await context.new_page()
+            await page.goto(url + "/_wr/admin/dashboard")
+            await page.fill("#d-token", TOKEN)
+            await page.click("#d-login button")
+            await page.wait_for_function(
+                "document.getElementById('d-waiting').textContent === '3'", timeout=10_000)
+            assert await page.locator("#d-active").inner_text() == "1 / 1"
+            # Charts need two samples; the stream sends one every two seconds.
+            painted = """() => {
+                const c = document.getElementById('c-active');
+                const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++;
+                return n; }"""
+            await page.wait_for_function(f"({painted})() > 100", timeout=10_000)
+            page.on("dialog", lambda dialog: dialog.accept())
+            await page.click("text=Pause")
+            await page.wait_for_function(
+                "document.getElementById('d-result').textContent === 'done'", timeout=10_000)
+            assert (await room.engine.room_config("default")).paused
+            ARTIFACTS.mkdir(exist_ok=True)
+            await page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+
+            status = await context.new_page()
+            await status.goto(url + "/_wr/status-page")
+            assert "Entry is paused" in await status.inner_text("body")
+            assert "Doors open at nine" in await status.inner_text("body")
+            await status.screenshot(path=str(ARTIFACTS / "status-page.png"), full_page=True)
+        finally:
+            await closing.aclose()
+            await asyncio.gather(*(v.aclose() for v in visitors))
+            await room.aclose()

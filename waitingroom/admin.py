@@ -7,6 +7,8 @@
   process applies it within a second; each change is audited.
 - ``GET /_wr/admin/audit``: who changed what, when, before and after (newest first).
 - ``GET /_wr/metrics``: Prometheus text format (same bearer token).
+- ``GET /_wr/admin/dashboard``: the live dashboard page (it asks for the token);
+  ``GET /_wr/admin/events``: its data, as Server-Sent Events (bearer token).
 
 Tokens are compared as bytes in constant time; a missing, wrong or non-ASCII token
 gets 401, and tokens are never logged.
@@ -14,21 +16,27 @@ gets 401, and tokens are never logged.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from waitingroom import pages
+from waitingroom._history import History
 from waitingroom.engine import Engine, RoomConfig
 
 ADMIN_PREFIX = "/_wr/admin"
 MAX_BODY_BYTES = 4096
+_EVENTS_EVERY_SECONDS = 2.0
+_EVENTS_MAX_SECONDS = 600  # the dashboard reconnects
 MAX_CAPACITY = 10_000_000
 _MESSAGE_LIMIT = 500
 _CHOICES = {"mode": ("normal", "open", "closed"), "capture": ("auto", "on", "off")}
@@ -55,6 +63,7 @@ class AdminAPI:
                          entry.rpartition(":")[2].encode()) for entry in tokens]
         self._admission_rate = admission_rate
         self._after_change = after_change
+        self.history = History()
 
     @property
     def enabled(self) -> bool:
@@ -74,6 +83,10 @@ class AdminAPI:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self.enabled:
             response = _json({"error": "not found"}, 404)
+        elif scope["path"] == ADMIN_PREFIX + "/dashboard" and scope["method"] == "GET":
+            # The page itself holds no data; everything it shows needs the token.
+            response = Response(pages.dashboard_page(self.room), media_type="text/html",
+                                headers={"cache-control": "no-store"})
         elif (who := self.authenticate(scope)) is None:
             response = _json({"error": "unauthorized"}, 401)
             response.headers["www-authenticate"] = 'Bearer realm="waitingroom"'
@@ -91,9 +104,38 @@ class AdminAPI:
             if method == "POST":
                 return await self._change(receive, who)
             return _json({"error": "method not allowed"}, 405)
+        if path == ADMIN_PREFIX + "/events" and method == "GET":
+            return StreamingResponse(self._events(), media_type="text/event-stream",
+                                     headers={"cache-control": "no-store",
+                                              "x-accel-buffering": "no"})
         if path == ADMIN_PREFIX + "/audit" and method == "GET":
             return _json({"entries": await self.engine.read_audit(self.room)})
         return _json({"error": "not found"}, 404)
+
+    async def sample(self) -> dict[str, Any]:
+        """One data point for the dashboard: the room's numbers now."""
+        snapshot = await self.snapshot()
+        config, counts = snapshot["config"], snapshot["counts"]
+        return {"t": int(time.time() * 1000), "waiting": counts["waiting"],
+                "active": counts["active"], "capacity": config["capacity"],
+                "admitted": counts["admitted"], "abandoned": counts["abandoned"],
+                "rate": snapshot["admission_rate_per_second"] or 0.0,
+                "breaker": snapshot["breaker"],
+                "captures": await self.engine.capture_count(self.room),
+                "config": config}
+
+    async def record_history(self) -> None:
+        """Take a sample for the dashboard's charts when one is due."""
+        if self.history.due():
+            self.history.add(await self.sample())
+
+    async def _events(self) -> AsyncIterator[bytes]:
+        history = json.dumps(list(self.history.samples))
+        yield f"event: history\ndata: {history}\n\n".encode()
+        deadline = time.monotonic() + _EVENTS_MAX_SECONDS
+        while time.monotonic() < deadline:
+            yield f"data: {json.dumps(await self.sample())}\n\n".encode()
+            await asyncio.sleep(_EVENTS_EVERY_SECONDS)
 
     async def snapshot(self) -> dict[str, Any]:
         """The room as ops see it."""

@@ -103,7 +103,7 @@ class WaitingRoomMiddleware:
             BreakerPolicy(settings.breaker_window_seconds, settings.breaker_failure_ratio,
                           settings.breaker_min_requests, settings.breaker_cooldown_seconds,
                           settings.breaker_probes),
-            on_tick=self.desk.drain_spool, health_check_url=settings.health_check_url)
+            on_tick=self._tick, health_check_url=settings.health_check_url)
         self.admin = AdminAPI(engine=self.engine, room=self.room, tokens=settings.admin_token,
                               admission_rate=self.rate.per_second,
                               after_change=self._refresh_config)
@@ -415,6 +415,15 @@ class WaitingRoomMiddleware:
             message=message,
             poll_after_seconds=poll_interval(position, self.settings.grace_seconds),
         )
+
+    async def _tick(self) -> None:
+        """Background work every half second: drain the capture spool, sample history."""
+        await self.desk.drain_spool()
+        if self.admin.enabled:
+            try:
+                await self.admin.record_history()
+            except RedisError as exc:
+                logger.warning("could not sample the room for the dashboard: %s", exc)
 
     def _capturing(self, config: RoomConfig) -> bool:
         """Is the order flow replaced by the capture form right now?"""
