@@ -6,6 +6,8 @@
   ``message``, ``capture`` (``auto``/``on``/``off``) with a JSON object. Every
   process applies it within a second; each change is audited.
 - ``GET /_wr/admin/audit``: who changed what, when, before and after (newest first).
+- ``POST /_wr/admin/invites``: a signed invite link (staff, VIPs) with a use limit and
+  an expiry: ``{"uses": 5, "expires_in_seconds": 3600, "to": "/checkout"}``.
 - ``GET /_wr/metrics``: Prometheus text format (same bearer token).
 - ``GET /_wr/admin/dashboard``: the live dashboard page (it asks for the token);
   ``GET /_wr/admin/events``: its data, as Server-Sent Events (bearer token).
@@ -19,10 +21,12 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import asdict
 from typing import Any
+from urllib.parse import urlencode
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -41,6 +45,8 @@ MAX_CAPACITY = 10_000_000
 _MESSAGE_LIMIT = 500
 _CHOICES = {"mode": ("normal", "open", "closed"), "capture": ("auto", "on", "off")}
 MAX_RATE = 10_000_000
+MAX_INVITE_USES = 10_000
+MAX_INVITE_SECONDS = 30 * 86_400
 
 
 def _json(body: object, status: int = 200) -> Response:
@@ -55,6 +61,7 @@ class AdminAPI:
         self, *, engine: Engine, room: str, tokens: Sequence[str],
         admission_rate: Callable[[], float | None],
         after_change: Callable[[], Awaitable[None]],
+        issue_invite: Callable[[str], str],
     ) -> None:
         self.engine = engine
         self.room = room
@@ -63,6 +70,7 @@ class AdminAPI:
                          entry.rpartition(":")[2].encode()) for entry in tokens]
         self._admission_rate = admission_rate
         self._after_change = after_change
+        self._issue_invite = issue_invite
         self.history = History()
 
     @property
@@ -108,6 +116,8 @@ class AdminAPI:
             return StreamingResponse(self._events(), media_type="text/event-stream",
                                      headers={"cache-control": "no-store",
                                               "x-accel-buffering": "no"})
+        if path == ADMIN_PREFIX + "/invites" and method == "POST":
+            return await self._create_invite(receive, who)
         if path == ADMIN_PREFIX + "/audit" and method == "GET":
             return _json({"entries": await self.engine.read_audit(self.room)})
         return _json({"error": "not found"}, 404)
@@ -145,17 +155,25 @@ class AdminAPI:
                 "breaker": await self.engine.breaker_state(self.room),
                 "admission_rate_per_second": self._admission_rate()}
 
-    async def _change(self, receive: Receive, who: str) -> Response:
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if len(body) > MAX_BODY_BYTES:
-                return _json({"error": "body too large"}, 413)
-            if not message.get("more_body", False):
-                break
+    async def _create_invite(self, receive: Receive, who: str) -> Response:
         try:
-            changes = _parse_changes(body)
+            request = _parse_invite(await _read_body(receive))
+        except _TooLarge:
+            return _json({"error": "body too large"}, 413)
+        except ValueError as exc:
+            return _json({"error": str(exc)}, 400)
+        invite_id = secrets.token_urlsafe(9)
+        await self.engine.create_invite(self.room, invite_id, uses=request["uses"],
+                                        expires_in_seconds=request["expires_in_seconds"])
+        await self.engine.audit(self.room, who, "invite", {}, {"id": invite_id, **request})
+        query = urlencode({"t": self._issue_invite(invite_id), "to": request["to"]})
+        return _json({"id": invite_id, "url": f"/_wr/invite?{query}", **request}, 201)
+
+    async def _change(self, receive: Receive, who: str) -> Response:
+        try:
+            changes = _parse_changes(await _read_body(receive))
+        except _TooLarge:
+            return _json({"error": "body too large"}, 413)
         except ValueError as exc:
             return _json({"error": str(exc)}, 400)
         before = await self.engine.room_config(self.room)
@@ -215,24 +233,62 @@ class _Fixed:
         return self._families
 
 
-def _parse_changes(body: bytes) -> dict[str, Any]:
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(receive: Receive) -> bytes:
+    body = b""
+    while True:
+        message = await receive()
+        chunk: bytes = message.get("body", b"")
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise _TooLarge
+        if not message.get("more_body", False):
+            return body
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
     try:
         data = json.loads(body)
     except ValueError:
         raise ValueError("body must be a JSON object") from None
     if not isinstance(data, dict) or not data:
         raise ValueError("body must be a non-empty JSON object")
+    return data
+
+
+def _whole(data: dict[str, Any], key: str, low: int, high: int, default: int) -> int:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{key} must be a whole number {low}-{high}")
+    return value
+
+
+def _parse_invite(body: bytes) -> dict[str, Any]:
+    data = _json_object(body) if body.strip() else {}
+    unknown = set(data) - {"uses", "expires_in_seconds", "to"}
+    if unknown:
+        raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
+    target = data.get("to", "/")
+    if not isinstance(target, str) or not target.startswith("/") or target.startswith("//"):
+        raise ValueError("to must be a path on this site, like /checkout")
+    return {"uses": _whole(data, "uses", 1, MAX_INVITE_USES, 1),
+            "expires_in_seconds": _whole(data, "expires_in_seconds", 60, MAX_INVITE_SECONDS,
+                                         86_400),
+            "to": target}
+
+
+def _parse_changes(body: bytes) -> dict[str, Any]:
+    data = _json_object(body)
     unknown = set(data) - {"capacity", "paused", "mode", "message", "capture", "rate"}
     if unknown:
         raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
-    capacity = data.get("capacity")
-    if capacity is not None and (isinstance(capacity, bool) or not isinstance(capacity, int)
-                                 or not 1 <= capacity <= MAX_CAPACITY):
-        raise ValueError(f"capacity must be a whole number 1-{MAX_CAPACITY}")
-    rate = data.get("rate")
-    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int)
-                             or not 0 <= rate <= MAX_RATE):
-        raise ValueError(f"rate must be a whole number 0-{MAX_RATE} (0: no limit)")
+    if "capacity" in data:
+        _whole(data, "capacity", 1, MAX_CAPACITY, 0)
+    if "rate" in data:
+        _whole(data, "rate", 0, MAX_RATE, 0)
     if "paused" in data and not isinstance(data["paused"], bool):
         raise ValueError("paused must be true or false")
     message = data.get("message")

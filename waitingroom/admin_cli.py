@@ -29,6 +29,8 @@ _COMMANDS: dict[str, tuple[str, str, Any]] = {
     "rate": ("POST", "/room", lambda a: {"rate": a.value}),
     "message": ("POST", "/room", lambda a: {"message": "" if a.clear else " ".join(a.text)}),
     "capture": ("POST", "/room", lambda a: {"capture": a.setting}),
+    "invite": ("POST", "/invites", lambda a: {"uses": a.uses, "expires_in_seconds": a.expires,
+                                              "to": a.to}),
 }
 
 
@@ -54,6 +56,10 @@ def add_parser(commands: Any) -> None:
     message.add_argument("--clear", action="store_true")
     sub.add_parser("capture", help="force data-capture mode on/off, or follow the "
                    "breaker (auto)").add_argument("setting", choices=("on", "off", "auto"))
+    invite = sub.add_parser("invite", help="a signed link to the priority lane (staff, VIPs)")
+    invite.add_argument("--uses", type=int, default=1, help="how many people may use it")
+    invite.add_argument("--expires", type=int, default=86_400, help="seconds it stays valid")
+    invite.add_argument("--to", default="/", help="the path it leads to, e.g. /checkout")
 
 
 def run(args: argparse.Namespace) -> int:

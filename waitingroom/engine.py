@@ -86,7 +86,7 @@ class RoomCounts:
 
 class RoomKeys(NamedTuple):
     """A room's Redis keys, all under the hash tag ``{room}`` (one Cluster slot).
-    The first seven, in this order, are KEYS[1..7] of every script."""
+    The first eight, in this order, are KEYS[1..8] of every script."""
 
     queue: str
     seen: str
@@ -95,6 +95,7 @@ class RoomKeys(NamedTuple):
     seq: str
     config: str
     stats: str
+    priority: str
     captures: str
     refs: str
     dead: str
@@ -104,8 +105,8 @@ class RoomKeys(NamedTuple):
 
     @property
     def core(self) -> tuple[str, ...]:
-        """KEYS[1..7] of every script."""
-        return self[:7]
+        """KEYS[1..8] of every script."""
+        return self[:8]
 
 
 @cache
@@ -178,6 +179,7 @@ class Engine:
         self._capture: AsyncScript = redis.register_script(_script_source("capture"))
         self._breaker: AsyncScript = redis.register_script(_script_source("breaker"))
         self._probe: AsyncScript = redis.register_script(_script_source("probe"))
+        self._invite: AsyncScript = redis.register_script(_script_source("invite"))
         self._waitaof: bool | None = None  # does the server have WAITAOF? (Redis 7.2+)
         self._visits: Batcher[tuple[str, bool], Visit] = Batcher(self._visit_many)
         self._touches: Batcher[str, bool] = Batcher(self._touch_many)
@@ -292,11 +294,12 @@ class Engine:
         keys = room_keys(room)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zcard(keys.queue)
+            pipe.zcard(keys.priority)
             pipe.zcard(keys.active)
             pipe.hgetall(keys.stats)
-            waiting, sessions, counters = await pipe.execute()
+            waiting, invited, sessions, counters = await pipe.execute()
         return RoomCounts(
-            waiting=waiting,
+            waiting=waiting + invited,
             active=sessions,
             **{name: int(counters.get(name.encode(), 0))
                for name in ("admitted", "abandoned", "expired", "released")},
@@ -418,6 +421,26 @@ class Engine:
                  "action": data[b"action"].decode(), "before": json.loads(data[b"before"]),
                  "after": json.loads(data[b"after"])} for entry_id, data in entries]
 
+    async def create_invite(self, room: str, invite_id: str, *, uses: int,
+                            expires_in_seconds: int) -> None:
+        """Allow ``uses`` redemptions of invite ``invite_id`` for the next while."""
+        await self.redis.set(_invite_key(room, invite_id), uses, ex=expires_in_seconds)
+
+    async def redeem_invite(self, room: str, invite_id: str, visitor_id: str) -> Visit | None:
+        """Use an invite for ``visitor_id``: to the front of the line (or straight in
+        when a slot is free). None if the invite is used up, expired or unknown."""
+        keys = room_keys(room)
+        state, position = await self._invite(
+            (*keys.core, _invite_key(room, invite_id)),
+            (visitor_id, self._grace_ms, self._idle_ms, self._max_ms))
+        if state < 0:
+            return None
+        return Visit(VisitState(state), position, 0, 0)
+
+    async def invite_uses_left(self, room: str, invite_id: str) -> int:
+        """Redemptions left (0 once used up or expired)."""
+        return int(await self.redis.get(_invite_key(room, invite_id)) or 0)
+
     async def breaker_state(self, room: str) -> str:
         """The breaker's state as stored (``closed`` if it never opened)."""
         state = cast(bytes | None, await self.redis.hget(room_keys(room).breaker, "state"))
@@ -450,6 +473,10 @@ class Engine:
     async def aclose(self) -> None:
         """Close the Redis connection pool."""
         await self.redis.aclose()
+
+
+def _invite_key(room: str, invite_id: str) -> str:
+    return f"wr:{{{room}}}:invite:{invite_id}"
 
 
 def _record(entry_id: bytes, data: dict[bytes, bytes]) -> CapturedRecord:

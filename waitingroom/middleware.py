@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
 
 from redis.exceptions import RedisError
 from starlette.datastructures import MutableHeaders
@@ -106,7 +107,8 @@ class WaitingRoomMiddleware:
             on_tick=self._tick, health_check_url=settings.health_check_url)
         self.admin = AdminAPI(engine=self.engine, room=self.room, tokens=settings.admin_token,
                               admission_rate=self.rate.per_second,
-                              after_change=self._refresh_config)
+                              after_change=self._refresh_config,
+                              issue_invite=lambda i: self.tickets.issue_invite(self.room, i))
         self._reserved: dict[str, Callable[[_Request, Receive, Send], Awaitable[None]]] = {
             "/_wr/status-page": self._status_page,
             "/_wr/status-page.json": self._status_page,
@@ -114,6 +116,7 @@ class WaitingRoomMiddleware:
             "/_wr/events": self._events,
             "/_wr/health": self._health,
             "/_wr/capture": self._capture,
+            "/_wr/invite": self._invite,
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -386,6 +389,42 @@ class WaitingRoomMiddleware:
                                 headers=headers, media_type="text/html")
         await response(request.scope, receive, send)
 
+    async def _invite(self, request: _Request, receive: Receive, send: Send) -> None:
+        """``GET /_wr/invite?t=TOKEN&to=/path``: an invite link (staff, VIPs). The holder
+        goes to the priority lane, served before the queue and never over capacity."""
+        query = dict(parse_qsl(request.scope["query_string"].decode("latin-1")))
+        invite_id = self.tickets.read_invite(query.get("t"), self.room)
+        target = query.get("to", "/")
+        if not _same_origin_path(target):
+            target = "/"  # never an open redirect
+        session_id = self.tickets.read_pass(request.cookies.get(self._pass_cookie), self.room)
+        ticket_id = self.tickets.read_ticket(request.cookies.get(self._ticket_cookie),
+                                             self.room)
+        visitor_id = session_id or ticket_id or new_visitor_id()
+        try:
+            await self._room_config()
+            visit = (await self.engine.redeem_invite(self.room, invite_id, visitor_id)
+                     if invite_id else None)
+        except RedisError as exc:
+            logger.warning("redis unavailable for /_wr/invite: %s", exc)
+            await self._unavailable(request, receive, send)
+            return
+        if visit is None:
+            await Response(pages.invite_refused_page(), 403, headers=_NO_STORE,
+                           media_type="text/html")(request.scope, receive, send)
+            return
+        response = Response(b"", 303, headers={**_NO_STORE, "location": target})
+        if visit.state is VisitState.ADMITTED:
+            cookie = self._cookie(request, self._pass_cookie,
+                                  self.tickets.issue_pass(self.room, visitor_id),
+                                  self.settings.session_max_seconds)
+        else:
+            cookie = self._cookie(request, self._ticket_cookie,
+                                  self.tickets.issue_ticket(self.room, visitor_id),
+                                  self.settings.ticket_max_age_seconds)
+        response.raw_headers.append((b"set-cookie", cookie))
+        await response(request.scope, receive, send)
+
     async def _health(self, request: _Request, receive: Receive, send: Send) -> None:
         """``GET /_wr/health``: is Redis reachable? Takes no place in line."""
         try:
@@ -488,6 +527,12 @@ class WaitingRoomMiddleware:
             return message
 
         return wrapped
+
+
+def _same_origin_path(target: str) -> bool:
+    """A path on this site: no scheme, no host, no ``//`` or backslash tricks."""
+    return (target.startswith("/") and not target.startswith("//") and "\\" not in target
+            and not any(ord(c) < 32 for c in target) and len(target) <= 2000)
 
 
 def _without_session_header(scope: Scope) -> Scope:

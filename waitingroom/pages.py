@@ -171,6 +171,16 @@ STATE_WORDS = {
 """The room's state in words, for the status page and its JSON twin."""
 
 
+def invite_refused_page() -> bytes:
+    """For an invite link that is used up, expired or not genuine."""
+    head = _HEAD.format(title="Invite not valid", extra="")
+    return (head + """<h1>This invite can't be used</h1>
+<div class="card"><p>The link has been used up, has expired, or is not complete.
+You can still join the line like everyone else.</p><p><a href="/">Go to the shop</a></p>
+</div></main></body></html>
+""").encode()
+
+
 def closed_page(status: Status) -> bytes:
     """For a newcomer once ops have closed the line."""
     head = _HEAD.format(title="The line is closed", extra="")

@@ -19,6 +19,8 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 TICKET_SALT = "waitingroom.ticket"
 PASS_SALT = "waitingroom.pass"  # noqa: S105 (a salt, not a secret)
 CSRF_SALT = "waitingroom.capture-form"
+INVITE_SALT = "waitingroom.invite"
+INVITE_MAX_AGE = 30 * 86_400  # the use counter in Redis expires invites sooner
 CSRF_MAX_AGE = 2 * 3600
 MAX_COOKIE_LENGTH = 256
 VERIFIED_CACHE_SIZE = 20_000
@@ -46,6 +48,8 @@ class Tickets:
                                                     signer_kwargs=sha256), pass_max_age)
         self._csrf = _Reader(URLSafeTimedSerializer(oldest_first, salt=CSRF_SALT,
                                                     signer_kwargs=sha256), CSRF_MAX_AGE)
+        self._invite = _Reader(URLSafeTimedSerializer(oldest_first, salt=INVITE_SALT,
+                                                      signer_kwargs=sha256), INVITE_MAX_AGE)
 
     def issue_ticket(self, room: str, visitor_id: str) -> str:
         """A queue ticket: proves ``visitor_id`` holds a place in ``room``'s line."""
@@ -71,6 +75,15 @@ class Tickets:
     def read_csrf(self, token: str | None, room: str) -> str | None:
         """The visitor id a genuine, unexpired form token was issued to; else None."""
         return self._csrf.read(token, room)
+
+
+    def issue_invite(self, room: str, invite_id: str) -> str:
+        """An invite link's token (its uses and expiry are counted in Redis)."""
+        return self._invite.serializer.dumps([room, invite_id])
+
+    def read_invite(self, token: str | None, room: str) -> str | None:
+        """The invite id of a genuine invite token for ``room``; else None."""
+        return self._invite.read(token, room)
 
 
 class _Reader:

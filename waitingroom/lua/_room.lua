@@ -11,9 +11,11 @@
 --                     minute, 0 = no limit) -- ops-tunable, live
 --   7 stats    HASH   counters: admitted, abandoned, expired, released; and the
 --                     rate's token bucket: bucket (tokens), bucket_at (ms)
+--   8 priority ZSET   invited visitor id -> redemption number: a lane served
+--                     before the queue (invitees never raise anyone's position)
 -- Times are Redis server time in milliseconds, never a process's clock.
-local queue, seen, active, deadline, seq, config, stats =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local queue, seen, active, deadline, seq, config, stats, priority =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 
 -- Bound the work one call does; a backlog is worked off over the next calls.
 local PRUNE_BATCH = 1000
@@ -34,6 +36,7 @@ local function prune(now, grace_ms)
   local gone = redis.call('ZRANGEBYSCORE', seen, '-inf', now - grace_ms, 'LIMIT', 0, PRUNE_BATCH)
   if #gone > 0 then
     redis.call('ZREM', queue, unpack(gone))
+    redis.call('ZREM', priority, unpack(gone))
     redis.call('ZREM', seen, unpack(gone))
     redis.call('HINCRBY', stats, 'abandoned', #gone)
   end
@@ -60,12 +63,20 @@ local function fill(now, grace_ms)
   local allowed, tokens = rate_allowance(now)
   local free = math.min(capacity - redis.call('ZCARD', active), allowed)
   local admitted = {}
-  if free > 0 then admitted = redis.call('ZRANGE', queue, 0, free - 1) end
+  if free > 0 then  -- the priority lane first, then the queue, each in its order
+    admitted = redis.call('ZRANGE', priority, 0, free - 1)
+    if #admitted < free then
+      for _, id in ipairs(redis.call('ZRANGE', queue, 0, free - #admitted - 1)) do
+        admitted[#admitted + 1] = id
+      end
+    end
+  end
   if allowed ~= math.huge then  -- charge the bucket for what was really admitted
     redis.call('HSET', stats, 'bucket', tokens - #admitted, 'bucket_at', now)
   end
   if #admitted == 0 then return end
   redis.call('ZREM', queue, unpack(admitted))
+  redis.call('ZREM', priority, unpack(admitted))
   redis.call('ZREM', seen, unpack(admitted))
   local entries = {}
   for i, id in ipairs(admitted) do

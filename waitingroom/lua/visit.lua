@@ -19,6 +19,11 @@ local closed = redis.call('HGET', config, 'mode') == 'closed'
 
 local function visit(id, join)
   if claim(id, now, idle_ms, max_ms) then return 1, 0 end
+  local lane = redis.call('ZRANK', priority, id)
+  if lane then  -- an invitee: its place is in the priority lane
+    redis.call('ZADD', seen, now, id)
+    return 0, lane + 1
+  end
   local rank = redis.call('ZRANK', queue, id)
   if not rank then
     if closed or not join then return -1, 0 end
