@@ -2,7 +2,8 @@
 
 - ``GET /_wr/admin/room``: the room's live config, numbers and breaker state.
 - ``POST /_wr/admin/room``: change any of ``capacity``, ``rate`` (admissions per
-  minute, 0 = no limit), ``paused``, ``mode`` (``normal``/``open``/``closed``),
+  minute, 0 = no limit), ``start_at_ms`` (scheduled start with a pre-queue; 0 clears),
+  ``paused``, ``mode`` (``normal``/``open``/``closed``),
   ``message``, ``capture`` (``auto``/``on``/``off``) with a JSON object. Every
   process applies it within a second; each change is audited.
 - ``GET /_wr/admin/audit``: who changed what, when, before and after (newest first).
@@ -282,13 +283,16 @@ def _parse_invite(body: bytes) -> dict[str, Any]:
 
 def _parse_changes(body: bytes) -> dict[str, Any]:
     data = _json_object(body)
-    unknown = set(data) - {"capacity", "paused", "mode", "message", "capture", "rate"}
+    unknown = set(data) - {"capacity", "paused", "mode", "message", "capture", "rate",
+                           "start_at_ms"}
     if unknown:
         raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
     if "capacity" in data:
         _whole(data, "capacity", 1, MAX_CAPACITY, 0)
     if "rate" in data:
         _whole(data, "rate", 0, MAX_RATE, 0)
+    if "start_at_ms" in data:  # 0 clears the schedule
+        _whole(data, "start_at_ms", 0, 2**53, 0)
     if "paused" in data and not isinstance(data["paused"], bool):
         raise ValueError("paused must be true or false")
     message = data.get("message")

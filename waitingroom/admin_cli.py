@@ -10,8 +10,10 @@ import argparse
 import json
 import os
 import sys
+import time
 import urllib.error
 import urllib.request
+from datetime import datetime
 from typing import Any
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -29,6 +31,7 @@ _COMMANDS: dict[str, tuple[str, str, Any]] = {
     "rate": ("POST", "/room", lambda a: {"rate": a.value}),
     "message": ("POST", "/room", lambda a: {"message": "" if a.clear else " ".join(a.text)}),
     "capture": ("POST", "/room", lambda a: {"capture": a.setting}),
+    "schedule": ("POST", "/room", lambda a: {"start_at_ms": _start_at_ms(a)}),
     "invite": ("POST", "/invites", lambda a: {"uses": a.uses, "expires_in_seconds": a.expires,
                                               "to": a.to}),
 }
@@ -56,10 +59,27 @@ def add_parser(commands: Any) -> None:
     message.add_argument("--clear", action="store_true")
     sub.add_parser("capture", help="force data-capture mode on/off, or follow the "
                    "breaker (auto)").add_argument("setting", choices=("on", "off", "auto"))
+    schedule = sub.add_parser("schedule", help="a start time with a pre-queue: arrivals "
+                              "before it are placed in random order at the start")
+    when = schedule.add_mutually_exclusive_group(required=True)
+    when.add_argument("--at", help="ISO 8601 time with a zone, e.g. 2026-11-23T09:00:00Z")
+    when.add_argument("--in", dest="in_seconds", type=int, help="seconds from now")
+    when.add_argument("--clear", action="store_true", help="remove the schedule")
     invite = sub.add_parser("invite", help="a signed link to the priority lane (staff, VIPs)")
     invite.add_argument("--uses", type=int, default=1, help="how many people may use it")
     invite.add_argument("--expires", type=int, default=86_400, help="seconds it stays valid")
     invite.add_argument("--to", default="/", help="the path it leads to, e.g. /checkout")
+
+
+def _start_at_ms(args: argparse.Namespace) -> int:
+    if args.clear:
+        return 0
+    if args.in_seconds is not None:
+        return int((time.time() + args.in_seconds) * 1000)
+    moment = datetime.fromisoformat(args.at.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise SystemExit("waitingroom: --at needs a time zone, e.g. 2026-11-23T09:00:00Z")
+    return int(moment.timestamp() * 1000)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -39,6 +39,8 @@ class VisitState(enum.IntEnum):
     NO_PLACE = -1
     WAITING = 0
     ADMITTED = 1
+    PREQUEUE = 2
+    """Arrived before a scheduled start: the draw at the start decides the order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,9 @@ class RoomConfig:
     """Data-capture mode: ``auto`` (follow the breaker), ``on`` or ``off`` (forced)."""
     message_at_ms: int = 0
     """When the message was last set (Redis time, ms)."""
+    start_at_ms: int = 0
+    """Scheduled start (Redis time, ms): before it nobody is admitted and arrivals
+    join a pre-queue drawn in random order at the start; 0 = no schedule."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +91,7 @@ class RoomCounts:
 
 class RoomKeys(NamedTuple):
     """A room's Redis keys, all under the hash tag ``{room}`` (one Cluster slot).
-    The first eight, in this order, are KEYS[1..8] of every script."""
+    The first nine, in this order, are KEYS[1..9] of every script."""
 
     queue: str
     seen: str
@@ -96,6 +101,7 @@ class RoomKeys(NamedTuple):
     config: str
     stats: str
     priority: str
+    prequeue: str
     captures: str
     refs: str
     dead: str
@@ -105,8 +111,8 @@ class RoomKeys(NamedTuple):
 
     @property
     def core(self) -> tuple[str, ...]:
-        """KEYS[1..8] of every script."""
-        return self[:8]
+        """KEYS[1..CORE] of every script."""
+        return self[:9]
 
 
 @cache
@@ -251,6 +257,7 @@ class Engine:
         message: str | None = None,
         capture: str | None = None,
         rate: int | None = None,
+        start_at_ms: int | None = None,
     ) -> None:
         """Change a room's live config; every process sees it within a second."""
         if capacity is not None and capacity < 1:
@@ -263,7 +270,7 @@ class Engine:
             raise ValueError(f"capture must be one of {', '.join(_CAPTURE_MODES)}")
         changes: dict[str, int | str | None] = {
             "capacity": capacity, "mode": mode, "message": message, "capture": capture,
-            "rate": rate,
+            "rate": rate, "start_at": start_at_ms,
             "paused": None if paused is None else str(int(paused))}
         mapping: dict[FieldT, EncodableT] = {
             k: v for k, v in changes.items() if v is not None}
@@ -283,6 +290,7 @@ class Engine:
             rate=int(raw.get(b"rate", 0)),
             capture=raw.get(b"capture", b"auto").decode(),
             message_at_ms=int(raw.get(b"message_at", 0)),
+            start_at_ms=int(raw.get(b"start_at", 0)),
         )
 
     async def _server_ms(self) -> int:
@@ -295,11 +303,12 @@ class Engine:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zcard(keys.queue)
             pipe.zcard(keys.priority)
+            pipe.zcard(keys.prequeue)
             pipe.zcard(keys.active)
             pipe.hgetall(keys.stats)
-            waiting, invited, sessions, counters = await pipe.execute()
+            waiting, invited, early, sessions, counters = await pipe.execute()
         return RoomCounts(
-            waiting=waiting + invited,
+            waiting=waiting + invited + early,
             active=sessions,
             **{name: int(counters.get(name.encode(), 0))
                for name in ("admitted", "abandoned", "expired", "released")},

@@ -375,6 +375,8 @@ class WaitingRoomMiddleware:
             state = config.mode
         elif self._capturing(config):
             state = "capture"
+        elif config.start_at_ms > time.time() * 1000:
+            state = "scheduled"
         else:
             state = "paused" if config.paused else "queueing"
         headers = {"cache-control": "public, max-age=5"}
@@ -446,6 +448,11 @@ class WaitingRoomMiddleware:
             return Status(self.room, "capture" if capturing else "admitted", message=message)
         if standing.visit.state is VisitState.NO_PLACE:  # a closed room took no new place
             return Status(self.room, "closed", message=message)
+        if standing.visit.state is VisitState.PREQUEUE:  # before the scheduled start
+            wait = max(0, config.start_at_ms - standing.visit.server_ms) // 1000
+            return Status(self.room, "capture" if capturing else "prequeue",
+                          eta_seconds=wait, message=message,
+                          poll_after_seconds=poll_interval(0, self.settings.grace_seconds))
         position = standing.visit.position
         state: State = "capture" if capturing else "paused" if config.paused else "queued"
         return Status(

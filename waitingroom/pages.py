@@ -49,8 +49,10 @@ def queue_page(status: Status, *, grace_seconds: int) -> bytes:
         extra=(f'<noscript><meta http-equiv="refresh" content="{refresh}"></noscript>\n'
                '<script src="/_wr/static/queue.js" defer></script>\n'),
     )
-    paused = "Entry is paused for a moment. You keep your place." if (
-        status.state == "paused") else ""
+    paused = {"paused": "Entry is paused for a moment. You keep your place.",
+              "prequeue": "The sale starts soon. Everyone here before the start gets a "
+                          "place in random order at the start, so there is no need to "
+                          "rush: keep this page open."}.get(status.state, "")
     position = "\u2013" if status.position is None else str(status.position)
     message = escape(status.message or "")
     body = f"""<h1>You're in line</h1>
@@ -163,6 +165,9 @@ STATE_WORDS = {
                 "free up.",
     "paused": "Entry is paused for a moment. Everyone in line keeps their place.",
     "open": "Open: there is no queue right now.",
+    "scheduled": "The sale has not started yet. Everyone who arrives before the start "
+                 "gets a place in line in random order at the start; after that, first "
+                 "come, first served.",
     "closed": "The line is closed to new arrivals. Everyone already in line will be "
               "let in, in order.",
     "capture": "Our order system is down. We are taking customers' details and will "

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Literal
 
-State = Literal["queued", "admitted", "capture", "paused", "open", "closed"]
+State = Literal["queued", "admitted", "capture", "paused", "open", "closed", "prequeue"]
 
 _MIN_POLL_SECONDS = 2
 _VISITORS_PER_EXTRA_SECOND = 100

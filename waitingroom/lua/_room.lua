@@ -13,9 +13,13 @@
 --                     rate's token bucket: bucket (tokens), bucket_at (ms)
 --   8 priority ZSET   invited visitor id -> redemption number: a lane served
 --                     before the queue (invitees never raise anyone's position)
+--   9 prequeue ZSET   visitors who came before a scheduled start, all scored 0: ids
+--                     are random, so their order is a fair draw (config start_at, ms)
+-- A script's own keys follow these: KEYS[CORE + 1], ...
 -- Times are Redis server time in milliseconds, never a process's clock.
-local queue, seen, active, deadline, seq, config, stats, priority =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local queue, seen, active, deadline, seq, config, stats, priority, prequeue =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local CORE = 9
 
 -- Bound the work one call does; a backlog is worked off over the next calls.
 local PRUNE_BATCH = 1000
@@ -25,8 +29,26 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- Ms until the scheduled start, or 0 if none is pending.
+local function until_start(now)
+  local start_at = tonumber(redis.call('HGET', config, 'start_at')) or 0
+  return math.max(0, start_at - now)
+end
+
+-- At the start, the pre-queue becomes the head of the line in its drawn order.
+local function draw(now)
+  if until_start(now) > 0 then return end
+  local drawn = redis.call('ZRANGE', prequeue, 0, -1)
+  if #drawn == 0 then return end
+  for _, id in ipairs(drawn) do
+    redis.call('ZADD', queue, redis.call('INCR', seq), id)
+  end
+  redis.call('DEL', prequeue)
+end
+
 -- Drop sessions past their expiry and waiters unseen for longer than the grace.
 local function prune(now, grace_ms)
+  draw(now)
   local expired = redis.call('ZRANGEBYSCORE', active, '-inf', now, 'LIMIT', 0, PRUNE_BATCH)
   if #expired > 0 then
     redis.call('ZREM', active, unpack(expired))
@@ -37,6 +59,7 @@ local function prune(now, grace_ms)
   if #gone > 0 then
     redis.call('ZREM', queue, unpack(gone))
     redis.call('ZREM', priority, unpack(gone))
+    redis.call('ZREM', prequeue, unpack(gone))
     redis.call('ZREM', seen, unpack(gone))
     redis.call('HINCRBY', stats, 'abandoned', #gone)
   end
@@ -58,7 +81,7 @@ end
 -- no faster than the admission rate. Each must claim its slot (see claim) within
 -- the grace or it is released again.
 local function fill(now, grace_ms)
-  if redis.call('HGET', config, 'paused') == '1' then return end
+  if redis.call('HGET', config, 'paused') == '1' or until_start(now) > 0 then return end
   local capacity = tonumber(redis.call('HGET', config, 'capacity')) or 0
   local allowed, tokens = rate_allowance(now)
   local free = math.min(capacity - redis.call('ZCARD', active), allowed)

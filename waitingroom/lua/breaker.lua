@@ -2,12 +2,12 @@
 -- closed -> open when failures reach the ratio over the sliding window (with at
 -- least min requests); open -> half after the cooldown; half -> closed after
 -- enough good probes in a row, or back to open on any failure.
--- KEYS: 1-8 see _room.lua; 9 breaker HASH state, opened_at, half_at, probes_taken,
---       probes_ok; 10 outcomes HASH "<second>:ok" / "<second>:fail" -> count.
+-- KEYS: 1..CORE see _room.lua; CORE+1 breaker HASH state, opened_at, half_at, probes_taken,
+--       probes_ok; CORE+2 outcomes HASH "<second>:ok" / "<second>:fail" -> count.
 -- ARGV: 1 successes; 2 failures; 3 window s; 4 failure ratio; 5 min requests;
 --       6 cooldown ms; 7 probes needed.
 -- Returns {state, opened_at ms}.
-local breaker, outcomes = KEYS[9], KEYS[10]
+local breaker, outcomes = KEYS[CORE + 1], KEYS[CORE + 2]
 local ok, fail = tonumber(ARGV[1]), tonumber(ARGV[2])
 local window, ratio, min_requests = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local cooldown_ms, probes = tonumber(ARGV[6]), tonumber(ARGV[7])

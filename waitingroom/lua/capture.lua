@@ -1,11 +1,11 @@
 -- Store a customer's captured details. Idempotent per reference: a double submit,
 -- a client retry or a spool drain of the same record stores it once.
--- KEYS: 1-8 see _room.lua; 9 captures STREAM (arrival of submissions);
---       10 refs HASH reference -> stream entry id; 11 this visitor's rate counter.
+-- KEYS: 1..CORE see _room.lua; CORE+1 captures STREAM (arrival of submissions);
+--       10 refs HASH reference -> stream entry id; CORE+3 this visitor's rate counter.
 -- ARGV: 1 reference; 2 visitor id; 3 fields as JSON; 4 submissions allowed per
 --       minute; 5 when submitted, ms (0 = now; a spool drain passes the original).
 -- Returns {1, entry id} if stored (now or before), {0, ""} if rate-limited.
-local captures, refs, rate = KEYS[9], KEYS[10], KEYS[11]
+local captures, refs, rate = KEYS[CORE + 1], KEYS[CORE + 2], KEYS[CORE + 3]
 local reference = ARGV[1]
 local visitor = ARGV[2]
 local per_minute = tonumber(ARGV[4])

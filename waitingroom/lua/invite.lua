@@ -2,11 +2,11 @@
 -- lane, which the next free slots serve before the queue (first come first served
 -- among invitees). Never past the capacity, and nobody in the queue is moved back.
 -- Idempotent per visitor: a retry or a second tab does not use the invite twice.
--- KEYS: 1-8 see _room.lua; 9 this invite's remaining uses (STRING, with a TTL).
+-- KEYS: 1..CORE see _room.lua; CORE+1 this invite's remaining uses (STRING, with a TTL).
 -- ARGV: 1 visitor id; 2 grace ms; 3 session idle ms; 4 session max ms.
 -- Returns {state, position}: state 1 admitted, 0 waiting (position in the priority
 --   lane), -1 the invite is used up, expired or unknown.
-local uses = KEYS[9]
+local uses = KEYS[CORE + 1]
 local id = ARGV[1]
 local grace_ms, idle_ms, max_ms = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 

@@ -5,7 +5,8 @@
 -- ARGV: 1 grace ms; 2 session idle ms; 3 session max ms; then for each visitor:
 --       visitor id, join ("1" takes a place at the back if the visitor holds none).
 -- Returns {state_1, position_1, ..., state_n, position_n, admitted_total, now_ms}:
---   state 1 = admitted (position 0), 0 = waiting at 1-based position,
+--   state 1 = admitted (position 0), 0 = waiting at 1-based position, 2 = in the
+--   pre-queue before a scheduled start (position 0: the draw decides),
 --   -1 = holds no place (join is "0", or the room is closed to new arrivals).
 local grace_ms = tonumber(ARGV[1])
 local idle_ms = tonumber(ARGV[2])
@@ -24,9 +25,18 @@ local function visit(id, join)
     redis.call('ZADD', seen, now, id)
     return 0, lane + 1
   end
+  if redis.call('ZSCORE', prequeue, id) then  -- before the start: no position yet
+    redis.call('ZADD', seen, now, id)
+    return 2, 0
+  end
   local rank = redis.call('ZRANK', queue, id)
   if not rank then
     if closed or not join then return -1, 0 end
+    if until_start(now) > 0 then  -- the draw at the start decides the order
+      redis.call('ZADD', prequeue, 0, id)
+      redis.call('ZADD', seen, now, id)
+      return 2, 0
+    end
     redis.call('ZADD', queue, redis.call('INCR', seq), id)
     -- An arrival walks straight in only if everyone ahead fitted too (FCFS).
     fill(now, grace_ms)

@@ -17,7 +17,8 @@
     $("wr-position").textContent = st.position === null ? "\u2013" : st.position;
     $("wr-eta").textContent = minutes(st.eta_seconds);
     $("wr-state").textContent = st.state === "paused"
-      ? "Entry is paused for a moment. You keep your place." : "";
+      ? "Entry is paused for a moment. You keep your place."
+      : st.state === "prequeue" ? "The sale starts soon: places are drawn at random at the start." : "";
     var msg = $("wr-message");
     msg.textContent = st.message || "";
     msg.hidden = !st.message;
