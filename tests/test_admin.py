@@ -7,9 +7,11 @@ import asyncio
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +24,7 @@ from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
 
 TOKEN = "ops-token-0123456789abcdef"
+GRAFANA_DASHBOARD = Path(__file__).resolve().parent.parent / "deploy/grafana/waitingroom.json"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
@@ -244,3 +247,35 @@ async def test_status_page_is_plain_cacheable_and_honest(room: WaitingRoomMiddle
         assert twin["state"] == "queueing" and twin["message"] == "<b>Soon</b>"
         assert twin["message_at_ms"] > 0
     assert (await room.engine.counts("default")).waiting == 0  # looking takes no place
+
+
+async def test_metrics_count_the_wait_of_an_admitted_ticket_holder(
+    room: WaitingRoomMiddleware,
+) -> None:
+    transport = httpx.ASGITransport(app=room)
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as first, \
+            httpx.AsyncClient(transport=transport, base_url="http://shop.test") as second, \
+            httpx.AsyncClient(transport=transport, base_url="http://shop.test") as third, \
+            httpx.AsyncClient(transport=transport, base_url="http://shop.test") as scraper:
+        for visitor in (first, second, third):
+            await visitor.get("/checkout")  # capacity 2: the third waits
+        await first.get("/done")
+        assert (await third.get("/_wr/status")).json()["state"] == "admitted"
+        metrics = (await scraper.get("/_wr/metrics", headers=AUTH)).text
+    assert 'waitingroom_wait_seconds_count{room="default"} 1.0' in metrics
+    assert 'waitingroom_wait_seconds_bucket{le="5.0",room="default"} 1.0' in metrics
+    assert 'waitingroom_redis_latency_seconds{room="default"}' in metrics
+
+
+async def test_the_grafana_dashboard_queries_only_metrics_we_export(
+    room: WaitingRoomMiddleware,
+) -> None:
+    dashboard = json.loads(GRAFANA_DASHBOARD.read_text())
+    used = {name for p in dashboard["panels"] for t in p["targets"]
+            for name in re.findall(r"waitingroom_[a-z_]+", t["expr"])}
+    transport = httpx.ASGITransport(app=room)
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as c:
+        await c.get("/checkout")
+        exported = (await c.get("/_wr/metrics", headers=AUTH)).text
+    assert used and all(re.search(rf"^{name}[{{ ]", exported, re.M) for name in used), (
+        used, exported)

@@ -58,3 +58,14 @@ def test_poll_interval_grows_with_distance_but_stays_inside_the_grace() -> None:
     assert poll_interval(500, 60) == 7
     assert poll_interval(100_000, 60) == 20
     assert poll_interval(100_000, 6) == 2
+
+
+def test_wait_times_histogram() -> None:
+    from waitingroom._eta import WaitTimes
+
+    waits = WaitTimes()
+    for seconds in (1, 20, 20, 9000):
+        waits.observe(seconds)
+    buckets = dict(waits.cumulative())
+    assert (buckets["5.0"], buckets["30.0"], buckets["7200.0"], buckets["+Inf"]) == (1, 3, 3, 4)
+    assert waits.total == 9041

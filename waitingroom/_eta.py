@@ -1,4 +1,5 @@
-"""Admission rate measured from the room's admitted counter, and the ETA it gives."""
+"""Admission rate measured from the room's admitted counter, the ETA it gives, and
+how long admitted visitors waited."""
 
 from __future__ import annotations
 
@@ -43,3 +44,31 @@ class AdmissionRate:
         if not rate:
             return None
         return math.ceil(position / rate)
+
+
+WAIT_BUCKETS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0)
+
+
+class WaitTimes:
+    """A histogram of waits (join to admission, seconds) seen by this process."""
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(WAIT_BUCKETS) + 1)  # the last is +Inf
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        """Count one admitted visitor who waited ``seconds``."""
+        self.total += seconds
+        for i, bound in enumerate(WAIT_BUCKETS):
+            if seconds <= bound:
+                self.counts[i] += 1
+                return
+        self.counts[-1] += 1
+
+    def cumulative(self) -> list[tuple[str, int]]:
+        """``(le, count)`` pairs as Prometheus histograms want them."""
+        pairs, running = [], 0
+        for bound, count in zip([*map(str, WAIT_BUCKETS), "+Inf"], self.counts, strict=True):
+            running += count
+            pairs.append((bound, running))
+        return pairs

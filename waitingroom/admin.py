@@ -30,11 +30,17 @@ from typing import Any
 from urllib.parse import urlencode
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from waitingroom import pages
+from waitingroom._eta import WaitTimes
 from waitingroom._history import History
 from waitingroom.engine import Engine, RoomConfig
 
@@ -63,6 +69,7 @@ class AdminAPI:
         admission_rate: Callable[[], float | None],
         after_change: Callable[[], Awaitable[None]],
         issue_invite: Callable[[str], str],
+        wait_times: WaitTimes,
     ) -> None:
         self.engine = engine
         self.room = room
@@ -72,6 +79,7 @@ class AdminAPI:
         self._admission_rate = admission_rate
         self._after_change = after_change
         self._issue_invite = issue_invite
+        self._wait_times = wait_times
         self.history = History()
 
     @property
@@ -187,12 +195,20 @@ class AdminAPI:
 
     async def metrics(self) -> bytes:
         """The room's numbers in Prometheus text format."""
+        started = time.perf_counter()
+        await self.engine.ping()
+        latency = time.perf_counter() - started
         config = await self.engine.room_config(self.room)
         counts = await self.engine.counts(self.room)
         breaker = await self.engine.breaker_state(self.room)
         captures = await self.engine.capture_count(self.room)
         labels = ["room"]
-        families: list[GaugeMetricFamily | CounterMetricFamily] = []
+        waits = HistogramMetricFamily(
+            "waitingroom_wait_seconds", "Join-to-admission wait of visitors admitted by "
+            "this process", labels=labels)
+        waits.add_metric([self.room], self._wait_times.cumulative(),
+                         sum_value=self._wait_times.total)
+        families: list[Metric] = [waits]
         for name, help_text, value in (
             ("waitingroom_queue_length", "Visitors waiting in line", counts.waiting),
             ("waitingroom_active_sessions", "Sessions admitted to the order flow",
@@ -204,6 +220,8 @@ class AdminAPI:
              int(breaker != "closed")),
             ("waitingroom_admission_rate", "Admissions per second over the last minute",
              self._admission_rate() or 0.0),
+            ("waitingroom_redis_latency_seconds", "One PING round trip, timed at the scrape",
+             latency),
         ):
             gauge = GaugeMetricFamily(name, help_text, labels=labels)
             gauge.add_metric([self.room], value)
@@ -227,10 +245,10 @@ class AdminAPI:
 class _Fixed:
     """A collector that yields metric families measured just before the scrape."""
 
-    def __init__(self, families: list[GaugeMetricFamily | CounterMetricFamily]) -> None:
+    def __init__(self, families: list[Metric]) -> None:
         self._families = families
 
-    def collect(self) -> list[GaugeMetricFamily | CounterMetricFamily]:
+    def collect(self) -> list[Metric]:
         return self._families
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from waitingroom._logging import configure as configure_logging
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.proxy import OriginProxy
 from waitingroom.settings import Settings, load_settings
@@ -16,5 +17,7 @@ def build_proxy_app(settings: Settings) -> WaitingRoomMiddleware:
 
 
 def proxy_app_from_environment() -> WaitingRoomMiddleware:
-    """App factory for uvicorn worker processes: settings come from ``WAITINGROOM_*``."""
+    """App factory for uvicorn worker processes: settings come from ``WAITINGROOM_*``;
+    logs go to stderr as JSON lines."""
+    configure_logging()
     return build_proxy_app(load_settings())

@@ -146,6 +146,7 @@ def _serve(settings: Settings) -> None:
         os.environ[ENV_PREFIX + f.name.upper()] = (
             ",".join(value) if isinstance(value, tuple) else str(value))
     uvicorn.run("waitingroom.app:proxy_app_from_environment", factory=True,
+                log_config=None,  # ours: JSON lines, set up in each worker by the factory
                 host=settings.host, port=settings.port, workers=settings.workers,
                 log_level="warning", proxy_headers=bool(settings.forwarded_allow_ips),
                 forwarded_allow_ips=settings.forwarded_allow_ips or None,

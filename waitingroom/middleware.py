@@ -25,7 +25,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from waitingroom import pages
 from waitingroom._breaker import BreakerClient
 from waitingroom._capture_desk import CaptureDesk
-from waitingroom._eta import AdmissionRate
+from waitingroom._eta import AdmissionRate, WaitTimes
+from waitingroom._logging import request_id, request_id_from
 from waitingroom._paths import RESERVED_PREFIX, PathRules
 from waitingroom.admin import ADMIN_PREFIX, AdminAPI
 from waitingroom.capture import parse_fields
@@ -37,6 +38,7 @@ from waitingroom.tickets import Tickets, new_visitor_id
 logger = logging.getLogger("waitingroom")
 
 SESSION_HEADER = b"x-waitingroom-session"
+REQUEST_ID_HEADER = b"x-request-id"
 RELEASE_HEADER = b"x-waitingroom-release"
 _CONFIG_TTL_SECONDS = 1.0
 _EVENTS_MAX_SECONDS = 300  # an SSE stream ends after this; EventSource reconnects
@@ -92,6 +94,7 @@ class WaitingRoomMiddleware:
                                pass_max_age=settings.session_max_seconds)
         self.rules = PathRules(settings.gated_paths, settings.open_paths)
         self.rate = AdmissionRate()
+        self.wait_times = WaitTimes()
         self._ticket_cookie = f"wr_ticket_{self.room}"
         self._pass_cookie = f"wr_pass_{self.room}"
         self._config: RoomConfig | None = None
@@ -108,7 +111,8 @@ class WaitingRoomMiddleware:
         self.admin = AdminAPI(engine=self.engine, room=self.room, tokens=settings.admin_token,
                               admission_rate=self.rate.per_second,
                               after_change=self._refresh_config,
-                              issue_invite=lambda i: self.tickets.issue_invite(self.room, i))
+                              issue_invite=lambda i: self.tickets.issue_invite(self.room, i),
+                              wait_times=self.wait_times)
         self._reserved: dict[str, Callable[[_Request, Receive, Send], Awaitable[None]]] = {
             "/_wr/status-page": self._status_page,
             "/_wr/status-page.json": self._status_page,
@@ -127,6 +131,10 @@ class WaitingRoomMiddleware:
             await self.app(scope, receive, send)
             return
         scope = _without_session_header(scope)  # only we may say who is admitted
+        scope, rid = _with_request_id(scope)
+        request_id.set(rid)
+        if scope["type"] == "http":
+            send = _echo_request_id(send, rid)
         path: str = scope["path"]
         if path.startswith(RESERVED_PREFIX):
             await self._reserved_path(scope, receive, send)
@@ -186,10 +194,14 @@ class WaitingRoomMiddleware:
             if not standing.admitted:  # else a new pass already replaces the old one
                 standing.set_cookies.append(self._cookie(request, self._pass_cookie, "", 0))
             return standing
-        visitor_id = self.tickets.read_ticket(request.cookies.get(self._ticket_cookie),
-                                              self.room)
+        ticket = request.cookies.get(self._ticket_cookie)
+        visitor_id = self.tickets.read_ticket(ticket, self.room)
         if visitor_id is not None:
-            return await self._visit(request, visitor_id, join=join, fresh=False)
+            standing = await self._visit(request, visitor_id, join=join, fresh=False)
+            joined = self.tickets.ticket_issued_at(ticket)
+            if standing.admitted and joined is not None:
+                self.wait_times.observe(max(0.0, time.time() - joined))
+            return standing
         # No ticket, or a forged, expired or foreign one: a fresh place at the back.
         return await self._visit(request, new_visitor_id(), join=join, fresh=True)
 
@@ -540,6 +552,32 @@ def _same_origin_path(target: str) -> bool:
     """A path on this site: no scheme, no host, no ``//`` or backslash tricks."""
     return (target.startswith("/") and not target.startswith("//") and "\\" not in target
             and not any(ord(c) < 32 for c in target) and len(target) <= 2000)
+
+
+def _with_request_id(scope: Scope) -> tuple[Scope, str]:
+    """The request's id (the caller's X-Request-Id if sane), passed on to the origin."""
+    headers = scope["headers"]
+    incoming = next((v for k, v in headers if k == REQUEST_ID_HEADER), None)
+    rid = request_id_from(incoming)
+    if incoming == rid.encode():
+        return scope, rid
+    scope = dict(scope)
+    scope["headers"] = [*(h for h in headers if h[0] != REQUEST_ID_HEADER),
+                        (REQUEST_ID_HEADER, rid.encode())]
+    return scope, rid
+
+
+def _echo_request_id(send: Send, rid: str) -> Send:
+    encoded = rid.encode()
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = MutableHeaders(scope=message)
+            if REQUEST_ID_HEADER.decode() not in headers:
+                headers.raw.append((REQUEST_ID_HEADER, encoded))
+        await send(message)
+
+    return wrapped
 
 
 def _without_session_header(scope: Scope) -> Scope:

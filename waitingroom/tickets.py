@@ -68,6 +68,11 @@ class Tickets:
         return self._pass.read(cookie, room)
 
 
+    def ticket_issued_at(self, cookie: str | None) -> float | None:
+        """When a ticket already read was issued (epoch seconds): when its holder
+        joined the line. None for a ticket not read before."""
+        return self._ticket.issued_at(cookie)
+
     def issue_csrf(self, room: str, visitor_id: str) -> str:
         """A capture-form token: only this visitor's own form can be submitted."""
         return self._csrf.serializer.dumps([room, visitor_id])
@@ -99,6 +104,10 @@ class _Reader:
         self.serializer = serializer
         self._max_age = max_age
         self._verified: dict[str, tuple[str, str, float]] = {}
+
+    def issued_at(self, cookie: str | None) -> float | None:
+        known = self._verified.get(cookie or "")
+        return known[2] - self._max_age if known else None
 
     def read(self, cookie: str | None, room: str) -> str | None:
         if not cookie or len(cookie) > MAX_COOKIE_LENGTH:

@@ -1,0 +1,79 @@
+"""Request ids end to end and structured JSON logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from tests.conftest import SECRET
+from tests.test_middleware import Origin
+from waitingroom._redis_server import free_port
+from waitingroom.middleware import WaitingRoomMiddleware
+from waitingroom.settings import Settings
+
+
+class IdOrigin(Origin):
+    """Remembers the request ids it was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: list[str] = []
+
+    async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]
+        self.ids.append(dict(scope["headers"]).get(b"x-request-id", b"").decode())
+        await super().__call__(scope, receive, send)
+
+
+@pytest.mark.parametrize(("sent", "kept"), [("abc-123", True), ("", False),
+                                             ("x" * 65, False), ("bad id!", False)])
+async def test_request_ids_are_kept_made_or_replaced_and_passed_on(
+    make_settings: Callable[..., Settings], sent: str, kept: bool
+) -> None:
+    origin = IdOrigin()
+    room = WaitingRoomMiddleware(origin, settings=make_settings(open_paths=("/login",)))
+    transport = httpx.ASGITransport(app=room)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as c:
+            headers = {"X-Request-Id": sent} if sent else {}
+            response = await c.get("/login", headers=headers)
+            queued = await c.get("/_wr/health", headers=headers)
+    finally:
+        await room.aclose()
+    rid = response.headers["x-request-id"]
+    assert origin.ids == [rid]
+    assert (rid == sent) is kept
+    if not kept:
+        assert len(rid) == 16 and int(rid, 16) >= 0
+    assert "x-request-id" in queued.headers  # the waiting room's own answers carry one too
+
+
+def test_serve_logs_json_lines_with_the_request_id(redis_url: str) -> None:
+    port = free_port()
+    env = {**os.environ, "WAITINGROOM_SECRET": SECRET, "WAITINGROOM_REDIS_URL": redis_url,
+           "WAITINGROOM_ORIGIN": f"http://127.0.0.1:{free_port()}",  # nobody listens there
+           "WAITINGROOM_OPEN_PATHS": "/*"}
+    process = subprocess.Popen([sys.executable, "-m", "waitingroom.cli", "serve", "--port",
+                                str(port)], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(300):
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/x",
+                                     headers={"X-Request-Id": "trace-42"})
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        assert response.status_code == 502
+    finally:
+        process.terminate()
+        _, err = process.communicate(timeout=10)
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    failed = [line for line in lines if "origin failed" in line["message"]]
+    assert failed and failed[0]["request_id"] == "trace-42"
+    assert failed[0]["level"] == "warning" and failed[0]["logger"] == "waitingroom.proxy"
