@@ -131,7 +131,8 @@ class WaitingRoomMiddleware:
             await self.app(scope, receive, send)
             return
         scope = _without_session_header(scope)  # only we may say who is admitted
-        scope, rid = _with_request_id(scope)
+        incoming = next((v for k, v in scope["headers"] if k == REQUEST_ID_HEADER), None)
+        rid = request_id_from(incoming)
         request_id.set(rid)
         if scope["type"] == "http":
             send = _echo_request_id(send, rid)
@@ -139,9 +140,10 @@ class WaitingRoomMiddleware:
         if path.startswith(RESERVED_PREFIX):
             await self._reserved_path(scope, receive, send)
         elif not self.rules.is_gated(path):
-            await self.app(scope, receive, send)
+            await self.app(_with_request_id(scope, incoming, rid), receive, send)
         else:
-            await self._gated(_Request.parse(scope), receive, send)
+            await self._gated(_Request.parse(_with_request_id(scope, incoming, rid)), receive,
+                              send)
 
     # -- the gate ------------------------------------------------------------------
 
@@ -554,17 +556,14 @@ def _same_origin_path(target: str) -> bool:
             and not any(ord(c) < 32 for c in target) and len(target) <= 2000)
 
 
-def _with_request_id(scope: Scope) -> tuple[Scope, str]:
-    """The request's id (the caller's X-Request-Id if sane), passed on to the origin."""
-    headers = scope["headers"]
-    incoming = next((v for k, v in headers if k == REQUEST_ID_HEADER), None)
-    rid = request_id_from(incoming)
+def _with_request_id(scope: Scope, incoming: bytes | None, rid: str) -> Scope:
+    """The scope to forward: it carries the request id to the origin."""
     if incoming == rid.encode():
-        return scope, rid
+        return scope
     scope = dict(scope)
-    scope["headers"] = [*(h for h in headers if h[0] != REQUEST_ID_HEADER),
+    scope["headers"] = [*(h for h in scope["headers"] if h[0] != REQUEST_ID_HEADER),
                         (REQUEST_ID_HEADER, rid.encode())]
-    return scope, rid
+    return scope
 
 
 def _echo_request_id(send: Send, rid: str) -> Send:

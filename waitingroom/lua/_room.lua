@@ -29,21 +29,29 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- The room's live config, read once per call.
+local settings = redis.call('HMGET', config, 'capacity', 'paused', 'rate', 'start_at', 'mode')
+local CAPACITY = tonumber(settings[1]) or 0
+local PAUSED = settings[2] == '1'
+local RATE = tonumber(settings[3]) or 0
+local START_AT = tonumber(settings[4]) or 0
+local MODE = settings[5] or 'normal'
+
 -- Ms until the scheduled start, or 0 if none is pending.
 local function until_start(now)
-  local start_at = tonumber(redis.call('HGET', config, 'start_at')) or 0
-  return math.max(0, start_at - now)
+  return math.max(0, START_AT - now)
 end
 
--- At the start, the pre-queue becomes the head of the line in its drawn order.
+-- At the start, the pre-queue becomes the head of the line in its drawn order, and
+-- the schedule is done with.
 local function draw(now)
-  if until_start(now) > 0 then return end
-  local drawn = redis.call('ZRANGE', prequeue, 0, -1)
-  if #drawn == 0 then return end
-  for _, id in ipairs(drawn) do
+  if START_AT == 0 or START_AT > now then return end
+  for _, id in ipairs(redis.call('ZRANGE', prequeue, 0, -1)) do
     redis.call('ZADD', queue, redis.call('INCR', seq), id)
   end
   redis.call('DEL', prequeue)
+  redis.call('HSET', config, 'start_at', 0)
+  START_AT = 0
 end
 
 -- Drop sessions past their expiry and waiters unseen for longer than the grace.
@@ -68,7 +76,7 @@ end
 -- How many admissions the rate allows now: a token bucket refilled at rate/minute,
 -- holding at most one second's worth (and at least one).
 local function rate_allowance(now)
-  local rate = tonumber(redis.call('HGET', config, 'rate')) or 0
+  local rate = RATE
   if rate <= 0 then return math.huge, 0 end
   local burst = math.max(1, math.ceil(rate / 60))
   local tokens = tonumber(redis.call('HGET', stats, 'bucket')) or burst
@@ -81,10 +89,9 @@ end
 -- no faster than the admission rate. Each must claim its slot (see claim) within
 -- the grace or it is released again.
 local function fill(now, grace_ms)
-  if redis.call('HGET', config, 'paused') == '1' or until_start(now) > 0 then return end
-  local capacity = tonumber(redis.call('HGET', config, 'capacity')) or 0
+  if PAUSED or until_start(now) > 0 then return end
   local allowed, tokens = rate_allowance(now)
-  local free = math.min(capacity - redis.call('ZCARD', active), allowed)
+  local free = math.min(CAPACITY - redis.call('ZCARD', active), allowed)
   local admitted = {}
   if free > 0 then  -- the priority lane first, then the queue, each in its order
     admitted = redis.call('ZRANGE', priority, 0, free - 1)

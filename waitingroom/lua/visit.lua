@@ -16,21 +16,21 @@ local now = now_ms()
 prune(now, grace_ms)
 fill(now, grace_ms)
 -- A closed room takes no new places; those in line are still let in, in order.
-local closed = redis.call('HGET', config, 'mode') == 'closed'
+local closed = MODE == 'closed'
 
 local function visit(id, join)
   if claim(id, now, idle_ms, max_ms) then return 1, 0 end
-  local lane = redis.call('ZRANK', priority, id)
-  if lane then  -- an invitee: its place is in the priority lane
-    redis.call('ZADD', seen, now, id)
-    return 0, lane + 1
-  end
-  if redis.call('ZSCORE', prequeue, id) then  -- before the start: no position yet
-    redis.call('ZADD', seen, now, id)
-    return 2, 0
-  end
-  local rank = redis.call('ZRANK', queue, id)
+  local rank = redis.call('ZRANK', queue, id)  -- the common case first
   if not rank then
+    local lane = redis.call('ZRANK', priority, id)
+    if lane then  -- an invitee: its place is in the priority lane
+      redis.call('ZADD', seen, now, id)
+      return 0, lane + 1
+    end
+    if START_AT > 0 and redis.call('ZSCORE', prequeue, id) then  -- before the start
+      redis.call('ZADD', seen, now, id)
+      return 2, 0
+    end
     if closed or not join then return -1, 0 end
     if until_start(now) > 0 then  -- the draw at the start decides the order
       redis.call('ZADD', prequeue, 0, id)
