@@ -134,9 +134,9 @@ class WaitingRoomMiddleware:
         incoming = next((v for k, v in scope["headers"] if k == REQUEST_ID_HEADER), None)
         rid = request_id_from(incoming)
         request_id.set(rid)
-        if scope["type"] == "http":
-            send = _echo_request_id(send, rid)
         path: str = scope["path"]
+        if scope["type"] == "http":
+            send = _echo_request_id(send, rid, ours=path.startswith(RESERVED_PREFIX))
         if path.startswith(RESERVED_PREFIX):
             await self._reserved_path(scope, receive, send)
         elif not self.rules.is_gated(path):
@@ -566,14 +566,16 @@ def _with_request_id(scope: Scope, incoming: bytes | None, rid: str) -> Scope:
     return scope
 
 
-def _echo_request_id(send: Send, rid: str) -> Send:
-    encoded = rid.encode()
+def _echo_request_id(send: Send, rid: str, *, ours: bool) -> Send:
+    """Return the request id in the response. Our own answers never carry one, so
+    they skip the duplicate check an origin's answer needs."""
+    header = (REQUEST_ID_HEADER, rid.encode())
 
     async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":
-            headers = MutableHeaders(scope=message)
-            if REQUEST_ID_HEADER.decode() not in headers:
-                headers.raw.append((REQUEST_ID_HEADER, encoded))
+            headers = message.get("headers", [])
+            if ours or all(name != REQUEST_ID_HEADER for name, _ in headers):
+                message["headers"] = [*headers, header]
         await send(message)
 
     return wrapped
