@@ -39,6 +39,7 @@ logger = logging.getLogger("waitingroom")
 
 SESSION_HEADER = b"x-waitingroom-session"
 REQUEST_ID_HEADER = b"x-request-id"
+_ADMIN_PATHS = ADMIN_PREFIX + "/"
 RELEASE_HEADER = b"x-waitingroom-release"
 _CONFIG_TTL_SECONDS = 1.0
 _EVENTS_MAX_SECONDS = 300  # an SSE stream ends after this; EventSource reconnects
@@ -132,14 +133,21 @@ class WaitingRoomMiddleware:
             return
         scope = _without_session_header(scope)  # only we may say who is admitted
         incoming = next((v for k, v in scope["headers"] if k == REQUEST_ID_HEADER), None)
+        path: str = scope["path"]
+        if path.startswith(RESERVED_PREFIX):
+            # The waiting room's own answers (the status poll above all: the hottest
+            # path) carry an id only when the caller sent one; nothing is forwarded.
+            if incoming is not None and scope["type"] == "http":
+                rid = request_id_from(incoming)
+                request_id.set(rid)
+                send = _echo_request_id(send, rid, ours=True)
+            await self._reserved_path(scope, receive, send)
+            return
         rid = request_id_from(incoming)
         request_id.set(rid)
-        path: str = scope["path"]
         if scope["type"] == "http":
-            send = _echo_request_id(send, rid, ours=path.startswith(RESERVED_PREFIX))
-        if path.startswith(RESERVED_PREFIX):
-            await self._reserved_path(scope, receive, send)
-        elif not self.rules.is_gated(path):
+            send = _echo_request_id(send, rid, ours=False)
+        if not self.rules.is_gated(path):
             await self.app(_with_request_id(scope, incoming, rid), receive, send)
         else:
             await self._gated(_Request.parse(_with_request_id(scope, incoming, rid)), receive,
@@ -266,7 +274,7 @@ class WaitingRoomMiddleware:
     async def _reserved_path(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         handler = self._reserved.get(path)
-        if scope["type"] == "http" and (path.startswith(ADMIN_PREFIX + "/")
+        if scope["type"] == "http" and (path.startswith(_ADMIN_PATHS)
                                         or path == "/_wr/metrics"):
             try:
                 await self._room_config()  # a room no visitor has touched yet is seeded
