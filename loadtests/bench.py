@@ -2,8 +2,9 @@
 
 Every server is its own uvicorn process (1 worker, uvloop/httptools, no access log);
 wrk drives each in turn with 64 connections, baseline and subject alternating over
-several rounds, and the medians are compared. Machines here are 2-core and noisy, so
-only ratios from one run mean anything. Also reports Redis commands per request type
+several rounds; each round's subject/baseline ratio is taken and the median of those
+is reported. Machines here are 2-core and noisy, so only ratios from one run mean
+anything, and pairing rounds keeps a host that slows down mid-run from skewing them. Also reports Redis commands per request type
 and Redis memory per waiting visitor. Traffic goes to 127.0.0.1 only.
 
 Usage: python loadtests/bench.py [--seconds 5] [--rounds 3]
@@ -85,9 +86,12 @@ def compare(rounds: int, seconds: int, pairs: dict[str, tuple[tuple[str, str | N
             results[name][0].append(wrk(baseline[0], seconds, baseline[1]))
             results[name][1].append(wrk(subject[0], seconds, subject[1]))
     for name, (base, subj) in results.items():
-        b, s = statistics.median(base), statistics.median(subj)
-        print(f"{name}: {s:,.0f} req/s vs baseline {b:,.0f} req/s -> ratio {s / b:.2f} "
-              f"(rounds: {', '.join(f'{x:,.0f}' for x in subj)} vs "
+        # Each round runs baseline and subject back to back, so their ratio is robust to
+        # the host slowing down over the run; report the median of those ratios.
+        ratio = statistics.median(s / b for s, b in zip(subj, base, strict=True))
+        print(f"{name}: ratio {ratio:.2f} (median of per-round ratios; "
+              f"{statistics.median(subj):,.0f} vs {statistics.median(base):,.0f} req/s; "
+              f"rounds: {', '.join(f'{x:,.0f}' for x in subj)} vs "
               f"{', '.join(f'{x:,.0f}' for x in base)})")
 
 
