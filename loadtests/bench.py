@@ -4,8 +4,9 @@ Every server is its own uvicorn process (1 worker, uvloop/httptools, no access l
 wrk drives each in turn with 64 connections, baseline and subject alternating over
 several rounds; each round's subject/baseline ratio is taken and the median of those
 is reported. Machines here are 2-core and noisy, so only ratios from one run mean
-anything, and pairing rounds keeps a host that slows down mid-run from skewing them. Also reports Redis commands per request type
-and Redis memory per waiting visitor. Traffic goes to 127.0.0.1 only.
+anything, and pairing rounds keeps a host that slows down mid-run from skewing them.
+Also reports Redis commands per request type and Redis memory per waiting visitor.
+Traffic goes to 127.0.0.1 only.
 
 Usage: python loadtests/bench.py [--seconds 5] [--rounds 3]
 """
