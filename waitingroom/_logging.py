@@ -1,4 +1,5 @@
-"""Structured JSON logs, one object per line, each carrying the request id it belongs to."""
+"""Request ids (kept from the caller, or made; passed to the origin; echoed back) and
+structured JSON logs, one object per line, each carrying its request's id."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import re
 import secrets
 from datetime import UTC, datetime
 
+from starlette.types import Message, Scope, Send
+
+REQUEST_ID_HEADER = b"x-request-id"
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 _INCOMING_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
@@ -20,6 +24,31 @@ def request_id_from(header: bytes | None) -> str:
         if _INCOMING_ID.fullmatch(value):
             return value
     return secrets.token_hex(8)
+
+
+def with_request_id(scope: Scope, incoming: bytes | None, rid: str) -> Scope:
+    """The scope to forward: it carries the request id to the origin."""
+    if incoming == rid.encode():
+        return scope
+    scope = dict(scope)
+    scope["headers"] = [*(h for h in scope["headers"] if h[0] != REQUEST_ID_HEADER),
+                        (REQUEST_ID_HEADER, rid.encode())]
+    return scope
+
+
+def echo_request_id(send: Send, rid: str, *, ours: bool) -> Send:
+    """Return the request id in the response. Our own answers never carry one, so
+    they skip the duplicate check an origin's answer needs."""
+    header = (REQUEST_ID_HEADER, rid.encode())
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = message.get("headers", [])
+            if ours or all(name != REQUEST_ID_HEADER for name, _ in headers):
+                message["headers"] = [*headers, header]
+        await send(message)
+
+    return wrapped
 
 
 class JsonFormatter(logging.Formatter):

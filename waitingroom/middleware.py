@@ -26,7 +26,13 @@ from waitingroom import pages
 from waitingroom._breaker import BreakerClient
 from waitingroom._capture_desk import CaptureDesk
 from waitingroom._eta import AdmissionRate, WaitTimes
-from waitingroom._logging import request_id, request_id_from
+from waitingroom._logging import (
+    REQUEST_ID_HEADER,
+    echo_request_id,
+    request_id,
+    request_id_from,
+    with_request_id,
+)
 from waitingroom._paths import RESERVED_PREFIX, PathRules
 from waitingroom.admin import ADMIN_PREFIX, AdminAPI
 from waitingroom.capture import parse_fields
@@ -38,7 +44,6 @@ from waitingroom.tickets import Tickets, new_visitor_id
 logger = logging.getLogger("waitingroom")
 
 SESSION_HEADER = b"x-waitingroom-session"
-REQUEST_ID_HEADER = b"x-request-id"
 _ADMIN_PATHS = ADMIN_PREFIX + "/"
 RELEASE_HEADER = b"x-waitingroom-release"
 _CONFIG_TTL_SECONDS = 1.0
@@ -140,17 +145,17 @@ class WaitingRoomMiddleware:
             if incoming is not None and scope["type"] == "http":
                 rid = request_id_from(incoming)
                 request_id.set(rid)
-                send = _echo_request_id(send, rid, ours=True)
+                send = echo_request_id(send, rid, ours=True)
             await self._reserved_path(scope, receive, send)
             return
         rid = request_id_from(incoming)
         request_id.set(rid)
         if scope["type"] == "http":
-            send = _echo_request_id(send, rid, ours=False)
+            send = echo_request_id(send, rid, ours=False)
         if not self.rules.is_gated(path):
-            await self.app(_with_request_id(scope, incoming, rid), receive, send)
+            await self.app(with_request_id(scope, incoming, rid), receive, send)
         else:
-            await self._gated(_Request.parse(_with_request_id(scope, incoming, rid)), receive,
+            await self._gated(_Request.parse(with_request_id(scope, incoming, rid)), receive,
                               send)
 
     # -- the gate ------------------------------------------------------------------
@@ -562,31 +567,6 @@ def _same_origin_path(target: str) -> bool:
     """A path on this site: no scheme, no host, no ``//`` or backslash tricks."""
     return (target.startswith("/") and not target.startswith("//") and "\\" not in target
             and not any(ord(c) < 32 for c in target) and len(target) <= 2000)
-
-
-def _with_request_id(scope: Scope, incoming: bytes | None, rid: str) -> Scope:
-    """The scope to forward: it carries the request id to the origin."""
-    if incoming == rid.encode():
-        return scope
-    scope = dict(scope)
-    scope["headers"] = [*(h for h in scope["headers"] if h[0] != REQUEST_ID_HEADER),
-                        (REQUEST_ID_HEADER, rid.encode())]
-    return scope
-
-
-def _echo_request_id(send: Send, rid: str, *, ours: bool) -> Send:
-    """Return the request id in the response. Our own answers never carry one, so
-    they skip the duplicate check an origin's answer needs."""
-    header = (REQUEST_ID_HEADER, rid.encode())
-
-    async def wrapped(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            headers = message.get("headers", [])
-            if ours or all(name != REQUEST_ID_HEADER for name, _ in headers):
-                message["headers"] = [*headers, header]
-        await send(message)
-
-    return wrapped
 
 
 def _without_session_header(scope: Scope) -> Scope:
