@@ -1,5 +1,5 @@
-"""Request ids (kept from the caller, or made; passed to the origin; echoed back) and
-structured JSON logs, one object per line, each carrying its request's id."""
+"""Request ids (kept from the caller, or made; echoed back) and structured JSON logs,
+one object per line, each carrying its request's id."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import re
 import secrets
 from datetime import UTC, datetime
 
-from starlette.types import Message, Scope, Send
+from starlette.types import Message, Send
 
 REQUEST_ID_HEADER = b"x-request-id"
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
@@ -24,16 +24,6 @@ def request_id_from(header: bytes | None) -> str:
         if _INCOMING_ID.fullmatch(value):
             return value
     return secrets.token_hex(8)
-
-
-def with_request_id(scope: Scope, incoming: bytes | None, rid: str) -> Scope:
-    """The scope to forward: it carries the request id to the origin."""
-    if incoming == rid.encode():
-        return scope
-    scope = dict(scope)
-    scope["headers"] = [*(h for h in scope["headers"] if h[0] != REQUEST_ID_HEADER),
-                        (REQUEST_ID_HEADER, rid.encode())]
-    return scope
 
 
 def echo_request_id(send: Send, rid: str, *, ours: bool) -> Send:

@@ -31,7 +31,6 @@ from waitingroom._logging import (
     echo_request_id,
     request_id,
     request_id_from,
-    with_request_id,
 )
 from waitingroom._paths import RESERVED_PREFIX, PathRules
 from waitingroom.admin import ADMIN_PREFIX, AdminAPI
@@ -59,9 +58,13 @@ class _Request:
     cookies: dict[str, str]
     wants_json: bool
     secure: bool
+    incoming_id: bytes | None = None
+    """The caller's X-Request-Id header, if any."""
+    request_id: str = ""
+    """This request's id (the caller's if sane); empty for the room's own endpoints."""
 
     @classmethod
-    def parse(cls, scope: Scope) -> _Request:
+    def parse(cls, scope: Scope, incoming_id: bytes | None = None, rid: str = "") -> _Request:
         cookie = accept = ""
         for name, value in scope["headers"]:
             if name == b"cookie":
@@ -70,7 +73,12 @@ class _Request:
                 accept = value.decode("latin-1")
         wants_json = "application/json" in accept and "text/html" not in accept
         return cls(scope, cookie_parser(cookie) if cookie else {}, wants_json,
-                   scope.get("scheme") in ("https", "wss"))
+                   scope.get("scheme") in ("https", "wss"), incoming_id, rid)
+
+    def forwarded(self, *extra: tuple[bytes, bytes]) -> Scope:
+        """The scope for the origin: it carries the request id and ``extra`` headers,
+        copied once and only when something is really forwarded."""
+        return _forwarded(self.scope, self.incoming_id, self.request_id, *extra)
 
 
 @dataclass(slots=True)
@@ -153,10 +161,9 @@ class WaitingRoomMiddleware:
         if scope["type"] == "http":
             send = echo_request_id(send, rid, ours=False)
         if not self.rules.is_gated(path):
-            await self.app(with_request_id(scope, incoming, rid), receive, send)
+            await self.app(_forwarded(scope, incoming, rid), receive, send)
         else:
-            await self._gated(_Request.parse(with_request_id(scope, incoming, rid)), receive,
-                              send)
+            await self._gated(_Request.parse(scope, incoming, rid), receive, send)
 
     # -- the gate ------------------------------------------------------------------
 
@@ -164,7 +171,7 @@ class WaitingRoomMiddleware:
         try:
             config = await self._room_config()
             if config.mode == "open":
-                await self.app(request.scope, receive, send)
+                await self.app(request.forwarded(), receive, send)
                 return
             standing = await self._stand(request, join=True)
         except RedisError as exc:
@@ -177,8 +184,7 @@ class WaitingRoomMiddleware:
                 return
             response = self.desk.form(standing.visitor_id, self._status_of(standing, config),
                                       wants_json=request.wants_json)
-            response.raw_headers.extend((b"set-cookie", c) for c in standing.set_cookies)
-            await response(request.scope, receive, send)
+            await _with_cookies(response, standing.set_cookies)(request.scope, receive, send)
         elif standing.admitted:
             await self._forward(request, receive, send, standing)
         elif request.scope["type"] == "websocket":
@@ -195,8 +201,7 @@ class WaitingRoomMiddleware:
             else:
                 body = pages.queue_page(status, grace_seconds=self.settings.grace_seconds)
                 response = Response(body, headers=headers, media_type="text/html")
-            response.raw_headers.extend((b"set-cookie", c) for c in standing.set_cookies)
-            await response(request.scope, receive, send)
+            await _with_cookies(response, standing.set_cookies)(request.scope, receive, send)
 
     async def _stand(self, request: _Request, *, join: bool) -> _Standing:
         """Work out where the visitor stands: one Redis round trip."""
@@ -227,24 +232,17 @@ class WaitingRoomMiddleware:
         self.rate.observe(visit.server_ms, visit.admitted_total)
         standing = _Standing(visitor_id, visit.state is VisitState.ADMITTED, visit)
         if standing.admitted:
-            standing.set_cookies += [
-                self._cookie(request, self._pass_cookie,
-                             self.tickets.issue_pass(self.room, visitor_id),
-                             self.settings.session_max_seconds),
-                self._cookie(request, self._ticket_cookie, "", 0),
-            ]
+            standing.set_cookies += [self._pass_for(request, visitor_id),
+                                     self._cookie(request, self._ticket_cookie, "", 0)]
         elif fresh and visit.state is VisitState.WAITING:
-            standing.set_cookies.append(self._cookie(
-                request, self._ticket_cookie, self.tickets.issue_ticket(self.room, visitor_id),
-                self.settings.ticket_max_age_seconds))
+            standing.set_cookies.append(self._ticket_for(request, visitor_id))
         return standing
 
     async def _forward(
         self, request: _Request, receive: Receive, send: Send, standing: _Standing
     ) -> None:
         """Pass an admitted request on; end the session if the origin says so."""
-        scope = dict(request.scope)
-        scope["headers"] = [*scope["headers"], (SESSION_HEADER, standing.visitor_id.encode())]
+        scope = request.forwarded((SESSION_HEADER, standing.visitor_id.encode()))
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -257,8 +255,7 @@ class WaitingRoomMiddleware:
                         await self._release(standing.visitor_id)
                         standing.set_cookies.append(
                             self._cookie(request, self._pass_cookie, "", 0))
-                for cookie in standing.set_cookies:
-                    headers.append("set-cookie", cookie.decode("latin-1"))
+                headers.raw.extend((b"set-cookie", c) for c in standing.set_cookies)
             await send(message)
 
         try:
@@ -278,56 +275,48 @@ class WaitingRoomMiddleware:
 
     async def _reserved_path(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
-        handler = self._reserved.get(path)
-        if scope["type"] == "http" and (path.startswith(_ADMIN_PATHS)
-                                        or path == "/_wr/metrics"):
-            try:
-                await self._room_config()  # a room no visitor has touched yet is seeded
-                await self.admin(scope, receive, send)
-            except RedisError as exc:
-                logger.warning("redis unavailable for %s: %s", path, exc)
-                await self._unavailable(_Request.parse(scope), receive, send)
-        elif scope["type"] != "http":
+        if scope["type"] != "http":
             await send({"type": "websocket.close", "code": 1008})
-        elif handler is not None:
-            await handler(_Request.parse(scope), receive, send)
-        elif path.startswith("/_wr/static/") and path[12:] in pages.ASSETS:
+            return
+        if path.startswith("/_wr/static/") and path[12:] in pages.ASSETS:
             body, content_type = pages.ASSETS[path[12:]]
             response = Response(body, headers={"cache-control": "public, max-age=3600"})
             response.raw_headers.append((b"content-type", content_type))
             await response(scope, receive, send)
-        else:
+            return
+        handler = self._reserved.get(path)
+        if handler is None and (path.startswith(_ADMIN_PATHS) or path == "/_wr/metrics"):
+            handler = self._admin
+        if handler is None:
             await Response(b'{"error":"not found"}', 404, media_type="application/json")(
                 scope, receive, send)
+            return
+        request = _Request.parse(scope)
+        try:
+            await handler(request, receive, send)
+        except RedisError as exc:  # every handler answers only after its Redis work
+            logger.warning("redis unavailable for %s: %s", path, exc)
+            await self._unavailable(request, receive, send)
+
+    async def _admin(self, request: _Request, receive: Receive, send: Send) -> None:
+        await self._room_config()  # a room no visitor has touched yet is seeded
+        await self.admin(request.scope, receive, send)
 
     async def _status(self, request: _Request, receive: Receive, send: Send) -> None:
         """``GET /_wr/status``: the caller's standing as JSON (joins if holding none)."""
-        try:
-            config = await self._room_config()
-            if config.mode == "open":
-                status = Status(self.room, "open", message=config.message or None)
-                standing = None
-            else:
-                standing = await self._stand(request, join=True)
-                status = self._status_of(standing, config)
-        except RedisError as exc:
-            logger.warning("redis unavailable for /_wr/status: %s", exc)
-            await self._unavailable(request, receive, send)
-            return
+        config = await self._room_config()
+        if config.mode == "open":  # nobody waits: asking takes no place
+            status, cookies = Status(self.room, "open", message=config.message or None), []
+        else:
+            standing = await self._stand(request, join=True)
+            status, cookies = self._status_of(standing, config), standing.set_cookies
         response = Response(status.to_json(), headers=_NO_STORE, media_type="application/json")
-        if standing is not None:
-            response.raw_headers.extend((b"set-cookie", c) for c in standing.set_cookies)
-        await response(request.scope, receive, send)
+        await _with_cookies(response, cookies)(request.scope, receive, send)
 
     async def _events(self, request: _Request, receive: Receive, send: Send) -> None:
         """``GET /_wr/events``: the caller's status as Server-Sent Events until admitted."""
-        try:
-            config = await self._room_config()
-            standing = await self._stand(request, join=True)
-        except RedisError as exc:
-            logger.warning("redis unavailable for /_wr/events: %s", exc)
-            await self._unavailable(request, receive, send)
-            return
+        config = await self._room_config()
+        standing = await self._stand(request, join=True)
         headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-store"),
                    (b"x-accel-buffering", b"no"),
                    *((b"set-cookie", c) for c in standing.set_cookies)]
@@ -365,39 +354,25 @@ class WaitingRoomMiddleware:
     async def _capture(self, request: _Request, receive: Receive, send: Send) -> None:
         """``GET /_wr/capture``: the form; ``POST``: a submission (form or JSON)."""
         method = request.scope["method"]
-        try:
-            config = await self._room_config()
-            if method == "POST":
-                visitor_id = (
-                    self.tickets.read_pass(request.cookies.get(self._pass_cookie), self.room)
-                    or self.tickets.read_ticket(request.cookies.get(self._ticket_cookie),
-                                                self.room))
-                status = Status(self.room, "capture", message=config.message or None)
-                response = await self.desk.submit(visitor_id, status,
-                                                  dict(request.scope["headers"]), receive,
-                                                  wants_json=request.wants_json)
-            elif method in ("GET", "HEAD"):
-                standing = await self._stand(request, join=True)
-                response = self.desk.form(standing.visitor_id, self._status_of(standing, config),
-                                          wants_json=request.wants_json)
-                response.raw_headers.extend((b"set-cookie", c) for c in standing.set_cookies)
-            else:
-                response = Response(b"", 405, headers={"allow": "GET, HEAD, POST"})
-        except RedisError as exc:
-            logger.warning("redis unavailable for /_wr/capture: %s", exc)
-            await self._unavailable(request, receive, send)
-            return
+        config = await self._room_config()
+        if method == "POST":
+            status = Status(self.room, "capture", message=config.message or None)
+            response = await self.desk.submit(self._cookie_visitor(request), status,
+                                              dict(request.scope["headers"]), receive,
+                                              wants_json=request.wants_json)
+        elif method in ("GET", "HEAD"):
+            standing = await self._stand(request, join=True)
+            response = _with_cookies(
+                self.desk.form(standing.visitor_id, self._status_of(standing, config),
+                               wants_json=request.wants_json), standing.set_cookies)
+        else:
+            response = Response(b"", 405, headers={"allow": "GET, HEAD, POST"})
         await response(request.scope, receive, send)
 
     async def _status_page(self, request: _Request, receive: Receive, send: Send) -> None:
         """``GET /_wr/status-page`` (HTML, works without JavaScript) and its JSON twin:
         the room's state in words and the operator's message. Cacheable for 5 s."""
-        try:
-            config = await self._room_config()
-        except RedisError as exc:
-            logger.warning("redis unavailable for the status page: %s", exc)
-            await self._unavailable(request, receive, send)
-            return
+        config = await self._room_config()
         if config.mode in ("open", "closed"):
             state = config.mode
         elif self._capturing(config):
@@ -426,33 +401,18 @@ class WaitingRoomMiddleware:
         target = query.get("to", "/")
         if not _same_origin_path(target):
             target = "/"  # never an open redirect
-        session_id = self.tickets.read_pass(request.cookies.get(self._pass_cookie), self.room)
-        ticket_id = self.tickets.read_ticket(request.cookies.get(self._ticket_cookie),
-                                             self.room)
-        visitor_id = session_id or ticket_id or new_visitor_id()
-        try:
-            await self._room_config()
-            visit = (await self.engine.redeem_invite(self.room, invite_id, visitor_id)
-                     if invite_id else None)
-        except RedisError as exc:
-            logger.warning("redis unavailable for /_wr/invite: %s", exc)
-            await self._unavailable(request, receive, send)
-            return
+        visitor_id = self._cookie_visitor(request) or new_visitor_id()
+        await self._room_config()
+        visit = (await self.engine.redeem_invite(self.room, invite_id, visitor_id)
+                 if invite_id else None)
         if visit is None:
             await Response(pages.invite_refused_page(), 403, headers=_NO_STORE,
                            media_type="text/html")(request.scope, receive, send)
             return
         response = Response(b"", 303, headers={**_NO_STORE, "location": target})
-        if visit.state is VisitState.ADMITTED:
-            cookie = self._cookie(request, self._pass_cookie,
-                                  self.tickets.issue_pass(self.room, visitor_id),
-                                  self.settings.session_max_seconds)
-        else:
-            cookie = self._cookie(request, self._ticket_cookie,
-                                  self.tickets.issue_ticket(self.room, visitor_id),
-                                  self.settings.ticket_max_age_seconds)
-        response.raw_headers.append((b"set-cookie", cookie))
-        await response(request.scope, receive, send)
+        cookie = (self._pass_for(request, visitor_id) if visit.state is VisitState.ADMITTED
+                  else self._ticket_for(request, visitor_id))
+        await _with_cookies(response, [cookie])(request.scope, receive, send)
 
     async def _health(self, request: _Request, receive: Receive, send: Send) -> None:
         """``GET /_wr/health``: is Redis reachable? Takes no place in line."""
@@ -530,6 +490,22 @@ class WaitingRoomMiddleware:
         finally:
             self._config_refresh = None
 
+    def _cookie_visitor(self, request: _Request) -> str | None:
+        """The visitor a genuine pass or ticket cookie names, if any."""
+        return (self.tickets.read_pass(request.cookies.get(self._pass_cookie), self.room)
+                or self.tickets.read_ticket(request.cookies.get(self._ticket_cookie),
+                                            self.room))
+
+    def _pass_for(self, request: _Request, visitor_id: str) -> bytes:
+        return self._cookie(request, self._pass_cookie,
+                            self.tickets.issue_pass(self.room, visitor_id),
+                            self.settings.session_max_seconds)
+
+    def _ticket_for(self, request: _Request, visitor_id: str) -> bytes:
+        return self._cookie(request, self._ticket_cookie,
+                            self.tickets.issue_ticket(self.room, visitor_id),
+                            self.settings.ticket_max_age_seconds)
+
     def _cookie(self, request: _Request, name: str, value: str, max_age: int) -> bytes:
         secure = "; Secure" if request.secure else ""
         return (f"{name}={value}; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Lax"
@@ -561,6 +537,25 @@ class WaitingRoomMiddleware:
             return message
 
         return wrapped
+
+
+def _with_cookies(response: Response, cookies: list[bytes]) -> Response:
+    response.raw_headers.extend((b"set-cookie", c) for c in cookies)
+    return response
+
+
+def _forwarded(
+    scope: Scope, incoming_id: bytes | None, rid: str, *extra: tuple[bytes, bytes]
+) -> Scope:
+    """A copy of ``scope`` carrying the request id and ``extra`` headers (``scope``
+    itself when there is nothing to add)."""
+    encoded = rid.encode()
+    if incoming_id == encoded and not extra:
+        return scope
+    headers = scope["headers"]
+    if incoming_id is not None:
+        headers = [h for h in headers if h[0] != REQUEST_ID_HEADER]
+    return {**scope, "headers": [*headers, (REQUEST_ID_HEADER, encoded), *extra]}
 
 
 def _same_origin_path(target: str) -> bool:
