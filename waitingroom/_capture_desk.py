@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.types import Receive
 
 from waitingroom import pages
+from waitingroom._asgi import BodyTooLarge, ClientGone, read_body
 from waitingroom._spool import Spool
 from waitingroom.capture import CaptureField, reference_for, validate
 from waitingroom.engine import Engine
@@ -144,16 +145,12 @@ class CaptureDesk:
 
 
 async def _read_submission(headers: dict[bytes, bytes], receive: Receive) -> dict[str, object]:
-    body = b""
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _Rejected(400, "The form did not arrive completely.")
-        body += message.get("body", b"")
-        if len(body) > MAX_BODY_BYTES:
-            raise _Rejected(413, "The form is too large.")
-        if not message.get("more_body", False):
-            break
+    try:
+        body = await read_body(receive, MAX_BODY_BYTES)
+    except ClientGone:
+        raise _Rejected(400, "The form did not arrive completely.") from None
+    except BodyTooLarge:
+        raise _Rejected(413, "The form is too large.") from None
     content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
     text = body.decode("utf-8", errors="replace")
     if content_type == b"application/json":

@@ -40,6 +40,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from waitingroom import pages
+from waitingroom._asgi import BodyTooLarge, read_body
 from waitingroom._eta import WaitTimes
 from waitingroom._history import History
 from waitingroom.engine import Engine, RoomConfig
@@ -166,8 +167,8 @@ class AdminAPI:
 
     async def _create_invite(self, receive: Receive, who: str) -> Response:
         try:
-            request = _parse_invite(await _read_body(receive))
-        except _TooLarge:
+            request = _parse_invite(await read_body(receive, MAX_BODY_BYTES))
+        except BodyTooLarge:
             return _json({"error": "body too large"}, 413)
         except ValueError as exc:
             return _json({"error": str(exc)}, 400)
@@ -180,8 +181,8 @@ class AdminAPI:
 
     async def _change(self, receive: Receive, who: str) -> Response:
         try:
-            changes = _parse_changes(await _read_body(receive))
-        except _TooLarge:
+            changes = _parse_changes(await read_body(receive, MAX_BODY_BYTES))
+        except BodyTooLarge:
             return _json({"error": "body too large"}, 413)
         except ValueError as exc:
             return _json({"error": str(exc)}, 400)
@@ -250,22 +251,6 @@ class _Fixed:
 
     def collect(self) -> list[Metric]:
         return self._families
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _read_body(receive: Receive) -> bytes:
-    body = b""
-    while True:
-        message = await receive()
-        chunk: bytes = message.get("body", b"")
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise _TooLarge
-        if not message.get("more_body", False):
-            return body
 
 
 def _json_object(body: bytes) -> dict[str, Any]:

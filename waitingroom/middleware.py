@@ -23,6 +23,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from waitingroom import pages
+from waitingroom._asgi import ClientGone, wait_for_disconnect
 from waitingroom._breaker import BreakerClient
 from waitingroom._capture_desk import CaptureDesk
 from waitingroom._eta import AdmissionRate, WaitTimes
@@ -297,6 +298,8 @@ class WaitingRoomMiddleware:
         except RedisError as exc:  # every handler answers only after its Redis work
             logger.warning("redis unavailable for %s: %s", path, exc)
             await self._unavailable(request, receive, send)
+        except ClientGone:
+            pass  # nobody left to answer
 
     async def _admin(self, request: _Request, receive: Receive, send: Send) -> None:
         await self._room_config()  # a room no visitor has touched yet is seeded
@@ -321,7 +324,7 @@ class WaitingRoomMiddleware:
                    (b"x-accel-buffering", b"no"),
                    *((b"set-cookie", c) for c in standing.set_cookies)]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        disconnected = asyncio.ensure_future(_wait_for_disconnect(receive))
+        disconnected = asyncio.ensure_future(wait_for_disconnect(receive))
         deadline = time.monotonic() + _EVENTS_MAX_SECONDS
         last = b""
         try:
@@ -572,7 +575,3 @@ def _without_session_header(scope: Scope) -> Scope:
     scope["headers"] = [(n, v) for n, v in headers if n != SESSION_HEADER]
     return scope
 
-
-async def _wait_for_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass

@@ -1,0 +1,34 @@
+"""Small ASGI helpers for the waiting room's own endpoints."""
+
+from __future__ import annotations
+
+from starlette.types import Receive
+
+
+class BodyTooLarge(Exception):
+    """The request body exceeded the endpoint's limit."""
+
+
+class ClientGone(Exception):
+    """The client disconnected before sending the whole body."""
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    """The whole request body, at most ``limit`` bytes."""
+    body = b""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk: bytes = message.get("body", b"")
+        body += chunk
+        if len(body) > limit:
+            raise BodyTooLarge
+        if not message.get("more_body", False):
+            return body
+
+
+async def wait_for_disconnect(receive: Receive) -> None:
+    """Return once the client has gone (for responses that stream)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
