@@ -91,7 +91,8 @@ class RoomCounts:
 
 class RoomKeys(NamedTuple):
     """A room's Redis keys, all under the hash tag ``{room}`` (one Cluster slot).
-    The first nine, in this order, are KEYS[1..9] of every script."""
+    The first ones up to ``prequeue``, in this order, are KEYS[1..CORE] of every
+    script; a script's own keys follow."""
 
     queue: str
     seen: str
@@ -112,7 +113,11 @@ class RoomKeys(NamedTuple):
     @property
     def core(self) -> tuple[str, ...]:
         """KEYS[1..CORE] of every script."""
-        return self[:9]
+        return self[:CORE_KEY_COUNT]
+
+
+CORE_KEY_COUNT = RoomKeys._fields.index("prequeue") + 1
+"""How many of a room's keys every script gets first (``CORE`` in the Lua scripts)."""
 
 
 @cache
@@ -156,7 +161,8 @@ class CapturedRecord:
 
 def _script_source(name: str) -> str:
     lua = resources.files("waitingroom") / "lua"
-    return (lua / "_room.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
+    return (f"local CORE = {CORE_KEY_COUNT}\n" + (lua / "_room.lua").read_text() + "\n"
+            + (lua / f"{name}.lua").read_text())
 
 
 class Engine:

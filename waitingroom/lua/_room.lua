@@ -15,11 +15,11 @@
 --                     before the queue (invitees never raise anyone's position)
 --   9 prequeue ZSET   visitors who came before a scheduled start, all scored 0: ids
 --                     are random, so their order is a fair draw (config start_at, ms)
--- A script's own keys follow these: KEYS[CORE + 1], ...
+-- A script's own keys follow these: KEYS[CORE + 1], ... (the loader defines CORE,
+-- the number of keys above, from the same list the Python side builds them from).
 -- Times are Redis server time in milliseconds, never a process's clock.
 local queue, seen, active, deadline, seq, config, stats, priority, prequeue =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local CORE = 9
 
 -- Bound the work one call does; a backlog is worked off over the next calls.
 local PRUNE_BATCH = 1000
