@@ -114,3 +114,13 @@ async def test_forged_invites_and_bad_admin_requests(room: WaitingRoomMiddleware
             response = await ops.post("/_wr/admin/invites", json=body, headers=auth)
             assert response.status_code == 400, body
         assert (await ops.post("/_wr/admin/invites", json={"uses": 1})).status_code == 401
+
+
+async def test_someone_already_in_keeps_the_invite_for_others(engine: Engine) -> None:
+    await engine.seed_room(ROOM, capacity=1)
+    await engine.visit(ROOM, "inside")
+    await engine.create_invite(ROOM, "inv", uses=1, expires_in_seconds=600)
+    visit = await engine.redeem_invite(ROOM, "inv", "inside")
+    assert visit is not None and visit.state is VisitState.ADMITTED
+    assert visit.server_ms > 0 and visit.admitted_total == 1
+    assert await engine.invite_uses_left(ROOM, "inv") == 1

@@ -189,8 +189,7 @@ class AdminAPI:
         before = await self.engine.room_config(self.room)
         await self.engine.set_room_config(self.room, **changes)
         after = await self.engine.room_config(self.room)
-        await self.engine.audit(self.room, who, "update", _changed(before, after, "before"),
-                                _changed(before, after, "after"))
+        await self.engine.audit(self.room, who, "update", *_changed(before, after))
         await self._after_change()
         return _json(await self.snapshot())
 
@@ -308,7 +307,8 @@ def _parse_changes(body: bytes) -> dict[str, Any]:
     return data
 
 
-def _changed(before: RoomConfig, after: RoomConfig, side: str) -> dict[str, Any]:
+def _changed(before: RoomConfig, after: RoomConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The fields that changed: their old values, and their new ones."""
     old, new = asdict(before), asdict(after)
-    chosen = old if side == "before" else new
-    return {k: chosen[k] for k in old if old[k] != new[k]}
+    keys = [k for k in old if old[k] != new[k]]
+    return {k: old[k] for k in keys}, {k: new[k] for k in keys}

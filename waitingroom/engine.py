@@ -445,12 +445,12 @@ class Engine:
         """Use an invite for ``visitor_id``: to the front of the line (or straight in
         when a slot is free). None if the invite is used up, expired or unknown."""
         keys = room_keys(room)
-        state, position = await self._invite(
+        state, position, admitted, now = await self._invite(
             (*keys.core, _invite_key(room, invite_id)),
             (visitor_id, self._grace_ms, self._idle_ms, self._max_ms))
         if state < 0:
             return None
-        return Visit(VisitState(state), position, 0, 0)
+        return Visit(VisitState(state), position, admitted, now)
 
     async def invite_uses_left(self, room: str, invite_id: str) -> int:
         """Redemptions left (0 once used up or expired)."""
