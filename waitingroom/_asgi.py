@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+
+from starlette.responses import Response
 from starlette.types import Receive
+
+NO_STORE = {"cache-control": "no-store"}
+
+
+def json_response(
+    body: object, status: int = 200, headers: Mapping[str, str] = NO_STORE
+) -> Response:
+    """A JSON answer (``body`` may already be encoded bytes), not cached by default."""
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return Response(content, status, headers=dict(headers), media_type="application/json")
 
 
 class BodyTooLarge(Exception):

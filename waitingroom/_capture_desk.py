@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.types import Receive
 
 from waitingroom import pages
-from waitingroom._asgi import BodyTooLarge, ClientGone, read_body
+from waitingroom._asgi import NO_STORE, BodyTooLarge, ClientGone, json_response, read_body
 from waitingroom._spool import Spool
 from waitingroom.capture import CaptureField, reference_for, validate
 from waitingroom.engine import Engine
@@ -31,7 +31,6 @@ logger = logging.getLogger("waitingroom.capture")
 
 MAX_BODY_BYTES = 16 * 1024
 _MAX_FORM_FIELDS = 50
-_NO_STORE = {"cache-control": "no-store"}
 
 
 class _Rejected(Exception):
@@ -70,11 +69,10 @@ class CaptureDesk:
                                for f in self.fields]}
             if notice:
                 body["error"] = notice
-            return Response(json.dumps(body).encode(), status_code, headers=_NO_STORE,
-                            media_type="application/json")
+            return json_response(body, status_code)
         html = pages.capture_page(self.fields, csrf=csrf, values=values, errors=errors,
                                   status=status, notice=notice)
-        return Response(html, status_code, headers=_NO_STORE, media_type="text/html")
+        return Response(html, status_code, headers=NO_STORE, media_type="text/html")
 
     async def submit(
         self, visitor_id: str | None, status: Status, headers: dict[bytes, bytes],
@@ -111,9 +109,8 @@ class CaptureDesk:
                              values=values, notice="Too many attempts: please wait a "
                              "minute and send the form again.")
         if wants_json:
-            return Response(json.dumps({"state": "captured", "reference": reference}).encode(),
-                            headers=_NO_STORE, media_type="application/json")
-        return Response(pages.captured_page(reference), headers=_NO_STORE,
+            return json_response({"state": "captured", "reference": reference})
+        return Response(pages.captured_page(reference), headers=NO_STORE,
                         media_type="text/html")
 
     async def _store(self, reference: str, visitor_id: str, values: dict[str, str]) -> bool:
@@ -172,6 +169,5 @@ async def _read_submission(headers: dict[bytes, bytes], receive: Receive) -> dic
 
 def _plain(status: int, problem: str, wants_json: bool) -> Response:
     if wants_json:
-        return Response(json.dumps({"error": problem}).encode(), status, headers=_NO_STORE,
-                        media_type="application/json")
-    return Response(problem.encode(), status, headers=_NO_STORE, media_type="text/plain")
+        return json_response({"error": problem}, status)
+    return Response(problem.encode(), status, headers=NO_STORE, media_type="text/plain")

@@ -40,7 +40,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from waitingroom import pages
-from waitingroom._asgi import BodyTooLarge, read_body
+from waitingroom._asgi import BodyTooLarge, json_response, read_body
 from waitingroom._eta import WaitTimes
 from waitingroom._history import History
 from waitingroom.engine import Engine, RoomConfig
@@ -55,11 +55,6 @@ _CHOICES = {"mode": ("normal", "open", "closed"), "capture": ("auto", "on", "off
 MAX_RATE = 10_000_000
 MAX_INVITE_USES = 10_000
 MAX_INVITE_SECONDS = 30 * 86_400
-
-
-def _json(body: object, status: int = 200) -> Response:
-    return Response(json.dumps(body).encode(), status, media_type="application/json",
-                    headers={"cache-control": "no-store"})
 
 
 class AdminAPI:
@@ -100,13 +95,13 @@ class AdminAPI:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self.enabled:
-            response = _json({"error": "not found"}, 404)
+            response = json_response({"error": "not found"}, 404)
         elif scope["path"] == ADMIN_PREFIX + "/dashboard" and scope["method"] == "GET":
             # The page itself holds no data; everything it shows needs the token.
             response = Response(pages.dashboard_page(self.room), media_type="text/html",
                                 headers={"cache-control": "no-store"})
         elif (who := self.authenticate(scope)) is None:
-            response = _json({"error": "unauthorized"}, 401)
+            response = json_response({"error": "unauthorized"}, 401)
             response.headers["www-authenticate"] = 'Bearer realm="waitingroom"'
         else:
             response = await self._route(scope, receive, who)
@@ -118,10 +113,10 @@ class AdminAPI:
             return Response(await self.metrics(), media_type="text/plain; version=0.0.4")
         if path == ADMIN_PREFIX + "/room":
             if method == "GET":
-                return _json(await self.snapshot())
+                return json_response(await self.snapshot())
             if method == "POST":
                 return await self._change(receive, who)
-            return _json({"error": "method not allowed"}, 405)
+            return json_response({"error": "method not allowed"}, 405)
         if path == ADMIN_PREFIX + "/events" and method == "GET":
             return StreamingResponse(self._events(), media_type="text/event-stream",
                                      headers={"cache-control": "no-store",
@@ -129,8 +124,8 @@ class AdminAPI:
         if path == ADMIN_PREFIX + "/invites" and method == "POST":
             return await self._create_invite(receive, who)
         if path == ADMIN_PREFIX + "/audit" and method == "GET":
-            return _json({"entries": await self.engine.read_audit(self.room)})
-        return _json({"error": "not found"}, 404)
+            return json_response({"entries": await self.engine.read_audit(self.room)})
+        return json_response({"error": "not found"}, 404)
 
     async def sample(self) -> dict[str, Any]:
         """One data point for the dashboard: the room's numbers now."""
@@ -169,29 +164,29 @@ class AdminAPI:
         try:
             request = _parse_invite(await read_body(receive, MAX_BODY_BYTES))
         except BodyTooLarge:
-            return _json({"error": "body too large"}, 413)
+            return json_response({"error": "body too large"}, 413)
         except ValueError as exc:
-            return _json({"error": str(exc)}, 400)
+            return json_response({"error": str(exc)}, 400)
         invite_id = secrets.token_urlsafe(9)
         await self.engine.create_invite(self.room, invite_id, uses=request["uses"],
                                         expires_in_seconds=request["expires_in_seconds"])
         await self.engine.audit(self.room, who, "invite", {}, {"id": invite_id, **request})
         query = urlencode({"t": self._issue_invite(invite_id), "to": request["to"]})
-        return _json({"id": invite_id, "url": f"/_wr/invite?{query}", **request}, 201)
+        return json_response({"id": invite_id, "url": f"/_wr/invite?{query}", **request}, 201)
 
     async def _change(self, receive: Receive, who: str) -> Response:
         try:
             changes = _parse_changes(await read_body(receive, MAX_BODY_BYTES))
         except BodyTooLarge:
-            return _json({"error": "body too large"}, 413)
+            return json_response({"error": "body too large"}, 413)
         except ValueError as exc:
-            return _json({"error": str(exc)}, 400)
+            return json_response({"error": str(exc)}, 400)
         before = await self.engine.room_config(self.room)
         await self.engine.set_room_config(self.room, **changes)
         after = await self.engine.room_config(self.room)
         await self.engine.audit(self.room, who, "update", *_changed(before, after))
         await self._after_change()
-        return _json(await self.snapshot())
+        return json_response(await self.snapshot())
 
     async def metrics(self) -> bytes:
         """The room's numbers in Prometheus text format."""

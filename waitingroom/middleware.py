@@ -9,7 +9,6 @@ It costs one Redis round trip per gated request and none per open path.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -23,7 +22,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from waitingroom import pages
-from waitingroom._asgi import ClientGone, wait_for_disconnect
+from waitingroom._asgi import NO_STORE, ClientGone, json_response, wait_for_disconnect
 from waitingroom._breaker import BreakerClient
 from waitingroom._capture_desk import CaptureDesk
 from waitingroom._eta import AdmissionRate, WaitTimes
@@ -48,7 +47,6 @@ _ADMIN_PATHS = ADMIN_PREFIX + "/"
 RELEASE_HEADER = b"x-waitingroom-release"
 _CONFIG_TTL_SECONDS = 1.0
 _EVENTS_MAX_SECONDS = 300  # an SSE stream ends after this; EventSource reconnects
-_NO_STORE = {"cache-control": "no-store"}
 
 
 @dataclass(slots=True)
@@ -192,12 +190,11 @@ class WaitingRoomMiddleware:
             await send({"type": "websocket.close", "code": 1008})
         else:
             status = self._status_of(standing, config)
-            headers = {**_NO_STORE, "retry-after": str(status.poll_after_seconds)}
+            headers = {**NO_STORE, "retry-after": str(status.poll_after_seconds)}
             if request.wants_json:
-                response = Response(status.to_json(), headers=headers,
-                                    media_type="application/json")
+                response = json_response(status.to_json(), headers=headers)
             elif status.state == "closed":
-                response = Response(pages.closed_page(status), headers=_NO_STORE,
+                response = Response(pages.closed_page(status), headers=NO_STORE,
                                     media_type="text/html")
             else:
                 body = pages.queue_page(status, grace_seconds=self.settings.grace_seconds)
@@ -289,8 +286,7 @@ class WaitingRoomMiddleware:
         if handler is None and (path.startswith(_ADMIN_PATHS) or path == "/_wr/metrics"):
             handler = self._admin
         if handler is None:
-            await Response(b'{"error":"not found"}', 404, media_type="application/json")(
-                scope, receive, send)
+            await json_response({"error": "not found"}, 404)(scope, receive, send)
             return
         request = _Request.parse(scope)
         try:
@@ -313,7 +309,7 @@ class WaitingRoomMiddleware:
         else:
             standing = await self._stand(request, join=True)
             status, cookies = self._status_of(standing, config), standing.set_cookies
-        response = Response(status.to_json(), headers=_NO_STORE, media_type="application/json")
+        response = json_response(status.to_json())
         await _with_cookies(response, cookies)(request.scope, receive, send)
 
     async def _events(self, request: _Request, receive: Receive, send: Send) -> None:
@@ -389,8 +385,7 @@ class WaitingRoomMiddleware:
             body = {"room": self.room, "state": state, "state_text": pages.STATE_WORDS[state],
                     "message": config.message or None,
                     "message_at_ms": config.message_at_ms or None}
-            response = Response(json.dumps(body).encode(), headers=headers,
-                                media_type="application/json")
+            response = json_response(body, headers=headers)
         else:
             response = Response(pages.status_page(state, config.message, config.message_at_ms),
                                 headers=headers, media_type="text/html")
@@ -409,10 +404,10 @@ class WaitingRoomMiddleware:
         visit = (await self.engine.redeem_invite(self.room, invite_id, visitor_id)
                  if invite_id else None)
         if visit is None:
-            await Response(pages.invite_refused_page(), 403, headers=_NO_STORE,
+            await Response(pages.invite_refused_page(), 403, headers=NO_STORE,
                            media_type="text/html")(request.scope, receive, send)
             return
-        response = Response(b"", 303, headers={**_NO_STORE, "location": target})
+        response = Response(b"", 303, headers={**NO_STORE, "location": target})
         cookie = (self._pass_for(request, visitor_id) if visit.state is VisitState.ADMITTED
                   else self._ticket_for(request, visitor_id))
         await _with_cookies(response, [cookie])(request.scope, receive, send)
@@ -424,8 +419,7 @@ class WaitingRoomMiddleware:
         except RedisError:
             healthy = False
         body = {"status": "ok" if healthy else "unavailable", "room": self.room}
-        await Response(json.dumps(body).encode(), 200 if healthy else 503, headers=_NO_STORE,
-                       media_type="application/json")(request.scope, receive, send)
+        await json_response(body, 200 if healthy else 503)(request.scope, receive, send)
 
     # -- helpers -------------------------------------------------------------------
 
@@ -518,10 +512,9 @@ class WaitingRoomMiddleware:
         if request.scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1013})  # try again later
             return
-        headers = {**_NO_STORE, "retry-after": "5"}
+        headers = {**NO_STORE, "retry-after": "5"}
         if request.wants_json or request.scope["path"].startswith(RESERVED_PREFIX):
-            response = Response(b'{"error":"temporarily unavailable"}', 503, headers=headers,
-                                media_type="application/json")
+            response = json_response({"error": "temporarily unavailable"}, 503, headers)
         else:
             response = Response(pages.unavailable_page(), 503, headers=headers,
                                 media_type="text/html")
