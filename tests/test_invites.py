@@ -110,7 +110,7 @@ async def test_forged_invites_and_bad_admin_requests(room: WaitingRoomMiddleware
         assert (await vip.get("/_wr/invite")).status_code == 403
         auth = {"Authorization": f"Bearer {TOKEN}"}
         for body in ({"uses": 0}, {"uses": "5"}, {"expires_in_seconds": 5}, {"to": "//x"},
-                     {"extra": 1}):
+                     {"to": "/\\evil.example"}, {"extra": 1}):
             response = await ops.post("/_wr/admin/invites", json=body, headers=auth)
             assert response.status_code == 400, body
         assert (await ops.post("/_wr/admin/invites", json={"uses": 1})).status_code == 401

@@ -46,3 +46,9 @@ async def wait_for_disconnect(receive: Receive) -> None:
     """Return once the client has gone (for responses that stream)."""
     while (await receive())["type"] != "http.disconnect":
         pass
+
+
+def same_origin_path(target: str) -> bool:
+    """A path on this site: no scheme, no host, no ``//`` or backslash tricks."""
+    return (target.startswith("/") and not target.startswith("//") and "\\" not in target
+            and not any(ord(c) < 32 for c in target) and len(target) <= 2000)

@@ -40,7 +40,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from waitingroom import pages
-from waitingroom._asgi import BodyTooLarge, json_response, read_body
+from waitingroom._asgi import BodyTooLarge, json_response, read_body, same_origin_path
 from waitingroom._eta import WaitTimes
 from waitingroom._history import History
 from waitingroom.engine import Engine, RoomConfig
@@ -161,12 +161,9 @@ class AdminAPI:
                 "admission_rate_per_second": self._admission_rate()}
 
     async def _create_invite(self, receive: Receive, who: str) -> Response:
-        try:
-            request = _parse_invite(await read_body(receive, MAX_BODY_BYTES))
-        except BodyTooLarge:
-            return json_response({"error": "body too large"}, 413)
-        except ValueError as exc:
-            return json_response({"error": str(exc)}, 400)
+        request = await _parsed_body(receive, _parse_invite)
+        if isinstance(request, Response):
+            return request
         invite_id = secrets.token_urlsafe(9)
         await self.engine.create_invite(self.room, invite_id, uses=request["uses"],
                                         expires_in_seconds=request["expires_in_seconds"])
@@ -175,12 +172,9 @@ class AdminAPI:
         return json_response({"id": invite_id, "url": f"/_wr/invite?{query}", **request}, 201)
 
     async def _change(self, receive: Receive, who: str) -> Response:
-        try:
-            changes = _parse_changes(await read_body(receive, MAX_BODY_BYTES))
-        except BodyTooLarge:
-            return json_response({"error": "body too large"}, 413)
-        except ValueError as exc:
-            return json_response({"error": str(exc)}, 400)
+        changes = await _parsed_body(receive, _parse_changes)
+        if isinstance(changes, Response):
+            return changes
         before = await self.engine.room_config(self.room)
         await self.engine.set_room_config(self.room, **changes)
         after = await self.engine.room_config(self.room)
@@ -247,6 +241,18 @@ class _Fixed:
         return self._families
 
 
+async def _parsed_body(
+    receive: Receive, parse: Callable[[bytes], dict[str, Any]]
+) -> dict[str, Any] | Response:
+    """The request body parsed by ``parse``, or the 413/400 answer saying what is wrong."""
+    try:
+        return parse(await read_body(receive, MAX_BODY_BYTES))
+    except BodyTooLarge:
+        return json_response({"error": "body too large"}, 413)
+    except ValueError as exc:
+        return json_response({"error": str(exc)}, 400)
+
+
 def _json_object(body: bytes) -> dict[str, Any]:
     try:
         data = json.loads(body)
@@ -270,7 +276,7 @@ def _parse_invite(body: bytes) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
     target = data.get("to", "/")
-    if not isinstance(target, str) or not target.startswith("/") or target.startswith("//"):
+    if not isinstance(target, str) or not same_origin_path(target):
         raise ValueError("to must be a path on this site, like /checkout")
     return {"uses": _whole(data, "uses", 1, MAX_INVITE_USES, 1),
             "expires_in_seconds": _whole(data, "expires_in_seconds", 60, MAX_INVITE_SECONDS,

@@ -22,7 +22,13 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from waitingroom import pages
-from waitingroom._asgi import NO_STORE, ClientGone, json_response, wait_for_disconnect
+from waitingroom._asgi import (
+    NO_STORE,
+    ClientGone,
+    json_response,
+    same_origin_path,
+    wait_for_disconnect,
+)
 from waitingroom._breaker import BreakerClient
 from waitingroom._capture_desk import CaptureDesk
 from waitingroom._eta import AdmissionRate, WaitTimes
@@ -397,7 +403,7 @@ class WaitingRoomMiddleware:
         query = dict(parse_qsl(request.scope["query_string"].decode("latin-1")))
         invite_id = self.tickets.read_invite(query.get("t"), self.room)
         target = query.get("to", "/")
-        if not _same_origin_path(target):
+        if not same_origin_path(target):
             target = "/"  # never an open redirect
         visitor_id = self._cookie_visitor(request) or new_visitor_id()
         await self._room_config()
@@ -552,12 +558,6 @@ def _forwarded(
     if incoming_id is not None:
         headers = [h for h in headers if h[0] != REQUEST_ID_HEADER]
     return {**scope, "headers": [*headers, (REQUEST_ID_HEADER, encoded), *extra]}
-
-
-def _same_origin_path(target: str) -> bool:
-    """A path on this site: no scheme, no host, no ``//`` or backslash tricks."""
-    return (target.startswith("/") and not target.startswith("//") and "\\" not in target
-            and not any(ord(c) < 32 for c in target) and len(target) <= 2000)
 
 
 def _without_session_header(scope: Scope) -> Scope:
