@@ -63,7 +63,7 @@ class CaptureDesk:
         """The form (HTML) or its description (JSON), carrying a fresh CSRF token."""
         csrf = self.tickets.issue_csrf(self.room, visitor_id)
         if wants_json:
-            body = {**json.loads(status.to_json()), "csrf": csrf, "errors": errors or {},
+            body = {**status.as_dict(), "csrf": csrf, "errors": errors or {},
                     "fields": [{"name": f.name, "kind": f.kind, "required": f.required,
                                 "max_length": f.max_length, "choices": list(f.choices)}
                                for f in self.fields]}

@@ -149,8 +149,14 @@ class WaitingRoomMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        scope = _without_session_header(scope)  # only we may say who is admitted
-        incoming = next((v for k, v in scope["headers"] if k == REQUEST_ID_HEADER), None)
+        incoming = forged_session = None
+        for name, value in scope["headers"]:  # one pass over the headers
+            if name == REQUEST_ID_HEADER:
+                incoming = value
+            elif name == SESSION_HEADER:
+                forged_session = value
+        if forged_session is not None:  # only we may say who is admitted
+            scope = {**scope, "headers": [h for h in scope["headers"] if h[0] != SESSION_HEADER]}
         path: str = scope["path"]
         if path.startswith(RESERVED_PREFIX):
             # The waiting room's own answers (the status poll above all: the hottest
@@ -558,13 +564,3 @@ def _forwarded(
     if incoming_id is not None:
         headers = [h for h in headers if h[0] != REQUEST_ID_HEADER]
     return {**scope, "headers": [*headers, (REQUEST_ID_HEADER, encoded), *extra]}
-
-
-def _without_session_header(scope: Scope) -> Scope:
-    headers = scope["headers"]
-    if not any(name == SESSION_HEADER for name, _ in headers):
-        return scope
-    scope = dict(scope)
-    scope["headers"] = [(n, v) for n, v in headers if n != SESSION_HEADER]
-    return scope
-

@@ -27,13 +27,15 @@ class Status:
     poll_after_seconds: int = _MIN_POLL_SECONDS
     """When to ask again: later the further back, so a crowd does not poll in step."""
 
+    def as_dict(self) -> dict[str, object]:
+        """The fields of ``GET /_wr/status``, for other JSON answers to build on."""
+        return {"room": self.room, "state": self.state, "position": self.position,
+                "eta_seconds": self.eta_seconds, "message": self.message,
+                "poll_after_seconds": self.poll_after_seconds}
+
     def to_json(self) -> bytes:
         """The JSON body of ``GET /_wr/status``."""
-        return json.dumps({
-            "room": self.room, "state": self.state, "position": self.position,
-            "eta_seconds": self.eta_seconds, "message": self.message,
-            "poll_after_seconds": self.poll_after_seconds,
-        }, separators=(",", ":")).encode()
+        return json.dumps(self.as_dict(), separators=(",", ":")).encode()
 
 
 def poll_interval(position: int, grace_seconds: int) -> int:
