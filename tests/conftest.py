@@ -12,9 +12,12 @@ import redis
 
 from waitingroom._redis_server import RedisServer
 from waitingroom.engine import Engine
+from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
 
 SECRET = "test-secret-" + secrets.token_hex(8)
+TOKEN = "ops-token-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture(scope="session")
@@ -51,3 +54,23 @@ async def engine(make_settings: Callable[..., Settings]) -> AsyncIterator[Engine
     engine = Engine.from_settings(make_settings())
     yield engine
     await engine.aclose()
+
+
+@pytest.fixture
+def room_env(redis_url: str) -> dict[str, str]:
+    """Environment of a ``waitingroom serve`` process with an admin token (alice's)."""
+    return {"WAITINGROOM_SECRET": SECRET, "WAITINGROOM_REDIS_URL": redis_url,
+            "WAITINGROOM_CAPACITY": "1", "WAITINGROOM_GATED_PATHS": "/checkout*,/done",
+            "WAITINGROOM_ADMIN_TOKEN": f"alice:{TOKEN}"}
+
+
+@pytest.fixture
+async def room(make_settings: Callable[..., Settings]) -> AsyncIterator[WaitingRoomMiddleware]:
+    """The middleware in process (capacity 2, admin tokens of alice and bob) around
+    the test origin."""
+    from tests.test_middleware import Origin
+
+    middleware = WaitingRoomMiddleware(Origin(), settings=make_settings(
+        admin_token=(f"alice:{TOKEN}", "bob:another-token-0123456789")))
+    yield middleware
+    await middleware.aclose()

@@ -10,30 +10,21 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import SECRET
+from tests.conftest import AUTH, TOKEN
 from tests.servers import serve_in_process, waitingroom_serve
 from tests.test_middleware import Origin
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
 
-TOKEN = "ops-token-0123456789abcdef"
 GRAFANA_DASHBOARD = Path(__file__).resolve().parent.parent / "deploy/grafana/waitingroom.json"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@pytest.fixture
-def room_env(redis_url: str) -> dict[str, str]:
-    """Environment of a ``waitingroom serve`` process with an admin token."""
-    return {"WAITINGROOM_SECRET": SECRET, "WAITINGROOM_REDIS_URL": redis_url,
-            "WAITINGROOM_CAPACITY": "1", "WAITINGROOM_GATED_PATHS": "/checkout*,/done",
-            "WAITINGROOM_ADMIN_TOKEN": f"alice:{TOKEN}"}
 
 
 def cli(url: str, *args: str) -> dict[str, Any]:
@@ -54,19 +45,28 @@ async def eventually(check: Callable[[], Any], what: str) -> None:
     raise AssertionError(f"not within 1.5 s: {what}")
 
 
+@asynccontextmanager
+async def ops_and_shop(
+    room_env: dict[str, str], visitors: int
+) -> AsyncIterator[tuple[str, str, list[httpx.AsyncClient]]]:
+    """Two ``serve`` processes (ops use one, shoppers the other) in front of the test
+    origin: yields both URLs and ``visitors`` shopper clients."""
+    async with serve_in_process(Origin()) as origin_url:
+        env = {**room_env, "WAITINGROOM_ORIGIN": origin_url}
+        with waitingroom_serve(env) as ops_url, waitingroom_serve(env) as shop_url:
+            clients = [httpx.AsyncClient(base_url=shop_url) for _ in range(visitors)]
+            try:
+                yield ops_url, shop_url, clients
+            finally:
+                await asyncio.gather(*(c.aclose() for c in clients))
+
+
 @pytest.mark.slow
 async def test_admin_changes_reach_visitors_on_another_process(
     room_env: dict[str, str],
 ) -> None:
-    origin = Origin()
-    async with serve_in_process(origin) as origin_url:
-        env = {**room_env, "WAITINGROOM_ORIGIN": origin_url}
-        with waitingroom_serve(env) as ops_url, waitingroom_serve(env) as shop_url:
-            visitors = [httpx.AsyncClient(base_url=shop_url) for _ in range(4)]
-            try:
-                await _drive(ops_url, shop_url, visitors)
-            finally:
-                await asyncio.gather(*(v.aclose() for v in visitors))
+    async with ops_and_shop(room_env, 4) as (ops_url, shop_url, visitors):
+        await _drive(ops_url, shop_url, visitors)
 
 
 async def _drive(ops_url: str, shop_url: str, visitors: list[httpx.AsyncClient]) -> None:
@@ -170,12 +170,6 @@ async def _drive(ops_url: str, shop_url: str, visitors: list[httpx.AsyncClient])
         assert (await scraper.get("/_wr/metrics")).status_code == 401
 
 
-@pytest.fixture
-async def room(make_settings: Callable[..., Settings]) -> Any:
-    middleware = WaitingRoomMiddleware(Origin(), settings=make_settings(
-        admin_token=(f"alice:{TOKEN}", "bob:another-token-0123456789")))
-    yield middleware
-    await middleware.aclose()
 
 
 BAD_CALLS: list[tuple[str, str, list[tuple[bytes, bytes]], bytes, int]] = [
@@ -200,6 +194,23 @@ BAD_CALLS: list[tuple[str, str, list[tuple[bytes, bytes]], bytes, int]] = [
     ("POST", "/_wr/admin/room", [], b'{"message": "' + b"x" * 5000 + b'"}', 413),
     ("DELETE", "/_wr/admin/room", [], b"", 405),
     ("GET", "/_wr/admin/nothing", [], b"", 404),
+    ("GET", "/_wr/admin/room?room=nowhere", [], b"", 404),
+    ("POST", "/_wr/admin/room?room=nowhere", [], b'{"capacity": 5}', 404),
+    ("POST", "/_wr/admin/rooms", [], b'{"name": "x", "paths": ["/x"], "capacity": 1}', 401),
+    ("POST", "/_wr/admin/rooms", [], b'{"name": "Bad Name", "paths": ["/x"], "capacity": 1}',
+     400),
+    ("POST", "/_wr/admin/rooms", [], b'{"name": "x", "paths": [], "capacity": 1}', 400),
+    ("POST", "/_wr/admin/rooms", [], b'{"name": "x", "paths": ["x"], "capacity": 1}', 400),
+    ("POST", "/_wr/admin/rooms", [], b'{"name": "x", "paths": ["/_wr/status"], "capacity": 1}',
+     400),
+    ("POST", "/_wr/admin/rooms", [], b'{"name": "x", "paths": ["/x"], "capacity": 0}', 400),
+    ("POST", "/_wr/admin/rooms", [], b'{"name": "x", "paths": ["/x"]}', 400),
+    ("POST", "/_wr/admin/rooms", [], b'{"name": "default", "paths": ["/x"], "capacity": 1}',
+     409),
+    ("DELETE", "/_wr/admin/rooms/default", [], b"", 400),
+    ("DELETE", "/_wr/admin/rooms/nowhere", [], b"", 404),
+    ("DELETE", "/_wr/admin/rooms/nowhere", [], b"", 401),
+    ("PUT", "/_wr/admin/rooms", [], b"", 405),
 ]
 
 
@@ -211,11 +222,13 @@ async def test_bad_admin_calls_get_4xx_and_change_nothing(
     caplog.set_level(logging.DEBUG)
     if not headers and expected != 401:
         headers = [(b"authorization", f"Bearer {TOKEN}".encode())]
+    await room.rooms.default.room_config()  # the room as a first visitor leaves it
     transport = httpx.ASGITransport(app=room)
     async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as client:
         response = await client.request(method, path, headers=headers, content=body)
         assert response.status_code == expected
         config = await room.engine.room_config("default")
+    assert await room.engine.rooms() == []
     assert config.capacity == 2 and not config.paused and config.mode == "normal"
     assert await room.engine.read_audit("default") == []
     assert TOKEN not in caplog.text
@@ -240,7 +253,7 @@ async def test_status_page_is_plain_cacheable_and_honest(room: WaitingRoomMiddle
         assert "<script" not in page.text and "Queue running" in page.text
         assert "set-cookie" not in page.headers  # looking takes no place
         await room.engine.set_room_config("default", message="<b>Soon</b>")
-        await room._refresh_config()
+        await room.rooms.default.refresh_config()
         page = await client.get("/_wr/status-page")
         assert "&lt;b&gt;Soon&lt;/b&gt;" in page.text and "Posted" in page.text
         twin = (await client.get("/_wr/status-page.json")).json()
@@ -264,7 +277,7 @@ async def test_metrics_count_the_wait_of_an_admitted_ticket_holder(
         metrics = (await scraper.get("/_wr/metrics", headers=AUTH)).text
     assert 'waitingroom_wait_seconds_count{room="default"} 1.0' in metrics
     assert 'waitingroom_wait_seconds_bucket{le="5.0",room="default"} 1.0' in metrics
-    assert 'waitingroom_redis_latency_seconds{room="default"}' in metrics
+    assert "\nwaitingroom_redis_latency_seconds " in metrics
 
 
 async def test_the_grafana_dashboard_queries_only_metrics_we_export(

@@ -79,7 +79,7 @@ async def _launch_day(env: dict[str, str], origin: FlakyOrigin, port: int, failu
 
             async def shopper_sees_the_form() -> bool:
                 page = await shopper.get(one + "/checkout")
-                return 'action="/_wr/capture"' in page.text
+                return 'action="/_wr/capture?room=default"' in page.text
 
             await until(shopper_sees_the_form, "process one serves the capture form")
 
@@ -89,7 +89,8 @@ async def _launch_day(env: dict[str, str], origin: FlakyOrigin, port: int, failu
             await until(other_process_says_capture, "process two reports capture")
             status = (await waiting.get(two + "/_wr/status")).json()
             assert status["position"] == 1  # the place is kept through capture mode
-            assert 'action="/_wr/capture"' in (await waiting.get(two + "/checkout")).text
+            form = (await waiting.get(two + "/checkout")).text
+            assert 'action="/_wr/capture?room=default"' in form
 
             if failure == "refused":
                 await down.enter_async_context(origin_on(origin, port))
@@ -124,7 +125,7 @@ async def test_a_health_check_closes_the_breaker_without_any_order_traffic(
 
                 async def capturing() -> bool:
                     page = await shopper.get(url + "/checkout")
-                    return 'action="/_wr/capture"' in page.text
+                    return 'action="/_wr/capture?room=default"' in page.text
 
                 await until(capturing, "the capture form")
                 origin.mode = "ok"  # and nobody in the order flow makes a request now

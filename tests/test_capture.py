@@ -54,7 +54,7 @@ async def test_forced_capture_serves_the_form_and_keeps_places(
 ) -> None:
     async with client(room) as first, client(room) as second:
         form = await first.get("/checkout")
-        assert form.status_code == 200 and 'action="/_wr/capture"' in form.text
+        assert form.status_code == 200 and 'action="/_wr/capture?room=default"' in form.text
         await second.get("/checkout")
         status = (await second.get("/_wr/status")).json()
         assert (status["state"], status["position"]) == ("capture", 1)
@@ -213,7 +213,7 @@ async def test_redis_down_spools_the_capture_and_it_reaches_the_stream_later(
                 break
             await asyncio.sleep(0.05)
         assert [r.reference for r in records] == [reference]
-        assert not middleware.desk.spool.has_records()
+        assert not middleware.rooms.default.desk.spool.has_records()
 
 
 @pytest.mark.slow

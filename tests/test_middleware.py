@@ -251,7 +251,8 @@ async def test_pause_and_open_modes(
 async def test_redis_down_gets_a_retry_page_not_an_error(origin: Origin) -> None:
     from waitingroom._redis_server import free_port
 
-    settings = Settings(secret=(SECRET,), redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    settings = Settings(secret=(SECRET,), redis_url=f"redis://127.0.0.1:{free_port()}/0",
+                        open_paths=("/static/*",))
     middleware = WaitingRoomMiddleware(origin, settings=settings)
     transport = httpx.ASGITransport(app=middleware)
     try:
@@ -260,10 +261,12 @@ async def test_redis_down_gets_a_retry_page_not_an_error(origin: Origin) -> None
             assert page.status_code == 503 and "tries again" in page.text
             assert page.headers["retry-after"] == "5"
             assert (await c.get("/_wr/status")).status_code == 503
+            assert (await c.get("/_wr/status?room=other")).status_code == 503
             assert (await c.get("/_wr/health")).json()["status"] == "unavailable"
+            assert (await c.get("/static/logo.png")).text == "origin:/static/logo.png"
     finally:
         await middleware.aclose()
-    assert origin.seen == []
+    assert origin.seen == [("/static/logo.png", None)]
 
 
 async def test_queue_page_with_its_assets_is_small(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from waitingroom._eta import AdmissionRate
-from waitingroom._paths import PathRules
+from waitingroom._paths import Router
 from waitingroom.status import poll_interval
 
 
@@ -40,17 +40,29 @@ def test_no_admissions_means_no_eta_rather_than_infinity() -> None:
 
 
 @pytest.mark.parametrize(("gated", "open_", "path", "expected"), [
-    ((), (), "/anything", True),
-    ((), ("/login", "/static/*"), "/static/app.css", False),
-    ((), ("/login", "/static/*"), "/login", False),
-    ((), ("/login",), "/login/extra", True),
-    (("/checkout*",), (), "/checkout/pay", True),
-    (("/checkout*",), (), "/", False),
-    (("/checkout*",), ("/checkout/help",), "/checkout/help", False),
+    ((), (), "/anything", "main"),
+    ((), ("/login", "/static/*"), "/static/app.css", None),
+    ((), ("/login", "/static/*"), "/login", None),
+    ((), ("/login",), "/login/extra", "main"),
+    (("/checkout*",), (), "/checkout/pay", "main"),
+    (("/checkout*",), (), "/", None),
+    (("/checkout*",), ("/checkout/help",), "/checkout/help", None),
 ])
-def test_path_rules(gated: tuple[str, ...], open_: tuple[str, ...], path: str,
-                    expected: bool) -> None:
-    assert PathRules(gated, open_).is_gated(path) is expected
+def test_router_for_the_configured_room(gated: tuple[str, ...], open_: tuple[str, ...],
+                                         path: str, expected: str | None) -> None:
+    assert Router("main", gated, open_).route(path) == expected
+
+
+def test_router_puts_run_time_rooms_first_oldest_first_and_open_paths_above_all() -> None:
+    router = Router("main", ("/checkout*",), ("/consoles/help",)).with_rooms(
+        [("consoles", ("/consoles/*",)), ("all-games", ("/consoles/games/*", "/games/*"))])
+    assert router.route("/consoles/ps6") == "consoles"
+    assert router.route("/consoles/games/x") == "consoles"  # the older room wins
+    assert router.route("/games/x") == "all-games"
+    assert router.route("/consoles/help") is None
+    assert router.route("/checkout/pay") == "main"
+    assert router.route("/") is None
+    assert Router("main").with_rooms([("a", ("/a",))]).route("/b") == "main"
 
 
 def test_poll_interval_grows_with_distance_but_stays_inside_the_grace() -> None:

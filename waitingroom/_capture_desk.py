@@ -44,14 +44,14 @@ class CaptureDesk:
     """Serves the capture form and takes its submissions for one room."""
 
     def __init__(
-        self, *, settings: Settings, engine: Engine, tickets: Tickets,
+        self, *, settings: Settings, room: str, engine: Engine, tickets: Tickets,
         fields: tuple[CaptureField, ...],
     ) -> None:
-        self.room = settings.room
+        self.room = room
         self.engine = engine
         self.tickets = tickets
         self.fields = fields
-        self.spool = Spool(settings.capture_spool_dir, settings.room)
+        self.spool = Spool(settings.capture_spool_dir, room)
         self._secret = settings.secret[0]
         self._per_minute = settings.capture_rate_per_minute
 

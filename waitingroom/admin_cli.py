@@ -15,11 +15,12 @@ import urllib.error
 import urllib.request
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote, urlencode
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
 # command -> (method, path, body builder from the parsed arguments)
-_COMMANDS: dict[str, tuple[str, str, Any]] = {
+_COMMANDS: dict[str, tuple[str, Any, Any]] = {
     "show": ("GET", "/room", None),
     "audit": ("GET", "/audit", None),
     "capacity": ("POST", "/room", lambda a: {"capacity": a.value}),
@@ -34,7 +35,12 @@ _COMMANDS: dict[str, tuple[str, str, Any]] = {
     "schedule": ("POST", "/room", lambda a: {"start_at_ms": _start_at_ms(a)}),
     "invite": ("POST", "/invites", lambda a: {"uses": a.uses, "expires_in_seconds": a.expires,
                                               "to": a.to}),
+    "rooms": ("GET", "/rooms", None),
+    "create-room": ("POST", "/rooms", lambda a: {"name": a.name, "paths": a.paths,
+                                                 "capacity": a.capacity, "rate": a.rate}),
+    "revoke-room": ("DELETE", lambda a: "/rooms/" + quote(a.name, safe=""), None),
 }
+_ROOMLESS = {"rooms", "create-room", "revoke-room"}
 
 
 def add_parser(commands: Any) -> None:
@@ -42,6 +48,7 @@ def add_parser(commands: Any) -> None:
     admin = commands.add_parser("admin", help="tune a running room (admin API)")
     admin.add_argument("--url", default=os.environ.get("WAITINGROOM_ADMIN_URL", DEFAULT_URL),
                        help="the waiting room's base URL")
+    admin.add_argument("--room", help="the room to act on (default: the configured room)")
     sub = admin.add_subparsers(dest="admin_command", required=True)
     sub.add_parser("show", help="config, numbers and breaker state")
     sub.add_parser("audit", help="recent changes: who, when, before and after")
@@ -69,6 +76,17 @@ def add_parser(commands: Any) -> None:
     invite.add_argument("--uses", type=int, default=1, help="how many people may use it")
     invite.add_argument("--expires", type=int, default=86_400, help="seconds it stays valid")
     invite.add_argument("--to", default="/", help="the path it leads to, e.g. /checkout")
+    sub.add_parser("rooms", help="every room with its paths and numbers")
+    create = sub.add_parser("create-room", help="a room of its own for some paths, with "
+                            "its own capacity and rate")
+    create.add_argument("name", help="lowercase letters, digits and dashes")
+    create.add_argument("--paths", nargs="+", required=True,
+                        help="glob patterns it gates, e.g. '/consoles/*'")
+    create.add_argument("--capacity", type=int, required=True)
+    create.add_argument("--rate", type=int, default=0, help="admissions per minute (0: no "
+                        "limit)")
+    sub.add_parser("revoke-room", help="remove a created room; its paths fall back to the "
+                   "configured room").add_argument("name")
 
 
 def _start_at_ms(args: argparse.Namespace) -> int:
@@ -89,6 +107,10 @@ def run(args: argparse.Namespace) -> int:
         print("waitingroom: WAITINGROOM_ADMIN_TOKEN: is required", file=sys.stderr)
         return 2
     method, path, build = _COMMANDS[args.admin_command]
+    if callable(path):
+        path = path(args)
+    if args.room and args.admin_command not in _ROOMLESS:
+        path += "?" + urlencode({"room": args.room})
     data = json.dumps(build(args)).encode() if build else None
     request = urllib.request.Request(  # noqa: S310 (the operator's own URL)
         args.url.rstrip("/") + "/_wr/admin" + path, data=data, method=method,

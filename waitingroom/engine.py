@@ -27,6 +27,10 @@ _MODES = ("normal", "open", "closed")
 _AUDIT_LENGTH = 10_000
 _CAPTURE_MODES = ("auto", "on", "off")
 REPLAY_GROUP = "replay"
+ROOMS_KEY = "wr:rooms"
+"""The registry of rooms created at run time (name -> JSON definition); not under
+any room's hash tag, so on a Redis Cluster it lives on one shard of its own."""
+MAX_ROOMS = 100
 # Connections per process. Past this, requests wait for one (up to the timeout)
 # rather than fail: a spike queues in memory instead of erroring.
 _POOL_SIZE = 64
@@ -75,6 +79,22 @@ class RoomConfig:
     start_at_ms: int = 0
     """Scheduled start (Redis time, ms): before it nobody is admitted and arrivals
     join a pre-queue drawn in random order at the start; 0 = no schedule."""
+
+
+@dataclass(frozen=True, slots=True)
+class RoomDefinition:
+    """A room created at run time: its name and the paths it gates."""
+
+    name: str
+    paths: tuple[str, ...]
+    """Glob patterns of the order flow this room gates."""
+    capacity: int
+    """Capacity at creation (seeds the live config)."""
+    created_at_ms: int
+
+
+class RoomExists(ValueError):
+    """A room of that name is already registered."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,6 +339,51 @@ class Engine:
             **{name: int(counters.get(name.encode(), 0))
                for name in ("admitted", "abandoned", "expired", "released")},
         )
+
+    # -- rooms created at run time ---------------------------------------------------
+
+    async def rooms(self) -> list[RoomDefinition]:
+        """Rooms created at run time, oldest first."""
+        raw = cast(dict[bytes, bytes], await self.redis.hgetall(ROOMS_KEY))
+        rooms = []
+        for name, value in raw.items():
+            data = json.loads(value)
+            rooms.append(RoomDefinition(name.decode(), tuple(data["paths"]), data["capacity"],
+                                        data["created_at_ms"]))
+        return sorted(rooms, key=lambda r: (r.created_at_ms, r.name))
+
+    async def create_room(
+        self, name: str, *, paths: Sequence[str], capacity: int, rate: int = 0,
+        message: str = "",
+    ) -> RoomDefinition:
+        """Register a room gating ``paths``, with a fresh live config.
+
+        Raises :class:`RoomExists` if the name is taken, ``ValueError`` past
+        ``MAX_ROOMS``.
+        """
+        if await self.redis.hlen(ROOMS_KEY) >= MAX_ROOMS:
+            raise ValueError(f"at most {MAX_ROOMS} rooms")
+        room = RoomDefinition(name, tuple(paths), capacity, await self._server_ms())
+        definition = json.dumps({"paths": list(room.paths), "capacity": capacity,
+                                 "created_at_ms": room.created_at_ms})
+        if not await self.redis.hsetnx(ROOMS_KEY, name, definition):
+            raise RoomExists(name)
+        await self.redis.hset(room_keys(name).config, mapping={
+            "capacity": capacity, "rate": rate, "paused": "0", "mode": "normal",
+            "message": message, "capture": "auto", "start_at": 0,
+            "message_at": room.created_at_ms})
+        return room
+
+    async def revoke_room(self, name: str) -> bool:
+        """Unregister a room and clear its line and sessions; False if it was not
+        registered. Captures, replay state and the audit log are kept."""
+        if not await self.redis.hdel(ROOMS_KEY, name):
+            return False
+        keys = room_keys(name)
+        await self.redis.delete(keys.queue, keys.seen, keys.active, keys.deadline, keys.seq,
+                                keys.config, keys.priority, keys.prequeue, keys.breaker,
+                                keys.outcomes)
+        return True
 
     # -- data capture ---------------------------------------------------------------
 

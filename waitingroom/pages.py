@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from html import escape
 from importlib import resources
+from urllib.parse import urlencode
 
 from waitingroom.capture import CaptureField
 from waitingroom.status import Status
@@ -30,6 +31,11 @@ _HEAD = """<!doctype html>
 <link rel="stylesheet" href="/_wr/static/queue.css">
 {extra}</head><body><main>
 """
+
+
+def _in_room(path: str, room: str) -> str:
+    """``path`` with the room named, for the room's own endpoints."""
+    return f"{path}?{urlencode({'room': room})}"
 
 
 def _eta_words(seconds: int | None) -> str:
@@ -56,7 +62,7 @@ def queue_page(status: Status, *, grace_seconds: int) -> bytes:
     position = "\u2013" if status.position is None else str(status.position)
     message = escape(status.message or "")
     body = f"""<h1>You're in line</h1>
-<div class="card" aria-live="polite">
+<div class="card" aria-live="polite" id="wr-card" data-room="{escape(status.room)}">
 <p class="label">Your place in line</p>
 <p class="pos" id="wr-position">{position}</p>
 <p class="label">Expected wait: <strong id="wr-eta">{_eta_words(status.eta_seconds)}</strong></p>
@@ -68,7 +74,7 @@ def queue_page(status: Status, *, grace_seconds: int) -> bytes:
 This page updates by itself; when it's your turn it takes you straight on.
 You can switch tabs, but if this page is closed for more than {grace_seconds} seconds
 your place is given up.</p>
-<p class="note"><a href="/_wr/status-page">Status page</a></p>
+<p class="note"><a href="{escape(_in_room("/_wr/status-page", status.room))}">Status page</a></p>
 </main></body></html>
 """
     return (head + body).encode()
@@ -139,10 +145,11 @@ wait or try again later, leave your details here: we will process orders in the
 order people arrived and send you a confirmation. You get a reference number as
 soon as your details are safely stored.</p>{place}</div>
 <p class="msg" id="wr-message"{"" if message else " hidden"}>{message}</p>
-{summary}<form method="post" action="/_wr/capture" class="card" novalidate>
+{summary}<form method="post" action="{escape(_in_room("/_wr/capture", status.room))}" \
+class="card" novalidate>
 <input type="hidden" name="csrf" value="{escape(csrf)}">
 {inputs}<p><button type="submit">Send my details</button></p></form>
-<p class="note"><a href="/_wr/status-page">Status page</a></p>
+<p class="note"><a href="{escape(_in_room("/_wr/status-page", status.room))}">Status page</a></p>
 </main></body></html>
 """
     return (head + body).encode()
@@ -194,7 +201,7 @@ def closed_page(status: Status) -> bytes:
 <div class="card" role="status"><p>{escape(STATE_WORDS["closed"])} We're sorry: no
 new places are being given out.</p></div>
 <p class="msg"{"" if message else " hidden"}>{message}</p>
-<p class="note"><a href="/_wr/status-page">Status page</a></p>
+<p class="note"><a href="{escape(_in_room("/_wr/status-page", status.room))}">Status page</a></p>
 </main></body></html>
 """).encode()
 
@@ -253,7 +260,8 @@ def dashboard_page(room: str) -> bytes:
         ' placeholder="Operator message">',
         _button("Set message", '{"message": ""}', sure, "i-message"),
     ))
-    return (head + f"""<h1>Room {escape(room)}</h1>
+    return (head + f"""<h1 id="d-room" data-room="{escape(room)}">Room {escape(room)}</h1>
+<nav class="note" id="d-rooms" aria-label="Rooms"></nav>
 <form id="d-login" class="card"><label for="d-token">Admin token</label>
 <input id="d-token" type="password" autocomplete="current-password">
 <button>Connect</button> <span id="d-status" role="status"></span></form>
@@ -262,6 +270,7 @@ def dashboard_page(room: str) -> bytes:
 <div class="charts">{charts}</div>
 <div class="card controls"><p class="label">Controls (each asks to confirm)</p>{controls}
 <p id="d-result" role="status"></p></div>
-<p class="note"><a href="/_wr/status-page">Public status page</a></p>
+<p class="note"><a href="{escape(_in_room("/_wr/status-page", room))}">Public status page</a>
+</p>
 </main></body></html>
 """).encode()

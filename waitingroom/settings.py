@@ -22,7 +22,7 @@ from waitingroom.capture import parse_fields
 from waitingroom.errors import ConfigError
 
 ENV_PREFIX = "WAITINGROOM_"
-_ROOM_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+ROOM_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 _MIN_SECRET_LENGTH = 16
 _MAX_MESSAGE_LENGTH = 500
 
@@ -87,7 +87,7 @@ class Settings:
     separated, ``*`` for any); empty trusts none, so clients cannot spoof them."""
 
     def __post_init__(self) -> None:
-        _check(bool(_ROOM_NAME.fullmatch(self.room)), "room",
+        _check(bool(ROOM_NAME.fullmatch(self.room)), "room",
                "lowercase letters, digits and dashes, at most 32")
         if self.origin:
             parts = urlsplit(self.origin)

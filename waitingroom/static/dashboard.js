@@ -5,6 +5,8 @@
   var $ = function (id) { return document.getElementById(id); };
   var samples = [];
   var token = sessionStorage.getItem("wr-admin-token") || "";
+  var room = $("d-room").getAttribute("data-room");
+  var inRoom = "?room=" + encodeURIComponent(room);
 
   function auth() { return { Authorization: "Bearer " + token }; }
 
@@ -59,9 +61,28 @@
     show(s); draw();
   }
 
+  // Links to every room's dashboard (rooms come and go while the launch runs).
+  function listRooms() {
+    fetch("/_wr/admin/rooms", { headers: auth() }).then(function (r) {
+      return r.ok ? r.json() : { rooms: [] };
+    }).then(function (j) {
+      var nav = $("d-rooms");
+      nav.textContent = j.rooms.length > 1 ? "Rooms: " : "";
+      j.rooms.forEach(function (r) {
+        if (j.rooms.length < 2) return;
+        var a = document.createElement("a");
+        a.href = "/_wr/admin/dashboard?room=" + encodeURIComponent(r.room);
+        a.textContent = r.room + " (" + r.counts.waiting + " waiting)";
+        if (r.room === room) a.setAttribute("aria-current", "page");
+        nav.appendChild(a); nav.appendChild(document.createTextNode(" "));
+      });
+    }).catch(function () {});
+  }
+
   function stream() {
+    listRooms();
     $("d-status").textContent = "connecting…";
-    fetch("/_wr/admin/events", { headers: auth() }).then(function (r) {
+    fetch("/_wr/admin/events" + inRoom, { headers: auth() }).then(function (r) {
       if (r.status === 401) { $("d-status").textContent = "wrong token"; return; }
       $("d-status").textContent = "live";
       var reader = r.body.getReader(), decoder = new TextDecoder(), buffer = "";
@@ -89,7 +110,7 @@
 
   function change(body, question) {
     if (!window.confirm(question)) return;
-    fetch("/_wr/admin/room", { method: "POST", body: JSON.stringify(body),
+    fetch("/_wr/admin/room" + inRoom, { method: "POST", body: JSON.stringify(body),
                                headers: Object.assign({ "Content-Type": "application/json" }, auth()) })
       .then(function (r) { return r.json().then(function (j) {
         $("d-result").textContent = r.ok ? "done" : (j.error || "failed");

@@ -3,6 +3,7 @@
 (function () {
   "use strict";
   var $ = function (id) { return document.getElementById(id); };
+  var room = "?room=" + encodeURIComponent($("wr-card").getAttribute("data-room"));
   function minutes(s) {
     if (s === null) return "working it out\u2026";
     if (s < 60) return "less than a minute";
@@ -24,13 +25,13 @@
     msg.hidden = !st.message;
   }
   function poll() {
-    fetch("/_wr/status", { credentials: "same-origin", headers: { Accept: "application/json" } })
+    fetch("/_wr/status" + room, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (r) { return r.json(); })
       .then(function (st) { show(st); setTimeout(poll, st.poll_after_seconds * 1000); })
       .catch(function () { setTimeout(poll, 5000); });
   }
   if (window.EventSource) {
-    var es = new EventSource("/_wr/events");
+    var es = new EventSource("/_wr/events" + room);
     es.onmessage = function (e) { show(JSON.parse(e.data)); };
     es.onerror = function () { if (es.readyState === 2) poll(); };
   } else {

@@ -1,0 +1,474 @@
+"""One room's gate: who waits, who is admitted, and the room's own ``/_wr/`` answers.
+
+The middleware routes each request to a room's :class:`RoomGate` by path (or, for
+the reserved endpoints, by the ``room`` query parameter). A gated request costs one
+Redis round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
+
+from redis.exceptions import RedisError
+from starlette.datastructures import MutableHeaders
+from starlette.requests import cookie_parser
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from waitingroom import pages
+from waitingroom._asgi import NO_STORE, json_response, same_origin_path, wait_for_disconnect
+from waitingroom._breaker import BreakerClient
+from waitingroom._capture_desk import CaptureDesk
+from waitingroom._eta import AdmissionRate, WaitTimes
+from waitingroom._history import History
+from waitingroom._logging import REQUEST_ID_HEADER
+from waitingroom._paths import RESERVED_PREFIX
+from waitingroom.capture import parse_fields
+from waitingroom.engine import BreakerPolicy, Engine, RoomConfig, Visit, VisitState
+from waitingroom.settings import Settings
+from waitingroom.status import State, Status, poll_interval
+from waitingroom.tickets import Tickets, new_visitor_id
+
+logger = logging.getLogger("waitingroom")
+
+SESSION_HEADER = b"x-waitingroom-session"
+_CONFIG_TTL_SECONDS = 1.0
+_EVENTS_MAX_SECONDS = 300  # an SSE stream ends after this; EventSource reconnects
+
+
+@dataclass(slots=True)
+class Request:
+    """The parts of a request the waiting room reads, parsed once."""
+
+    scope: Scope
+    cookies: dict[str, str]
+    wants_json: bool
+    secure: bool
+    incoming_id: bytes | None = None
+    """The caller's X-Request-Id header, if any."""
+    request_id: str = ""
+    """This request's id (the caller's if sane); empty for the room's own endpoints."""
+
+    @classmethod
+    def parse(cls, scope: Scope, incoming_id: bytes | None = None, rid: str = "") -> Request:
+        """Read the cookies and the ``Accept`` header of ``scope``."""
+        cookie = accept = ""
+        for name, value in scope["headers"]:
+            if name == b"cookie":
+                cookie = value.decode("latin-1")
+            elif name == b"accept":
+                accept = value.decode("latin-1")
+        wants_json = "application/json" in accept and "text/html" not in accept
+        return cls(scope, cookie_parser(cookie) if cookie else {}, wants_json,
+                   scope.get("scheme") in ("https", "wss"), incoming_id, rid)
+
+    def forwarded(self, *extra: tuple[bytes, bytes]) -> Scope:
+        """The scope for the origin: it carries the request id and ``extra`` headers,
+        copied once and only when something is really forwarded."""
+        return forwarded(self.scope, self.incoming_id, self.request_id, *extra)
+
+
+@dataclass(slots=True)
+class _Standing:
+    """A visitor's standing after one engine call, and the cookies to set for it."""
+
+    visitor_id: str
+    admitted: bool
+    visit: Visit | None = None
+    set_cookies: list[bytes] = field(default_factory=list)
+
+
+class RoomGate:
+    """Gate one room's order flow: FCFS admission up to the room's live capacity.
+
+    ``capacity``, ``message`` and ``capture`` seed the room's live config the first
+    time any process sees the room; after that Redis holds it. ``on_tick`` runs every
+    half second beside the breaker's report (the dashboard's sampling).
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, room: str, settings: Settings, engine: Engine,
+        tickets: Tickets, capacity: int, message: str = "", capture: str = "auto",
+        on_tick: Callable[[RoomGate], Awaitable[None]] | None = None,
+    ) -> None:
+        self.app = app
+        self.room = room
+        self.settings = settings
+        self.engine = engine
+        self.tickets = tickets
+        self.rate = AdmissionRate()
+        self.wait_times = WaitTimes()
+        self.history = History()
+        self._seed = (capacity, message, capture)
+        self._on_tick = on_tick
+        self._ticket_cookie = f"wr_ticket_{room}"
+        self._pass_cookie = f"wr_pass_{room}"
+        self._config: RoomConfig | None = None
+        self._config_expires = 0.0
+        self._config_refresh: asyncio.Task[None] | None = None
+        self.desk = CaptureDesk(settings=settings, room=room, engine=engine, tickets=tickets,
+                                fields=parse_fields(settings.capture_fields))
+        self.breaker = BreakerClient(
+            engine, room,
+            BreakerPolicy(settings.breaker_window_seconds, settings.breaker_failure_ratio,
+                          settings.breaker_min_requests, settings.breaker_cooldown_seconds,
+                          settings.breaker_probes),
+            on_tick=self._tick, health_check_url=settings.health_check_url)
+        self.reserved: dict[str, Callable[[Request, Receive, Send], Awaitable[None]]] = {
+            "/_wr/status-page": self._status_page,
+            "/_wr/status-page.json": self._status_page,
+            "/_wr/status": self._status,
+            "/_wr/events": self._events,
+            "/_wr/capture": self._capture,
+            "/_wr/invite": self._invite,
+        }
+        """The room's own endpoints under ``/_wr/``, by path."""
+
+    # -- the gate ------------------------------------------------------------------
+
+    async def __call__(self, request: Request, receive: Receive, send: Send) -> None:
+        """Answer a request for a path this room gates."""
+        try:
+            config = await self.room_config()
+            if config.mode == "open":
+                await self.app(request.forwarded(), receive, send)
+                return
+            standing = await self._stand(request, join=True)
+        except RedisError as exc:
+            logger.warning("redis unavailable while gating %s: %s", request.scope["path"], exc)
+            await unavailable(request, receive, send)
+            return
+        if self.capturing(config) and not (standing.admitted and await self._probe(config)):
+            if request.scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1013})
+                return
+            response = self.desk.form(standing.visitor_id, self._status_of(standing, config),
+                                      wants_json=request.wants_json)
+            await _with_cookies(response, standing.set_cookies)(request.scope, receive, send)
+        elif standing.admitted:
+            await self._forward(request, receive, send, standing)
+        elif request.scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+        else:
+            status = self._status_of(standing, config)
+            headers = {**NO_STORE, "retry-after": str(status.poll_after_seconds)}
+            if request.wants_json:
+                response = json_response(status.to_json(), headers=headers)
+            elif status.state == "closed":
+                response = Response(pages.closed_page(status), headers=NO_STORE,
+                                    media_type="text/html")
+            else:
+                body = pages.queue_page(status, grace_seconds=self.settings.grace_seconds)
+                response = Response(body, headers=headers, media_type="text/html")
+            await _with_cookies(response, standing.set_cookies)(request.scope, receive, send)
+
+    async def _stand(self, request: Request, *, join: bool) -> _Standing:
+        """Work out where the visitor stands: one Redis round trip."""
+        session_id = self.tickets.read_pass(request.cookies.get(self._pass_cookie), self.room)
+        if session_id is not None:
+            if await self.engine.touch(self.room, session_id):
+                return _Standing(session_id, admitted=True)
+            # The session ended (idle, maximum, released): back of the line, same id.
+            standing = await self._visit(request, session_id, join=join, fresh=True)
+            if not standing.admitted:  # else a new pass already replaces the old one
+                standing.set_cookies.append(self._cookie(request, self._pass_cookie, "", 0))
+            return standing
+        ticket = request.cookies.get(self._ticket_cookie)
+        visitor_id = self.tickets.read_ticket(ticket, self.room)
+        if visitor_id is not None:
+            standing = await self._visit(request, visitor_id, join=join, fresh=False)
+            joined = self.tickets.ticket_issued_at(ticket)
+            if standing.admitted and joined is not None:
+                self.wait_times.observe(max(0.0, time.time() - joined))
+            return standing
+        # No ticket, or a forged, expired or foreign one: a fresh place at the back.
+        return await self._visit(request, new_visitor_id(), join=join, fresh=True)
+
+    async def _visit(
+        self, request: Request, visitor_id: str, *, join: bool, fresh: bool
+    ) -> _Standing:
+        visit = await self.engine.visit(self.room, visitor_id, join=join)
+        self.rate.observe(visit.server_ms, visit.admitted_total)
+        standing = _Standing(visitor_id, visit.state is VisitState.ADMITTED, visit)
+        if standing.admitted:
+            standing.set_cookies += [self._pass_for(request, visitor_id),
+                                     self._cookie(request, self._ticket_cookie, "", 0)]
+        elif fresh and visit.state is VisitState.WAITING:
+            standing.set_cookies.append(self._ticket_for(request, visitor_id))
+        return standing
+
+    async def _forward(
+        self, request: Request, receive: Receive, send: Send, standing: _Standing
+    ) -> None:
+        """Pass an admitted request on; end the session if the origin says so."""
+        scope = request.forwarded((SESSION_HEADER, standing.visitor_id.encode()))
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.breaker.record(message["status"] < 500)
+                headers = MutableHeaders(scope=message)
+                if headers.get("x-waitingroom-release") is not None:
+                    release = headers["x-waitingroom-release"] == "1"
+                    del headers["x-waitingroom-release"]
+                    if release:
+                        await self._release(standing.visitor_id)
+                        standing.set_cookies.append(
+                            self._cookie(request, self._pass_cookie, "", 0))
+                headers.raw.extend((b"set-cookie", c) for c in standing.set_cookies)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:
+            self.breaker.record(False)
+            raise
+
+    async def _release(self, session_id: str) -> None:
+        try:
+            await self.engine.release(self.room, session_id)
+        except RedisError as exc:
+            # The session still ends by its idle timeout; the visitor is not failed.
+            logger.warning("could not release session %s: %s", session_id, exc)
+
+    # -- the room's own endpoints --------------------------------------------------
+
+    async def _status(self, request: Request, receive: Receive, send: Send) -> None:
+        """``GET /_wr/status``: the caller's standing as JSON (joins if holding none)."""
+        config = await self.room_config()
+        if config.mode == "open":  # nobody waits: asking takes no place
+            status, cookies = Status(self.room, "open", message=config.message or None), []
+        else:
+            standing = await self._stand(request, join=True)
+            status, cookies = self._status_of(standing, config), standing.set_cookies
+        response = json_response(status.to_json())
+        await _with_cookies(response, cookies)(request.scope, receive, send)
+
+    async def _events(self, request: Request, receive: Receive, send: Send) -> None:
+        """``GET /_wr/events``: the caller's status as Server-Sent Events until admitted."""
+        config = await self.room_config()
+        standing = await self._stand(request, join=True)
+        headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-store"),
+                   (b"x-accel-buffering", b"no"),
+                   *((b"set-cookie", c) for c in standing.set_cookies)]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        disconnected = asyncio.ensure_future(wait_for_disconnect(receive))
+        deadline = time.monotonic() + _EVENTS_MAX_SECONDS
+        last = b""
+        try:
+            while True:
+                status = self._status_of(standing, config)
+                payload = status.to_json()
+                if payload != last:
+                    await send({"type": "http.response.body", "body": b"data: " + payload +
+                                b"\n\n", "more_body": True})
+                    last = payload
+                else:
+                    await send({"type": "http.response.body", "body": b":\n\n",
+                                "more_body": True})
+                if status.state in ("admitted", "open", "capture", "closed") or (
+                        time.monotonic() > deadline):
+                    break
+                done, _ = await asyncio.wait({disconnected}, timeout=status.poll_after_seconds)
+                if done:
+                    return
+                try:
+                    config = await self.room_config()
+                    standing = await self._visit(request, standing.visitor_id, join=True,
+                                                 fresh=False)
+                except RedisError:
+                    logger.warning("redis unavailable during /_wr/events; retrying")
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            disconnected.cancel()
+
+    async def _capture(self, request: Request, receive: Receive, send: Send) -> None:
+        """``GET /_wr/capture``: the form; ``POST``: a submission (form or JSON)."""
+        method = request.scope["method"]
+        config = await self.room_config()
+        if method == "POST":
+            status = Status(self.room, "capture", message=config.message or None)
+            response = await self.desk.submit(self._cookie_visitor(request), status,
+                                              dict(request.scope["headers"]), receive,
+                                              wants_json=request.wants_json)
+        elif method in ("GET", "HEAD"):
+            standing = await self._stand(request, join=True)
+            response = _with_cookies(
+                self.desk.form(standing.visitor_id, self._status_of(standing, config),
+                               wants_json=request.wants_json), standing.set_cookies)
+        else:
+            response = Response(b"", 405, headers={"allow": "GET, HEAD, POST"})
+        await response(request.scope, receive, send)
+
+    async def _status_page(self, request: Request, receive: Receive, send: Send) -> None:
+        """``GET /_wr/status-page`` (HTML, works without JavaScript) and its JSON twin:
+        the room's state in words and the operator's message. Cacheable for 5 s."""
+        config = await self.room_config()
+        if config.mode in ("open", "closed"):
+            state = config.mode
+        elif self.capturing(config):
+            state = "capture"
+        elif config.start_at_ms > time.time() * 1000:
+            state = "scheduled"
+        else:
+            state = "paused" if config.paused else "queueing"
+        headers = {"cache-control": "public, max-age=5"}
+        if request.scope["path"].endswith(".json"):
+            body = {"room": self.room, "state": state, "state_text": pages.STATE_WORDS[state],
+                    "message": config.message or None,
+                    "message_at_ms": config.message_at_ms or None}
+            response = json_response(body, headers=headers)
+        else:
+            response = Response(pages.status_page(state, config.message, config.message_at_ms),
+                                headers=headers, media_type="text/html")
+        await response(request.scope, receive, send)
+
+    async def _invite(self, request: Request, receive: Receive, send: Send) -> None:
+        """``GET /_wr/invite?t=TOKEN&to=/path``: an invite link (staff, VIPs). The holder
+        goes to the priority lane, served before the queue and never over capacity."""
+        query = dict(parse_qsl(request.scope["query_string"].decode("latin-1")))
+        invite_id = self.tickets.read_invite(query.get("t"), self.room)
+        target = query.get("to", "/")
+        if not same_origin_path(target):
+            target = "/"  # never an open redirect
+        visitor_id = self._cookie_visitor(request) or new_visitor_id()
+        await self.room_config()
+        visit = (await self.engine.redeem_invite(self.room, invite_id, visitor_id)
+                 if invite_id else None)
+        if visit is None:
+            await Response(pages.invite_refused_page(), 403, headers=NO_STORE,
+                           media_type="text/html")(request.scope, receive, send)
+            return
+        response = Response(b"", 303, headers={**NO_STORE, "location": target})
+        cookie = (self._pass_for(request, visitor_id) if visit.state is VisitState.ADMITTED
+                  else self._ticket_for(request, visitor_id))
+        await _with_cookies(response, [cookie])(request.scope, receive, send)
+
+    # -- the room's config and background work -------------------------------------
+
+    async def room_config(self) -> RoomConfig:
+        """The room's live config, at most a second old; refreshed in the background.
+        The first call seeds a room Redis does not know yet and starts the breaker."""
+        if self._config is None:
+            capacity, message, capture = self._seed
+            await self.engine.seed_room(self.room, capacity=capacity, message=message,
+                                        capture=capture)
+            self.breaker.start()
+            self._config = await self.engine.room_config(self.room)
+            self._config_expires = time.monotonic() + _CONFIG_TTL_SECONDS
+        elif time.monotonic() > self._config_expires and self._config_refresh is None:
+            self._config_refresh = asyncio.create_task(self.refresh_config())
+        return self._config
+
+    async def refresh_config(self) -> None:
+        """Read the room's live config now (after an admin change, or when stale)."""
+        try:
+            self._config = await self.engine.room_config(self.room)
+            self._config_expires = time.monotonic() + _CONFIG_TTL_SECONDS
+        except RedisError:
+            logger.warning("could not refresh room config; keeping the last one")
+        finally:
+            self._config_refresh = None
+
+    def capturing(self, config: RoomConfig) -> bool:
+        """Is the order flow replaced by the capture form right now?"""
+        return config.capture == "on" or (config.capture == "auto"
+                                          and self.breaker.state != "closed")
+
+    async def _probe(self, config: RoomConfig) -> bool:
+        """May this admitted request go through as one of the half-open breaker's probes?"""
+        return (config.capture == "auto" and self.breaker.state == "half"
+                and await self.breaker.take_probe())
+
+    async def _tick(self) -> None:
+        """Background work every half second: drain the capture spool, and the rest."""
+        await self.desk.drain_spool()
+        if self._on_tick is not None:
+            await self._on_tick(self)
+
+    async def aclose(self) -> None:
+        """Stop the room's background work (the engine is the caller's to close)."""
+        await self.breaker.aclose()
+
+    # -- helpers -------------------------------------------------------------------
+
+    def _status_of(self, standing: _Standing, config: RoomConfig) -> Status:
+        message = config.message or None
+        if config.mode == "open":
+            return Status(self.room, "open", message=message)
+        capturing = self.capturing(config)
+        if standing.admitted or standing.visit is None:
+            return Status(self.room, "capture" if capturing else "admitted", message=message)
+        if standing.visit.state is VisitState.NO_PLACE:  # a closed room took no new place
+            return Status(self.room, "closed", message=message)
+        if standing.visit.state is VisitState.PREQUEUE:  # before the scheduled start
+            wait = max(0, config.start_at_ms - standing.visit.server_ms) // 1000
+            return Status(self.room, "capture" if capturing else "prequeue",
+                          eta_seconds=wait, message=message,
+                          poll_after_seconds=poll_interval(0, self.settings.grace_seconds))
+        position = standing.visit.position
+        state: State = "capture" if capturing else "paused" if config.paused else "queued"
+        return Status(
+            self.room, state, position=position,
+            eta_seconds=None if config.paused else self.rate.eta_seconds(position),
+            message=message,
+            poll_after_seconds=poll_interval(position, self.settings.grace_seconds),
+        )
+
+    def _cookie_visitor(self, request: Request) -> str | None:
+        """The visitor a genuine pass or ticket cookie names, if any."""
+        return (self.tickets.read_pass(request.cookies.get(self._pass_cookie), self.room)
+                or self.tickets.read_ticket(request.cookies.get(self._ticket_cookie),
+                                            self.room))
+
+    def _pass_for(self, request: Request, visitor_id: str) -> bytes:
+        return self._cookie(request, self._pass_cookie,
+                            self.tickets.issue_pass(self.room, visitor_id),
+                            self.settings.session_max_seconds)
+
+    def _ticket_for(self, request: Request, visitor_id: str) -> bytes:
+        return self._cookie(request, self._ticket_cookie,
+                            self.tickets.issue_ticket(self.room, visitor_id),
+                            self.settings.ticket_max_age_seconds)
+
+    def _cookie(self, request: Request, name: str, value: str, max_age: int) -> bytes:
+        secure = "; Secure" if request.secure else ""
+        return (f"{name}={value}; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Lax"
+                f"{secure}").encode()
+
+
+async def unavailable(request: Request, receive: Receive, send: Send) -> None:
+    """Answer while Redis is unreachable: a 503 that says to try again shortly."""
+    if request.scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1013})  # try again later
+        return
+    headers = {**NO_STORE, "retry-after": "5"}
+    if request.wants_json or request.scope["path"].startswith(RESERVED_PREFIX):
+        response = json_response({"error": "temporarily unavailable"}, 503, headers)
+    else:
+        response = Response(pages.unavailable_page(), 503, headers=headers,
+                            media_type="text/html")
+    await response(request.scope, receive, send)
+
+
+def _with_cookies(response: Response, cookies: list[bytes]) -> Response:
+    response.raw_headers.extend((b"set-cookie", c) for c in cookies)
+    return response
+
+
+def forwarded(
+    scope: Scope, incoming_id: bytes | None, rid: str, *extra: tuple[bytes, bytes]
+) -> Scope:
+    """A copy of ``scope`` carrying the request id and ``extra`` headers (``scope``
+    itself when there is nothing to add)."""
+    encoded = rid.encode()
+    if incoming_id == encoded and not extra:
+        return scope
+    headers = scope["headers"]
+    if incoming_id is not None:
+        headers = [h for h in headers if h[0] != REQUEST_ID_HEADER]
+    return {**scope, "headers": [*headers, (REQUEST_ID_HEADER, encoded), *extra]}
