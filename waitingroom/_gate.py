@@ -392,6 +392,8 @@ class RoomGate:
 
     async def aclose(self) -> None:
         """Stop the room's background work (the engine is the caller's to close)."""
+        if self._config_refresh is not None:
+            await self._config_refresh
         await self.breaker.aclose()
 
     # -- helpers -------------------------------------------------------------------

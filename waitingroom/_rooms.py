@@ -111,5 +111,7 @@ class RoomDirectory:
 
     async def aclose(self) -> None:
         """Stop every room's background work."""
+        if self._refresh is not None:
+            await self._refresh
         for gate in [self.default, *(gate for _, gate in self._created.values())]:
             await gate.aclose()

@@ -61,6 +61,29 @@ def _parser() -> argparse.ArgumentParser:
 
     admin_cli.add_parser(commands)
 
+    simulate = commands.add_parser(
+        "simulate", help="capacity planner: run the admission engine in simulated time",
+        description="Runs the real admission scripts on a private Redis in simulated "
+                    "time and prints the queue, the waits and the time to drain.")
+    simulate.add_argument("--arrivals", required=True, metavar="CURVE",
+                          help="MINUTE:ARRIVALS_PER_MINUTE points joined by straight lines, "
+                               "e.g. 0:0,1:20000,5:2000,30:0")
+    simulate.add_argument("--capacity", type=int, required=True,
+                          help="concurrent sessions the order flow can serve")
+    simulate.add_argument("--session-minutes", type=float, required=True,
+                          help="how long an admitted shopper holds a session")
+    simulate.add_argument("--abandon-rate", type=float, default=0.0,
+                          help="share of those waiting who give up each minute (0-1)")
+    simulate.add_argument("--rate", type=int, default=0,
+                          help="admission rate limit per minute (0: none)")
+    simulate.add_argument("--grace-seconds", type=int, default=60)
+    simulate.add_argument("--tick-seconds", type=float, default=1.0,
+                          help="simulated time step")
+    simulate.add_argument("--seed", type=int, default=1)
+    simulate.add_argument("--plot", metavar="FILE.png",
+                          help="also draw the results (needs matplotlib: "
+                               "pip install 'waitingroom[load]')")
+
     demo = commands.add_parser("demo", help="run a demo shop behind the waiting room, "
                                "with its own Redis")
     demo.add_argument("--port", type=int, default=8000)
@@ -83,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return admin_cli.run(args)
         if args.command == "demo":
             asyncio.run(_demo(args.port, args.capacity))
+        elif args.command == "simulate":
+            return _simulate(args)
         elif args.command in ("replay", "captures"):
             settings = load_settings({"room": args.room, "redis_url": args.redis_url},
                                      config_file=args.config)
@@ -106,6 +131,26 @@ async def _demo(port: int, capacity: int) -> None:
     from waitingroom.demo import run_demo
 
     await run_demo(port=port, capacity=capacity)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from waitingroom import simulate
+
+    try:
+        plan = simulate.Plan(
+            simulate.ArrivalCurve.parse(args.arrivals), capacity=args.capacity,
+            session_seconds=args.session_minutes * 60, abandon_per_minute=args.abandon_rate,
+            rate_per_minute=args.rate, grace_seconds=args.grace_seconds,
+            tick_seconds=args.tick_seconds, seed=args.seed)
+    except ValueError as exc:
+        print(f"waitingroom: {exc}", file=sys.stderr)
+        return 2
+    outcome = asyncio.run(simulate.plan_launch(plan))
+    print(simulate.summary(plan, outcome))
+    if args.plot:
+        simulate.plot(plan, outcome, args.plot)
+        print(f"plot written to {args.plot}")
+    return 0 if outcome.drain_seconds is not None else 1
 
 
 async def _replay(settings: Settings, args: argparse.Namespace) -> int:

@@ -305,6 +305,11 @@ class Engine:
         if mapping:
             await self.redis.hset(room_keys(room).config, mapping=mapping)
 
+    async def set_clock(self, room: str, now_ms: int) -> None:
+        """Run ``room`` on simulated time from now on: the capacity planner's private
+        Redis only (``waitingroom simulate``); a live room always uses Redis time."""
+        await self.redis.hset(room_keys(room).config, "clock", now_ms)
+
     async def room_config(self, room: str) -> RoomConfig:
         """Read a room's live config."""
         raw = cast(dict[bytes, bytes], await self.redis.hgetall(room_keys(room).config))

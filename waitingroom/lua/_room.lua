@@ -8,7 +8,7 @@
 --   4 deadline HASH   session id -> hard end of the session, ms; set on claim
 --   5 seq      STRING last arrival number handed out
 --   6 config   HASH   capacity, paused ("1"), mode, message, rate (admissions per
---                     minute, 0 = no limit) -- ops-tunable, live
+--                     minute, 0 = no limit) -- ops-tunable, live; clock (see below)
 --   7 stats    HASH   counters: admitted, abandoned, expired, released; and the
 --                     rate's token bucket: bucket (tokens), bucket_at (ms)
 --   8 priority ZSET   invited visitor id -> redemption number: a lane served
@@ -17,25 +17,30 @@
 --                     are random, so their order is a fair draw (config start_at, ms)
 -- A script's own keys follow these: KEYS[CORE + 1], ... (the loader defines CORE,
 -- the number of keys above, from the same list the Python side builds them from).
--- Times are Redis server time in milliseconds, never a process's clock.
+-- Times are Redis server time in milliseconds, never a process's clock (or, in the
+-- capacity planner only, its simulated time).
 local queue, seen, active, deadline, seq, config, stats, priority, prequeue =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 
 -- Bound the work one call does; a backlog is worked off over the next calls.
 local PRUNE_BATCH = 1000
 
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-
--- The room's live config, read once per call.
-local settings = redis.call('HMGET', config, 'capacity', 'paused', 'rate', 'start_at', 'mode')
+-- The room's live config, read once per call. 'clock' exists only in the capacity
+-- planner's private Redis (waitingroom simulate): simulated time, in ms.
+local settings = redis.call('HMGET', config, 'capacity', 'paused', 'rate', 'start_at', 'mode',
+                            'clock')
 local CAPACITY = tonumber(settings[1]) or 0
 local PAUSED = settings[2] == '1'
 local RATE = tonumber(settings[3]) or 0
 local START_AT = tonumber(settings[4]) or 0
 local MODE = settings[5] or 'normal'
+local CLOCK = tonumber(settings[6])
+
+local function now_ms()
+  if CLOCK then return CLOCK end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 
 -- Ms until the scheduled start, or 0 if none is pending.
 local function until_start(now)
