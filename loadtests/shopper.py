@@ -1,0 +1,91 @@
+"""The launch-day shopper, a Locust persona (used by the scenario files beside it).
+
+Each task run is one new shopper (fresh cookies): look at the catalogue, ask for the
+checkout, and if sent to the queue, poll ``/_wr/status`` at the interval the room
+advises until admitted; then check out and place the order, which ends the session.
+Some give up while waiting; some leave after being let in without ordering (their
+session then ends by the idle timeout). Every answer is checked for what a shopper
+must see, so a wrong page is a failure, not just a slow one.
+
+Options (flags or environment): ``--give-up-share`` (WR_LOAD_GIVE_UP, 0.1),
+``--leave-share`` (WR_LOAD_LEAVE, 0.1), ``--think-seconds`` (WR_LOAD_THINK, 3).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+from locust import FastHttpUser, events, task
+from locust.contrib.fasthttp import ResponseContextManager
+
+JSON = {"Accept": "application/json"}
+GIVE_UP_AFTER_SECONDS = (5.0, 60.0)
+
+
+@events.init_command_line_parser.add_listener
+def _options(parser: Any) -> None:
+    parser.add_argument("--give-up-share", type=float, env_var="WR_LOAD_GIVE_UP", default=0.1,
+                        help="share of queued shoppers who give up before their turn")
+    parser.add_argument("--leave-share", type=float, env_var="WR_LOAD_LEAVE", default=0.1,
+                        help="share of admitted shoppers who leave without ordering")
+    parser.add_argument("--think-seconds", type=float, env_var="WR_LOAD_THINK", default=3.0,
+                        help="mean time an admitted shopper spends on the checkout page")
+
+
+class Shopper(FastHttpUser):
+    """One shopper after another, each arriving, waiting their turn and ordering."""
+
+    def wait_time(self) -> float:
+        return random.uniform(0.5, 2.0)  # between one shopper and the next
+
+    @task
+    def launch_day_visit(self) -> None:
+        """One shopper's whole visit."""
+        options = self.environment.parsed_options
+        self.client.cookiejar.clear()  # a new shopper, not a returning one
+        self._expect(self.client.get("/", name="catalogue (open)", catch_response=True),
+                     "waitPhone")
+        with self.client.get("/checkout", name="checkout (arrive)",
+                             catch_response=True) as answer:
+            queued = "You're in line" in answer.text
+            if not queued and "Checkout" not in answer.text:
+                answer.failure(f"neither the queue page nor the checkout: {answer.status_code}")
+                return
+        if queued:
+            if not self._wait_turn(options.give_up_share):
+                return
+            self._expect(self.client.get("/checkout", name="checkout (admitted)",
+                                         catch_response=True), "Checkout")
+        time.sleep(random.expovariate(1 / max(0.1, options.think_seconds)))
+        if random.random() < options.leave_share:
+            return  # the session ends by the idle timeout
+        self._expect(self.client.post("/checkout", name="place order", catch_response=True),
+                     "Order placed")
+
+    def _wait_turn(self, give_up_share: float) -> bool:
+        """Poll as the queue page does; True once admitted, False if the shopper gave up."""
+        gives_up_at = (time.monotonic() + random.uniform(*GIVE_UP_AFTER_SECONDS)
+                       if random.random() < give_up_share else float("inf"))
+        while time.monotonic() < gives_up_at:
+            with self.client.get("/_wr/status", headers=JSON, name="/_wr/status (poll)",
+                                 catch_response=True) as answer:
+                try:
+                    status = answer.json()
+                except ValueError:
+                    answer.failure(f"status is not JSON: {answer.status_code}")
+                    return False
+                if status.get("state") == "admitted":
+                    return True
+                if status.get("state") not in ("queued", "paused", "prequeue"):
+                    answer.failure(f"unexpected state {status.get('state')!r}")
+                    return False
+            time.sleep(status["poll_after_seconds"])  # gevent-patched: yields
+        return False
+
+    @staticmethod
+    def _expect(answer: ResponseContextManager, text: str) -> None:
+        with answer as response:
+            if text not in (response.text or ""):
+                response.failure(f"expected {text!r}, got {response.status_code}")
