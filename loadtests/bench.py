@@ -162,25 +162,36 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench needs wrk: apt-get install wrk")
+    room_env = {"WAITINGROOM_SECRET": SECRET, "WAITINGROOM_CAPACITY": "1",
+                "WAITINGROOM_GATED_PATHS": "/checkout*"}
+    serve = [sys.executable, "-m", "waitingroom.cli", "serve", "--port", "{port}"]
     with RedisServer() as redis_server, \
             server(uvicorn_app("loadtests.bench_apps:origin")) as origin, \
             server(uvicorn_app("loadtests.bench_apps:starlette_json")) as bare_json, \
+            server(uvicorn_app("loadtests.bench_apps:starlette_incr"),
+                   {"BENCH_REDIS_URL": redis_server.url}) as bare_incr, \
             server(uvicorn_app("loadtests.bench_apps:aiohttp_passthrough"),
                    {"BENCH_ORIGIN": origin}) as bare_proxy, \
-            server([sys.executable, "-m", "waitingroom.cli", "serve", "--port", "{port}"],
-                   {"WAITINGROOM_SECRET": SECRET, "WAITINGROOM_ORIGIN": origin,
-                    "WAITINGROOM_REDIS_URL": redis_server.url, "WAITINGROOM_CAPACITY": "1",
-                    "WAITINGROOM_GATED_PATHS": "/checkout*"}) as room:
+            server(serve, {**room_env, "WAITINGROOM_ORIGIN": origin,
+                           "WAITINGROOM_REDIS_URL": redis_server.url}) as room, \
+            server([*serve, "--workers", "2"],
+                   {**room_env, "WAITINGROOM_ORIGIN": origin,
+                    "WAITINGROOM_REDIS_URL": redis_server.url}) as room2:
         admitted, queued = cookies_for(room)
         print(f"wrk -t1 -c64, {args.seconds}s x {args.rounds} rounds, medians; "
               f"{os.cpu_count()} cores")
         compare(args.rounds, args.seconds, {
             "queued status poll (/_wr/status) vs bare Starlette JSON route":
                 ((bare_json + "/_wr/status", None), (room + "/_wr/status", queued)),
-            "new arrival ticketed (no cookie: a place + signed ticket) vs bare Starlette JSON":
-                ((bare_json + "/_wr/status", None), (room + "/checkout", None)),
             "admitted request through serve vs bare aiohttp pass-through proxy":
                 ((bare_proxy + "/checkout", None), (room + "/checkout", admitted)),
+            "new arrival ticketed (a place + signed ticket + queue page) vs bare Starlette "
+            "route doing one Redis INCR":
+                ((bare_incr + "/checkout", None), (room + "/checkout", None)),
+            "scaling: queued status poll, 2 workers vs 1":
+                ((room + "/_wr/status", queued), (room2 + "/_wr/status", queued)),
+            "scaling: new arrivals, 2 workers vs 1":
+                ((room + "/checkout", None), (room2 + "/checkout", None)),
         })
         redis_calls_per_request(redis_server.url, "queued status poll", room + "/_wr/status",
                              queued)

@@ -1,6 +1,8 @@
 """Baseline apps the benchmark measures waitingroom against, run under the same uvicorn.
 
 - ``starlette_json``: a bare Starlette JSON route (the bar for the status poll).
+- ``starlette_incr``: the same route doing one Redis ``INCR`` (the bar for ticketing a
+  new arrival: the least a Redis-backed queue does per arrival).
 - ``origin``: a raw ASGI "ok" origin.
 - ``aiohttp_passthrough``: the least a raw-ASGI proxy forwarding with aiohttp does:
   request headers in, status, headers and whole body out (the bar for an admitted
@@ -12,6 +14,7 @@ from __future__ import annotations
 import os
 
 import aiohttp
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -25,6 +28,19 @@ async def _status(request: Request) -> JSONResponse:
 
 
 starlette_json = Starlette(routes=[Route("/_wr/status", _status)])
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self.redis: Redis | None = None
+
+    async def ticket(self, request: Request) -> JSONResponse:
+        if self.redis is None:
+            self.redis = Redis.from_url(os.environ["BENCH_REDIS_URL"], max_connections=64)
+        return JSONResponse({"ticket": await self.redis.incr("bench:arrivals")})
+
+
+starlette_incr = Starlette(routes=[Route("/checkout", _Counter().ticket)])
 
 
 async def origin(scope: Scope, receive: Receive, send: Send) -> None:

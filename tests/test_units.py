@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from typing import get_args
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from waitingroom._eta import AdmissionRate
 from waitingroom._paths import Router
-from waitingroom.status import poll_interval
+from waitingroom.status import State, Status, poll_interval
 
 
 def test_eta_comes_from_the_measured_rate() -> None:
@@ -81,3 +86,15 @@ def test_wait_times_histogram() -> None:
     buckets = dict(waits.cumulative())
     assert (buckets["5.0"], buckets["30.0"], buckets["7200.0"], buckets["+Inf"]) == (1, 3, 3, 4)
     assert waits.total == 9041
+
+
+@given(room=st.text(max_size=40), state=st.sampled_from(get_args(State)),
+       position=st.none() | st.integers(0, 10**9), eta=st.none() | st.integers(0, 10**9),
+       message=st.none() | st.text(max_size=500), poll=st.integers(1, 100))
+def test_status_json_is_exactly_json_dumps_of_its_fields(
+    room: str, state: State, position: int | None, eta: int | None, message: str | None,
+    poll: int,
+) -> None:
+    status = Status(room, state, position, eta, message, poll)
+    assert json.loads(status.to_json()) == status.as_dict()
+    assert status.to_json() == json.dumps(status.as_dict(), separators=(",", ":")).encode()

@@ -15,13 +15,18 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
 from redis.exceptions import RedisError
-from starlette.datastructures import MutableHeaders
 from starlette.requests import cookie_parser
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from waitingroom import pages
-from waitingroom._asgi import NO_STORE, json_response, same_origin_path, wait_for_disconnect
+from waitingroom._asgi import (
+    NO_STORE,
+    json_response,
+    same_origin_path,
+    send_json,
+    wait_for_disconnect,
+)
 from waitingroom._breaker import BreakerClient
 from waitingroom._capture_desk import CaptureDesk
 from waitingroom._eta import AdmissionRate, WaitTimes
@@ -37,6 +42,7 @@ from waitingroom.tickets import Tickets, new_visitor_id
 logger = logging.getLogger("waitingroom")
 
 SESSION_HEADER = b"x-waitingroom-session"
+RELEASE_HEADER = b"x-waitingroom-release"
 _CONFIG_TTL_SECONDS = 1.0
 _EVENTS_MAX_SECONDS = 300  # an SSE stream ends after this; EventSource reconnects
 
@@ -211,15 +217,18 @@ class RoomGate:
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 self.breaker.record(message["status"] < 500)
-                headers = MutableHeaders(scope=message)
-                if headers.get("x-waitingroom-release") is not None:
-                    release = headers["x-waitingroom-release"] == "1"
-                    del headers["x-waitingroom-release"]
-                    if release:
-                        await self._release(standing.visitor_id)
-                        standing.set_cookies.append(
-                            self._cookie(request, self._pass_cookie, "", 0))
-                headers.raw.extend((b"set-cookie", c) for c in standing.set_cookies)
+                headers = []  # one pass: the origin's headers less the release signal
+                release = False
+                for name, value in message.get("headers", ()):
+                    if name.lower() == RELEASE_HEADER:
+                        release = value.strip() == b"1"
+                    else:
+                        headers.append((name, value))
+                if release:
+                    await self._release(standing.visitor_id)
+                    standing.set_cookies.append(self._cookie(request, self._pass_cookie, "", 0))
+                headers += [(b"set-cookie", c) for c in standing.set_cookies]
+                message["headers"] = headers
             await send(message)
 
         try:
@@ -245,8 +254,7 @@ class RoomGate:
         else:
             standing = await self._stand(request, join=True)
             status, cookies = self._status_of(standing, config), standing.set_cookies
-        response = json_response(status.to_json())
-        await _with_cookies(response, cookies)(request.scope, receive, send)
+        await send_json(send, status.to_json(), cookies)
 
     async def _events(self, request: Request, receive: Receive, send: Send) -> None:
         """``GET /_wr/events``: the caller's status as Server-Sent Events until admitted."""

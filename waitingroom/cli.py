@@ -193,7 +193,8 @@ def _serve(settings: Settings) -> None:
     uvicorn.run("waitingroom.app:proxy_app_from_environment", factory=True,
                 log_config=None,  # ours: JSON lines, set up in each worker by the factory
                 host=settings.host, port=settings.port, workers=settings.workers,
-                log_level="warning", proxy_headers=bool(settings.forwarded_allow_ips),
+                log_level="warning", access_log=False,  # formatted per request even if unused
+                proxy_headers=bool(settings.forwarded_allow_ips),
                 forwarded_allow_ips=settings.forwarded_allow_ips or None,
                 # The origin's own Date and Server headers pass through the proxy.
                 server_header=False, date_header=False)

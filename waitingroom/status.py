@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 State = Literal["queued", "admitted", "capture", "paused", "open", "closed", "prequeue"]
@@ -34,8 +35,21 @@ class Status:
                 "poll_after_seconds": self.poll_after_seconds}
 
     def to_json(self) -> bytes:
-        """The JSON body of ``GET /_wr/status``."""
-        return json.dumps(self.as_dict(), separators=(",", ":")).encode()
+        """The JSON body of ``GET /_wr/status``: the same as ``json.dumps`` of
+        :meth:`as_dict` (compact), written out directly because it answers every poll."""
+        return (f'{{"room":{_string(self.room)},"state":"{self.state}",'
+                f'"position":{_number(self.position)},'
+                f'"eta_seconds":{_number(self.eta_seconds)},'
+                f'"message":{"null" if self.message is None else _string(self.message)},'
+                f'"poll_after_seconds":{self.poll_after_seconds}}}').encode()
+
+
+_string = lru_cache(maxsize=1024)(json.dumps)
+"""A string as JSON; rooms and messages are few, so their encodings are kept."""
+
+
+def _number(value: int | None) -> str:
+    return "null" if value is None else str(int(value))
 
 
 def poll_interval(position: int, grace_seconds: int) -> int:
