@@ -9,6 +9,17 @@ from starlette.responses import Response
 from starlette.types import Receive, Send
 
 NO_STORE = {"cache-control": "no-store"}
+PAGE_SECURITY = {
+    # Every script and style comes from /_wr/static/: no inline code can run, and no
+    # other site can frame a page (clickjacking) or receive a form.
+    "content-security-policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
+                               "img-src 'self' data:; connect-src 'self'; "
+                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+}
+"""Headers on every HTML page the waiting room itself serves."""
 
 
 def json_response(
@@ -17,6 +28,13 @@ def json_response(
     """A JSON answer (``body`` may already be encoded bytes), not cached by default."""
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
     return Response(content, status, headers=dict(headers), media_type="application/json")
+
+
+def html_response(
+    body: bytes, status: int = 200, headers: Mapping[str, str] = NO_STORE
+) -> Response:
+    """One of the waiting room's own pages, with :data:`PAGE_SECURITY` headers."""
+    return Response(body, status, headers={**headers, **PAGE_SECURITY}, media_type="text/html")
 
 
 _JSON_NO_STORE = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]

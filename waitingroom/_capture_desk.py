@@ -19,7 +19,14 @@ from starlette.responses import Response
 from starlette.types import Receive
 
 from waitingroom import pages
-from waitingroom._asgi import NO_STORE, BodyTooLarge, ClientGone, json_response, read_body
+from waitingroom._asgi import (
+    NO_STORE,
+    BodyTooLarge,
+    ClientGone,
+    html_response,
+    json_response,
+    read_body,
+)
 from waitingroom._spool import Spool
 from waitingroom.capture import CaptureField, reference_for, validate
 from waitingroom.engine import Engine
@@ -72,7 +79,7 @@ class CaptureDesk:
             return json_response(body, status_code)
         html = pages.capture_page(self.fields, csrf=csrf, values=values, errors=errors,
                                   status=status, notice=notice)
-        return Response(html, status_code, headers=NO_STORE, media_type="text/html")
+        return html_response(html, status_code)
 
     async def submit(
         self, visitor_id: str | None, status: Status, headers: dict[bytes, bytes],
@@ -110,8 +117,7 @@ class CaptureDesk:
                              "minute and send the form again.")
         if wants_json:
             return json_response({"state": "captured", "reference": reference})
-        return Response(pages.captured_page(reference), headers=NO_STORE,
-                        media_type="text/html")
+        return html_response(pages.captured_page(reference))
 
     async def _store(self, reference: str, visitor_id: str, values: dict[str, str]) -> bool:
         try:

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from waitingroom import pages
 from waitingroom._asgi import (
     NO_STORE,
+    html_response,
     json_response,
     same_origin_path,
     send_json,
@@ -166,11 +167,10 @@ class RoomGate:
             if request.wants_json:
                 response = json_response(status.to_json(), headers=headers)
             elif status.state == "closed":
-                response = Response(pages.closed_page(status), headers=NO_STORE,
-                                    media_type="text/html")
+                response = html_response(pages.closed_page(status))
             else:
                 body = pages.queue_page(status, grace_seconds=self.settings.grace_seconds)
-                response = Response(body, headers=headers, media_type="text/html")
+                response = html_response(body, headers=headers)
             await _with_cookies(response, standing.set_cookies)(request.scope, receive, send)
 
     async def _stand(self, request: Request, *, join: bool) -> _Standing:
@@ -331,8 +331,8 @@ class RoomGate:
                     "message_at_ms": config.message_at_ms or None}
             response = json_response(body, headers=headers)
         else:
-            response = Response(pages.status_page(state, config.message, config.message_at_ms),
-                                headers=headers, media_type="text/html")
+            response = html_response(
+                pages.status_page(state, config.message, config.message_at_ms), headers=headers)
         await response(request.scope, receive, send)
 
     async def _invite(self, request: Request, receive: Receive, send: Send) -> None:
@@ -348,8 +348,7 @@ class RoomGate:
         visit = (await self.engine.redeem_invite(self.room, invite_id, visitor_id)
                  if invite_id else None)
         if visit is None:
-            await Response(pages.invite_refused_page(), 403, headers=NO_STORE,
-                           media_type="text/html")(request.scope, receive, send)
+            await html_response(pages.invite_refused_page(), 403)(request.scope, receive, send)
             return
         response = Response(b"", 303, headers={**NO_STORE, "location": target})
         cookie = (self._pass_for(request, visitor_id) if visit.state is VisitState.ADMITTED
@@ -460,8 +459,7 @@ async def unavailable(request: Request, receive: Receive, send: Send) -> None:
     if request.wants_json or request.scope["path"].startswith(RESERVED_PREFIX):
         response = json_response({"error": "temporarily unavailable"}, 503, headers)
     else:
-        response = Response(pages.unavailable_page(), 503, headers=headers,
-                            media_type="text/html")
+        response = html_response(pages.unavailable_page(), 503, headers)
     await response(request.scope, receive, send)
 
 

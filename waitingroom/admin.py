@@ -52,7 +52,13 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from waitingroom import pages
-from waitingroom._asgi import BodyTooLarge, json_response, read_body, same_origin_path
+from waitingroom._asgi import (
+    BodyTooLarge,
+    html_response,
+    json_response,
+    read_body,
+    same_origin_path,
+)
 from waitingroom._gate import RoomGate
 from waitingroom._rooms import RoomDirectory
 from waitingroom.engine import Engine, RoomConfig, RoomExists
@@ -108,8 +114,7 @@ class AdminAPI:
             # The page itself holds no data; everything it shows needs the token.
             gate = await self._gate(scope)
             response = (json_response({"error": "no such room"}, 404) if gate is None else
-                        Response(pages.dashboard_page(gate.room), media_type="text/html",
-                                 headers={"cache-control": "no-store"}))
+                        html_response(pages.dashboard_page(gate.room)))
         elif (who := self.authenticate(scope)) is None:
             response = json_response({"error": "unauthorized"}, 401)
             response.headers["www-authenticate"] = 'Bearer realm="waitingroom"'

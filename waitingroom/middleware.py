@@ -120,7 +120,8 @@ class WaitingRoomMiddleware:
             return
         if path.startswith("/_wr/static/") and path[12:] in pages.ASSETS:
             body, content_type = pages.ASSETS[path[12:]]
-            response = Response(body, headers={"cache-control": "public, max-age=3600"})
+            response = Response(body, headers={"cache-control": "public, max-age=3600",
+                                               "x-content-type-options": "nosniff"})
             response.raw_headers.append((b"content-type", content_type))
             await response(scope, receive, send)
             return
