@@ -35,6 +35,10 @@ MAX_ROOMS = 100
 # rather than fail: a spike queues in memory instead of erroring.
 _POOL_SIZE = 64
 _POOL_WAIT_SECONDS = 5
+# A Redis that stops answering costs a visitor at most this long before the 503 retry
+# page (it must exceed WAITAOF's 2 s wait for a capture's fsync).
+_REDIS_TIMEOUT_SECONDS = 5
+_REDIS_CONNECT_TIMEOUT_SECONDS = 2
 
 
 class VisitState(enum.IntEnum):
@@ -224,7 +228,9 @@ class Engine:
         """Build an engine for ``settings``, connecting to its ``redis_url`` if needed."""
         if redis is None:
             pool = BlockingConnectionPool.from_url(
-                settings.redis_url, max_connections=_POOL_SIZE, timeout=_POOL_WAIT_SECONDS)
+                settings.redis_url, max_connections=_POOL_SIZE, timeout=_POOL_WAIT_SECONDS,
+                socket_timeout=_REDIS_TIMEOUT_SECONDS,
+                socket_connect_timeout=_REDIS_CONNECT_TIMEOUT_SECONDS)
             redis = Redis.from_pool(pool)
         return cls(
             redis,
