@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import SECRET, TOKEN
+from waitingroom._limits import NewPlaceLimit
 from waitingroom._redis_server import RedisServer
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
@@ -171,3 +172,44 @@ def test_fuzzed_requests_never_get_a_5xx_a_traceback_or_an_admission(
     # Capacity 1 is held by the holder: nobody else may reach the order flow (a mutation
     # that happens to leave the holder's own pass intact is the holder).
     assert set(origin.sessions) <= {None, holder_session}, origin.sessions
+
+
+# -- new places per network ------------------------------------------------------------
+
+def test_new_place_limit_counts_networks_not_addresses() -> None:
+    limit = NewPlaceLimit(per_minute=2)
+    assert [limit.allow(("10.0.0.1", 1)), limit.allow(("10.0.0.200", 1))] == [True, True]
+    assert not limit.allow(("10.0.0.7", 1))  # same /24, its burst is spent
+    assert limit.allow(("10.0.1.7", 1))
+    assert [limit.allow(("2001:db8:1:2::1", 1)), limit.allow(("2001:db8:1:ffff::9", 1)),
+            limit.allow(("2001:db8:1:3::3", 1))] == [True, True, False]  # same /48
+    assert NewPlaceLimit(per_minute=0).allow(("10.0.0.1", 1))
+    assert limit.retry_after_seconds == 30
+
+
+async def test_a_network_over_its_limit_gets_429_and_no_place_but_holders_carry_on(
+    make_settings: Callable[..., Settings],
+) -> None:
+    room = WaitingRoomMiddleware(_Recorder(), settings=make_settings(
+        capacity=1, gated_paths=("/checkout*",), new_places_per_minute_per_network=3))
+    crowd = httpx.ASGITransport(app=room, client=("198.51.100.10", 4000))
+    elsewhere = httpx.ASGITransport(app=room, client=("203.0.113.5", 4000))
+    try:
+        clients = [httpx.AsyncClient(transport=crowd, base_url="http://shop.test")
+                   for _ in range(4)]
+        answers = [await c.get("/checkout") for c in clients]
+        assert [a.status_code for a in answers] == [200, 200, 200, 429]
+        refused = answers[3]
+        assert refused.headers["retry-after"] == "20" and "set-cookie" not in refused.headers
+        assert "tries again by itself" in refused.text
+        assert refused.headers["content-security-policy"]
+        as_json = await clients[3].get("/_wr/status")
+        assert as_json.status_code == 429 and "too many" in as_json.json()["error"]
+        # Those who already hold a place keep polling; another network is unaffected.
+        assert (await clients[2].get("/_wr/status")).json()["position"] == 2
+        async with httpx.AsyncClient(transport=elsewhere, base_url="http://shop.test") as c:
+            assert (await c.get("/checkout")).status_code == 200
+        for client in clients:
+            await client.aclose()
+    finally:
+        await room.aclose()

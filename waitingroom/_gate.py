@@ -32,6 +32,7 @@ from waitingroom._breaker import BreakerClient
 from waitingroom._capture_desk import CaptureDesk
 from waitingroom._eta import AdmissionRate, WaitTimes
 from waitingroom._history import History
+from waitingroom._limits import NewPlaceLimit
 from waitingroom._logging import REQUEST_ID_HEADER
 from waitingroom._paths import RESERVED_PREFIX
 from waitingroom.capture import parse_fields
@@ -90,6 +91,10 @@ class _Standing:
     set_cookies: list[bytes] = field(default_factory=list)
 
 
+class TooManyNewPlaces(Exception):
+    """The client's network took its share of new places for now."""
+
+
 class RoomGate:
     """Gate one room's order flow: FCFS admission up to the room's live capacity.
 
@@ -100,14 +105,15 @@ class RoomGate:
 
     def __init__(
         self, app: ASGIApp, *, room: str, settings: Settings, engine: Engine,
-        tickets: Tickets, capacity: int, message: str = "", capture: str = "auto",
-        on_tick: Callable[[RoomGate], Awaitable[None]] | None = None,
+        tickets: Tickets, new_places: NewPlaceLimit, capacity: int, message: str = "",
+        capture: str = "auto", on_tick: Callable[[RoomGate], Awaitable[None]] | None = None,
     ) -> None:
         self.app = app
         self.room = room
         self.settings = settings
         self.engine = engine
         self.tickets = tickets
+        self.new_places = new_places
         self.rate = AdmissionRate()
         self.wait_times = WaitTimes()
         self.history = History()
@@ -149,6 +155,9 @@ class RoomGate:
         except RedisError as exc:
             logger.warning("redis unavailable while gating %s: %s", request.scope["path"], exc)
             await unavailable(request, receive, send)
+            return
+        except TooManyNewPlaces:
+            await too_many_new_places(request, self.new_places, receive, send)
             return
         if self.capturing(config) and not (standing.admitted and await self._probe(config)):
             if request.scope["type"] == "websocket":
@@ -193,6 +202,8 @@ class RoomGate:
                 self.wait_times.observe(max(0.0, time.time() - joined))
             return standing
         # No ticket, or a forged, expired or foreign one: a fresh place at the back.
+        if not self.new_places.allow(request.scope.get("client")):
+            raise TooManyNewPlaces
         return await self._visit(request, new_visitor_id(), join=join, fresh=True)
 
     async def _visit(
@@ -460,6 +471,19 @@ async def unavailable(request: Request, receive: Receive, send: Send) -> None:
         response = json_response({"error": "temporarily unavailable"}, 503, headers)
     else:
         response = html_response(pages.unavailable_page(), 503, headers)
+    await response(request.scope, receive, send)
+
+
+async def too_many_new_places(
+    request: Request, limit: NewPlaceLimit, receive: Receive, send: Send
+) -> None:
+    """Answer a cookieless request from a network over its new-place limit: 429."""
+    headers = {**NO_STORE, "retry-after": str(limit.retry_after_seconds)}
+    if request.wants_json or request.scope["path"].startswith(RESERVED_PREFIX):
+        response = json_response({"error": "too many new places from your network; "
+                                  "try again shortly"}, 429, headers)
+    else:
+        response = html_response(pages.too_many_page(limit.retry_after_seconds), 429, headers)
     await response(request.scope, receive, send)
 
 

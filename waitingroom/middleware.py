@@ -22,7 +22,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from waitingroom import pages
 from waitingroom._asgi import ClientGone, json_response
-from waitingroom._gate import SESSION_HEADER, Request, RoomGate, forwarded, unavailable
+from waitingroom._gate import (
+    SESSION_HEADER,
+    Request,
+    RoomGate,
+    TooManyNewPlaces,
+    forwarded,
+    too_many_new_places,
+    unavailable,
+)
+from waitingroom._limits import NewPlaceLimit
 from waitingroom._logging import (
     REQUEST_ID_HEADER,
     echo_request_id,
@@ -55,6 +64,7 @@ class WaitingRoomMiddleware:
         self.engine = engine if engine is not None else Engine.from_settings(settings)
         self.tickets = Tickets(settings.secret, ticket_max_age=settings.ticket_max_age_seconds,
                                pass_max_age=settings.session_max_seconds)
+        self.new_places = NewPlaceLimit(settings.new_places_per_minute_per_network)
         self.rooms = RoomDirectory(
             default=self._gate(settings.room, capacity=settings.capacity,
                                message=settings.message, capture=settings.capture),
@@ -67,7 +77,8 @@ class WaitingRoomMiddleware:
     def _gate(self, room: str, *, capacity: int, message: str = "",
               capture: str = "auto") -> RoomGate:
         return RoomGate(self.app, room=room, settings=self.settings, engine=self.engine,
-                        tickets=self.tickets, capacity=capacity, message=message,
+                        tickets=self.tickets, new_places=self.new_places,
+                        capacity=capacity, message=message,
                         capture=capture, on_tick=self._sample_for_dashboard)
 
     def _created_gate(self, room: RoomDefinition) -> RoomGate:
@@ -142,6 +153,8 @@ class WaitingRoomMiddleware:
         except RedisError as exc:  # every handler answers only after its Redis work
             logger.warning("redis unavailable for %s: %s", path, exc)
             await unavailable(request, receive, send)
+        except TooManyNewPlaces:
+            await too_many_new_places(request, self.new_places, receive, send)
         except ClientGone:
             pass  # nobody left to answer
 

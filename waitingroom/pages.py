@@ -183,6 +183,17 @@ STATE_WORDS = {
 """The room's state in words, for the status page and its JSON twin."""
 
 
+def too_many_page(retry_after_seconds: int) -> bytes:
+    """For a newcomer whose network took too many new places just now."""
+    head = _HEAD.format(title="One moment, please",
+                        extra=f'<meta http-equiv="refresh" content="{retry_after_seconds}">\n')
+    return (head + """<h1>One moment, please</h1>
+<div class="card" role="status"><p>A lot of people from your network joined the line
+just now. This page tries again by itself in a moment; you lose nothing by waiting.</p>
+</div></main></body></html>
+""").encode()
+
+
 def invite_refused_page() -> bytes:
     """For an invite link that is used up, expired or not genuine."""
     head = _HEAD.format(title="Invite not valid", extra="")

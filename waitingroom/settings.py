@@ -82,6 +82,10 @@ class Settings:
     admin_token: tuple[str, ...] = field(default=(), repr=False)
     """Admin API bearer tokens, ``name:token`` (the name goes in the audit log) or a bare
     token (audited as ``admin``); comma-separated. None configured: no admin API."""
+    new_places_per_minute_per_network: int = 0
+    """New places in line one client network (IPv4 /24, IPv6 /48) may take per minute in
+    each process, against bots minting places; 0 = no limit. Mind carrier-grade NAT:
+    many phones can share one network."""
     forwarded_allow_ips: str = ""
     """Addresses of a load balancer whose X-Forwarded-For/Proto to trust (comma-
     separated, ``*`` for any); empty trusts none, so clients cannot spoof them."""
@@ -135,6 +139,8 @@ class Settings:
             parts = urlsplit(self.health_check_url)
             _check(parts.scheme in ("http", "https") and bool(parts.hostname),
                    "health_check_url", "must be an http:// or https:// URL")
+        _check(self.new_places_per_minute_per_network >= 0,
+               "new_places_per_minute_per_network", "must be 0 (no limit) or more")
         _check(self.origin_timeout_seconds > 0, "origin_timeout_seconds", "must be positive")
         _check(self.origin_connect_timeout_seconds > 0, "origin_connect_timeout_seconds",
                "must be positive")
