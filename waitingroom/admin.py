@@ -41,7 +41,7 @@ from dataclasses import asdict
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -310,6 +310,7 @@ class AdminAPI:
         families: list[Metric] = [waits, *gauges.values(), redis_latency, *counters.values()]
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Fixed(families))
+        ProcessCollector(registry=registry)  # this process's memory, CPU and files
         return generate_latest(registry)
 
 
