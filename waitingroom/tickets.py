@@ -24,6 +24,10 @@ INVITE_MAX_AGE = 30 * 86_400  # the use counter in Redis expires invites sooner
 CSRF_MAX_AGE = 2 * 3600
 MAX_COOKIE_LENGTH = 256
 VERIFIED_CACHE_SIZE = 20_000
+CLOCK_SKEW = 300
+"""Seconds a cookie's signing time may lie in this process's future: another machine's
+clock may run ahead (itsdangerous itself refuses any future time, which would cost a
+visitor the place whenever machines disagree by a second)."""
 _VISITOR_ID = re.compile(r"[A-Za-z0-9_-]{12}")
 
 
@@ -115,10 +119,12 @@ class _Reader:
         known = self._verified.get(cookie)
         if known is not None and time.time() < known[2]:
             return known[1] if known[0] == room else None
-        try:
-            payload, signed_at = self.serializer.loads(cookie, max_age=self._max_age,
-                                                       return_timestamp=True)
-        except BadData:  # tampered, expired, signed by an unknown key, or not ours at all
+        try:  # the age is checked below, allowing for other machines' clocks
+            payload, signed_at = self.serializer.loads(cookie, return_timestamp=True)
+        except BadData:  # tampered, signed by an unknown key, or not ours at all
+            return None
+        age = time.time() - signed_at.timestamp()
+        if not -CLOCK_SKEW <= age <= self._max_age:
             return None
         match payload:
             case [str(cookie_room), str(visitor_id)] if _VISITOR_ID.fullmatch(visitor_id):
