@@ -95,7 +95,7 @@ def _demo_stack(capacity: int) -> Iterator[tuple[str, str, str]]:
     """Redis, the demo shop and ``waitingroom serve`` in front of it; yields the room's,
     the shop's and Redis's URLs."""
     with RedisServer() as redis_server, \
-            server(uvicorn_app("loadtests.run:demo_shop"),
+            server([*uvicorn_app("loadtests.run:demo_shop"), "--factory"],
                    {"WR_LOAD_CAPACITY": str(capacity)}) as shop_url:
         env = {"WAITINGROOM_SECRET": SECRET, "WAITINGROOM_REDIS_URL": redis_server.url,
                "WAITINGROOM_ORIGIN": shop_url, "WAITINGROOM_CAPACITY": str(capacity),

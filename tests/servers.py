@@ -37,13 +37,18 @@ async def serve_in_process(app: ASGIApp, port: int | None = None) -> AsyncIterat
 
 
 @contextmanager
-def waitingroom_serve(env: Mapping[str, str], *args: str) -> Iterator[str]:
-    """Run ``waitingroom serve`` as a separate process; yield its base URL once healthy."""
+def waitingroom_serve(
+    env: Mapping[str, str], *args: str, started: list[subprocess.Popen[bytes]] | None = None
+) -> Iterator[str]:
+    """Run ``waitingroom serve`` as a separate process; yield its base URL once healthy
+    (and add the process to ``started``, for drills that kill it)."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "waitingroom.cli", "serve", "--port", str(port), *args],
         env={**os.environ, **env}, stderr=subprocess.PIPE,
     )
+    if started is not None:
+        started.append(process)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 15

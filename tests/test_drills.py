@@ -1,18 +1,22 @@
-"""Fault drills with real parts: Redis behind a faulty link (slow, then stalled).
-What the visitor sees, whether the cap held, whether anybody lost their place."""
+"""Fault drills with real parts: Redis slow, stalled, killed and restarted; a waiting
+room process killed; an origin resetting connections. For each: what the visitor
+sees, whether the cap held, whether anybody lost their place."""
 
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from collections.abc import Callable
 
 import httpx
 import pytest
 
-from tests.servers import FaultyLink
+from tests.servers import FaultyLink, serve_in_process, waitingroom_serve
+from tests.test_admin import eventually
 from tests.test_middleware import Origin
 from waitingroom._redis_server import RedisServer
+from waitingroom.app import build_proxy_app
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
 
@@ -60,3 +64,97 @@ async def test_slow_then_stalled_redis_costs_time_not_places_or_the_cap(
         finally:
             await asyncio.gather(*(v.aclose() for v in visitors))
             await room.aclose()
+
+
+@pytest.mark.slow
+async def test_redis_killed_and_restarted_mid_launch_loses_no_place_or_session(
+    make_settings: Callable[..., Settings],
+) -> None:
+    origin = Origin()
+    with RedisServer(appendfsync="always") as server:
+        room = WaitingRoomMiddleware(origin, settings=make_settings(
+            redis_url=server.url, capacity=2, gated_paths=("/checkout*",)))
+        transport = httpx.ASGITransport(app=room)
+        visitors = [httpx.AsyncClient(transport=transport, base_url="http://shop.test",
+                                      headers=JSON) for _ in range(6)]
+        try:
+            for visitor in visitors:
+                await visitor.get("/checkout")
+            before = [(await v.get("/_wr/status")).json() for v in visitors]
+            server.stop(kill=True)
+            down = await visitors[3].get("/checkout")
+            assert down.status_code == 503  # told to try again, not a 500
+            server.start()
+            after = [(await v.get("/_wr/status")).json() for v in visitors]
+            assert after == before
+            assert [s["state"] for s in after] == ["admitted"] * 2 + ["queued"] * 4
+            async with httpx.AsyncClient(transport=transport, base_url="http://shop.test",
+                                         headers=JSON) as newcomer:
+                late = (await newcomer.get("/checkout")).json()
+            assert (late["state"], late["position"]) == ("queued", 5)  # the cap held
+            assert len({session for _, session in origin.seen}) == 2
+        finally:
+            await asyncio.gather(*(v.aclose() for v in visitors))
+            await room.aclose()
+
+
+@pytest.mark.slow
+async def test_a_killed_waiting_room_process_costs_nobody_their_place(
+    room_env: dict[str, str],
+) -> None:
+    async with serve_in_process(Origin()) as origin_url:
+        env = {**room_env, "WAITINGROOM_ORIGIN": origin_url, "WAITINGROOM_CAPACITY": "2"}
+        started: list[subprocess.Popen[bytes]] = []
+        with waitingroom_serve(env, started=started) as doomed, \
+                waitingroom_serve(env) as survivor:
+            visitors = [httpx.AsyncClient(headers=JSON) for _ in range(5)]
+            try:
+                for visitor in visitors:
+                    await visitor.get(doomed + "/checkout")
+                before = [(await v.get(doomed + "/_wr/status")).json() for v in visitors]
+                started[0].kill()  # kill -9: no goodbye
+                started[0].wait()
+                # The load balancer sends them to the other process: same cookies, same
+                # Redis, so the same places (and the admitted stay admitted).
+                after = [(await v.get(survivor + "/_wr/status")).json() for v in visitors]
+                assert after == before
+                assert [s["position"] for s in after] == [None, None, 1, 2, 3]
+            finally:
+                await asyncio.gather(*(v.aclose() for v in visitors))
+
+
+class _ResettingOrigin:
+    """An origin that accepts the connection and drops it without an answer."""
+
+    async def __aenter__(self) -> str:
+        self.server = await asyncio.start_server(self._drop, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+
+    async def _drop(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1024)
+        writer.transport.abort()  # RST, not FIN
+
+
+@pytest.mark.slow
+async def test_an_origin_resetting_connections_gets_visitors_a_502_and_opens_the_breaker(
+    make_settings: Callable[..., Settings],
+) -> None:
+    async with _ResettingOrigin() as origin_url:
+        settings = make_settings(origin=origin_url, capacity=5, gated_paths=("/checkout*",),
+                                 breaker_min_requests=3, breaker_window_seconds=5)
+        room = build_proxy_app(settings)
+        async with serve_in_process(room) as url, httpx.AsyncClient(base_url=url) as visitor:
+            answers = [await visitor.get("/checkout") for _ in range(4)]
+            assert [a.status_code for a in answers] == [502] * 4
+            assert "not answering" in answers[0].text
+
+            async def capture_form() -> bool:
+                return "action=\"/_wr/capture" in (await visitor.get("/checkout")).text
+
+            # Orders are taken, not lost: the breaker opens within its next report.
+            await eventually(capture_form, "the breaker opens on resets")
+        await room.aclose()
