@@ -156,3 +156,27 @@ async def test_dashboard_is_live_draws_charts_and_its_controls_work(
             await closing.aclose()
             await asyncio.gather(*(v.aclose() for v in visitors))
             await room.aclose()
+
+
+async def test_proof_of_work_earns_the_place_and_the_page_becomes_the_queue(
+    make_settings: Callable[..., Settings], browser: object
+) -> None:
+    async with serve_in_process(shop) as origin:
+        settings = make_settings(origin=origin, capacity=1, gated_paths=("/checkout*",),
+                                 pow_difficulty=10)
+        room = build_proxy_app(settings)
+        async with serve_in_process(room) as url:
+            contexts = [await browser.new_context() for _ in range(2)]  # type: ignore[attr-defined]
+            first, second = [await c.new_page() for c in contexts]
+            try:
+                await first.goto(url + "/checkout")
+                await first.wait_for_selector("#shop", timeout=15_000)  # earned, let in
+                await second.goto(url + "/checkout")
+                await second.wait_for_function(  # earned, and queued behind the first
+                    "document.getElementById('wr-position') && "
+                    "document.getElementById('wr-position').textContent === '1'",
+                    timeout=15_000)
+            finally:
+                for context in contexts:  # ends the queue page's event stream
+                    await context.close()
+        await room.aclose()

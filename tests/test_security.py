@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import SECRET, TOKEN
 from waitingroom._limits import NewPlaceLimit
+from waitingroom._pow import solve, solves
 from waitingroom._redis_server import RedisServer
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
@@ -211,5 +213,55 @@ async def test_a_network_over_its_limit_gets_429_and_no_place_but_holders_carry_
             assert (await c.get("/checkout")).status_code == 200
         for client in clients:
             await client.aclose()
+    finally:
+        await room.aclose()
+
+
+# -- proof of work -----------------------------------------------------------------
+
+def test_a_solution_has_the_leading_zero_bits_asked_for() -> None:
+    nonce = solve("a-challenge", 12)
+    digest = hashlib.sha256(f"a-challenge:{nonce}".encode()).digest()
+    assert digest[0] == 0 and digest[1] >> 4 == 0
+    assert solves("a-challenge", nonce, 12)
+    assert not solves("a-challenge", "-1", 0) and not solves("a-challenge", "1" * 13, 0)
+
+
+async def test_a_place_costs_one_solved_challenge(
+    make_settings: Callable[..., Settings],
+) -> None:
+    room = WaitingRoomMiddleware(_Recorder(), settings=make_settings(
+        capacity=1, gated_paths=("/checkout*",), pow_difficulty=8))
+    transport = httpx.ASGITransport(app=room)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as bot, \
+                httpx.AsyncClient(transport=transport, base_url="http://shop.test") as person:
+            page = await bot.get("/checkout")
+            assert page.status_code == 200 and 'src="/_wr/static/pow.js"' in page.text
+            assert "set-cookie" not in page.headers
+            asked = await bot.get("/_wr/status")
+            assert asked.status_code == 403 and asked.json()["difficulty"] == 8
+            assert (await room.engine.counts("default")).waiting == 0  # no place yet
+            challenge = asked.json()["challenge"]
+            nonce = solve(challenge, 8)
+
+            earned = await bot.post("/_wr/pow", data={"challenge": challenge, "nonce": nonce})
+            assert earned.status_code == 200 and earned.json()["state"] == "admitted"
+            again = await person.post("/_wr/pow", json={"challenge": challenge,
+                                                          "nonce": nonce})
+            assert again.status_code == 403  # one challenge, one place
+            wrong = (await person.get("/_wr/status")).json()["challenge"]
+            unsolved = next(str(n) for n in range(10**6) if not solves(wrong, str(n), 8))
+            assert (await person.post("/_wr/pow", data={"challenge": wrong,
+                                                        "nonce": unsolved})).status_code == 403
+            forged = wrong[:-2] + ("AA" if wrong[-2:] != "AA" else "BB")
+            assert (await person.post("/_wr/pow", data={"challenge": forged,
+                                                        "nonce": solve(forged, 8)})
+                    ).status_code == 403
+            assert (await person.get("/_wr/pow")).status_code == 405
+            joined = await person.post("/_wr/pow", data={"challenge": wrong,
+                                                         "nonce": solve(wrong, 8)})
+            assert joined.json()["position"] == 1
+            assert (await person.get("/_wr/status")).json()["position"] == 1
     finally:
         await room.aclose()

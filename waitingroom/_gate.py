@@ -8,6 +8,7 @@ Redis round trip.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -22,8 +23,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from waitingroom import pages
 from waitingroom._asgi import (
     NO_STORE,
+    BodyTooLarge,
     html_response,
     json_response,
+    read_body,
     same_origin_path,
     send_json,
     wait_for_disconnect,
@@ -35,11 +38,12 @@ from waitingroom._history import History
 from waitingroom._limits import NewPlaceLimit
 from waitingroom._logging import REQUEST_ID_HEADER
 from waitingroom._paths import RESERVED_PREFIX
+from waitingroom._pow import solves
 from waitingroom.capture import parse_fields
 from waitingroom.engine import BreakerPolicy, Engine, RoomConfig, Visit, VisitState
 from waitingroom.settings import Settings
 from waitingroom.status import State, Status, poll_interval
-from waitingroom.tickets import Tickets, new_visitor_id
+from waitingroom.tickets import CHALLENGE_MAX_AGE, Tickets, new_visitor_id
 
 logger = logging.getLogger("waitingroom")
 
@@ -47,6 +51,7 @@ SESSION_HEADER = b"x-waitingroom-session"
 RELEASE_HEADER = b"x-waitingroom-release"
 _CONFIG_TTL_SECONDS = 1.0
 _EVENTS_MAX_SECONDS = 300  # an SSE stream ends after this; EventSource reconnects
+_POW_BODY_LIMIT = 1024
 
 
 @dataclass(slots=True)
@@ -95,6 +100,14 @@ class TooManyNewPlaces(Exception):
     """The client's network took its share of new places for now."""
 
 
+class ChallengeRequired(Exception):
+    """A new place in ``gate``'s room needs proof of work first (``pow_difficulty``)."""
+
+    def __init__(self, gate: RoomGate) -> None:
+        super().__init__(gate.room)
+        self.gate = gate
+
+
 class RoomGate:
     """Gate one room's order flow: FCFS admission up to the room's live capacity.
 
@@ -139,6 +152,7 @@ class RoomGate:
             "/_wr/events": self._events,
             "/_wr/capture": self._capture,
             "/_wr/invite": self._invite,
+            "/_wr/pow": self._proof_of_work,
         }
         """The room's own endpoints under ``/_wr/``, by path."""
 
@@ -158,6 +172,9 @@ class RoomGate:
             return
         except TooManyNewPlaces:
             await too_many_new_places(request, self.new_places, receive, send)
+            return
+        except ChallengeRequired:
+            await self.challenge(request, receive, send)
             return
         if self.capturing(config) and not (standing.admitted and await self._probe(config)):
             if request.scope["type"] == "websocket":
@@ -202,6 +219,11 @@ class RoomGate:
                 self.wait_times.observe(max(0.0, time.time() - joined))
             return standing
         # No ticket, or a forged, expired or foreign one: a fresh place at the back.
+        if self.settings.pow_difficulty:
+            raise ChallengeRequired(self)
+        return await self._new_place(request, join=join)
+
+    async def _new_place(self, request: Request, *, join: bool) -> _Standing:
         if not self.new_places.allow(request.scope.get("client")):
             raise TooManyNewPlaces
         return await self._visit(request, new_visitor_id(), join=join, fresh=True)
@@ -366,6 +388,45 @@ class RoomGate:
                   else self._ticket_for(request, visitor_id))
         await _with_cookies(response, [cookie])(request.scope, receive, send)
 
+    async def challenge(self, request: Request, receive: Receive, send: Send) -> None:
+        """Answer a newcomer with a proof-of-work challenge instead of a place."""
+        token = self.tickets.issue_challenge(self.room, new_visitor_id())
+        difficulty = self.settings.pow_difficulty
+        if request.wants_json or request.scope["path"].startswith(RESERVED_PREFIX):
+            response = json_response(
+                {"error": "proof of work required", "challenge": token,
+                 "difficulty": difficulty,
+                 "solve": "POST /_wr/pow with challenge and nonce, where SHA-256 of "
+                          "'challenge:nonce' starts with difficulty zero bits"}, 403)
+        else:
+            response = html_response(pages.challenge_page(self.room, token, difficulty))
+        await response(request.scope, receive, send)
+
+    async def _proof_of_work(self, request: Request, receive: Receive, send: Send) -> None:
+        """``POST /_wr/pow``: a solved challenge (form or JSON) buys one new place."""
+        if request.scope["method"] != "POST":
+            await json_response({"error": "method not allowed"}, 405)(
+                request.scope, receive, send)
+            return
+        try:
+            body = await read_body(receive, _POW_BODY_LIMIT)
+        except BodyTooLarge:
+            await json_response({"error": "body too large"}, 413)(request.scope, receive, send)
+            return
+        fields = _form_or_json(body)
+        token, nonce = fields.get("challenge", ""), fields.get("nonce", "")
+        challenge_id = self.tickets.read_challenge(token, self.room)
+        if (challenge_id is None or not solves(token, nonce, self.settings.pow_difficulty)
+                or not await self.engine.spend_challenge(self.room, challenge_id,
+                                                         ttl_seconds=CHALLENGE_MAX_AGE)):
+            await json_response({"error": "not a fresh, solved challenge"}, 403)(
+                request.scope, receive, send)
+            return
+        config = await self.room_config()
+        standing = await self._new_place(request, join=True)
+        await send_json(send, self._status_of(standing, config).to_json(),
+                        standing.set_cookies)
+
     # -- the room's config and background work -------------------------------------
 
     async def room_config(self) -> RoomConfig:
@@ -485,6 +546,17 @@ async def too_many_new_places(
     else:
         response = html_response(pages.too_many_page(limit.retry_after_seconds), 429, headers)
     await response(request.scope, receive, send)
+
+
+def _form_or_json(body: bytes) -> dict[str, str]:
+    """String fields of a small form or JSON body (anything else: none)."""
+    try:
+        data = json.loads(body) if body.lstrip().startswith(b"{") else dict(
+            parse_qsl(body.decode("latin-1")))
+    except ValueError:
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, str)} if isinstance(
+        data, dict) else {}
 
 
 def _with_cookies(response: Response, cookies: list[bytes]) -> Response:

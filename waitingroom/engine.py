@@ -531,6 +531,12 @@ class Engine:
             return None
         return Visit(VisitState(state), position, admitted, now)
 
+    async def spend_challenge(self, room: str, challenge_id: str, *, ttl_seconds: int) -> bool:
+        """Mark a proof-of-work challenge as used (remembered for as long as it could be
+        presented); False if it already was."""
+        key = f"wr:{{{room}}}:pow:{challenge_id}"
+        return bool(await self.redis.set(key, 1, nx=True, ex=ttl_seconds))
+
     async def invite_uses_left(self, room: str, invite_id: str) -> int:
         """Redemptions left (0 once used up or expired)."""
         return int(await self.redis.get(_invite_key(room, invite_id)) or 0)

@@ -24,6 +24,7 @@ from waitingroom import pages
 from waitingroom._asgi import ClientGone, json_response
 from waitingroom._gate import (
     SESSION_HEADER,
+    ChallengeRequired,
     Request,
     RoomGate,
     TooManyNewPlaces,
@@ -155,6 +156,8 @@ class WaitingRoomMiddleware:
             await unavailable(request, receive, send)
         except TooManyNewPlaces:
             await too_many_new_places(request, self.new_places, receive, send)
+        except ChallengeRequired as needed:
+            await needed.gate.challenge(request, receive, send)
         except ClientGone:
             pass  # nobody left to answer
 

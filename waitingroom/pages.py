@@ -17,7 +17,8 @@ from waitingroom.status import Status
 _ASSET_TYPES = {"queue.css": b"text/css; charset=utf-8",
                 "queue.js": b"text/javascript; charset=utf-8",
                 "dashboard.css": b"text/css; charset=utf-8",
-                "dashboard.js": b"text/javascript; charset=utf-8"}
+                "dashboard.js": b"text/javascript; charset=utf-8",
+                "pow.js": b"text/javascript; charset=utf-8"}
 ASSETS: dict[str, tuple[bytes, bytes]] = {
     name: ((resources.files("waitingroom") / "static" / name).read_bytes(), content_type)
     for name, content_type in _ASSET_TYPES.items()
@@ -181,6 +182,20 @@ STATE_WORDS = {
                "process them in the order people arrived.",
 }
 """The room's state in words, for the status page and its JSON twin."""
+
+
+def challenge_page(room: str, challenge: str, difficulty: int) -> bytes:
+    """Before a place in line, when ops ask for proof of work: the browser's script
+    earns the place in a second or so, then the page becomes the queue."""
+    head = _HEAD.format(title="One moment, please",
+                        extra='<script src="/_wr/static/pow.js" defer></script>\n')
+    return (head + f"""<h1>One moment, please</h1>
+<div class="card" id="wr-pow" data-room="{escape(room)}" data-challenge="{escape(challenge)}"
+data-difficulty="{difficulty}" role="status"><p id="wr-pow-state">Getting your place in
+line: this takes a second or two, and keeps bots from taking places.</p>
+<noscript><p>This launch needs JavaScript switched on to give out places in line.</p>
+</noscript></div></main></body></html>
+""").encode()
 
 
 def too_many_page(retry_after_seconds: int) -> bytes:

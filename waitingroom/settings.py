@@ -86,6 +86,10 @@ class Settings:
     """New places in line one client network (IPv4 /24, IPv6 /48) may take per minute in
     each process, against bots minting places; 0 = no limit. Mind carrier-grade NAT:
     many phones can share one network."""
+    pow_difficulty: int = 0
+    """Proof of work before a new place in line, in leading zero bits of SHA-256 (16 is
+    about a second on a phone); 0 = none. Needs JavaScript (or an API client that
+    solves it); see docs/security.md."""
     forwarded_allow_ips: str = ""
     """Addresses of a load balancer whose X-Forwarded-For/Proto to trust (comma-
     separated, ``*`` for any); empty trusts none, so clients cannot spoof them."""
@@ -139,6 +143,7 @@ class Settings:
             parts = urlsplit(self.health_check_url)
             _check(parts.scheme in ("http", "https") and bool(parts.hostname),
                    "health_check_url", "must be an http:// or https:// URL")
+        _check(0 <= self.pow_difficulty <= 24, "pow_difficulty", "must be 0 (off) to 24")
         _check(self.new_places_per_minute_per_network >= 0,
                "new_places_per_minute_per_network", "must be 0 (no limit) or more")
         _check(self.origin_timeout_seconds > 0, "origin_timeout_seconds", "must be positive")

@@ -20,6 +20,8 @@ TICKET_SALT = "waitingroom.ticket"
 PASS_SALT = "waitingroom.pass"  # noqa: S105 (a salt, not a secret)
 CSRF_SALT = "waitingroom.capture-form"
 INVITE_SALT = "waitingroom.invite"
+CHALLENGE_SALT = "waitingroom.proof-of-work"
+CHALLENGE_MAX_AGE = 300
 INVITE_MAX_AGE = 30 * 86_400  # the use counter in Redis expires invites sooner
 CSRF_MAX_AGE = 2 * 3600
 MAX_COOKIE_LENGTH = 256
@@ -54,6 +56,8 @@ class Tickets:
                                                     signer_kwargs=sha256), CSRF_MAX_AGE)
         self._invite = _Reader(URLSafeTimedSerializer(oldest_first, salt=INVITE_SALT,
                                                       signer_kwargs=sha256), INVITE_MAX_AGE)
+        self._challenge = _Reader(URLSafeTimedSerializer(
+            oldest_first, salt=CHALLENGE_SALT, signer_kwargs=sha256), CHALLENGE_MAX_AGE)
 
     def issue_ticket(self, room: str, visitor_id: str) -> str:
         """A queue ticket: proves ``visitor_id`` holds a place in ``room``'s line."""
@@ -93,6 +97,14 @@ class Tickets:
     def read_invite(self, token: str | None, room: str) -> str | None:
         """The invite id of a genuine invite token for ``room``; else None."""
         return self._invite.read(token, room)
+
+    def issue_challenge(self, room: str, challenge_id: str) -> str:
+        """A proof-of-work challenge for a new place in ``room`` (five minutes)."""
+        return self._challenge.serializer.dumps([room, challenge_id])
+
+    def read_challenge(self, token: str | None, room: str) -> str | None:
+        """The id of a genuine, unexpired challenge for ``room``; else None."""
+        return self._challenge.read(token, room)
 
 
 class _Reader:
