@@ -81,8 +81,8 @@ async def test_position_updates_live_and_the_turn_lands_on_the_page_asked_for(
         await page.screenshot(path=str(ARTIFACTS / "queue-page-phone.png"), full_page=True)
 
         await holder.get("/checkout/done")  # a place frees up: the one ahead goes in
-        await page.wait_for_function(
-            "document.getElementById('wr-position').textContent === '1'", timeout=15_000)
+        # A locator, not a JS predicate: the page's CSP forbids eval, as it should.
+        await async_api.expect(position).to_have_text("1", timeout=15_000)
         assert page.url.endswith("/checkout?item=waitphone")  # no reload, no redirect
 
         assert (await ahead.get("/_wr/status")).json()["state"] == "admitted"
@@ -129,8 +129,7 @@ async def test_dashboard_is_live_draws_charts_and_its_controls_work(
             await page.goto(url + "/_wr/admin/dashboard")
             await page.fill("#d-token", TOKEN)
             await page.click("#d-login button")
-            await page.wait_for_function(
-                "document.getElementById('d-waiting').textContent === '3'", timeout=10_000)
+            await async_api.expect(page.locator("#d-waiting")).to_have_text("3", timeout=10_000)
             assert await page.locator("#d-active").inner_text() == "1 / 1"
             # Charts need two samples; the stream sends one every two seconds.
             painted = """() => {
@@ -141,8 +140,8 @@ async def test_dashboard_is_live_draws_charts_and_its_controls_work(
             await page.wait_for_function(f"({painted})() > 100", timeout=10_000)
             page.on("dialog", lambda dialog: dialog.accept())
             await page.click("text=Pause")
-            await page.wait_for_function(
-                "document.getElementById('d-result').textContent === 'done'", timeout=10_000)
+            await async_api.expect(page.locator("#d-result")).to_have_text("done",
+                                                                         timeout=10_000)
             assert (await room.engine.room_config("default")).paused
             ARTIFACTS.mkdir(exist_ok=True)
             await page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
@@ -172,10 +171,8 @@ async def test_proof_of_work_earns_the_place_and_the_page_becomes_the_queue(
                 await first.goto(url + "/checkout")
                 await first.wait_for_selector("#shop", timeout=15_000)  # earned, let in
                 await second.goto(url + "/checkout")
-                await second.wait_for_function(  # earned, and queued behind the first
-                    "document.getElementById('wr-position') && "
-                    "document.getElementById('wr-position').textContent === '1'",
-                    timeout=15_000)
+                await async_api.expect(second.locator("#wr-position")).to_have_text(
+                    "1", timeout=15_000)  # earned, and queued behind the first
             finally:
                 for context in contexts:  # ends the queue page's event stream
                     await context.close()
