@@ -84,6 +84,16 @@ def _parser() -> argparse.ArgumentParser:
                           help="also draw the results (needs matplotlib: "
                                "pip install 'waitingroom[load]')")
 
+    shop = commands.add_parser("demo-shop", help="only the demo shop (an origin for "
+                               "deploy/compose.yaml and load tests)")
+    shop.add_argument("--host", default="127.0.0.1")
+    shop.add_argument("--port", type=int, default=8001)
+    shop.add_argument("--capacity", type=int, default=3,
+                      help="concurrent checkout sessions it can serve")
+    shop.add_argument("--session-idle-seconds", type=int, default=119,
+                      help="forget a checkout session idle this long (keep it under the "
+                           "room's session_idle_seconds)")
+
     demo = commands.add_parser("demo", help="run a demo shop behind the waiting room, "
                                "with its own Redis")
     demo.add_argument("--port", type=int, default=8000)
@@ -106,6 +116,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return admin_cli.run(args)
         if args.command == "demo":
             asyncio.run(_demo(args.port, args.capacity))
+        elif args.command == "demo-shop":
+            from waitingroom.demo import DemoShop
+
+            shop = DemoShop(capacity=args.capacity,
+                            session_idle_seconds=args.session_idle_seconds)
+            uvicorn.run(shop.app, host=args.host, port=args.port, log_level="warning")
         elif args.command == "simulate":
             return _simulate(args)
         elif args.command in ("replay", "captures"):

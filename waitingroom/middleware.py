@@ -141,6 +141,8 @@ class WaitingRoomMiddleware:
         try:
             if path == "/_wr/health":
                 await self._health(request, receive, send)
+            elif path == "/_wr/live":  # liveness: this process answers, whatever Redis does
+                await json_response({"status": "ok"})(scope, receive, send)
             elif path.startswith(_ADMIN_PATHS) or path == "/_wr/metrics":
                 await self.admin(scope, receive, send)
             elif path in self.rooms.default.reserved:
