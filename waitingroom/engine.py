@@ -414,34 +414,32 @@ class Engine:
         """Store a capture durably; False if the visitor is over the rate limit.
 
         Returns only once the record is as durable as Redis is configured to make it:
-        where the server has WAITAOF, after the AOF is fsync'd locally; elsewhere
-        (Redis < 7.2) that needs ``appendfsync always``. Idempotent per reference.
+        where the server has WAITAOF (Redis 7.2+), after the AOF is fsync'd locally;
+        elsewhere that needs ``appendfsync always``. Idempotent per reference.
         """
         keys = room_keys(room)
-        rate_key = f"wr:{{{room}}}:rate:{visitor_id}"
-        stored, _ = await self._capture(
-            (*keys.core, keys.captures, keys.refs, rate_key),
-            (reference, visitor_id, json.dumps(fields, separators=(",", ":")), per_minute,
-             submitted_at_ms),
-        )
-        if stored:
-            await self._wait_for_fsync()
-        return bool(stored)
-
-    async def _wait_for_fsync(self) -> None:
+        script_keys = (*keys.core, keys.captures, keys.refs, f"wr:{{{room}}}:rate:{visitor_id}")
+        args = (reference, visitor_id, json.dumps(fields, separators=(",", ":")), per_minute,
+                submitted_at_ms)
         if self._waitaof is False:
-            return
-        try:
-            local, _ = await self.redis.execute_command(  # type: ignore[no-untyped-call]
-                "WAITAOF", 1, 0, 2000)
-        except ResponseError as exc:
-            if "unknown command" not in str(exc).lower():
-                raise
+            stored, _ = await self._capture(script_keys, args)
+            return bool(stored)
+        # WAITAOF waits for the writes of its own connection: it must follow the script
+        # on the same one, hence one pipeline.
+        async with self.redis.pipeline(transaction=False) as pipe:
+            await self._capture(script_keys, args, client=pipe)
+            pipe.execute_command("WAITAOF", 1, 0, 2000)
+            scripted, fsynced = await pipe.execute(raise_on_error=False)
+        if isinstance(scripted, Exception):
+            raise scripted
+        stored = scripted[0]
+        if isinstance(fsynced, ResponseError):
+            if "unknown command" not in str(fsynced).lower():
+                raise fsynced
             self._waitaof = False  # an older server: durability is appendfsync's
-            return
-        self._waitaof = True
-        if local < 1:
+        elif stored and fsynced[0] < 1:
             raise ConnectionError("capture not fsync'd to the AOF (is appendonly on?)")
+        return bool(stored)
 
     async def read_captures(
         self, room: str, consumer: str, *, count: int = 100, pending: bool = False
