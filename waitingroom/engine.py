@@ -16,6 +16,7 @@ from importlib import resources
 from typing import Any, NamedTuple, cast
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 from redis.typing import EncodableT, FieldT
@@ -202,7 +203,7 @@ class Engine:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: Redis | RedisCluster,
         *,
         grace_seconds: int,
         session_idle_seconds: int,
@@ -219,14 +220,25 @@ class Engine:
         self._breaker: AsyncScript = redis.register_script(_script_source("breaker"))
         self._probe: AsyncScript = redis.register_script(_script_source("probe"))
         self._invite: AsyncScript = redis.register_script(_script_source("invite"))
-        self._waitaof: bool | None = None  # does the server have WAITAOF? (Redis 7.2+)
+        # Does the server have WAITAOF (Redis 7.2+)? On a cluster a keyless command may go
+        # to another node than the write, where it proves nothing: captures then rely on
+        # the nodes' appendfsync.
+        self._waitaof: bool | None = False if isinstance(redis, RedisCluster) else None
         self._visits: Batcher[tuple[str, bool], Visit] = Batcher(self._visit_many)
         self._touches: Batcher[str, bool] = Batcher(self._touch_many)
 
     @classmethod
-    def from_settings(cls, settings: Settings, redis: Redis | None = None) -> Engine:
+    def from_settings(
+        cls, settings: Settings, redis: Redis | RedisCluster | None = None
+    ) -> Engine:
         """Build an engine for ``settings``, connecting to its ``redis_url`` if needed."""
-        if redis is None:
+        scheme, _, rest = settings.redis_url.partition("://")
+        if redis is None and scheme.endswith("+cluster"):
+            redis = RedisCluster.from_url(
+                f"{scheme.removesuffix('+cluster')}://{rest}", max_connections=_POOL_SIZE,
+                socket_timeout=_REDIS_TIMEOUT_SECONDS,
+                socket_connect_timeout=_REDIS_CONNECT_TIMEOUT_SECONDS)
+        elif redis is None:
             pool = BlockingConnectionPool.from_url(
                 settings.redis_url, max_connections=_POOL_SIZE, timeout=_POOL_WAIT_SECONDS,
                 socket_timeout=_REDIS_TIMEOUT_SECONDS,
@@ -427,7 +439,7 @@ class Engine:
         # WAITAOF waits for the writes of its own connection: it must follow the script
         # on the same one, hence one pipeline.
         async with self.redis.pipeline(transaction=False) as pipe:
-            await self._capture(script_keys, args, client=pipe)
+            await self._capture(script_keys, args, client=pipe)  # type: ignore[arg-type]
             pipe.execute_command("WAITAOF", 1, 0, 2000)
             scripted, fsynced = await pipe.execute(raise_on_error=False)
         if isinstance(scripted, Exception):

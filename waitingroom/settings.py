@@ -24,6 +24,7 @@ from waitingroom.errors import ConfigError
 ENV_PREFIX = "WAITINGROOM_"
 ROOM_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 _MIN_SECRET_LENGTH = 16
+REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
 _MAX_MESSAGE_LENGTH = 500
 
 
@@ -39,6 +40,8 @@ class Settings:
     port: int = 8000
     workers: int = 1
     redis_url: str = "redis://127.0.0.1:6379/0"
+    """One Redis (``redis://``, ``rediss://``, ``unix://``), or a Redis Cluster given by any
+    of its nodes (``redis+cluster://host:port``): each room lives on one shard."""
     capacity: int = 100
     """Concurrent sessions the order flow can serve; seeds the room's live value."""
     secret: tuple[str, ...] = field(default=(), repr=False)
@@ -103,8 +106,8 @@ class Settings:
                    "must be an http:// or https:// URL")
         _check(1 <= self.port <= 65535, "port", "must be 1-65535")
         _check(1 <= self.workers <= 64, "workers", "must be 1-64")
-        _check(urlsplit(self.redis_url).scheme in ("redis", "rediss", "unix"), "redis_url",
-               "must be a redis://, rediss:// or unix:// URL")
+        _check(urlsplit(self.redis_url).scheme in REDIS_SCHEMES, "redis_url",
+               "must be a redis://, rediss://, unix:// or redis+cluster:// URL")
         _check(self.capacity >= 1, "capacity", "must be at least 1")
         for secret in self.secret:
             _check(len(secret) >= _MIN_SECRET_LENGTH, "secret",
