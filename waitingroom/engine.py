@@ -17,6 +17,7 @@ from typing import Any, NamedTuple, cast
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.sentinel import Sentinel
 from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 from redis.typing import EncodableT, FieldT
@@ -233,16 +234,18 @@ class Engine:
     ) -> Engine:
         """Build an engine for ``settings``, connecting to its ``redis_url`` if needed."""
         scheme, _, rest = settings.redis_url.partition("://")
-        if redis is None and scheme.endswith("+cluster"):
+        timeouts: dict[str, float] = {"socket_timeout": _REDIS_TIMEOUT_SECONDS,
+                                      "socket_connect_timeout": _REDIS_CONNECT_TIMEOUT_SECONDS}
+        if redis is None and scheme == "redis+sentinel":
+            redis = _sentinel_primary(rest, timeouts)
+        elif redis is None and scheme.endswith("+cluster"):
             redis = RedisCluster.from_url(
                 f"{scheme.removesuffix('+cluster')}://{rest}", max_connections=_POOL_SIZE,
-                socket_timeout=_REDIS_TIMEOUT_SECONDS,
-                socket_connect_timeout=_REDIS_CONNECT_TIMEOUT_SECONDS)
+                **timeouts)
         elif redis is None:
             pool = BlockingConnectionPool.from_url(
                 settings.redis_url, max_connections=_POOL_SIZE, timeout=_POOL_WAIT_SECONDS,
-                socket_timeout=_REDIS_TIMEOUT_SECONDS,
-                socket_connect_timeout=_REDIS_CONNECT_TIMEOUT_SECONDS)
+                **timeouts)
             redis = Redis.from_pool(pool)
         return cls(
             redis,
@@ -583,6 +586,19 @@ class Engine:
     async def aclose(self) -> None:
         """Close the Redis connection pool."""
         await self.redis.aclose()
+
+
+def _sentinel_primary(address: str, timeouts: dict[str, float]) -> Redis:
+    """A client of the primary the Sentinels at ``host:port[,host:port]/service[/db]``
+    name; it follows a failover to the new primary."""
+    hosts, _, path = address.partition("/")
+    service, _, db = path.partition("/")
+    sentinels = []
+    for entry in hosts.split(","):
+        host, _, port = entry.rpartition(":")
+        sentinels.append((host, int(port)) if host else (entry, 26379))
+    sentinel = Sentinel(sentinels, sentinel_kwargs=timeouts, **timeouts)  # type: ignore[no-untyped-call]
+    return cast(Redis, sentinel.master_for(service, db=int(db or 0)))
 
 
 def _invite_key(room: str, invite_id: str) -> str:

@@ -24,7 +24,8 @@ from waitingroom.errors import ConfigError
 ENV_PREFIX = "WAITINGROOM_"
 ROOM_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 _MIN_SECRET_LENGTH = 16
-REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
+REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster",
+                 "redis+sentinel")
 _MAX_MESSAGE_LENGTH = 500
 
 
@@ -40,8 +41,9 @@ class Settings:
     port: int = 8000
     workers: int = 1
     redis_url: str = "redis://127.0.0.1:6379/0"
-    """One Redis (``redis://``, ``rediss://``, ``unix://``), or a Redis Cluster given by any
-    of its nodes (``redis+cluster://host:port``): each room lives on one shard."""
+    """One Redis (``redis://``, ``rediss://``, ``unix://``); a Redis Cluster given by any
+    of its nodes (``redis+cluster://host:port``): each room lives on one shard; or a
+    Sentinel-watched primary (``redis+sentinel://host:26379[,host:26379]/service[/db]``)."""
     capacity: int = 100
     """Concurrent sessions the order flow can serve; seeds the room's live value."""
     secret: tuple[str, ...] = field(default=(), repr=False)
@@ -107,7 +109,12 @@ class Settings:
         _check(1 <= self.port <= 65535, "port", "must be 1-65535")
         _check(1 <= self.workers <= 64, "workers", "must be 1-64")
         _check(urlsplit(self.redis_url).scheme in REDIS_SCHEMES, "redis_url",
-               "must be a redis://, rediss://, unix:// or redis+cluster:// URL")
+               "must be a redis://, rediss://, unix://, redis+cluster:// or "
+               "redis+sentinel:// URL")
+        if self.redis_url.startswith("redis+sentinel://"):
+            _check(bool(urlsplit(self.redis_url).path.strip("/")), "redis_url",
+                   "a redis+sentinel:// URL names its service: "
+                   "redis+sentinel://host:26379[,host:26379]/service[/db]")
         _check(self.capacity >= 1, "capacity", "must be at least 1")
         for secret in self.secret:
             _check(len(secret) >= _MIN_SECRET_LENGTH, "secret",
