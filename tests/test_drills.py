@@ -158,3 +158,31 @@ async def test_an_origin_resetting_connections_gets_visitors_a_502_and_opens_the
             # Orders are taken, not lost: the breaker opens within its next report.
             await eventually(capture_form, "the breaker opens on resets")
         await room.aclose()
+
+
+@pytest.mark.parametrize(("policy", "expected"), [
+    ("closed", [503, 503]), ("passes", [200, 503]), ("open", [200, 200])])
+async def test_redis_down_policy_decides_who_gets_through(
+    make_settings: Callable[..., Settings], policy: str, expected: list[int],
+) -> None:
+    from waitingroom._redis_server import free_port
+    from waitingroom.tickets import new_visitor_id
+
+    origin = Origin()
+    room = WaitingRoomMiddleware(origin, settings=make_settings(
+        redis_url=f"redis://127.0.0.1:{free_port()}/0", redis_down=policy,
+        gated_paths=("/checkout*",)))
+    holder_id = new_visitor_id()
+    holder_pass = room.tickets.issue_pass("default", holder_id)
+    transport = httpx.ASGITransport(app=room)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test",
+                                     cookies={"wr_pass_default": holder_pass}) as holder, \
+                httpx.AsyncClient(transport=transport, base_url="http://shop.test") as new:
+            answers = [await holder.get("/checkout"), await new.get("/checkout")]
+        assert [a.status_code for a in answers] == expected
+        sessions = [session for _, session in origin.seen]
+        assert sessions == {"closed": [], "passes": [holder_id],
+                            "open": [None, None]}[policy]
+    finally:
+        await room.aclose()

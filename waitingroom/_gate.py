@@ -168,7 +168,7 @@ class RoomGate:
             standing = await self._stand(request, join=True)
         except RedisError as exc:
             logger.warning("redis unavailable while gating %s: %s", request.scope["path"], exc)
-            await unavailable(request, receive, send)
+            await self.without_redis(request, receive, send)
             return
         except TooManyNewPlaces:
             await too_many_new_places(request, self.new_places, receive, send)
@@ -269,6 +269,20 @@ class RoomGate:
         except Exception:
             self.breaker.record(False)
             raise
+
+    async def without_redis(self, request: Request, receive: Receive, send: Send) -> None:
+        """Gate without Redis, as ``redis_down`` says: nobody, pass holders, everybody."""
+        policy = self.settings.redis_down
+        session_id = self.tickets.read_pass(request.cookies.get(self._pass_cookie), self.room)
+        if policy == "passes" and session_id is not None:
+            # Admitted within capacity when the pass was issued; its session may have
+            # ended since, so this can exceed the cap by those whose sessions ended.
+            await self.app(request.forwarded((SESSION_HEADER, session_id.encode())),
+                           receive, send)
+        elif policy == "open":
+            await self.app(request.forwarded(), receive, send)
+        else:
+            await unavailable(request, receive, send)
 
     async def _release(self, session_id: str) -> None:
         try:

@@ -118,7 +118,8 @@ class WaitingRoomMiddleware:
             gate = await self.rooms.for_path(path)
         except RedisError as exc:  # only before the room registry was first read
             logger.warning("redis unavailable while routing %s: %s", path, exc)
-            await unavailable(Request.parse(scope), receive, send)
+            await self.rooms.default.without_redis(Request.parse(scope, incoming, rid),
+                                                   receive, send)
             return
         if gate is None:
             await self.app(forwarded(scope, incoming, rid), receive, send)

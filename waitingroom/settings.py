@@ -91,6 +91,10 @@ class Settings:
     """New places in line one client network (IPv4 /24, IPv6 /48) may take per minute in
     each process, against bots minting places; 0 = no limit. Mind carrier-grade NAT:
     many phones can share one network."""
+    redis_down: str = "closed"
+    """What gated paths do while Redis is unreachable: ``closed`` (the 503 retry page),
+    ``passes`` (holders of a genuine session pass go through; newcomers wait) or
+    ``open`` (everybody goes through: the origin takes its chances)."""
     pow_difficulty: int = 0
     """Proof of work before a new place in line, in leading zero bits of SHA-256 (16 is
     about a second on a phone); 0 = none. Needs JavaScript (or an API client that
@@ -153,6 +157,8 @@ class Settings:
             parts = urlsplit(self.health_check_url)
             _check(parts.scheme in ("http", "https") and bool(parts.hostname),
                    "health_check_url", "must be an http:// or https:// URL")
+        _check(self.redis_down in ("closed", "passes", "open"), "redis_down",
+               "must be closed, passes or open")
         _check(0 <= self.pow_difficulty <= 24, "pow_difficulty", "must be 0 (off) to 24")
         _check(self.new_places_per_minute_per_network >= 0,
                "new_places_per_minute_per_network", "must be 0 (no limit) or more")
