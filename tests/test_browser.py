@@ -177,3 +177,29 @@ async def test_proof_of_work_earns_the_place_and_the_page_becomes_the_queue(
                 for context in contexts:  # ends the queue page's event stream
                     await context.close()
         await room.aclose()
+
+
+async def test_the_queue_page_speaks_the_visitors_language_and_switches(
+    room_url: str, browser: object
+) -> None:
+    async with httpx.AsyncClient(base_url=room_url) as holder:
+        await holder.get("/checkout")  # takes the only place
+        context = await browser.new_context(  # type: ignore[attr-defined]
+            locale="fr-FR", viewport={"width": 390, "height": 844}, is_mobile=True)
+        try:
+            page = await context.new_page()
+            await page.goto(room_url + "/checkout?item=waitphone")
+            assert await page.locator("h1").inner_text() == "Vous êtes dans la file"
+            assert await page.get_attribute("html", "lang") == "fr"
+            await page.click("a[hreflang=de]")
+            await async_api.expect(page.locator("h1")).to_have_text(
+                "Sie sind in der Warteschlange")
+            assert page.url.endswith("/checkout?item=waitphone&lang=de")
+            await async_api.expect(page.locator("#wr-position")).to_have_text("1")
+            ARTIFACTS.mkdir(exist_ok=True)
+            await page.screenshot(path=str(ARTIFACTS / "queue-page-de.png"), full_page=True)
+            await page.goto(room_url + "/_wr/status-page")  # the choice is remembered
+            assert await page.locator("h1").inner_text() == "Status"
+            assert "Warteschlange läuft" in await page.inner_text("body")
+        finally:
+            await context.close()

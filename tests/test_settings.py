@@ -40,7 +40,7 @@ def test_secrets_are_newest_first_and_never_printed() -> None:
     ({"flags": {"no_such_thing": "1"}}, "--no-such-thing"),
     ({"environ": {"WAITINGROOM_SECRET": "short"}}, "WAITINGROOM_SECRET"),
     ({"environ": {"WAITINGROOM_GATED_PATHS": "checkout"}}, "WAITINGROOM_GATED_PATHS"),
-    ({"environ": {"WAITINGROOM_REDIS_URL": "redis+sentinel://h:26379/m"}},
+    ({"environ": {"WAITINGROOM_REDIS_URL": "redis+sentinel://h:26379"}},
      "WAITINGROOM_REDIS_URL"),
     ({"environ": {"WAITINGROOM_POW_DIFFICULTY": "40"}}, "WAITINGROOM_POW_DIFFICULTY"),
     ({"environ": {"WAITINGROOM_NEW_PLACES_PER_MINUTE_PER_NETWORK": "-1"}},

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from waitingroom._eta import AdmissionRate
+from waitingroom._i18n import LANGUAGES, TEXTS, pick
 from waitingroom._paths import Router
 from waitingroom.status import State, Status, poll_interval
 
@@ -98,3 +99,23 @@ def test_status_json_is_exactly_json_dumps_of_its_fields(
     status = Status(room, state, position, eta, message, poll)
     assert json.loads(status.to_json()) == status.as_dict()
     assert status.to_json() == json.dumps(status.as_dict(), separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize(("chosen", "header", "expected"), [
+    (None, "", "en"),
+    (None, "fr-FR,fr;q=0.9,en;q=0.8", "fr"),
+    (None, "en;q=0.5, de;q=0.9", "de"),
+    (None, "ja, zh;q=0.9", "en"),
+    (None, "de;q=abc, fr;q=0.1", "fr"),
+    ("de", "fr", "de"),
+    ("xx", "fr", "fr"),
+])
+def test_the_language_is_the_choice_then_accept_language_then_english(
+    chosen: str | None, header: str, expected: str,
+) -> None:
+    assert pick(chosen, header) == expected
+
+
+def test_every_text_exists_in_every_language() -> None:
+    for key, translations in TEXTS.items():
+        assert set(translations) == set(LANGUAGES), key

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from redis.exceptions import RedisError
 from starlette.requests import cookie_parser
@@ -35,6 +35,7 @@ from waitingroom._breaker import BreakerClient
 from waitingroom._capture_desk import CaptureDesk
 from waitingroom._eta import AdmissionRate, WaitTimes
 from waitingroom._history import History
+from waitingroom._i18n import LANGUAGE_COOKIE, LANGUAGES, pick
 from waitingroom._limits import NewPlaceLimit
 from waitingroom._logging import REQUEST_ID_HEADER
 from waitingroom._paths import RESERVED_PREFIX
@@ -66,19 +67,43 @@ class Request:
     """The caller's X-Request-Id header, if any."""
     request_id: str = ""
     """This request's id (the caller's if sane); empty for the room's own endpoints."""
+    accept_language: str = ""
 
     @classmethod
     def parse(cls, scope: Scope, incoming_id: bytes | None = None, rid: str = "") -> Request:
-        """Read the cookies and the ``Accept`` header of ``scope``."""
-        cookie = accept = ""
+        """Read the cookies and the ``Accept`` headers of ``scope``."""
+        cookie = accept = accept_language = ""
         for name, value in scope["headers"]:
             if name == b"cookie":
                 cookie = value.decode("latin-1")
             elif name == b"accept":
                 accept = value.decode("latin-1")
+            elif name == b"accept-language":
+                accept_language = value.decode("latin-1")
         wants_json = "application/json" in accept and "text/html" not in accept
         return cls(scope, cookie_parser(cookie) if cookie else {}, wants_json,
-                   scope.get("scheme") in ("https", "wss"), incoming_id, rid)
+                   scope.get("scheme") in ("https", "wss"), incoming_id, rid,
+                   accept_language)
+
+    def chosen_language(self) -> str | None:
+        """A language picked with the switcher just now (``?lang=``), if any."""
+        query: bytes = self.scope["query_string"]
+        if b"lang=" not in query:
+            return None
+        lang = dict(parse_qsl(query.decode("latin-1"))).get("lang")
+        return lang if lang in LANGUAGES else None
+
+    def language(self) -> str:
+        """The language to answer this visitor's pages in."""
+        return pick(self.chosen_language() or self.cookies.get(LANGUAGE_COOKIE),
+                    self.accept_language)
+
+    def here(self) -> str:
+        """This page's path and query, less any ``lang`` (for the language switcher)."""
+        query = [(k, v) for k, v in parse_qsl(self.scope["query_string"].decode("latin-1"))
+                 if k != "lang"]
+        path: str = self.scope["path"]
+        return path + ("?" + urlencode(query) if query else "")
 
     def forwarded(self, *extra: tuple[bytes, bytes]) -> Scope:
         """The scope for the origin: it carries the request id and ``extra`` headers,
@@ -193,10 +218,12 @@ class RoomGate:
             if request.wants_json:
                 response = json_response(status.to_json(), headers=headers)
             elif status.state == "closed":
-                response = html_response(pages.closed_page(status))
+                response = html_response(pages.closed_page(status, request.language()))
             else:
-                body = pages.queue_page(status, grace_seconds=self.settings.grace_seconds)
+                body = pages.queue_page(status, grace_seconds=self.settings.grace_seconds,
+                                        lang=request.language(), here=request.here())
                 response = html_response(body, headers=headers)
+            standing.set_cookies += _language_cookie(request)
             await _with_cookies(response, standing.set_cookies)(request.scope, receive, send)
 
     async def _stand(self, request: Request, *, join: bool) -> _Standing:
@@ -378,8 +405,15 @@ class RoomGate:
                     "message_at_ms": config.message_at_ms or None}
             response = json_response(body, headers=headers)
         else:
+            remember = _language_cookie(request)
+            # Shared caches keep one copy per language; a page that sets the visitor's
+            # language cookie is theirs alone.
+            headers = ({**NO_STORE} if remember else
+                       {**headers, "vary": "Accept-Language, Cookie"})
             response = html_response(
-                pages.status_page(state, config.message, config.message_at_ms), headers=headers)
+                pages.status_page(state, config.message, config.message_at_ms,
+                                  request.language(), request.here()), headers=headers)
+            response.raw_headers += [(b"set-cookie", c) for c in remember]
         await response(request.scope, receive, send)
 
     async def _invite(self, request: Request, receive: Receive, send: Send) -> None:
@@ -545,7 +579,7 @@ async def unavailable(request: Request, receive: Receive, send: Send) -> None:
     if request.wants_json or request.scope["path"].startswith(RESERVED_PREFIX):
         response = json_response({"error": "temporarily unavailable"}, 503, headers)
     else:
-        response = html_response(pages.unavailable_page(), 503, headers)
+        response = html_response(pages.unavailable_page(request.language()), 503, headers)
     await response(request.scope, receive, send)
 
 
@@ -560,6 +594,16 @@ async def too_many_new_places(
     else:
         response = html_response(pages.too_many_page(limit.retry_after_seconds), 429, headers)
     await response(request.scope, receive, send)
+
+
+def _language_cookie(request: Request) -> list[bytes]:
+    """Remember a language picked with the switcher (a year; the whole site)."""
+    lang = request.chosen_language()
+    if lang is None:
+        return []
+    secure = "; Secure" if request.secure else ""
+    return [f"{LANGUAGE_COOKIE}={lang}; Max-Age=31536000; Path=/; SameSite=Lax{secure}"
+            .encode()]
 
 
 def _form_or_json(body: bytes) -> dict[str, str]:

@@ -584,8 +584,11 @@ class Engine:
         return bool(await self.redis.ping())
 
     async def aclose(self) -> None:
-        """Close the Redis connection pool."""
+        """Close the Redis connection pool (and, with Sentinel, the Sentinels' ones)."""
         await self.redis.aclose()
+        pool = getattr(self.redis, "connection_pool", None)
+        for sentinel in getattr(getattr(pool, "sentinel_manager", None), "sentinels", ()):
+            await sentinel.aclose()
 
 
 def _sentinel_primary(address: str, timeouts: dict[str, float]) -> Redis:

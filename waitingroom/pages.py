@@ -11,6 +11,7 @@ from html import escape
 from importlib import resources
 from urllib.parse import urlencode
 
+from waitingroom._i18n import LANGUAGES, text
 from waitingroom.capture import CaptureField
 from waitingroom.status import Status
 
@@ -26,7 +27,7 @@ ASSETS: dict[str, tuple[bytes, bytes]] = {
 """Static assets by file name: (body, content type)."""
 
 _HEAD = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
+<html lang="{lang}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width,initial-scale=1">
 <title>{title}</title>
 <link rel="stylesheet" href="/_wr/static/queue.css">
@@ -39,55 +40,71 @@ def _in_room(path: str, room: str) -> str:
     return f"{path}?{urlencode({'room': room})}"
 
 
-def _eta_words(seconds: int | None) -> str:
+def _eta_words(seconds: int | None, lang: str) -> str:
     if seconds is None:
-        return "working it out\u2026"
+        return text("eta_unknown", lang)
     if seconds < 60:
-        return "less than a minute"
+        return text("eta_soon", lang)
     minutes = round(seconds / 60)
-    return f"about {minutes} minute{'s' if minutes != 1 else ''}"
+    return text("eta_minute", lang) if minutes == 1 else text("eta_minutes", lang, n=minutes)
 
 
-def queue_page(status: Status, *, grace_seconds: int) -> bytes:
-    """The HTML page a waiting visitor sees in place of the page they asked for."""
+def _t(key: str, lang: str, **values: object) -> str:
+    """A text for an HTML text node, escaped (quotes may stay as they are)."""
+    return escape(text(key, lang, **values), quote=False)
+
+
+def _switcher(lang: str, here: str) -> str:
+    """Links to this same page in every other language (``here``: path and query)."""
+    joiner = "&" if "?" in here else "?"
+    links = " ".join(
+        f'<a href="{escape(here + joiner + urlencode({"lang": code}))}" lang="{code}" '
+        f'hreflang="{code}">{escape(name)}</a>'
+        for code, name in LANGUAGES.items() if code != lang)
+    return f'<nav class="note" aria-label="{_t("language", lang)}">{links}</nav>'
+
+
+def queue_page(status: Status, *, grace_seconds: int, lang: str = "en",
+               here: str = "") -> bytes:
+    """The HTML page a waiting visitor sees in place of the page they asked for, in
+    ``lang``; ``here`` (the page's own path and query) is where the switcher points."""
     refresh = status.poll_after_seconds
     head = _HEAD.format(
-        title="You're in line",
+        lang=lang, title=_t("in_line", lang),
         extra=(f'<noscript><meta http-equiv="refresh" content="{refresh}"></noscript>\n'
                '<script src="/_wr/static/queue.js" defer></script>\n'),
     )
-    paused = {"paused": "Entry is paused for a moment. You keep your place.",
-              "prequeue": "The sale starts soon. Everyone here before the start gets a "
-                          "place in random order at the start, so there is no need to "
-                          "rush: keep this page open."}.get(status.state, "")
+    state = text(status.state, lang) if status.state in ("paused", "prequeue") else ""
     position = "\u2013" if status.position is None else str(status.position)
     message = escape(status.message or "")
-    body = f"""<h1>You're in line</h1>
-<div class="card" aria-live="polite" id="wr-card" data-room="{escape(status.room)}">
-<p class="label">Your place in line</p>
+    # The page's script shows the same words, so it reads them from here.
+    words = " ".join(f'data-{key.replace("_", "-")}="{escape(text(key, lang))}"' for key in (
+        "eta_unknown", "eta_soon", "eta_minute", "eta_minutes", "paused", "prequeue"))
+    body = f"""<h1>{_t("in_line", lang)}</h1>
+<div class="card" aria-live="polite" id="wr-card" data-room="{escape(status.room)}" {words}>
+<p class="label">{_t("your_place", lang)}</p>
 <p class="pos" id="wr-position">{position}</p>
-<p class="label">Expected wait: <strong id="wr-eta">{_eta_words(status.eta_seconds)}</strong></p>
-<p class="label" id="wr-state">{paused}</p>
+<p class="label">{_t("expected_wait", lang)} <strong id="wr-eta">\
+{escape(_eta_words(status.eta_seconds, lang), quote=False)}</strong></p>
+<p class="label" id="wr-state">{escape(state, quote=False)}</p>
 <div class="bar" aria-hidden="true"><i></i></div>
 </div>
 <p class="msg" id="wr-message"{"" if message else " hidden"}>{message}</p>
-<p class="note">We let people in first come, first served, as places free up.
-This page updates by itself; when it's your turn it takes you straight on.
-You can switch tabs, but if this page is closed for more than {grace_seconds} seconds
-your place is given up.</p>
-<p class="note"><a href="{escape(_in_room("/_wr/status-page", status.room))}">Status page</a></p>
+<p class="note">{_t("how_it_works", lang, grace=grace_seconds)}</p>
+<p class="note"><a href="{escape(_in_room("/_wr/status-page", status.room))}">\
+{_t("status_page", lang)}</a></p>
+{_switcher(lang, here) if here else ""}
 </main></body></html>
 """
     return (head + body).encode()
 
 
-def unavailable_page() -> bytes:
+def unavailable_page(lang: str = "en") -> bytes:
     """Shown when the waiting room cannot reach its own state store for a moment."""
-    head = _HEAD.format(title="One moment, please",
+    head = _HEAD.format(lang=lang, title=escape(text("one_moment", lang)),
                         extra='<meta http-equiv="refresh" content="5">\n')
-    return (head + """<h1>One moment, please</h1>
-<div class="card"><p>We're very busy and couldn't check your place just now.
-This page tries again by itself in a few seconds.</p></div>
+    return (head + f"""<h1>{_t("one_moment", lang)}</h1>
+<div class="card"><p>{_t("unavailable", lang)}</p></div>
 </main></body></html>
 """).encode()
 
@@ -132,7 +149,7 @@ def capture_page(
 ) -> bytes:
     """The data-capture form shown while the order system is unavailable."""
     values, errors = values or {}, errors or {}
-    head = _HEAD.format(title="Leave your details", extra="")
+    head = _HEAD.format(lang="en", title="Leave your details", extra="")
     place = (f"<p>Your place in line is kept: number {status.position}.</p>"
              if status.position else "")
     message = escape(status.message or "")
@@ -158,7 +175,7 @@ class="card" novalidate>
 
 def captured_page(reference: str) -> bytes:
     """Shown once a capture is durably stored: the reference to keep."""
-    head = _HEAD.format(title="Details received", extra="")
+    head = _HEAD.format(lang="en", title="Details received", extra="")
     return (head + f"""<h1>Details received</h1>
 <div class="card" role="status"><p>Your details are safely stored. Your reference:</p>
 <p class="pos">{escape(reference)}</p>
@@ -168,26 +185,15 @@ Sending the form again will not create a second order.</p></div>
 """).encode()
 
 
-STATE_WORDS = {
-    "queueing": "Queue running: people are let in first come, first served, as places "
-                "free up.",
-    "paused": "Entry is paused for a moment. Everyone in line keeps their place.",
-    "open": "Open: there is no queue right now.",
-    "scheduled": "The sale has not started yet. Everyone who arrives before the start "
-                 "gets a place in line in random order at the start; after that, first "
-                 "come, first served.",
-    "closed": "The line is closed to new arrivals. Everyone already in line will be "
-              "let in, in order.",
-    "capture": "Our order system is down. We are taking customers' details and will "
-               "process them in the order people arrived.",
-}
-"""The room's state in words, for the status page and its JSON twin."""
+STATE_WORDS = {state: text(f"state_{state}", "en") for state in (
+    "queueing", "paused", "open", "scheduled", "closed", "capture")}
+"""The room's state in English words, for the status page's JSON twin."""
 
 
 def challenge_page(room: str, challenge: str, difficulty: int) -> bytes:
     """Before a place in line, when ops ask for proof of work: the browser's script
     earns the place in a second or so, then the page becomes the queue."""
-    head = _HEAD.format(title="One moment, please",
+    head = _HEAD.format(lang="en", title="One moment, please",
                         extra='<script src="/_wr/static/pow.js" defer></script>\n')
     return (head + f"""<h1>One moment, please</h1>
 <div class="card" id="wr-pow" data-room="{escape(room)}" data-challenge="{escape(challenge)}"
@@ -200,7 +206,7 @@ line: this takes a second or two, and keeps bots from taking places.</p>
 
 def too_many_page(retry_after_seconds: int) -> bytes:
     """For a newcomer whose network took too many new places just now."""
-    head = _HEAD.format(title="One moment, please",
+    head = _HEAD.format(lang="en", title="One moment, please",
                         extra=f'<meta http-equiv="refresh" content="{retry_after_seconds}">\n')
     return (head + """<h1>One moment, please</h1>
 <div class="card" role="status"><p>A lot of people from your network joined the line
@@ -211,7 +217,7 @@ just now. This page tries again by itself in a moment; you lose nothing by waiti
 
 def invite_refused_page() -> bytes:
     """For an invite link that is used up, expired or not genuine."""
-    head = _HEAD.format(title="Invite not valid", extra="")
+    head = _HEAD.format(lang="en", title="Invite not valid", extra="")
     return (head + """<h1>This invite can't be used</h1>
 <div class="card"><p>The link has been used up, has expired, or is not complete.
 You can still join the line like everyone else.</p><p><a href="/">Go to the shop</a></p>
@@ -219,29 +225,32 @@ You can still join the line like everyone else.</p><p><a href="/">Go to the shop
 """).encode()
 
 
-def closed_page(status: Status) -> bytes:
+def closed_page(status: Status, lang: str = "en") -> bytes:
     """For a newcomer once ops have closed the line."""
-    head = _HEAD.format(title="The line is closed", extra="")
+    head = _HEAD.format(lang=lang, title=escape(text("closed_title", lang)), extra="")
     message = escape(status.message or "")
-    return (head + f"""<h1>The line is closed</h1>
-<div class="card" role="status"><p>{escape(STATE_WORDS["closed"])} We're sorry: no
-new places are being given out.</p></div>
+    return (head + f"""<h1>{_t("closed_title", lang)}</h1>
+<div class="card" role="status"><p>{_t("state_closed", lang)}
+{_t("closed_sorry", lang)}</p></div>
 <p class="msg"{"" if message else " hidden"}>{message}</p>
-<p class="note"><a href="{escape(_in_room("/_wr/status-page", status.room))}">Status page</a></p>
+<p class="note"><a href="{escape(_in_room("/_wr/status-page", status.room))}">\
+{_t("status_page", lang)}</a></p>
 </main></body></html>
 """).encode()
 
 
-def status_page(state: str, message: str, message_at_ms: int) -> bytes:
+def status_page(state: str, message: str, message_at_ms: int, lang: str = "en",
+                here: str = "") -> bytes:
     """One page that tells everyone the truth, readable with JavaScript off."""
-    head = _HEAD.format(title="Status", extra='<meta http-equiv="refresh" content="60">\n')
+    head = _HEAD.format(lang=lang, title=escape(text("status", lang)),
+                        extra='<meta http-equiv="refresh" content="60">\n')
     when = (datetime.fromtimestamp(message_at_ms / 1000, UTC).strftime("%d %b %Y, %H:%M UTC")
             if message_at_ms and message else "")
-    update = (f'<div class="msg"><p>{escape(message)}</p><p class="note">Posted {when}</p>'
-              "</div>" if message else "")
-    return (head + f"""<h1>Status</h1>
-<div class="card" role="status"><p>{escape(STATE_WORDS[state])}</p></div>
-{update}</main></body></html>
+    update = (f'<div class="msg"><p>{escape(message)}</p><p class="note">'
+              f'{_t("posted", lang)} {when}</p></div>' if message else "")
+    return (head + f"""<h1>{_t("status", lang)}</h1>
+<div class="card" role="status"><p>{_t(f"state_{state}", lang)}</p></div>
+{update}{_switcher(lang, here) if here else ""}</main></body></html>
 """).encode()
 
 
@@ -253,7 +262,7 @@ def _button(label: str, change: str, question: str, input_id: str = "") -> str:
 
 def dashboard_page(room: str) -> bytes:
     """The ops dashboard shell; its numbers arrive over the token-protected stream."""
-    head = _HEAD.format(
+    head = _HEAD.format(lang="en",
         title=f"Dashboard \u2013 {escape(room)}",
         extra=('<link rel="stylesheet" href="/_wr/static/dashboard.css">\n'
                '<script src="/_wr/static/dashboard.js" defer></script>\n'))

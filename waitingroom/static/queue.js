@@ -3,12 +3,14 @@
 (function () {
   "use strict";
   var $ = function (id) { return document.getElementById(id); };
-  var room = "?room=" + encodeURIComponent($("wr-card").getAttribute("data-room"));
+  var card = $("wr-card");
+  var room = "?room=" + encodeURIComponent(card.getAttribute("data-room"));
+  function words(key) { return card.getAttribute("data-" + key); }  // in the page's language
   function minutes(s) {
-    if (s === null) return "working it out\u2026";
-    if (s < 60) return "less than a minute";
+    if (s === null) return words("eta-unknown");
+    if (s < 60) return words("eta-soon");
     var m = Math.round(s / 60);
-    return "about " + m + (m === 1 ? " minute" : " minutes");
+    return m === 1 ? words("eta-minute") : words("eta-minutes").replace("{n}", m);
   }
   function show(st) {
     if (st.state === "admitted" || st.state === "open" || st.state === "capture") {
@@ -17,9 +19,8 @@
     }
     $("wr-position").textContent = st.position === null ? "\u2013" : st.position;
     $("wr-eta").textContent = minutes(st.eta_seconds);
-    $("wr-state").textContent = st.state === "paused"
-      ? "Entry is paused for a moment. You keep your place."
-      : st.state === "prequeue" ? "The sale starts soon: places are drawn at random at the start." : "";
+    $("wr-state").textContent = st.state === "paused" || st.state === "prequeue"
+      ? words(st.state) : "";
     var msg = $("wr-message");
     msg.textContent = st.message || "";
     msg.hidden = !st.message;

@@ -1,0 +1,138 @@
+"""The visitor's pages in English, French and German.
+
+The language is the visitor's choice from the switcher (``?lang=``, remembered in the
+``wr_lang`` cookie), else the best match of ``Accept-Language``, else English.
+"""
+
+from __future__ import annotations
+
+LANGUAGES = {"en": "English", "fr": "Français", "de": "Deutsch"}
+"""Language code -> its own name, as the switcher shows it."""
+DEFAULT = "en"
+LANGUAGE_COOKIE = "wr_lang"
+
+TEXTS: dict[str, dict[str, str]] = {
+    "in_line": {"en": "You're in line", "fr": "Vous êtes dans la file",
+                "de": "Sie sind in der Warteschlange"},
+    "your_place": {"en": "Your place in line", "fr": "Votre place dans la file",
+                   "de": "Ihr Platz in der Schlange"},
+    "expected_wait": {"en": "Expected wait:", "fr": "Attente estimée :",
+                      "de": "Erwartete Wartezeit:"},
+    "eta_unknown": {"en": "working it out\u2026", "fr": "en cours de calcul\u2026",
+                    "de": "wird berechnet\u2026"},
+    "eta_soon": {"en": "less than a minute", "fr": "moins d'une minute",
+                 "de": "weniger als eine Minute"},
+    "eta_minute": {"en": "about 1 minute", "fr": "environ 1 minute", "de": "etwa 1 Minute"},
+    "eta_minutes": {"en": "about {n} minutes", "fr": "environ {n} minutes",
+                    "de": "etwa {n} Minuten"},
+    "paused": {"en": "Entry is paused for a moment. You keep your place.",
+               "fr": "L'entrée est suspendue un instant. Vous gardez votre place.",
+               "de": "Der Einlass ist kurz pausiert. Sie behalten Ihren Platz."},
+    "prequeue": {"en": "The sale starts soon. Everyone here before the start gets a place "
+                       "in random order at the start, so there is no need to rush: keep "
+                       "this page open.",
+                 "fr": "La vente commence bientôt. Toute personne présente avant le début "
+                       "reçoit une place tirée au sort au lancement : inutile de vous "
+                       "précipiter, gardez cette page ouverte.",
+                 "de": "Der Verkauf beginnt bald. Wer vor dem Start da ist, bekommt beim "
+                       "Start einen Platz in zufälliger Reihenfolge \u2013 kein Grund zur Eile: "
+                       "lassen Sie diese Seite offen."},
+    "how_it_works": {
+        "en": "We let people in first come, first served, as places free up. This page "
+              "updates by itself; when it's your turn it takes you straight on. You can "
+              "switch tabs, but if this page is closed for more than {grace} seconds your "
+              "place is given up.",
+        "fr": "Nous faisons entrer les personnes dans l'ordre d'arrivée, à mesure que des "
+              "places se libèrent. Cette page se met à jour toute seule ; quand c'est votre "
+              "tour, elle vous emmène directement. Vous pouvez changer d'onglet, mais si "
+              "cette page reste fermée plus de {grace} secondes, votre place est perdue.",
+        "de": "Wir lassen die Leute in der Reihenfolge ihrer Ankunft herein, sobald Plätze "
+              "frei werden. Diese Seite aktualisiert sich selbst; wenn Sie an der Reihe "
+              "sind, geht es direkt weiter. Sie können den Tab wechseln, aber wenn diese "
+              "Seite länger als {grace} Sekunden geschlossen ist, verfällt Ihr Platz."},
+    "status_page": {"en": "Status page", "fr": "Page d'état", "de": "Statusseite"},
+    "status": {"en": "Status", "fr": "État", "de": "Status"},
+    "posted": {"en": "Posted", "fr": "Publié le", "de": "Veröffentlicht am"},
+    "one_moment": {"en": "One moment, please", "fr": "Un instant, s'il vous plaît",
+                   "de": "Einen Moment bitte"},
+    "unavailable": {"en": "We're very busy and couldn't check your place just now. This "
+                          "page tries again by itself in a few seconds.",
+                    "fr": "Nous sommes très sollicités et n'avons pas pu vérifier votre "
+                          "place. Cette page réessaie toute seule dans quelques secondes.",
+                    "de": "Wir sind gerade sehr gefragt und konnten Ihren Platz nicht "
+                          "prüfen. Diese Seite versucht es in ein paar Sekunden von "
+                          "selbst erneut."},
+    "closed_title": {"en": "The line is closed", "fr": "La file est fermée",
+                     "de": "Die Warteschlange ist geschlossen"},
+    "closed_sorry": {"en": "We're sorry: no new places are being given out.",
+                     "fr": "Désolés : aucune nouvelle place n'est attribuée.",
+                     "de": "Es tut uns leid: Es werden keine neuen Plätze vergeben."},
+    "state_queueing": {
+        "en": "Queue running: people are let in first come, first served, as places free "
+              "up.",
+        "fr": "File en cours : les personnes entrent dans l'ordre d'arrivée, à mesure que "
+              "des places se libèrent.",
+        "de": "Warteschlange läuft: Einlass in der Reihenfolge der Ankunft, sobald Plätze "
+              "frei werden."},
+    "state_paused": {"en": "Entry is paused for a moment. Everyone in line keeps their "
+                           "place.",
+                     "fr": "L'entrée est suspendue un instant. Chacun garde sa place dans "
+                           "la file.",
+                     "de": "Der Einlass ist kurz pausiert. Alle in der Schlange behalten "
+                           "ihren Platz."},
+    "state_open": {"en": "Open: there is no queue right now.",
+                   "fr": "Ouvert : il n'y a pas de file en ce moment.",
+                   "de": "Geöffnet: Im Moment gibt es keine Warteschlange."},
+    "state_scheduled": {
+        "en": "The sale has not started yet. Everyone who arrives before the start gets a "
+              "place in line in random order at the start; after that, first come, first "
+              "served.",
+        "fr": "La vente n'a pas encore commencé. Toute personne arrivée avant le début "
+              "reçoit une place tirée au sort au lancement ; ensuite, premier arrivé, "
+              "premier servi.",
+        "de": "Der Verkauf hat noch nicht begonnen. Wer vor dem Start kommt, erhält beim "
+              "Start einen Platz in zufälliger Reihenfolge; danach gilt: wer zuerst kommt, "
+              "kommt zuerst dran."},
+    "state_closed": {
+        "en": "The line is closed to new arrivals. Everyone already in line will be let "
+              "in, in order.",
+        "fr": "La file est fermée aux nouveaux arrivants. Toutes les personnes déjà dans "
+              "la file entreront, dans l'ordre.",
+        "de": "Die Warteschlange ist für Neuankömmlinge geschlossen. Alle, die schon "
+              "anstehen, kommen der Reihe nach herein."},
+    "state_capture": {
+        "en": "Our order system is down. We are taking customers' details and will "
+              "process them in the order people arrived.",
+        "fr": "Notre système de commande est en panne. Nous enregistrons les coordonnées "
+              "des clients et les traiterons dans l'ordre d'arrivée.",
+        "de": "Unser Bestellsystem ist ausgefallen. Wir nehmen die Daten der Kunden auf "
+              "und bearbeiten sie in der Reihenfolge der Ankunft."},
+    "language": {"en": "Language", "fr": "Langue", "de": "Sprache"},
+}
+
+
+def text(key: str, lang: str, **values: object) -> str:
+    """The text ``key`` in ``lang`` (English if missing), with ``values`` filled in."""
+    entry = TEXTS[key]
+    words = entry.get(lang) or entry[DEFAULT]
+    return words.format(**values) if values else words
+
+
+def pick(chosen: str | None, accept_language: str) -> str:
+    """The language to answer in: ``chosen`` (switcher or cookie) if we have it, else
+    the best ``Accept-Language`` match we have, else English."""
+    if chosen in LANGUAGES:
+        return chosen
+    best, best_quality = DEFAULT, 0.0
+    for part in accept_language.split(",")[:20]:
+        tag, _, params = part.strip().partition(";")
+        code = tag.strip().lower()[:2]
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                continue
+        if code in LANGUAGES and quality > best_quality:
+            best, best_quality = code, quality
+    return best
