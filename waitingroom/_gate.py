@@ -8,6 +8,7 @@ Redis round trip.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import time
@@ -15,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode
 
+import segno
 from redis.exceptions import RedisError
 from starlette.requests import cookie_parser
 from starlette.responses import Response
@@ -44,7 +46,7 @@ from waitingroom.capture import parse_fields
 from waitingroom.engine import BreakerPolicy, Engine, RoomConfig, Visit, VisitState
 from waitingroom.settings import Settings
 from waitingroom.status import State, Status, poll_interval
-from waitingroom.tickets import CHALLENGE_MAX_AGE, Tickets, new_visitor_id
+from waitingroom.tickets import CHALLENGE_MAX_AGE, RESUME_MAX_AGE, Tickets, new_visitor_id
 
 logger = logging.getLogger("waitingroom")
 
@@ -178,6 +180,9 @@ class RoomGate:
             "/_wr/capture": self._capture,
             "/_wr/invite": self._invite,
             "/_wr/pow": self._proof_of_work,
+            "/_wr/resume-link": self._resume_link,
+            "/_wr/resume": self._resume,
+            "/_wr/qr.svg": self._qr,
         }
         """The room's own endpoints under ``/_wr/``, by path."""
 
@@ -219,6 +224,8 @@ class RoomGate:
                 response = json_response(status.to_json(), headers=headers)
             elif status.state == "closed":
                 response = html_response(pages.closed_page(status, request.language()))
+            elif status.state == "moved":
+                response = html_response(pages.moved_page(request.language()))
             else:
                 body = pages.queue_page(status, grace_seconds=self.settings.grace_seconds,
                                         lang=request.language(), here=request.here())
@@ -352,7 +359,7 @@ class RoomGate:
                 else:
                     await send({"type": "http.response.body", "body": b":\n\n",
                                 "more_body": True})
-                if status.state in ("admitted", "open", "capture", "closed") or (
+                if status.state in ("admitted", "open", "capture", "closed", "moved") or (
                         time.monotonic() > deadline):
                     break
                 done, _ = await asyncio.wait({disconnected}, timeout=status.poll_after_seconds)
@@ -421,9 +428,7 @@ class RoomGate:
         goes to the priority lane, served before the queue and never over capacity."""
         query = dict(parse_qsl(request.scope["query_string"].decode("latin-1")))
         invite_id = self.tickets.read_invite(query.get("t"), self.room)
-        target = query.get("to", "/")
-        if not same_origin_path(target):
-            target = "/"  # never an open redirect
+        target = _same_site(query.get("to"))
         visitor_id = self._cookie_visitor(request) or new_visitor_id()
         await self.room_config()
         visit = (await self.engine.redeem_invite(self.room, invite_id, visitor_id)
@@ -474,6 +479,59 @@ class RoomGate:
         standing = await self._new_place(request, join=True)
         await send_json(send, self._status_of(standing, config).to_json(),
                         standing.set_cookies)
+
+    async def _resume_link(self, request: Request, receive: Receive, send: Send) -> None:
+        """``GET /_wr/resume-link?to=/path``: a link (and QR code) that moves the caller's
+        place to another device; JSON ``{"url", "expires_in_seconds"}`` for apps."""
+        visitor_id = self.tickets.read_ticket(request.cookies.get(self._ticket_cookie),
+                                              self.room)
+        if visitor_id is None:
+            await json_response({"error": "no place in line to move"}, 404)(
+                request.scope, receive, send)
+            return
+        query = dict(parse_qsl(request.scope["query_string"].decode("latin-1")))
+        link = urlencode({"room": self.room, "t": self.tickets.issue_resume(self.room, visitor_id),
+                          "to": _same_site(query.get("to"))})
+        if request.wants_json:
+            response = json_response({"url": "/_wr/resume?" + link,
+                                      "expires_in_seconds": RESUME_MAX_AGE})
+        else:
+            url = _origin(request) + "/_wr/resume?" + link
+            qr = "/_wr/qr.svg?" + link
+            response = html_response(pages.resume_link_page(url, qr, request.language()))
+        await response(request.scope, receive, send)
+
+    async def _qr(self, request: Request, receive: Receive, send: Send) -> None:
+        """``GET /_wr/qr.svg?t=…``: the resume link as a QR code, drawn here (no third
+        party sees the link). Only for genuine resume tokens."""
+        query = dict(parse_qsl(request.scope["query_string"].decode("latin-1")))
+        if self.tickets.read_resume(query.get("t"), self.room) is None:
+            await json_response({"error": "not found"}, 404)(request.scope, receive, send)
+            return
+        url = _origin(request) + "/_wr/resume?" + urlencode(
+            {"room": self.room, "t": query["t"], "to": _same_site(query.get("to"))})
+        svg = io.BytesIO()
+        segno.make(url, error="m").save(svg, kind="svg", scale=4, xmldecl=False)
+        await Response(svg.getvalue(), headers={**NO_STORE, "x-content-type-options": "nosniff"},
+                       media_type="image/svg+xml")(request.scope, receive, send)
+
+    async def _resume(self, request: Request, receive: Receive, send: Send) -> None:
+        """``GET /_wr/resume?t=…&to=/path`` on the new device: the place moves here, at
+        the same position; the old device is told it moved. Each link works once."""
+        query = dict(parse_qsl(request.scope["query_string"].decode("latin-1")))
+        old_id = self.tickets.read_resume(query.get("t"), self.room)
+        new_id = new_visitor_id()
+        visit = (await self.engine.resume(self.room, old_id, new_id,
+                                          marker_seconds=self.settings.ticket_max_age_seconds)
+                 if old_id else None)
+        if visit is None:
+            await html_response(pages.resume_refused_page(request.language()), 403)(
+                request.scope, receive, send)
+            return
+        response = Response(b"", 303, headers={**NO_STORE,
+                                               "location": _same_site(query.get("to"))})
+        await _with_cookies(response, [self._ticket_for(request, new_id)])(
+            request.scope, receive, send)
 
     # -- the room's config and background work -------------------------------------
 
@@ -532,6 +590,8 @@ class RoomGate:
         capturing = self.capturing(config)
         if standing.admitted or standing.visit is None:
             return Status(self.room, "capture" if capturing else "admitted", message=message)
+        if standing.visit.state is VisitState.MOVED:  # now held on another device
+            return Status(self.room, "moved", message=message)
         if standing.visit.state is VisitState.NO_PLACE:  # a closed room took no new place
             return Status(self.room, "closed", message=message)
         if standing.visit.state is VisitState.PREQUEUE:  # before the scheduled start
@@ -594,6 +654,18 @@ async def too_many_new_places(
     else:
         response = html_response(pages.too_many_page(limit.retry_after_seconds), 429, headers)
     await response(request.scope, receive, send)
+
+
+def _same_site(target: str | None) -> str:
+    """``target`` if it is a path on this site, else ``/``: never an open redirect."""
+    return target if target and same_origin_path(target) else "/"
+
+
+def _origin(request: Request) -> str:
+    """``scheme://host`` of this request, for links to be opened on another device."""
+    host = next((v.decode("latin-1") for k, v in request.scope["headers"] if k == b"host"),
+                "localhost")
+    return f"{'https' if request.secure else 'http'}://{host}"
 
 
 def _language_cookie(request: Request) -> list[bytes]:

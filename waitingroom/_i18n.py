@@ -108,6 +108,32 @@ TEXTS: dict[str, dict[str, str]] = {
         "de": "Unser Bestellsystem ist ausgefallen. Wir nehmen die Daten der Kunden auf "
               "und bearbeiten sie in der Reihenfolge der Ankunft."},
     "language": {"en": "Language", "fr": "Langue", "de": "Sprache"},
+    "other_device": {"en": "Continue on another device", "fr": "Continuer sur un autre appareil",
+                     "de": "Auf einem anderen Gerät weitermachen"},
+    "other_device_how": {
+        "en": "Open this link, or scan the code, on your other device within 10 minutes. Your "
+              "place moves there, at the same position, and this device stops holding it.",
+        "fr": "Ouvrez ce lien, ou scannez le code, sur votre autre appareil dans les 10 "
+              "minutes. Votre place y est transférée, à la même position, et cet appareil "
+              "ne la garde plus.",
+        "de": "Öffnen Sie diesen Link oder scannen Sie den Code innerhalb von 10 Minuten auf "
+              "Ihrem anderen Gerät. Ihr Platz wandert dorthin, an dieselbe Stelle, und "
+              "dieses Gerät gibt ihn ab."},
+    "qr_alt": {"en": "QR code of the link", "fr": "Code QR du lien", "de": "QR-Code des Links"},
+    "moved_title": {"en": "Your place moved", "fr": "Votre place a été transférée",
+                    "de": "Ihr Platz ist umgezogen"},
+    "moved": {"en": "Your place in line is now on your other device. Carry on there.",
+              "fr": "Votre place dans la file est maintenant sur votre autre appareil. "
+                    "Continuez là-bas.",
+              "de": "Ihr Platz in der Schlange ist jetzt auf Ihrem anderen Gerät. Machen Sie "
+                    "dort weiter."},
+    "resume_refused": {"en": "This link can't be used: it was used already, has expired, or "
+                             "the place it held is gone.",
+                       "fr": "Ce lien n'est pas utilisable : il a déjà servi, a expiré, ou la "
+                             "place qu'il gardait n'existe plus.",
+                       "de": "Dieser Link ist nicht nutzbar: Er wurde schon benutzt, ist "
+                             "abgelaufen, oder der Platz existiert nicht mehr."},
+    "to_shop": {"en": "Go to the shop", "fr": "Aller à la boutique", "de": "Zum Shop"},
 }
 
 

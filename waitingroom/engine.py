@@ -51,6 +51,8 @@ class VisitState(enum.IntEnum):
     ADMITTED = 1
     PREQUEUE = 2
     """Arrived before a scheduled start: the draw at the start decides the order."""
+    MOVED = -2
+    """The place moved to another device (:meth:`Engine.resume`)."""
 
 
 _VISIT_STATES = {state.value: state for state in VisitState}  # faster than VisitState(n)
@@ -221,6 +223,7 @@ class Engine:
         self._breaker: AsyncScript = redis.register_script(_script_source("breaker"))
         self._probe: AsyncScript = redis.register_script(_script_source("probe"))
         self._invite: AsyncScript = redis.register_script(_script_source("invite"))
+        self._resume: AsyncScript = redis.register_script(_script_source("resume"))
         # Does the server have WAITAOF (Redis 7.2+)? On a cluster a keyless command may go
         # to another node than the write, where it proves nothing: captures then rely on
         # the nodes' appendfsync.
@@ -550,6 +553,20 @@ class Engine:
         key = f"wr:{{{room}}}:pow:{challenge_id}"
         return bool(await self.redis.set(key, 1, nx=True, ex=ttl_seconds))
 
+    async def resume(self, room: str, old_id: str, new_id: str, *,
+                     marker_seconds: int) -> Visit | None:
+        """Move ``old_id``'s place in line to ``new_id`` (another device), keeping its
+        position; ``old_id`` then answers :attr:`VisitState.MOVED` for
+        ``marker_seconds``. None if ``old_id`` holds no place in line."""
+        keys = room_keys(room)
+        position, admitted, now = await self._resume(
+            (*keys.core, _moved_key(room, old_id)),
+            (old_id, new_id, self._grace_ms, marker_seconds))
+        if position < 0:
+            return None
+        state = VisitState.PREQUEUE if position == 0 else VisitState.WAITING
+        return Visit(state, position, admitted, now)
+
     async def invite_uses_left(self, room: str, invite_id: str) -> int:
         """Redemptions left (0 once used up or expired)."""
         return int(await self.redis.get(_invite_key(room, invite_id)) or 0)
@@ -602,6 +619,10 @@ def _sentinel_primary(address: str, timeouts: dict[str, float]) -> Redis:
         sentinels.append((host, int(port)) if host else (entry, 26379))
     sentinel = Sentinel(sentinels, sentinel_kwargs=timeouts, **timeouts)  # type: ignore[no-untyped-call]
     return cast(Redis, sentinel.master_for(service, db=int(db or 0)))
+
+
+def _moved_key(room: str, visitor_id: str) -> str:
+    return f"wr:{{{room}}}:moved:{visitor_id}"  # visit.lua builds the same name
 
 
 def _invite_key(room: str, invite_id: str) -> str:

@@ -92,11 +92,45 @@ def queue_page(status: Status, *, grace_seconds: int, lang: str = "en",
 <p class="msg" id="wr-message"{"" if message else " hidden"}>{message}</p>
 <p class="note">{_t("how_it_works", lang, grace=grace_seconds)}</p>
 <p class="note"><a href="{escape(_in_room("/_wr/status-page", status.room))}">\
-{_t("status_page", lang)}</a></p>
+{_t("status_page", lang)}</a> \u00b7 <a href="{escape(_resume_link(status.room, here))}">\
+{_t("other_device", lang)}</a></p>
 {_switcher(lang, here) if here else ""}
 </main></body></html>
 """
     return (head + body).encode()
+
+
+def _resume_link(room: str, here: str) -> str:
+    return "/_wr/resume-link?" + urlencode({"room": room, "to": here or "/"})
+
+
+def resume_link_page(url: str, qr_src: str, lang: str = "en") -> bytes:
+    """The "continue on another device" page: the link, and the same as a QR code."""
+    head = _HEAD.format(lang=lang, title=_t("other_device", lang), extra="")
+    return (head + f"""<h1>{_t("other_device", lang)}</h1>
+<div class="card"><p>{_t("other_device_how", lang)}</p>
+<p><img src="{escape(qr_src)}" alt="{escape(text("qr_alt", lang))}" width="200" height="200">
+</p><p class="note"><a href="{escape(url)}">{escape(url, quote=False)}</a></p></div>
+</main></body></html>
+""").encode()
+
+
+def moved_page(lang: str = "en") -> bytes:
+    """For the old device once its place moved to another one."""
+    head = _HEAD.format(lang=lang, title=_t("moved_title", lang), extra="")
+    return (head + f"""<h1>{_t("moved_title", lang)}</h1>
+<div class="card" role="status"><p>{_t("moved", lang)}</p></div>
+</main></body></html>
+""").encode()
+
+
+def resume_refused_page(lang: str = "en") -> bytes:
+    """For a resume link that is used, expired, forged, or whose place is gone."""
+    head = _HEAD.format(lang=lang, title=_t("moved_title", lang), extra="")
+    return (head + f"""<h1>{_t("resume_refused", lang)}</h1>
+<div class="card"><p><a href="/">{_t("to_shop", lang)}</a></p></div>
+</main></body></html>
+""").encode()
 
 
 def unavailable_page(lang: str = "en") -> bytes:

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
-State = Literal["queued", "admitted", "capture", "paused", "open", "closed", "prequeue"]
+State = Literal["queued", "admitted", "capture", "paused", "open", "closed", "prequeue",
+                "moved"]
 
 _MIN_POLL_SECONDS = 2
 _VISITORS_PER_EXTRA_SECOND = 100

@@ -21,6 +21,8 @@ PASS_SALT = "waitingroom.pass"  # noqa: S105 (a salt, not a secret)
 CSRF_SALT = "waitingroom.capture-form"
 INVITE_SALT = "waitingroom.invite"
 CHALLENGE_SALT = "waitingroom.proof-of-work"
+RESUME_SALT = "waitingroom.resume"
+RESUME_MAX_AGE = 600
 CHALLENGE_MAX_AGE = 300
 INVITE_MAX_AGE = 30 * 86_400  # the use counter in Redis expires invites sooner
 CSRF_MAX_AGE = 2 * 3600
@@ -56,6 +58,8 @@ class Tickets:
                                                     signer_kwargs=sha256), CSRF_MAX_AGE)
         self._invite = _Reader(URLSafeTimedSerializer(oldest_first, salt=INVITE_SALT,
                                                       signer_kwargs=sha256), INVITE_MAX_AGE)
+        self._resume = _Reader(URLSafeTimedSerializer(
+            oldest_first, salt=RESUME_SALT, signer_kwargs=sha256), RESUME_MAX_AGE)
         self._challenge = _Reader(URLSafeTimedSerializer(
             oldest_first, salt=CHALLENGE_SALT, signer_kwargs=sha256), CHALLENGE_MAX_AGE)
 
@@ -97,6 +101,14 @@ class Tickets:
     def read_invite(self, token: str | None, room: str) -> str | None:
         """The invite id of a genuine invite token for ``room``; else None."""
         return self._invite.read(token, room)
+
+    def issue_resume(self, room: str, visitor_id: str) -> str:
+        """A "continue on another device" token for ``visitor_id``'s place (10 minutes)."""
+        return self._resume.serializer.dumps([room, visitor_id])
+
+    def read_resume(self, token: str | None, room: str) -> str | None:
+        """The visitor id of a genuine, unexpired resume token for ``room``; else None."""
+        return self._resume.read(token, room)
 
     def issue_challenge(self, room: str, challenge_id: str) -> str:
         """A proof-of-work challenge for a new place in ``room`` (five minutes)."""

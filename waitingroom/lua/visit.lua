@@ -7,7 +7,8 @@
 -- Returns {state_1, position_1, ..., state_n, position_n, admitted_total, now_ms}:
 --   state 1 = admitted (position 0), 0 = waiting at 1-based position, 2 = in the
 --   pre-queue before a scheduled start (position 0: the draw decides),
---   -1 = holds no place (join is "0", or the room is closed to new arrivals).
+--   -1 = holds no place (join is "0", or the room is closed to new arrivals),
+--   -2 = the place moved to another device (resume.lua): no new place either.
 local grace_ms = tonumber(ARGV[1])
 local idle_ms = tonumber(ARGV[2])
 local max_ms = tonumber(ARGV[3])
@@ -30,6 +31,10 @@ local function visit(id, join)
     if START_AT > 0 and redis.call('ZSCORE', prequeue, id) then  -- before the start
       redis.call('ZADD', seen, now, id)
       return 2, 0
+    end
+    -- Only ids holding no place get here: did theirs move to another device?
+    if redis.call('EXISTS', string.sub(queue, 1, -6) .. 'moved:' .. id) == 1 then
+      return -2, 0
     end
     if closed or not join then return -1, 0 end
     if until_start(now) > 0 then  -- the draw at the start decides the order

@@ -13,7 +13,8 @@
     return m === 1 ? words("eta-minute") : words("eta-minutes").replace("{n}", m);
   }
   function show(st) {
-    if (st.state === "admitted" || st.state === "open" || st.state === "capture") {
+    if (st.state === "admitted" || st.state === "open" || st.state === "capture" ||
+        st.state === "moved") {
       location.replace(location.href);  // same URL, same origin: no redirect target to forge
       return;
     }
