@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import get_args
 
 import pytest
@@ -119,3 +120,13 @@ def test_the_language_is_the_choice_then_accept_language_then_english(
 def test_every_text_exists_in_every_language() -> None:
     for key, translations in TEXTS.items():
         assert set(translations) == set(LANGUAGES), key
+
+
+def test_the_openapi_document_lists_every_state_and_reserved_endpoint() -> None:
+    document = json.loads((Path(__file__).resolve().parent.parent / "docs/openapi.json")
+                          .read_text())
+    states = document["components"]["schemas"]["Status"]["properties"]["state"]["enum"]
+    assert set(states) == set(get_args(State))
+    for path in ("/_wr/status", "/_wr/events", "/_wr/capture", "/_wr/pow",
+                 "/_wr/resume-link", "/_wr/resume", "/_wr/qr.svg"):
+        assert path in document["paths"], path
