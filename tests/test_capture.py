@@ -277,3 +277,18 @@ async def test_waitaof_runs_on_the_connection_that_wrote_the_capture(
             await engine.aclose()
     assert [name for name, _ in seen] == ["EVALSHA", "WAITAOF"]
     assert seen[0][1] == seen[1][1]  # one connection
+
+
+async def test_the_capture_form_speaks_the_visitors_language(
+    make_settings: Callable[..., Settings],
+) -> None:
+    room = WaitingRoomMiddleware(Origin(), settings=make_settings(capture="on"))
+    transport = httpx.ASGITransport(app=room)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test",
+                                     headers={"accept-language": "de-DE,de;q=0.9"}) as c:
+            form = await c.get("/checkout")
+            assert 'lang="de"' in form.text and "Hinterlassen Sie Ihre Daten" in form.text
+            assert "Meine Daten senden" in form.text
+    finally:
+        await room.aclose()

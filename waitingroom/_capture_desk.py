@@ -63,7 +63,8 @@ class CaptureDesk:
         self._per_minute = settings.capture_rate_per_minute
 
     def form(
-        self, visitor_id: str, status: Status, *, wants_json: bool, status_code: int = 200,
+        self, visitor_id: str, status: Status, *, wants_json: bool, lang: str = "en",
+        status_code: int = 200,
         values: dict[str, str] | None = None, errors: dict[str, str] | None = None,
         notice: str = "",
     ) -> Response:
@@ -77,13 +78,13 @@ class CaptureDesk:
             if notice:
                 body["error"] = notice
             return json_response(body, status_code)
-        html = pages.capture_page(self.fields, csrf=csrf, values=values, errors=errors,
+        html = pages.capture_page(self.fields, csrf=csrf, values=values, errors=errors, lang=lang,
                                   status=status, notice=notice)
         return html_response(html, status_code)
 
     async def submit(
         self, visitor_id: str | None, status: Status, headers: dict[bytes, bytes],
-        receive: Receive, *, wants_json: bool,
+        receive: Receive, *, wants_json: bool, lang: str = "en",
     ) -> Response:
         """``POST /_wr/capture``: validate, store durably, answer with the reference."""
         try:
@@ -97,27 +98,27 @@ class CaptureDesk:
         except _Rejected as rejected:
             if visitor_id is None or rejected.status == 413:
                 return _plain(rejected.status, rejected.problem, wants_json)
-            return self.form(visitor_id, status, wants_json=wants_json,
+            return self.form(visitor_id, status, wants_json=wants_json, lang=lang,
                              status_code=rejected.status, notice=rejected.problem)
         values, errors = validate(self.fields, data)
         if errors:
-            return self.form(visitor_id, status, wants_json=wants_json, status_code=400,
+            return self.form(visitor_id, status, wants_json=wants_json, lang=lang, status_code=400,
                              values=values, errors=errors)
         reference = reference_for(self._secret, self.room, visitor_id, values)
         try:
             stored = await self._store(reference, visitor_id, values)
         except OSError:
             logger.exception("capture %s could not be stored anywhere", reference)
-            return self.form(visitor_id, status, wants_json=wants_json, status_code=503,
+            return self.form(visitor_id, status, wants_json=wants_json, lang=lang, status_code=503,
                              values=values, notice="We could not save your details just "
                              "now. Please send the form again in a moment.")
         if not stored:
-            return self.form(visitor_id, status, wants_json=wants_json, status_code=429,
+            return self.form(visitor_id, status, wants_json=wants_json, lang=lang, status_code=429,
                              values=values, notice="Too many attempts: please wait a "
                              "minute and send the form again.")
         if wants_json:
             return json_response({"state": "captured", "reference": reference})
-        return html_response(pages.captured_page(reference))
+        return html_response(pages.captured_page(reference, lang))
 
     async def _store(self, reference: str, visitor_id: str, values: dict[str, str]) -> bool:
         try:

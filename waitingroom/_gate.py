@@ -211,7 +211,7 @@ class RoomGate:
                 await send({"type": "websocket.close", "code": 1013})
                 return
             response = self.desk.form(standing.visitor_id, self._status_of(standing, config),
-                                      wants_json=request.wants_json)
+                                      wants_json=request.wants_json, lang=request.language())
             await _with_cookies(response, standing.set_cookies)(request.scope, receive, send)
         elif standing.admitted:
             await self._forward(request, receive, send, standing)
@@ -383,12 +383,14 @@ class RoomGate:
             status = Status(self.room, "capture", message=config.message or None)
             response = await self.desk.submit(self._cookie_visitor(request), status,
                                               dict(request.scope["headers"]), receive,
-                                              wants_json=request.wants_json)
+                                              wants_json=request.wants_json,
+                                              lang=request.language())
         elif method in ("GET", "HEAD"):
             standing = await self._stand(request, join=True)
             response = _with_cookies(
                 self.desk.form(standing.visitor_id, self._status_of(standing, config),
-                               wants_json=request.wants_json), standing.set_cookies)
+                               wants_json=request.wants_json, lang=request.language()),
+                standing.set_cookies)
         else:
             response = Response(b"", 405, headers={"allow": "GET, HEAD, POST"})
         await response(request.scope, receive, send)

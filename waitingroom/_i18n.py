@@ -133,6 +133,45 @@ TEXTS: dict[str, dict[str, str]] = {
                              "place qu'il gardait n'existe plus.",
                        "de": "Dieser Link ist nicht nutzbar: Er wurde schon benutzt, ist "
                              "abgelaufen, oder der Platz existiert nicht mehr."},
+    "capture_title": {"en": "Leave your details", "fr": "Laissez vos coordonnées",
+                      "de": "Hinterlassen Sie Ihre Daten"},
+    "capture_why": {
+        "en": "Our order system isn't working right now. Rather than make you wait or try "
+              "again later, leave your details here: we will process orders in the order "
+              "people arrived and send you a confirmation. You get a reference number as "
+              "soon as your details are safely stored.",
+        "fr": "Notre système de commande ne fonctionne pas pour le moment. Plutôt que de "
+              "vous faire attendre ou revenir plus tard, laissez vos coordonnées ici : nous "
+              "traiterons les commandes dans l'ordre d'arrivée et vous enverrons une "
+              "confirmation. Vous recevez un numéro de référence dès que vos coordonnées "
+              "sont enregistrées en lieu sûr.",
+        "de": "Unser Bestellsystem funktioniert gerade nicht. Statt Sie warten oder später "
+              "wiederkommen zu lassen: Hinterlassen Sie hier Ihre Daten. Wir bearbeiten die "
+              "Bestellungen in der Reihenfolge der Ankunft und schicken Ihnen eine "
+              "Bestätigung. Sie erhalten eine Referenznummer, sobald Ihre Daten sicher "
+              "gespeichert sind."},
+    "place_kept": {"en": "Your place in line is kept: number {n}.",
+                   "fr": "Votre place dans la file est conservée : numéro {n}.",
+                   "de": "Ihr Platz in der Schlange bleibt erhalten: Nummer {n}."},
+    "check_fields": {"en": "Please check the fields marked below.",
+                     "fr": "Veuillez vérifier les champs signalés ci-dessous.",
+                     "de": "Bitte prüfen Sie die unten markierten Felder."},
+    "send_details": {"en": "Send my details", "fr": "Envoyer mes coordonnées",
+                     "de": "Meine Daten senden"},
+    "received_title": {"en": "Details received", "fr": "Coordonnées reçues",
+                       "de": "Daten erhalten"},
+    "received": {"en": "Your details are safely stored. Your reference:",
+                 "fr": "Vos coordonnées sont enregistrées en lieu sûr. Votre référence :",
+                 "de": "Ihre Daten sind sicher gespeichert. Ihre Referenz:"},
+    "received_keep": {
+        "en": "Keep it: we will process orders in the order people arrived and confirm "
+              "yours. Sending the form again will not create a second order.",
+        "fr": "Gardez-la : nous traiterons les commandes dans l'ordre d'arrivée et "
+              "confirmerons la vôtre. Renvoyer le formulaire ne crée pas de seconde "
+              "commande.",
+        "de": "Bewahren Sie sie auf: Wir bearbeiten die Bestellungen in der Reihenfolge "
+              "der Ankunft und bestätigen Ihre. Erneutes Absenden erzeugt keine zweite "
+              "Bestellung."},
     "to_shop": {"en": "Go to the shop", "fr": "Aller à la boutique", "de": "Zum Shop"},
 }
 

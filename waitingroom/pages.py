@@ -180,41 +180,39 @@ def capture_page(
     errors: dict[str, str] | None = None,
     status: Status,
     notice: str = "",
+    lang: str = "en",
 ) -> bytes:
-    """The data-capture form shown while the order system is unavailable."""
+    """The data-capture form shown while the order system is unavailable. The
+    operator's field labels and the validation messages are not translated."""
     values, errors = values or {}, errors or {}
-    head = _HEAD.format(lang="en", title="Leave your details", extra="")
-    place = (f"<p>Your place in line is kept: number {status.position}.</p>"
-             if status.position else "")
+    head = _HEAD.format(lang=lang, title=_t("capture_title", lang), extra="")
+    place = f"<p>{_t('place_kept', lang, n=status.position)}</p>" if status.position else ""
     message = escape(status.message or "")
     summary = (f'<p class="err" role="alert">{escape(notice)}</p>' if notice else
-               '<p class="err" role="alert">Please check the fields marked below.</p>'
+               f'<p class="err" role="alert">{_t("check_fields", lang)}</p>'
                if errors else "")
     inputs = "".join(_input(f, values.get(f.name, ""), errors.get(f.name)) for f in fields)
-    body = f"""<h1>Leave your details</h1>
-<div class="card"><p>Our order system isn't working right now. Rather than make you
-wait or try again later, leave your details here: we will process orders in the
-order people arrived and send you a confirmation. You get a reference number as
-soon as your details are safely stored.</p>{place}</div>
+    body = f"""<h1>{_t("capture_title", lang)}</h1>
+<div class="card"><p>{_t("capture_why", lang)}</p>{place}</div>
 <p class="msg" id="wr-message"{"" if message else " hidden"}>{message}</p>
 {summary}<form method="post" action="{escape(_in_room("/_wr/capture", status.room))}" \
 class="card" novalidate>
 <input type="hidden" name="csrf" value="{escape(csrf)}">
-{inputs}<p><button type="submit">Send my details</button></p></form>
-<p class="note"><a href="{escape(_in_room("/_wr/status-page", status.room))}">Status page</a></p>
+{inputs}<p><button type="submit">{_t("send_details", lang)}</button></p></form>
+<p class="note"><a href="{escape(_in_room("/_wr/status-page", status.room))}">\
+{_t("status_page", lang)}</a></p>
 </main></body></html>
 """
     return (head + body).encode()
 
 
-def captured_page(reference: str) -> bytes:
+def captured_page(reference: str, lang: str = "en") -> bytes:
     """Shown once a capture is durably stored: the reference to keep."""
-    head = _HEAD.format(lang="en", title="Details received", extra="")
-    return (head + f"""<h1>Details received</h1>
-<div class="card" role="status"><p>Your details are safely stored. Your reference:</p>
+    head = _HEAD.format(lang=lang, title=_t("received_title", lang), extra="")
+    return (head + f"""<h1>{_t("received_title", lang)}</h1>
+<div class="card" role="status"><p>{_t("received", lang)}</p>
 <p class="pos">{escape(reference)}</p>
-<p>Keep it: we will process orders in the order people arrived and confirm yours.
-Sending the form again will not create a second order.</p></div>
+<p>{_t("received_keep", lang)}</p></div>
 </main></body></html>
 """).encode()
 
