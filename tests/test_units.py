@@ -128,5 +128,6 @@ def test_the_openapi_document_lists_every_state_and_reserved_endpoint() -> None:
     states = document["components"]["schemas"]["Status"]["properties"]["state"]["enum"]
     assert set(states) == set(get_args(State))
     for path in ("/_wr/status", "/_wr/events", "/_wr/capture", "/_wr/pow",
-                 "/_wr/resume-link", "/_wr/resume", "/_wr/qr.svg"):
+                 "/_wr/resume-link", "/_wr/resume", "/_wr/qr.svg", "/_wr/notify",
+                 "/_wr/claim"):
         assert path in document["paths"], path

@@ -40,13 +40,20 @@ from waitingroom._history import History
 from waitingroom._i18n import LANGUAGE_COOKIE, LANGUAGES, pick
 from waitingroom._limits import NewPlaceLimit
 from waitingroom._logging import REQUEST_ID_HEADER
+from waitingroom._notify import Notice, Notifier
 from waitingroom._paths import RESERVED_PREFIX
 from waitingroom._pow import solves
-from waitingroom.capture import parse_fields
+from waitingroom.capture import parse_fields, validate
 from waitingroom.engine import BreakerPolicy, Engine, RoomConfig, Visit, VisitState
 from waitingroom.settings import Settings
 from waitingroom.status import State, Status, poll_interval
-from waitingroom.tickets import CHALLENGE_MAX_AGE, RESUME_MAX_AGE, Tickets, new_visitor_id
+from waitingroom.tickets import (
+    CHALLENGE_MAX_AGE,
+    CLAIM_MAX_AGE,
+    RESUME_MAX_AGE,
+    Tickets,
+    new_visitor_id,
+)
 
 logger = logging.getLogger("waitingroom")
 
@@ -55,6 +62,7 @@ RELEASE_HEADER = b"x-waitingroom-release"
 _CONFIG_TTL_SECONDS = 1.0
 _EVENTS_MAX_SECONDS = 300  # an SSE stream ends after this; EventSource reconnects
 _POW_BODY_LIMIT = 1024
+_NOTIFY_FIELDS = parse_fields("email:email,phone:phone")
 
 
 @dataclass(slots=True)
@@ -172,6 +180,8 @@ class RoomGate:
                           settings.breaker_min_requests, settings.breaker_cooldown_seconds,
                           settings.breaker_probes),
             on_tick=self._tick, health_check_url=settings.health_check_url)
+        self.notifier = Notifier(settings)
+        self._sending: set[asyncio.Task[None]] = set()
         self.reserved: dict[str, Callable[[Request, Receive, Send], Awaitable[None]]] = {
             "/_wr/status-page": self._status_page,
             "/_wr/status-page.json": self._status_page,
@@ -183,6 +193,8 @@ class RoomGate:
             "/_wr/resume-link": self._resume_link,
             "/_wr/resume": self._resume,
             "/_wr/qr.svg": self._qr,
+            "/_wr/notify": self._notify,
+            "/_wr/claim": self._claim,
         }
         """The room's own endpoints under ``/_wr/``, by path."""
 
@@ -228,7 +240,8 @@ class RoomGate:
                 response = html_response(pages.moved_page(request.language()))
             else:
                 body = pages.queue_page(status, grace_seconds=self.settings.grace_seconds,
-                                        lang=request.language(), here=request.here())
+                                        lang=request.language(), here=request.here(),
+                                        notify=self.notifier.enabled)
                 response = html_response(body, headers=headers)
             standing.set_cookies += _language_cookie(request)
             await _with_cookies(response, standing.set_cookies)(request.scope, receive, send)
@@ -472,8 +485,8 @@ class RoomGate:
         token, nonce = fields.get("challenge", ""), fields.get("nonce", "")
         challenge_id = self.tickets.read_challenge(token, self.room)
         if (challenge_id is None or not solves(token, nonce, self.settings.pow_difficulty)
-                or not await self.engine.spend_challenge(self.room, challenge_id,
-                                                         ttl_seconds=CHALLENGE_MAX_AGE)):
+                or not await self.engine.spend(self.room, challenge_id,
+                                               ttl_seconds=CHALLENGE_MAX_AGE)):
             await json_response({"error": "not a fresh, solved challenge"}, 403)(
                 request.scope, receive, send)
             return
@@ -516,6 +529,71 @@ class RoomGate:
         segno.make(url, error="m").save(svg, kind="svg", scale=4, xmldecl=False)
         await Response(svg.getvalue(), headers={**NO_STORE, "x-content-type-options": "nosniff"},
                        media_type="image/svg+xml")(request.scope, receive, send)
+
+    async def _notify(self, request: Request, receive: Receive, send: Send) -> None:
+        """``POST /_wr/notify`` (form or JSON: ``email`` and/or ``phone``, ``to``): tell
+        me when it's my turn. The place is kept while the visitor is away."""
+        visitor_id = self.tickets.read_ticket(request.cookies.get(self._ticket_cookie),
+                                              self.room)
+        if request.scope["method"] != "POST" or not self.notifier.enabled:
+            answer = json_response({"error": "not found"}, 404)
+        elif visitor_id is None:
+            answer = json_response({"error": "no place in line"}, 404)
+        else:
+            try:
+                fields = _form_or_json(await read_body(receive, _POW_BODY_LIMIT))
+            except BodyTooLarge:
+                fields = {"email": "x" * _POW_BODY_LIMIT}
+            values, errors = validate(_NOTIFY_FIELDS, fields)
+            if not errors and not (values.get("email") or values.get("phone")):
+                errors = {"email": "an email address or a phone number, please"}
+            if errors:
+                answer = json_response({"error": "check the fields", "errors": errors}, 400)
+            else:
+                record = {"email": values.get("email", ""), "phone": values.get("phone", ""),
+                          "origin": _origin(request), "to": _same_site(fields.get("to"))}
+                kept = await self.engine.ask_to_notify(
+                    self.room, visitor_id, record,
+                    away_seconds=self.settings.ticket_max_age_seconds)
+                answer = (json_response({"state": "notify", "email": record["email"] or None,
+                                         "phone": record["phone"] or None}) if kept else
+                          json_response({"error": "no place in line"}, 404))
+        if not request.wants_json and answer.status_code == 200:
+            answer = html_response(pages.notify_page(request.language()))
+        await answer(request.scope, receive, send)
+
+    async def _claim(self, request: Request, receive: Receive, send: Send) -> None:
+        """``GET /_wr/claim?t=…``: a notified visitor's link. It admits them, once."""
+        query = dict(parse_qsl(request.scope["query_string"].decode("latin-1")))
+        visitor_id = self.tickets.read_claim(query.get("t"), self.room)
+        visit = None
+        if visitor_id and await self.engine.spend(self.room, "claim-" + visitor_id,
+                                                  ttl_seconds=CLAIM_MAX_AGE):
+            visit = await self.engine.visit(self.room, visitor_id, join=False)
+        if visitor_id is None or visit is None or visit.state is not VisitState.ADMITTED:
+            await html_response(pages.resume_refused_page(request.language()), 403)(
+                request.scope, receive, send)
+            return
+        response = Response(b"", 303, headers={**NO_STORE,
+                                               "location": _same_site(query.get("to"))})
+        await _with_cookies(response, [self._pass_for(request, visitor_id)])(
+            request.scope, receive, send)
+
+    async def _send_notices(self) -> None:
+        """Tell the admitted visitors who asked to be told (each once, in whichever
+        process takes the request first); sending runs beside the tick."""
+        for visitor_id in await self.engine.admitted_to_notify(self.room):
+            record = await self.engine.take_notice(
+                self.room, visitor_id, claim_seconds=self.settings.notify_claim_seconds)
+            if record is None:
+                continue
+            link = record["origin"] + "/_wr/claim?" + urlencode(
+                {"room": self.room, "t": self.tickets.issue_claim(self.room, visitor_id),
+                 "to": record["to"]})
+            task = asyncio.create_task(self.notifier.send(
+                Notice(self.room, record["email"], record["phone"], link)))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
 
     async def _resume(self, request: Request, receive: Receive, send: Send) -> None:
         """``GET /_wr/resume?t=…&to=/path`` on the new device: the place moves here, at
@@ -574,6 +652,11 @@ class RoomGate:
     async def _tick(self) -> None:
         """Background work every half second: drain the capture spool, and the rest."""
         await self.desk.drain_spool()
+        if self.notifier.enabled:
+            try:
+                await self._send_notices()
+            except RedisError as exc:
+                logger.warning("could not look for visitors to notify: %s", exc)
         if self._on_tick is not None:
             await self._on_tick(self)
 
@@ -581,6 +664,7 @@ class RoomGate:
         """Stop the room's background work (the engine is the caller's to close)."""
         if self._config_refresh is not None:
             await self._config_refresh
+        await asyncio.gather(*self._sending, return_exceptions=True)
         await self.breaker.aclose()
 
     # -- helpers -------------------------------------------------------------------

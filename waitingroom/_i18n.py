@@ -172,6 +172,26 @@ TEXTS: dict[str, dict[str, str]] = {
         "de": "Bewahren Sie sie auf: Wir bearbeiten die Bestellungen in der Reihenfolge "
               "der Ankunft und bestätigen Ihre. Erneutes Absenden erzeugt keine zweite "
               "Bestellung."},
+    "notify_title": {"en": "Don't want to wait here?", "fr": "Pas envie d'attendre ici ?",
+                     "de": "Keine Lust, hier zu warten?"},
+    "notify_how": {"en": "Leave an email address or a mobile number and go: we'll send you a "
+                         "link when it's your turn, and keep your place meanwhile.",
+                   "fr": "Laissez une adresse e-mail ou un numéro de mobile et partez : nous "
+                         "vous enverrons un lien quand ce sera votre tour, et gardons votre "
+                         "place en attendant.",
+                   "de": "Hinterlassen Sie eine E-Mail-Adresse oder Handynummer und gehen "
+                         "Sie: Wir schicken Ihnen einen Link, wenn Sie an der Reihe sind, "
+                         "und halten Ihren Platz so lange frei."},
+    "email": {"en": "Email", "fr": "E-mail", "de": "E-Mail"},
+    "phone": {"en": "Mobile number", "fr": "Numéro de mobile", "de": "Handynummer"},
+    "notify_button": {"en": "Tell me when it's my turn", "fr": "Prévenez-moi",
+                      "de": "Benachrichtigen Sie mich"},
+    "notify_done": {"en": "Done: we'll send you a link when it's your turn. You can close "
+                          "this page; your place is kept.",
+                    "fr": "C'est noté : nous vous enverrons un lien quand ce sera votre "
+                          "tour. Vous pouvez fermer cette page ; votre place est gardée.",
+                    "de": "Erledigt: Wir schicken Ihnen einen Link, wenn Sie an der Reihe "
+                          "sind. Sie können diese Seite schließen; Ihr Platz bleibt."},
     "to_shop": {"en": "Go to the shop", "fr": "Aller à la boutique", "de": "Zum Shop"},
 }
 

@@ -19,7 +19,7 @@ from waitingroom.errors import WaitingRoomError
 from waitingroom.settings import ENV_PREFIX, Settings, load_settings
 
 # Secrets come from the environment or the config file, never argv (visible in ps).
-_NOT_FLAGS = {"secret", "admin_token"}
+_NOT_FLAGS = {"secret", "admin_token", "smtp_url", "notify_webhook_secret"}
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -547,11 +547,50 @@ class Engine:
             return None
         return Visit(VisitState(state), position, admitted, now)
 
-    async def spend_challenge(self, room: str, challenge_id: str, *, ttl_seconds: int) -> bool:
-        """Mark a proof-of-work challenge as used (remembered for as long as it could be
-        presented); False if it already was."""
-        key = f"wr:{{{room}}}:pow:{challenge_id}"
+    async def spend(self, room: str, token_id: str, *, ttl_seconds: int) -> bool:
+        """Mark a once-only token (a proof-of-work challenge, a claim link) as used,
+        remembered for as long as it could be presented; False if it already was."""
+        key = f"wr:{{{room}}}:spent:{token_id}"
         return bool(await self.redis.set(key, 1, nx=True, ex=ttl_seconds))
+
+    async def ask_to_notify(self, room: str, visitor_id: str, record: dict[str, str], *,
+                            away_seconds: int) -> bool:
+        """Remember how to tell ``visitor_id`` it is their turn, and keep their place
+        while they are away (up to ``away_seconds``). False if they hold no place."""
+        keys = room_keys(room)
+        now = await self._server_ms()
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(keys.seen, {visitor_id: now + away_seconds * 1000}, xx=True)
+            pipe.hset(_notify_key(room), visitor_id, json.dumps(record))
+            updated, _ = await pipe.execute()
+        if not updated and await self.redis.zscore(keys.seen, visitor_id) is None:
+            await self.redis.hdel(_notify_key(room), visitor_id)
+            return False
+        return True
+
+    async def admitted_to_notify(self, room: str) -> list[str]:
+        """Visitors who asked to be told and have been admitted."""
+        waiting = cast(list[bytes], await self.redis.hkeys(_notify_key(room)))
+        if not waiting:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for visitor_id in waiting:
+                pipe.zscore(room_keys(room).active, visitor_id)
+            scores = await pipe.execute()
+        return [v.decode() for v, score in zip(waiting, scores, strict=True) if score]
+
+    async def take_notice(self, room: str, visitor_id: str, *,
+                          claim_seconds: int) -> dict[str, str] | None:
+        """Take an admitted visitor's notify request (once, whichever process asks
+        first) and hold their slot ``claim_seconds`` for them to come back."""
+        now = await self._server_ms()
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hget(_notify_key(room), visitor_id)
+            pipe.hdel(_notify_key(room), visitor_id)
+            pipe.zadd(room_keys(room).active, {visitor_id: now + claim_seconds * 1000},
+                      xx=True, gt=True)
+            record, taken, _ = await pipe.execute()
+        return json.loads(record) if taken else None
 
     async def resume(self, room: str, old_id: str, new_id: str, *,
                      marker_seconds: int) -> Visit | None:
@@ -623,6 +662,10 @@ def _sentinel_primary(address: str, timeouts: dict[str, float]) -> Redis:
 
 def _moved_key(room: str, visitor_id: str) -> str:
     return f"wr:{{{room}}}:moved:{visitor_id}"  # visit.lua builds the same name
+
+
+def _notify_key(room: str) -> str:
+    return f"wr:{{{room}}}:notify"
 
 
 def _invite_key(room: str, invite_id: str) -> str:

@@ -65,7 +65,7 @@ def _switcher(lang: str, here: str) -> str:
 
 
 def queue_page(status: Status, *, grace_seconds: int, lang: str = "en",
-               here: str = "") -> bytes:
+               here: str = "", notify: bool = False) -> bytes:
     """The HTML page a waiting visitor sees in place of the page they asked for, in
     ``lang``; ``here`` (the page's own path and query) is where the switcher points."""
     refresh = status.poll_after_seconds
@@ -94,10 +94,32 @@ def queue_page(status: Status, *, grace_seconds: int, lang: str = "en",
 <p class="note"><a href="{escape(_in_room("/_wr/status-page", status.room))}">\
 {_t("status_page", lang)}</a> \u00b7 <a href="{escape(_resume_link(status.room, here))}">\
 {_t("other_device", lang)}</a></p>
-{_switcher(lang, here) if here else ""}
+{_notify_form(status.room, here, lang) if notify else ""}{_switcher(lang, here) if here else ""}
 </main></body></html>
 """
     return (head + body).encode()
+
+
+def _notify_form(room: str, here: str, lang: str) -> str:
+    """"Tell me when it's my turn": an email address or a number, then walk away."""
+    return f"""<form method="post" action="{escape(_in_room("/_wr/notify", room))}" class="card">
+<p class="label">{_t("notify_title", lang)}</p><p>{_t("notify_how", lang)}</p>
+<p class="field"><label for="n-email">{_t("email", lang)}</label><input id="n-email" \
+name="email" type="email" maxlength="254" autocomplete="email"></p>
+<p class="field"><label for="n-phone">{_t("phone", lang)}</label><input id="n-phone" \
+name="phone" type="tel" maxlength="32" autocomplete="tel"></p>
+<input type="hidden" name="to" value="{escape(here or "/")}">
+<p><button type="submit">{_t("notify_button", lang)}</button></p></form>
+"""
+
+
+def notify_page(lang: str = "en") -> bytes:
+    """After "tell me when it's my turn": the visitor may go."""
+    head = _HEAD.format(lang=lang, title=_t("notify_button", lang), extra="")
+    return (head + f"""<h1>{_t("notify_button", lang)}</h1>
+<div class="card" role="status"><p>{_t("notify_done", lang)}</p></div>
+</main></body></html>
+""").encode()
 
 
 def _resume_link(room: str, here: str) -> str:

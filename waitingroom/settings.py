@@ -95,6 +95,15 @@ class Settings:
     """What gated paths do while Redis is unreachable: ``closed`` (the 503 retry page),
     ``passes`` (holders of a genuine session pass go through; newcomers wait) or
     ``open`` (everybody goes through: the origin takes its chances)."""
+    smtp_url: str = field(default="", repr=False)
+    """Notify me by email: ``smtp://host:port`` (``smtp://user:password@host:587`` uses
+    STARTTLS and logs in). Empty: no email."""
+    notify_from: str = "waitingroom@localhost"
+    notify_webhook_url: str = ""
+    """Notify me by webhook (e.g. an SMS gateway): JSON POSTed with an HMAC signature."""
+    notify_webhook_secret: str = field(default="", repr=False)
+    notify_claim_seconds: int = 900
+    """How long a notified visitor has to come back once it is their turn."""
     pow_difficulty: int = 0
     """Proof of work before a new place in line, in leading zero bits of SHA-256 (16 is
     about a second on a phone); 0 = none. Needs JavaScript (or an API client that
@@ -159,6 +168,17 @@ class Settings:
                    "health_check_url", "must be an http:// or https:// URL")
         _check(self.redis_down in ("closed", "passes", "open"), "redis_down",
                "must be closed, passes or open")
+        if self.smtp_url:
+            _check(urlsplit(self.smtp_url).scheme == "smtp" and bool(
+                urlsplit(self.smtp_url).hostname), "smtp_url", "must be smtp://host:port")
+        if self.notify_webhook_url:
+            _check(urlsplit(self.notify_webhook_url).scheme in ("http", "https"),
+                   "notify_webhook_url", "must be an http:// or https:// URL")
+            _check(len(self.notify_webhook_secret) >= _MIN_SECRET_LENGTH,
+                   "notify_webhook_secret",
+                   f"needs at least {_MIN_SECRET_LENGTH} characters with a webhook")
+        _check(self.notify_claim_seconds >= self.grace_seconds, "notify_claim_seconds",
+               "must be at least grace_seconds")
         _check(0 <= self.pow_difficulty <= 24, "pow_difficulty", "must be 0 (off) to 24")
         _check(self.new_places_per_minute_per_network >= 0,
                "new_places_per_minute_per_network", "must be 0 (no limit) or more")

@@ -22,6 +22,8 @@ CSRF_SALT = "waitingroom.capture-form"
 INVITE_SALT = "waitingroom.invite"
 CHALLENGE_SALT = "waitingroom.proof-of-work"
 RESUME_SALT = "waitingroom.resume"
+CLAIM_SALT = "waitingroom.claim"
+CLAIM_MAX_AGE = 3600  # the slot held in Redis (notify_claim_seconds) ends it sooner
 RESUME_MAX_AGE = 600
 CHALLENGE_MAX_AGE = 300
 INVITE_MAX_AGE = 30 * 86_400  # the use counter in Redis expires invites sooner
@@ -58,6 +60,8 @@ class Tickets:
                                                     signer_kwargs=sha256), CSRF_MAX_AGE)
         self._invite = _Reader(URLSafeTimedSerializer(oldest_first, salt=INVITE_SALT,
                                                       signer_kwargs=sha256), INVITE_MAX_AGE)
+        self._claim = _Reader(URLSafeTimedSerializer(
+            oldest_first, salt=CLAIM_SALT, signer_kwargs=sha256), CLAIM_MAX_AGE)
         self._resume = _Reader(URLSafeTimedSerializer(
             oldest_first, salt=RESUME_SALT, signer_kwargs=sha256), RESUME_MAX_AGE)
         self._challenge = _Reader(URLSafeTimedSerializer(
@@ -101,6 +105,14 @@ class Tickets:
     def read_invite(self, token: str | None, room: str) -> str | None:
         """The invite id of a genuine invite token for ``room``; else None."""
         return self._invite.read(token, room)
+
+    def issue_claim(self, room: str, visitor_id: str) -> str:
+        """A notified visitor's one-time link token: it admits ``visitor_id``."""
+        return self._claim.serializer.dumps([room, visitor_id])
+
+    def read_claim(self, token: str | None, room: str) -> str | None:
+        """The visitor id of a genuine, unexpired claim token for ``room``; else None."""
+        return self._claim.read(token, room)
 
     def issue_resume(self, room: str, visitor_id: str) -> str:
         """A "continue on another device" token for ``visitor_id``'s place (10 minutes)."""
