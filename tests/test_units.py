@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from waitingroom._eta import AdmissionRate
 from waitingroom._i18n import LANGUAGES, TEXTS, pick
 from waitingroom._paths import Router
+from waitingroom.pages import eta_range
 from waitingroom.status import State, Status, poll_interval
 
 
@@ -131,3 +132,9 @@ def test_the_openapi_document_lists_every_state_and_reserved_endpoint() -> None:
                  "/_wr/resume-link", "/_wr/resume", "/_wr/qr.svg", "/_wr/notify",
                  "/_wr/claim"):
         assert path in document["paths"], path
+
+
+def test_the_eta_is_a_range_that_widens_with_distance() -> None:
+    assert eta_range(2) == (1, 3)
+    assert eta_range(10) == (8, 12)
+    assert eta_range(60) == (48, 72)

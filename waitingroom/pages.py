@@ -46,7 +46,17 @@ def _eta_words(seconds: int | None, lang: str) -> str:
     if seconds < 60:
         return text("eta_soon", lang)
     minutes = round(seconds / 60)
-    return text("eta_minute", lang) if minutes == 1 else text("eta_minutes", lang, n=minutes)
+    if minutes <= 1:
+        return text("eta_minute", lang)
+    low, high = eta_range(minutes)
+    return text("eta_minutes", lang, low=low, high=high)
+
+
+def eta_range(minutes: int) -> tuple[int, int]:
+    """An honest range around an estimate: the rate it comes from moves, so the further
+    off, the wider (±20%, at least a minute either side)."""
+    spread = max(1, round(minutes * 0.2))
+    return max(1, minutes - spread), minutes + spread
 
 
 def _t(key: str, lang: str, **values: object) -> str:

@@ -10,7 +10,10 @@
     if (s === null) return words("eta-unknown");
     if (s < 60) return words("eta-soon");
     var m = Math.round(s / 60);
-    return m === 1 ? words("eta-minute") : words("eta-minutes").replace("{n}", m);
+    if (m <= 1) return words("eta-minute");
+    var spread = Math.max(1, Math.round(m * 0.2));  // as pages.eta_range
+    return words("eta-minutes").replace("{low}", Math.max(1, m - spread))
+      .replace("{high}", m + spread);
   }
   function show(st) {
     if (st.state === "admitted" || st.state === "open" || st.state === "capture" ||
