@@ -138,3 +138,25 @@ def test_the_eta_is_a_range_that_widens_with_distance() -> None:
     assert eta_range(2) == (1, 3)
     assert eta_range(10) == (8, 12)
     assert eta_range(60) == (48, 72)
+
+
+def _luminance(colour: str) -> float:
+    channels = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+@pytest.mark.parametrize(("text", "background"), [
+    ("#1a1a1a", "#f4f5f7"),  # body text
+    ("#4a4a4a", "#ffffff"),  # labels and notes on cards
+    ("#4a4a4a", "#f4f5f7"),  # notes on the page
+    ("#ffffff", "#0b5cad"),  # buttons
+    ("#b00020", "#ffffff"),  # errors
+    ("#1a1a1a", "#e8f1fb"),  # the operator's message
+])
+def test_page_colours_meet_wcag_aa_contrast(text: str, background: str) -> None:
+    css = (Path(__file__).resolve().parent.parent / "waitingroom/static/queue.css").read_text()
+    css = css.replace("#fff;", "#ffffff;").replace("#fff}", "#ffffff}")
+    assert text in css and background in css  # the pairs are the stylesheet's own
+    lighter, darker = sorted((_luminance(text), _luminance(background)), reverse=True)
+    assert (lighter + 0.05) / (darker + 0.05) >= 4.5
