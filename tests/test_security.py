@@ -71,7 +71,8 @@ PATHS = ["/", "/checkout", "/checkout/pay", "/_wr/status", "/_wr/events", "/_wr/
          "/_wr/status-page", "/_wr/status-page.json", "/_wr/invite", "/_wr/health",
          "/_wr/admin/room", "/_wr/admin/rooms", "/_wr/admin/rooms/x", "/_wr/admin/audit",
          "/_wr/admin/invites", "/_wr/admin/events", "/_wr/metrics", "/_wr/static/queue.js",
-         "/_wr/static/../x", "/_wr/nope"]
+         "/_wr/static/../x", "/_wr/nope", "/_wr/pow", "/_wr/notify", "/_wr/claim",
+         "/_wr/resume", "/_wr/resume-link", "/_wr/qr.svg", "/_wr/live"]
 
 
 class _Recorder:
