@@ -25,11 +25,17 @@ def _options(parser: Any) -> None:
 class _Shape(LoadTestShape):
     abstract = True
 
-    def figures(self) -> tuple[float, int, int]:
-        """The run's length, base users and peak users."""
+    def tick(self) -> tuple[int, float] | None:
+        """Users and spawn rate now; None once the run's time is up."""
         assert self.runner is not None  # set by Locust before the first tick
         options = self.runner.environment.parsed_options
-        return options.seconds, options.base_users, options.peak_users
+        done = self.get_run_time() / options.seconds
+        return None if done >= 1 else self.users_at(done, options.base_users,
+                                                     options.peak_users)
+
+    def users_at(self, done: float, base: int, peak: int) -> tuple[int, float]:
+        """Users and spawn rate when ``done`` (0-1) of the run has passed."""
+        raise NotImplementedError
 
 
 class LaunchSpike(_Shape):
@@ -39,17 +45,12 @@ class LaunchSpike(_Shape):
 
     abstract = False
 
-    def tick(self) -> tuple[int, float] | None:
-        seconds, base, peak = self.figures()
-        t = self.get_run_time()
-        if t >= seconds:
-            return None
-        if t < 0.1 * seconds:
+    def users_at(self, done: float, base: int, peak: int) -> tuple[int, float]:
+        if done < 0.1:
             return base, base
-        if t < 0.4 * seconds:
+        if done < 0.4:
             return peak, peak / 3  # the whole crowd within about three seconds
-        share = (t - 0.4 * seconds) / (0.6 * seconds)
-        return round(peak - (peak - base) * share), peak / 3
+        return round(peak - (peak - base) * (done - 0.4) / 0.6), peak / 3
 
 
 class StepRamp(_Shape):
@@ -58,12 +59,8 @@ class StepRamp(_Shape):
 
     abstract = False
 
-    def tick(self) -> tuple[int, float] | None:
-        seconds, base, peak = self.figures()
-        t = self.get_run_time()
-        if t >= seconds:
-            return None
-        step = min(4, int(t / (seconds / 5)))
+    def users_at(self, done: float, base: int, peak: int) -> tuple[int, float]:
+        step = min(4, int(done * 5))
         return base + (peak - base) * step // 4, max(1, (peak - base) / 4)
 
 
@@ -72,8 +69,5 @@ class Soak(_Shape):
 
     abstract = False
 
-    def tick(self) -> tuple[int, float] | None:
-        seconds, _, peak = self.figures()
-        if self.get_run_time() >= seconds:
-            return None
+    def users_at(self, done: float, base: int, peak: int) -> tuple[int, float]:
         return peak, max(1, peak / 10)
