@@ -158,6 +158,8 @@ class _Sampler(threading.Thread):
     def stop(self) -> None:
         self._done.set()
         self.join()
+        if self.redis is not None:
+            self.redis.close()
 
     def write(self, path: Path) -> None:
         if not self.rows:

@@ -92,6 +92,11 @@ async def _drive(room: WaitingRoomMiddleware, origin: Origin, mailbox: _Mailbox,
         await holder.get("/checkout")
         page = await walker.get("/checkout")
         assert 'action="/_wr/notify?room=default"' in page.text
+        wrong = await walker.post("/_wr/notify", data={"email": "nope", "to": "/checkout"})
+        assert wrong.status_code == 400 and 'class="err"' in wrong.text  # the form again
+        assert 'name="email"' in wrong.text
+        huge = await walker.post("/_wr/notify", data={"email": "a" * 2000})
+        assert huge.status_code == 413
         asked = await walker.post("/_wr/notify", headers={"accept": "application/json"},
                                   data={"email": "ann@example.com", "phone": "+44 7700 900123",
                                         "to": "/checkout"})

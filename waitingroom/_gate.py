@@ -61,7 +61,7 @@ SESSION_HEADER = b"x-waitingroom-session"
 RELEASE_HEADER = b"x-waitingroom-release"
 _CONFIG_TTL_SECONDS = 1.0
 _EVENTS_MAX_SECONDS = 300  # an SSE stream ends after this; EventSource reconnects
-_POW_BODY_LIMIT = 1024
+_SMALL_FORM_LIMIT = 1024  # /_wr/pow and /_wr/notify take a few short fields
 _NOTIFY_FIELDS = parse_fields("email:email,phone:phone")
 
 
@@ -476,12 +476,10 @@ class RoomGate:
             await json_response({"error": "method not allowed"}, 405)(
                 request.scope, receive, send)
             return
-        try:
-            body = await read_body(receive, _POW_BODY_LIMIT)
-        except BodyTooLarge:
+        fields = await _small_form(receive)
+        if fields is None:
             await json_response({"error": "body too large"}, 413)(request.scope, receive, send)
             return
-        fields = _form_or_json(body)
         token, nonce = fields.get("challenge", ""), fields.get("nonce", "")
         challenge_id = self.tickets.read_challenge(token, self.room)
         if (challenge_id is None or not solves(token, nonce, self.settings.pow_difficulty)
@@ -535,31 +533,35 @@ class RoomGate:
         me when it's my turn. The place is kept while the visitor is away."""
         visitor_id = self.tickets.read_ticket(request.cookies.get(self._ticket_cookie),
                                               self.room)
+        fields = await _small_form(receive) if request.scope["method"] == "POST" else {}
         if request.scope["method"] != "POST" or not self.notifier.enabled:
             answer = json_response({"error": "not found"}, 404)
         elif visitor_id is None:
             answer = json_response({"error": "no place in line"}, 404)
+        elif fields is None:
+            answer = json_response({"error": "body too large"}, 413)
         else:
-            try:
-                fields = _form_or_json(await read_body(receive, _POW_BODY_LIMIT))
-            except BodyTooLarge:
-                fields = {"email": "x" * _POW_BODY_LIMIT}
             values, errors = validate(_NOTIFY_FIELDS, fields)
             if not errors and not (values.get("email") or values.get("phone")):
                 errors = {"email": "an email address or a phone number, please"}
-            if errors:
+            target = _same_site(fields.get("to"))
+            if errors and not request.wants_json:  # the form again, saying what is wrong
+                answer = html_response(pages.notify_page(
+                    request.language(), room=self.room, here=target,
+                    error="; ".join(errors.values())), 400)
+            elif errors:
                 answer = json_response({"error": "check the fields", "errors": errors}, 400)
+            elif not await self.engine.ask_to_notify(
+                    self.room, visitor_id, {"email": values.get("email", ""),
+                                            "phone": values.get("phone", ""),
+                                            "origin": _origin(request), "to": target},
+                    away_seconds=self.settings.ticket_max_age_seconds):
+                answer = json_response({"error": "no place in line"}, 404)
+            elif request.wants_json:
+                answer = json_response({"state": "notify", "email": values.get("email") or None,
+                                        "phone": values.get("phone") or None})
             else:
-                record = {"email": values.get("email", ""), "phone": values.get("phone", ""),
-                          "origin": _origin(request), "to": _same_site(fields.get("to"))}
-                kept = await self.engine.ask_to_notify(
-                    self.room, visitor_id, record,
-                    away_seconds=self.settings.ticket_max_age_seconds)
-                answer = (json_response({"state": "notify", "email": record["email"] or None,
-                                         "phone": record["phone"] or None}) if kept else
-                          json_response({"error": "no place in line"}, 404))
-        if not request.wants_json and answer.status_code == 200:
-            answer = html_response(pages.notify_page(request.language()))
+                answer = html_response(pages.notify_page(request.language()))
         await answer(request.scope, receive, send)
 
     async def _claim(self, request: Request, receive: Receive, send: Send) -> None:
@@ -764,8 +766,16 @@ def _language_cookie(request: Request) -> list[bytes]:
             .encode()]
 
 
+async def _small_form(receive: Receive) -> dict[str, str] | None:
+    """String fields of a small form or JSON body; None if it is too large."""
+    try:
+        return _form_or_json(await read_body(receive, _SMALL_FORM_LIMIT))
+    except BodyTooLarge:
+        return None
+
+
 def _form_or_json(body: bytes) -> dict[str, str]:
-    """String fields of a small form or JSON body (anything else: none)."""
+    """String fields of a form or JSON body (anything else: none)."""
     try:
         data = json.loads(body) if body.lstrip().startswith(b"{") else dict(
             parse_qsl(body.decode("latin-1")))

@@ -14,6 +14,7 @@ import hmac
 import json
 import logging
 import smtplib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from urllib.parse import urlsplit
@@ -60,10 +61,12 @@ class Notifier:
         if notice.phone and self._webhook:
             await self._with_retries("webhook", lambda: self._post(notice))
 
-    async def _with_retries(self, channel: str, attempt: object) -> None:
+    async def _with_retries(
+        self, channel: str, attempt: Callable[[], Awaitable[None]]
+    ) -> None:
         for tries in range(1, _TRIES + 1):
             try:
-                await attempt()  # type: ignore[operator]
+                await attempt()
                 return
             except (OSError, smtplib.SMTPException, aiohttp.ClientError) as exc:
                 logger.warning("notify by %s failed (try %d): %s", channel, tries, exc)

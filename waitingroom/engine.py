@@ -560,13 +560,13 @@ class Engine:
         keys = room_keys(room)
         now = await self._server_ms()
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zadd(keys.seen, {visitor_id: now + away_seconds * 1000}, xx=True)
+            # XX: only a visitor in line; CH: count the update, so 0 means no place.
+            pipe.zadd(keys.seen, {visitor_id: now + away_seconds * 1000}, xx=True, ch=True)
             pipe.hset(_notify_key(room), visitor_id, json.dumps(record))
             updated, _ = await pipe.execute()
-        if not updated and await self.redis.zscore(keys.seen, visitor_id) is None:
+        if not updated:
             await self.redis.hdel(_notify_key(room), visitor_id)
-            return False
-        return True
+        return bool(updated)
 
     async def admitted_to_notify(self, room: str) -> list[str]:
         """Visitors who asked to be told and have been admitted."""

@@ -110,10 +110,11 @@ def queue_page(status: Status, *, grace_seconds: int, lang: str = "en",
     return (head + body).encode()
 
 
-def _notify_form(room: str, here: str, lang: str) -> str:
+def _notify_form(room: str, here: str, lang: str, error: str = "") -> str:
     """"Tell me when it's my turn": an email address or a number, then walk away."""
+    problem = f'<p class="err" role="alert">{escape(error, quote=False)}</p>' if error else ""
     return f"""<form method="post" action="{escape(_in_room("/_wr/notify", room))}" class="card">
-<p class="label">{_t("notify_title", lang)}</p><p>{_t("notify_how", lang)}</p>
+<p class="label">{_t("notify_title", lang)}</p><p>{_t("notify_how", lang)}</p>{problem}
 <p class="field"><label for="n-email">{_t("email", lang)}</label><input id="n-email" \
 name="email" type="email" maxlength="254" autocomplete="email"></p>
 <p class="field"><label for="n-phone">{_t("phone", lang)}</label><input id="n-phone" \
@@ -123,12 +124,15 @@ name="phone" type="tel" maxlength="32" autocomplete="tel"></p>
 """
 
 
-def notify_page(lang: str = "en") -> bytes:
-    """After "tell me when it's my turn": the visitor may go."""
+def notify_page(lang: str = "en", *, room: str = "", here: str = "",
+                error: str = "") -> bytes:
+    """After "tell me when it's my turn": the visitor may go; or, with ``error``, the
+    form again saying what is wrong."""
     head = _HEAD.format(lang=lang, title=_t("notify_button", lang), extra="")
+    body = (_notify_form(room, here, lang, error) if error else
+            f'<div class="card" role="status"><p>{_t("notify_done", lang)}</p></div>')
     return (head + f"""<h1>{_t("notify_button", lang)}</h1>
-<div class="card" role="status"><p>{_t("notify_done", lang)}</p></div>
-</main></body></html>
+{body}</main></body></html>
 """).encode()
 
 
