@@ -7,18 +7,11 @@ from collections.abc import Callable
 
 from redis.asyncio import Redis
 
+from tests.places import RoomClock, Visitors, pass_time
 from waitingroom.engine import Engine, VisitState, room_keys
 from waitingroom.settings import Settings
 
 ROOM = "launch"
-
-
-async def age_waiter(engine: Engine, visitor: str, seconds: int) -> None:
-    """Pretend ``visitor`` last asked for their place ``seconds`` ago."""
-    _, seen, *_ = room_keys(ROOM)
-    score = await engine.redis.zscore(seen, visitor)
-    assert score is not None
-    await engine.redis.zadd(seen, {visitor: score - seconds * 1000})
 
 
 async def age_session(engine: Engine, session: str, seconds: int) -> None:
@@ -30,77 +23,89 @@ async def age_session(engine: Engine, session: str, seconds: int) -> None:
 
 
 async def test_first_arrivals_walk_in_up_to_capacity(engine: Engine) -> None:
+    line = Visitors(engine, ROOM)
     await engine.seed_room(ROOM, capacity=2)
-    states = [(await engine.visit(ROOM, f"v{i}")).state for i in range(4)]
+    states = [(await line.visit(f"v{i}")).state for i in range(4)]
     assert states == [VisitState.ADMITTED, VisitState.ADMITTED, VisitState.WAITING,
                       VisitState.WAITING]
     assert (await engine.counts(ROOM)).active == 2
 
 
 async def test_positions_are_exact_and_drop_as_people_leave(engine: Engine) -> None:
+    line = Visitors(engine, ROOM)
+    clock = await RoomClock(engine, ROOM).start()
     await engine.seed_room(ROOM, capacity=1)
-    await engine.visit(ROOM, "in")
+    await line.visit("in")
     waiting = [f"w{i}" for i in range(5)]
-    assert [(await engine.visit(ROOM, w)).position for w in waiting] == [1, 2, 3, 4, 5]
+    assert [(await line.visit(w)).position for w in waiting] == [1, 2, 3, 4, 5]
     # w1 walks away; everybody behind moves up by exactly one once the grace passes.
-    await age_waiter(engine, "w1", 61)
-    assert [(await engine.visit(ROOM, w)).position for w in ("w0", "w2", "w3", "w4")] == [
+    await pass_time(clock, line, 45, staying=("w0", "w2", "w3", "w4"))
+    assert [(await line.visit(w)).position for w in ("w0", "w2", "w3", "w4")] == [
+        1, 3, 4, 5]  # within the grace, w1's place is kept
+    await pass_time(clock, line, 30, staying=("w0", "w2", "w3", "w4"))
+    assert [(await line.visit(w)).position for w in ("w0", "w2", "w3", "w4")] == [
         1, 2, 3, 4]
-    assert (await engine.visit(ROOM, "w1", join=False)).state is VisitState.NO_PLACE
+    assert (await line.visit("w1", join=False)).state is VisitState.NO_PLACE
     assert (await engine.counts(ROOM)).abandoned == 1
 
 
 async def test_release_gives_the_slot_to_the_next_in_line(engine: Engine) -> None:
+    line = Visitors(engine, ROOM)
     await engine.seed_room(ROOM, capacity=1)
-    await engine.visit(ROOM, "first")
-    await engine.visit(ROOM, "second")
-    await engine.visit(ROOM, "third")
+    await line.visit("first")
+    await line.visit("second")
+    await line.visit("third")
     assert await engine.release(ROOM, "first")
     assert not await engine.release(ROOM, "first")  # idempotent
-    assert (await engine.visit(ROOM, "third")).position == 1  # second was admitted
-    assert (await engine.visit(ROOM, "second")).state is VisitState.ADMITTED
+    assert (await line.visit("third")).position == 1  # second was admitted
+    assert (await line.visit("second")).state is VisitState.ADMITTED
     assert not await engine.touch(ROOM, "first")
 
 
 async def test_a_stale_head_does_not_block_the_line(engine: Engine) -> None:
+    line = Visitors(engine, ROOM)
     await engine.seed_room(ROOM, capacity=1)
-    await engine.visit(ROOM, "holder")
-    await engine.visit(ROOM, "gone")
-    await engine.visit(ROOM, "here")
-    await age_waiter(engine, "gone", 61)
+    clock = await RoomClock(engine, ROOM).start()
+    await line.visit("holder")
+    await line.visit("gone")
+    await line.visit("here")
+    await pass_time(clock, line, 75, staying=("here",))
     await engine.release(ROOM, "holder")
-    assert (await engine.visit(ROOM, "here")).state is VisitState.ADMITTED
+    assert (await line.visit("here")).state is VisitState.ADMITTED
 
 
 async def test_unclaimed_admission_is_released_after_the_grace(engine: Engine) -> None:
+    line = Visitors(engine, ROOM)
     await engine.seed_room(ROOM, capacity=1)
-    await engine.visit(ROOM, "holder")
-    await engine.visit(ROOM, "sleeper")
-    await engine.visit(ROOM, "next")
+    await line.visit("holder")
+    await line.visit("sleeper")
+    await line.visit("next")
     await engine.release(ROOM, "holder")  # admits sleeper, who never comes to claim it
-    assert (await engine.visit(ROOM, "next")).position == 1
+    assert (await line.visit("next")).position == 1
     await age_session(engine, "sleeper", 61)
-    assert (await engine.visit(ROOM, "next")).state is VisitState.ADMITTED
+    assert (await line.visit("next")).state is VisitState.ADMITTED
     assert not await engine.touch(ROOM, "sleeper")
 
 
 async def test_idle_sessions_expire_and_touch_keeps_them_alive(engine: Engine) -> None:
+    line = Visitors(engine, ROOM)
     await engine.seed_room(ROOM, capacity=1)
-    await engine.visit(ROOM, "busy")
-    await engine.visit(ROOM, "waiting")
+    await line.visit("busy")
+    await line.visit("waiting")
     await age_session(engine, "busy", 200)  # 100 s of idle left
     assert await engine.touch(ROOM, "busy")  # back to 300 s
     await age_session(engine, "busy", 200)
-    assert (await engine.visit(ROOM, "waiting")).state is VisitState.WAITING
+    assert (await line.visit("waiting")).state is VisitState.WAITING
     await age_session(engine, "busy", 101)
     assert not await engine.touch(ROOM, "busy")
-    assert (await engine.visit(ROOM, "waiting")).state is VisitState.ADMITTED
+    assert (await line.visit("waiting")).state is VisitState.ADMITTED
     assert (await engine.counts(ROOM)).expired == 1
 
 
 async def test_maximum_session_length_holds_however_busy(engine: Engine) -> None:
+    line = Visitors(engine, ROOM)
     await engine.seed_room(ROOM, capacity=1)
-    await engine.visit(ROOM, "s")
+    await line.visit("s")
     deadline_key = room_keys(ROOM)[3]
     hard = int(await engine.redis.hget(deadline_key, "s"))
     # Pretend the session began 1790 s ago: touching cannot extend it past its end.
@@ -111,21 +116,23 @@ async def test_maximum_session_length_holds_however_busy(engine: Engine) -> None
 
 
 async def test_visits_are_idempotent_so_retries_take_no_second_place(engine: Engine) -> None:
+    line = Visitors(engine, ROOM)
     await engine.seed_room(ROOM, capacity=1)
-    await engine.visit(ROOM, "a")
+    await line.visit("a")
     for _ in range(3):
-        assert (await engine.visit(ROOM, "b")).position == 1
+        assert (await line.visit("b")).position == 1
     assert (await engine.counts(ROOM)).waiting == 1
-    assert (await engine.visit(ROOM, "a")).state is VisitState.ADMITTED
+    assert (await line.visit("a")).state is VisitState.ADMITTED
     assert (await engine.counts(ROOM)).active == 1
 
 
 async def test_pause_stops_admission_and_resume_restarts_it(engine: Engine) -> None:
+    line = Visitors(engine, ROOM)
     await engine.seed_room(ROOM, capacity=5)
     await engine.set_room_config(ROOM, paused=True)
-    assert (await engine.visit(ROOM, "a")).state is VisitState.WAITING
+    assert (await line.visit("a")).state is VisitState.WAITING
     await engine.set_room_config(ROOM, paused=False)
-    assert (await engine.visit(ROOM, "a")).state is VisitState.ADMITTED
+    assert (await line.visit("a")).state is VisitState.ADMITTED
 
 
 async def test_seed_keeps_a_live_config(engine: Engine) -> None:
@@ -140,24 +147,26 @@ async def test_abandonment_with_the_real_clock(make_settings: Callable[..., Sett
     settings = make_settings()
     engine = Engine(Redis.from_url(settings.redis_url), grace_seconds=1,
                     session_idle_seconds=300, session_max_seconds=1800)
+    line = Visitors(engine, ROOM)
     try:
         await engine.seed_room(ROOM, capacity=1)
-        await engine.visit(ROOM, "in")
-        await engine.visit(ROOM, "leaves")
-        await engine.visit(ROOM, "stays")
+        await line.visit("in")
+        await line.visit("leaves")
+        await line.visit("stays")
         for _ in range(200):  # time must pass in Redis; nothing to await but the clock
             await asyncio.sleep(0.05)
-            if (await engine.visit(ROOM, "stays")).position == 1:
+            if (await line.visit("stays")).position == 1:
                 break
-        assert (await engine.visit(ROOM, "stays")).position == 1
-        assert (await engine.visit(ROOM, "leaves", join=False)).state is VisitState.NO_PLACE
+        assert (await line.visit("stays")).position == 1
+        assert (await line.visit("leaves", join=False)).state is VisitState.NO_PLACE
     finally:
         await engine.aclose()
 
 
 async def test_cap_holds_under_a_concurrent_stampede(engine: Engine) -> None:
+    line = Visitors(engine, ROOM)
     await engine.seed_room(ROOM, capacity=25)
-    visits = await asyncio.gather(*(engine.visit(ROOM, f"v{i:04d}") for i in range(500)))
+    visits = await asyncio.gather(*(line.visit(f"v{i:04d}") for i in range(500)))
     admitted = [v for v in visits if v.state is VisitState.ADMITTED]
     assert len(admitted) == 25
     positions = sorted(v.position for v in visits if v.state is VisitState.WAITING)
@@ -166,41 +175,44 @@ async def test_cap_holds_under_a_concurrent_stampede(engine: Engine) -> None:
 
 
 async def test_a_burst_of_visits_shares_round_trips(engine: Engine) -> None:
+    line = Visitors(engine, ROOM)
     await engine.seed_room(ROOM, capacity=10)
-    await engine.visit(ROOM, "warm-up-0000")  # loads the script
+    await line.visit("warm-up-0000")  # loads the script
 
     async def evalsha_calls() -> int:
         stats = await engine.redis.info("commandstats")
         return int(stats.get("cmdstat_evalsha", {"calls": 0})["calls"])
 
     before = await evalsha_calls()
-    await asyncio.gather(*(engine.visit(ROOM, f"v{i:011d}") for i in range(200)))
+    await asyncio.gather(*(line.visit(f"v{i:011d}") for i in range(200)))
     assert await evalsha_calls() - before <= 2
     assert (await engine.counts(ROOM)).waiting == 191  # 201 arrivals, 10 let in
 
 
 async def test_the_admission_rate_caps_admissions_per_minute(engine: Engine) -> None:
+    line = Visitors(engine, ROOM)
     await engine.seed_room(ROOM, capacity=10)
     await engine.set_room_config(ROOM, rate=60)  # one a second, bursts of one
-    visits = await asyncio.gather(*(engine.visit(ROOM, f"r{i:011d}") for i in range(5)))
+    visits = await asyncio.gather(*(line.visit(f"r{i:011d}") for i in range(5)))
     assert [v.state for v in visits].count(VisitState.ADMITTED) == 1
-    assert (await engine.visit(ROOM, "r00000000001")).position == 1  # FCFS kept
+    assert (await line.visit("r00000000001")).position == 1  # FCFS kept
     stats = room_keys(ROOM).stats
     at = int(await engine.redis.hget(stats, "bucket_at"))
     await engine.redis.hset(stats, "bucket_at", at - 5000)  # five seconds pass
     # The bucket holds at most one second's worth: one more, not five.
-    assert (await engine.visit(ROOM, "r00000000001")).state is VisitState.ADMITTED
-    assert (await engine.visit(ROOM, "r00000000002")).position == 1
+    assert (await line.visit("r00000000001")).state is VisitState.ADMITTED
+    assert (await line.visit("r00000000002")).position == 1
     await engine.set_room_config(ROOM, rate=0)  # no limit: the free slots fill at once
-    assert (await engine.visit(ROOM, "r00000000004")).state is VisitState.ADMITTED
+    assert (await line.visit("r00000000004")).state is VisitState.ADMITTED
 
 
 async def test_a_closed_room_takes_no_new_places_but_drains_in_order(engine: Engine) -> None:
+    line = Visitors(engine, ROOM)
     await engine.seed_room(ROOM, capacity=1)
-    await engine.visit(ROOM, "in")
-    await engine.visit(ROOM, "waiting")
+    await line.visit("in")
+    await line.visit("waiting")
     await engine.set_room_config(ROOM, mode="closed")
-    assert (await engine.visit(ROOM, "latecomer")).state is VisitState.NO_PLACE
-    assert (await engine.visit(ROOM, "waiting")).position == 1
+    assert (await line.visit("latecomer")).state is VisitState.NO_PLACE
+    assert (await line.visit("waiting")).position == 1
     await engine.release(ROOM, "in")
-    assert (await engine.visit(ROOM, "waiting")).state is VisitState.ADMITTED
+    assert (await line.visit("waiting")).state is VisitState.ADMITTED

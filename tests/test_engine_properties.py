@@ -2,7 +2,8 @@
 real engine, each step checked against a plain-Python model of the rules.
 
 The model is the specification: live waiters in arrival order, sessions as a set,
-stale entries pruned on every call, free slots filled from the head of the line.
+walk-aways pruned, free slots filled from the head of the line. A walk-away is real:
+the room's clock runs past the grace while everyone else keeps asking.
 Matching it exactly after every step proves the invariants: never over capacity,
 first come first served, exact positions that never go up.
 """
@@ -25,6 +26,7 @@ from hypothesis.stateful import (
 )
 from redis.asyncio import Redis
 
+from tests.places import RoomClock, Visitors, line_ids
 from waitingroom.engine import Engine, VisitState, room_keys
 
 ROOM = "prop"
@@ -88,8 +90,11 @@ class EngineMachine(RuleBasedStateMachine):
         with redis.Redis.from_url(self.redis_url) as client:
             client.flushall()
         self.loop = asyncio.new_event_loop()
+        # Sessions never reach their maximum here: walk-aways make the clock run.
         self.engine = Engine(Redis.from_url(self.redis_url), grace_seconds=60,
-                             session_idle_seconds=300, session_max_seconds=1800)
+                             session_idle_seconds=300, session_max_seconds=10**7)
+        self.line = Visitors(self.engine, ROOM)
+        self.clock = RoomClock(self.engine, ROOM)
         self.model = Model(capacity=1)
         self.next_id = 0
         self.last_position: dict[str, int] = {}
@@ -105,10 +110,11 @@ class EngineMachine(RuleBasedStateMachine):
     @initialize(capacity=st.integers(1, 4))
     def open_room(self, capacity: int) -> None:
         self.model.capacity = self.ceiling = capacity
+        self.run(self.clock.start())
         self.run(self.engine.seed_room(ROOM, capacity=capacity))
 
     def _check_visit(self, visitor: str, join: bool) -> None:
-        visit = self.run(self.engine.visit(ROOM, visitor, join=join))
+        visit = self.run(self.line.visit(visitor, join=join))
         assert (visit.state, visit.position) == self.model.visit(visitor, join)
         if visit.state is VisitState.WAITING:
             assert visit.position <= self.last_position.get(visitor, visit.position)
@@ -130,10 +136,21 @@ class EngineMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def leave(self, data: st.DataObject) -> None:
         visitor = data.draw(st.sampled_from(self.model.queue))
-        seen = room_keys(ROOM)[1]
-        self.run(self.engine.redis.zadd(seen, {visitor: 0}))  # last seen long ago
+        self._look(heard=self.model.queue)
         self.model.stale.add(visitor)
         self.last_position.pop(visitor, None)
+        # The grace and one epoch go by; the others keep asking, sessions stay busy.
+        for _ in range(5):
+            self.run(self.clock.advance(15))
+            self._look(heard=[v for v in self.model.queue if v != visitor])
+            for session in sorted(self.model.active):
+                assert self.run(self.engine.touch(ROOM, session))
+
+    def _look(self, heard: list[str]) -> None:
+        """A process's look at the line (upkeep included), handing in who was heard."""
+        self.run(self.engine.watch(ROOM, [self.line.numbers[v] for v in heard]))
+        self.model.prune()
+        self.model.fill()
 
     @precondition(lambda self: self.model.active)
     @rule(data=st.data())
@@ -164,13 +181,8 @@ class EngineMachine(RuleBasedStateMachine):
 
     @invariant()
     def redis_matches_the_model(self) -> None:
-        queue, _seen, active, *_ = room_keys(ROOM)
-        waiting = self.run(self.engine.redis.zrange(queue, 0, -1))
-        sessions = self.run(self.engine.redis.zrange(active, 0, -1))
-        live_queue = [v for v in self.model.queue if v not in self.model.stale]
-        stale_in_redis = {v.decode() for v in waiting} & self.model.stale
-        # Stale entries linger until the next call prunes them, exactly as modelled.
-        assert [v.decode() for v in waiting if v.decode() not in stale_in_redis] == live_queue
+        sessions = self.run(self.engine.redis.zrange(room_keys(ROOM).active, 0, -1))
+        assert self.run(line_ids(self.engine, ROOM)) == self.model.queue
         assert {s.decode() for s in sessions} == self.model.active
 
     @invariant()

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
+from tests.places import Visitors
 from tests.test_middleware import Origin
 from waitingroom.engine import Engine, VisitState, room_keys
 from waitingroom.middleware import WaitingRoomMiddleware
@@ -18,9 +19,10 @@ TOKEN = "ops-token-0123456789abcdef"
 
 
 async def test_the_priority_lane_is_served_first_and_moves_nobody_back(engine: Engine) -> None:
+    line = Visitors(engine, ROOM)
     await engine.seed_room(ROOM, capacity=1)
-    await engine.visit(ROOM, "holder")
-    assert [(await engine.visit(ROOM, v)).position for v in ("b", "c")] == [1, 2]
+    await line.visit("holder")
+    assert [(await line.visit(v)).position for v in ("b", "c")] == [1, 2]
     await engine.create_invite(ROOM, "inv", uses=2, expires_in_seconds=600)
 
     first = await engine.redeem_invite(ROOM, "inv", "vip1")
@@ -33,14 +35,14 @@ async def test_the_priority_lane_is_served_first_and_moves_nobody_back(engine: E
     assert await engine.redeem_invite(ROOM, "inv", "vip3") is None  # used up
 
     # Ordinary positions did not go up; the invitees wait in their own lane.
-    assert [(await engine.visit(ROOM, v)).position for v in ("b", "c")] == [1, 2]
-    assert (await engine.visit(ROOM, "vip2")).position == 2
+    assert [(await line.visit(v)).position for v in ("b", "c")] == [1, 2]
+    assert (await line.visit("vip2")).position == 2
     await engine.release(ROOM, "holder")
-    assert (await engine.visit(ROOM, "vip1")).state is VisitState.ADMITTED
+    assert (await line.visit("vip1")).state is VisitState.ADMITTED
     assert (await engine.counts(ROOM)).active == 1  # never over the cap
     await engine.release(ROOM, "vip1")
-    assert (await engine.visit(ROOM, "vip2")).state is VisitState.ADMITTED
-    assert (await engine.visit(ROOM, "b")).position == 1
+    assert (await line.visit("vip2")).state is VisitState.ADMITTED
+    assert (await line.visit("b")).position == 1
 
 
 async def test_expired_and_unknown_invites_are_refused(engine: Engine) -> None:
@@ -117,8 +119,9 @@ async def test_forged_invites_and_bad_admin_requests(room: WaitingRoomMiddleware
 
 
 async def test_someone_already_in_keeps_the_invite_for_others(engine: Engine) -> None:
+    line = Visitors(engine, ROOM)
     await engine.seed_room(ROOM, capacity=1)
-    await engine.visit(ROOM, "inside")
+    await line.visit("inside")
     await engine.create_invite(ROOM, "inv", uses=1, expires_in_seconds=600)
     visit = await engine.redeem_invite(ROOM, "inv", "inside")
     assert visit is not None and visit.state is VisitState.ADMITTED

@@ -321,9 +321,13 @@ def test_status_json_has_the_contract_fields() -> None:
 
 
 async def test_an_ended_session_let_straight_back_in_keeps_its_new_pass(
-    visitor: Callable[..., httpx.AsyncClient], room: WaitingRoomMiddleware, origin: Origin
+    visitor: Callable[..., httpx.AsyncClient], room: WaitingRoomMiddleware, origin: Origin,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from waitingroom.engine import room_keys
+
+    # This process asks Redis about the session every time, not once a second.
+    monkeypatch.setattr("waitingroom._gate._SESSION_CHECK_SECONDS", 0.0)
 
     async with visitor() as alice:
         await alice.get("/checkout")

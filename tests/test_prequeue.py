@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import httpx
 
+from tests.places import Visitors
 from tests.test_middleware import Origin
 from waitingroom.engine import Engine, VisitState, room_keys
 from waitingroom.middleware import WaitingRoomMiddleware
@@ -22,20 +23,21 @@ async def server_ms(engine: Engine) -> int:
 
 
 async def test_nobody_is_admitted_before_the_start_then_a_fair_draw(engine: Engine) -> None:
+    line = Visitors(engine, ROOM)
     await engine.seed_room(ROOM, capacity=3)
     await engine.set_room_config(ROOM, start_at_ms=await server_ms(engine) + 60_000)
     early = [new_visitor_id() for _ in range(200)]
     for visitor in early:
-        visit = await engine.visit(ROOM, visitor)
+        visit = await line.visit(visitor)
         assert (visit.state, visit.position) == (VisitState.PREQUEUE, 0)
     assert (await engine.counts(ROOM)).active == 0  # capacity free, but not yet
     gone = early[17]
     await engine.redis.zadd(room_keys(ROOM).seen, {gone: 0})  # walked away before the start
 
     await engine.set_room_config(ROOM, start_at_ms=await server_ms(engine) - 1)  # it starts
-    latecomer = await engine.visit(ROOM, "latecomer00")
+    latecomer = await line.visit("latecomer00")
     assert (latecomer.state, latecomer.position) == (VisitState.WAITING, 199 - 3 + 1)
-    visits = {v: await engine.visit(ROOM, v, join=False) for v in early}
+    visits = {v: await line.visit(v, join=False) for v in early}
     assert visits[gone].state is VisitState.NO_PLACE
     stayed = [v for v in early if v != gone]
     # The draw orders the pre-queue by its random ids: a fair shuffle, not arrival order.

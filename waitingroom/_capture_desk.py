@@ -84,9 +84,10 @@ class CaptureDesk:
 
     async def submit(
         self, visitor_id: str | None, status: Status, headers: dict[bytes, bytes],
-        receive: Receive, *, wants_json: bool, lang: str = "en",
+        receive: Receive, *, wants_json: bool, lang: str = "en", number: int = 0,
     ) -> Response:
-        """``POST /_wr/capture``: validate, store durably, answer with the reference."""
+        """``POST /_wr/capture``: validate, store durably, answer with the reference.
+        ``number``: the visitor's arrival number in line (0 if none): the record's place."""
         try:
             data = await _read_submission(headers, receive)
             if visitor_id is None:
@@ -106,7 +107,7 @@ class CaptureDesk:
                              values=values, errors=errors)
         reference = reference_for(self._secret, self.room, visitor_id, values)
         try:
-            stored = await self._store(reference, visitor_id, values)
+            stored = await self._store(reference, visitor_id, number, values)
         except OSError:
             logger.exception("capture %s could not be stored anywhere", reference)
             return self.form(visitor_id, status, wants_json=wants_json, lang=lang, status_code=503,
@@ -120,15 +121,18 @@ class CaptureDesk:
             return json_response({"state": "captured", "reference": reference})
         return html_response(pages.captured_page(reference, lang))
 
-    async def _store(self, reference: str, visitor_id: str, values: dict[str, str]) -> bool:
+    async def _store(
+        self, reference: str, visitor_id: str, number: int, values: dict[str, str]
+    ) -> bool:
         try:
             return await self.engine.capture(self.room, reference, visitor_id, values,
-                                             per_minute=self._per_minute)
+                                             per_minute=self._per_minute, number=number)
         except (RedisError, ConnectionError) as exc:
             logger.warning("redis unavailable; spooling capture %s locally: %s", reference,
                            exc)
         await self.spool.append({"reference": reference, "visitor": visitor_id,
-                                 "fields": values, "submitted_at_ms": int(time.time() * 1000)})
+                                 "number": number, "fields": values,
+                                 "submitted_at_ms": int(time.time() * 1000)})
         return True
 
     async def drain_spool(self) -> None:
@@ -145,7 +149,8 @@ class CaptureDesk:
     async def _store_spooled(self, record: dict[str, Any]) -> None:
         await self.engine.capture(
             self.room, record["reference"], record["visitor"], record["fields"],
-            per_minute=self._per_minute, submitted_at_ms=record["submitted_at_ms"])
+            per_minute=self._per_minute, submitted_at_ms=record["submitted_at_ms"],
+            number=record.get("number", 0))
 
 
 async def _read_submission(headers: dict[bytes, bytes], receive: Receive) -> dict[str, object]:

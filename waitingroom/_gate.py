@@ -39,6 +39,7 @@ from waitingroom._eta import AdmissionRate, WaitTimes
 from waitingroom._history import History
 from waitingroom._i18n import LANGUAGE_COOKIE, LANGUAGES, pick
 from waitingroom._limits import NewPlaceLimit
+from waitingroom._line import LineWatch
 from waitingroom._logging import REQUEST_ID_HEADER
 from waitingroom._notify import Notice, Notifier
 from waitingroom._paths import RESERVED_PREFIX
@@ -60,6 +61,8 @@ logger = logging.getLogger("waitingroom")
 SESSION_HEADER = b"x-waitingroom-session"
 RELEASE_HEADER = b"x-waitingroom-release"
 _CONFIG_TTL_SECONDS = 1.0
+_SESSION_CHECK_SECONDS = 1.0  # an admitted visitor's session is checked in Redis this often
+_SESSIONS_REMEMBERED = 100_000
 _EVENTS_MAX_SECONDS = 300  # an SSE stream ends after this; EventSource reconnects
 _SMALL_FORM_LIMIT = 1024  # /_wr/pow and /_wr/notify take a few short fields
 _NOTIFY_FIELDS = parse_fields("email:email,phone:phone")
@@ -128,6 +131,7 @@ class _Standing:
     visitor_id: str
     admitted: bool
     visit: Visit | None = None
+    """The engine's answer, or the process's copy of the line's (waiting visitors)."""
     set_cookies: list[bytes] = field(default_factory=list)
 
 
@@ -172,6 +176,10 @@ class RoomGate:
         self._config: RoomConfig | None = None
         self._config_expires = 0.0
         self._config_refresh: asyncio.Task[None] | None = None
+        self.line = LineWatch(engine, room, on_look=lambda view: self.rate.observe(
+            view.server_ms, view.admitted_total))
+        # Sessions Redis said were alive, until when this process takes that as still so.
+        self._sessions: dict[str, float] = {}
         self.desk = CaptureDesk(settings=settings, room=room, engine=engine, tickets=tickets,
                                 fields=parse_fields(settings.capture_fields))
         self.breaker = BreakerClient(
@@ -247,10 +255,12 @@ class RoomGate:
             await _with_cookies(response, standing.set_cookies)(request.scope, receive, send)
 
     async def _stand(self, request: Request, *, join: bool) -> _Standing:
-        """Work out where the visitor stands: one Redis round trip."""
+        """Work out where the visitor stands: at most one Redis round trip, none for a
+        waiter this process's copy of the line shows, nor for a session checked within
+        the last second."""
         session_id = self.tickets.read_pass(request.cookies.get(self._pass_cookie), self.room)
         if session_id is not None:
-            if await self.engine.touch(self.room, session_id):
+            if await self._session_alive(session_id):
                 return _Standing(session_id, admitted=True)
             # The session ended (idle, maximum, released): back of the line, same id.
             standing = await self._visit(request, session_id, join=join, fresh=True)
@@ -258,9 +268,9 @@ class RoomGate:
                 standing.set_cookies.append(self._cookie(request, self._pass_cookie, "", 0))
             return standing
         ticket = request.cookies.get(self._ticket_cookie)
-        visitor_id = self.tickets.read_ticket(ticket, self.room)
-        if visitor_id is not None:
-            standing = await self._visit(request, visitor_id, join=join, fresh=False)
+        place = self.tickets.read_place(ticket, self.room)
+        if place is not None:
+            standing = await self._waiting(request, *place, join=join)
             joined = self.tickets.ticket_issued_at(ticket)
             if standing.admitted and joined is not None:
                 self.wait_times.observe(max(0.0, time.time() - joined))
@@ -275,18 +285,53 @@ class RoomGate:
             raise TooManyNewPlaces
         return await self._visit(request, new_visitor_id(), join=join, fresh=True)
 
-    async def _visit(
-        self, request: Request, visitor_id: str, *, join: bool, fresh: bool
+    async def _waiting(
+        self, request: Request, visitor_id: str, number: int, *, join: bool
     ) -> _Standing:
-        visit = await self.engine.visit(self.room, visitor_id, join=join)
+        """Where a ticket holder stands: from this process's copy of the line if it
+        shows the place, else from Redis."""
+        position = self.line.position(number) if number else None
+        if position is None:
+            return await self._visit(request, visitor_id, number, join=join)
+        view = self.line.view
+        assert view is not None  # a position came from it
+        return _Standing(visitor_id, False, Visit(VisitState.WAITING, position,
+                                                  view.admitted_total, view.server_ms, number))
+
+    async def _visit(
+        self, request: Request, visitor_id: str, number: int = 0, *, join: bool,
+        fresh: bool = False,
+    ) -> _Standing:
+        """Ask Redis where the visitor holding place ``number`` (0: none, or in a lane)
+        stands; a ticket is set for a ``fresh`` visitor id or a new place in line."""
+        visit = await self.engine.visit(self.room, visitor_id, number=number, join=join)
         self.rate.observe(visit.server_ms, visit.admitted_total)
         standing = _Standing(visitor_id, visit.state is VisitState.ADMITTED, visit)
         if standing.admitted:
+            self._remember_session(visitor_id)
             standing.set_cookies += [self._pass_for(request, visitor_id),
                                      self._cookie(request, self._ticket_cookie, "", 0)]
-        elif fresh and visit.state is VisitState.WAITING:
-            standing.set_cookies.append(self._ticket_for(request, visitor_id))
+        elif visit.state in (VisitState.WAITING, VisitState.PREQUEUE) and (
+                fresh or visit.number != number):
+            standing.set_cookies.append(self._ticket_for(request, visitor_id, visit.number))
         return standing
+
+    async def _session_alive(self, session_id: str) -> bool:
+        """Is the session alive? Asked of Redis (which keeps it alive) at most once a
+        second per session and process; a session ended meanwhile elsewhere (released
+        on another process, or expired) may so get at most a second more."""
+        if self._sessions.get(session_id, 0.0) > time.monotonic():
+            return True
+        self._sessions.pop(session_id, None)
+        if not await self.engine.touch(self.room, session_id):
+            return False
+        self._remember_session(session_id)
+        return True
+
+    def _remember_session(self, session_id: str) -> None:
+        if len(self._sessions) >= _SESSIONS_REMEMBERED:
+            self._sessions.clear()  # they are asked of Redis again, nothing is lost
+        self._sessions[session_id] = time.monotonic() + _SESSION_CHECK_SECONDS
 
     async def _forward(
         self, request: Request, receive: Receive, send: Send, standing: _Standing
@@ -305,6 +350,7 @@ class RoomGate:
                     else:
                         headers.append((name, value))
                 if release:
+                    self._sessions.pop(standing.visitor_id, None)
                     await self._release(standing.visitor_id)
                     standing.set_cookies.append(self._cookie(request, self._pass_cookie, "", 0))
                 headers += [(b"set-cookie", c) for c in standing.set_cookies]
@@ -334,6 +380,7 @@ class RoomGate:
     async def _release(self, session_id: str) -> None:
         try:
             await self.engine.release(self.room, session_id)
+            self.line.stale()  # the next in line was let in
         except RedisError as exc:
             # The session still ends by its idle timeout; the visitor is not failed.
             logger.warning("could not release session %s: %s", session_id, exc)
@@ -380,8 +427,9 @@ class RoomGate:
                     return
                 try:
                     config = await self.room_config()
-                    standing = await self._visit(request, standing.visitor_id, join=True,
-                                                 fresh=False)
+                    number = standing.visit.number if standing.visit else 0
+                    standing = await self._waiting(request, standing.visitor_id, number,
+                                                   join=True)
                 except RedisError:
                     logger.warning("redis unavailable during /_wr/events; retrying")
             await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -394,10 +442,11 @@ class RoomGate:
         config = await self.room_config()
         if method == "POST":
             status = Status(self.room, "capture", message=config.message or None)
-            response = await self.desk.submit(self._cookie_visitor(request), status,
+            visitor, number = self._cookie_place(request)
+            response = await self.desk.submit(visitor, status,
                                               dict(request.scope["headers"]), receive,
                                               wants_json=request.wants_json,
-                                              lang=request.language())
+                                              lang=request.language(), number=number)
         elif method in ("GET", "HEAD"):
             standing = await self._stand(request, join=True)
             response = _with_cookies(
@@ -444,9 +493,11 @@ class RoomGate:
         query = dict(parse_qsl(request.scope["query_string"].decode("latin-1")))
         invite_id = self.tickets.read_invite(query.get("t"), self.room)
         target = _same_site(query.get("to"))
-        visitor_id = self._cookie_visitor(request) or new_visitor_id()
+        visitor_id, number = self._cookie_place(request)
+        visitor_id = visitor_id or new_visitor_id()
         await self.room_config()
-        visit = (await self.engine.redeem_invite(self.room, invite_id, visitor_id)
+        visit = (await self.engine.redeem_invite(self.room, invite_id, visitor_id,
+                                                 number=number)
                  if invite_id else None)
         if visit is None:
             await html_response(pages.invite_refused_page(), 403)(request.scope, receive, send)
@@ -496,14 +547,13 @@ class RoomGate:
     async def _resume_link(self, request: Request, receive: Receive, send: Send) -> None:
         """``GET /_wr/resume-link?to=/path``: a link (and QR code) that moves the caller's
         place to another device; JSON ``{"url", "expires_in_seconds"}`` for apps."""
-        visitor_id = self.tickets.read_ticket(request.cookies.get(self._ticket_cookie),
-                                              self.room)
-        if visitor_id is None:
+        place = self.tickets.read_place(request.cookies.get(self._ticket_cookie), self.room)
+        if place is None:
             await json_response({"error": "no place in line to move"}, 404)(
                 request.scope, receive, send)
             return
         query = dict(parse_qsl(request.scope["query_string"].decode("latin-1")))
-        link = urlencode({"room": self.room, "t": self.tickets.issue_resume(self.room, visitor_id),
+        link = urlencode({"room": self.room, "t": self.tickets.issue_resume(self.room, *place),
                           "to": _same_site(query.get("to"))})
         if request.wants_json:
             response = json_response({"url": "/_wr/resume?" + link,
@@ -531,12 +581,11 @@ class RoomGate:
     async def _notify(self, request: Request, receive: Receive, send: Send) -> None:
         """``POST /_wr/notify`` (form or JSON: ``email`` and/or ``phone``, ``to``): tell
         me when it's my turn. The place is kept while the visitor is away."""
-        visitor_id = self.tickets.read_ticket(request.cookies.get(self._ticket_cookie),
-                                              self.room)
+        place = self.tickets.read_place(request.cookies.get(self._ticket_cookie), self.room)
         fields = await _small_form(receive) if request.scope["method"] == "POST" else {}
         if request.scope["method"] != "POST" or not self.notifier.enabled:
             answer = json_response({"error": "not found"}, 404)
-        elif visitor_id is None:
+        elif place is None:
             answer = json_response({"error": "no place in line"}, 404)
         elif fields is None:
             answer = json_response({"error": "body too large"}, 413)
@@ -552,10 +601,10 @@ class RoomGate:
             elif errors:
                 answer = json_response({"error": "check the fields", "errors": errors}, 400)
             elif not await self.engine.ask_to_notify(
-                    self.room, visitor_id, {"email": values.get("email", ""),
-                                            "phone": values.get("phone", ""),
-                                            "origin": _origin(request), "to": target},
-                    away_seconds=self.settings.ticket_max_age_seconds):
+                    self.room, place[0], {"email": values.get("email", ""),
+                                          "phone": values.get("phone", ""),
+                                          "origin": _origin(request), "to": target},
+                    number=place[1], away_seconds=self.settings.ticket_max_age_seconds):
                 answer = json_response({"error": "no place in line"}, 404)
             elif request.wants_json:
                 answer = json_response({"state": "notify", "email": values.get("email") or None,
@@ -601,18 +650,19 @@ class RoomGate:
         """``GET /_wr/resume?t=…&to=/path`` on the new device: the place moves here, at
         the same position; the old device is told it moved. Each link works once."""
         query = dict(parse_qsl(request.scope["query_string"].decode("latin-1")))
-        old_id = self.tickets.read_resume(query.get("t"), self.room)
+        old = self.tickets.read_resume(query.get("t"), self.room)
         new_id = new_visitor_id()
-        visit = (await self.engine.resume(self.room, old_id, new_id,
+        visit = (await self.engine.resume(self.room, old[0], new_id, number=old[1],
                                           marker_seconds=self.settings.ticket_max_age_seconds)
-                 if old_id else None)
+                 if old else None)
         if visit is None:
             await html_response(pages.resume_refused_page(request.language()), 403)(
                 request.scope, receive, send)
             return
+        self.line.moved(visit.number)
         response = Response(b"", 303, headers={**NO_STORE,
                                                "location": _same_site(query.get("to"))})
-        await _with_cookies(response, [self._ticket_for(request, new_id)])(
+        await _with_cookies(response, [self._ticket_for(request, new_id, visit.number)])(
             request.scope, receive, send)
 
     # -- the room's config and background work -------------------------------------
@@ -667,6 +717,7 @@ class RoomGate:
         if self._config_refresh is not None:
             await self._config_refresh
         await asyncio.gather(*self._sending, return_exceptions=True)
+        await self.line.aclose()
         await self.breaker.aclose()
 
     # -- helpers -------------------------------------------------------------------
@@ -696,20 +747,23 @@ class RoomGate:
             poll_after_seconds=poll_interval(position, self.settings.grace_seconds),
         )
 
-    def _cookie_visitor(self, request: Request) -> str | None:
-        """The visitor a genuine pass or ticket cookie names, if any."""
-        return (self.tickets.read_pass(request.cookies.get(self._pass_cookie), self.room)
-                or self.tickets.read_ticket(request.cookies.get(self._ticket_cookie),
-                                            self.room))
+    def _cookie_place(self, request: Request) -> tuple[str | None, int]:
+        """The visitor a genuine pass or ticket cookie names, if any, and the arrival
+        number of its place in line (0 if none)."""
+        session_id = self.tickets.read_pass(request.cookies.get(self._pass_cookie), self.room)
+        if session_id is not None:
+            return session_id, 0
+        return (self.tickets.read_place(request.cookies.get(self._ticket_cookie), self.room)
+                or (None, 0))
 
     def _pass_for(self, request: Request, visitor_id: str) -> bytes:
         return self._cookie(request, self._pass_cookie,
                             self.tickets.issue_pass(self.room, visitor_id),
                             self.settings.session_max_seconds)
 
-    def _ticket_for(self, request: Request, visitor_id: str) -> bytes:
+    def _ticket_for(self, request: Request, visitor_id: str, number: int = 0) -> bytes:
         return self._cookie(request, self._ticket_cookie,
-                            self.tickets.issue_ticket(self.room, visitor_id),
+                            self.tickets.issue_ticket(self.room, visitor_id, number),
                             self.settings.ticket_max_age_seconds)
 
     def _cookie(self, request: Request, name: str, value: str, max_age: int) -> bytes:

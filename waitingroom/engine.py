@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -23,6 +23,7 @@ from redis.exceptions import ResponseError
 from redis.typing import EncodableT, FieldT
 
 from waitingroom._batch import Batcher
+from waitingroom._line import LineView
 from waitingroom.settings import Settings
 
 _MODES = ("normal", "open", "closed")
@@ -33,6 +34,10 @@ ROOMS_KEY = "wr:rooms"
 """The registry of rooms created at run time (name -> JSON definition); not under
 any room's hash tag, so on a Redis Cluster it lives on one shard of its own."""
 MAX_ROOMS = 100
+LINE_BUCKET = 128
+"""Arrival numbers per bucket of the line (``BUCKET`` in ``_room.lua``)."""
+HEARD_SLOTS = 5
+"""The ring of heard-from bitmaps (``EPOCHS + 1`` in ``_room.lua``)."""
 # Connections per process. Past this, requests wait for one (up to the timeout)
 # rather than fail: a spike queues in memory instead of erroring.
 _POOL_SIZE = 64
@@ -69,6 +74,9 @@ class Visit:
     """Visitors this room has admitted so far (feeds the admission-rate estimate)."""
     server_ms: int
     """Redis server time of the answer, in milliseconds."""
+    number: int = 0
+    """The arrival number of the place held in line (0 when admitted, in a lane or
+    holding none): give it back to :meth:`Engine.visit` to keep the place."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,10 +130,10 @@ class RoomCounts:
 
 class RoomKeys(NamedTuple):
     """A room's Redis keys, all under the hash tag ``{room}`` (one Cluster slot).
-    The first ones up to ``prequeue``, in this order, are KEYS[1..CORE] of every
+    The first ones up to ``renamed``, in this order, are KEYS[1..CORE] of every
     script; a script's own keys follow."""
 
-    queue: str
+    line: str
     seen: str
     active: str
     deadline: str
@@ -134,6 +142,10 @@ class RoomKeys(NamedTuple):
     stats: str
     priority: str
     prequeue: str
+    left: str
+    heard: str
+    away: str
+    renamed: str
     captures: str
     refs: str
     dead: str
@@ -147,7 +159,7 @@ class RoomKeys(NamedTuple):
         return self[:CORE_KEY_COUNT]
 
 
-CORE_KEY_COUNT = RoomKeys._fields.index("prequeue") + 1
+CORE_KEY_COUNT = RoomKeys._fields.index("renamed") + 1
 """How many of a room's keys every script gets first (``CORE`` in the Lua scripts)."""
 
 
@@ -224,11 +236,13 @@ class Engine:
         self._probe: AsyncScript = redis.register_script(_script_source("probe"))
         self._invite: AsyncScript = redis.register_script(_script_source("invite"))
         self._resume: AsyncScript = redis.register_script(_script_source("resume"))
+        self._away: AsyncScript = redis.register_script(_script_source("away"))
+        self._watch: AsyncScript = redis.register_script(_script_source("watch"))
         # Does the server have WAITAOF (Redis 7.2+)? On a cluster a keyless command may go
         # to another node than the write, where it proves nothing: captures then rely on
         # the nodes' appendfsync.
         self._waitaof: bool | None = False if isinstance(redis, RedisCluster) else None
-        self._visits: Batcher[tuple[str, bool], Visit] = Batcher(self._visit_many)
+        self._visits: Batcher[tuple[str, int, bool], Visit] = Batcher(self._visit_many)
         self._touches: Batcher[str, bool] = Batcher(self._touch_many)
 
     @classmethod
@@ -257,21 +271,37 @@ class Engine:
             session_max_seconds=settings.session_max_seconds,
         )
 
-    async def visit(self, room: str, visitor_id: str, *, join: bool = True) -> Visit:
+    async def visit(
+        self, room: str, visitor_id: str, *, number: int = 0, join: bool = True
+    ) -> Visit:
         """Report where ``visitor_id`` stands, taking a place at the back if ``join``.
 
+        ``number`` is the arrival number of the place the visitor holds in line (from
+        an earlier :class:`Visit`; 0 if none): the line is kept by number, not by id.
         Also releases abandoned places and expired sessions and admits the next in
         line into free slots; an admitted visitor's session is claimed (kept alive).
         """
-        return await self._visits.submit(room, (visitor_id, join))
+        return await self._visits.submit(room, (visitor_id, number, join))
 
-    async def _visit_many(self, room: str, visitors: Sequence[tuple[str, bool]]) -> list[Visit]:
+    async def _visit_many(
+        self, room: str, visitors: Sequence[tuple[str, int, bool]]
+    ) -> list[Visit]:
         args: list[str | int] = [self._grace_ms, self._idle_ms, self._max_ms]
-        for visitor_id, join in visitors:
-            args += [visitor_id, "1" if join else "0"]
-        *pairs, admitted, now = await self._visit(room_keys(room).core, args)
-        return [Visit(_VISIT_STATES[pairs[i]], pairs[i + 1], admitted, now)
-                for i in range(0, len(pairs), 2)]
+        for visitor_id, number, join in visitors:
+            args += [visitor_id, number, "1" if join else "0"]
+        *triples, admitted, now = await self._visit(room_keys(room).core, args)
+        return [Visit(_VISIT_STATES[triples[i]], triples[i + 1], admitted, now, triples[i + 2])
+                for i in range(0, len(triples), 3)]
+
+    async def watch(self, room: str, heard: Iterable[int] = ()) -> LineView:
+        """The room's line as it stands, for answering polls without Redis (see
+        :mod:`waitingroom._line`); ``heard``: arrival numbers of waiters heard from
+        since the last call, which keeps their places. Also does the room's upkeep
+        (walk-aways, expired sessions, admissions into free slots)."""
+        head, end, ahead, admitted, now, first_byte, left, renamed = await self._watch(
+            room_keys(room).core, (self._grace_ms, *heard))
+        return LineView(head, end, ahead, admitted, now, first_byte, left,
+                        frozenset(int(n) for n in renamed))
 
     async def touch(self, room: str, session_id: str) -> bool:
         """Keep an admitted session alive; False if it has ended."""
@@ -359,14 +389,19 @@ class Engine:
         """Read a room's queue length, active sessions and counters."""
         keys = room_keys(room)
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zcard(keys.queue)
             pipe.zcard(keys.priority)
             pipe.zcard(keys.prequeue)
             pipe.zcard(keys.active)
             pipe.hgetall(keys.stats)
-            waiting, invited, early, sessions, counters = await pipe.execute()
+            pipe.get(keys.seq)
+            invited, early, sessions, counters, end = await pipe.execute()
+        head, end = int(counters.get(b"head", 0)), int(end or 0)
+        in_line = 0
+        if end > head:
+            walked = await self.redis.execute_command("BITCOUNT", keys.left, head + 1, end, "BIT")
+            in_line = end - head - int(walked)
         return RoomCounts(
-            waiting=waiting + invited + early,
+            waiting=in_line + invited + early,
             active=sessions,
             **{name: int(counters.get(name.encode(), 0))
                for name in ("admitted", "abandoned", "expired", "released")},
@@ -411,11 +446,21 @@ class Engine:
         registered. Captures, replay state and the audit log are kept."""
         if not await self.redis.hdel(ROOMS_KEY, name):
             return False
-        keys = room_keys(name)
-        await self.redis.delete(keys.queue, keys.seen, keys.active, keys.deadline, keys.seq,
-                                keys.config, keys.priority, keys.prequeue, keys.breaker,
-                                keys.outcomes)
+        await self.clear_room(name)
         return True
+
+    async def clear_room(self, room: str) -> None:
+        """Forget ``room``'s line, sessions, config and counters (captures, replay
+        state and the audit log are kept)."""
+        keys = room_keys(room)
+        head, end = await self.redis.hget(keys.stats, "head"), await self.redis.get(keys.seq)
+        buckets = range(int(head or 0) // LINE_BUCKET, int(end or 0) // LINE_BUCKET + 1)
+        for start in range(0, len(buckets), 1000):
+            await self.redis.delete(*(f"{keys.line}:{b}" for b in buckets[start:start + 1000]))
+        await self.redis.delete(
+            keys.seen, keys.active, keys.deadline, keys.seq, keys.config, keys.stats,
+            keys.priority, keys.prequeue, keys.left, keys.away, keys.renamed, keys.breaker,
+            keys.outcomes, *(f"{keys.heard}:{slot}" for slot in range(HEARD_SLOTS)))
 
     # -- data capture ---------------------------------------------------------------
 
@@ -428,8 +473,12 @@ class Engine:
         *,
         per_minute: int,
         submitted_at_ms: int = 0,
+        number: int = 0,
     ) -> bool:
         """Store a capture durably; False if the visitor is over the rate limit.
+
+        ``number``: the visitor's arrival number in line, if any; the record keeps it as
+        its place (0 for those already admitted), the order replay follows.
 
         Returns only once the record is as durable as Redis is configured to make it:
         where the server has WAITAOF (Redis 7.2+), after the AOF is fsync'd locally;
@@ -438,7 +487,7 @@ class Engine:
         keys = room_keys(room)
         script_keys = (*keys.core, keys.captures, keys.refs, f"wr:{{{room}}}:rate:{visitor_id}")
         args = (reference, visitor_id, json.dumps(fields, separators=(",", ":")), per_minute,
-                submitted_at_ms)
+                submitted_at_ms, number)
         if self._waitaof is False:
             stored, _ = await self._capture(script_keys, args)
             return bool(stored)
@@ -536,13 +585,15 @@ class Engine:
         """Allow ``uses`` redemptions of invite ``invite_id`` for the next while."""
         await self.redis.set(_invite_key(room, invite_id), uses, ex=expires_in_seconds)
 
-    async def redeem_invite(self, room: str, invite_id: str, visitor_id: str) -> Visit | None:
-        """Use an invite for ``visitor_id``: to the front of the line (or straight in
-        when a slot is free). None if the invite is used up, expired or unknown."""
+    async def redeem_invite(self, room: str, invite_id: str, visitor_id: str, *,
+                            number: int = 0) -> Visit | None:
+        """Use an invite for ``visitor_id`` (who may hold place ``number`` in line, given
+        up): to the front of the line (or straight in when a slot is free). None if the
+        invite is used up, expired or unknown."""
         keys = room_keys(room)
         state, position, admitted, now = await self._invite(
             (*keys.core, _invite_key(room, invite_id)),
-            (visitor_id, self._grace_ms, self._idle_ms, self._max_ms))
+            (visitor_id, number, self._grace_ms, self._idle_ms, self._max_ms))
         if state < 0:
             return None
         return Visit(VisitState(state), position, admitted, now)
@@ -554,19 +605,13 @@ class Engine:
         return bool(await self.redis.set(key, 1, nx=True, ex=ttl_seconds))
 
     async def ask_to_notify(self, room: str, visitor_id: str, record: dict[str, str], *,
-                            away_seconds: int) -> bool:
-        """Remember how to tell ``visitor_id`` it is their turn, and keep their place
-        while they are away (up to ``away_seconds``). False if they hold no place."""
-        keys = room_keys(room)
-        now = await self._server_ms()
-        async with self.redis.pipeline(transaction=True) as pipe:
-            # XX: only a visitor in line; CH: count the update, so 0 means no place.
-            pipe.zadd(keys.seen, {visitor_id: now + away_seconds * 1000}, xx=True, ch=True)
-            pipe.hset(_notify_key(room), visitor_id, json.dumps(record))
-            updated, _ = await pipe.execute()
-        if not updated:
-            await self.redis.hdel(_notify_key(room), visitor_id)
-        return bool(updated)
+                            number: int = 0, away_seconds: int) -> bool:
+        """Remember how to tell ``visitor_id`` (holding place ``number``, if in line) it
+        is their turn, and keep their place while they are away (up to
+        ``away_seconds``). False if they hold no place."""
+        return bool(await self._away(
+            (*room_keys(room).core, _notify_key(room)),
+            (visitor_id, number, away_seconds * 1000, json.dumps(record))))
 
     async def admitted_to_notify(self, room: str) -> list[str]:
         """Visitors who asked to be told and have been admitted."""
@@ -592,19 +637,20 @@ class Engine:
             record, taken, _ = await pipe.execute()
         return json.loads(record) if taken else None
 
-    async def resume(self, room: str, old_id: str, new_id: str, *,
+    async def resume(self, room: str, old_id: str, new_id: str, *, number: int = 0,
                      marker_seconds: int) -> Visit | None:
-        """Move ``old_id``'s place in line to ``new_id`` (another device), keeping its
-        position; ``old_id`` then answers :attr:`VisitState.MOVED` for
-        ``marker_seconds``. None if ``old_id`` holds no place in line."""
+        """Move ``old_id``'s place (arrival ``number`` in line, 0 in a lane) to
+        ``new_id`` (another device), keeping its position; ``old_id`` then answers
+        :attr:`VisitState.MOVED` for ``marker_seconds``. None if ``old_id`` holds no
+        place."""
         keys = room_keys(room)
-        position, admitted, now = await self._resume(
+        position, kept, admitted, now = await self._resume(
             (*keys.core, _moved_key(room, old_id)),
-            (old_id, new_id, self._grace_ms, marker_seconds))
+            (old_id, number, new_id, self._grace_ms, marker_seconds))
         if position < 0:
             return None
         state = VisitState.PREQUEUE if position == 0 else VisitState.WAITING
-        return Visit(state, position, admitted, now)
+        return Visit(state, position, admitted, now, kept)
 
     async def invite_uses_left(self, room: str, invite_id: str) -> int:
         """Redemptions left (0 once used up or expired)."""

@@ -26,7 +26,7 @@ from itertools import pairwise
 from redis.asyncio import Redis
 
 from waitingroom._redis_server import RedisServer
-from waitingroom.engine import Engine, VisitState, room_keys
+from waitingroom.engine import Engine, VisitState
 from waitingroom.status import poll_interval
 from waitingroom.tickets import new_visitor_id
 
@@ -149,13 +149,14 @@ class Outcome:
 async def simulate(plan: Plan, engine: Engine) -> Outcome:
     """Run ``plan`` through ``engine`` (on a Redis of its own: the room's keys are
     replaced) in simulated time."""
-    await engine.redis.delete(*room_keys(_ROOM))
+    await engine.clear_room(_ROOM)
     await engine.set_room_config(_ROOM, capacity=plan.capacity, rate=plan.rate_per_minute)
     rng = random.Random(plan.seed)
     # Giving up at a constant hazard: patience is exponentially distributed.
     hazard = -math.log(1 - plan.abandon_per_minute) / 60
     outcome = Outcome()
-    polls: list[tuple[float, float, float, str]] = []  # (next poll, arrived, gives up, id)
+    # (next poll, arrived, gives up, id, arrival number of the place held)
+    polls: list[tuple[float, float, float, str, int]] = []
     sessions: list[tuple[float, str]] = []  # (release at, session id)
     waiting = 0
     next_sample = 0.0
@@ -168,7 +169,7 @@ async def simulate(plan: Plan, engine: Engine) -> Outcome:
         await asyncio.gather(*(engine.release(_ROOM, s) for s in due_releases))
         for _ in range(round(plan.arrivals.expected(t + plan.tick_seconds)) - outcome.arrived):
             patience = rng.expovariate(hazard) if hazard > 0 else math.inf
-            heapq.heappush(polls, (t, t, t + patience, new_visitor_id()))
+            heapq.heappush(polls, (t, t, t + patience, new_visitor_id(), 0))
             outcome.arrived += 1
             waiting += 1
         due = []
@@ -179,8 +180,8 @@ async def simulate(plan: Plan, engine: Engine) -> Outcome:
                 waiting -= 1
             else:
                 due.append(waiter)
-        visits = await asyncio.gather(*(engine.visit(_ROOM, w[3]) for w in due))
-        for (_, arrived, gives_up, visitor_id), visit in zip(due, visits, strict=True):
+        visits = await asyncio.gather(*(engine.visit(_ROOM, w[3], number=w[4]) for w in due))
+        for (_, arrived, gives_up, visitor_id, _), visit in zip(due, visits, strict=True):
             if visit.state is VisitState.ADMITTED:
                 waiting -= 1
                 outcome.waits.append(t - arrived)
@@ -188,7 +189,7 @@ async def simulate(plan: Plan, engine: Engine) -> Outcome:
                 heapq.heappush(sessions, (t + plan.session_seconds, visitor_id))
             else:
                 next_poll = t + poll_interval(visit.position, plan.grace_seconds)
-                heapq.heappush(polls, (next_poll, arrived, gives_up, visitor_id))
+                heapq.heappush(polls, (next_poll, arrived, gives_up, visitor_id, visit.number))
         if t >= next_sample:
             counts = await engine.counts(_ROOM)
             outcome.max_active = max(outcome.max_active, counts.active)

@@ -1,7 +1,8 @@
 """Signed, timestamped, room-bound cookies: the queue ticket and the session pass.
 
 Both carry ``[room, visitor id]`` signed with itsdangerous under their own salt, so
-a ticket can never be replayed as a pass; the capture form's CSRF token likewise.
+a ticket can never be replayed as a pass; the capture form's CSRF token likewise. A
+ticket (and a resume link) also carries the arrival number of the place in line.
 Secrets are given newest first: the newest signs, every one verifies, so keys
 rotate without dropping anybody's place.
 """
@@ -67,9 +68,10 @@ class Tickets:
         self._challenge = _Reader(URLSafeTimedSerializer(
             oldest_first, salt=CHALLENGE_SALT, signer_kwargs=sha256), CHALLENGE_MAX_AGE)
 
-    def issue_ticket(self, room: str, visitor_id: str) -> str:
-        """A queue ticket: proves ``visitor_id`` holds a place in ``room``'s line."""
-        return self._ticket.serializer.dumps([room, visitor_id])
+    def issue_ticket(self, room: str, visitor_id: str, number: int = 0) -> str:
+        """A queue ticket: proves ``visitor_id`` holds a place in ``room``'s line, the
+        one with arrival ``number`` (0: in a lane, or not known)."""
+        return self._ticket.serializer.dumps([room, visitor_id, number])
 
     def issue_pass(self, room: str, session_id: str) -> str:
         """A session pass: proves ``session_id`` was admitted to ``room``."""
@@ -77,7 +79,13 @@ class Tickets:
 
     def read_ticket(self, cookie: str | None, room: str) -> str | None:
         """The visitor id of a genuine, unexpired ticket for ``room``; else None."""
-        return self._ticket.read(cookie, room)
+        place = self._ticket.read_place(cookie, room)
+        return place[0] if place else None
+
+    def read_place(self, cookie: str | None, room: str) -> tuple[str, int] | None:
+        """The visitor id and arrival number of a genuine, unexpired ticket for
+        ``room``; else None."""
+        return self._ticket.read_place(cookie, room)
 
     def read_pass(self, cookie: str | None, room: str) -> str | None:
         """The session id of a genuine, unexpired pass for ``room``; else None."""
@@ -114,13 +122,15 @@ class Tickets:
         """The visitor id of a genuine, unexpired claim token for ``room``; else None."""
         return self._claim.read(token, room)
 
-    def issue_resume(self, room: str, visitor_id: str) -> str:
-        """A "continue on another device" token for ``visitor_id``'s place (10 minutes)."""
-        return self._resume.serializer.dumps([room, visitor_id])
+    def issue_resume(self, room: str, visitor_id: str, number: int = 0) -> str:
+        """A "continue on another device" token for ``visitor_id``'s place (arrival
+        ``number``), good for 10 minutes."""
+        return self._resume.serializer.dumps([room, visitor_id, number])
 
-    def read_resume(self, token: str | None, room: str) -> str | None:
-        """The visitor id of a genuine, unexpired resume token for ``room``; else None."""
-        return self._resume.read(token, room)
+    def read_resume(self, token: str | None, room: str) -> tuple[str, int] | None:
+        """The visitor id and arrival number of a genuine, unexpired resume token for
+        ``room``; else None."""
+        return self._resume.read_place(token, room)
 
     def issue_challenge(self, room: str, challenge_id: str) -> str:
         """A proof-of-work challenge for a new place in ``room`` (five minutes)."""
@@ -143,18 +153,22 @@ class _Reader:
     def __init__(self, serializer: URLSafeTimedSerializer, max_age: int) -> None:
         self.serializer = serializer
         self._max_age = max_age
-        self._verified: dict[str, tuple[str, str, float]] = {}
+        self._verified: dict[str, tuple[str, str, int, float]] = {}
 
     def issued_at(self, cookie: str | None) -> float | None:
         known = self._verified.get(cookie or "")
-        return known[2] - self._max_age if known else None
+        return known[3] - self._max_age if known else None
 
     def read(self, cookie: str | None, room: str) -> str | None:
+        place = self.read_place(cookie, room)
+        return place[0] if place else None
+
+    def read_place(self, cookie: str | None, room: str) -> tuple[str, int] | None:
         if not cookie or len(cookie) > MAX_COOKIE_LENGTH:
             return None
         known = self._verified.get(cookie)
-        if known is not None and time.time() < known[2]:
-            return known[1] if known[0] == room else None
+        if known is not None and time.time() < known[3]:
+            return (known[1], known[2]) if known[0] == room else None
         try:  # the age is checked below, allowing for other machines' clocks
             payload, signed_at = self.serializer.loads(cookie, return_timestamp=True)
         except BadData:  # tampered, signed by an unknown key, or not ours at all
@@ -162,11 +176,18 @@ class _Reader:
         age = time.time() - signed_at.timestamp()
         if not -CLOCK_SKEW <= age <= self._max_age:
             return None
-        match payload:
-            case [str(cookie_room), str(visitor_id)] if _VISITOR_ID.fullmatch(visitor_id):
-                if len(self._verified) >= VERIFIED_CACHE_SIZE:
-                    del self._verified[next(iter(self._verified))]
-                expires = signed_at.timestamp() + self._max_age
-                self._verified[cookie] = (cookie_room, visitor_id, expires)
-                return visitor_id if cookie_room == room else None
-        return None
+        match payload:  # [room, id] or [room, id, arrival number]
+            case [str(cookie_room), str(visitor_id)]:
+                number = 0
+            case [str(cookie_room), str(visitor_id), int(number)] if (
+                    number >= 0 and not isinstance(number, bool)):
+                pass
+            case _:
+                return None
+        if not _VISITOR_ID.fullmatch(visitor_id):
+            return None
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            del self._verified[next(iter(self._verified))]
+        expires = signed_at.timestamp() + self._max_age
+        self._verified[cookie] = (cookie_room, visitor_id, number, expires)
+        return (visitor_id, number) if cookie_room == room else None

@@ -3,7 +3,8 @@
 -- KEYS: 1..CORE see _room.lua; CORE+1 captures STREAM (arrival of submissions);
 --       10 refs HASH reference -> stream entry id; CORE+3 this visitor's rate counter.
 -- ARGV: 1 reference; 2 visitor id; 3 fields as JSON; 4 submissions allowed per
---       minute; 5 when submitted, ms (0 = now; a spool drain passes the original).
+--       minute; 5 when submitted, ms (0 = now; a spool drain passes the original);
+--       6 the visitor's arrival number in line (0 if none).
 -- Returns {1, entry id} if stored (now or before), {0, ""} if rate-limited.
 local captures, refs, rate = KEYS[CORE + 1], KEYS[CORE + 2], KEYS[CORE + 3]
 local reference = ARGV[1]
@@ -21,7 +22,9 @@ if submitted_at == 0 then  -- live submissions are rate-limited; spool drains ar
   submitted_at = now_ms()
 end
 -- The visitor's arrival number keeps queue order; 0 = already admitted (ahead of all).
-local place = redis.call('ZSCORE', queue, visitor) or '0'
+local n = tonumber(ARGV[6])
+local place = 0
+if n > 0 and in_line(visitor, n) then place = n end
 local id = redis.call('XADD', captures, '*', 'reference', reference, 'visitor', visitor,
                       'place', place, 'submitted_at', submitted_at, 'fields', ARGV[3])
 redis.call('HSET', refs, reference, id)
