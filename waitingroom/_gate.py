@@ -271,9 +271,10 @@ class RoomGate:
         place = self.tickets.read_place(ticket, self.room)
         if place is not None:
             standing = await self._waiting(request, *place, join=join)
-            joined = self.tickets.ticket_issued_at(ticket)
-            if standing.admitted and joined is not None:
-                self.wait_times.observe(max(0.0, time.time() - joined))
+            if standing.admitted:
+                joined = self.tickets.ticket_issued_at(ticket)
+                if joined is not None:
+                    self.wait_times.observe(max(0.0, time.time() - joined))
             return standing
         # No ticket, or a forged, expired or foreign one: a fresh place at the back.
         if self.settings.pow_difficulty:

@@ -51,32 +51,39 @@ class LineView:
     renamed: frozenset[int]
     """Places that moved to another device: only Redis knows whose they are now."""
     _walked_before: list[int] = field(init=False, repr=False, compare=False)
+    _base: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Walk-aways in the bytes before each byte of ``left``: a position is then a
         # lookup and one partial byte, however long the line.
         object.__setattr__(self, "_walked_before",
                            list(accumulate((_POPCOUNT[b] for b in self.left), initial=0)))
+        # position = number - _base - walk-aways below number
+        object.__setattr__(self, "_base", self.head - self.ahead - self._walked(self.head + 1))
 
     def position(self, number: int) -> int | None:
         """The 1-based position of the waiter holding ``number``, or None if this view
         cannot say (not in line by it, or renamed)."""
         if not self.head < number <= self.end or number in self.renamed:
             return None
-        if self._walked(number + 1) != self._walked(number):  # it walked away
+        index, bit = divmod(number, 8)
+        index -= self.first_byte
+        if index >= len(self.left):  # past the bitmap's end, nobody left
+            return number - self._base - self._walked_before[-1]
+        byte = self.left[index]
+        if byte & (0x80 >> bit):  # it walked away
             return None
-        return self.ahead + number - self.head - (self._walked(number) -
-                                                  self._walked(self.head + 1))
+        return (number - self._base - self._walked_before[index]
+                - _POPCOUNT[byte & (0xFF00 >> bit) & 0xFF])
 
     def _walked(self, number: int) -> int:
         """Walk-aways with arrival numbers below ``number`` (counted from
         ``first_byte``; ``number`` at least ``8 * first_byte``)."""
         index, bit = divmod(number, 8)
         index -= self.first_byte
-        if index >= len(self.left):  # past the bitmap's end, nobody left
+        if index >= len(self.left):
             return self._walked_before[-1]
-        partial = self.left[index] & (0xFF00 >> bit) & 0xFF
-        return self._walked_before[index] + _POPCOUNT[partial]
+        return self._walked_before[index] + _POPCOUNT[self.left[index] & (0xFF00 >> bit) & 0xFF]
 
 
 class LineWatch:
