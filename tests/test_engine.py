@@ -8,7 +8,7 @@ from collections.abc import Callable
 from redis.asyncio import Redis
 
 from tests.places import RoomClock, Visitors, pass_time
-from waitingroom.engine import Engine, VisitState, room_keys
+from waitingroom.engine import Engine, VisitState, room_keys, server_supported
 from waitingroom.settings import Settings
 
 ROOM = "launch"
@@ -216,3 +216,22 @@ async def test_a_closed_room_takes_no_new_places_but_drains_in_order(engine: Eng
     assert (await line.visit("waiting")).position == 1
     await engine.release(ROOM, "in")
     assert (await line.visit("waiting")).state is VisitState.ADMITTED
+
+
+def test_servers_older_than_redis_7_are_refused() -> None:
+    assert not server_supported("6.2.14")
+    assert server_supported("7.0.15") and server_supported("8.0.1")
+    assert server_supported("unknown")  # e.g. a proxy in front: let it try
+
+
+async def test_the_server_the_tests_run_on_passes_the_check(engine: Engine) -> None:
+    await engine.check_server()  # raises ConfigError naming redis_url if too old
+
+
+async def test_an_unreachable_server_is_not_a_start_up_error() -> None:
+    settings = Settings(redis_url="redis://127.0.0.1:1/0")
+    unreachable = Engine.from_settings(settings)
+    try:
+        await unreachable.check_server()
+    finally:
+        await unreachable.aclose()

@@ -143,6 +143,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+async def _check_redis(settings: Settings) -> None:
+    from waitingroom.engine import Engine
+
+    engine = Engine.from_settings(settings)
+    try:
+        await engine.check_server()
+    finally:
+        await engine.aclose()
+
+
 async def _demo(port: int, capacity: int) -> None:
     from waitingroom.demo import run_demo
 
@@ -201,6 +211,7 @@ async def _export(settings: Settings, fmt: str, out: TextIO) -> int:
 
 def _serve(settings: Settings) -> None:
     settings.require("origin", "secret")
+    asyncio.run(_check_redis(settings))
     # Worker processes rebuild the same settings from the environment.
     for f in dataclasses.fields(Settings):
         value = getattr(settings, f.name)

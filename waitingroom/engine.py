@@ -19,11 +19,12 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.sentinel import Sentinel
 from redis.commands.core import AsyncScript
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 from redis.typing import EncodableT, FieldT
 
 from waitingroom._batch import Batcher
 from waitingroom._line import LineView
+from waitingroom.errors import ConfigError
 from waitingroom.settings import Settings
 
 _MODES = ("normal", "open", "closed")
@@ -38,6 +39,8 @@ LINE_BUCKET = 128
 """Arrival numbers per bucket of the line (``BUCKET`` in ``_room.lua``)."""
 HEARD_SLOTS = 5
 """The ring of heard-from bitmaps (``EPOCHS + 1`` in ``_room.lua``)."""
+OLDEST_REDIS = (7, 0)
+"""The line's bitmaps count bit ranges (``BITCOUNT … BIT``), new in Redis 7.0."""
 # Connections per process. Past this, requests wait for one (up to the timeout)
 # rather than fail: a spike queues in memory instead of erroring.
 _POOL_SIZE = 64
@@ -685,12 +688,38 @@ class Engine:
         """True if Redis answers."""
         return bool(await self.redis.ping())
 
+    async def check_server(self) -> None:
+        """Raise :class:`ConfigError` naming ``redis_url`` if the server answers but is
+        older than :data:`OLDEST_REDIS`. A server that does not answer yet is no error:
+        the waiting room serves its retry page until it does."""
+        try:
+            info = await self.redis.info("server")
+        except RedisError:
+            return
+        # A cluster client answers per node: {node name: that node's info}.
+        nodes = [info] if "redis_version" in info else list(info.values())
+        for node in nodes:
+            version = str(node.get("redis_version", ""))
+            if not server_supported(version):
+                raise ConfigError("redis_url", f"the server is Redis {version}; waitingroom "
+                                  f"needs Redis {OLDEST_REDIS[0]}.{OLDEST_REDIS[1]} or later "
+                                  "(or Valkey)")
+
     async def aclose(self) -> None:
         """Close the Redis connection pool (and, with Sentinel, the Sentinels' ones)."""
         await self.redis.aclose()
         pool = getattr(self.redis, "connection_pool", None)
         for sentinel in getattr(getattr(pool, "sentinel_manager", None), "sentinels", ()):
             await sentinel.aclose()
+
+
+def server_supported(version: str) -> bool:
+    """True if a server reporting ``redis_version`` ``version`` (e.g. "7.0.15") runs the
+    room's scripts; an unreadable version is given the benefit of the doubt."""
+    parts = version.split(".")[:2]
+    if len(parts) < 2 or not all(p.isdigit() for p in parts):
+        return True
+    return (int(parts[0]), int(parts[1])) >= OLDEST_REDIS
 
 
 def _sentinel_primary(address: str, timeouts: dict[str, float]) -> Redis:

@@ -43,6 +43,7 @@ from waitingroom._paths import RESERVED_PREFIX, Router
 from waitingroom._rooms import RoomDirectory
 from waitingroom.admin import ADMIN_PREFIX, AdminAPI
 from waitingroom.engine import Engine, RoomDefinition
+from waitingroom.errors import ConfigError
 from waitingroom.settings import Settings
 from waitingroom.tickets import Tickets
 
@@ -87,7 +88,7 @@ class WaitingRoomMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await self.app(scope, self._closing_on_shutdown(receive), send)
+            await self.app(scope, self._checked_and_closed(receive), send)
             return
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
@@ -191,10 +192,15 @@ class WaitingRoomMiddleware:
         await self.rooms.aclose()
         await self.engine.aclose()
 
-    def _closing_on_shutdown(self, receive: Receive) -> Receive:
+    def _checked_and_closed(self, receive: Receive) -> Receive:
         async def wrapped() -> Message:
             message = await receive()
-            if message["type"] == "lifespan.shutdown":
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.engine.check_server()
+                except ConfigError as exc:  # the room's scripts would fail on every call
+                    logger.error("waitingroom cannot run on this Redis: %s", exc)
+            elif message["type"] == "lifespan.shutdown":
                 await self.aclose()
             return message
 
