@@ -1,0 +1,316 @@
+"""Keep-alive HTTP/1.1 connections to one origin, for the proxy's admitted requests.
+
+Requests go out as one write of bytes the ASGI server already gave us; responses
+are parsed by httptools (the parser uvicorn uses). aiohttp's client did the same job
+for about two and a half times the CPU per request (``loadtests/bench.py``'s
+pass-through baseline is built on it), and the admitted request is the proxy's
+hottest path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import cast
+from urllib.parse import urlsplit
+
+import httptools
+
+# Unread response bytes past which reading from the origin pauses (slow visitor).
+_READ_AHEAD_LIMIT = 256 * 1024
+
+
+class OriginError(Exception):
+    """The origin could not be reached, or broke the connection or the protocol."""
+
+
+class OriginConnection(asyncio.Protocol):
+    """One connection to the origin, one request at a time. After :meth:`head`,
+    ``status`` and ``headers`` (names lower-cased) hold the answer; its body comes
+    from :meth:`whole_body` once ``complete``, else from :meth:`body`."""
+
+    def __init__(self, read_timeout: float, idle: list[OriginConnection]) -> None:
+        self._read_timeout = read_timeout
+        self._idle = idle
+        self._parser = httptools.HttpResponseParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._writable: asyncio.Future[None] | None = None
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0
+        self._paused = False
+        self._error: OriginError | None = None
+        self._framed = True
+        self.closed = False
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.head_complete = False
+        self.complete = False
+        self.answered = False
+        """Any byte of an answer arrived (a request that got none may be retried)."""
+        self.keep_alive = False
+        self.no_body = False
+        """The request was a HEAD: the answer ends with its headers."""
+
+    # -- asyncio.Protocol -------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Keep the transport to write requests to."""
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+
+    def data_received(self, data: bytes) -> None:
+        """Parse what the origin sent; wake the request waiting for it."""
+        self.answered = True
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(OriginError(f"origin broke HTTP/1.1: {exc}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """An answer without length ends here; any other unfinished one failed."""
+        self.closed = True
+        if self in self._idle:  # the origin closed a kept connection
+            self._idle.remove(self)
+        if self.head_complete and not self._framed and not self.complete:
+            self.complete = True
+            self._wake()
+        elif not self.complete:
+            self._fail(OriginError("origin closed the connection"))
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+
+    def pause_writing(self) -> None:
+        """The origin reads a request body slower than the visitor sends it."""
+        self._writable = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        """The origin caught up."""
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+        self._writable = None
+
+    # -- httptools callbacks ----------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        """A new answer (after an interim 1xx one, start over)."""
+        self.headers = []
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        """One response header."""
+        self.headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        """The head of the answer arrived (interim 1xx answers are skipped)."""
+        status = self._parser.get_status_code()
+        if status < 200:
+            return
+        self.status = status
+        self.head_complete = True
+        self.keep_alive = self._parser.should_keep_alive()
+        self._framed = any(name in (b"content-length", b"transfer-encoding")
+                           for name, _ in self.headers)
+        if self.no_body:
+            self.complete = True
+            self.keep_alive = False  # the parser would take the next answer for a body
+        self._wake()
+
+    def on_body(self, body: bytes) -> None:
+        """A piece of the body; reading pauses while too much is unread."""
+        self._chunks.append(body)
+        self._buffered += len(body)
+        if self._buffered > _READ_AHEAD_LIMIT and not self._paused and self._transport:
+            self._transport.pause_reading()
+            self._paused = True
+        self._wake()
+
+    def on_message_complete(self) -> None:
+        """The whole answer arrived."""
+        if self.head_complete:
+            self.complete = True
+            self._wake()
+
+    # -- the request ------------------------------------------------------------------
+
+    async def send(self, head: bytes, body: AsyncIterator[bytes] | None, chunked: bool) -> None:
+        """Write the request: ``head`` (request line and headers), then ``body``,
+        chunk-encoded if ``chunked``."""
+        transport = self._transport
+        if transport is None or self.closed:
+            raise OriginError("origin closed the connection")
+        transport.write(head)
+        if body is None:
+            return
+        async for piece in body:
+            if self.closed:
+                raise self._error or OriginError("origin closed the connection")
+            if chunked:
+                transport.writelines((b"%x\r\n" % len(piece), piece, b"\r\n"))
+            else:
+                transport.write(piece)
+            if self._writable is not None:  # an origin that stops reading times out
+                async with asyncio.timeout(self._read_timeout):
+                    await self._writable
+        if chunked:
+            transport.write(b"0\r\n\r\n")
+
+    async def head(self) -> None:
+        """Wait for the answer's status and headers."""
+        while not self.head_complete:
+            await self._wait()
+
+    def whole_body(self) -> bytes:
+        """The body of a ``complete`` answer."""
+        body = b"".join(self._chunks)
+        self._chunks.clear()
+        return body
+
+    async def body(self) -> AsyncIterator[bytes]:
+        """The body as it arrives."""
+        while True:
+            while self._chunks:
+                chunk = self._chunks.popleft()
+                self._buffered -= len(chunk)
+                if self._paused and self._buffered <= _READ_AHEAD_LIMIT and self._transport:
+                    self._transport.resume_reading()
+                    self._paused = False
+                yield chunk
+            if self.complete:
+                return
+            await self._wait()
+
+    def reset(self) -> None:
+        """Ready for the next request (the last answer was read to its end)."""
+        self.status = 0
+        self.headers = []
+        self.head_complete = self.complete = self.answered = self.keep_alive = False
+        self.no_body = False
+        self._framed = True
+        self._chunks.clear()
+        self._buffered = 0
+
+    def close(self) -> None:
+        """Drop the connection."""
+        self.closed = True
+        if self._transport is not None:
+            self._transport.close()
+
+    async def _wait(self) -> None:
+        if self._error is not None:
+            raise self._error
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(self._read_timeout, _time_out, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def _fail(self, error: OriginError) -> None:
+        self._error = error
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(error)
+        self.close()
+
+
+def _time_out(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
+class OriginPool:
+    """Keep-alive connections to the origin at ``origin`` (``http[s]://host[:port]``,
+    any path is a prefix put before every request's), at most ``max_connections``
+    at once; past that, requests wait for one."""
+
+    def __init__(self, origin: str, *, connect_timeout: float, read_timeout: float,
+                 max_connections: int) -> None:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) origin: {origin!r}")
+        self.prefix = parts.path.rstrip("/").encode()
+        """Put before every request's path."""
+        self.host = parts.hostname
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.host_header = (f"[{self.host}]" if ":" in self.host else self.host).encode() + (
+            b":%d" % parts.port if parts.port else b"")
+        """The ``Host`` the origin is sent."""
+        self._ssl = ssl.create_default_context() if parts.scheme == "https" else None
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._idle: list[OriginConnection] = []
+        self._slots = asyncio.Semaphore(max_connections)
+
+    async def request(self, head: bytes, body: AsyncIterator[bytes] | None, *,
+                      chunked: bool = False, no_body: bool = False,
+                      safe: bool = False) -> OriginConnection:
+        """Send a request (``head``: request line and headers, ending in a blank line)
+        and wait for the answer's head. Hand the connection back with :meth:`release`.
+        A ``safe`` request (GET, HEAD, OPTIONS: no harm done twice) whose kept
+        connection turned out closed goes again on a new one. Raises
+        :class:`OriginError` or ``TimeoutError``."""
+        await self._slots.acquire()
+        try:
+            while self._idle:  # a kept connection; the origin may have closed it since
+                connection = self._idle.pop()
+                if connection.closed:
+                    continue
+                connection.no_body = no_body
+                try:
+                    await connection.send(head, body, chunked)
+                    await connection.head()
+                    return connection
+                except OriginError:
+                    connection.close()
+                    # The origin closed it as we sent, without a word: most likely it
+                    # never read the request (its idle timeout), but only a safe one
+                    # may be sent twice.
+                    if not safe or body is not None or connection.answered:
+                        raise
+                except BaseException:
+                    connection.close()
+                    raise
+            connection = await self._connect()
+            connection.no_body = no_body
+            try:
+                await connection.send(head, body, chunked)
+                await connection.head()
+            except BaseException:
+                connection.close()
+                raise
+            return connection
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def release(self, connection: OriginConnection) -> None:
+        """Done with ``connection``: kept for the next request if its answer was read
+        to the end and the origin keeps it open, else closed."""
+        self._slots.release()
+        if connection.complete and connection.keep_alive and not connection.closed:
+            connection.reset()
+            self._idle.append(connection)
+        else:
+            connection.close()
+
+    async def aclose(self) -> None:
+        """Close the kept connections."""
+        while self._idle:
+            self._idle.pop().close()
+
+    async def _connect(self) -> OriginConnection:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                _, connection = await loop.create_connection(
+                    lambda: OriginConnection(self._read_timeout, self._idle), self.host, self.port,
+                    ssl=self._ssl)
+        except OSError as exc:
+            raise OriginError(f"cannot connect to the origin: {exc}") from exc
+        return connection
