@@ -68,8 +68,14 @@ def configure(level: str = "WARNING") -> None:
     """Send waitingroom's and uvicorn's logs to stderr as JSON lines."""
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())
-    for name in ("waitingroom", "uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("waitingroom", "uvicorn", "uvicorn.error"):
         logger = logging.getLogger(name)
         logger.handlers = [handler]
         logger.propagate = False
         logger.setLevel(level)
+    # No access log (one line per request is the load balancer's job). uvicorn builds
+    # each line's arguments whenever this logger has a handler anywhere, even one
+    # that drops the line: so it has none.
+    access = logging.getLogger("uvicorn.access")
+    access.handlers = []
+    access.propagate = False
