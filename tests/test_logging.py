@@ -88,6 +88,14 @@ def test_serve_logs_json_lines_with_the_request_id(redis_url: str) -> None:
 def test_configured_logging_leaves_uvicorn_no_access_log_to_build() -> None:
     """uvicorn formats an access line's arguments for every request whenever its
     access logger has a handler anywhere (about 5% of a status poll's CPU)."""
-    configure()
-    assert not logging.getLogger("uvicorn.access").hasHandlers()
-    assert logging.getLogger("waitingroom").handlers  # our own logs still go out
+    loggers = [logging.getLogger(n) for n in ("waitingroom", "uvicorn", "uvicorn.error",
+                                               "uvicorn.access")]
+    saved = [(lg.handlers, lg.propagate, lg.level) for lg in loggers]
+    try:
+        configure()
+        assert not logging.getLogger("uvicorn.access").hasHandlers()
+        assert logging.getLogger("waitingroom").handlers  # our own logs still go out
+    finally:  # other tests read logs through pytest's capture
+        for lg, (handlers, propagate, level) in zip(loggers, saved, strict=True):
+            lg.handlers, lg.propagate = handlers, propagate
+            lg.setLevel(level)
