@@ -303,6 +303,23 @@ def test_queue_page_has_a_no_javascript_refresh() -> None:
     assert '<noscript><meta http-equiv="refresh" content="4"></noscript>' in html
 
 
+def test_queue_pages_built_from_one_frame_carry_each_visitors_own_values() -> None:
+    from waitingroom.status import Status
+
+    def page(position: int, eta: int | None, here: str = "/checkout") -> str:
+        status = Status(ROOM, "queued", position=position, eta_seconds=eta,
+                        poll_after_seconds=2 + position // 100)
+        return pages.queue_page(status, grace_seconds=60, here=here).decode()
+
+    first, second = page(7, None), page(700, 600)
+    assert '<p class="pos" id="wr-position">7</p>' in first
+    assert '<p class="pos" id="wr-position">700</p>' in second
+    assert 'content="2"' in first and 'content="9"' in second
+    assert "8 to 12 minutes" in second and "8 to 12" not in first
+    odd = page(3, None, here="/p\x00q")  # a decoded %00 in the path
+    assert '<p class="pos" id="wr-position">3</p>' in odd and "\x00" not in odd
+
+
 def _old_ticket(room: str, visitor_id: str) -> str:
     class LongAgo(TimestampSigner):
         def get_timestamp(self) -> int:

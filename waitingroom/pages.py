@@ -7,6 +7,7 @@ from the package under ``/_wr/static/``, and a page that works with JavaScript o
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 from html import escape
 from importlib import resources
 from urllib.parse import urlencode
@@ -78,36 +79,53 @@ def queue_page(status: Status, *, grace_seconds: int, lang: str = "en",
                here: str = "", notify: bool = False) -> bytes:
     """The HTML page a waiting visitor sees in place of the page they asked for, in
     ``lang``; ``here`` (the page's own path and query) is where the switcher points."""
-    refresh = status.poll_after_seconds
+    before_refresh, before_position, before_eta, before_state, rest = _queue_frame(
+        status.room, status.message or "", lang, here, notify, grace_seconds)
+    state = text(status.state, lang) if status.state in ("paused", "prequeue") else ""
+    return "".join((
+        before_refresh, str(status.poll_after_seconds),
+        before_position, "\u2013" if status.position is None else str(status.position),
+        before_eta, escape(_eta_words(status.eta_seconds, lang), quote=False),
+        before_state, escape(state, quote=False), rest)).encode()
+
+
+_LIVE = "\x00"
+"""Marks where a visitor's own values go in the queue page's frame."""
+
+
+@lru_cache(maxsize=256)
+def _queue_frame(room: str, message: str, lang: str, here: str, notify: bool,
+                 grace_seconds: int) -> tuple[str, ...]:
+    """The queue page around its four live values (refresh interval, position, wait,
+    state), in that order: the same for everyone in a room asking for the same page in
+    the same language, so it is built once, not for every arrival."""
+    here = here.replace(_LIVE, "\ufffd")
+    message = escape(message.replace(_LIVE, "\ufffd"))
     head = _HEAD.format(
         lang=lang, title=_t("in_line", lang),
-        extra=(f'<noscript><meta http-equiv="refresh" content="{refresh}"></noscript>\n'
+        extra=(f'<noscript><meta http-equiv="refresh" content="{_LIVE}"></noscript>\n'
                '<script src="/_wr/static/queue.js" defer></script>\n'),
     )
-    state = text(status.state, lang) if status.state in ("paused", "prequeue") else ""
-    position = "\u2013" if status.position is None else str(status.position)
-    message = escape(status.message or "")
     # The page's script shows the same words, so it reads them from here.
     words = " ".join(f'data-{key.replace("_", "-")}="{escape(text(key, lang))}"' for key in (
         "eta_unknown", "eta_soon", "eta_minute", "eta_minutes", "paused", "prequeue"))
     body = f"""<h1>{_t("in_line", lang)}</h1>
-<div class="card" aria-live="polite" id="wr-card" data-room="{escape(status.room)}" {words}>
+<div class="card" aria-live="polite" id="wr-card" data-room="{escape(room)}" {words}>
 <p class="label">{_t("your_place", lang)}</p>
-<p class="pos" id="wr-position">{position}</p>
-<p class="label">{_t("expected_wait", lang)} <strong id="wr-eta">\
-{escape(_eta_words(status.eta_seconds, lang), quote=False)}</strong></p>
-<p class="label" id="wr-state">{escape(state, quote=False)}</p>
+<p class="pos" id="wr-position">{_LIVE}</p>
+<p class="label">{_t("expected_wait", lang)} <strong id="wr-eta">{_LIVE}</strong></p>
+<p class="label" id="wr-state">{_LIVE}</p>
 <div class="bar" aria-hidden="true"><i></i></div>
 </div>
 <p class="msg" id="wr-message"{"" if message else " hidden"}>{message}</p>
 <p class="note">{_t("how_it_works", lang, grace=grace_seconds)}</p>
-<p class="note"><a href="{escape(_in_room("/_wr/status-page", status.room))}">\
-{_t("status_page", lang)}</a> \u00b7 <a href="{escape(_resume_link(status.room, here))}">\
+<p class="note"><a href="{escape(_in_room("/_wr/status-page", room))}">\
+{_t("status_page", lang)}</a> \u00b7 <a href="{escape(_resume_link(room, here))}">\
 {_t("other_device", lang)}</a></p>
-{_notify_form(status.room, here, lang) if notify else ""}{_switcher(lang, here) if here else ""}
+{_notify_form(room, here, lang) if notify else ""}{_switcher(lang, here) if here else ""}
 </main></body></html>
 """
-    return (head + body).encode()
+    return tuple((head + body).split(_LIVE))
 
 
 def _notify_form(room: str, here: str, lang: str, error: str = "") -> str:
