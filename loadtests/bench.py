@@ -5,8 +5,9 @@ wrk drives each in turn with 64 connections, baseline and subject alternating ov
 several rounds; each round's subject/baseline ratio is taken and the median of those
 is reported. Machines here are 2-core and noisy, so only ratios from one run mean
 anything, and pairing rounds keeps a host that slows down mid-run from skewing them.
-Also reports Redis commands per request type and Redis memory per waiting visitor.
-Traffic goes to 127.0.0.1 only.
+Also reports Redis commands per request type and Redis memory per waiting visitor,
+then the issue's goals (poll >= 1.0, admitted >= 0.9, <= 100 bytes a waiter): met or
+MISSED, and exits 1 if any is missed. Traffic goes to 127.0.0.1 only.
 
 Usage: python loadtests/bench.py [--seconds 5] [--rounds 3]
 """
@@ -80,20 +81,24 @@ def wrk(url: str, seconds: int, cookie: str | None = None) -> float:
 
 
 def compare(rounds: int, seconds: int, pairs: dict[str, tuple[tuple[str, str | None],
-                                                         tuple[str, str | None]]]) -> None:
+                                                         tuple[str, str | None]]]
+            ) -> dict[str, float]:
+    """Print, and return, each pair's median ratio of subject to baseline."""
     results: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in pairs}
     for _ in range(rounds):
         for name, (baseline, subject) in pairs.items():
             results[name][0].append(wrk(baseline[0], seconds, baseline[1]))
             results[name][1].append(wrk(subject[0], seconds, subject[1]))
+    ratios = {}
     for name, (base, subj) in results.items():
         # Each round runs baseline and subject back to back, so their ratio is robust to
         # the host slowing down over the run; report the median of those ratios.
-        ratio = statistics.median(s / b for s, b in zip(subj, base, strict=True))
+        ratio = ratios[name] = statistics.median(s / b for s, b in zip(subj, base, strict=True))
         print(f"{name}: ratio {ratio:.2f} (median of per-round ratios; "
               f"{statistics.median(subj):,.0f} vs {statistics.median(base):,.0f} req/s; "
               f"rounds: {', '.join(f'{x:,.0f}' for x in subj)} vs "
               f"{', '.join(f'{x:,.0f}' for x in base)})")
+    return ratios
 
 
 # Commands a client sends itself; everything else in commandstats ran inside a script.
@@ -132,7 +137,8 @@ def redis_calls_per_request(redis_url: str, label: str, url: str, cookie: str | 
     client.close()
 
 
-async def memory_per_waiting_visitor(redis_url: str, visitors: int = 20_000) -> None:
+async def memory_per_waiting_visitor(redis_url: str, visitors: int = 20_000) -> float:
+    """Print, and return, the bytes of Redis memory each waiting visitor takes."""
     engine = Engine(Redis.from_url(redis_url), grace_seconds=600, session_idle_seconds=300,
                     session_max_seconds=1800)
     await engine.seed_room("memory", capacity=1)
@@ -142,9 +148,14 @@ async def memory_per_waiting_visitor(redis_url: str, visitors: int = 20_000) -> 
         await asyncio.gather(*(engine.visit("memory", f"v{i:011d}")
                                for i in range(start, start + 200)))
     after = (await engine.redis.info("memory"))["used_memory"]
-    print(f"redis memory per waiting visitor: {(after - before) / visitors:.0f} bytes "
-          f"({visitors:,} visitors)")
+    per_visitor = (after - before) / visitors
+    print(f"redis memory per waiting visitor: {per_visitor:.0f} bytes ({visitors:,} visitors)")
     await engine.aclose()
+    return per_visitor
+
+
+POLL = "queued status poll (/_wr/status) vs bare Starlette JSON route"
+ADMITTED = "admitted request through serve vs bare aiohttp pass-through proxy"
 
 
 def cookies_for(url: str) -> tuple[str, str]:
@@ -181,10 +192,10 @@ def main() -> None:
         admitted, queued = cookies_for(room)
         print(f"wrk -t1 -c64, {args.seconds}s x {args.rounds} rounds, medians; "
               f"{os.cpu_count()} cores")
-        compare(args.rounds, args.seconds, {
-            "queued status poll (/_wr/status) vs bare Starlette JSON route":
+        ratios = compare(args.rounds, args.seconds, {
+            POLL:
                 ((bare_json + "/_wr/status", None), (room + "/_wr/status", queued)),
-            "admitted request through serve vs bare aiohttp pass-through proxy":
+            ADMITTED:
                 ((bare_proxy + "/checkout", None), (room + "/checkout", admitted)),
             "new arrival ticketed (a place + signed ticket + queue page) vs bare Starlette "
             "route doing one Redis INCR":
@@ -202,7 +213,16 @@ def main() -> None:
                              room + "/", None)
         redis_calls_per_request(redis_server.url, "static asset of the queue page",
                              room + "/_wr/static/queue.css", None)
-        asyncio.run(memory_per_waiting_visitor(redis_server.url))
+    # On a Redis of its own: the servers above keep sweeping their own walk-aways.
+    with RedisServer() as quiet_redis:
+        memory = asyncio.run(memory_per_waiting_visitor(quiet_redis.url))
+    verdicts = [(f"{POLL} >= 1.0", ratios[POLL] >= 1.0, f"{ratios[POLL]:.2f}"),
+                (f"{ADMITTED} >= 0.9", ratios[ADMITTED] >= 0.9, f"{ratios[ADMITTED]:.2f}"),
+                ("redis memory per waiting visitor <= 100 bytes", memory <= 100,
+                 f"{memory:.0f}")]
+    for goal, met, figure in verdicts:
+        print(f"goal {goal}: {'met' if met else 'MISSED'} ({figure})")
+    sys.exit(0 if all(met for _, met, _ in verdicts) else 1)
 
 
 if __name__ == "__main__":
