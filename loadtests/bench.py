@@ -26,6 +26,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import redis
@@ -38,14 +39,22 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECRET = secrets.token_urlsafe(32)
 
 
+# Servers that serve in the process started (no worker processes): their CPU time per
+# request is read from /proc, a figure less shaken by a noisy host than throughput.
+_SINGLE_PROCESS: dict[str, int] = {}
+
+
 @contextmanager
-def server(args: list[str], env: dict[str, str] | None = None) -> Iterator[str]:
+def server(args: list[str], env: dict[str, str] | None = None, *,
+           workers: int = 1) -> Iterator[str]:
     """Run a server process on a free port; yield its URL once it answers."""
     port = free_port()
     cmd = [a.replace("{port}", str(port)) for a in args]
     process = subprocess.Popen(cmd, env={**os.environ, **(env or {}), "PYTHONPATH": ROOT},
                                cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
+    if workers == 1:
+        _SINGLE_PROCESS[url] = process.pid
     try:
         deadline = time.monotonic() + 15
         while True:
@@ -67,17 +76,28 @@ def uvicorn_app(target: str) -> list[str]:
             "warning", "--no-access-log", "--no-server-header", "--no-date-header"]
 
 
-def wrk(url: str, seconds: int, cookie: str | None = None) -> float:
-    """Requests per second wrk measured against ``url``."""
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time process ``pid`` has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(url: str, seconds: int, cookie: str | None = None) -> tuple[float, float | None]:
+    """Requests per second wrk measured against ``url``, and the server process's CPU
+    microseconds per request (None for a server with worker processes)."""
+    pid = _SINGLE_PROCESS.get(url[:url.index("/", len("http://"))])
+    cpu_before = cpu_seconds(pid) if pid else 0.0
     cmd = ["wrk", "-t1", "-c64", f"-d{seconds}s", url]
     if cookie:
         cmd[1:1] = ["-H", f"Cookie: {cookie}"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if match is None or non2xx is not None:
+    if match is None or total is None or non2xx is not None:
         raise RuntimeError(f"wrk against {url} failed:\n{out}")
-    return float(match.group(1))
+    cpu = 1e6 * (cpu_seconds(pid) - cpu_before) / int(total.group(1)) if pid else None
+    return float(match.group(1)), cpu
 
 
 def compare(rounds: int, seconds: int, pairs: dict[str, tuple[tuple[str, str | None],
@@ -85,10 +105,14 @@ def compare(rounds: int, seconds: int, pairs: dict[str, tuple[tuple[str, str | N
             ) -> dict[str, float]:
     """Print, and return, each pair's median ratio of subject to baseline."""
     results: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in pairs}
+    cpu: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in pairs}
     for _ in range(rounds):
-        for name, (baseline, subject) in pairs.items():
-            results[name][0].append(wrk(baseline[0], seconds, baseline[1]))
-            results[name][1].append(wrk(subject[0], seconds, subject[1]))
+        for name, pair in pairs.items():
+            for side, (url, cookie) in enumerate(pair):
+                rate, cpu_per_request = wrk(url, seconds, cookie)
+                results[name][side].append(rate)
+                if cpu_per_request is not None:
+                    cpu[name][side].append(cpu_per_request)
     ratios = {}
     for name, (base, subj) in results.items():
         # Each round runs baseline and subject back to back, so their ratio is robust to
@@ -98,6 +122,10 @@ def compare(rounds: int, seconds: int, pairs: dict[str, tuple[tuple[str, str | N
               f"{statistics.median(subj):,.0f} vs {statistics.median(base):,.0f} req/s; "
               f"rounds: {', '.join(f'{x:,.0f}' for x in subj)} vs "
               f"{', '.join(f'{x:,.0f}' for x in base)})")
+        base_cpu, subject_cpu = cpu[name]
+        if base_cpu and subject_cpu:
+            print(f"  CPU per request in the server process: {statistics.median(subject_cpu):.0f}"
+                  f" vs {statistics.median(base_cpu):.0f} us")
     return ratios
 
 
@@ -188,7 +216,7 @@ def main() -> None:
                            "WAITINGROOM_REDIS_URL": redis_server.url}) as room, \
             server([*serve, "--workers", "2"],
                    {**room_env, "WAITINGROOM_ORIGIN": origin,
-                    "WAITINGROOM_REDIS_URL": redis_server.url}) as room2:
+                    "WAITINGROOM_REDIS_URL": redis_server.url}, workers=2) as room2:
         admitted, queued = cookies_for(room)
         print(f"wrk -t1 -c64, {args.seconds}s x {args.rounds} rounds, medians; "
               f"{os.cpu_count()} cores")
