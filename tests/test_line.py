@@ -3,15 +3,18 @@ waiter's poll, and the waiters it heard from keep their places."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import httpx
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.places import RoomClock, Visitors
 from tests.test_middleware import Origin
-from waitingroom._line import LineView
+from waitingroom import _line
+from waitingroom._line import LineView, LineWatch
 from waitingroom.engine import Engine
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
@@ -113,3 +116,23 @@ async def test_the_view_matches_what_redis_says_for_every_waiter(engine: Engine)
         from_redis = await line.visit(visitor, join=False)
         expected = None if visitor in leaving else from_redis.position
         assert view.position(line.numbers[visitor]) == expected
+
+
+async def test_a_process_stops_looking_at_a_room_nobody_asks_about(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_line, "IDLE_SECONDS", 0.0)  # idle as soon as a look is done
+    await engine.seed_room(ROOM, capacity=1)
+    line = Visitors(engine, ROOM)
+    await line.visit("in")
+    await line.visit("waiter")
+    watch = LineWatch(engine, ROOM)
+    assert watch.position(line.numbers["waiter"]) is None  # no view yet: ask Redis
+    looking = watch._task
+    assert looking is not None
+    await asyncio.wait_for(looking, 5)  # after one look nobody asked: it ends by itself
+    assert watch._task is None and watch.view is not None
+    # The next question is answered from that look and starts the looking again.
+    assert watch.position(line.numbers["waiter"]) == 1
+    assert watch._task is not None
+    await watch.aclose()

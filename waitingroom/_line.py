@@ -31,6 +31,9 @@ WATCH_SECONDS = 0.5
 """How often a process looks at a room's line (while it answers polls for it)."""
 STALE_SECONDS = 2.0
 """A view older than this answers nothing: Redis is asked instead."""
+IDLE_SECONDS = 30.0
+"""A process stops looking at a room nobody has asked it about for this long (the
+look starts again with the next question)."""
 _POPCOUNT = bytes(bin(b).count("1") for b in range(256))
 
 
@@ -88,8 +91,8 @@ class LineView:
 
 class LineWatch:
     """One room's line as this process last saw it, and the waiters it has heard from
-    since. It starts looking when first asked for a position; ``on_look`` gets every
-    view."""
+    since. It looks while asked for positions (from the first question until
+    :data:`IDLE_SECONDS` after the last); ``on_look`` gets every view."""
 
     def __init__(self, engine: Engine, room: str,
                  on_look: Callable[[LineView], None] | None = None) -> None:
@@ -98,6 +101,7 @@ class LineWatch:
         self._on_look = on_look
         self.view: LineView | None = None
         self._seen_at = 0.0
+        self._asked_at = 0.0
         self._heard: set[int] = set()
         self._moved_here: set[int] = set()  # renamed by this process since the last look
         self._task: asyncio.Task[None] | None = None
@@ -106,6 +110,7 @@ class LineWatch:
     def position(self, number: int) -> int | None:
         """The position of the waiter holding ``number`` if a fresh view shows it in
         line (and it is then counted as heard from); else None: ask Redis."""
+        self._asked_at = time.monotonic()
         if self._task is None:
             self._task = asyncio.create_task(self._run())
         view = self.view
@@ -151,6 +156,9 @@ class LineWatch:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), WATCH_SECONDS)
             self._wake.clear()
+            if time.monotonic() - self._asked_at > IDLE_SECONDS and not self._heard:
+                self._task = None  # no await since the check: no question slips in
+                return
 
     async def aclose(self) -> None:
         """Stop looking (the waiters heard from since the last look are handed in)."""
