@@ -6,15 +6,20 @@ interim answers and broken origins."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import pytest
+import trustme
 
 from tests.servers import serve_in_process
+from waitingroom._breaker import BreakerClient
 from waitingroom._origin import OriginPool
+from waitingroom.engine import BreakerPolicy, Engine
 from waitingroom.proxy import OriginProxy, _request_head
 
 
@@ -81,13 +86,16 @@ def ok(body: bytes, *extra: str) -> bytes:
 
 
 @asynccontextmanager
-async def proxied(answer: Callable[[Received], bytes | None]
+async def proxied(answer: Callable[[Received], bytes | None], *,
+                  tls: ssl.SSLContext | None = None, ca_file: str = "",
                   ) -> AsyncIterator[tuple[httpx.AsyncClient, ScriptedOrigin]]:
-    """A client of an :class:`OriginProxy` (under uvicorn) in front of a scripted origin."""
+    """A client of an :class:`OriginProxy` (under uvicorn) in front of a scripted origin
+    (over ``tls`` if given, the proxy trusting ``ca_file``)."""
     origin = ScriptedOrigin(answer)
-    server = await asyncio.start_server(origin.handle, "127.0.0.1", 0)
+    server = await asyncio.start_server(origin.handle, "127.0.0.1", 0, ssl=tls)
     port = server.sockets[0].getsockname()[1]
-    proxy = OriginProxy(f"http://127.0.0.1:{port}", read_timeout=5)
+    scheme = "https" if tls else "http"
+    proxy = OriginProxy(f"{scheme}://127.0.0.1:{port}", read_timeout=5, ca_file=ca_file)
     try:
         async with serve_in_process(proxy) as url, \
                 httpx.AsyncClient(base_url=url, timeout=10) as client:
@@ -197,6 +205,54 @@ async def test_a_chunked_upload_arrives_whole_and_chunked() -> None:
     assert response.text == "first second third"
     assert origin.received[0].headers["transfer-encoding"] == "chunked"
     assert "content-length" not in origin.received[0].headers
+
+
+@pytest.fixture
+def internal_ca(tmp_path: Path) -> tuple[ssl.SSLContext, str]:
+    """An origin's TLS context signed by a private authority, and that authority's
+    certificate as a PEM file."""
+    authority = trustme.CA()
+    origin_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(origin_tls)
+    ca_file = tmp_path / "internal-ca.pem"
+    authority.cert_pem.write_to_path(str(ca_file))
+    return origin_tls, str(ca_file)
+
+
+async def test_an_https_origin_is_reached_when_its_authority_is_trusted(
+    internal_ca: tuple[ssl.SSLContext, str],
+) -> None:
+    origin_tls, ca_file = internal_ca
+    async with proxied(lambda r: ok(b"over tls"), tls=origin_tls, ca_file=ca_file
+                       ) as (client, _):
+        answers = [(await client.get("/")).text for _ in range(2)]
+    assert answers == ["over tls", "over tls"]
+
+
+async def test_an_https_origin_with_an_unknown_authority_is_never_sent_the_request(
+    internal_ca: tuple[ssl.SSLContext, str],
+) -> None:
+    origin_tls, _ = internal_ca
+    async with proxied(lambda r: ok(b"secret"), tls=origin_tls) as (client, origin):
+        response = await client.get("/")
+    assert response.status_code == 502
+    assert origin.received == []
+
+
+async def test_the_breaker_health_check_trusts_the_same_authority(
+    internal_ca: tuple[ssl.SSLContext, str], engine: Engine,
+) -> None:
+    origin_tls, ca_file = internal_ca
+    origin = ScriptedOrigin(lambda r: ok(b"healthy"))
+    server = await asyncio.start_server(origin.handle, "127.0.0.1", 0, ssl=origin_tls)
+    url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/health"
+    policy = BreakerPolicy(10, 0.5, 5, 15, 3)
+    try:
+        assert await BreakerClient(engine, "r", policy, health_check_url=url,
+                                   ca_file=ca_file)._healthy()
+        assert not await BreakerClient(engine, "r", policy, health_check_url=url)._healthy()
+    finally:
+        server.close()
 
 
 def _scope(path: bytes, headers: list[tuple[bytes, bytes]]) -> dict[str, object]:

@@ -45,6 +45,8 @@ def test_secrets_are_newest_first_and_never_printed() -> None:
     ({"environ": {"WAITINGROOM_POW_DIFFICULTY": "40"}}, "WAITINGROOM_POW_DIFFICULTY"),
     ({"environ": {"WAITINGROOM_NEW_PLACES_PER_MINUTE_PER_NETWORK": "-1"}},
      "WAITINGROOM_NEW_PLACES_PER_MINUTE_PER_NETWORK"),
+    ({"flags": {"origin_ca_file": "/no/such/ca.pem"}}, "--origin-ca-file"),
+    ({"flags": {"origin_ca_file": __file__}}, "--origin-ca-file"),  # not PEM
 ])
 def test_bad_values_name_their_key(source: dict[str, dict[str, str]], key: str) -> None:
     with pytest.raises(ConfigError) as caught:

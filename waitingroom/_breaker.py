@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 
 import aiohttp
 from redis.exceptions import RedisError
 
+from waitingroom._origin import tls_context
 from waitingroom.engine import BreakerPolicy, Engine
 
 logger = logging.getLogger("waitingroom.breaker")
@@ -36,13 +38,17 @@ class BreakerClient:
         *,
         on_tick: Callable[[], Awaitable[None]] | None = None,
         health_check_url: str = "",
+        ca_file: str = "",
     ) -> None:
+        """``ca_file``: authorities trusted, beside the system's, for an https
+        ``health_check_url``."""
         self.engine = engine
         self.room = room
         self.policy = policy
         self.state = "closed"
         self._on_tick = on_tick
         self._health_check_url = health_check_url
+        self._tls: ssl.SSLContext | bool = tls_context(ca_file) if ca_file else True
         self._successes = 0
         self._failures = 0
         self._task: asyncio.Task[None] | None = None
@@ -100,7 +106,8 @@ class BreakerClient:
         timeout = aiohttp.ClientTimeout(total=HEALTH_CHECK_TIMEOUT_SECONDS)
         try:
             async with aiohttp.ClientSession(timeout=timeout) as session, \
-                    session.get(self._health_check_url, allow_redirects=False) as response:
+                    session.get(self._health_check_url, allow_redirects=False,
+                                ssl=self._tls) as response:
                 return response.status < 500
         except (aiohttp.ClientError, TimeoutError):
             return False

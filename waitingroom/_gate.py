@@ -187,7 +187,8 @@ class RoomGate:
             BreakerPolicy(settings.breaker_window_seconds, settings.breaker_failure_ratio,
                           settings.breaker_min_requests, settings.breaker_cooldown_seconds,
                           settings.breaker_probes),
-            on_tick=self._tick, health_check_url=settings.health_check_url)
+            on_tick=self._tick, health_check_url=settings.health_check_url,
+            ca_file=settings.origin_ca_file)
         self.notifier = Notifier(settings)
         self._sending: set[asyncio.Task[None]] = set()
         self.reserved: dict[str, Callable[[Request, Receive, Send], Awaitable[None]]] = {

@@ -22,6 +22,16 @@ import httptools
 _READ_AHEAD_LIMIT = 256 * 1024
 
 
+def tls_context(ca_file: str = "") -> ssl.SSLContext:
+    """Verifying TLS: the system's trusted authorities, and those in the PEM file
+    ``ca_file`` (an origin's internal CA) if given. Raises ``OSError`` or
+    ``ssl.SSLError`` if the file cannot be read as certificates."""
+    context = ssl.create_default_context()
+    if ca_file:
+        context.load_verify_locations(cafile=ca_file)
+    return context
+
+
 class OriginError(Exception):
     """The origin could not be reached, or broke the connection or the protocol."""
 
@@ -227,10 +237,11 @@ def _time_out(waiter: asyncio.Future[None]) -> None:
 class OriginPool:
     """Keep-alive connections to the origin at ``origin`` (``http[s]://host[:port]``,
     any path is a prefix put before every request's), at most ``max_connections``
-    at once; past that, requests wait for one."""
+    at once; past that, requests wait for one. An https origin's certificate must be
+    signed by an authority the system trusts or one in ``ca_file``."""
 
     def __init__(self, origin: str, *, connect_timeout: float, read_timeout: float,
-                 max_connections: int) -> None:
+                 max_connections: int, ca_file: str = "") -> None:
         parts = urlsplit(origin)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) origin: {origin!r}")
@@ -241,7 +252,7 @@ class OriginPool:
         self.host_header = (f"[{self.host}]" if ":" in self.host else self.host).encode() + (
             b":%d" % parts.port if parts.port else b"")
         """The ``Host`` the origin is sent."""
-        self._ssl = ssl.create_default_context() if parts.scheme == "https" else None
+        self._ssl = tls_context(ca_file) if parts.scheme == "https" else None
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._idle: list[OriginConnection] = []

@@ -12,7 +12,8 @@ def build_proxy_app(settings: Settings) -> WaitingRoomMiddleware:
     """The ASGI app ``waitingroom serve`` runs: gate, then forward to ``settings.origin``."""
     settings.require("origin", "secret")
     origin = OriginProxy(settings.origin, connect_timeout=settings.origin_connect_timeout_seconds,
-                         read_timeout=settings.origin_timeout_seconds)
+                         read_timeout=settings.origin_timeout_seconds,
+                         ca_file=settings.origin_ca_file)
     return WaitingRoomMiddleware(origin, settings=settings)
 
 

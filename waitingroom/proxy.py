@@ -35,7 +35,8 @@ _BAD_TARGET = re.compile(rb"[\x00-\x20\x7f]")
 
 
 class OriginProxy:
-    """Forward HTTP requests to ``origin`` (``http[s]://host:port[/prefix]``)."""
+    """Forward HTTP requests to ``origin`` (``http[s]://host:port[/prefix]``; an https
+    origin's certificate may also be signed by an authority in ``ca_file``)."""
 
     def __init__(
         self,
@@ -44,8 +45,10 @@ class OriginProxy:
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
         max_connections: int = 1000,
+        ca_file: str = "",
     ) -> None:
         self.origin = origin.rstrip("/")
+        self._ca_file = ca_file
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._max_connections = max_connections
@@ -97,7 +100,8 @@ class OriginProxy:
     def _open(self) -> OriginPool:
         self._pool = OriginPool(self.origin, connect_timeout=self._connect_timeout,
                                 read_timeout=self._read_timeout,
-                                max_connections=self._max_connections)
+                                max_connections=self._max_connections,
+                                ca_file=self._ca_file)
         return self._pool
 
     async def aclose(self) -> None:

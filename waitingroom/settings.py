@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import ssl
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from waitingroom._origin import tls_context
 from waitingroom.capture import parse_fields
 from waitingroom.errors import ConfigError
 
@@ -62,6 +64,9 @@ class Settings:
     """Operator message shown to waiting visitors; seeds the room's live value."""
     origin_timeout_seconds: float = 30.0
     origin_connect_timeout_seconds: float = 5.0
+    origin_ca_file: str = ""
+    """PEM file of certificate authorities trusted, beside the system's, for an https
+    origin and the health check URL (an internal CA)."""
     capture: str = "auto"
     """Data-capture mode: ``auto`` (when the breaker opens), ``on`` or ``off`` (forced).
     Seeds the room's live value."""
@@ -162,6 +167,12 @@ class Settings:
         _check(self.breaker_cooldown_seconds >= 1, "breaker_cooldown_seconds",
                "must be at least 1")
         _check(self.breaker_probes >= 1, "breaker_probes", "must be at least 1")
+        if self.origin_ca_file:
+            try:
+                tls_context(self.origin_ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError("origin_ca_file",
+                                  f"cannot be read as PEM certificates: {exc}") from exc
         if self.health_check_url:
             parts = urlsplit(self.health_check_url)
             _check(parts.scheme in ("http", "https") and bool(parts.hostname),
