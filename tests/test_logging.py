@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import SECRET
 from tests.test_middleware import Origin
-from waitingroom._logging import configure
+from waitingroom._logging import configure, request_id_from
 from waitingroom._redis_server import free_port
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
@@ -99,3 +99,15 @@ def test_configured_logging_leaves_uvicorn_no_access_log_to_build() -> None:
         for lg, (handlers, propagate, level) in zip(loggers, saved, strict=True):
             lg.handlers, lg.propagate = handlers, propagate
             lg.setLevel(level)
+
+
+def test_made_request_ids_differ_across_requests_and_forked_processes() -> None:
+    made = {request_id_from(None) for _ in range(10_000)}
+    assert len(made) == 10_000
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # a worker forked from a preloaded app must not repeat our ids
+        os.write(write, request_id_from(None).encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    assert os.read(read, 64).decode() != request_id_from(None)
