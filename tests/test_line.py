@@ -118,21 +118,25 @@ async def test_the_view_matches_what_redis_says_for_every_waiter(engine: Engine)
         assert view.position(line.numbers[visitor]) == expected
 
 
-async def test_a_process_stops_looking_at_a_room_nobody_asks_about(
+async def test_a_process_stops_looking_only_once_the_line_is_empty_and_quiet(
     engine: Engine, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_line, "IDLE_SECONDS", 0.0)  # idle as soon as a look is done
+    monkeypatch.setattr(_line, "IDLE_SECONDS", 0.0)  # nobody asking counts at once
+    monkeypatch.setattr(_line, "WATCH_SECONDS", 0.01)
     await engine.seed_room(ROOM, capacity=1)
     line = Visitors(engine, ROOM)
     await line.visit("in")
     await line.visit("waiter")
-    watch = LineWatch(engine, ROOM)
-    assert watch.position(line.numbers["waiter"]) is None  # no view yet: ask Redis
+    looks: asyncio.Queue[LineView] = asyncio.Queue()
+    watch = LineWatch(engine, ROOM, on_look=looks.put_nowait)
+    watch.keep_looking()
+    for _ in range(3):  # somebody waits: the looks go on though nobody asks
+        await asyncio.wait_for(looks.get(), 5)
     looking = watch._task
-    assert looking is not None
-    await asyncio.wait_for(looking, 5)  # after one look nobody asked: it ends by itself
-    assert watch._task is None and watch.view is not None
-    # The next question is answered from that look and starts the looking again.
-    assert watch.position(line.numbers["waiter"]) == 1
+    assert looking is not None and not looking.done()
+    await engine.release(ROOM, "in")  # the waiter goes in: the line is empty
+    await asyncio.wait_for(looking, 5)  # and the looks end by themselves
+    assert watch._task is None
+    assert watch.position(line.numbers["waiter"]) is None  # a question starts them again
     assert watch._task is not None
     await watch.aclose()

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from starlette.types import Receive, Scope, Send
 
+from tests.places import RoomClock
 from tests.servers import read_body, serve_in_process
 from tests.test_middleware import Origin
 from waitingroom._redis_server import free_port
@@ -126,3 +127,33 @@ async def _drive(room: WaitingRoomMiddleware, origin: Origin, mailbox: _Mailbox,
         assert len({s for _, s in origin.seen if s}) == 2  # the holder, then the walker
         assert len(mailbox.messages) == 1 and len(webhook.calls) == 1  # exactly one each
         assert await room.engine.redis.hlen("wr:{default}:notify") == 0  # address gone
+
+
+@pytest.mark.slow
+async def test_an_away_visitor_is_told_when_a_session_just_runs_out(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Nobody polls and nobody finishes: the only shopper's session ends by its idle
+    timeout. The room's upkeep must still let the away visitor in, and tell them."""
+    mailbox = _Mailbox()
+    smtp = aiosmtpd_controller.Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    room = WaitingRoomMiddleware(Origin(), settings=make_settings(
+        capacity=1, gated_paths=("/checkout*",), smtp_url=f"smtp://127.0.0.1:{smtp.port}"))
+    transport = httpx.ASGITransport(app=room)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as holder, \
+                httpx.AsyncClient(transport=transport, base_url="http://shop.test") as walker:
+            clock = await RoomClock(room.engine, "default").start()
+            assert (await holder.get("/checkout")).text == "origin:/checkout"
+            await walker.get("/checkout")
+            asked = await walker.post("/_wr/notify", data={"email": "bo@example.com"},
+                                      headers={"accept": "application/json"})
+            assert asked.json()["state"] == "notify"
+            await clock.advance(3600)  # the holder's session has long run out
+            assert await asyncio.to_thread(mailbox.arrived.wait, 15)
+        assert message_from_bytes(mailbox.messages[0], policy=policy.default)["To"] == (
+            "bo@example.com")
+    finally:
+        await room.aclose()
+        smtp.stop()

@@ -635,7 +635,10 @@ class RoomGate:
     async def _send_notices(self) -> None:
         """Tell the admitted visitors who asked to be told (each once, in whichever
         process takes the request first); sending runs beside the tick."""
-        for visitor_id in await self.engine.admitted_to_notify(self.room):
+        due = await self.engine.notices_due(self.room)
+        if due.away:  # their turn comes as sessions end: keep the line's upkeep going
+            self.line.keep_looking()
+        for visitor_id in due.admitted:
             record = await self.engine.take_notice(
                 self.room, visitor_id, claim_seconds=self.settings.notify_claim_seconds)
             if record is None:

@@ -32,8 +32,8 @@ WATCH_SECONDS = 0.5
 STALE_SECONDS = 2.0
 """A view older than this answers nothing: Redis is asked instead."""
 IDLE_SECONDS = 30.0
-"""A process stops looking at a room nobody has asked it about for this long (the
-look starts again with the next question)."""
+"""A process stops looking at a room whose line is empty once nobody has asked it
+about the room for this long (the look starts again with the next question)."""
 _POPCOUNT = bytes(bin(b).count("1") for b in range(256))
 
 
@@ -91,8 +91,10 @@ class LineView:
 
 class LineWatch:
     """One room's line as this process last saw it, and the waiters it has heard from
-    since. It looks while asked for positions (from the first question until
-    :data:`IDLE_SECONDS` after the last); ``on_look`` gets every view."""
+    since. It looks while asked for positions, or told to :meth:`keep_looking` (the
+    looks do the room's upkeep: they let the next in line in as sessions expire), and
+    stops once the line is empty and nobody asked for :data:`IDLE_SECONDS`;
+    ``on_look`` gets every view."""
 
     def __init__(self, engine: Engine, room: str,
                  on_look: Callable[[LineView], None] | None = None) -> None:
@@ -110,9 +112,7 @@ class LineWatch:
     def position(self, number: int) -> int | None:
         """The position of the waiter holding ``number`` if a fresh view shows it in
         line (and it is then counted as heard from); else None: ask Redis."""
-        self._asked_at = time.monotonic()
-        if self._task is None:
-            self._task = asyncio.create_task(self._run())
+        self.keep_looking()
         view = self.view
         if view is None or time.monotonic() - self._seen_at > STALE_SECONDS:
             return None
@@ -120,6 +120,12 @@ class LineWatch:
         if position is not None:
             self._heard.add(number)
         return position
+
+    def keep_looking(self) -> None:
+        """Look (again) for at least :data:`IDLE_SECONDS` more."""
+        self._asked_at = time.monotonic()
+        if self._task is None:
+            self._task = asyncio.create_task(self._run())
 
     def stale(self) -> None:
         """Something here may have moved the line (a session ended, so somebody was
@@ -156,7 +162,9 @@ class LineWatch:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), WATCH_SECONDS)
             self._wake.clear()
-            if time.monotonic() - self._asked_at > IDLE_SECONDS and not self._heard:
+            view = self.view
+            if (time.monotonic() - self._asked_at > IDLE_SECONDS and not self._heard
+                    and view is not None and view.end <= view.head and not view.ahead):
                 self._task = None  # no await since the check: no question slips in
                 return
 

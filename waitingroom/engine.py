@@ -192,6 +192,15 @@ class BreakerPolicy:
     probes: int
 
 
+class NoticesDue(NamedTuple):
+    """Visitors away until their turn (asked to be notified)."""
+
+    away: int
+    """How many are away."""
+    admitted: list[str]
+    """Those of them admitted: to be told now."""
+
+
 @dataclass(frozen=True, slots=True)
 class CapturedRecord:
     """One stored capture, as read back from the room's stream."""
@@ -616,16 +625,18 @@ class Engine:
             (*room_keys(room).core, _notify_key(room)),
             (visitor_id, number, away_seconds * 1000, json.dumps(record))))
 
-    async def admitted_to_notify(self, room: str) -> list[str]:
-        """Visitors who asked to be told and have been admitted."""
+    async def notices_due(self, room: str) -> NoticesDue:
+        """How many visitors are away waiting to be told, and which of them have been
+        admitted."""
         waiting = cast(list[bytes], await self.redis.hkeys(_notify_key(room)))
         if not waiting:
-            return []
+            return NoticesDue(0, [])
         async with self.redis.pipeline(transaction=False) as pipe:
             for visitor_id in waiting:
                 pipe.zscore(room_keys(room).active, visitor_id)
             scores = await pipe.execute()
-        return [v.decode() for v, score in zip(waiting, scores, strict=True) if score]
+        return NoticesDue(len(waiting), [v.decode() for v, score
+                                         in zip(waiting, scores, strict=True) if score])
 
     async def take_notice(self, room: str, visitor_id: str, *,
                           claim_seconds: int) -> dict[str, str] | None:
