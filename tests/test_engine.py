@@ -74,6 +74,27 @@ async def test_a_stale_head_does_not_block_the_line(engine: Engine) -> None:
     assert (await line.visit("here")).state is VisitState.ADMITTED
 
 
+async def test_a_silence_nobody_could_be_heard_in_costs_nobody_their_place(
+    engine: Engine,
+) -> None:
+    """Four minutes (four graces) in which nothing reached Redis, as in an outage: the
+    first calls after it find the line as it was, and walking away is judged afresh
+    from then on."""
+    line = Visitors(engine, ROOM)
+    await engine.seed_room(ROOM, capacity=1)
+    clock = await RoomClock(engine, ROOM).start()
+    waiting = ("first", "second", "third")
+    for visitor in ("holder", *waiting):
+        await line.visit(visitor)
+    await pass_time(clock, line, 30, staying=("holder", *waiting))
+    await clock.advance(240)
+    assert [(await line.visit(v, join=False)).position for v in waiting] == [1, 2, 3]
+    assert (await engine.counts(ROOM)).abandoned == 0
+    await pass_time(clock, line, 90, staying=("holder", "first"))  # two never come back
+    assert (await line.visit("first", join=False)).position == 1
+    assert (await engine.counts(ROOM)).abandoned == 2
+
+
 async def test_unclaimed_admission_is_released_after_the_grace(engine: Engine) -> None:
     line = Visitors(engine, ROOM)
     await engine.seed_room(ROOM, capacity=1)

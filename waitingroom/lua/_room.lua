@@ -125,15 +125,29 @@ local function leave_line(n)
   redis.call('HDEL', bucket(n), n)
 end
 
--- A new epoch: clear the ring's slots of epochs now past. True if one began.
+-- A new epoch: clear the ring's slots of epochs now past. True if one began and
+-- walk-aways may be judged.
 local function rotate()
   local last = tonumber(redis.call('HGET', stats, 'epoch'))
   if last == EPOCH then return false end
   redis.call('HSET', stats, 'epoch', EPOCH)
   if not last then return false end  -- a new room: nothing to judge yet
-  for e = math.max(last + 1, EPOCH - EPOCHS), EPOCH do
-    redis.call('DEL', heard .. ':' .. (e % (EPOCHS + 1)))
+  if EPOCH - last > 1 then
+    -- A whole epoch went by in which the room heard from nobody at all: Redis was out
+    -- of reach, or no process was looking. Time in which nobody could be heard does
+    -- not count against anyone: whoever was heard in the grace before it counts as
+    -- heard now, and the judging starts again from here.
+    local slots = {}
+    for slot = 0, EPOCHS do slots[#slots + 1] = heard .. ':' .. slot end
+    local now_slot = heard .. ':' .. (EPOCH % (EPOCHS + 1))
+    redis.call('BITOP', 'OR', heard .. ':staying', unpack(slots))
+    redis.call('DEL', unpack(slots))
+    if redis.call('EXISTS', heard .. ':staying') == 1 then
+      redis.call('RENAME', heard .. ':staying', now_slot)
+    end
+    return false
   end
+  redis.call('DEL', heard .. ':' .. (EPOCH % (EPOCHS + 1)))
   return true
 end
 
