@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import get_args
 
@@ -13,6 +14,9 @@ from hypothesis import strategies as st
 from waitingroom._eta import AdmissionRate
 from waitingroom._i18n import LANGUAGES, TEXTS, pick
 from waitingroom._paths import Router
+from waitingroom._redis_server import find_redis_server, server_version
+from waitingroom.engine import server_supported
+from waitingroom.errors import RedisServerError
 from waitingroom.pages import eta_range
 from waitingroom.status import State, Status, poll_interval
 
@@ -160,3 +164,20 @@ def test_page_colours_meet_wcag_aa_contrast(text: str, background: str) -> None:
     assert text in css and background in css  # the pairs are the stylesheet's own
     lighter, darker = sorted((_luminance(text), _luminance(background)), reverse=True)
     assert (lighter + 0.05) / (darker + 0.05) >= 4.5
+
+
+def test_a_redis_server_on_path_older_than_7_is_passed_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    old = tmp_path / "redis-server"
+    old.write_text("#!/bin/sh\necho 'Redis server v=6.2.6 sha=00000000:0 malloc=jemalloc'\n")
+    old.chmod(0o755)
+    monkeypatch.delenv("WAITINGROOM_REDIS_SERVER", raising=False)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    assert server_version(str(old)) == "6.2.6"
+    try:
+        chosen = find_redis_server()
+    except RedisServerError as exc:  # nothing else here: the message says why
+        assert f"{old} is 6.2.6" in str(exc)
+    else:
+        assert chosen != str(old) and server_supported(server_version(chosen))

