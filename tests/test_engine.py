@@ -8,7 +8,13 @@ from collections.abc import Callable
 from redis.asyncio import Redis
 
 from tests.places import RoomClock, Visitors, pass_time
-from waitingroom.engine import Engine, VisitState, room_keys, server_supported
+from waitingroom.engine import (
+    Engine,
+    VisitState,
+    room_keys,
+    server_supported,
+    too_old_version,
+)
 from waitingroom.settings import Settings
 
 ROOM = "launch"
@@ -245,7 +251,16 @@ def test_servers_older_than_redis_7_are_refused() -> None:
     assert server_supported("unknown")  # e.g. a proxy in front: let it try
 
 
+def test_the_version_check_reads_one_server_or_every_cluster_node() -> None:
+    assert too_old_version({"redis_version": "6.0.16", "redis_mode": "standalone"}) == "6.0.16"
+    assert too_old_version({"redis_version": "7.2.4"}) is None
+    cluster = {"10.0.0.1:6379": {"redis_version": "7.0.15"},
+               "10.0.0.2:6379": {"redis_version": "6.2.6"}}
+    assert too_old_version(cluster) == "6.2.6"
+
+
 async def test_the_server_the_tests_run_on_passes_the_check(engine: Engine) -> None:
+    assert too_old_version(await engine.redis.info("server")) is None
     await engine.check_server()  # raises ConfigError naming redis_url if too old
 
 

@@ -69,22 +69,17 @@ class LineView:
         cannot say (not in line by it, or renamed)."""
         if not self.head < number <= self.end or number in self.renamed:
             return None
-        index, bit = divmod(number, 8)
-        index -= self.first_byte
-        if index >= len(self.left):  # past the bitmap's end, nobody left
-            return number - self._base - self._walked_before[-1]
-        byte = self.left[index]
-        if byte & (0x80 >> bit):  # it walked away
+        walked = self._walked(number)
+        if self._walked(number + 1) != walked:  # it walked away
             return None
-        return (number - self._base - self._walked_before[index]
-                - _POPCOUNT[byte & (0xFF00 >> bit) & 0xFF])
+        return number - self._base - walked
 
     def _walked(self, number: int) -> int:
         """Walk-aways with arrival numbers below ``number`` (counted from
         ``first_byte``; ``number`` at least ``8 * first_byte``)."""
         index, bit = divmod(number, 8)
         index -= self.first_byte
-        if index >= len(self.left):
+        if index >= len(self.left):  # past the bitmap's end, nobody left
             return self._walked_before[-1]
         return self._walked_before[index] + _POPCOUNT[self.left[index] & (0xFF00 >> bit) & 0xFF]
 

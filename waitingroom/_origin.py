@@ -41,6 +41,17 @@ class OriginConnection(asyncio.Protocol):
     ``status`` and ``headers`` (names lower-cased) hold the answer; its body comes
     from :meth:`whole_body` once ``complete``, else from :meth:`body`."""
 
+    # The current request's state (see reset):
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    head_complete: bool
+    complete: bool
+    keep_alive: bool
+    answered: bool
+    """Any byte of an answer arrived (a request that got none may be retried)."""
+    no_body: bool
+    """The request was a HEAD: the answer ends with its headers."""
+
     def __init__(self, read_timeout: float, idle: list[OriginConnection]) -> None:
         self._read_timeout = read_timeout
         self._idle = idle
@@ -49,20 +60,10 @@ class OriginConnection(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._writable: asyncio.Future[None] | None = None
         self._chunks: deque[bytes] = deque()
-        self._buffered = 0
         self._paused = False
         self._error: OriginError | None = None
-        self._framed = True
         self.closed = False
-        self.status = 0
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.head_complete = False
-        self.complete = False
-        self.answered = False
-        """Any byte of an answer arrived (a request that got none may be retried)."""
-        self.keep_alive = False
-        self.no_body = False
-        """The request was a HEAD: the answer ends with its headers."""
+        self.reset()
 
     # -- asyncio.Protocol -------------------------------------------------------------
 
@@ -194,8 +195,8 @@ class OriginConnection(asyncio.Protocol):
         """Ready for the next request (the last answer was read to its end)."""
         self.status = 0
         self.headers = []
-        self.head_complete = self.complete = self.answered = self.keep_alive = False
-        self.no_body = False
+        self.head_complete = self.complete = self.keep_alive = False
+        self.answered = self.no_body = False
         self._framed = True
         self._chunks.clear()
         self._buffered = 0
@@ -268,10 +269,9 @@ class OriginPool:
         :class:`OriginError` or ``TimeoutError``."""
         await self._slots.acquire()
         try:
-            while self._idle:  # a kept connection; the origin may have closed it since
-                connection = self._idle.pop()
-                if connection.closed:
-                    continue
+            while True:
+                kept = self._kept()
+                connection = kept or await self._connect()
                 connection.no_body = no_body
                 try:
                     await connection.send(head, body, chunked)
@@ -279,26 +279,25 @@ class OriginPool:
                     return connection
                 except OriginError:
                     connection.close()
-                    # The origin closed it as we sent, without a word: most likely it
-                    # never read the request (its idle timeout), but only a safe one
-                    # may be sent twice.
-                    if not safe or body is not None or connection.answered:
+                    # A kept connection the origin closed as we sent, without a word:
+                    # most likely it never read the request (its idle timeout), but
+                    # only a safe one may be sent twice.
+                    if not kept or not safe or body is not None or connection.answered:
                         raise
                 except BaseException:
                     connection.close()
                     raise
-            connection = await self._connect()
-            connection.no_body = no_body
-            try:
-                await connection.send(head, body, chunked)
-                await connection.head()
-            except BaseException:
-                connection.close()
-                raise
-            return connection
         except BaseException:
             self._slots.release()
             raise
+
+    def _kept(self) -> OriginConnection | None:
+        """The most recently used kept connection still open, if any."""
+        while self._idle:
+            connection = self._idle.pop()
+            if not connection.closed:
+                return connection
+        return None
 
     def release(self, connection: OriginConnection) -> None:
         """Done with ``connection``: kept for the next request if its answer was read

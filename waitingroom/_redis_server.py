@@ -20,6 +20,7 @@ from types import TracebackType
 
 import redis
 
+from waitingroom.engine import server_supported
 from waitingroom.errors import RedisServerError
 
 _START_TIMEOUT_SECONDS = 10.0
@@ -27,8 +28,6 @@ _START_TIMEOUT_SECONDS = 10.0
 
 def find_redis_server() -> str:
     """Path of a redis-server binary, or raise :class:`RedisServerError`."""
-    from waitingroom.engine import server_supported
-
     explicit = os.environ.get("WAITINGROOM_REDIS_SERVER")
     if explicit:
         return explicit

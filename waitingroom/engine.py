@@ -707,14 +707,11 @@ class Engine:
             info = await self.redis.info("server")
         except RedisError:
             return
-        # A cluster client answers per node: {node name: that node's info}.
-        nodes = [info] if "redis_version" in info else list(info.values())
-        for node in nodes:
-            version = str(node.get("redis_version", ""))
-            if not server_supported(version):
-                raise ConfigError("redis_url", f"the server is Redis {version}; waitingroom "
-                                  f"needs Redis {OLDEST_REDIS[0]}.{OLDEST_REDIS[1]} or later "
-                                  "(or Valkey)")
+        version = too_old_version(info)
+        if version is not None:
+            raise ConfigError("redis_url", f"the server is Redis {version}; waitingroom "
+                              f"needs Redis {OLDEST_REDIS[0]}.{OLDEST_REDIS[1]} or later "
+                              "(or Valkey)")
 
     async def aclose(self) -> None:
         """Close the Redis connection pool (and, with Sentinel, the Sentinels' ones)."""
@@ -722,6 +719,18 @@ class Engine:
         pool = getattr(self.redis, "connection_pool", None)
         for sentinel in getattr(getattr(pool, "sentinel_manager", None), "sentinels", ()):
             await sentinel.aclose()
+
+
+def too_old_version(info: dict[str, Any]) -> str | None:
+    """The version of a server in an ``INFO server`` answer (one server's, or a cluster
+    client's: {node: that node's answer}) too old for the room's scripts; None if
+    every one will do."""
+    nodes = [info] if "redis_version" in info else list(info.values())
+    for node in nodes:
+        version = str(node.get("redis_version", ""))
+        if not server_supported(version):
+            return version
+    return None
 
 
 def server_supported(version: str) -> bool:

@@ -47,12 +47,9 @@ class OriginProxy:
         max_connections: int = 1000,
         ca_file: str = "",
     ) -> None:
-        self.origin = origin.rstrip("/")
-        self._ca_file = ca_file
-        self._connect_timeout = connect_timeout
-        self._read_timeout = read_timeout
-        self._max_connections = max_connections
-        self._pool: OriginPool | None = None
+        self._pool = OriginPool(origin.rstrip("/"), connect_timeout=connect_timeout,
+                                read_timeout=read_timeout, max_connections=max_connections,
+                                ca_file=ca_file)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -63,7 +60,7 @@ class OriginProxy:
             await send({"type": "websocket.close", "code": 1003})
 
     async def _forward(self, scope: Scope, receive: Receive, send: Send) -> None:
-        pool = self._pool or self._open()
+        pool = self._pool
         request = _request_head(scope, pool)
         if request is None:
             await Response(b"Bad request target.\n", 400, media_type="text/plain")(
@@ -97,18 +94,9 @@ class OriginProxy:
         finally:
             pool.release(origin)
 
-    def _open(self) -> OriginPool:
-        self._pool = OriginPool(self.origin, connect_timeout=self._connect_timeout,
-                                read_timeout=self._read_timeout,
-                                max_connections=self._max_connections,
-                                ca_file=self._ca_file)
-        return self._pool
-
     async def aclose(self) -> None:
         """Close pooled origin connections."""
-        if self._pool is not None:
-            await self._pool.aclose()
-            self._pool = None
+        await self._pool.aclose()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -161,11 +149,11 @@ def _request_head(scope: Scope, pool: OriginPool) -> tuple[bytes, bool, bool] | 
         headers.append((b"x-forwarded-host", host))
     # Chunked wins over a length sent beside it (never both: that is how requests
     # are smuggled).
+    has_body = chunked or length not in (b"", b"0")
     if chunked:
         headers.append((b"transfer-encoding", b"chunked"))
-    elif length not in (b"", b"0"):
+    elif has_body:
         headers.append((b"content-length", length))
-    has_body = chunked or length not in (b"", b"0")
     lines = [method.encode(), b" ", target, b" HTTP/1.1\r\nhost: ", pool.host_header, b"\r\n"]
     for name, value in headers:
         lines += (name, b": ", value, b"\r\n")

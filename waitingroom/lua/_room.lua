@@ -137,14 +137,12 @@ local function rotate()
     -- of reach, or no process was looking. Time in which nobody could be heard does
     -- not count against anyone: whoever was heard in the grace before it counts as
     -- heard now, and the judging starts again from here.
-    local slots = {}
-    for slot = 0, EPOCHS do slots[#slots + 1] = heard .. ':' .. slot end
-    local now_slot = heard .. ':' .. (EPOCH % (EPOCHS + 1))
-    redis.call('BITOP', 'OR', heard .. ':staying', unpack(slots))
-    redis.call('DEL', unpack(slots))
-    if redis.call('EXISTS', heard .. ':staying') == 1 then
-      redis.call('RENAME', heard .. ':staying', now_slot)
+    local now_slot, others = heard .. ':' .. (EPOCH % (EPOCHS + 1)), {}
+    for slot = 0, EPOCHS do
+      if slot ~= EPOCH % (EPOCHS + 1) then others[#others + 1] = heard .. ':' .. slot end
     end
+    redis.call('BITOP', 'OR', now_slot, now_slot, unpack(others))
+    redis.call('DEL', unpack(others))
     return false
   end
   redis.call('DEL', heard .. ':' .. (EPOCH % (EPOCHS + 1)))
