@@ -72,6 +72,7 @@ async def test_a_notified_visitor_gets_one_message_and_the_link_admits_once(
             room = WaitingRoomMiddleware(origin, settings=make_settings(
                 capacity=1, gated_paths=("/checkout*", "/done"),
                 smtp_url=f"smtp://127.0.0.1:{smtp.port}", notify_webhook_url=hook_url,
+                public_url="https://shop.example",
                 notify_webhook_secret=WEBHOOK_SECRET, notify_claim_seconds=900))
             try:
                 await _drive(room, origin, mailbox, webhook)
@@ -110,14 +111,16 @@ async def _drive(room: WaitingRoomMiddleware, origin: Origin, mailbox: _Mailbox,
         assert await asyncio.to_thread(mailbox.arrived.wait, 15)
         message = message_from_bytes(mailbox.messages[0], policy=policy.default)
         assert message["To"] == "ann@example.com"
-        link = re.search(r"http://shop\.test(/_wr/claim\?\S+)", message.get_content())
+        # Built on public_url, whatever Host the visitor's requests carried.
+        link = re.search(r"https://shop\.example(/_wr/claim\?\S+)", message.get_content())
         assert link is not None
         await asyncio.wait_for(webhook.called.wait(), 15)  # sent beside the email
         body, signature = webhook.calls[0]
         expected = hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
         assert hmac.compare_digest(signature, f"sha256={expected}")
         sent = json.loads(body)
-        assert sent["phone"] == "+44 7700 900123" and sent["url"].endswith(link.group(1))
+        assert sent["phone"] == "+447700900123"  # E.164, as SMS gateways take it
+        assert sent["url"] == "https://shop.example" + link.group(1)
 
         claimed = await later.get(link.group(1))
         assert claimed.status_code == 303 and claimed.headers["location"] == "/checkout"
@@ -139,7 +142,8 @@ async def test_an_away_visitor_is_told_when_a_session_just_runs_out(
     smtp = aiosmtpd_controller.Controller(mailbox, hostname="127.0.0.1", port=free_port())
     smtp.start()
     room = WaitingRoomMiddleware(Origin(), settings=make_settings(
-        capacity=1, gated_paths=("/checkout*",), smtp_url=f"smtp://127.0.0.1:{smtp.port}"))
+        capacity=1, gated_paths=("/checkout*",), smtp_url=f"smtp://127.0.0.1:{smtp.port}",
+        public_url="https://shop.example"))
     transport = httpx.ASGITransport(app=room)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as holder, \

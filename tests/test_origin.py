@@ -20,7 +20,7 @@ from tests.servers import serve_in_process
 from waitingroom._breaker import BreakerClient
 from waitingroom._origin import OriginPool
 from waitingroom.engine import BreakerPolicy, Engine
-from waitingroom.proxy import OriginProxy, _request_head
+from waitingroom.proxy import OriginProxy, request_head
 
 
 @dataclass
@@ -265,16 +265,17 @@ def _scope(path: bytes, headers: list[tuple[bytes, bytes]]) -> dict[str, object]
 def test_a_target_that_could_split_the_request_is_not_forwarded(path: bytes) -> None:
     pool = OriginPool("http://origin.internal", connect_timeout=1, read_timeout=1,
                       max_connections=1)
-    assert _request_head(_scope(path, []), pool) is None
+    assert request_head(_scope(path, []), pool) is None
 
 
 def test_a_request_with_both_framings_goes_on_chunked_only() -> None:
     pool = OriginPool("http://origin.internal:8080/shop", connect_timeout=1, read_timeout=1,
                       max_connections=1)
-    request = _request_head(_scope(b"/cart", [(b"content-length", b"5"),
+    request = request_head(_scope(b"/cart", [(b"content-length", b"5"),
                                               (b"transfer-encoding", b"chunked")]), pool)
     assert request is not None
-    head, has_body, chunked = request
-    assert head.startswith(b"POST /shop/cart HTTP/1.1\r\nhost: origin.internal:8080\r\n")
-    assert b"transfer-encoding: chunked\r\n" in head and b"content-length" not in head
-    assert (has_body, chunked) == (True, True)
+    assert request.head.startswith(
+        b"POST /shop/cart HTTP/1.1\r\nhost: origin.internal:8080\r\n")
+    assert b"transfer-encoding: chunked\r\n" in request.head
+    assert b"content-length" not in request.head
+    assert (request.has_body, request.chunked, request.length) == (True, True, None)

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import SECRET, TOKEN
-from waitingroom._limits import NewPlaceLimit
+from waitingroom._limits import RateLimit
 from waitingroom._pow import solve, solves
 from waitingroom._redis_server import RedisServer
 from waitingroom.middleware import WaitingRoomMiddleware
@@ -180,14 +180,22 @@ def test_fuzzed_requests_never_get_a_5xx_a_traceback_or_an_admission(
 # -- new places per network ------------------------------------------------------------
 
 def test_new_place_limit_counts_networks_not_addresses() -> None:
-    limit = NewPlaceLimit(per_minute=2)
-    assert [limit.allow(("10.0.0.1", 1)), limit.allow(("10.0.0.200", 1))] == [True, True]
-    assert not limit.allow(("10.0.0.7", 1))  # same /24, its burst is spent
-    assert limit.allow(("10.0.1.7", 1))
-    assert [limit.allow(("2001:db8:1:2::1", 1)), limit.allow(("2001:db8:1:ffff::9", 1)),
-            limit.allow(("2001:db8:1:3::3", 1))] == [True, True, False]  # same /48
-    assert NewPlaceLimit(per_minute=0).allow(("10.0.0.1", 1))
+    limit = RateLimit(per_minute=2)
+    assert [limit.allow_network(("10.0.0.1", 1)),
+            limit.allow_network(("10.0.0.200", 1))] == [True, True]
+    assert not limit.allow_network(("10.0.0.7", 1))  # same /24, its burst is spent
+    assert limit.allow_network(("10.0.1.7", 1))
+    assert [limit.allow_network(("2001:db8:1:2::1", 1)),
+            limit.allow_network(("2001:db8:1:ffff::9", 1)),
+            limit.allow_network(("2001:db8:1:3::3", 1))] == [True, True, False]  # same /48
+    assert RateLimit(per_minute=0).allow_network(("10.0.0.1", 1))
     assert limit.retry_after_seconds == 30
+
+
+def test_a_slow_limit_still_allows_its_burst() -> None:
+    limit = RateLimit(per_minute=5 / 60, burst=3)  # five an hour, three at once
+    assert [limit.allow("visitor") for _ in range(4)] == [True, True, True, False]
+    assert limit.allow("another")
 
 
 async def test_a_network_over_its_limit_gets_429_and_no_place_but_holders_carry_on(

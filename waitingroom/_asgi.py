@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
+from urllib.parse import parse_qsl, quote
 
 from starlette.responses import Response
-from starlette.types import Receive, Send
+from starlette.types import Receive, Scope, Send
 
+SESSION_HEADER = b"x-waitingroom-session"
+"""Names the admitted session on every request the origin is sent (the origin contract)."""
+RELEASE_HEADER = b"x-waitingroom-release"
+"""An origin answer carrying ``X-WaitingRoom-Release: 1`` ends that session at once."""
 NO_STORE = {"cache-control": "no-store"}
 PAGE_SECURITY = {
     # Every script and style comes from /_wr/static/: no inline code can run, and no
@@ -47,6 +53,55 @@ async def send_json(send: Send, body: bytes, cookies: list[bytes]) -> None:
     headers += [(b"set-cookie", cookie) for cookie in cookies]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+MAX_FIELDS = 50
+"""Fields a form or query the room reads may have."""
+_SURROGATE = re.compile("[\ud800-\udfff]")  # JSON can spell them; UTF-8 cannot
+
+
+class BadRequest(ValueError):
+    """A form or query the room cannot read as it was sent (not UTF-8, too many
+    fields); the message says what is wrong, for the visitor."""
+
+
+def query_params(scope: Scope) -> dict[str, str]:
+    """The query's fields (the last of a repeated name), strictly decoded: raises
+    :class:`BadRequest` rather than guess at bytes that are not UTF-8."""
+    query: bytes = scope["query_string"]
+    return dict(_fields(query, "The address")) if query else {}
+
+
+def form_fields(body: bytes, *, as_json: bool) -> dict[str, object]:
+    """A urlencoded form's fields, or a JSON object's (``as_json``), strictly decoded:
+    raises :class:`BadRequest` for anything that is not exactly what was sent."""
+    if not as_json:
+        return dict(_fields(body, "The form"))
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("The form could not be read: send UTF-8 JSON.") from None
+    if not isinstance(data, dict) or len(data) > MAX_FIELDS:
+        raise BadRequest("The form could not be read: send one JSON object.")
+    if any(isinstance(v, str) and _SURROGATE.search(v) for v in data.values()):
+        raise BadRequest("The form could not be read: it holds text UTF-8 cannot.")
+    return data
+
+
+def _fields(raw: bytes, what: str) -> list[tuple[str, str]]:
+    try:
+        return parse_qsl(raw.decode("utf-8"), keep_blank_values=True,
+                         max_num_fields=MAX_FIELDS, errors="strict")
+    except UnicodeDecodeError:
+        raise BadRequest(f"{what} could not be read: it is not UTF-8 text.") from None
+    except ValueError:
+        raise BadRequest(f"{what} has too many fields.") from None
+
+
+def safe_location(target: str) -> str:
+    """A same-site path (:func:`same_origin_path`) spelled for a ``Location`` header:
+    any character outside ASCII percent-encoded as UTF-8, never an error."""
+    return quote(target, safe="/?&=#%:@!$'()*+,;~-._[]")
 
 
 class BodyTooLarge(Exception):

@@ -8,11 +8,9 @@ again and shown no reference.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
-from urllib.parse import parse_qsl
 
 from redis.exceptions import RedisError
 from starlette.responses import Response
@@ -21,8 +19,10 @@ from starlette.types import Receive
 from waitingroom import pages
 from waitingroom._asgi import (
     NO_STORE,
+    BadRequest,
     BodyTooLarge,
     ClientGone,
+    form_fields,
     html_response,
     json_response,
     read_body,
@@ -37,7 +37,6 @@ from waitingroom.tickets import Tickets
 logger = logging.getLogger("waitingroom.capture")
 
 MAX_BODY_BYTES = 16 * 1024
-_MAX_FORM_FIELDS = 50
 
 
 class _Rejected(Exception):
@@ -161,22 +160,12 @@ async def _read_submission(headers: dict[bytes, bytes], receive: Receive) -> dic
     except BodyTooLarge:
         raise _Rejected(413, "The form is too large.") from None
     content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-    text = body.decode("utf-8", errors="replace")
-    if content_type == b"application/json":
-        try:
-            data = json.loads(text)
-        except ValueError:
-            raise _Rejected(400, "The form could not be read.") from None
-        if not isinstance(data, dict):
-            raise _Rejected(400, "The form could not be read.")
-        return data
-    if content_type in (b"application/x-www-form-urlencoded", b""):
-        try:
-            return dict(parse_qsl(text, keep_blank_values=True,
-                                  max_num_fields=_MAX_FORM_FIELDS))
-        except ValueError:
-            raise _Rejected(400, "The form has too many fields.") from None
-    raise _Rejected(415, "Send the form as a web form or as JSON.")
+    if content_type not in (b"application/json", b"application/x-www-form-urlencoded", b""):
+        raise _Rejected(415, "Send the form as a web form or as JSON.")
+    try:  # strictly: a reference is only ever shown for exactly what was sent
+        return form_fields(body, as_json=content_type == b"application/json")
+    except BadRequest as bad:
+        raise _Rejected(400, str(bad)) from None
 
 
 def _plain(status: int, problem: str, wants_json: bool) -> Response:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -25,10 +25,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from waitingroom import pages
 from waitingroom._asgi import (
     NO_STORE,
+    RELEASE_HEADER,
+    SESSION_HEADER,
+    BadRequest,
     BodyTooLarge,
+    form_fields,
     html_response,
     json_response,
+    query_params,
     read_body,
+    safe_location,
     same_origin_path,
     send_json,
     wait_for_disconnect,
@@ -38,13 +44,13 @@ from waitingroom._capture_desk import CaptureDesk
 from waitingroom._eta import AdmissionRate, WaitTimes
 from waitingroom._history import History
 from waitingroom._i18n import LANGUAGE_COOKIE, LANGUAGES, pick
-from waitingroom._limits import NewPlaceLimit
+from waitingroom._limits import ProcessLimits, RateLimit
 from waitingroom._line import LineWatch
 from waitingroom._logging import REQUEST_ID_HEADER
 from waitingroom._notify import Notice, Notifier
 from waitingroom._paths import RESERVED_PREFIX
 from waitingroom._pow import solves
-from waitingroom.capture import parse_fields, validate
+from waitingroom.capture import e164, parse_fields, validate
 from waitingroom.engine import BreakerPolicy, Engine, RoomConfig, Visit, VisitState
 from waitingroom.settings import Settings
 from waitingroom.status import State, Status, poll_interval
@@ -58,8 +64,6 @@ from waitingroom.tickets import (
 
 logger = logging.getLogger("waitingroom")
 
-SESSION_HEADER = b"x-waitingroom-session"
-RELEASE_HEADER = b"x-waitingroom-release"
 _CONFIG_TTL_SECONDS = 1.0
 _SESSION_CHECK_SECONDS = 1.0  # an admitted visitor's session is checked in Redis this often
 _SESSIONS_REMEMBERED = 100_000
@@ -157,7 +161,7 @@ class RoomGate:
 
     def __init__(
         self, app: ASGIApp, *, room: str, settings: Settings, engine: Engine,
-        tickets: Tickets, new_places: NewPlaceLimit, capacity: int, message: str = "",
+        tickets: Tickets, limits: ProcessLimits, capacity: int, message: str = "",
         capture: str = "auto", on_tick: Callable[[RoomGate], Awaitable[None]] | None = None,
     ) -> None:
         self.app = app
@@ -165,7 +169,7 @@ class RoomGate:
         self.settings = settings
         self.engine = engine
         self.tickets = tickets
-        self.new_places = new_places
+        self.limits = limits
         self.rate = AdmissionRate()
         self.wait_times = WaitTimes()
         self.history = History()
@@ -222,7 +226,7 @@ class RoomGate:
             await self.without_redis(request, receive, send)
             return
         except TooManyNewPlaces:
-            await too_many_new_places(request, self.new_places, receive, send)
+            await too_many_new_places(request, self.limits.new_places, receive, send)
             return
         except ChallengeRequired:
             await self.challenge(request, receive, send)
@@ -283,7 +287,7 @@ class RoomGate:
         return await self._new_place(request, join=join)
 
     async def _new_place(self, request: Request, *, join: bool) -> _Standing:
-        if not self.new_places.allow(request.scope.get("client")):
+        if not self.limits.new_places.allow_network(request.scope.get("client")):
             raise TooManyNewPlaces
         return await self._visit(request, new_visitor_id(), join=join, fresh=True)
 
@@ -338,7 +342,21 @@ class RoomGate:
     async def _forward(
         self, request: Request, receive: Receive, send: Send, standing: _Standing
     ) -> None:
-        """Pass an admitted request on; end the session if the origin says so."""
+        """Pass an admitted request on, if the session has fewer than its limit in
+        flight; end the session if the origin says so."""
+        session_id = standing.visitor_id
+        in_flight = self.limits.session_requests
+        if not in_flight.take(session_id):
+            await _busy(request, 429, receive, send)
+            return
+        try:
+            await self._forward_admitted(request, receive, send, standing)
+        finally:
+            in_flight.give(session_id)
+
+    async def _forward_admitted(
+        self, request: Request, receive: Receive, send: Send, standing: _Standing
+    ) -> None:
         scope = request.forwarded((SESSION_HEADER, standing.visitor_id.encode()))
 
         async def send_wrapper(message: Message) -> None:
@@ -400,7 +418,18 @@ class RoomGate:
         await send_json(send, status.to_json(), cookies)
 
     async def _events(self, request: Request, receive: Receive, send: Send) -> None:
-        """``GET /_wr/events``: the caller's status as Server-Sent Events until admitted."""
+        """``GET /_wr/events``: the caller's status as Server-Sent Events until admitted
+        (a 503 past the process's limit on live streams: the page polls instead)."""
+        streams = self.limits.event_streams
+        if not streams.take():
+            await _busy(request, 503, receive, send)
+            return
+        try:
+            await self._stream_events(request, receive, send)
+        finally:
+            streams.give()
+
+    async def _stream_events(self, request: Request, receive: Receive, send: Send) -> None:
         config = await self.room_config()
         standing = await self._stand(request, join=True)
         headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-store"),
@@ -492,7 +521,7 @@ class RoomGate:
     async def _invite(self, request: Request, receive: Receive, send: Send) -> None:
         """``GET /_wr/invite?t=TOKEN&to=/path``: an invite link (staff, VIPs). The holder
         goes to the priority lane, served before the queue and never over capacity."""
-        query = dict(parse_qsl(request.scope["query_string"].decode("latin-1")))
+        query = query_params(request.scope)
         invite_id = self.tickets.read_invite(query.get("t"), self.room)
         target = _same_site(query.get("to"))
         visitor_id, number = self._cookie_place(request)
@@ -554,14 +583,14 @@ class RoomGate:
             await json_response({"error": "no place in line to move"}, 404)(
                 request.scope, receive, send)
             return
-        query = dict(parse_qsl(request.scope["query_string"].decode("latin-1")))
+        query = query_params(request.scope)
         link = urlencode({"room": self.room, "t": self.tickets.issue_resume(self.room, *place),
                           "to": _same_site(query.get("to"))})
         if request.wants_json:
             response = json_response({"url": "/_wr/resume?" + link,
                                       "expires_in_seconds": RESUME_MAX_AGE})
         else:
-            url = _origin(request) + "/_wr/resume?" + link
+            url = _site(request, self.settings.public_url) + "/_wr/resume?" + link
             qr = "/_wr/qr.svg?" + link
             response = html_response(pages.resume_link_page(url, qr, request.language()))
         await response(request.scope, receive, send)
@@ -569,11 +598,11 @@ class RoomGate:
     async def _qr(self, request: Request, receive: Receive, send: Send) -> None:
         """``GET /_wr/qr.svg?t=…``: the resume link as a QR code, drawn here (no third
         party sees the link). Only for genuine resume tokens."""
-        query = dict(parse_qsl(request.scope["query_string"].decode("latin-1")))
+        query = query_params(request.scope)
         if self.tickets.read_resume(query.get("t"), self.room) is None:
             await json_response({"error": "not found"}, 404)(request.scope, receive, send)
             return
-        url = _origin(request) + "/_wr/resume?" + urlencode(
+        url = _site(request, self.settings.public_url) + "/_wr/resume?" + urlencode(
             {"room": self.room, "t": query["t"], "to": _same_site(query.get("to"))})
         svg = io.BytesIO()
         segno.make(url, error="m").save(svg, kind="svg", scale=4, xmldecl=False)
@@ -582,42 +611,64 @@ class RoomGate:
 
     async def _notify(self, request: Request, receive: Receive, send: Send) -> None:
         """``POST /_wr/notify`` (form or JSON: ``email`` and/or ``phone``, ``to``): tell
-        me when it's my turn. The place is kept while the visitor is away."""
+        me when it's my turn. The place is kept while the visitor is away. Limited per
+        place and per network; numbers must be E.164 (``+447700900123``)."""
         place = self.tickets.read_place(request.cookies.get(self._ticket_cookie), self.room)
-        fields = await _small_form(receive) if request.scope["method"] == "POST" else {}
         if request.scope["method"] != "POST" or not self.notifier.enabled:
             answer = json_response({"error": "not found"}, 404)
         elif place is None:
             answer = json_response({"error": "no place in line"}, 404)
-        elif fields is None:
-            answer = json_response({"error": "body too large"}, 413)
         else:
-            values, errors = validate(_NOTIFY_FIELDS, fields)
-            if not errors and not (values.get("email") or values.get("phone")):
-                errors = {"email": "an email address or a phone number, please"}
-            target = _same_site(fields.get("to"))
-            if errors and not request.wants_json:  # the form again, saying what is wrong
-                answer = html_response(pages.notify_page(
-                    request.language(), room=self.room, here=target,
-                    error="; ".join(errors.values())), 400)
-            elif errors:
-                answer = json_response({"error": "check the fields", "errors": errors}, 400)
-            elif not await self.engine.ask_to_notify(
-                    self.room, place[0], {"email": values.get("email", ""),
-                                          "phone": values.get("phone", ""),
-                                          "origin": _origin(request), "to": target},
-                    number=place[1], away_seconds=self.settings.ticket_max_age_seconds):
-                answer = json_response({"error": "no place in line"}, 404)
-            elif request.wants_json:
-                answer = json_response({"state": "notify", "email": values.get("email") or None,
-                                        "phone": values.get("phone") or None})
-            else:
-                answer = html_response(pages.notify_page(request.language()))
+            answer = await self._take_notify(request, receive, place)
         await answer(request.scope, receive, send)
+
+    async def _take_notify(
+        self, request: Request, receive: Receive, place: tuple[str, int]
+    ) -> Response:
+        try:
+            fields = await _small_form(receive)
+        except BadRequest as bad:
+            fields, unreadable = {}, str(bad)
+        else:
+            unreadable = ""
+        if fields is None:
+            return json_response({"error": "body too large"}, 413)
+        limits = self.limits
+        if not (limits.notify_per_visitor.allow(place[0])
+                and limits.notify_per_network.allow_network(request.scope.get("client"))):
+            return json_response({"error": "too many requests to be notified; try later"},
+                                 429, {**NO_STORE, "retry-after": "600"})
+        values, errors = validate(_NOTIFY_FIELDS, fields)
+        if unreadable:
+            errors = {"form": unreadable}
+        elif not errors and not (values.get("email") or values.get("phone")):
+            errors = {"email": "an email address or a phone number, please"}
+        elif values.get("phone") and not errors:
+            values["phone"] = e164(values["phone"]) or ""
+            if not values["phone"]:
+                errors = {"phone": "a phone number with its country code, like +44 7700 900123"}
+        target = _same_site(fields.get("to"))
+        if errors and not request.wants_json:  # the form again, saying what is wrong
+            return html_response(pages.notify_page(
+                request.language(), room=self.room, here=target,
+                error="; ".join(errors.values())), 400)
+        if errors:
+            return json_response({"error": "check the fields", "errors": errors}, 400)
+        if not await self.engine.ask_to_notify(
+                self.room, place[0], {"email": values.get("email", ""),
+                                      "phone": values.get("phone", ""),
+                                      "origin": _site(request, self.settings.public_url),
+                                      "to": target},
+                number=place[1], away_seconds=self.settings.ticket_max_age_seconds):
+            return json_response({"error": "no place in line"}, 404)
+        if request.wants_json:
+            return json_response({"state": "notify", "email": values.get("email") or None,
+                                  "phone": values.get("phone") or None})
+        return html_response(pages.notify_page(request.language()))
 
     async def _claim(self, request: Request, receive: Receive, send: Send) -> None:
         """``GET /_wr/claim?t=…``: a notified visitor's link. It admits them, once."""
-        query = dict(parse_qsl(request.scope["query_string"].decode("latin-1")))
+        query = query_params(request.scope)
         visitor_id = self.tickets.read_claim(query.get("t"), self.room)
         visit = None
         if visitor_id and await self.engine.spend(self.room, "claim-" + visitor_id,
@@ -654,7 +705,7 @@ class RoomGate:
     async def _resume(self, request: Request, receive: Receive, send: Send) -> None:
         """``GET /_wr/resume?t=…&to=/path`` on the new device: the place moves here, at
         the same position; the old device is told it moved. Each link works once."""
-        query = dict(parse_qsl(request.scope["query_string"].decode("latin-1")))
+        query = query_params(request.scope)
         old = self.tickets.read_resume(query.get("t"), self.room)
         new_id = new_visitor_id()
         visit = (await self.engine.resume(self.room, old[0], new_id, number=old[1],
@@ -791,7 +842,7 @@ async def unavailable(request: Request, receive: Receive, send: Send) -> None:
 
 
 async def too_many_new_places(
-    request: Request, limit: NewPlaceLimit, receive: Receive, send: Send
+    request: Request, limit: RateLimit, receive: Receive, send: Send
 ) -> None:
     """Answer a cookieless request from a network over its new-place limit: 429."""
     headers = {**NO_STORE, "retry-after": str(limit.retry_after_seconds)}
@@ -804,15 +855,31 @@ async def too_many_new_places(
 
 
 def _same_site(target: str | None) -> str:
-    """``target`` if it is a path on this site, else ``/``: never an open redirect."""
-    return target if target and same_origin_path(target) else "/"
+    """``target`` if it is a path on this site, else ``/``: never an open redirect,
+    and always a valid ``Location`` (ASCII)."""
+    return safe_location(target) if target and same_origin_path(target) else "/"
 
 
-def _origin(request: Request) -> str:
-    """``scheme://host`` of this request, for links to be opened on another device."""
+_HOST = re.compile(r"[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?")
+
+
+def _site(request: Request, public_url: str) -> str:
+    """``scheme://host`` for links to be opened on another device: ``public_url``, or
+    this request's own ``Host`` if that is a plain host name (shown to this visitor
+    only, never sent elsewhere)."""
+    if public_url:
+        return public_url.rstrip("/")
     host = next((v.decode("latin-1") for k, v in request.scope["headers"] if k == b"host"),
-                "localhost")
-    return f"{'https' if request.secure else 'http'}://{host}"
+                "")
+    scheme = "https" if request.secure else "http"
+    return f"{scheme}://{host if _HOST.fullmatch(host) else 'localhost'}"
+
+
+async def _busy(request: Request, status: int, receive: Receive, send: Send) -> None:
+    """Past a per-process limit: try again in a second."""
+    headers = {**NO_STORE, "retry-after": "1"}
+    await json_response({"error": "too many requests at once; try again shortly"}, status,
+                        headers)(request.scope, receive, send)
 
 
 def _language_cookie(request: Request) -> list[bytes]:
@@ -826,22 +893,14 @@ def _language_cookie(request: Request) -> list[bytes]:
 
 
 async def _small_form(receive: Receive) -> dict[str, str] | None:
-    """String fields of a small form or JSON body; None if it is too large."""
+    """String fields of a small form or JSON body; None if it is too large. Raises
+    :class:`BadRequest` if it cannot be read as sent."""
     try:
-        return _form_or_json(await read_body(receive, _SMALL_FORM_LIMIT))
+        body = await read_body(receive, _SMALL_FORM_LIMIT)
     except BodyTooLarge:
         return None
-
-
-def _form_or_json(body: bytes) -> dict[str, str]:
-    """String fields of a form or JSON body (anything else: none)."""
-    try:
-        data = json.loads(body) if body.lstrip().startswith(b"{") else dict(
-            parse_qsl(body.decode("latin-1")))
-    except ValueError:
-        return {}
-    return {k: v for k, v in data.items() if isinstance(v, str)} if isinstance(
-        data, dict) else {}
+    data = form_fields(body, as_json=body.lstrip().startswith(b"{"))
+    return {k: v for k, v in data.items() if isinstance(v, str)}
 
 
 def _with_cookies(response: Response, cookies: list[bytes]) -> Response:

@@ -1,8 +1,10 @@
-"""Per-network limit on new places in line, counted in each process.
+"""Limits counted in each process: token buckets (new places per network, notify-me
+requests per visitor and per network) and caps on things held at once (live event
+streams, an admitted session's requests in flight).
 
 A bot farm can mint places by sending requests without cookies; a person gets one
 place and keeps it with the ticket. Networks, not addresses, are counted (IPv4 /24,
-IPv6 /48) so one host cannot dodge the limit by rotating through its own addresses.
+IPv6 /48) so one host cannot dodge a limit by rotating through its own addresses.
 Counted per process: behind N processes the effective limit is N times the setting.
 """
 
@@ -10,43 +12,122 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-MAX_NETWORKS = 100_000
-"""Networks remembered at once; the least recently seen is forgotten first."""
+if TYPE_CHECKING:
+    from waitingroom.settings import Settings
+
+MAX_KEYS = 100_000
+"""Keys (networks, visitors) remembered at once; the least recently seen go first."""
 
 
-class NewPlaceLimit:
-    """A token bucket per client network: ``per_minute`` new places, bursting to as
-    many. ``per_minute`` 0 means no limit."""
+class RateLimit:
+    """A token bucket per key: ``per_minute`` tokens, bursting to as many (at least
+    ``burst``). ``per_minute`` 0 means no limit."""
 
-    def __init__(self, per_minute: int) -> None:
+    def __init__(self, per_minute: float, *, burst: int = 0) -> None:
         self.per_minute = per_minute
-        self._buckets: dict[str, tuple[float, float]] = {}  # network -> (tokens, at)
+        self._size = max(float(burst), per_minute)
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
 
-    def allow(self, client: tuple[str, int] | list[object] | None) -> bool:
-        """May the client at ``client`` (the ASGI scope's) take a new place now?"""
-        if not self.per_minute or not client:
+    def allow(self, key: str) -> bool:
+        """May ``key`` spend a token now?"""
+        if not self.per_minute:
             return True
-        network = _network(str(client[0]))
         now = time.monotonic()
-        tokens, at = self._buckets.pop(network, (float(self.per_minute), now))
-        tokens = min(float(self.per_minute), tokens + (now - at) * self.per_minute / 60)
+        tokens, at = self._buckets.pop(key, (self._size, now))
+        tokens = min(self._size, tokens + (now - at) * self.per_minute / 60)
         allowed = tokens >= 1
-        self._buckets[network] = (tokens - 1 if allowed else tokens, now)  # now the newest
-        if len(self._buckets) > MAX_NETWORKS:
+        self._buckets[key] = (tokens - 1 if allowed else tokens, now)  # now the newest
+        if len(self._buckets) > MAX_KEYS:
             del self._buckets[next(iter(self._buckets))]
         return allowed
 
+    def allow_network(self, client: tuple[str, int] | list[object] | None) -> bool:
+        """May the network of ``client`` (the ASGI scope's) spend a token now?"""
+        return not client or self.allow(network_of(str(client[0])))
+
     @property
     def retry_after_seconds(self) -> int:
-        """When a refused network will have a new place to give."""
+        """When a refused key will have a token again."""
         return max(1, round(60 / self.per_minute)) if self.per_minute else 1
 
 
-def _network(host: str) -> str:
+def network_of(host: str) -> str:
+    """The network ``host`` is counted in: its IPv4 /24 or IPv6 /48 (a name or a unix
+    socket path counts as itself)."""
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        return host  # a unix socket path or a name: counted as itself
+        return host
     prefix = 24 if address.version == 4 else 48
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+
+
+class Slots:
+    """At most ``size`` of something at once (live event streams, a session's
+    requests in flight): :meth:`take` one, :meth:`give` it back."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.taken = 0
+
+    def take(self) -> bool:
+        """Take a slot if one is free."""
+        if self.taken >= self.size:
+            return False
+        self.taken += 1
+        return True
+
+    def give(self) -> None:
+        """Give a taken slot back."""
+        self.taken -= 1
+
+
+class KeyedSlots:
+    """At most ``size`` at once per key (each admitted session's requests in flight);
+    keys with nothing taken are forgotten."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._taken: dict[str, int] = {}
+
+    def take(self, key: str) -> bool:
+        """Take one of ``key``'s slots if one is free."""
+        taken = self._taken.get(key, 0)
+        if taken >= self.size:
+            return False
+        self._taken[key] = taken + 1
+        return True
+
+    def give(self, key: str) -> None:
+        """Give one of ``key``'s slots back."""
+        taken = self._taken.pop(key) - 1
+        if taken:
+            self._taken[key] = taken
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessLimits:
+    """The limits one process keeps for all its rooms, from the settings."""
+
+    new_places: RateLimit
+    """New places in line per client network."""
+    notify_per_visitor: RateLimit
+    notify_per_network: RateLimit
+    event_streams: Slots
+    """Live ``/_wr/events`` streams."""
+    session_requests: KeyedSlots
+    """Requests in flight per admitted session."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ProcessLimits:
+        """The limits ``settings`` ask for."""
+        return cls(RateLimit(settings.new_places_per_minute_per_network),
+                   RateLimit(settings.notify_per_hour_per_visitor / 60,
+                             burst=settings.notify_per_hour_per_visitor),
+                   RateLimit(settings.notify_per_hour_per_network / 60,
+                             burst=settings.notify_per_hour_per_network),
+                   Slots(settings.max_event_streams),
+                   KeyedSlots(settings.session_max_concurrent_requests))

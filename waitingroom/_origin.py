@@ -1,10 +1,26 @@
 """Keep-alive HTTP/1.1 connections to one origin, for the proxy's admitted requests.
 
 Requests go out as one write of bytes the ASGI server already gave us; responses
-are parsed by httptools (the parser uvicorn uses). aiohttp's client did the same job
-for about two and a half times the CPU per request (``loadtests/bench.py``'s
-pass-through baseline is built on it), and the admitted request is the proxy's
-hottest path.
+are parsed by httptools (llhttp, the parser uvicorn and Node use). aiohttp's client
+did the same job for about two and a half times the CPU per request
+(``loadtests/bench.py``'s pass-through baseline is built on it), and the admitted
+request is the proxy's hottest path.
+
+A connection is strict about reuse, because a connection that goes back to the pool
+out of step with the origin hands one visitor's answer to another, or lets a
+visitor's bytes become someone else's request. It is kept only when:
+
+- the whole request was sent (a visitor who hangs up mid-body leaves the origin
+  waiting for bytes: the next request would be read as that body);
+- the whole answer was read with exact framing (llhttp refuses duplicate or invalid
+  lengths, and a length beside chunked), and nothing came after it;
+- no byte arrived while it sat idle, and it was no upgrade (101) or HEAD answer.
+
+Anything else closes it. Exceptions::
+
+    OriginError      the origin could not be reached, or broke the connection or HTTP
+     ├── Aborted     we closed it ourselves: the visitor went away
+     └── PoolBusy    every connection was in use for longer than the slot timeout
 """
 
 from __future__ import annotations
@@ -12,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -36,6 +52,18 @@ class OriginError(Exception):
     """The origin could not be reached, or broke the connection or the protocol."""
 
 
+class Aborted(OriginError):
+    """The request was given up on our side (its visitor went away): never resent."""
+
+
+class PoolBusy(OriginError):
+    """No origin connection came free within the slot timeout."""
+
+
+class _Stray(Exception):
+    """Bytes after a complete answer: the origin is out of step with us."""
+
+
 class OriginConnection(asyncio.Protocol):
     """One connection to the origin, one request at a time. After :meth:`head`,
     ``status`` and ``headers`` (names lower-cased) hold the answer; its body comes
@@ -51,10 +79,16 @@ class OriginConnection(asyncio.Protocol):
     """Any byte of an answer arrived (a request that got none may be retried)."""
     no_body: bool
     """The request was a HEAD: the answer ends with its headers."""
+    request_sent: bool
+    """The whole request, body included, went out."""
+    in_use: bool
+    """Lent to a request (else idle in the pool, where any byte from the origin is a
+    fault that closes it)."""
 
-    def __init__(self, read_timeout: float, idle: list[OriginConnection]) -> None:
+    def __init__(self, read_timeout: float,
+                 on_lost: Callable[[OriginConnection], None]) -> None:
         self._read_timeout = read_timeout
-        self._idle = idle
+        self._on_lost = on_lost
         self._parser = httptools.HttpResponseParser(self)
         self._transport: asyncio.Transport | None = None
         self._waiter: asyncio.Future[None] | None = None
@@ -72,19 +106,26 @@ class OriginConnection(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
 
     def data_received(self, data: bytes) -> None:
-        """Parse what the origin sent; wake the request waiting for it."""
+        """Parse what the origin sent; wake the request waiting for it. Bytes that are
+        no part of the current answer close the connection."""
+        if not self.in_use:  # nobody asked: never let it become the next answer
+            self.close()
+            return
         self.answered = True
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._fail(OriginError(f"origin broke HTTP/1.1: {exc}"))
+        except Exception as exc:  # any parser complaint, upgrade or stray bytes
+            if self.complete:  # the answer is whole; only the connection is spoilt
+                self.close()
+            else:
+                self._fail(OriginError(f"origin broke HTTP/1.1: {exc!r}"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         """An answer without length ends here; any other unfinished one failed."""
         self.closed = True
-        if self in self._idle:  # the origin closed a kept connection
-            self._idle.remove(self)
-        if self.head_complete and not self._framed and not self.complete:
+        self._on_lost(self)
+        if self.head_complete and not self._framed and not self.complete and (
+                self._error is None):
             self.complete = True
             self._wake()
         elif not self.complete:
@@ -105,7 +146,10 @@ class OriginConnection(asyncio.Protocol):
     # -- httptools callbacks ----------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        """A new answer (after an interim 1xx one, start over)."""
+        """A new answer (after an interim 1xx one, start over); one after the final
+        answer is stray."""
+        if self.complete:
+            raise _Stray
         self.headers = []
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -115,6 +159,8 @@ class OriginConnection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         """The head of the answer arrived (interim 1xx answers are skipped)."""
         status = self._parser.get_status_code()
+        if status == 101:  # the connection would stop being HTTP: nothing we forward
+            raise OriginError("origin switched protocols (101)")
         if status < 200:
             return
         self.status = status
@@ -151,25 +197,36 @@ class OriginConnection(asyncio.Protocol):
         if transport is None or self.closed:
             raise OriginError("origin closed the connection")
         transport.write(head)
-        if body is None:
-            return
-        async for piece in body:
-            if self.closed:
-                raise self._error or OriginError("origin closed the connection")
+        if body is not None:
+            async for piece in body:
+                if self.head_complete:  # answered early: the rest is not wanted
+                    return  # (and the connection, its request unfinished, not kept)
+                if self.closed:
+                    raise self._error or OriginError("origin closed the connection")
+                if chunked:
+                    transport.writelines((b"%x\r\n" % len(piece), piece, b"\r\n"))
+                else:
+                    transport.write(piece)
+                if self._writable is not None:  # an origin that stops reading times out
+                    async with asyncio.timeout(self._read_timeout):
+                        await self._writable
+            # ``body`` ends only when the visitor's body did, as whole as it said;
+            # a visitor gone mid-body raises out of it instead.
             if chunked:
-                transport.writelines((b"%x\r\n" % len(piece), piece, b"\r\n"))
-            else:
-                transport.write(piece)
-            if self._writable is not None:  # an origin that stops reading times out
-                async with asyncio.timeout(self._read_timeout):
-                    await self._writable
-        if chunked:
-            transport.write(b"0\r\n\r\n")
+                transport.write(b"0\r\n\r\n")
+        self.request_sent = True
 
     async def head(self) -> None:
         """Wait for the answer's status and headers."""
         while not self.head_complete:
             await self._wait()
+
+    @property
+    def reusable(self) -> bool:
+        """May the next request go on this connection? Only if this exchange ended
+        exactly: request sent whole, answer read whole, nothing else on the wire."""
+        return (self.request_sent and self.complete and self.keep_alive
+                and not self.closed and self._error is None)
 
     def whole_body(self) -> bytes:
         """The body of a ``complete`` answer."""
@@ -196,7 +253,7 @@ class OriginConnection(asyncio.Protocol):
         self.status = 0
         self.headers = []
         self.head_complete = self.complete = self.keep_alive = False
-        self.answered = self.no_body = False
+        self.answered = self.no_body = self.request_sent = self.in_use = False
         self._framed = True
         self._chunks.clear()
         self._buffered = 0
@@ -206,6 +263,12 @@ class OriginConnection(asyncio.Protocol):
         self.closed = True
         if self._transport is not None:
             self._transport.close()
+
+    def abort(self) -> None:
+        """Give the request up (its visitor left): stop reading and close, failing
+        whoever waits on the answer with :class:`Aborted`."""
+        if not self.closed:
+            self._fail(Aborted("the visitor went away"))
 
     async def _wait(self) -> None:
         if self._error is not None:
@@ -224,9 +287,9 @@ class OriginConnection(asyncio.Protocol):
             self._waiter.set_result(None)
 
     def _fail(self, error: OriginError) -> None:
-        self._error = error
+        self._error = self._error or error
         if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_exception(error)
+            self._waiter.set_exception(self._error)
         self.close()
 
 
@@ -238,11 +301,12 @@ def _time_out(waiter: asyncio.Future[None]) -> None:
 class OriginPool:
     """Keep-alive connections to the origin at ``origin`` (``http[s]://host[:port]``,
     any path is a prefix put before every request's), at most ``max_connections``
-    at once; past that, requests wait for one. An https origin's certificate must be
-    signed by an authority the system trusts or one in ``ca_file``."""
+    at once; past that, requests wait up to ``slot_timeout`` seconds for one (then
+    :class:`PoolBusy`). An https origin's certificate must be signed by an authority
+    the system trusts or one in ``ca_file``."""
 
     def __init__(self, origin: str, *, connect_timeout: float, read_timeout: float,
-                 max_connections: int, ca_file: str = "") -> None:
+                 max_connections: int, slot_timeout: float = 5.0, ca_file: str = "") -> None:
         parts = urlsplit(origin)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) origin: {origin!r}")
@@ -256,27 +320,49 @@ class OriginPool:
         self._ssl = tls_context(ca_file) if parts.scheme == "https" else None
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
+        self._slot_timeout = slot_timeout
         self._idle: list[OriginConnection] = []
         self._slots = asyncio.Semaphore(max_connections)
+        self._open: set[OriginConnection] = set()
+
+    @property
+    def open_connections(self) -> int:
+        """Connections open now, lent or idle."""
+        return len(self._open)
 
     async def request(self, head: bytes, body: AsyncIterator[bytes] | None, *,
-                      chunked: bool = False, no_body: bool = False,
-                      safe: bool = False) -> OriginConnection:
+                      chunked: bool = False, no_body: bool = False, safe: bool = False,
+                      lent: Callable[[OriginConnection], None] | None = None,
+                      ) -> OriginConnection:
         """Send a request (``head``: request line and headers, ending in a blank line)
         and wait for the answer's head. Hand the connection back with :meth:`release`.
-        A ``safe`` request (GET, HEAD, OPTIONS: no harm done twice) whose kept
-        connection turned out closed goes again on a new one. Raises
-        :class:`OriginError` or ``TimeoutError``."""
-        await self._slots.acquire()
+        ``lent`` is told which connection carries the request, before it is sent (to
+        :meth:`OriginConnection.abort` it if the visitor leaves). A ``safe`` request
+        (GET, HEAD, OPTIONS: no harm done twice) whose kept connection turned out
+        closed goes again on a new one. Raises :class:`OriginError` or ``TimeoutError``."""
+        if self._slots.locked():
+            try:
+                async with asyncio.timeout(self._slot_timeout):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise PoolBusy("every origin connection is busy") from None
+        else:
+            await self._slots.acquire()
         try:
             while True:
                 kept = self._kept()
                 connection = kept or await self._connect()
                 connection.no_body = no_body
+                connection.in_use = True
+                if lent is not None:
+                    lent(connection)
                 try:
                     await connection.send(head, body, chunked)
                     await connection.head()
                     return connection
+                except (Aborted, PoolBusy):
+                    connection.close()
+                    raise
                 except OriginError:
                     connection.close()
                     # A kept connection the origin closed as we sent, without a word:
@@ -300,10 +386,10 @@ class OriginPool:
         return None
 
     def release(self, connection: OriginConnection) -> None:
-        """Done with ``connection``: kept for the next request if its answer was read
-        to the end and the origin keeps it open, else closed."""
+        """Done with ``connection``: kept for the next request only if the exchange
+        ended exactly (:attr:`OriginConnection.reusable`), else closed."""
         self._slots.release()
-        if connection.complete and connection.keep_alive and not connection.closed:
+        if connection.reusable:
             connection.reset()
             self._idle.append(connection)
         else:
@@ -314,13 +400,20 @@ class OriginPool:
         while self._idle:
             self._idle.pop().close()
 
+    def _closed(self, connection: OriginConnection) -> None:
+        self._open.discard(connection)
+        if connection in self._idle:  # the origin closed a kept connection
+            self._idle.remove(connection)
+
     async def _connect(self) -> OriginConnection:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self._connect_timeout):
                 _, connection = await loop.create_connection(
-                    lambda: OriginConnection(self._read_timeout, self._idle), self.host, self.port,
-                    ssl=self._ssl)
+                    lambda: OriginConnection(self._read_timeout, self._closed), self.host,
+                    self.port, ssl=self._ssl)
         except OSError as exc:
             raise OriginError(f"cannot connect to the origin: {exc}") from exc
+        if not connection.closed:
+            self._open.add(connection)
         return connection

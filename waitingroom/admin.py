@@ -39,7 +39,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import (
@@ -56,6 +56,7 @@ from waitingroom._asgi import (
     BodyTooLarge,
     html_response,
     json_response,
+    query_params,
     read_body,
     same_origin_path,
 )
@@ -125,8 +126,7 @@ class AdminAPI:
     async def _gate(self, scope: Scope) -> RoomGate | None:
         """The room the ``room`` query parameter names (the configured one if none),
         with its config seeded."""
-        query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
-        name = query.get("room")
+        name = query_params(scope).get("room")
         gate = self.rooms.default if name is None else await self.rooms.named(name)
         if gate is not None:
             await gate.room_config()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from waitingroom._logging import configure as configure_logging
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.proxy import OriginProxy
+from waitingroom.server import LimitedHttpToolsProtocol
 from waitingroom.settings import Settings, load_settings
 
 
@@ -13,12 +14,18 @@ def build_proxy_app(settings: Settings) -> WaitingRoomMiddleware:
     settings.require("origin", "secret")
     origin = OriginProxy(settings.origin, connect_timeout=settings.origin_connect_timeout_seconds,
                          read_timeout=settings.origin_timeout_seconds,
+                         max_connections=settings.origin_max_connections,
+                         slot_timeout=settings.origin_slot_timeout_seconds,
+                         max_body_bytes=settings.max_request_body_bytes,
                          ca_file=settings.origin_ca_file)
     return WaitingRoomMiddleware(origin, settings=settings)
 
 
 def proxy_app_from_environment() -> WaitingRoomMiddleware:
-    """App factory for uvicorn worker processes: settings come from ``WAITINGROOM_*``;
-    logs go to stderr as JSON lines."""
+    """App factory for uvicorn worker processes: settings come from ``WAITINGROOM_*``
+    (the request-head limits too, for the worker's protocol); logs go to stderr as
+    JSON lines."""
     configure_logging()
-    return build_proxy_app(load_settings())
+    settings = load_settings()
+    LimitedHttpToolsProtocol.configure(settings)
+    return build_proxy_app(settings)

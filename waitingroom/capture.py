@@ -20,6 +20,7 @@ _DEFAULT_MAX = {"text": 200, "email": 254, "phone": 32, "consent": 5, "choice": 
 _FIELD_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
 _PHONE = re.compile(r"\+?[0-9 ()./-]{6,32}")
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 _CHOICE = re.compile(r"choice\(([^)]*)\)")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 MAX_FIELDS = 20
@@ -105,6 +106,13 @@ def validate(
         elif field.kind == "choice" and value not in field.choices:
             errors[field.name] = "please pick one of the options"
     return values, errors
+
+
+def e164(phone: str) -> str | None:
+    """``phone`` as an E.164 number (``+447700900123``) if it is one, written with
+    any spaces, dots, dashes or brackets; else None."""
+    digits = re.sub(r"[ ()./-]", "", phone)
+    return digits if _E164.fullmatch(digits) else None
 
 
 def reference_for(secret: str, room: str, visitor_id: str, values: Mapping[str, str]) -> str:

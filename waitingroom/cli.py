@@ -16,6 +16,7 @@ import uvicorn
 
 from waitingroom import admin_cli
 from waitingroom.errors import WaitingRoomError
+from waitingroom.server import LimitedHttpToolsProtocol
 from waitingroom.settings import ENV_PREFIX, Settings, load_settings
 
 # Secrets come from the environment or the config file, never argv (visible in ps).
@@ -224,7 +225,8 @@ def _serve(settings: Settings) -> None:
                 proxy_headers=bool(settings.forwarded_allow_ips),
                 forwarded_allow_ips=settings.forwarded_allow_ips or None,
                 # The origin's own Date and Server headers pass through the proxy.
-                server_header=False, date_header=False)
+                server_header=False, date_header=False,
+                http=LimitedHttpToolsProtocol)  # limits on request heads (server.py)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
 """Pure ASGI middleware that puts a waiting room in front of any ASGI app.
 
-Per request it decides one of: pass through (open paths, and paths no room
-gates), the reserved ``/_wr/`` paths answered here, or the gate of the room the
-path belongs to (:mod:`waitingroom._gate`): admitted, waiting or capture. It costs
-one Redis round trip per gated request and none per open path.
+Per request it first puts the path in its canonical form (:mod:`waitingroom._paths`:
+the form routed on is the form passed on; a path with none gets a 400), then decides
+one of: pass through (open paths, and paths no room gates), the reserved ``/_wr/``
+paths answered here, or the gate of the room the path belongs to
+(:mod:`waitingroom._gate`): admitted, waiting or capture. Gated requests are answered
+from each process's copy of the line and session checks made at most once a second,
+so most cost no Redis round trip; open paths never do.
 
 Rooms: the configured one (``settings.room``, gating ``settings.gated_paths``) plus
 any ops create at run time (``POST /_wr/admin/rooms``), each with its own paths,
@@ -14,16 +17,15 @@ capacity and rate. The room's own endpoints (``/_wr/status`` and the rest) take 
 from __future__ import annotations
 
 import logging
-from urllib.parse import parse_qsl
+from urllib.parse import quote
 
 from redis.exceptions import RedisError
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from waitingroom import pages
-from waitingroom._asgi import ClientGone, json_response
+from waitingroom._asgi import SESSION_HEADER, BadRequest, ClientGone, json_response, query_params
 from waitingroom._gate import (
-    SESSION_HEADER,
     ChallengeRequired,
     Request,
     RoomGate,
@@ -32,14 +34,14 @@ from waitingroom._gate import (
     too_many_new_places,
     unavailable,
 )
-from waitingroom._limits import NewPlaceLimit
+from waitingroom._limits import ProcessLimits
 from waitingroom._logging import (
     REQUEST_ID_HEADER,
     echo_request_id,
     request_id,
     request_id_from,
 )
-from waitingroom._paths import RESERVED_PREFIX, Router
+from waitingroom._paths import RESERVED_PREFIX, BadPath, Router, canonical_path
 from waitingroom._rooms import RoomDirectory
 from waitingroom.admin import ADMIN_PREFIX, AdminAPI
 from waitingroom.engine import Engine, RoomDefinition
@@ -66,12 +68,13 @@ class WaitingRoomMiddleware:
         self.engine = engine if engine is not None else Engine.from_settings(settings)
         self.tickets = Tickets(settings.secret, ticket_max_age=settings.ticket_max_age_seconds,
                                pass_max_age=settings.session_max_seconds)
-        self.new_places = NewPlaceLimit(settings.new_places_per_minute_per_network)
+        self.limits = ProcessLimits.from_settings(settings)
         self.rooms = RoomDirectory(
             default=self._gate(settings.room, capacity=settings.capacity,
                                message=settings.message, capture=settings.capture),
             default_paths=settings.gated_paths,
-            router=Router(settings.room, settings.gated_paths, settings.open_paths),
+            router=Router(settings.room, settings.gated_paths, settings.open_paths,
+                          fold_case=settings.case_insensitive_paths),
             engine=self.engine, make_gate=self._created_gate)
         self.admin = AdminAPI(engine=self.engine, rooms=self.rooms, tokens=settings.admin_token,
                               issue_invite=self.tickets.issue_invite)
@@ -79,7 +82,7 @@ class WaitingRoomMiddleware:
     def _gate(self, room: str, *, capacity: int, message: str = "",
               capture: str = "auto") -> RoomGate:
         return RoomGate(self.app, room=room, settings=self.settings, engine=self.engine,
-                        tickets=self.tickets, new_places=self.new_places,
+                        tickets=self.tickets, limits=self.limits,
                         capacity=capacity, message=message,
                         capture=capture, on_tick=self._sample_for_dashboard)
 
@@ -93,6 +96,13 @@ class WaitingRoomMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
+        try:
+            canonical = canonical_path(scope.get("raw_path") or quote(scope["path"]).encode())
+        except BadPath:
+            await _bad_path(scope, receive, send)
+            return
+        if canonical.raw != scope.get("raw_path"):  # route on it, and pass on just it
+            scope = {**scope, "path": canonical.path, "raw_path": canonical.raw}
         incoming = forged_session = None
         for name, value in scope["headers"]:  # one pass over the headers
             if name == REQUEST_ID_HEADER:
@@ -159,16 +169,17 @@ class WaitingRoomMiddleware:
             logger.warning("redis unavailable for %s: %s", path, exc)
             await unavailable(request, receive, send)
         except TooManyNewPlaces:
-            await too_many_new_places(request, self.new_places, receive, send)
+            await too_many_new_places(request, self.limits.new_places, receive, send)
         except ChallengeRequired as needed:
             await needed.gate.challenge(request, receive, send)
+        except BadRequest as bad:
+            await json_response({"error": str(bad)}, 400)(scope, receive, send)
         except ClientGone:
             pass  # nobody left to answer
 
     async def _room_asked_for(self, scope: Scope) -> RoomGate | None:
         """The room named by the ``room`` query parameter (the configured one if none)."""
-        query: bytes = scope["query_string"]
-        name = dict(parse_qsl(query.decode("latin-1"))).get("room") if query else None
+        name = query_params(scope).get("room")
         return self.rooms.default if name is None else await self.rooms.named(name)
 
     async def _health(self, request: Request, receive: Receive, send: Send) -> None:
@@ -205,3 +216,12 @@ class WaitingRoomMiddleware:
             return message
 
         return wrapped
+
+
+async def _bad_path(scope: Scope, receive: Receive, send: Send) -> None:
+    """A path with no canonical form is answered here, never routed or passed on."""
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1008})
+    else:
+        await Response(b"Bad request path.\n", 400, media_type="text/plain")(
+            scope, receive, send)

@@ -1,22 +1,30 @@
 """A streaming reverse proxy as an ASGI app: forwards every request to one origin.
 
-Requests go over pooled keep-alive HTTP/1.1 connections (``_origin.py``). Bodies
-stream both ways; hop-by-hop headers are dropped; ``X-Forwarded-For/Proto/Host`` are
-set; the origin's compression passes through untouched. An origin that is down,
-breaks the protocol or is too slow gets the visitor a 502/504.
+Requests go over pooled keep-alive HTTP/1.1 connections (``_origin.py``), which are
+reused only after an exchange that ended exactly. Bodies stream both ways; hop-by-hop
+headers are dropped; ``X-Forwarded-For/Proto/Host`` are set; the origin's compression
+passes through untouched. Bounded on every side: a body larger than
+``max_body_bytes`` gets a 413, a visitor who stops sending one a 400, no free origin
+connection within ``slot_timeout`` a 503, an origin that is down, breaks the protocol
+or is too slow a 502/504. A visitor who hangs up has their origin connection closed:
+no answer is read for nobody, and no half-sent request is ever finished for them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
+from typing import NamedTuple
 from urllib.parse import quote
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from waitingroom._origin import OriginError, OriginPool
+from waitingroom._asgi import SESSION_HEADER, BodyTooLarge, ClientGone
+from waitingroom._logging import REQUEST_ID_HEADER
+from waitingroom._origin import Aborted, OriginConnection, OriginError, OriginPool, PoolBusy
 
 logger = logging.getLogger("waitingroom.proxy")
 
@@ -29,14 +37,34 @@ HOP_BY_HOP = frozenset({
 # 100 Continue, so the origin is not asked for one.
 _SKIP_REQUEST = HOP_BY_HOP | {b"host", b"x-forwarded-for", b"x-forwarded-proto",
                               b"x-forwarded-host", b"content-length", b"expect"}
+# Headers the waiting room adds for the origin: a visitor's Connection header cannot
+# name them away.
+_OURS = frozenset({SESSION_HEADER, REQUEST_ID_HEADER})
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Bytes a request target cannot hold (a server in front should have refused them).
 _BAD_TARGET = re.compile(rb"[\x00-\x20\x7f]")
+_WATCH_AFTER_SECONDS = 0.5
+"""An answer slower than this starts watching for the visitor hanging up."""
+
+
+class RequestHead(NamedTuple):
+    """A request as it goes to the origin: its head, and the body's framing."""
+
+    head: bytes
+    length: int | None
+    """The body's declared length; None if chunked or without a body."""
+    chunked: bool
+
+    @property
+    def has_body(self) -> bool:
+        """Does a body follow the head?"""
+        return self.chunked or bool(self.length)
 
 
 class OriginProxy:
     """Forward HTTP requests to ``origin`` (``http[s]://host:port[/prefix]``; an https
-    origin's certificate may also be signed by an authority in ``ca_file``)."""
+    origin's certificate may also be signed by an authority in ``ca_file``), over at
+    most ``max_connections`` connections; request bodies up to ``max_body_bytes``."""
 
     def __init__(
         self,
@@ -45,11 +73,20 @@ class OriginProxy:
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
         max_connections: int = 1000,
+        slot_timeout: float = 5.0,
+        max_body_bytes: int = 10 * 1024 * 1024,
         ca_file: str = "",
     ) -> None:
         self._pool = OriginPool(origin.rstrip("/"), connect_timeout=connect_timeout,
                                 read_timeout=read_timeout, max_connections=max_connections,
-                                ca_file=ca_file)
+                                slot_timeout=slot_timeout, ca_file=ca_file)
+        self._read_timeout = read_timeout
+        self._max_body_bytes = max_body_bytes
+
+    @property
+    def open_connections(self) -> int:
+        """Origin connections open now (in use or kept)."""
+        return self._pool.open_connections
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -61,38 +98,81 @@ class OriginProxy:
 
     async def _forward(self, scope: Scope, receive: Receive, send: Send) -> None:
         pool = self._pool
-        request = _request_head(scope, pool)
+        request = request_head(scope, pool)
         if request is None:
-            await Response(b"Bad request target.\n", 400, media_type="text/plain")(
-                scope, receive, send)
+            await _plain(400, b"Bad request.\n")(scope, receive, send)
             return
-        head, has_body, chunked = request
+        if request.length is not None and request.length > self._max_body_bytes:
+            await _plain(413, b"The request is too large.\n")(scope, receive, send)
+            return
         method: str = scope["method"]
+        watch = _VisitorWatch(receive)
+        body = self._body(receive, watch, request.length) if request.has_body else None
+        if body is None:
+            watch.arm(_WATCH_AFTER_SECONDS)
         try:
-            origin = await pool.request(head, _body(receive) if has_body else None,
-                                        chunked=chunked, no_body=method == "HEAD",
-                                        safe=method in _SAFE_METHODS)
-        except (TimeoutError, OriginError) as exc:
-            timed_out = isinstance(exc, TimeoutError)
-            logger.warning("origin %s for %s %s: %r", "timed out" if timed_out else "failed",
-                           method, scope["path"], exc)
-            await Response(b"The shop did not answer in time. Please try again.\n"
-                           if timed_out else b"The shop is not answering. Please try again.\n",
-                           504 if timed_out else 502, media_type="text/plain",
-                           headers={"retry-after": "5"})(scope, receive, send)
-            return
-        try:
-            await send({"type": "http.response.start", "status": origin.status,
-                        "headers": _response_headers(origin.headers)})
-            if origin.complete:  # arrived with its head: one message
-                await send({"type": "http.response.body", "body": origin.whole_body()})
+            try:
+                origin = await pool.request(request.head, body, chunked=request.chunked,
+                                            no_body=method == "HEAD",
+                                            safe=method in _SAFE_METHODS, lent=watch.lend)
+            except Aborted:
+                return  # the visitor left: nobody to answer
+            except (ClientGone, BodyTooLarge) as exc:
+                too_large = isinstance(exc, BodyTooLarge)
+                await _plain(413 if too_large else 400, b"The request is too large.\n"
+                             if too_large else b"The request did not arrive completely.\n",
+                             close=True)(scope, receive, send)
                 return
-            # Mid-body failures propagate: the visitor's connection must be cut.
-            async for chunk in origin.body():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            except (TimeoutError, OriginError) as exc:
+                logger.warning("origin %s for %s %s: %r", _failure(exc), method,
+                               scope["path"], exc)
+                await _origin_failed(exc)(scope, receive, send)
+                return
+            try:
+                await send({"type": "http.response.start", "status": origin.status,
+                            "headers": _response_headers(origin.headers)})
+                if origin.complete:  # arrived with its head: one message
+                    await send({"type": "http.response.body", "body": origin.whole_body()})
+                    return
+                watch.arm(0)
+                # Mid-body failures propagate: the visitor's connection must be cut.
+                async for chunk in origin.body():
+                    await send({"type": "http.response.body", "body": chunk,
+                                "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            except Aborted:
+                pass  # the visitor hung up mid-answer; the origin connection is closed
+            finally:
+                pool.release(origin)
         finally:
-            pool.release(origin)
+            watch.stop()
+
+    async def _body(self, receive: Receive, watch: _VisitorWatch,
+                    length: int | None) -> AsyncIterator[bytes]:
+        """The visitor's body as it arrives; raises :class:`ClientGone` if it stops
+        short of what was declared (a hang-up, or nothing for ``read_timeout``) and
+        :class:`BodyTooLarge` past the limit. Only a body that ended as whole as it
+        said ends this iterator; the visitor is watched from then on."""
+        received = 0
+        while True:
+            try:
+                async with asyncio.timeout(self._read_timeout):
+                    message = await receive()
+            except TimeoutError:
+                raise ClientGone from None
+            if message["type"] == "http.disconnect":
+                raise ClientGone
+            chunk: bytes = message.get("body", b"")
+            received += len(chunk)
+            if received > self._max_body_bytes or (length is not None and received > length):
+                raise BodyTooLarge
+            if chunk:
+                yield chunk
+            if not message.get("more_body", False):
+                if length is not None and received != length:
+                    raise ClientGone
+                watch.arm(_WATCH_AFTER_SECONDS)
+                return
 
     async def aclose(self) -> None:
         """Close pooled origin connections."""
@@ -109,9 +189,59 @@ class OriginProxy:
                 return
 
 
-def _request_head(scope: Scope, pool: OriginPool) -> tuple[bytes, bool, bool] | None:
-    """The request line and headers for the origin, whether a body follows and whether
-    it is chunked; None if the request target is not one to pass on."""
+class _VisitorWatch:
+    """Aborts a request's origin exchange when its visitor hangs up, so that no origin
+    connection outlives its visitor. Armed once the visitor's body (if any) is in: at
+    once for a streamed answer, after a short delay otherwise (most answers come
+    sooner, and then no watching task is ever made)."""
+
+    __slots__ = ("_connection", "_receive", "_task", "_timer")
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self._connection: OriginConnection | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def lend(self, connection: OriginConnection) -> None:
+        """The connection carrying the request (to abort if the visitor leaves)."""
+        self._connection = connection
+
+    def arm(self, delay: float) -> None:
+        """Start watching in ``delay`` seconds (0: now), unless already watching."""
+        if self._task is not None:
+            return
+        if self._timer is not None:
+            if delay:
+                return
+            self._timer.cancel()
+        if delay:
+            self._timer = asyncio.get_running_loop().call_later(delay, self._start)
+        else:
+            self._start()
+
+    def _start(self) -> None:
+        self._timer = None
+        self._task = asyncio.ensure_future(self._watch())
+
+    async def _watch(self) -> None:
+        while (await self._receive())["type"] != "http.disconnect":
+            pass
+        if self._connection is not None:
+            self._connection.abort()
+
+    def stop(self) -> None:
+        """The exchange is over: stop watching."""
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._task is not None:
+            self._task.cancel()
+
+
+def request_head(scope: Scope, pool: OriginPool) -> RequestHead | None:
+    """The request line and headers for the origin, and the body's framing; None if
+    the request is not one to pass on (a target that could split the request, or a
+    length that is not one plain number)."""
     path: bytes = scope.get("raw_path") or quote(scope["path"]).encode()
     query: bytes = scope["query_string"]
     target = pool.prefix + path + (b"?" + query if query else b"")
@@ -119,13 +249,14 @@ def _request_head(scope: Scope, pool: OriginPool) -> tuple[bytes, bool, bool] | 
         return None
     method: str = scope["method"]
     headers: list[tuple[bytes, bytes]] = []
-    forwarded_for = host = length = b""
+    forwarded_for = host = b""
+    lengths: list[bytes] = []
     chunked = False
     connection_tokens: set[bytes] = set()
     for name, value in scope["headers"]:
         if name in _SKIP_REQUEST:
             if name == b"content-length":
-                length = value.strip()
+                lengths.append(value.strip())
             elif name == b"transfer-encoding":
                 chunked = True
             elif name == b"host":
@@ -136,8 +267,13 @@ def _request_head(scope: Scope, pool: OriginPool) -> tuple[bytes, bool, bool] | 
                 connection_tokens.update(t.strip().lower() for t in value.split(b","))
         else:
             headers.append((name, value))
-    if connection_tokens:  # headers named in Connection are hop-by-hop too
-        headers = [(n, v) for n, v in headers if n not in connection_tokens]
+    if connection_tokens - _OURS:  # headers named in Connection are hop-by-hop too
+        headers = [(n, v) for n, v in headers if n not in connection_tokens or n in _OURS]
+    length: int | None = None
+    if not chunked and lengths:  # chunked wins over a length beside it (never both)
+        if len(lengths) > 1 or not lengths[0].isdigit() or len(lengths[0]) > 18:
+            return None
+        length = int(lengths[0])
     client = scope.get("client")
     if client:
         address = client[0].encode()
@@ -147,18 +283,15 @@ def _request_head(scope: Scope, pool: OriginPool) -> tuple[bytes, bool, bool] | 
     headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode()))
     if host:
         headers.append((b"x-forwarded-host", host))
-    # Chunked wins over a length sent beside it (never both: that is how requests
-    # are smuggled).
-    has_body = chunked or length not in (b"", b"0")
     if chunked:
         headers.append((b"transfer-encoding", b"chunked"))
-    elif has_body:
-        headers.append((b"content-length", length))
+    elif length:
+        headers.append((b"content-length", b"%d" % length))
     lines = [method.encode(), b" ", target, b" HTTP/1.1\r\nhost: ", pool.host_header, b"\r\n"]
     for name, value in headers:
         lines += (name, b": ", value, b"\r\n")
     lines.append(b"\r\n")
-    return b"".join(lines), has_body, chunked
+    return RequestHead(b"".join(lines), length, chunked)
 
 
 def _response_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
@@ -170,13 +303,23 @@ def _response_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, b
     return [(name, value) for name, value in headers if name not in dropped]
 
 
-async def _body(receive: Receive) -> AsyncIterator[bytes]:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
-        body = message.get("body", b"")
-        if body:
-            yield body
-        if not message.get("more_body", False):
-            return
+def _plain(status: int, text: bytes, *, close: bool = False) -> Response:
+    headers = {"connection": "close"} if close else None
+    return Response(text, status, headers=headers, media_type="text/plain")
+
+
+def _failure(exc: Exception) -> str:
+    if isinstance(exc, PoolBusy):
+        return "busy"
+    return "timed out" if isinstance(exc, TimeoutError) else "failed"
+
+
+def _origin_failed(exc: Exception) -> Response:
+    """The visitor's answer when the origin could not give one."""
+    if isinstance(exc, PoolBusy):
+        text, status = b"The shop is very busy right now. Please try again.\n", 503
+    elif isinstance(exc, TimeoutError):
+        text, status = b"The shop did not answer in time. Please try again.\n", 504
+    else:
+        text, status = b"The shop is not answering. Please try again.\n", 502
+    return Response(text, status, media_type="text/plain", headers={"retry-after": "5"})

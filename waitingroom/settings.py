@@ -60,10 +60,29 @@ class Settings:
     """Glob patterns of the order flow; empty means every path not open."""
     open_paths: tuple[str, ...] = ()
     """Glob patterns that always pass (login, static assets, ...)."""
+    case_insensitive_paths: bool = False
+    """Match gated and open paths without regard to case, for an origin that ignores
+    case in paths (IIS): else ``/CHECKOUT`` would pass a ``/checkout*`` gate."""
     message: str = ""
     """Operator message shown to waiting visitors; seeds the room's live value."""
     origin_timeout_seconds: float = 30.0
     origin_connect_timeout_seconds: float = 5.0
+    origin_max_connections: int = 1000
+    """Connections the proxy opens to the origin at most, per process."""
+    origin_slot_timeout_seconds: float = 5.0
+    """How long a request waits for a free origin connection before a 503."""
+    max_request_body_bytes: int = 10 * 1024 * 1024
+    """Largest request body the proxy forwards (413 past it)."""
+    max_request_head_bytes: int = 32 * 1024
+    """Largest request line and headers ``serve`` reads (431 past it; a URL alone
+    over 8 KiB gets 414)."""
+    max_request_headers: int = 100
+    """Most request header lines ``serve`` reads (431 past it)."""
+    session_max_concurrent_requests: int = 32
+    """Requests one admitted session may have at the app or origin at once (429 past
+    it), so that one pass cannot take the connections everyone else needs."""
+    max_event_streams: int = 10_000
+    """Live ``/_wr/events`` streams per process; past it, visitors poll (503)."""
     origin_ca_file: str = ""
     """PEM file of certificate authorities trusted, beside the system's, for an https
     origin and the health check URL (an internal CA)."""
@@ -109,6 +128,16 @@ class Settings:
     notify_webhook_secret: str = field(default="", repr=False)
     notify_claim_seconds: int = 900
     """How long a notified visitor has to come back once it is their turn."""
+    notify_per_hour_per_visitor: int = 5
+    """Notify-me requests one place in line may make per hour (per process)."""
+    notify_per_hour_per_network: int = 30
+    """Notify-me requests one client network may make per hour (per process), so the
+    room cannot be used to send messages to strangers in bulk."""
+    public_url: str = ""
+    """The site's address as visitors reach it (``https://shop.example``): every link
+    the room sends or shows for opening elsewhere (notify-me, continue on another
+    device) is built on it. Required with notify-me; without it, a link shown on a
+    page takes the request's own ``Host``."""
     pow_difficulty: int = 0
     """Proof of work before a new place in line, in leading zero bits of SHA-256 (16 is
     about a second on a phone); 0 = none. Needs JavaScript (or an API client that
@@ -190,6 +219,27 @@ class Settings:
                    f"needs at least {_MIN_SECRET_LENGTH} characters with a webhook")
         _check(self.notify_claim_seconds >= self.grace_seconds, "notify_claim_seconds",
                "must be at least grace_seconds")
+        if self.public_url:
+            parts = urlsplit(self.public_url)
+            _check(parts.scheme in ("http", "https") and bool(parts.hostname)
+                   and parts.path in ("", "/") and not (parts.query or parts.fragment
+                                                        or parts.username), "public_url",
+                   "must be http(s)://host[:port], with no path, query or user")
+        elif self.smtp_url or self.notify_webhook_url:
+            raise ConfigError("public_url", "is required with notify-me (smtp_url or "
+                              "notify_webhook_url): the links it sends are built on it, "
+                              "never on a visitor's Host header")
+        _check(self.notify_per_hour_per_visitor >= 1, "notify_per_hour_per_visitor",
+               "must be at least 1")
+        _check(self.notify_per_hour_per_network >= 1, "notify_per_hour_per_network",
+               "must be at least 1")
+        for key in ("origin_max_connections", "max_request_body_bytes", "max_request_headers",
+                    "session_max_concurrent_requests", "max_event_streams"):
+            _check(getattr(self, key) >= 1, key, "must be at least 1")
+        _check(self.max_request_head_bytes >= 1024, "max_request_head_bytes",
+               "must be at least 1024")
+        _check(self.origin_slot_timeout_seconds > 0, "origin_slot_timeout_seconds",
+               "must be positive")
         _check(0 <= self.pow_difficulty <= 24, "pow_difficulty", "must be 0 (off) to 24")
         _check(self.new_places_per_minute_per_network >= 0,
                "new_places_per_minute_per_network", "must be 0 (no limit) or more")
@@ -223,6 +273,18 @@ def _as_float(raw: Any) -> float:
     return float(raw)
 
 
+def _as_bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in _BOOLEANS:
+        return _BOOLEANS[raw.strip().lower()]
+    raise ValueError
+
+
+_BOOLEANS = {"true": True, "1": True, "yes": True, "on": True,
+             "false": False, "0": False, "no": False, "off": False}
+
+
 def _as_str(raw: Any) -> str:
     if not isinstance(raw, str):
         raise ValueError
@@ -240,6 +302,7 @@ _PARSERS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "int": (_as_int, "a whole number"),
     "float": (_as_float, "a number"),
     "str": (_as_str, "text"),
+    "bool": (_as_bool, "true or false"),
     "tuple[str, ...]": (_as_tuple, "a comma-separated list"),
 }
 _FIELDS = {f.name: _PARSERS[str(f.type)] for f in dataclasses.fields(Settings)}
