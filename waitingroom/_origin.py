@@ -330,6 +330,11 @@ class OriginPool:
         """Connections open now, lent or idle."""
         return len(self._open)
 
+    @property
+    def busy_connections(self) -> int:
+        """Connections lent to a request now."""
+        return len(self._open) - len(self._idle)
+
     async def request(self, head: bytes, body: AsyncIterator[bytes] | None, *,
                       chunked: bool = False, no_body: bool = False, safe: bool = False,
                       lent: Callable[[OriginConnection], None] | None = None,

@@ -88,6 +88,11 @@ class OriginProxy:
         """Origin connections open now (in use or kept)."""
         return self._pool.open_connections
 
+    @property
+    def busy_connections(self) -> int:
+        """Origin connections carrying a request now."""
+        return self._pool.busy_connections
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)

@@ -1,0 +1,164 @@
+"""Hostile input to the room's own endpoints (issue 13, findings 9-11): links built
+on the visitor's Host, notify-me as a spam cannon, Location headers that cannot be
+encoded, and forms whose bytes are not the text they claim to be."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from tests.test_capture import FIELDS, GOOD, csrf_of, stored
+from tests.test_middleware import Origin
+from waitingroom.errors import ConfigError
+from waitingroom.middleware import WaitingRoomMiddleware
+from waitingroom.settings import Settings
+
+JSON = {"accept": "application/json"}
+
+
+def _client(app: WaitingRoomMiddleware, host: str = "shop.test") -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{host}")
+
+
+@pytest.fixture
+async def notifying(make_settings: Callable[..., Settings]) -> AsyncIterator[
+        WaitingRoomMiddleware]:
+    """Capacity 1 (held by nobody yet), notify-me by webhook, public_url set."""
+    room = WaitingRoomMiddleware(Origin(), settings=make_settings(
+        capacity=1, gated_paths=("/checkout*",), notify_webhook_url="http://127.0.0.1:9/hook",
+        notify_webhook_secret="webhook-secret-0123456789", public_url="https://shop.example",
+        notify_per_hour_per_visitor=2, notify_per_hour_per_network=3))
+    yield room
+    await room.aclose()
+
+
+# 9. Links sent elsewhere are built on public_url; notify-me is bounded and validated.
+
+def test_notify_me_cannot_be_switched_on_without_a_public_url(
+    make_settings: Callable[..., Settings],
+) -> None:
+    with pytest.raises(ConfigError, match="public_url"):
+        make_settings(smtp_url="smtp://127.0.0.1:25")
+    with pytest.raises(ConfigError, match="public_url"):
+        make_settings(public_url="https://shop.example/path?x=1")
+
+
+async def test_the_link_a_visitor_is_sent_ignores_their_host_header(
+    notifying: WaitingRoomMiddleware,
+) -> None:
+    async with _client(notifying) as holder, _client(notifying, "evil.example") as walker:
+        await holder.get("/checkout")
+        await walker.get("/checkout")
+        asked = await walker.post("/_wr/notify", data={"email": "ann@example.com"},
+                                  headers=JSON)
+        assert asked.status_code == 200
+        record = await notifying.engine.redis.hgetall("wr:{default}:notify")
+    assert b"https://shop.example" in next(iter(record.values()))
+    assert b"evil.example" not in next(iter(record.values()))
+
+
+async def test_notify_me_is_limited_per_place_and_per_network(
+    notifying: WaitingRoomMiddleware,
+) -> None:
+    async with _client(notifying) as holder, _client(notifying) as one, \
+            _client(notifying) as two:
+        await holder.get("/checkout")
+        for visitor in (one, two):
+            await visitor.get("/checkout")
+        answers = [(await one.post("/_wr/notify", data={"email": f"a{i}@example.com"},
+                                   headers=JSON)).status_code for i in range(3)]
+        assert answers == [200, 200, 429]  # two an hour for one place
+        assert (await two.post("/_wr/notify", data={"email": "b@example.com"},
+                               headers=JSON)).status_code == 200
+        # The network's three an hour are spent (all share the test client's address).
+        refused = await two.post("/_wr/notify", data={"email": "c@example.com"}, headers=JSON)
+        assert refused.status_code == 429 and refused.headers["retry-after"]
+
+
+@pytest.mark.parametrize("phone", ["07700 900123", "+0 123 456", "+44 7700 900123 ext 5",
+                                   "+1234567890123456"])
+async def test_numbers_to_text_must_be_e164(notifying: WaitingRoomMiddleware,
+                                            phone: str) -> None:
+    async with _client(notifying) as holder, _client(notifying) as walker:
+        await holder.get("/checkout")
+        await walker.get("/checkout")
+        answer = await walker.post("/_wr/notify", data={"phone": phone}, headers=JSON)
+    assert answer.status_code == 400 and "phone" in answer.json()["errors"]
+
+
+# 10. Any "to=" gives a working redirect, never a 500 (and never after a link is spent).
+
+@pytest.mark.parametrize("target", ["/caf\u00e9/\u20ac?q=\U0001f600", "/a b", "/%ff",
+                                    "//evil.example/", "/\\evil"])
+async def test_resume_links_with_any_target_redirect_safely(
+    make_settings: Callable[..., Settings], target: str,
+) -> None:
+    room = WaitingRoomMiddleware(Origin(), settings=make_settings(
+        capacity=1, gated_paths=("/checkout*",)))
+    try:
+        async with _client(room) as holder, _client(room) as phone, _client(room) as laptop:
+            await holder.get("/checkout")
+            await phone.get("/checkout")
+            link = (await phone.get("/_wr/resume-link?to=" + quote(target, safe=""),
+                                    headers=JSON)).json()
+            moved = await laptop.get(link["url"])
+        assert moved.status_code == 303
+        location = moved.headers["location"]
+        assert location.isascii() and location.startswith("/")
+        assert not location.startswith("//") and "\\" not in location
+    finally:
+        await room.aclose()
+
+
+async def test_a_query_that_is_not_utf8_gets_400(make_settings: Callable[..., Settings]) -> None:
+    room = WaitingRoomMiddleware(Origin(), settings=make_settings(capacity=1))
+    try:
+        async with _client(room) as visitor:
+            answer = await visitor.get("/_wr/status?room=%ff")
+        assert answer.status_code == 400
+    finally:
+        await room.aclose()
+
+
+# 11. A capture is stored exactly as sent, or not at all.
+
+@pytest.fixture
+async def capturing(make_settings: Callable[..., Settings]) -> AsyncIterator[
+        WaitingRoomMiddleware]:
+    room = WaitingRoomMiddleware(Origin(), settings=make_settings(
+        capacity=1, capture="on", capture_fields=FIELDS))
+    yield room
+    await room.aclose()
+
+
+@pytest.mark.parametrize(("body", "content_type"), [
+    (b"name=Ann%FFSmith&email=ann%40example.com&plan=monthly&consent=yes",
+     "application/x-www-form-urlencoded"),
+    (b"name=Ann\xffSmith&email=ann%40example.com&plan=monthly&consent=yes",
+     "application/x-www-form-urlencoded"),
+    (b'{"name": "Ann \\ud800", "email": "ann@example.com", "plan": "monthly", '
+     b'"consent": "yes"}', "application/json"),
+    (b'{"name": "Ann \xff", "email": "ann@example.com", "plan": "monthly", "consent": "yes"}',
+     "application/json"),
+])
+async def test_a_capture_that_is_not_utf8_gets_the_form_back_and_is_not_stored(
+    capturing: WaitingRoomMiddleware, body: bytes, content_type: str,
+) -> None:
+    async with _client(capturing) as visitor:
+        token = csrf_of((await visitor.get("/checkout")).text)
+        csrf = (b"&csrf=" + token.encode() if content_type.endswith("urlencoded")
+                else None)
+        if csrf is None:
+            body = body[:-1] + b', "csrf": "' + token.encode() + b'"}'
+        else:
+            body += csrf
+        answer = await visitor.post("/_wr/capture", content=body,
+                                    headers={"content-type": content_type})
+        assert answer.status_code == 400 and "UTF-8" in answer.text
+        assert 'name="csrf"' in answer.text  # the form again, to send once more
+        good = await visitor.post("/_wr/capture", data={**GOOD, "csrf": csrf_of(answer.text)})
+        assert good.status_code == 200
+    assert [r.fields["name"] for r in await stored(capturing.engine)] == ["Ann Smith"]
