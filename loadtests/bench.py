@@ -6,8 +6,9 @@ several rounds; each round's subject/baseline ratio is taken and the median of t
 is reported. Machines here are 2-core and noisy, so only ratios from one run mean
 anything, and pairing rounds keeps a host that slows down mid-run from skewing them.
 Also reports Redis commands per request type and Redis memory per waiting visitor,
-then the issue's goals (poll >= 1.0, admitted >= 0.9, <= 100 bytes a waiter): met or
-MISSED, and exits 1 if any is missed. Traffic goes to 127.0.0.1 only.
+then the goals (poll >= 1.0; admitted >= 1.2, so that the proxy's strictness costs
+little; <= 100 bytes a waiter): met or MISSED, and exits 1 if any is missed. Traffic
+goes to 127.0.0.1 only.
 
 Usage: python loadtests/bench.py [--seconds 5] [--rounds 3]
 """
@@ -202,8 +203,11 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench needs wrk: apt-get install wrk")
+    # wrk's 64 connections share one session pass: more than one shopper's share of
+    # requests in flight (session_max_concurrent_requests), so that limit is raised.
     room_env = {"WAITINGROOM_SECRET": SECRET, "WAITINGROOM_CAPACITY": "1",
-                "WAITINGROOM_GATED_PATHS": "/checkout*"}
+                "WAITINGROOM_GATED_PATHS": "/checkout*",
+                "WAITINGROOM_SESSION_MAX_CONCURRENT_REQUESTS": "64"}
     serve = [sys.executable, "-m", "waitingroom.cli", "serve", "--port", "{port}"]
     with RedisServer() as redis_server, \
             server(uvicorn_app("loadtests.bench_apps:origin")) as origin, \
@@ -245,7 +249,7 @@ def main() -> None:
     with RedisServer() as quiet_redis:
         memory = asyncio.run(memory_per_waiting_visitor(quiet_redis.url))
     verdicts = [(f"{POLL} >= 1.0", ratios[POLL] >= 1.0, f"{ratios[POLL]:.2f}"),
-                (f"{ADMITTED} >= 0.9", ratios[ADMITTED] >= 0.9, f"{ratios[ADMITTED]:.2f}"),
+                (f"{ADMITTED} >= 1.2", ratios[ADMITTED] >= 1.2, f"{ratios[ADMITTED]:.2f}"),
                 ("redis memory per waiting visitor <= 100 bytes", memory <= 100,
                  f"{memory:.0f}")]
     for goal, met, figure in verdicts:

@@ -349,15 +349,7 @@ class RoomGate:
         if not in_flight.take(session_id):
             await _busy(request, 429, receive, send)
             return
-        try:
-            await self._forward_admitted(request, receive, send, standing)
-        finally:
-            in_flight.give(session_id)
-
-    async def _forward_admitted(
-        self, request: Request, receive: Receive, send: Send, standing: _Standing
-    ) -> None:
-        scope = request.forwarded((SESSION_HEADER, standing.visitor_id.encode()))
+        scope = request.forwarded((SESSION_HEADER, session_id.encode()))
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -382,6 +374,8 @@ class RoomGate:
         except Exception:
             self.breaker.record(False)
             raise
+        finally:
+            in_flight.give(session_id)
 
     async def without_redis(self, request: Request, receive: Receive, send: Send) -> None:
         """Gate without Redis, as ``redis_down`` says: nobody, pass holders, everybody."""

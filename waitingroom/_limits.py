@@ -46,7 +46,7 @@ class RateLimit:
 
     def allow_network(self, client: tuple[str, int] | list[object] | None) -> bool:
         """May the network of ``client`` (the ASGI scope's) spend a token now?"""
-        return not client or self.allow(network_of(str(client[0])))
+        return not (self.per_minute and client) or self.allow(network_of(str(client[0])))
 
     @property
     def retry_after_seconds(self) -> int:

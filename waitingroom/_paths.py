@@ -12,6 +12,9 @@ import fnmatch
 import re
 from collections.abc import Sequence
 from typing import NamedTuple
+from urllib.parse import quote
+
+from starlette.types import Scope
 
 RESERVED_PREFIX = "/_wr/"
 
@@ -67,6 +70,16 @@ def canonical_path(raw: bytes) -> CanonicalPath:
     if _CONTROL.search(decoded):
         raise BadPath("a control character")
     return CanonicalPath(canonical, decoded)
+
+
+def canonical_scope(scope: Scope) -> Scope:
+    """``scope`` with its path in canonical form (``scope`` itself if it already is,
+    the everyday case, at the cost of one regex search). Raises :class:`BadPath`."""
+    raw: bytes | None = scope.get("raw_path")
+    if raw is not None and raw[:1] == b"/" and not _NEEDS_WORK.search(raw):
+        return scope
+    canonical = canonical_path(raw or quote(scope["path"]).encode())
+    return {**scope, "path": canonical.path, "raw_path": canonical.raw}
 
 
 def _escape(match: re.Match[bytes]) -> bytes:

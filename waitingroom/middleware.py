@@ -17,7 +17,6 @@ capacity and rate. The room's own endpoints (``/_wr/status`` and the rest) take 
 from __future__ import annotations
 
 import logging
-from urllib.parse import quote
 
 from redis.exceptions import RedisError
 from starlette.responses import Response
@@ -41,7 +40,7 @@ from waitingroom._logging import (
     request_id,
     request_id_from,
 )
-from waitingroom._paths import RESERVED_PREFIX, BadPath, Router, canonical_path
+from waitingroom._paths import RESERVED_PREFIX, BadPath, Router, canonical_scope
 from waitingroom._rooms import RoomDirectory
 from waitingroom.admin import ADMIN_PREFIX, AdminAPI
 from waitingroom.engine import Engine, RoomDefinition
@@ -96,13 +95,11 @@ class WaitingRoomMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        try:
-            canonical = canonical_path(scope.get("raw_path") or quote(scope["path"]).encode())
+        try:  # route on the canonical path, and pass on just that
+            scope = canonical_scope(scope)
         except BadPath:
             await _bad_path(scope, receive, send)
             return
-        if canonical.raw != scope.get("raw_path"):  # route on it, and pass on just it
-            scope = {**scope, "path": canonical.path, "raw_path": canonical.raw}
         incoming = forged_session = None
         for name, value in scope["headers"]:  # one pass over the headers
             if name == REQUEST_ID_HEADER:

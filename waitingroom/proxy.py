@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import AsyncIterator
 from typing import NamedTuple
 from urllib.parse import quote
@@ -44,7 +45,8 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Bytes a request target cannot hold (a server in front should have refused them).
 _BAD_TARGET = re.compile(rb"[\x00-\x20\x7f]")
 _WATCH_AFTER_SECONDS = 0.5
-"""An answer slower than this starts watching for the visitor hanging up."""
+"""An answer slower than this (give or take half) starts watching for the visitor
+hanging up."""
 
 
 class RequestHead(NamedTuple):
@@ -82,6 +84,9 @@ class OriginProxy:
                                 slot_timeout=slot_timeout, ca_file=ca_file)
         self._read_timeout = read_timeout
         self._max_body_bytes = max_body_bytes
+        self._awaiting: set[_VisitorWatch] = set()
+        """Exchanges awaiting the origin's answer whose visitor is not watched yet."""
+        self._sweeper: asyncio.Task[None] | None = None
 
     @property
     def open_connections(self) -> int:
@@ -114,7 +119,7 @@ class OriginProxy:
         watch = _VisitorWatch(receive)
         body = self._body(receive, watch, request.length) if request.has_body else None
         if body is None:
-            watch.arm(_WATCH_AFTER_SECONDS)
+            self._watch_soon(watch)
         try:
             try:
                 origin = await pool.request(request.head, body, chunked=request.chunked,
@@ -129,9 +134,9 @@ class OriginProxy:
                              close=True)(scope, receive, send)
                 return
             except (TimeoutError, OriginError) as exc:
-                logger.warning("origin %s for %s %s: %r", _failure(exc), method,
-                               scope["path"], exc)
-                await _origin_failed(exc)(scope, receive, send)
+                reason, answer = _origin_failed(exc)
+                logger.warning("origin %s for %s %s: %r", reason, method, scope["path"], exc)
+                await answer(scope, receive, send)
                 return
             try:
                 await send({"type": "http.response.start", "status": origin.status,
@@ -139,7 +144,8 @@ class OriginProxy:
                 if origin.complete:  # arrived with its head: one message
                     await send({"type": "http.response.body", "body": origin.whole_body()})
                     return
-                watch.arm(0)
+                if not watch.since:  # answered before the visitor's body was all in
+                    self._watch_soon(watch)
                 # Mid-body failures propagate: the visitor's connection must be cut.
                 async for chunk in origin.body():
                     await send({"type": "http.response.body", "body": chunk,
@@ -150,7 +156,30 @@ class OriginProxy:
             finally:
                 pool.release(origin)
         finally:
+            self._awaiting.discard(watch)
             watch.stop()
+
+    def _watch_soon(self, watch: _VisitorWatch) -> None:
+        """Watch ``watch``'s visitor if the exchange lasts longer than
+        :data:`_WATCH_AFTER_SECONDS` from now: most end sooner, and then no watching
+        task (nor even a timer) is made for them."""
+        watch.since = time.monotonic()
+        self._awaiting.add(watch)
+        if self._sweeper is None:
+            self._sweeper = asyncio.ensure_future(self._sweep())
+
+    async def _sweep(self) -> None:
+        """While any exchange awaits its answer: start watching the visitors of those
+        that have waited long enough."""
+        try:
+            while self._awaiting:
+                await asyncio.sleep(_WATCH_AFTER_SECONDS / 2)
+                waited = time.monotonic() - _WATCH_AFTER_SECONDS
+                for watch in [w for w in self._awaiting if w.since <= waited]:
+                    self._awaiting.discard(watch)
+                    watch.start()
+        finally:
+            self._sweeper = None
 
     async def _body(self, receive: Receive, watch: _VisitorWatch,
                     length: int | None) -> AsyncIterator[bytes]:
@@ -176,11 +205,13 @@ class OriginProxy:
             if not message.get("more_body", False):
                 if length is not None and received != length:
                     raise ClientGone
-                watch.arm(_WATCH_AFTER_SECONDS)
+                self._watch_soon(watch)
                 return
 
     async def aclose(self) -> None:
         """Close pooled origin connections."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         await self._pool.aclose()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -196,38 +227,26 @@ class OriginProxy:
 
 class _VisitorWatch:
     """Aborts a request's origin exchange when its visitor hangs up, so that no origin
-    connection outlives its visitor. Armed once the visitor's body (if any) is in: at
-    once for a streamed answer, after a short delay otherwise (most answers come
-    sooner, and then no watching task is ever made)."""
+    connection outlives its visitor. Started for exchanges that last (a slow answer, a
+    long stream: see :meth:`OriginProxy._watch_soon`), once the visitor's body is in."""
 
-    __slots__ = ("_connection", "_receive", "_task", "_timer")
+    __slots__ = ("_connection", "_receive", "_task", "since")
 
     def __init__(self, receive: Receive) -> None:
         self._receive = receive
         self._connection: OriginConnection | None = None
-        self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
+        self.since = 0.0
+        """When the exchange began to await its answer (monotonic seconds)."""
 
     def lend(self, connection: OriginConnection) -> None:
         """The connection carrying the request (to abort if the visitor leaves)."""
         self._connection = connection
 
-    def arm(self, delay: float) -> None:
-        """Start watching in ``delay`` seconds (0: now), unless already watching."""
-        if self._task is not None:
-            return
-        if self._timer is not None:
-            if delay:
-                return
-            self._timer.cancel()
-        if delay:
-            self._timer = asyncio.get_running_loop().call_later(delay, self._start)
-        else:
-            self._start()
-
-    def _start(self) -> None:
-        self._timer = None
-        self._task = asyncio.ensure_future(self._watch())
+    def start(self) -> None:
+        """Watch from now on (once)."""
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._watch())
 
     async def _watch(self) -> None:
         while (await self._receive())["type"] != "http.disconnect":
@@ -237,8 +256,6 @@ class _VisitorWatch:
 
     def stop(self) -> None:
         """The exchange is over: stop watching."""
-        if self._timer is not None:
-            self._timer.cancel()
         if self._task is not None:
             self._task.cancel()
 
@@ -313,18 +330,14 @@ def _plain(status: int, text: bytes, *, close: bool = False) -> Response:
     return Response(text, status, headers=headers, media_type="text/plain")
 
 
-def _failure(exc: Exception) -> str:
+def _origin_failed(exc: Exception) -> tuple[str, Response]:
+    """What went wrong (for the log) and the visitor's answer, when the origin could
+    not give one."""
     if isinstance(exc, PoolBusy):
-        return "busy"
-    return "timed out" if isinstance(exc, TimeoutError) else "failed"
-
-
-def _origin_failed(exc: Exception) -> Response:
-    """The visitor's answer when the origin could not give one."""
-    if isinstance(exc, PoolBusy):
-        text, status = b"The shop is very busy right now. Please try again.\n", 503
+        reason, status, text = "busy", 503, b"The shop is very busy right now."
     elif isinstance(exc, TimeoutError):
-        text, status = b"The shop did not answer in time. Please try again.\n", 504
+        reason, status, text = "timed out", 504, b"The shop did not answer in time."
     else:
-        text, status = b"The shop is not answering. Please try again.\n", 502
-    return Response(text, status, media_type="text/plain", headers={"retry-after": "5"})
+        reason, status, text = "failed", 502, b"The shop is not answering."
+    return reason, Response(text + b" Please try again.\n", status, media_type="text/plain",
+                            headers={"retry-after": "5"})

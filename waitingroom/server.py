@@ -42,14 +42,14 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._head_bytes = 0
-        self._reading_head = True
         self._refused = False
 
     def data_received(self, data: bytes) -> None:
         """Count the head's bytes before parsing them; refuse once over the limit."""
         if self._refused:
             return
-        if self._reading_head:
+        cycle = self.cycle
+        if cycle is None or not cycle.more_body:  # between requests: a head is coming
             end = data.find(b"\r\n\r\n")  # a body in the same packet is no part of it
             self._head_bytes += len(data) if end < 0 else end
             if self._head_bytes > self.max_head_bytes:
@@ -57,34 +57,21 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                 return
         super().data_received(data)
 
-    def on_url(self, url: bytes) -> None:
-        """A piece of the request target."""
-        super().on_url(url)
-        if len(self.url) > self.max_url_bytes and not self._refused:
-            self._refuse(414)
-
     def on_headers_complete(self) -> None:
-        """The head is in: refuse too many headers, else on to the app."""
-        self._reading_head = False
-        if self._refused:
-            return
+        """The head is in: refuse a long URL or too many headers, else on to the app."""
+        self._head_bytes = 0
+        if len(self.url) > self.max_url_bytes:
+            self._refuse(414)
+            raise _Refused  # stops the parser; uvicorn's 400 for it is not sent
         if len(self.headers) > self.max_headers:
             self._refuse(431)
-            return
+            raise _Refused
         super().on_headers_complete()
 
-    def on_body(self, body: bytes) -> None:
-        """A piece of the body (none is read for a refused request)."""
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request it cannot parse (none after a refusal)."""
         if not self._refused:
-            super().on_body(body)
-
-    def on_message_complete(self) -> None:
-        """The request is in; the next one's head starts."""
-        if self._refused:
-            return
-        self._reading_head = True
-        self._head_bytes = 0
-        super().on_message_complete()
+            super().send_400_response(msg)
 
     def _refuse(self, status: int) -> None:
         self._refused = True
@@ -93,3 +80,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                              b"content-length: %d\r\nconnection: close\r\n\r\n%s"
                              % (status, _REASONS[status], len(text), text))
         self.transport.close()
+
+
+class _Refused(Exception):
+    """Raised from a parser callback to stop parsing a refused request."""

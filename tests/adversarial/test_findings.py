@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.adversarial.rig import GATED, STRAY, TOKEN, Rig, running_rig
+from tests.adversarial.rig import GATED, STRAY, TOKEN, Rig, answers_in, running_rig
 from tests.adversarial.visitors import (
     SPELLINGS,
     Visit,
@@ -33,8 +33,6 @@ def rig(make_settings: Callable[..., Settings]) -> Iterator[Rig]:
 async def _exchange(rig: Rig, raw: bytes, *, hang_up: bool = False) -> bytes:
     """Send ``raw`` on a new connection; everything received until the server closes
     or one whole answer is in (nothing, if ``hang_up``: the visitor vanishes)."""
-    from tests.adversarial.rig import answers_in
-
     reader, writer = await asyncio.open_connection("127.0.0.1", rig.port)
     try:
         writer.write(raw)
@@ -250,3 +248,37 @@ async def test_connection_cannot_name_away_the_session_header(rig: Rig) -> None:
                               "Connection: keep-alive, x-waitingroom-session, x-request-id"))
     seen = next(s for s in rig.origin.seen if s.token == "tok-c")
     assert seen.session == session
+
+
+async def test_a_refused_head_gets_one_answer_and_nothing_after_it(rig: Rig) -> None:
+    many = "".join(f"X-H{i}: v\r\n" for i in range(101))
+    raw = (f"POST /static/x HTTP/1.1\r\nHost: shop.test\r\n{many}Content-Length: 5\r\n\r\n"
+           "hello").encode()
+    reader, writer = await asyncio.open_connection("127.0.0.1", rig.port)
+    writer.write(raw)
+    answer = await reader.read()
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 431 ") and answer.count(b"HTTP/1.1") == 1
+
+
+async def test_bodies_are_not_heads_and_each_request_gets_its_own_head_limit(
+    rig: Rig,
+) -> None:
+    body = b"b" * 200_000  # far over the head limit, and no head at all
+    post = (b"POST /static/tok-p HTTP/1.1\r\nHost: shop.test\r\nx-token: tok-p\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    head = b"X-Fill: " + b"f" * 20_000  # two of these on one connection: 40 KB in all
+    reader, writer = await asyncio.open_connection("127.0.0.1", rig.port)
+    received = b""
+    try:
+        for raw in (post, _get("/static/tok-g1", "tok-g1", head.decode()),
+                    _get("/static/tok-g2", "tok-g2", head.decode())):
+            writer.write(raw)
+            async with asyncio.timeout(15):
+                wanted = answers_in(received) + 1
+                while answers_in(received) < wanted:
+                    received += await reader.read(65536)
+    finally:
+        writer.close()
+    for token in (b"tok-p", b"tok-g1", b"tok-g2"):
+        assert b"answer " + token + b" " in received

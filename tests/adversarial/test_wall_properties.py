@@ -17,7 +17,7 @@ from tests.adversarial.rig import ACTS, Rig, running_rig
 from tests.adversarial.visitors import HOWS, SPELLINGS, Visit, check, run_batch
 from waitingroom.settings import Settings
 
-EXAMPLES = int(os.environ.get("WR_ADVERSARIAL_EXAMPLES", "120"))
+EXAMPLES = int(os.environ.get("WR_ADVERSARIAL_EXAMPLES", "250"))
 
 
 @pytest.fixture
