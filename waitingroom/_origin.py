@@ -160,7 +160,8 @@ class OriginConnection(asyncio.Protocol):
         """The head of the answer arrived (interim 1xx answers are skipped)."""
         status = self._parser.get_status_code()
         if status == 101:  # the connection would stop being HTTP: nothing we forward
-            raise OriginError("origin switched protocols (101)")
+            self._error = OriginError("origin switched protocols (101)")
+            raise self._error
         if status < 200:
             return
         self.status = status
