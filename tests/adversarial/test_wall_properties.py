@@ -37,6 +37,7 @@ def visits() -> st.SearchStrategy[Visit]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # hundreds of crowds: more than the suite's 120 s per test
 def test_no_crowd_gets_round_the_wall(rig: Rig) -> None:
     # No shrinking: a crowd of at most eight is read as it is, and shrinking a
     # concurrent failure can take minutes.
