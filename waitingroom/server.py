@@ -55,7 +55,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             if self._head_bytes > self.max_head_bytes:
                 self._refuse(431)
                 return
-        super().data_received(data)
+        HttpToolsProtocol.data_received(self, data)
 
     def on_headers_complete(self) -> None:
         """The head is in: refuse a long URL or too many headers, else on to the app."""
@@ -66,7 +66,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if len(self.headers) > self.max_headers:
             self._refuse(431)
             raise _Refused
-        super().on_headers_complete()
+        HttpToolsProtocol.on_headers_complete(self)
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to a request it cannot parse (none after a refusal)."""
