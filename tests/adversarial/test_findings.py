@@ -282,3 +282,20 @@ async def test_bodies_are_not_heads_and_each_request_gets_its_own_head_limit(
         writer.close()
     for token in (b"tok-p", b"tok-g1", b"tok-g2"):
         assert b"answer " + token + b" " in received
+
+
+async def test_a_websocket_upgrade_through_the_head_limits_is_refused_cleanly(
+    rig: Rig,
+) -> None:
+    """The proxy forwards no WebSocket (#19): an upgrade gets uvicorn's 403 through the
+    limited protocol, and the next request on a new connection is served as usual."""
+    upgrade = (b"GET /static/ws HTTP/1.1\r\nHost: shop.test\r\nUpgrade: websocket\r\n"
+               b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+               b"Sec-WebSocket-Version: 13\r\n\r\n")
+    reader, writer = await asyncio.open_connection("127.0.0.1", rig.port)
+    writer.write(upgrade)
+    answer = await reader.read()
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 403 ")
+    after = await _exchange(rig, _get("/static/tok-after", "tok-after"))
+    assert b"answer tok-after " in after
