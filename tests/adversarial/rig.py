@@ -37,7 +37,8 @@ ACTS = ("ok", "early", "extra", "short-length", "no-content-body", "switch", "dr
 """What the origin may be told to do (the ``x-act`` header), in any crowd. Also, for
 tests that run visitors one after another: ``late-extra`` (a stray answer written
 after a pause: no proxy can tell it from the next answer if it lands mid-exchange)
-and ``endless`` (a body dripped until the connection breaks)."""
+``endless`` (a body dripped until the connection breaks) and ``hold`` (an answer
+that takes 2 s, to hold a connection while a test looks)."""
 
 _STRAY_ANSWER = (b"HTTP/1.1 200 OK\r\ncontent-length: 16\r\nset-cookie: stolen=1\r\n\r\n"
                  + STRAY + b" 000000 ")
@@ -135,6 +136,12 @@ class MisbehavingOrigin:
             self.busy += change
             self.changed.notify_all()
 
+    def wait_busy(self, count: int, timeout: float) -> bool:
+        """Wait until at least ``count`` connections are mid-request (True), or
+        ``timeout`` passes."""
+        with self.changed:
+            return self.changed.wait_for(lambda: self.busy >= count, timeout)
+
     def wait_idle(self, timeout: float) -> bool:
         """Wait until no connection is mid-request (True), or ``timeout`` passes."""
         with self.changed:
@@ -176,8 +183,8 @@ class MisbehavingOrigin:
                 await writer.drain()
                 await asyncio.sleep(0.01)
             return False
-        elif act == "slow":
-            await asyncio.sleep(0.8)
+        elif act in ("slow", "hold"):
+            await asyncio.sleep(0.8 if act == "slow" else 2)
             writer.write(whole)
         elif act == "close-mid":
             writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n" + body)

@@ -155,8 +155,8 @@ def test_a_case_blind_origin_gets_gated_paths_in_any_case(
 
 async def test_a_full_origin_pool_answers_503_after_the_slot_timeout(rig: Rig) -> None:
     holders = [asyncio.create_task(_exchange(rig, _get(f"/static/tok-h{i}", f"tok-h{i}",
-                                                       act="slow"))) for i in range(4)]
-    await asyncio.sleep(0.2)  # the four slow answers hold the pool (the fault itself)
+                                                       act="hold"))) for i in range(4)]
+    assert await asyncio.to_thread(rig.origin.wait_busy, 4, 15)  # they hold the pool
     late = await _exchange(rig, _get("/static/tok-late", "tok-late"))
     assert late.startswith(b"HTTP/1.1 503 ") and b"retry-after" in late.lower()
     assert all(b"answer tok-h" in answer for answer in await asyncio.gather(*holders))
@@ -165,8 +165,8 @@ async def test_a_full_origin_pool_answers_503_after_the_slot_timeout(rig: Rig) -
 async def test_one_session_cannot_hold_more_than_its_share(rig: Rig) -> None:
     _, cookie = _pass(rig)
     slow = [asyncio.create_task(_exchange(rig, _get(f"{GATED}/tok-s{i}", f"tok-s{i}", cookie,
-                                                    act="slow"))) for i in range(2)]
-    await asyncio.sleep(0.2)  # two slow requests of one session in flight
+                                                    act="hold"))) for i in range(2)]
+    assert await asyncio.to_thread(rig.origin.wait_busy, 2, 15)  # both at the origin
     third = await _exchange(rig, _get(f"{GATED}/tok-s3", "tok-s3", cookie))
     _, other = _pass(rig, 1)
     another = await _exchange(rig, _get(f"{GATED}/tok-o1", "tok-o1", other))
