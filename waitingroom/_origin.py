@@ -327,11 +327,6 @@ class OriginPool:
         self._open: set[OriginConnection] = set()
 
     @property
-    def open_connections(self) -> int:
-        """Connections open now, lent or idle."""
-        return len(self._open)
-
-    @property
     def busy_connections(self) -> int:
         """Connections lent to a request now."""
         return len(self._open) - len(self._idle)

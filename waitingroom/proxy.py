@@ -89,11 +89,6 @@ class OriginProxy:
         self._sweeper: asyncio.Task[None] | None = None
 
     @property
-    def open_connections(self) -> int:
-        """Origin connections open now (in use or kept)."""
-        return self._pool.open_connections
-
-    @property
     def busy_connections(self) -> int:
         """Origin connections carrying a request now."""
         return self._pool.busy_connections

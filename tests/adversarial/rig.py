@@ -229,35 +229,27 @@ class Rig:
     def settle(self, timeout: float) -> bool:
         """Wait until nothing is in flight between proxy and origin, as seen from the
         rig's own loop after it has run a few turns (True), or ``timeout`` passes."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            quiet = self.origin.wait_idle(deadline - time.monotonic()) and (
-                asyncio.run_coroutine_threadsafe(self._quiet(), self.loop).result(timeout))
-            if quiet:
-                return True
-        return False
+        return self._wait_quiet(timeout, origin_too=True)
 
     def proxy_idle(self, timeout: float) -> bool:
         """Wait until the proxy has no origin connection lent to a request (True), or
-        ``timeout`` passes."""
+        ``timeout`` passes (the origin may still be waiting on a request)."""
+        return self._wait_quiet(timeout, origin_too=False)
+
+    def _wait_quiet(self, timeout: float, *, origin_too: bool) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if asyncio.run_coroutine_threadsafe(self._proxy_quiet(), self.loop).result(timeout):
+            if origin_too and not self.origin.wait_idle(deadline - time.monotonic()):
+                return False
+            quiet = asyncio.run_coroutine_threadsafe(self._quiet(origin_too), self.loop)
+            if quiet.result(timeout):
                 return True
         return False
 
-    async def _proxy_quiet(self) -> bool:
-        for _ in range(10):
-            await asyncio.sleep(0)
-        if self.proxy.busy_connections:
-            await asyncio.sleep(0.01)
-            return False
-        return True
-
-    async def _quiet(self) -> bool:
+    async def _quiet(self, origin_too: bool) -> bool:
         for _ in range(10):  # bytes already written reach their reader within a few turns
             await asyncio.sleep(0)
-        if self.proxy.busy_connections or self.origin.busy:
+        if self.proxy.busy_connections or (origin_too and self.origin.busy):
             await asyncio.sleep(0.01)
             return False
         return True
