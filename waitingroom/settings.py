@@ -78,9 +78,11 @@ class Settings:
     over 8 KiB gets 414)."""
     max_request_headers: int = 100
     """Most request header lines ``serve`` reads (431 past it)."""
-    session_max_concurrent_requests: int = 32
+    session_max_concurrent_requests: int = 64
     """Requests one admitted session may have at the app or origin at once (429 past
-    it), so that one pass cannot take the connections everyone else needs."""
+    it), so that one pass cannot take the connections everyone else needs. Behind an
+    HTTP/2 load balancer one page load can have dozens in flight; 64 is still a
+    sixteenth of the default origin pool."""
     max_event_streams: int = 10_000
     """Live ``/_wr/events`` streams per process; past it, visitors poll (503)."""
     origin_ca_file: str = ""
