@@ -299,3 +299,31 @@ async def test_a_websocket_upgrade_through_the_head_limits_is_refused_cleanly(
     assert answer.startswith(b"HTTP/1.1 403 ")
     after = await _exchange(rig, _get("/static/tok-after", "tok-after"))
     assert b"answer tok-after " in after
+
+
+def test_bodies_past_the_limit_or_stalled_never_reach_the_origin_whole(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(capacity=1, open_paths=("/static/*",), origin_timeout_seconds=1,
+                             max_request_body_bytes=1000)
+
+    async def visitors(rig: Rig) -> list[bytes]:
+        head = "POST /static/{0} HTTP/1.1\r\nHost: shop.test\r\nx-token: {0}\r\n{1}\r\n\r\n"
+        declared = await _exchange(rig, head.format("tok-big", "Content-Length: 2000").encode()
+                                   + b"x" * 2000)
+        chunked = await _exchange(rig, head.format("tok-chunks", "Transfer-Encoding: chunked")
+                                  .encode() + (b"258\r\n" + b"x" * 600 + b"\r\n") * 2
+                                  + b"0\r\n\r\n")  # 2 x 600 bytes: over the limit
+        stalled = await _exchange(rig, head.format("tok-stall", "Content-Length: 100").encode()
+                                  + b"only some")  # and then nothing more, for ever
+        return [declared, chunked, stalled]
+
+    with running_rig(settings, admitted=0) as rig:
+        declared, chunked, stalled = asyncio.run(visitors(rig))
+        assert rig.settle(15)
+    assert declared.startswith(b"HTTP/1.1 413 ")
+    assert not [s for s in rig.origin.seen if s.token == "tok-big"]  # never sent on
+    assert chunked.startswith(b"HTTP/1.1 413 ") or chunked == b""
+    assert stalled.startswith(b"HTTP/1.1 400 ")
+    assert not [s for s in rig.origin.seen
+                if s.token in ("tok-chunks", "tok-stall") and s.complete]

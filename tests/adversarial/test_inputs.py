@@ -4,6 +4,7 @@ encoded, and forms whose bytes are not the text they claim to be."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from urllib.parse import quote
 
@@ -162,3 +163,47 @@ async def test_a_capture_that_is_not_utf8_gets_the_form_back_and_is_not_stored(
         good = await visitor.post("/_wr/capture", data={**GOOD, "csrf": csrf_of(answer.text)})
         assert good.status_code == 200
     assert [r.fields["name"] for r in await stored(capturing.engine)] == ["Ann Smith"]
+
+
+async def test_a_link_shown_without_public_url_never_takes_a_hostile_host(
+    make_settings: Callable[..., Settings],
+) -> None:
+    room = WaitingRoomMiddleware(Origin(), settings=make_settings(capacity=1))
+    try:
+        async with _client(room) as holder, _client(room) as phone:
+            await holder.get("/checkout")
+            await phone.get("/checkout")
+            page = await phone.get("/_wr/resume-link?to=/checkout",
+                                   headers={"host": 'evil.example/"><b>x'})
+        assert page.status_code == 200
+        assert "http://localhost/_wr/resume?" in page.text and "evil.example" not in page.text
+    finally:
+        await room.aclose()
+
+
+async def test_live_event_streams_are_capped_per_process(
+    make_settings: Callable[..., Settings],
+) -> None:
+    from tests.servers import serve_in_process
+
+    room = WaitingRoomMiddleware(Origin(), settings=make_settings(
+        capacity=1, gated_paths=("/checkout*",), max_event_streams=1))
+    try:
+        async with serve_in_process(room) as url, httpx.AsyncClient(base_url=url) as holder, \
+                httpx.AsyncClient(base_url=url) as first, \
+                httpx.AsyncClient(base_url=url) as second:
+            await holder.get("/checkout")
+            await first.get("/checkout")
+            await second.get("/checkout")
+            async with first.stream("GET", "/_wr/events") as stream:
+                assert stream.status_code == 200
+                await anext(stream.aiter_lines())  # the stream is live and counted
+                refused = await second.get("/_wr/events")
+                assert refused.status_code == 503 and refused.headers["retry-after"]
+            async with asyncio.timeout(15):  # the server sees the hang-up, frees the slot
+                while room.limits.event_streams.taken:  # noqa: ASYNC110 (a count, no event)
+                    await asyncio.sleep(0.01)
+            async with second.stream("GET", "/_wr/events") as stream:  # the slot is back
+                assert stream.status_code == 200
+    finally:
+        await room.aclose()
