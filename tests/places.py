@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from waitingroom.engine import LINE_BUCKET, Engine, Visit, room_keys
+from waitingroom.engine import BITMAP_CHUNK, LINE_BUCKET, Engine, Visit, room_keys
 
 T0_MS = 1_900_000_000_000
 """Where a test's simulated room clock starts."""
@@ -65,7 +65,7 @@ async def line_ids(engine: Engine, room: str) -> list[str]:
     end = int(await engine.redis.get(keys.seq) or 0)
     ids = []
     for n in range(head + 1, end + 1):
-        if not await engine.redis.getbit(keys.left, n):
+        if not await engine.redis.getbit(f"{keys.left}:{n // BITMAP_CHUNK}", n % BITMAP_CHUNK):
             visitor = await engine.redis.hget(f"{keys.line}:{n // LINE_BUCKET}", str(n))
             if visitor is not None:
                 ids.append(visitor.decode())

@@ -67,6 +67,7 @@ logger = logging.getLogger("waitingroom")
 _CONFIG_TTL_SECONDS = 1.0
 _SESSION_CHECK_SECONDS = 1.0  # an admitted visitor's session is checked in Redis this often
 _SESSIONS_REMEMBERED = 100_000
+_UNRELEASED_KEPT = 100_000  # past this, a missed release waits for the idle timeout
 _EVENTS_MAX_SECONDS = 300  # an SSE stream ends after this; EventSource reconnects
 _SMALL_FORM_LIMIT = 1024  # /_wr/pow and /_wr/notify take a few short fields
 _NOTIFY_FIELDS = parse_fields("email:email,phone:phone")
@@ -184,6 +185,7 @@ class RoomGate:
             view.server_ms, view.admitted_total))
         # Sessions Redis said were alive, until when this process takes that as still so.
         self._sessions: dict[str, float] = {}
+        self._unreleased: set[str] = set()  # sessions the origin ended, not yet in Redis
         self.desk = CaptureDesk(settings=settings, room=room, engine=engine, tickets=tickets,
                                 fields=parse_fields(settings.capture_fields))
         self.breaker = BreakerClient(
@@ -396,8 +398,19 @@ class RoomGate:
             await self.engine.release(self.room, session_id)
             self.line.stale()  # the next in line was let in
         except RedisError as exc:
-            # The session still ends by its idle timeout; the visitor is not failed.
-            logger.warning("could not release session %s: %s", session_id, exc)
+            # Sent again every half second until Redis takes it (releases are
+            # idempotent); the visitor is not failed.
+            logger.warning("could not release session %s yet: %s", session_id, exc)
+            if len(self._unreleased) < _UNRELEASED_KEPT:
+                self._unreleased.add(session_id)
+
+    async def _release_again(self) -> None:
+        """Send the releases Redis missed (it was down or out of reach)."""
+        while self._unreleased:
+            session_id = next(iter(self._unreleased))
+            await self.engine.release(self.room, session_id)
+            self._unreleased.discard(session_id)
+            self.line.stale()
 
     # -- the room's own endpoints --------------------------------------------------
 
@@ -754,6 +767,11 @@ class RoomGate:
     async def _tick(self) -> None:
         """Background work every half second: drain the capture spool, and the rest."""
         await self.desk.drain_spool()
+        try:
+            await self._release_again()
+        except RedisError as exc:
+            logger.warning("could not send %d missed releases yet: %s", len(self._unreleased),
+                           exc)
         if self.notifier.enabled:
             try:
                 await self._send_notices()

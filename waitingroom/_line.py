@@ -34,6 +34,8 @@ STALE_SECONDS = 2.0
 IDLE_SECONDS = 30.0
 """A process stops looking at a room whose line is empty once nobody has asked it
 about the room for this long (the look starts again with the next question)."""
+HEARD_KEPT = 1_000_000
+"""Most arrival numbers a process keeps to hand in while it cannot reach Redis."""
 _POPCOUNT = bytes(bin(b).count("1") for b in range(256))
 
 
@@ -110,6 +112,10 @@ class LineWatch:
         self.keep_looking()
         view = self.view
         if view is None or time.monotonic() - self._seen_at > STALE_SECONDS:
+            # Redis may be out of reach from here alone: the waiter still asked, and is
+            # counted as heard from once the looks succeed again.
+            if len(self._heard) < HEARD_KEPT:
+                self._heard.add(number)
             return None
         position = None if number in self._moved_here else view.position(number)
         if position is not None:

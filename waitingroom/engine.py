@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -19,6 +19,9 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.sentinel import Sentinel
 from redis.commands.core import AsyncScript
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.typing import EncodableT, FieldT
 
@@ -39,6 +42,8 @@ LINE_BUCKET = 128
 """Arrival numbers per bucket of the line (``BUCKET`` in ``_room.lua``)."""
 HEARD_SLOTS = 5
 """The ring of heard-from bitmaps (``EPOCHS + 1`` in ``_room.lua``)."""
+BITMAP_CHUNK = 65536
+"""Arrival numbers per chunk of the line's bitmaps (``CHUNK`` in ``_room.lua``)."""
 OLDEST_REDIS = (7, 0)
 """The line's bitmaps count bit ranges (``BITCOUNT … BIT``), new in Redis 7.0."""
 # Connections per process. Past this, requests wait for one (up to the timeout)
@@ -49,6 +54,27 @@ _POOL_WAIT_SECONDS = 5
 # page (it must exceed WAITAOF's 2 s wait for a capture's fsync).
 _REDIS_TIMEOUT_SECONDS = 5
 _REDIS_CONNECT_TIMEOUT_SECONDS = 2
+RETRY_SECONDS = 0.5
+"""The longest wait between two tries of a command that met a broken connection: once
+Redis is back, every call succeeds within this (a pooled connection that died with the
+old server fails once, is replaced and the command sent again)."""
+_RETRIES = 3
+# A pooled connection idle this long is checked (PING) before use.
+_HEALTH_CHECK_SECONDS = 5
+
+
+def _client_options() -> dict[str, Any]:
+    """How every connection to Redis behaves: timeouts, retries, health checks.
+
+    Only connection errors are retried (the scripts are idempotent per visitor or
+    session, so a command whose reply was lost may run twice); a timeout is not, or a
+    stalled Redis would hold a visitor for several timeouts.
+    """
+    return {"socket_timeout": _REDIS_TIMEOUT_SECONDS,
+            "socket_connect_timeout": _REDIS_CONNECT_TIMEOUT_SECONDS,
+            "health_check_interval": _HEALTH_CHECK_SECONDS,
+            "retry": Retry(ExponentialWithJitterBackoff(cap=RETRY_SECONDS, base=0.05),
+                           _RETRIES, supported_errors=(RedisConnectionError,))}
 
 
 class VisitState(enum.IntEnum):
@@ -225,7 +251,7 @@ class Engine:
 
     Each method is at most one round trip; concurrent :meth:`visit` and :meth:`touch`
     calls for a room share one. Scripts are idempotent per visitor or session id,
-    because redis-py retries a command whose reply was lost.
+    because a command whose connection broke is sent again (see ``_client_options``).
     """
 
     def __init__(
@@ -263,18 +289,17 @@ class Engine:
     ) -> Engine:
         """Build an engine for ``settings``, connecting to its ``redis_url`` if needed."""
         scheme, _, rest = settings.redis_url.partition("://")
-        timeouts: dict[str, float] = {"socket_timeout": _REDIS_TIMEOUT_SECONDS,
-                                      "socket_connect_timeout": _REDIS_CONNECT_TIMEOUT_SECONDS}
+        options = _client_options()
         if redis is None and scheme == "redis+sentinel":
-            redis = _sentinel_primary(rest, timeouts)
+            redis = _sentinel_primary(rest, options)
         elif redis is None and scheme.endswith("+cluster"):
             redis = RedisCluster.from_url(
                 f"{scheme.removesuffix('+cluster')}://{rest}", max_connections=_POOL_SIZE,
-                **timeouts)
+                **options)
         elif redis is None:
             pool = BlockingConnectionPool.from_url(
                 settings.redis_url, max_connections=_POOL_SIZE, timeout=_POOL_WAIT_SECONDS,
-                **timeouts)
+                **options)
             redis = Redis.from_pool(pool)
         return cls(
             redis,
@@ -397,6 +422,15 @@ class Engine:
         seconds, micros = await self.redis.time()
         return int(seconds) * 1000 + int(micros) // 1000
 
+    async def _room_ms(self, room: str) -> int:
+        """The room's clock now (Redis time less the outages it skipped: ``now_ms`` in
+        ``_room.lua``)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.time()
+            pipe.hget(room_keys(room).stats, "skipped")
+            (seconds, micros), skipped = await pipe.execute()
+        return int(seconds) * 1000 + int(micros) // 1000 - int(float(skipped or 0))
+
     async def counts(self, room: str) -> RoomCounts:
         """Read a room's queue length, active sessions and counters."""
         keys = room_keys(room)
@@ -410,8 +444,11 @@ class Engine:
         head, end = int(counters.get(b"head", 0)), int(end or 0)
         in_line = 0
         if end > head:
-            walked = await self.redis.execute_command("BITCOUNT", keys.left, head + 1, end, "BIT")
-            in_line = end - head - int(walked)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key, lo, hi in _chunks(keys.left, head + 1, end):
+                    pipe.execute_command("BITCOUNT", key, lo, hi, "BIT")
+                walked = sum(await pipe.execute())
+            in_line = end - head - walked
         return RoomCounts(
             waiting=in_line + invited + early,
             active=sessions,
@@ -465,14 +502,18 @@ class Engine:
         """Forget ``room``'s line, sessions, config and counters (captures, replay
         state and the audit log are kept)."""
         keys = room_keys(room)
-        head, end = await self.redis.hget(keys.stats, "head"), await self.redis.get(keys.seq)
-        buckets = range(int(head or 0) // LINE_BUCKET, int(end or 0) // LINE_BUCKET + 1)
+        trimmed = int(await self.redis.hget(keys.stats, "trimmed") or 0)
+        end = int(await self.redis.get(keys.seq) or 0)
+        buckets = [f"{keys.line}:{b}" for b in range(trimmed // LINE_BUCKET,
+                                                     end // LINE_BUCKET + 1)]
+        for prefix in (keys.left, *(f"{keys.heard}:{slot}" for slot in range(HEARD_SLOTS))):
+            buckets += [key for key, _, _ in _chunks(prefix, trimmed, end)]
         for start in range(0, len(buckets), 1000):
-            await self.redis.delete(*(f"{keys.line}:{b}" for b in buckets[start:start + 1000]))
+            await self.redis.delete(*buckets[start:start + 1000])
         await self.redis.delete(
             keys.seen, keys.active, keys.deadline, keys.seq, keys.config, keys.stats,
-            keys.priority, keys.prequeue, keys.left, keys.away, keys.renamed, keys.breaker,
-            keys.outcomes, *(f"{keys.heard}:{slot}" for slot in range(HEARD_SLOTS)))
+            keys.priority, keys.prequeue, keys.away, keys.renamed, keys.breaker,
+            keys.outcomes, _notify_key(room), f"{_notify_key(room)}:until")
 
     # -- data capture ---------------------------------------------------------------
 
@@ -642,13 +683,14 @@ class Engine:
                           claim_seconds: int) -> dict[str, str] | None:
         """Take an admitted visitor's notify request (once, whichever process asks
         first) and hold their slot ``claim_seconds`` for them to come back."""
-        now = await self._server_ms()
+        now = await self._room_ms(room)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hget(_notify_key(room), visitor_id)
             pipe.hdel(_notify_key(room), visitor_id)
+            pipe.zrem(f"{_notify_key(room)}:until", visitor_id)
             pipe.zadd(room_keys(room).active, {visitor_id: now + claim_seconds * 1000},
                       xx=True, gt=True)
-            record, taken, _ = await pipe.execute()
+            record, taken, _, _ = await pipe.execute()
         return json.loads(record) if taken else None
 
     async def resume(self, room: str, old_id: str, new_id: str, *, number: int = 0,
@@ -742,7 +784,7 @@ def server_supported(version: str) -> bool:
     return (int(parts[0]), int(parts[1])) >= OLDEST_REDIS
 
 
-def _sentinel_primary(address: str, timeouts: dict[str, float]) -> Redis:
+def _sentinel_primary(address: str, options: dict[str, Any]) -> Redis:
     """A client of the primary the Sentinels at ``host:port[,host:port]/service[/db]``
     name; it follows a failover to the new primary."""
     hosts, _, path = address.partition("/")
@@ -751,8 +793,18 @@ def _sentinel_primary(address: str, timeouts: dict[str, float]) -> Redis:
     for entry in hosts.split(","):
         host, _, port = entry.rpartition(":")
         sentinels.append((host, int(port)) if host else (entry, 26379))
-    sentinel = Sentinel(sentinels, sentinel_kwargs=timeouts, **timeouts)  # type: ignore[no-untyped-call]
+    timeouts = {name: options[name] for name in ("socket_timeout", "socket_connect_timeout")}
+    sentinel = Sentinel(sentinels, sentinel_kwargs=timeouts, **options)  # type: ignore[no-untyped-call]
     return cast(Redis, sentinel.master_for(service, db=int(db or 0)))
+
+
+def _chunks(prefix: str, first: int, last: int) -> Iterator[tuple[str, int, int]]:
+    """The chunk keys of a line bitmap holding numbers ``first``..``last``, with the
+    bit range of each (``each_chunk`` in ``_room.lua``)."""
+    for chunk in range(first // BITMAP_CHUNK, last // BITMAP_CHUNK + 1):
+        base = chunk * BITMAP_CHUNK
+        yield (f"{prefix}:{chunk}", max(first, base) - base,
+               min(last, base + BITMAP_CHUNK - 1) - base)
 
 
 def _moved_key(room: str, visitor_id: str) -> str:

@@ -13,23 +13,27 @@
 --                     minute, 0 = no limit) -- ops-tunable, live; clock (see below)
 --   7 stats    HASH   counters: admitted, abandoned, expired, released; the rate's
 --                     token bucket: bucket (tokens), bucket_at (ms); head: every arrival
---                     number up to head has left the line; epoch: see heard; invites
+--                     number up to head has left the line; epoch: see heard; invites;
+--                     trimmed: state below this number is deleted; the room's clock
+--                     (clock_at, skipped); server: the Redis run that last handed out a
+--                     number; void_from, void_to: numbers never used (see join_line)
 --   8 priority ZSET   invited visitor id -> redemption number: a lane served
 --                     before the queue (invitees never raise anyone's position)
 --   9 prequeue ZSET   visitors who came before a scheduled start, all scored 0: ids
 --                     are random, so their order is a fair draw (config start_at, ms).
 --                     From the start it is a lane served before the line
---  10 left     STRING bitmap: bit n set = waiter n walked away (or took an invite)
---  11 heard    prefix of 'heard:<slot>' bitmaps, one per epoch (a quarter of the
---              grace), EPOCHS + 1 of them in a ring: bit n set = waiter n asked then
+--  10 left     prefix of 'left:<chunk>' bitmaps: bit n set = waiter n walked away (or
+--              took an invite). Every bitmap indexed by arrival number is cut into
+--              chunks of CHUNK numbers; chunks behind the head are deleted (trim)
+--  11 heard    prefix of 'heard:<slot>:<chunk>' bitmaps, one slot per epoch (a quarter
+--              of the grace), EPOCHS + 1 of them in a ring: bit n set = waiter n asked
 --  12 away     ZSET   arrival number -> until when (ms) the place is kept for a waiter
 --                     who is away (asked to be notified)
 --  13 renamed  ZSET   arrival numbers (scored by themselves) whose place moved to
 --                     another device: processes answer those from Redis, not a copy
 -- A script's own keys follow these: KEYS[CORE + 1], ... (the loader defines CORE,
 -- the number of keys above, from the same list the Python side builds them from).
--- Times are Redis server time in milliseconds, never a process's clock (or, in the
--- capacity planner only, its simulated time).
+-- Times are room time in milliseconds (see now_ms), never a process's clock.
 -- Bitmaps need Redis 7 (BITCOUNT and BITPOS over BIT ranges).
 local line, seen, active, deadline, seq, config, stats, priority, prequeue, left, heard, away,
   renamed = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9],
@@ -37,6 +41,10 @@ local line, seen, active, deadline, seq, config, stats, priority, prequeue, left
 
 local BUCKET = 128  -- Redis keeps hashes of up to 128 short entries packed
 local EPOCHS = 4    -- unheard of for this many epochs (the grace): walked away
+local CHUNK = 65536 -- arrival numbers per bitmap chunk (8 KB)
+-- Numbers set aside when Redis may have lost the last writes (a restart, a failover):
+-- more than it can hand out in the second or two appendfsync everysec may lose.
+local VOID = CHUNK
 
 -- Bound the work one call does; a backlog is worked off over the next calls.
 local PRUNE_BATCH = 1000
@@ -44,29 +52,55 @@ local PRUNE_BATCH = 1000
 -- The room's live config, read once per call. 'clock' exists only in the capacity
 -- planner's private Redis (waitingroom simulate): simulated time, in ms.
 local settings = redis.call('HMGET', config, 'capacity', 'paused', 'rate', 'start_at', 'mode',
-                            'clock')
+                            'clock', 'outage_ms')
 local CAPACITY = tonumber(settings[1]) or 0
 local PAUSED = settings[2] == '1'
 local RATE = tonumber(settings[3]) or 0
 local START_AT = tonumber(settings[4]) or 0
 local MODE = settings[5] or 'normal'
 local CLOCK = tonumber(settings[6])
+-- A gap longer than this between two calls for the room is an outage: nobody could
+-- reach the room, so the time beyond it does not count. Every process serving the room
+-- calls twice a second (its breaker report), so a real gap means Redis was down or out
+-- of reach, or no process was running. Simulated time has no outages unless a test
+-- asks for them.
+local OUTAGE_MS = tonumber(settings[7]) or (CLOCK and math.huge or 1000)
 
-local function now_ms()
+-- Redis's own time (or the planner's simulated time): for what ops schedule by the
+-- wall clock (the start) and records stamped with it.
+local function real_ms()
   if CLOCK then return CLOCK end
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- Room time: Redis time less every outage, and never going back (a failover to a
+-- server whose clock is behind). Waiters, reservations and sessions all age by it, so
+-- an outage, however long, costs nobody their place or their session.
+local NOW
+local function now_ms()
+  if NOW then return NOW end
+  local real = real_ms()
+  local last = redis.call('HMGET', stats, 'clock_at', 'skipped')
+  local at, skipped = tonumber(last[1]), tonumber(last[2]) or 0
+  if at and (real - at > OUTAGE_MS or real < at) then
+    skipped = skipped + real - at - math.max(0, math.min(real - at, OUTAGE_MS))
+  end
+  redis.call('HSET', stats, 'clock_at', real, 'skipped', skipped)
+  NOW = real - skipped
+  return NOW
+end
+
 -- Ms until the scheduled start, or 0 if none is pending.
-local function until_start(now)
-  return math.max(0, START_AT - now)
+local function until_start()
+  if START_AT == 0 then return 0 end
+  return math.max(0, START_AT - real_ms())
 end
 
 -- At the start the schedule is done with: the pre-queue, in its drawn order, becomes
 -- a lane served before the line (see fill).
-local function draw(now)
-  if START_AT == 0 or START_AT > now then return end
+local function draw()
+  if START_AT == 0 or until_start() > 0 then return end
   redis.call('HSET', config, 'start_at', 0)
   START_AT = 0
 end
@@ -86,8 +120,82 @@ local function line_end()
   return tonumber(redis.call('GET', seq)) or 0
 end
 
+-- Bitmaps by arrival number, in chunks: bitmap 'prefix' holds bit n in key
+-- 'prefix:<n // CHUNK>' at n % CHUNK.
+local function chunk(prefix, n)
+  return prefix .. ':' .. math.floor(n / CHUNK), n % CHUNK
+end
+
+local function get_bit(prefix, n)
+  local key, bit = chunk(prefix, n)
+  return redis.call('GETBIT', key, bit)
+end
+
+local function set_bit(prefix, n, value)
+  local key, bit = chunk(prefix, n)
+  redis.call('SETBIT', key, bit, value)
+end
+
+-- Calls fn(key, first bit, last bit, first number) for each chunk of numbers a..b.
+local function each_chunk(prefix, a, b, fn)
+  for c = math.floor(a / CHUNK), math.floor(b / CHUNK) do
+    local base = c * CHUNK
+    fn(prefix .. ':' .. c, math.max(a, base) - base, math.min(b, base + CHUNK - 1) - base, base)
+  end
+end
+
+-- Bits set among numbers a..b.
+local function count_bits(prefix, a, b)
+  local total = 0
+  if b < a then return 0 end
+  each_chunk(prefix, a, b, function(key, lo, hi)
+    total = total + redis.call('BITCOUNT', key, lo, hi, 'BIT')
+  end)
+  return total
+end
+
+-- The first number in a..b whose bit is clear, or nil. (BITPOS finds no clear bit past
+-- a string's end, nor anywhere in a missing key: both count as clear here.)
+local function first_clear(prefix, a, b)
+  if b < a then return nil end
+  for c = math.floor(a / CHUNK), math.floor(b / CHUNK) do
+    local base = c * CHUNK
+    local key = prefix .. ':' .. c
+    local lo, hi = math.max(a, base) - base, math.min(b, base + CHUNK - 1) - base
+    local size = redis.call('STRLEN', key) * 8
+    if size <= lo then return base + lo end
+    local at = redis.call('BITPOS', key, 0, lo, math.min(hi, size - 1), 'BIT')
+    if at >= 0 then return base + at end
+    if size <= hi then return base + size end
+  end
+  return nil
+end
+
+-- Set every bit of numbers a..b.
+local function set_bits(prefix, a, b)
+  each_chunk(prefix, a, b, function(key, lo, hi)
+    while lo <= hi and lo % 8 ~= 0 do redis.call('SETBIT', key, lo, 1); lo = lo + 1 end
+    while hi >= lo and hi % 8 ~= 7 do redis.call('SETBIT', key, hi, 1); hi = hi - 1 end
+    if hi > lo then
+      redis.call('SETRANGE', key, math.floor(lo / 8), string.rep('\255', math.floor((hi - lo + 1) / 8)))
+    end
+  end)
+end
+
+-- The bytes of bitmap 'prefix' holding numbers a..b (from byte a // 8), missing bytes
+-- as zeros.
+local function bitmap_bytes(prefix, a, b)
+  local parts = {}
+  each_chunk(prefix, a - a % 8, b, function(key, lo, hi)
+    local first, last = math.floor(lo / 8), math.floor(hi / 8)
+    local bytes = redis.call('GETRANGE', key, first, last)
+    parts[#parts + 1] = bytes .. string.rep('\0', last - first + 1 - #bytes)
+  end)
+  return table.concat(parts)
+end
+
 local function in_line(id, n)
-  return n > line_head() and n <= line_end() and redis.call('GETBIT', left, n) == 0
+  return n > line_head() and n <= line_end() and get_bit(left, n) == 0
     and redis.call('HGET', bucket(n), n) == id
 end
 
@@ -100,29 +208,87 @@ end
 -- 1-based position of waiter n, who is in line.
 local function rank(n)
   local head = line_head()
-  local walked = 0
-  if n - 1 > head then walked = redis.call('BITCOUNT', left, head + 1, n - 1, 'BIT') end
-  return lanes_ahead() + n - head - walked
+  return lanes_ahead() + n - head - count_bits(left, head + 1, n - 1)
 end
 
 -- The epoch now: a quarter of the grace long. A waiter is heard of in an epoch's
 -- bitmap; one unheard of in the last EPOCHS epochs has walked away.
 local EPOCH
-local function heard_now(n)
-  redis.call('SETBIT', heard .. ':' .. (EPOCH % (EPOCHS + 1)), n, 1)
+local function heard_slot(epoch)
+  return heard .. ':' .. (epoch % (EPOCHS + 1))
 end
 
+local function heard_now(n)
+  if n > line_head() and n <= line_end() then set_bit(heard_slot(EPOCH), n, 1) end
+end
+
+-- The Redis server run this call runs on. A new one (a restart, a failover) may have
+-- lost the last writes of the one before: numbers it handed out may come again.
+local function server_run()
+  return string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
+end
+
+-- After a possible loss, VOID numbers are skipped: nobody is ever given a number
+-- another visitor may already hold. A holder of a lost number gets its place back
+-- (see reseat).
+local function void_lost_numbers()
+  local run = server_run()
+  local last = redis.call('HGET', stats, 'server')
+  if last == run then return end
+  redis.call('HSET', stats, 'server', run)
+  if not last then return end
+  local from = line_end()
+  redis.call('SET', seq, from + VOID)
+  set_bits(left, from + 1, from + VOID)
+  redis.call('HSET', stats, 'void_from', from, 'void_to', from + VOID)
+end
+
+local VOID_CHECKED = false
 local function join_line(id)
+  if not VOID_CHECKED then void_lost_numbers(); VOID_CHECKED = true end
   local n = redis.call('INCR', seq)
   redis.call('HSET', bucket(n), n, id)
-  redis.call('SETBIT', left, n, 0)  -- a walk-away sweep may have marked numbers ahead
+  set_bit(left, n, 0)  -- a walk-away sweep may have marked numbers ahead
   heard_now(n)
   return n
 end
 
+-- A ticket names number n, which Redis lost with the writes before a restart or a
+-- failover: its holder takes its place back (nobody else was given it).
+local function reseat(id, n)
+  local from = tonumber(redis.call('HGET', stats, 'void_from')) or 0
+  local to = tonumber(redis.call('HGET', stats, 'void_to')) or 0
+  if n <= from or n > to or n <= line_head() or redis.call('HEXISTS', bucket(n), n) == 1 then
+    return false
+  end
+  redis.call('HSET', bucket(n), n, id)
+  set_bit(left, n, 0)
+  heard_now(n)
+  return true
+end
+
 local function leave_line(n)
-  redis.call('SETBIT', left, n, 1)
+  set_bit(left, n, 1)
   redis.call('HDEL', bucket(n), n)
+end
+
+-- Delete what the line keeps below its head: buckets and bitmap chunks. At most a
+-- batch of them per call.
+local function trim()
+  local head = line_head()
+  local done = tonumber(redis.call('HGET', stats, 'trimmed')) or 0
+  local upto, budget = done, PRUNE_BATCH
+  while upto + BUCKET <= head + 1 and budget > 0 do  -- bucket upto // BUCKET is behind
+    local b = math.floor(upto / BUCKET)
+    redis.call('DEL', line .. ':' .. b)
+    if (b + 1) * BUCKET % CHUNK == 0 then  -- a whole chunk is behind too
+      local c = math.floor(b * BUCKET / CHUNK)
+      redis.call('DEL', left .. ':' .. c)
+      for slot = 0, EPOCHS do redis.call('DEL', heard .. ':' .. slot .. ':' .. c) end
+    end
+    upto, budget = (b + 1) * BUCKET, budget - 1
+  end
+  if upto ~= done then redis.call('HSET', stats, 'trimmed', upto) end
 end
 
 -- A new epoch: clear the ring's slots of epochs now past. True if one began and
@@ -132,54 +298,79 @@ local function rotate()
   if last == EPOCH then return false end
   redis.call('HSET', stats, 'epoch', EPOCH)
   if not last then return false end  -- a new room: nothing to judge yet
+  local head, last_n = line_head(), line_end()
+  local now_slot = heard_slot(EPOCH)
   if EPOCH - last > 1 then
-    -- A whole epoch went by in which the room heard from nobody at all: Redis was out
-    -- of reach, or no process was looking. Time in which nobody could be heard does
-    -- not count against anyone: whoever was heard in the grace before it counts as
-    -- heard now, and the judging starts again from here.
-    local now_slot, others = heard .. ':' .. (EPOCH % (EPOCHS + 1)), {}
-    for slot = 0, EPOCHS do
-      if slot ~= EPOCH % (EPOCHS + 1) then others[#others + 1] = heard .. ':' .. slot end
+    -- A whole epoch went by in which the room heard from nobody at all: no process
+    -- was looking. Time in which nobody could be heard does not count against anyone:
+    -- whoever was heard in the grace before it counts as heard now, and the judging
+    -- starts again from here.
+    if last_n > head then
+      each_chunk(heard, head + 1, last_n, function(_, _, _, base)
+        local c = ':' .. math.floor(base / CHUNK)
+        local others = {}
+        for slot = 0, EPOCHS do
+          if heard .. ':' .. slot ~= now_slot then others[#others + 1] = heard .. ':' .. slot .. c end
+        end
+        redis.call('BITOP', 'OR', now_slot .. c, now_slot .. c, unpack(others))
+        redis.call('DEL', unpack(others))
+      end)
     end
-    redis.call('BITOP', 'OR', now_slot, now_slot, unpack(others))
-    redis.call('DEL', unpack(others))
     return false
   end
-  redis.call('DEL', heard .. ':' .. (EPOCH % (EPOCHS + 1)))
+  if last_n > head then
+    each_chunk(now_slot, head + 1, last_n, function(key) redis.call('DEL', key) end)
+  end
   return true
 end
 
 -- Once per epoch: everyone in line unheard of for the whole grace (and not away with
--- a kept place) walked away. A few bitmap operations, however long the line.
-local function sweep(now)
+-- a kept place) walked away. A few bitmap operations per chunk of the line.
+local function sweep(now, grace_ms)
+  local notify = string.sub(line, 1, -5) .. 'notify'
+  local lapsed = redis.call('ZRANGEBYSCORE', notify .. ':until', '-inf', now - grace_ms,
+                            'LIMIT', 0, PRUNE_BATCH)
+  if #lapsed > 0 then  -- asked to be told, but their place lapsed long ago
+    redis.call('HDEL', notify, unpack(lapsed))
+    redis.call('ZREM', notify .. ':until', unpack(lapsed))
+  end
   local head, last_n = line_head(), line_end()
   redis.call('ZREMRANGEBYSCORE', away, '-inf', '(' .. now)
   if last_n <= head then return end
+  local kept = redis.call('ZRANGE', away, 0, -1)
   local staying = heard .. ':staying'
-  local sources = {left}
-  for slot = 0, EPOCHS do sources[#sources + 1] = heard .. ':' .. slot end
-  redis.call('BITOP', 'OR', staying, unpack(sources))
-  for _, n in ipairs(redis.call('ZRANGE', away, 0, -1)) do
-    redis.call('SETBIT', staying, n, 1)
-  end
-  redis.call('SETBIT', staying, last_n + 1, 1)  -- covers the whole line
-  local gone = last_n - head - redis.call('BITCOUNT', staying, head + 1, last_n, 'BIT')
-  if gone > 0 then  -- bits past the line's end get set too: join_line clears its own
-    redis.call('BITOP', 'NOT', staying, staying)
-    redis.call('BITOP', 'OR', left, left, staying)
-    redis.call('HINCRBY', stats, 'abandoned', gone)
-  end
+  local gone = 0
+  each_chunk(left, head + 1, last_n, function(key, lo, hi, base)
+    local c = ':' .. math.floor(base / CHUNK)
+    local sources = {key}
+    for slot = 0, EPOCHS do sources[#sources + 1] = heard .. ':' .. slot .. c end
+    redis.call('BITOP', 'OR', staying, unpack(sources))
+    for _, n in ipairs(kept) do
+      n = tonumber(n)
+      if n >= base + lo and n <= base + hi then redis.call('SETBIT', staying, n - base, 1) end
+    end
+    local size = math.floor(hi / 8) + 1  -- cover the range, so NOT marks all of it
+    if redis.call('STRLEN', staying) < size then redis.call('SETRANGE', staying, size - 1, '\0') end
+    local here = hi - lo + 1 - redis.call('BITCOUNT', staying, lo, hi, 'BIT')
+    if here > 0 then  -- bits past the line's end get set too: join_line clears its own
+      redis.call('BITOP', 'NOT', staying, staying)
+      redis.call('BITOP', 'OR', key, key, staying)
+      gone = gone + here
+    end
+  end)
   redis.call('DEL', staying)
+  if gone > 0 then redis.call('HINCRBY', stats, 'abandoned', gone) end
 end
 
 -- Drop sessions past their expiry and waiters unheard of for longer than the grace.
 -- ``heard`` (optional): arrival numbers of waiters who asked since the last call.
 local function prune(now, grace_ms, heard_numbers)
-  draw(now)
+  draw()
   EPOCH = math.floor(now / math.max(1, math.floor(grace_ms / EPOCHS)))
   local new_epoch = rotate()
   for _, n in ipairs(heard_numbers or {}) do heard_now(n) end
-  if new_epoch then sweep(now) end
+  if new_epoch then sweep(now, grace_ms) end
+  trim()
   local expired = redis.call('ZRANGEBYSCORE', active, '-inf', now, 'LIMIT', 0, PRUNE_BATCH)
   if #expired > 0 then
     redis.call('ZREM', active, unpack(expired))
@@ -195,22 +386,22 @@ local function prune(now, grace_ms, heard_numbers)
   end
 end
 
--- Up to ``wanted`` ids from the head of the line, taken out of it, in order.
+-- Up to ``wanted`` ids from the head of the line, taken out of it, in order. Runs of
+-- walk-aways are skipped a chunk at a time.
 local function take_from_line(wanted, out)
   local head, last_n = line_head(), line_end()
   local n, steps = head, 0
   while #out < wanted and n < last_n and steps < PRUNE_BATCH do
-    n, steps = n + 1, steps + 1
-    local key = bucket(n)
-    if redis.call('GETBIT', left, n) == 0 then
-      local id = redis.call('HGET', key, n)
-      if id then
-        out[#out + 1] = id
-        redis.call('HDEL', key, n)
-        redis.call('ZREM', away, n)
-      end
+    steps = steps + 1
+    local next_n = first_clear(left, n + 1, last_n)
+    if not next_n then n = last_n; break end
+    n = next_n
+    local id = redis.call('HGET', bucket(n), n)
+    if id then
+      out[#out + 1] = id
+      redis.call('HDEL', bucket(n), n)
+      redis.call('ZREM', away, n)
     end
-    if n % BUCKET == BUCKET - 1 then redis.call('DEL', key) end  -- walk-aways' ids
   end
   if n ~= head then redis.call('HSET', stats, 'head', n) end
 end
@@ -231,7 +422,7 @@ end
 -- no faster than the admission rate. Each must claim its slot (see claim) within
 -- the grace or it is released again.
 local function fill(now, grace_ms)
-  if PAUSED or until_start(now) > 0 then return end
+  if PAUSED or until_start() > 0 then return end
   local allowed, tokens = rate_allowance(now)
   local free = math.min(CAPACITY - redis.call('ZCARD', active), allowed)
   local admitted = {}

@@ -19,7 +19,7 @@ if submitted_at == 0 then  -- live submissions are rate-limited; spool drains ar
   local count = redis.call('INCR', rate)
   if count == 1 then redis.call('PEXPIRE', rate, 60000) end
   if count > per_minute then return {0, ''} end
-  submitted_at = now_ms()
+  submitted_at = real_ms()
 end
 -- The visitor's arrival number keeps queue order; 0 = already admitted (ahead of all).
 local n = tonumber(ARGV[6])

@@ -7,7 +7,7 @@ local breaker = KEYS[CORE + 1]
 local probes, cooldown_ms = tonumber(ARGV[1]), tonumber(ARGV[2])
 
 if redis.call('HGET', breaker, 'state') ~= 'half' then return 0 end
-local now = now_ms()
+local now = real_ms()
 if now - (tonumber(redis.call('HGET', breaker, 'half_at')) or 0) >= cooldown_ms then
   redis.call('HSET', breaker, 'half_at', now, 'probes_taken', 0)
 end

@@ -1,8 +1,9 @@
 -- Waiting visitors arrive or ask where they stand; many visitors per call, answered
 -- as if each had called alone, in the order given. A visitor who gives the arrival
 -- number of the place it holds keeps it; one who gives none (or one no longer theirs)
--- takes a new place at the back if it joins. A retried join whose first reply was
--- lost takes a second place; the first one is swept as a walk-away.
+-- takes a new place at the back if it joins. One place per visitor id: a second join
+-- within the grace (another tab, a retry whose first reply was lost) gets the place
+-- the first one took.
 -- KEYS: see _room.lua.
 -- ARGV: 1 grace ms; 2 session idle ms; 3 session max ms; then for each visitor:
 --       visitor id, arrival number held (0 if none), join ("1" takes a place at the
@@ -29,6 +30,7 @@ local function visit(id, n, join)
     heard_now(n)
     return 0, rank(n), n
   end
+  if n > 0 and reseat(id, n) then return 0, rank(n), n end
   local lane = redis.call('ZRANK', priority, id)
   if lane then  -- an invitee: its place is in the priority lane
     redis.call('ZADD', seen, now, id)
@@ -44,13 +46,20 @@ local function visit(id, n, join)
   if redis.call('EXISTS', string.sub(line, 1, -5) .. 'moved:' .. id) == 1 then
     return -2, 0, 0
   end
+  local joined = string.sub(line, 1, -5) .. 'joined:' .. id
+  local taken = tonumber(redis.call('GET', joined))
+  if taken and in_line(id, taken) then
+    heard_now(taken)
+    return 0, rank(taken), taken
+  end
   if closed or not join then return -1, 0, 0 end
-  if until_start(now) > 0 then  -- the draw at the start decides the order
+  if until_start() > 0 then  -- the draw at the start decides the order
     redis.call('ZADD', prequeue, 0, id)
     redis.call('ZADD', seen, now, id)
     return 2, 0, 0
   end
   n = join_line(id)
+  redis.call('SET', joined, n, 'PX', grace_ms)
   -- An arrival walks straight in only if everyone ahead fitted too (FCFS).
   fill(now, grace_ms)
   if claim(id, now, idle_ms, max_ms) then return 1, 0, 0 end

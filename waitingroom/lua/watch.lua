@@ -6,7 +6,7 @@
 -- ARGV: 1 grace ms; then the arrival numbers heard from since the last call.
 -- Returns {head, end, lanes ahead, admitted_total, now_ms, first byte, left, renamed}:
 --   the line is the numbers head+1 .. end less those whose bit is set in ``left``
---   (the bitmap's bytes from ``first byte`` on); ``lanes ahead`` are served before
+--   (the bitmap's bytes from ``first byte`` on, as one string); ``lanes ahead`` are served before
 --   it; ``renamed``: numbers whose place moved to another device (ask Redis for those).
 local grace_ms = tonumber(ARGV[1])
 local heard_numbers = {}
@@ -18,7 +18,7 @@ fill(now, grace_ms)
 local head, last_n = line_head(), line_end()
 local first_byte = math.floor((head + 1) / 8)
 local bits = ''
-if last_n > head then bits = redis.call('GETRANGE', left, first_byte, math.floor(last_n / 8)) end
+if last_n > head then bits = bitmap_bytes(left, head + 1, last_n) end
 redis.call('ZREMRANGEBYSCORE', renamed, '-inf', head)
 return {head, last_n, lanes_ahead(), admitted_total(), now, first_byte, bits,
         redis.call('ZRANGE', renamed, 0, -1)}
