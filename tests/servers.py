@@ -82,8 +82,9 @@ async def read_body(receive: Receive) -> bytes:
 
 class FaultyLink:
     """A TCP proxy on loopback in front of a server, for fault drills: it can add a
-    delay to every chunk in either direction, or stall (hold every byte) until
-    released. Use as ``async with FaultyLink(port) as link: link.url``."""
+    delay to every chunk in either direction, stall (hold every byte) until released,
+    or be cut (every connection reset, new ones refused) until restored. Use as
+    ``async with FaultyLink(port) as link: link.url``."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
@@ -91,6 +92,7 @@ class FaultyLink:
         self.flowing = asyncio.Event()
         self.flowing.set()
         self.port = free_port()
+        self.cut = False
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -110,7 +112,21 @@ class FaultyLink:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    async def sever(self) -> None:
+        """Cut the link: reset every connection and refuse new ones until restored."""
+        self.cut = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def restore(self) -> None:
+        """Accept connections again after :meth:`sever`."""
+        self.cut = False
+
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.cut:
+            writer.close()
+            return
         upstream_reader, upstream_writer = await asyncio.open_connection(
             "127.0.0.1", self.target_port)
         for source, sink in ((reader, upstream_writer), (upstream_reader, writer)):

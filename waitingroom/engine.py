@@ -288,19 +288,8 @@ class Engine:
         cls, settings: Settings, redis: Redis | RedisCluster | None = None
     ) -> Engine:
         """Build an engine for ``settings``, connecting to its ``redis_url`` if needed."""
-        scheme, _, rest = settings.redis_url.partition("://")
-        options = _client_options()
-        if redis is None and scheme == "redis+sentinel":
-            redis = _sentinel_primary(rest, options)
-        elif redis is None and scheme.endswith("+cluster"):
-            redis = RedisCluster.from_url(
-                f"{scheme.removesuffix('+cluster')}://{rest}", max_connections=_POOL_SIZE,
-                **options)
-        elif redis is None:
-            pool = BlockingConnectionPool.from_url(
-                settings.redis_url, max_connections=_POOL_SIZE, timeout=_POOL_WAIT_SECONDS,
-                **options)
-            redis = Redis.from_pool(pool)
+        if redis is None:
+            redis = connect(settings.redis_url)
         return cls(
             redis,
             grace_seconds=settings.grace_seconds,
@@ -761,6 +750,22 @@ class Engine:
         pool = getattr(self.redis, "connection_pool", None)
         for sentinel in getattr(getattr(pool, "sentinel_manager", None), "sentinels", ()):
             await sentinel.aclose()
+
+
+def connect(redis_url: str) -> Redis | RedisCluster:
+    """A client for ``redis_url`` (``redis://``, ``rediss://``, ``unix://``, with
+    ``+cluster`` a Redis Cluster, ``redis+sentinel://`` a primary named by Sentinels),
+    with the timeouts, retries and health checks of ``_client_options``."""
+    scheme, _, rest = redis_url.partition("://")
+    options = _client_options()
+    if scheme == "redis+sentinel":
+        return _sentinel_primary(rest, options)
+    if scheme.endswith("+cluster"):
+        return RedisCluster.from_url(f"{scheme.removesuffix('+cluster')}://{rest}",
+                                     max_connections=_POOL_SIZE, **options)
+    pool = BlockingConnectionPool.from_url(redis_url, max_connections=_POOL_SIZE,
+                                           timeout=_POOL_WAIT_SECONDS, **options)
+    return Redis.from_pool(pool)
 
 
 def too_old_version(info: dict[str, Any]) -> str | None:
