@@ -9,6 +9,9 @@ from redis.asyncio import Redis
 
 from tests.places import RoomClock, Visitors, pass_time
 from waitingroom.engine import (
+    BITMAP_CHUNK,
+    HEARD_SLOTS,
+    LINE_BUCKET,
     Engine,
     VisitState,
     room_keys,
@@ -271,3 +274,36 @@ async def test_an_unreachable_server_is_not_a_start_up_error() -> None:
         await unreachable.check_server()
     finally:
         await unreachable.aclose()
+
+
+async def test_the_line_keeps_no_state_for_arrivals_behind_its_head(engine: Engine) -> None:
+    """A room that has seen many arrivals costs what its line costs: once the head has
+    passed them, their buckets and bitmap chunks are gone."""
+    keys = room_keys(ROOM)
+    await engine.seed_room(ROOM, capacity=1000)
+    clock = await RoomClock(engine, ROOM).start()
+    # The line emptied just before a chunk boundary after a long history.
+    history = BITMAP_CHUNK - 300
+    await engine.redis.set(keys.seq, history)
+    await engine.redis.hset(keys.stats, mapping={"head": history, "trimmed": history})
+    await engine.set_room_config(ROOM, paused=True)
+    line = Visitors(engine, ROOM)
+    arrivals = [f"v{i}" for i in range(600)]
+    for visitor in arrivals:
+        await line.visit(visitor)
+    staying = arrivals[::3]
+    await pass_time(clock, line, 75, staying=staying)  # the rest walk away
+    assert (await engine.counts(ROOM)).waiting == len(staying)
+    assert await engine.redis.exists(f"{keys.left}:0", f"{keys.left}:1") == 2
+
+    await engine.set_room_config(ROOM, paused=False)
+    assert (await line.visit(staying[-1], join=False)).state is VisitState.ADMITTED
+    await engine.watch(ROOM)  # the next call trims what the head passed
+    leftovers = {k.decode() async for k in engine.redis.scan_iter(f"{keys.line}:*")}
+    leftovers |= {k.decode() async for k in engine.redis.scan_iter(f"{keys.heard}:*")}
+    leftovers |= {k.decode() async for k in engine.redis.scan_iter(f"{keys.left}:*")}
+    head = int(await engine.redis.hget(keys.stats, "head"))
+    assert head == history + len(arrivals)
+    # At most the bucket and the chunks the next arrival will use.
+    assert leftovers <= {f"{keys.line}:{(head + 1) // LINE_BUCKET}", f"{keys.left}:1",
+                         *(f"{keys.heard}:{slot}:1" for slot in range(HEARD_SLOTS))}

@@ -3,7 +3,10 @@ real engine, each step checked against a plain-Python model of the rules.
 
 The model is the specification: live waiters in arrival order, sessions as a set,
 walk-aways pruned, free slots filled from the head of the line. A walk-away is real:
-the room's clock runs past the grace while everyone else keeps asking.
+the room's clock runs past the grace while everyone else keeps asking. So are the
+faults the model says change nothing: an outage (the clock jumps up to ten graces
+while no script runs), a process lost with the waiters it heard, and the same visitor
+joining twice at once (two tabs, or a retry whose reply was lost).
 Matching it exactly after every step proves the invariants: never over capacity,
 first come first served, exact positions that never go up.
 """
@@ -27,10 +30,13 @@ from hypothesis.stateful import (
 from redis.asyncio import Redis
 
 from tests.places import RoomClock, Visitors, line_ids
-from waitingroom.engine import Engine, VisitState, room_keys
+from waitingroom.engine import Engine, Visit, VisitState, room_keys
 
 ROOM = "prop"
 LONG_AGO_MS = 10**9
+OUTAGE_MS = 20_000
+"""On simulated time, a gap between calls longer than this is an outage (the planner's
+clock has none unless asked; live rooms use a second)."""
 
 
 class Model:
@@ -97,6 +103,7 @@ class EngineMachine(RuleBasedStateMachine):
         self.clock = RoomClock(self.engine, ROOM)
         self.model = Model(capacity=1)
         self.next_id = 0
+        self.ended: list[str] = []  # sessions released: their ids may come back
         self.last_position: dict[str, int] = {}
         self.ceiling = 1  # most sessions allowed: the capacity, or fewer than before a cut
 
@@ -112,6 +119,7 @@ class EngineMachine(RuleBasedStateMachine):
         self.model.capacity = self.ceiling = capacity
         self.run(self.clock.start())
         self.run(self.engine.seed_room(ROOM, capacity=capacity))
+        self.run(self.engine.redis.hset(room_keys(ROOM).config, "outage_ms", OUTAGE_MS))
 
     def _check_visit(self, visitor: str, join: bool) -> None:
         visit = self.run(self.line.visit(visitor, join=join))
@@ -146,6 +154,51 @@ class EngineMachine(RuleBasedStateMachine):
             for session in sorted(self.model.active):
                 assert self.run(self.engine.touch(ROOM, session))
 
+    @rule(graces=st.integers(1, 10))
+    def outage(self, graces: int) -> None:
+        # Everyone was asking until Redis went away, and asks again once it is back.
+        self._look(heard=self.model.queue)
+        self.run(self.clock.advance(60 * graces))
+        self._all_ask()
+
+    @rule()
+    def process_lost(self) -> None:
+        # A process heard everyone, then died before handing them in; they ask another
+        # process within the grace.
+        self.run(self.clock.advance(15))
+        self._all_ask()
+
+    @rule(data=st.data())
+    def join_twice_at_once(self, data: st.DataObject) -> None:
+        if self.ended and data.draw(st.booleans()):
+            visitor = self.ended.pop(data.draw(st.integers(0, len(self.ended) - 1)))
+        else:
+            self.next_id += 1
+            visitor = f"v{self.next_id:011d}"
+        if visitor in self.model.active or visitor in self.model.queue:
+            return
+        at_once = data.draw(st.booleans())  # two tabs; else a retry after a lost reply
+
+        async def join_twice() -> list[Visit]:
+            if at_once:
+                return await asyncio.gather(*(self.engine.visit(ROOM, visitor)
+                                              for _ in range(2)))
+            return [await self.engine.visit(ROOM, visitor) for _ in range(2)]
+
+        first, second = self.run(join_twice())
+        expected = self.model.visit(visitor, join=True)
+        assert (first.state, first.position) == expected
+        assert (second.state, second.position, second.number) == (
+            first.state, first.position, first.number)
+        if first.number:
+            self.line.numbers[visitor] = first.number
+
+    def _all_ask(self) -> None:
+        """Every waiter asks (a process's look hands them in); every session is used."""
+        self._look(heard=self.model.queue)
+        for session in sorted(self.model.active):
+            assert self.run(self.engine.touch(ROOM, session))
+
     def _look(self, heard: list[str]) -> None:
         """A process's look at the line (upkeep included), handing in who was heard."""
         self.run(self.engine.watch(ROOM, [self.line.numbers[v] for v in heard]))
@@ -163,6 +216,8 @@ class EngineMachine(RuleBasedStateMachine):
     def release(self, data: st.DataObject) -> None:
         session = data.draw(st.sampled_from(sorted(self.model.active)))
         assert self.run(self.engine.release(ROOM, session)) == self.model.release(session)
+        self.ended.append(session)
+        self.line.numbers.pop(session, None)
 
     @precondition(lambda self: self.model.active)
     @rule(data=st.data())
