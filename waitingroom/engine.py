@@ -42,6 +42,8 @@ LINE_BUCKET = 128
 """Arrival numbers per bucket of the line (``BUCKET`` in ``_room.lua``)."""
 HEARD_SLOTS = 5
 """The ring of heard-from bitmaps (``EPOCHS + 1`` in ``_room.lua``)."""
+HEARD_PER_CALL = 4096
+"""Most arrival numbers of waiters heard from handed in by one script call."""
 BITMAP_CHUNK = 65536
 """Arrival numbers per chunk of the line's bitmaps (``CHUNK`` in ``_room.lua``)."""
 OLDEST_REDIS = (7, 0)
@@ -276,6 +278,7 @@ class Engine:
         self._resume: AsyncScript = redis.register_script(_script_source("resume"))
         self._away: AsyncScript = redis.register_script(_script_source("away"))
         self._watch: AsyncScript = redis.register_script(_script_source("watch"))
+        self._heard: AsyncScript = redis.register_script(_script_source("heard"))
         # Does the server have WAITAOF (Redis 7.2+)? On a cluster a keyless command may go
         # to another node than the write, where it proves nothing: captures then rely on
         # the nodes' appendfsync.
@@ -324,8 +327,12 @@ class Engine:
         :mod:`waitingroom._line`); ``heard``: arrival numbers of waiters heard from
         since the last call, which keeps their places. Also does the room's upkeep
         (walk-aways, expired sessions, admissions into free slots)."""
+        keys, heard = room_keys(room).core, list(heard)
+        while len(heard) > HEARD_PER_CALL:  # bounded work per script call
+            await self._heard(keys, (self._grace_ms, *heard[-HEARD_PER_CALL:]))
+            del heard[-HEARD_PER_CALL:]
         head, end, ahead, admitted, now, first_byte, left, renamed = await self._watch(
-            room_keys(room).core, (self._grace_ms, *heard))
+            keys, (self._grace_ms, *heard))
         return LineView(head, end, ahead, admitted, now, first_byte, left,
                         frozenset(int(n) for n in renamed))
 

@@ -131,9 +131,14 @@ local function get_bit(prefix, n)
   return redis.call('GETBIT', key, bit)
 end
 
+-- Bits set in whole chunks, counted once per call: a batch of positions far down a
+-- long line then costs two partial counts each. Forgotten when the chunk changes.
+local WHOLE = {}
+
 local function set_bit(prefix, n, value)
   local key, bit = chunk(prefix, n)
   redis.call('SETBIT', key, bit, value)
+  WHOLE[key] = nil
 end
 
 -- Calls fn(key, first bit, last bit, first number) for each chunk of numbers a..b.
@@ -149,7 +154,12 @@ local function count_bits(prefix, a, b)
   local total = 0
   if b < a then return 0 end
   each_chunk(prefix, a, b, function(key, lo, hi)
-    total = total + redis.call('BITCOUNT', key, lo, hi, 'BIT')
+    if lo == 0 and hi == CHUNK - 1 then
+      WHOLE[key] = WHOLE[key] or redis.call('BITCOUNT', key)
+      total = total + WHOLE[key]
+    else
+      total = total + redis.call('BITCOUNT', key, lo, hi, 'BIT')
+    end
   end)
   return total
 end
@@ -174,6 +184,7 @@ end
 -- Set every bit of numbers a..b.
 local function set_bits(prefix, a, b)
   each_chunk(prefix, a, b, function(key, lo, hi)
+    WHOLE[key] = nil
     while lo <= hi and lo % 8 ~= 0 do redis.call('SETBIT', key, lo, 1); lo = lo + 1 end
     while hi >= lo and hi % 8 ~= 7 do redis.call('SETBIT', key, hi, 1); hi = hi - 1 end
     if hi > lo then
@@ -355,6 +366,7 @@ local function sweep(now, grace_ms)
     if here > 0 then  -- bits past the line's end get set too: join_line clears its own
       redis.call('BITOP', 'NOT', staying, staying)
       redis.call('BITOP', 'OR', key, key, staying)
+      WHOLE[key] = nil
       gone = gone + here
     end
   end)
