@@ -48,6 +48,7 @@ local VOID = CHUNK
 
 -- Bound the work one call does; a backlog is worked off over the next calls.
 local PRUNE_BATCH = 1000
+local ADMIT_BATCH = 250  -- admissions per call (a capacity raised by more fills over calls)
 
 -- The room's live config, read once per call. 'clock' exists only in the capacity
 -- planner's private Redis (waitingroom simulate): simulated time, in ms.
@@ -112,12 +113,16 @@ local function bucket(n)
   return line .. ':' .. math.floor(n / BUCKET)
 end
 
+-- The head and the end, read once per call (and kept up to date by what moves them).
+local HEAD, END
 local function line_head()
-  return tonumber(redis.call('HGET', stats, 'head')) or 0
+  HEAD = HEAD or tonumber(redis.call('HGET', stats, 'head')) or 0
+  return HEAD
 end
 
 local function line_end()
-  return tonumber(redis.call('GET', seq)) or 0
+  END = END or tonumber(redis.call('GET', seq)) or 0
+  return END
 end
 
 -- Bitmaps by arrival number, in chunks: bitmap 'prefix' holds bit n in key
@@ -250,6 +255,7 @@ local function void_lost_numbers()
   if not last then return end
   local from = line_end()
   redis.call('SET', seq, from + VOID)
+  END = from + VOID
   set_bits(left, from + 1, from + VOID)
   redis.call('HSET', stats, 'void_from', from, 'void_to', from + VOID)
 end
@@ -258,6 +264,7 @@ local VOID_CHECKED = false
 local function join_line(id)
   if not VOID_CHECKED then void_lost_numbers(); VOID_CHECKED = true end
   local n = redis.call('INCR', seq)
+  END = n
   redis.call('HSET', bucket(n), n, id)
   set_bit(left, n, 0)  -- a walk-away sweep may have marked numbers ahead
   heard_now(n)
@@ -415,7 +422,10 @@ local function take_from_line(wanted, out)
       redis.call('ZREM', away, n)
     end
   end
-  if n ~= head then redis.call('HSET', stats, 'head', n) end
+  if n ~= head then
+    redis.call('HSET', stats, 'head', n)
+    HEAD = n
+  end
 end
 
 -- How many admissions the rate allows now: a token bucket refilled at rate/minute,
@@ -436,7 +446,7 @@ end
 local function fill(now, grace_ms)
   if PAUSED or until_start() > 0 then return end
   local allowed, tokens = rate_allowance(now)
-  local free = math.min(CAPACITY - redis.call('ZCARD', active), allowed)
+  local free = math.min(CAPACITY - redis.call('ZCARD', active), allowed, ADMIT_BATCH)
   local admitted = {}
   if free > 0 then  -- the priority lane first, then the pre-queue, then the line
     admitted = redis.call('ZRANGE', priority, 0, free - 1)

@@ -2,8 +2,8 @@
 -- as if each had called alone, in the order given. A visitor who gives the arrival
 -- number of the place it holds keeps it; one who gives none (or one no longer theirs)
 -- takes a new place at the back if it joins. One place per visitor id: a second join
--- within the grace (another tab, a retry whose first reply was lost) gets the place
--- the first one took.
+-- within JOIN_WINDOW_MS (another tab before the first one's ticket arrived, a retry
+-- whose first reply was lost) gets the place the first one took.
 -- KEYS: see _room.lua.
 -- ARGV: 1 grace ms; 2 session idle ms; 3 session max ms; then for each visitor:
 --       visitor id, arrival number held (0 if none), join ("1" takes a place at the
@@ -14,6 +14,7 @@
 --   start (position 0: the draw decides), -1 = holds no place (join is "0", or the
 --   room is closed to new arrivals), -2 = the place moved to another device
 --   (resume.lua): no new place either.
+local JOIN_WINDOW_MS = 10000
 local grace_ms = tonumber(ARGV[1])
 local idle_ms = tonumber(ARGV[2])
 local max_ms = tonumber(ARGV[3])
@@ -59,7 +60,7 @@ local function visit(id, n, join)
     return 2, 0, 0
   end
   n = join_line(id)
-  redis.call('SET', joined, n, 'PX', grace_ms)
+  redis.call('SET', joined, n, 'PX', JOIN_WINDOW_MS)
   -- An arrival walks straight in only if everyone ahead fitted too (FCFS).
   fill(now, grace_ms)
   if claim(id, now, idle_ms, max_ms) then return 1, 0, 0 end
