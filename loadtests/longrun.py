@@ -206,7 +206,8 @@ async def run(cycles: int, waiting: int) -> bool:
             drained = await slowest_call_ms(redis)
             after, after_keys, _ = await room.memory()
             print(f"\n{waiting:,} waiting at once ({time.monotonic() - started:.0f} s): room "
-                  f"{size:,} bytes in {keys} keys; slowest call joining {joined:.2f} ms, "
+                  f"{size:,} bytes in {keys} keys (and {window:,} in join-window keys); "
+                  f"slowest call joining {joined:.2f} ms, "
                   f"asking and sweeping {asked:.2f} ms, letting in {drained:.2f} ms; "
                   f"after the line emptied {after:,} bytes in {after_keys} keys")
             ok &= max(joined, asked, drained) <= 5.0
