@@ -83,7 +83,9 @@ async def read_body(receive: Receive) -> bytes:
 class FaultyLink:
     """A TCP proxy on loopback in front of a server, for fault drills: it can add a
     delay to every chunk in either direction, stall (hold every byte) until released,
-    or be cut (every connection reset, new ones refused) until restored. Use as
+    be cut (every connection reset, new ones refused) until restored, or lose the next
+    reply (the request reaches the server; the connection breaks before its answer
+    comes back). Use as
     ``async with FaultyLink(port) as link: link.url``."""
 
     def __init__(self, target_port: int) -> None:
@@ -93,6 +95,7 @@ class FaultyLink:
         self.flowing.set()
         self.port = free_port()
         self.cut = False
+        self.lose_next_reply = False
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -129,15 +132,20 @@ class FaultyLink:
             return
         upstream_reader, upstream_writer = await asyncio.open_connection(
             "127.0.0.1", self.target_port)
-        for source, sink in ((reader, upstream_writer), (upstream_reader, writer)):
-            task = asyncio.create_task(self._pipe(source, sink))
+        for source, sink, replies in ((reader, upstream_writer, False),
+                                      (upstream_reader, writer, True)):
+            task = asyncio.create_task(self._pipe(source, sink, replies=replies))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, *,
+                    replies: bool) -> None:
         try:
             while chunk := await source.read(65536):
                 await self.flowing.wait()
+                if replies and self.lose_next_reply:
+                    self.lose_next_reply = False
+                    return  # the answer is dropped and the connection closed
                 if self.delay:
                     await asyncio.sleep(self.delay)  # the fault being simulated
                 sink.write(chunk)

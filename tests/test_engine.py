@@ -307,3 +307,17 @@ async def test_the_line_keeps_no_state_for_arrivals_behind_its_head(engine: Engi
     # At most the bucket and the chunks the next arrival will use.
     assert leftovers <= {f"{keys.line}:{(head + 1) // LINE_BUCKET}", f"{keys.left}:1",
                          *(f"{keys.heard}:{slot}:1" for slot in range(HEARD_SLOTS))}
+
+
+async def test_a_clock_that_goes_back_gives_nobody_time_again(engine: Engine) -> None:
+    """A failover to a Redis whose clock is an hour behind: room time stands still
+    instead of going back, so a session does not get that hour of idling again."""
+    line = Visitors(engine, ROOM)
+    await engine.seed_room(ROOM, capacity=1)
+    clock = await RoomClock(engine, ROOM).start()
+    assert (await line.visit("shopper")).state is VisitState.ADMITTED  # idle 300 s
+    await line.visit("next")
+    await clock.advance(-3600)
+    assert (await line.visit("next", join=False)).position == 1
+    await clock.advance(301)  # the shopper has now been idle 301 s of room time
+    assert (await line.visit("next", join=False)).state is VisitState.ADMITTED

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
@@ -79,17 +80,47 @@ async def test_a_second_join_by_the_same_visitor_takes_no_second_place(
     assert await line_ids(engine, ROOM) == ["shopper", "behind"]
 
 
+@pytest.mark.usefixtures("redis_url")  # a flushed Redis
+async def test_a_join_whose_reply_was_lost_takes_one_place(redis_server: RedisServer) -> None:
+    async with FaultyLink(redis_server.port) as link:
+        engine = _engine(link.url, grace_seconds=60)
+        try:
+            await engine.seed_room(ROOM, capacity=1)
+            await engine.visit(ROOM, "shopper")
+            link.lose_next_reply = True  # Redis runs the join; its answer never arrives
+            joined = await engine.visit(ROOM, "newcomer", new=True)  # sent again
+            assert not link.lose_next_reply  # the reply really was lost
+            assert (joined.state, joined.position) == (VisitState.WAITING, 1)
+            assert (await engine.visit(ROOM, "behind", new=True)).position == 2
+            assert await line_ids(engine, ROOM) == ["newcomer", "behind"]
+        finally:
+            await engine.aclose()
+
+
+@asynccontextmanager
+async def shoppers(
+    settings: Settings, count: int
+) -> AsyncIterator[tuple[WaitingRoomMiddleware, list[httpx.AsyncClient]]]:
+    """A waiting room with ``settings`` in front of the test origin, in this process,
+    and ``count`` shoppers (cookie jars) of it."""
+    room = WaitingRoomMiddleware(Origin(), settings=settings)
+    transport = httpx.ASGITransport(app=room)
+    clients = [httpx.AsyncClient(transport=transport, base_url="http://shop.test",
+                                 headers=JSON) for _ in range(count)]
+    try:
+        yield room, clients
+    finally:
+        await asyncio.gather(*(c.aclose() for c in clients))
+        await room.aclose()
+
+
 @pytest.mark.slow
 async def test_a_redis_restart_under_load_costs_no_503_once_redis_is_back(
     make_settings: Callable[..., Settings],
 ) -> None:
     with RedisServer(appendfsync="always") as server:
-        room = WaitingRoomMiddleware(Origin(), settings=make_settings(
-            redis_url=server.url, capacity=5, gated_paths=("/checkout*",)))
-        transport = httpx.ASGITransport(app=room)
-        visitors = [httpx.AsyncClient(transport=transport, base_url="http://shop.test",
-                                      headers=JSON) for _ in range(40)]
-        try:
+        async with shoppers(make_settings(redis_url=server.url, capacity=5,
+                                          gated_paths=("/checkout*",)), 40) as (_, visitors):
             # Many connections in the pool, all of which die with the server.
             await asyncio.gather(*(v.get("/checkout") for v in visitors))
             before = await asyncio.gather(*(v.get("/_wr/status") for v in visitors))
@@ -100,9 +131,6 @@ async def test_a_redis_restart_under_load_costs_no_503_once_redis_is_back(
             assert [a.status_code for a in after if a.status_code >= 500] == []
             states = [a.json()["state"] for a in after[len(visitors):]]
             assert states == [b.json()["state"] for b in before]
-        finally:
-            await asyncio.gather(*(v.aclose() for v in visitors))
-            await room.aclose()
 
 
 @pytest.mark.slow
@@ -110,13 +138,9 @@ async def test_a_release_redis_missed_lands_once_redis_is_back(
     make_settings: Callable[..., Settings],
 ) -> None:
     with RedisServer(appendfsync="always") as server:
-        room = WaitingRoomMiddleware(Origin(), settings=make_settings(
-            redis_url=server.url, capacity=1, gated_paths=("/checkout*", "/done"),
-            redis_down="passes"))
-        transport = httpx.ASGITransport(app=room)
-        shopper, next_one = (httpx.AsyncClient(transport=transport, base_url="http://shop.test",
-                                               headers=JSON) for _ in range(2))
-        try:
+        settings = make_settings(redis_url=server.url, capacity=1, redis_down="passes",
+                                 gated_paths=("/checkout*", "/done"))
+        async with shoppers(settings, 2) as (_, (shopper, next_one)):
             assert (await shopper.get("/checkout")).text == "origin:/checkout"
             assert (await next_one.get("/checkout")).json()["position"] == 1
             server.stop(kill=True)
@@ -129,10 +153,6 @@ async def test_a_release_redis_missed_lands_once_redis_is_back(
                 await asyncio.sleep(0.05)
             print(f"the missed release landed {time.monotonic() - back:.2f} s after Redis "
                   "returned")
-        finally:
-            await shopper.aclose()
-            await next_one.aclose()
-            await room.aclose()
 
 
 async def test_a_number_redis_lost_is_never_handed_out_again() -> None:
@@ -166,35 +186,26 @@ async def test_a_number_redis_lost_is_never_handed_out_again() -> None:
 async def test_waiters_a_cut_off_process_heard_are_handed_in_when_it_reconnects(
     redis_server: RedisServer, make_settings: Callable[..., Settings],
 ) -> None:
-    settings = make_settings(capacity=1, gated_paths=("/checkout*",))
-    async with FaultyLink(redis_server.port) as link:
-        room = WaitingRoomMiddleware(Origin(), settings=make_settings(
-            redis_url=link.url, capacity=1, gated_paths=("/checkout*",)))
-        transport = httpx.ASGITransport(app=room)
-        shopper, waiter = (httpx.AsyncClient(transport=transport, base_url="http://shop.test",
-                                             headers=JSON) for _ in range(2))
-        keys = room_keys(settings.room)
+    async with FaultyLink(redis_server.port) as link, shoppers(make_settings(
+            redis_url=link.url, capacity=1, gated_paths=("/checkout*",)), 2) as (
+            room, (shopper, waiter)):
+        keys = room_keys(room.settings.room)
         redis = room.engine.redis
-        try:
-            await shopper.get("/checkout")
-            assert (await waiter.get("/checkout")).json()["position"] == 1
-            number = int(await redis.get(keys.seq))
-            heard_bitmaps = [f"{keys.heard}:{slot}:0" for slot in range(HEARD_SLOTS)]
-            await redis.delete(*heard_bitmaps)  # as if the waiter was last heard long ago
-            await link.sever()  # this process alone is cut off from Redis
-            room.rooms.default.line.stale()  # its copy of the line is out of date
-            assert (await waiter.get("/_wr/status")).status_code == 503
-            link.restore()
+        await shopper.get("/checkout")
+        assert (await waiter.get("/checkout")).json()["position"] == 1
+        number = int(await redis.get(keys.seq))
+        heard_bitmaps = [f"{keys.heard}:{slot}:0" for slot in range(HEARD_SLOTS)]
+        await redis.delete(*heard_bitmaps)  # as if the waiter was last heard long ago
+        await link.sever()  # this process alone is cut off from Redis
+        room.rooms.default.line.stale()  # its copy of the line is out of date
+        assert (await waiter.get("/_wr/status")).status_code == 503
+        link.restore()
 
-            async def handed_in() -> bool:
-                async with redis.pipeline(transaction=False) as pipe:
-                    for bitmap in heard_bitmaps:
-                        pipe.getbit(bitmap, number)
-                    return any(await pipe.execute())
+        async def handed_in() -> bool:
+            async with redis.pipeline(transaction=False) as pipe:
+                for bitmap in heard_bitmaps:
+                    pipe.getbit(bitmap, number)
+                return any(await pipe.execute())
 
-            await eventually(handed_in, "the waiter heard while cut off is handed in")
-            assert (await waiter.get("/_wr/status")).json()["position"] == 1
-        finally:
-            await shopper.aclose()
-            await waiter.aclose()
-            await room.aclose()
+        await eventually(handed_in, "the waiter heard while cut off is handed in")
+        assert (await waiter.get("/_wr/status")).json()["position"] == 1

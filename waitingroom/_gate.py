@@ -291,7 +291,7 @@ class RoomGate:
     async def _new_place(self, request: Request, *, join: bool) -> _Standing:
         if not self.limits.new_places.allow_network(request.scope.get("client")):
             raise TooManyNewPlaces
-        return await self._visit(request, new_visitor_id(), join=join, fresh=True)
+        return await self._visit(request, new_visitor_id(), join=join, fresh=True, new=join)
 
     async def _waiting(
         self, request: Request, visitor_id: str, number: int, *, join: bool
@@ -308,11 +308,13 @@ class RoomGate:
 
     async def _visit(
         self, request: Request, visitor_id: str, number: int = 0, *, join: bool,
-        fresh: bool = False,
+        fresh: bool = False, new: bool = False,
     ) -> _Standing:
         """Ask Redis where the visitor holding place ``number`` (0: none, or in a lane)
-        stands; a ticket is set for a ``fresh`` visitor id or a new place in line."""
-        visit = await self.engine.visit(self.room, visitor_id, number=number, join=join)
+        stands; a ticket is set for a ``fresh`` visitor id or a new place in line.
+        ``new``: the id was just made here (see :meth:`Engine.visit`)."""
+        visit = await self.engine.visit(self.room, visitor_id, number=number, join=join,
+                                        new=new)
         self.rate.observe(visit.server_ms, visit.admitted_total)
         standing = _Standing(visitor_id, visit.state is VisitState.ADMITTED, visit)
         if standing.admitted:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import json
+import secrets
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -283,7 +284,7 @@ class Engine:
         # to another node than the write, where it proves nothing: captures then rely on
         # the nodes' appendfsync.
         self._waitaof: bool | None = False if isinstance(redis, RedisCluster) else None
-        self._visits: Batcher[tuple[str, int, bool], Visit] = Batcher(self._visit_many)
+        self._visits: Batcher[tuple[str, int, str], Visit] = Batcher(self._visit_many)
         self._touches: Batcher[str, bool] = Batcher(self._touch_many)
 
     @classmethod
@@ -301,23 +302,30 @@ class Engine:
         )
 
     async def visit(
-        self, room: str, visitor_id: str, *, number: int = 0, join: bool = True
+        self, room: str, visitor_id: str, *, number: int = 0, join: bool = True,
+        new: bool = False,
     ) -> Visit:
         """Report where ``visitor_id`` stands, taking a place at the back if ``join``.
 
         ``number`` is the arrival number of the place the visitor holds in line (from
         an earlier :class:`Visit`; 0 if none): the line is kept by number, not by id.
-        Also releases abandoned places and expired sessions and admits the next in
-        line into free slots; an admitted visitor's session is claimed (kept alive).
+        ``new``: the caller just made ``visitor_id`` (it holds nothing): it joins with
+        no look-ups. Also releases abandoned places and expired sessions and admits the
+        next in line into free slots; an admitted visitor's session is claimed (kept
+        alive).
         """
-        return await self._visits.submit(room, (visitor_id, number, join))
+        return await self._visits.submit(
+            room, (visitor_id, number, "2" if new else "1" if join else "0"))
 
     async def _visit_many(
-        self, room: str, visitors: Sequence[tuple[str, int, bool]]
+        self, room: str, visitors: Sequence[tuple[str, int, str]]
     ) -> list[Visit]:
-        args: list[str | int] = [self._grace_ms, self._idle_ms, self._max_ms]
-        for visitor_id, number, join in visitors:
-            args += [visitor_id, number, "1" if join else "0"]
+        # The call id makes the call idempotent: sent again after a lost reply, it
+        # gets its first answer (and takes no second place).
+        args: list[str | int] = [self._grace_ms, self._idle_ms, self._max_ms,
+                                 secrets.token_hex(8)]
+        for visitor_id, number, joins in visitors:
+            args += [visitor_id, number, joins]
         *triples, admitted, now = await self._visit(room_keys(room).core, args)
         return [Visit(_VISIT_STATES[triples[i]], triples[i + 1], admitted, now, triples[i + 2])
                 for i in range(0, len(triples), 3)]
