@@ -67,7 +67,7 @@ class Room:
         ids = [f"v{self.next_id + i:012d}" for i in range(count)]
         self.next_id += count
         for start in range(0, count, 5000):
-            visits = await asyncio.gather(*(self.engine.visit(ROOM, v)
+            visits = await asyncio.gather(*(self.engine.visit(ROOM, v, new=True)
                                             for v in ids[start:start + 5000]))
             for visitor, visit in zip(ids[start:start + 5000], visits, strict=True):
                 self.numbers[visitor] = visit.number

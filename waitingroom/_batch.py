@@ -14,7 +14,7 @@ from typing import Generic, TypeVar
 Arg = TypeVar("Arg")
 Result = TypeVar("Result")
 
-MAX_BATCH = 128
+MAX_BATCH = 64
 
 
 class Batcher(Generic[Arg, Result]):

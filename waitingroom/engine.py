@@ -43,7 +43,7 @@ LINE_BUCKET = 128
 """Arrival numbers per bucket of the line (``BUCKET`` in ``_room.lua``)."""
 HEARD_SLOTS = 5
 """The ring of heard-from bitmaps (``EPOCHS + 1`` in ``_room.lua``)."""
-HEARD_PER_CALL = 1024
+HEARD_PER_CALL = 512
 """Most arrival numbers of waiters heard from handed in by one script call."""
 BITMAP_CHUNK = 65536
 """Arrival numbers per chunk of the line's bitmaps (``CHUNK`` in ``_room.lua``)."""

@@ -47,8 +47,8 @@ local CHUNK = 65536 -- arrival numbers per bitmap chunk (8 KB)
 local VOID = CHUNK
 
 -- Bound the work one call does; a backlog is worked off over the next calls.
-local PRUNE_BATCH = 1000
-local ADMIT_BATCH = 250  -- admissions per call (a capacity raised by more fills over calls)
+local PRUNE_BATCH = 250
+local ADMIT_BATCH = 128  -- admissions per call (a capacity raised by more fills over calls)
 
 -- The room's live config, read once per call. 'clock' exists only in the capacity
 -- planner's private Redis (waitingroom simulate): simulated time, in ms.
@@ -238,6 +238,23 @@ local function heard_now(n)
   if n > line_head() and n <= line_end() then set_bit(heard_slot(EPOCH), n, 1) end
 end
 
+-- heard_now for many numbers: one BITFIELD per chunk rather than a SETBIT each.
+local function heard_all(numbers)
+  local head, last_n = line_head(), line_end()
+  local by_chunk = {}
+  for _, n in ipairs(numbers) do
+    if n > head and n <= last_n then
+      local c = math.floor(n / CHUNK)
+      local ops = by_chunk[c]
+      if not ops then ops = {}; by_chunk[c] = ops end
+      local i = #ops
+      ops[i + 1], ops[i + 2], ops[i + 3], ops[i + 4] = 'SET', 'u1', n - c * CHUNK, 1
+    end
+  end
+  local slot = heard_slot(EPOCH)
+  for c, ops in pairs(by_chunk) do redis.call('BITFIELD', slot .. ':' .. c, unpack(ops)) end
+end
+
 -- The Redis server run this call runs on. A new one (a restart, a failover) may have
 -- lost the last writes of the one before: numbers it handed out may come again.
 local function server_run()
@@ -387,7 +404,7 @@ local function prune(now, grace_ms, heard_numbers)
   draw()
   EPOCH = math.floor(now / math.max(1, math.floor(grace_ms / EPOCHS)))
   local new_epoch = rotate()
-  for _, n in ipairs(heard_numbers or {}) do heard_now(n) end
+  if heard_numbers then heard_all(heard_numbers) end
   if new_epoch then sweep(now, grace_ms) end
   trim()
   local expired = redis.call('ZRANGEBYSCORE', active, '-inf', now, 'LIMIT', 0, PRUNE_BATCH)
@@ -409,19 +426,20 @@ end
 -- walk-aways are skipped a chunk at a time.
 local function take_from_line(wanted, out)
   local head, last_n = line_head(), line_end()
-  local n, steps = head, 0
+  local n, steps, taken = head, 0, {}
   while #out < wanted and n < last_n and steps < PRUNE_BATCH do
     steps = steps + 1
-    local next_n = first_clear(left, n + 1, last_n)
+    local next_n = n + 1  -- most often the next one is still in line
+    if get_bit(left, next_n) == 1 then next_n = first_clear(left, n + 1, last_n) end
     if not next_n then n = last_n; break end
     n = next_n
-    local id = redis.call('HGET', bucket(n), n)
+    local id = redis.call('HGET', bucket(n), n)  -- its bucket goes once behind (trim)
     if id then
       out[#out + 1] = id
-      redis.call('HDEL', bucket(n), n)
-      redis.call('ZREM', away, n)
+      taken[#taken + 1] = n
     end
   end
+  if #taken > 0 and redis.call('EXISTS', away) == 1 then redis.call('ZREM', away, unpack(taken)) end
   if n ~= head then
     redis.call('HSET', stats, 'head', n)
     HEAD = n
@@ -455,15 +473,19 @@ local function fill(now, grace_ms)
         admitted[#admitted + 1] = id
       end
     end
-    if #admitted < free then take_from_line(free, admitted) end
   end
+  local from_lanes = #admitted
+  if free > 0 and #admitted < free then take_from_line(free, admitted) end
   if allowed ~= math.huge then  -- charge the bucket for what was really admitted
     redis.call('HSET', stats, 'bucket', tokens - #admitted, 'bucket_at', now)
   end
   if #admitted == 0 then return end
-  redis.call('ZREM', priority, unpack(admitted))
-  redis.call('ZREM', prequeue, unpack(admitted))
-  redis.call('ZREM', seen, unpack(admitted))
+  if from_lanes > 0 then
+    local lanes = {unpack(admitted, 1, from_lanes)}
+    redis.call('ZREM', priority, unpack(lanes))
+    redis.call('ZREM', prequeue, unpack(lanes))
+    redis.call('ZREM', seen, unpack(lanes))
+  end
   local entries = {}
   for i, id in ipairs(admitted) do
     entries[2 * i - 1] = now + grace_ms
