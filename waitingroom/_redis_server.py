@@ -95,6 +95,11 @@ class RedisServer:
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs."""
+        return self._process.pid if self._process is not None else None
+
+    @property
     def url(self) -> str:
         """``redis://`` URL of the server."""
         return f"redis://127.0.0.1:{self.port}/0"
