@@ -1,8 +1,9 @@
 """One room's gate: who waits, who is admitted, and the room's own ``/_wr/`` answers.
 
 The middleware routes each request to a room's :class:`RoomGate` by path (or, for
-the reserved endpoints, by the ``room`` query parameter). A gated request costs one
-Redis round trip.
+the reserved endpoints, by the ``room`` query parameter). A gated request costs at most
+one Redis round trip (none for a waiter this process's copy of the line shows, nor
+for a session checked within the last second).
 """
 
 from __future__ import annotations
@@ -41,11 +42,12 @@ from waitingroom._asgi import (
 )
 from waitingroom._breaker import BreakerClient
 from waitingroom._capture_desk import CaptureDesk
+from waitingroom._doorbell import Doorbell
 from waitingroom._eta import AdmissionRate, WaitTimes
 from waitingroom._history import History
 from waitingroom._i18n import LANGUAGE_COOKIE, LANGUAGES, pick
 from waitingroom._limits import ProcessLimits, RateLimit
-from waitingroom._line import LineWatch
+from waitingroom._line import LineView, LineWatch
 from waitingroom._logging import REQUEST_ID_HEADER
 from waitingroom._notify import Notice, Notifier
 from waitingroom._paths import RESERVED_PREFIX
@@ -69,6 +71,9 @@ _SESSION_CHECK_SECONDS = 1.0  # an admitted visitor's session is checked in Redi
 _SESSIONS_REMEMBERED = 100_000
 _UNRELEASED_KEPT = 100_000  # past this, a missed release waits for the idle timeout
 _EVENTS_MAX_SECONDS = 300  # an SSE stream ends after this; EventSource reconnects
+LEAVE_LINGER_SECONDS = 10
+"""After ``POST /_wr/leave`` (a shopper's page went away), a session ends this long
+from now unless the shopper's next page says ``POST /_wr/here`` (or makes a request)."""
 _SMALL_FORM_LIMIT = 1024  # /_wr/pow and /_wr/notify take a few short fields
 _NOTIFY_FIELDS = parse_fields("email:email,phone:phone")
 
@@ -181,11 +186,12 @@ class RoomGate:
         self._config: RoomConfig | None = None
         self._config_expires = 0.0
         self._config_refresh: asyncio.Task[None] | None = None
-        self.line = LineWatch(engine, room, on_look=lambda view: self.rate.observe(
-            view.server_ms, view.admitted_total))
+        self.doorbell = Doorbell(engine.redis, room)
+        self.line = LineWatch(engine, room, on_look=self._looked)
         # Sessions Redis said were alive, until when this process takes that as still so.
         self._sessions: dict[str, float] = {}
         self._unreleased: set[str] = set()  # sessions the origin ended, not yet in Redis
+        self._used: set[str] = set()  # sessions used since Redis last kept them alive
         self.desk = CaptureDesk(settings=settings, room=room, engine=engine, tickets=tickets,
                                 fields=parse_fields(settings.capture_fields))
         self.breaker = BreakerClient(
@@ -210,6 +216,8 @@ class RoomGate:
             "/_wr/qr.svg": self._qr,
             "/_wr/notify": self._notify,
             "/_wr/claim": self._claim,
+            "/_wr/leave": self._leave,
+            "/_wr/here": self._here,
         }
         """The room's own endpoints under ``/_wr/``, by path."""
 
@@ -261,23 +269,25 @@ class RoomGate:
             standing.set_cookies += _language_cookie(request)
             await _with_cookies(response, standing.set_cookies)(request.scope, receive, send)
 
-    async def _stand(self, request: Request, *, join: bool) -> _Standing:
+    async def _stand(self, request: Request, *, join: bool, claim: bool = True) -> _Standing:
         """Work out where the visitor stands: at most one Redis round trip, none for a
         waiter this process's copy of the line shows, nor for a session checked within
-        the last second."""
+        the last second. ``claim``: the request goes on to the origin if admitted (else
+        the visitor is only told: see :meth:`Engine.visit`)."""
         session_id = self.tickets.read_pass(request.cookies.get(self._pass_cookie), self.room)
         if session_id is not None:
             if await self._session_alive(session_id):
                 return _Standing(session_id, admitted=True)
             # The session ended (idle, maximum, released): back of the line, same id.
-            standing = await self._visit(request, session_id, join=join, fresh=True)
+            standing = await self._visit(request, session_id, join=join, fresh=True,
+                                         claim=claim)
             if not standing.admitted:  # else a new pass already replaces the old one
                 standing.set_cookies.append(self._cookie(request, self._pass_cookie, "", 0))
             return standing
         ticket = request.cookies.get(self._ticket_cookie)
         place = self.tickets.read_place(ticket, self.room)
         if place is not None:
-            standing = await self._waiting(request, *place, join=join)
+            standing = await self._waiting(request, *place, join=join, claim=claim)
             if standing.admitted:
                 joined = self.tickets.ticket_issued_at(ticket)
                 if joined is not None:
@@ -286,21 +296,23 @@ class RoomGate:
         # No ticket, or a forged, expired or foreign one: a fresh place at the back.
         if self.settings.pow_difficulty:
             raise ChallengeRequired(self)
-        return await self._new_place(request, join=join)
+        return await self._new_place(request, join=join, claim=claim)
 
-    async def _new_place(self, request: Request, *, join: bool) -> _Standing:
+    async def _new_place(self, request: Request, *, join: bool, claim: bool) -> _Standing:
         if not self.limits.new_places.allow_network(request.scope.get("client")):
             raise TooManyNewPlaces
-        return await self._visit(request, new_visitor_id(), join=join, fresh=True, new=join)
+        return await self._visit(request, new_visitor_id(), join=join, fresh=True, new=join,
+                                 claim=claim)
 
     async def _waiting(
-        self, request: Request, visitor_id: str, number: int, *, join: bool
+        self, request: Request, visitor_id: str, number: int, *, join: bool,
+        claim: bool = True,
     ) -> _Standing:
         """Where a ticket holder stands: from this process's copy of the line if it
-        shows the place, else from Redis."""
-        position = self.line.position(number) if number else None
+        shows the place (and no admission since passed it), else from Redis."""
+        position = (self.line.position(number) if number > self.doorbell.head else None)
         if position is None:
-            return await self._visit(request, visitor_id, number, join=join)
+            return await self._visit(request, visitor_id, number, join=join, claim=claim)
         view = self.line.view
         assert view is not None  # a position came from it
         return _Standing(visitor_id, False, Visit(VisitState.WAITING, position,
@@ -308,16 +320,16 @@ class RoomGate:
 
     async def _visit(
         self, request: Request, visitor_id: str, number: int = 0, *, join: bool,
-        fresh: bool = False, new: bool = False,
+        fresh: bool = False, new: bool = False, claim: bool = True,
     ) -> _Standing:
         """Ask Redis where the visitor holding place ``number`` (0: none, or in a lane)
         stands; a ticket is set for a ``fresh`` visitor id or a new place in line.
-        ``new``: the id was just made here (see :meth:`Engine.visit`)."""
+        ``new``, ``claim``: see :meth:`Engine.visit`."""
         visit = await self.engine.visit(self.room, visitor_id, number=number, join=join,
-                                        new=new)
+                                        new=new, claim=claim)
         self.rate.observe(visit.server_ms, visit.admitted_total)
         standing = _Standing(visitor_id, visit.state is VisitState.ADMITTED, visit)
-        if standing.admitted:
+        if standing.admitted and claim:
             self._remember_session(visitor_id)
             standing.set_cookies += [self._pass_for(request, visitor_id),
                                      self._cookie(request, self._ticket_cookie, "", 0)]
@@ -331,8 +343,11 @@ class RoomGate:
         second per session and process; a session ended meanwhile elsewhere (released
         on another process, or expired) may so get at most a second more."""
         if self._sessions.get(session_id, 0.0) > time.monotonic():
+            if len(self._used) < _SESSIONS_REMEMBERED:
+                self._used.add(session_id)  # kept alive in Redis by the next tick
             return True
         self._sessions.pop(session_id, None)
+        self._used.discard(session_id)
         if not await self.engine.touch(self.room, session_id):
             return False
         self._remember_session(session_id)
@@ -406,6 +421,27 @@ class RoomGate:
             if len(self._unreleased) < _UNRELEASED_KEPT:
                 self._unreleased.add(session_id)
 
+    async def _touch_used(self) -> None:
+        """Keep alive in Redis the sessions used since it last heard of them: a
+        request answered from this process's memory still counts as use."""
+        used, self._used = self._used, set()
+        try:
+            alive = await asyncio.gather(*(self.engine.touch(self.room, s) for s in used))
+        except RedisError:
+            self._used |= used  # sent again next tick
+            raise
+        for session_id, is_alive in zip(used, alive, strict=True):
+            if is_alive:
+                self._remember_session(session_id)
+            else:
+                self._sessions.pop(session_id, None)
+
+    def _looked(self, view: LineView) -> None:
+        """Every look at the line: the admission rate, and streams whose place the
+        head has passed are woken (an announcement missed is so made up for)."""
+        self.rate.observe(view.server_ms, view.admitted_total)
+        self.doorbell.passed(view.head)
+
     async def _release_again(self) -> None:
         """Send the releases Redis missed (it was down or out of reach)."""
         while self._unreleased:
@@ -422,7 +458,7 @@ class RoomGate:
         if config.mode == "open":  # nobody waits: asking takes no place
             status, cookies = Status(self.room, "open", message=config.message or None), []
         else:
-            standing = await self._stand(request, join=True)
+            standing = await self._stand(request, join=True, claim=False)
             status, cookies = self._status_of(standing, config), standing.set_cookies
         await send_json(send, status.to_json(), cookies)
 
@@ -440,41 +476,76 @@ class RoomGate:
 
     async def _stream_events(self, request: Request, receive: Receive, send: Send) -> None:
         config = await self.room_config()
-        standing = await self._stand(request, join=True)
+        standing = await self._stand(request, join=True, claim=False)
         headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-store"),
                    (b"x-accel-buffering", b"no"),
                    *((b"set-cookie", c) for c in standing.set_cookies)]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
+        number = standing.visit.number if standing.visit else 0
         disconnected = asyncio.ensure_future(wait_for_disconnect(receive))
         deadline = time.monotonic() + _EVENTS_MAX_SECONDS
         last = b""
         try:
-            while True:
-                status = self._status_of(standing, config)
-                payload = status.to_json()
-                if payload != last:
-                    await send({"type": "http.response.body", "body": b"data: " + payload +
-                                b"\n\n", "more_body": True})
+            with self.doorbell.waiting(standing.visitor_id, number) as bell:
+                while True:
+                    status = self._status_of(standing, config)
+                    payload = status.to_json()
+                    body = b"data: " + payload + b"\n\n" if payload != last else b":\n\n"
+                    await send({"type": "http.response.body", "body": body, "more_body": True})
                     last = payload
-                else:
-                    await send({"type": "http.response.body", "body": b":\n\n",
-                                "more_body": True})
-                if status.state in ("admitted", "open", "capture", "closed", "moved") or (
-                        time.monotonic() > deadline):
-                    break
-                done, _ = await asyncio.wait({disconnected}, timeout=status.poll_after_seconds)
-                if done:
-                    return
-                try:
-                    config = await self.room_config()
-                    number = standing.visit.number if standing.visit else 0
-                    standing = await self._waiting(request, standing.visitor_id, number,
-                                                   join=True)
-                except RedisError:
-                    logger.warning("redis unavailable during /_wr/events; retrying")
+                    if status.state in ("admitted", "open", "capture", "closed", "moved") or (
+                            time.monotonic() > deadline):
+                        break
+                    # Asked again at the advised interval (which keeps the place), or at
+                    # once when the doorbell rings: the visitor was let in.
+                    rung = asyncio.ensure_future(bell.wait())
+                    done, _ = await asyncio.wait({disconnected, rung},
+                                                 timeout=status.poll_after_seconds,
+                                                 return_when=asyncio.FIRST_COMPLETED)
+                    rung.cancel()
+                    if disconnected in done:
+                        return
+                    bell.clear()
+                    try:
+                        config = await self.room_config()
+                        standing = await self._waiting(request, standing.visitor_id, number,
+                                                       join=True, claim=False)
+                    except RedisError:
+                        logger.warning("redis unavailable during /_wr/events; retrying")
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             disconnected.cancel()
+
+    async def _leave(self, request: Request, receive: Receive, send: Send) -> None:
+        """``POST /_wr/leave`` (``navigator.sendBeacon`` on ``pagehide``, from
+        ``/_wr/static/leave.js``): the shopper's page went away. The session ends
+        :data:`LEAVE_LINGER_SECONDS` from now unless the shopper goes on."""
+        await self._session_beacon(request, receive, send, leaving=True)
+
+    async def _here(self, request: Request, receive: Receive, send: Send) -> None:
+        """``POST /_wr/here`` (on ``pageshow``, from ``/_wr/static/leave.js``): the
+        shopper's next page is showing, so the session goes on (an earlier leave is
+        undone)."""
+        await self._session_beacon(request, receive, send, leaving=False)
+
+    async def _session_beacon(
+        self, request: Request, receive: Receive, send: Send, *, leaving: bool
+    ) -> None:
+        session_id = self.tickets.read_pass(request.cookies.get(self._pass_cookie), self.room)
+        if request.scope["method"] != "POST":
+            answer = json_response({"error": "not found"}, 404)
+        elif session_id is None:
+            answer = json_response({"error": "no session"}, 404)
+        else:
+            self._sessions.pop(session_id, None)
+            self._used.discard(session_id)
+            if leaving:
+                await self.engine.release(self.room, session_id,
+                                          linger_seconds=LEAVE_LINGER_SECONDS)
+            else:
+                await self._session_alive(session_id)
+            answer = Response(b"", 204, headers=NO_STORE)
+        await answer(request.scope, receive, send)
 
     async def _capture(self, request: Request, receive: Receive, send: Send) -> None:
         """``GET /_wr/capture``: the form; ``POST``: a submission (form or JSON)."""
@@ -580,7 +651,7 @@ class RoomGate:
                 request.scope, receive, send)
             return
         config = await self.room_config()
-        standing = await self._new_place(request, join=True)
+        standing = await self._new_place(request, join=True, claim=False)
         await send_json(send, self._status_of(standing, config).to_json(),
                         standing.set_cookies)
 
@@ -774,6 +845,10 @@ class RoomGate:
         except RedisError as exc:
             logger.warning("could not send %d missed releases yet: %s", len(self._unreleased),
                            exc)
+        try:
+            await self._touch_used()
+        except RedisError as exc:
+            logger.warning("could not keep sessions alive: %s", exc)
         if self.notifier.enabled:
             try:
                 await self._send_notices()
@@ -787,6 +862,7 @@ class RoomGate:
         if self._config_refresh is not None:
             await self._config_refresh
         await asyncio.gather(*self._sending, return_exceptions=True)
+        await self.doorbell.aclose()
         await self.line.aclose()
         await self.breaker.aclose()
 
@@ -814,7 +890,8 @@ class RoomGate:
             self.room, state, position=position,
             eta_seconds=None if config.paused else self.rate.eta_seconds(position),
             message=message,
-            poll_after_seconds=poll_interval(position, self.settings.grace_seconds),
+            poll_after_seconds=poll_interval(position, self.settings.grace_seconds,
+                                             self.rate.per_second()),
         )
 
     def _cookie_place(self, request: Request) -> tuple[str | None, int]:

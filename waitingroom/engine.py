@@ -162,7 +162,7 @@ class RoomCounts:
 
 class RoomKeys(NamedTuple):
     """A room's Redis keys, all under the hash tag ``{room}`` (one Cluster slot).
-    The first ones up to ``renamed``, in this order, are KEYS[1..CORE] of every
+    The first ones up to ``standby``, in this order, are KEYS[1..CORE] of every
     script; a script's own keys follow."""
 
     line: str
@@ -178,6 +178,7 @@ class RoomKeys(NamedTuple):
     heard: str
     away: str
     renamed: str
+    standby: str
     captures: str
     refs: str
     dead: str
@@ -191,7 +192,7 @@ class RoomKeys(NamedTuple):
         return self[:CORE_KEY_COUNT]
 
 
-CORE_KEY_COUNT = RoomKeys._fields.index("renamed") + 1
+CORE_KEY_COUNT = RoomKeys._fields.index("standby") + 1
 """How many of a room's keys every script gets first (``CORE`` in the Lua scripts)."""
 
 
@@ -264,11 +265,13 @@ class Engine:
         grace_seconds: int,
         session_idle_seconds: int,
         session_max_seconds: int,
+        session_first_idle_seconds: int = 0,
     ) -> None:
         self.redis = redis
         self._grace_ms = grace_seconds * 1000
         self._idle_ms = session_idle_seconds * 1000
         self._max_ms = session_max_seconds * 1000
+        self._first_idle_ms = session_first_idle_seconds * 1000
         self._visit: AsyncScript = redis.register_script(_script_source("visit"))
         self._touch: AsyncScript = redis.register_script(_script_source("touch"))
         self._release: AsyncScript = redis.register_script(_script_source("release"))
@@ -284,7 +287,7 @@ class Engine:
         # to another node than the write, where it proves nothing: captures then rely on
         # the nodes' appendfsync.
         self._waitaof: bool | None = False if isinstance(redis, RedisCluster) else None
-        self._visits: Batcher[tuple[str, int, str], Visit] = Batcher(self._visit_many)
+        self._visits: Batcher[tuple[str, int, str, str], Visit] = Batcher(self._visit_many)
         self._touches: Batcher[str, bool] = Batcher(self._touch_many)
 
     @classmethod
@@ -299,11 +302,12 @@ class Engine:
             grace_seconds=settings.grace_seconds,
             session_idle_seconds=settings.session_idle_seconds,
             session_max_seconds=settings.session_max_seconds,
+            session_first_idle_seconds=settings.session_first_idle_seconds,
         )
 
     async def visit(
         self, room: str, visitor_id: str, *, number: int = 0, join: bool = True,
-        new: bool = False,
+        new: bool = False, claim: bool = True,
     ) -> Visit:
         """Report where ``visitor_id`` stands, taking a place at the back if ``join``.
 
@@ -311,21 +315,24 @@ class Engine:
         an earlier :class:`Visit`; 0 if none): the line is kept by number, not by id.
         ``new``: the caller just made ``visitor_id`` (it holds nothing): it joins with
         no look-ups. Also releases abandoned places and expired sessions and admits the
-        next in line into free slots; an admitted visitor's session is claimed (kept
-        alive).
+        next in line into free slots. An admitted visitor's session is claimed (its
+        request goes on to the origin: the session starts, or is kept alive) if
+        ``claim``; else the visitor is only told, and the slot held for it one more
+        claim window.
         """
         return await self._visits.submit(
-            room, (visitor_id, number, "2" if new else "1" if join else "0"))
+            room, (visitor_id, number, "2" if new else "1" if join else "0",
+                   "1" if claim else "0"))
 
     async def _visit_many(
-        self, room: str, visitors: Sequence[tuple[str, int, str]]
+        self, room: str, visitors: Sequence[tuple[str, int, str, str]]
     ) -> list[Visit]:
         # The call id makes the call idempotent: sent again after a lost reply, it
         # gets its first answer (and takes no second place).
         args: list[str | int] = [self._grace_ms, self._idle_ms, self._max_ms,
-                                 secrets.token_hex(8)]
-        for visitor_id, number, joins in visitors:
-            args += [visitor_id, number, joins]
+                                 self._first_idle_ms, secrets.token_hex(8)]
+        for visitor in visitors:
+            args += visitor
         *triples, admitted, now = await self._visit(room_keys(room).core, args)
         return [Visit(_VISIT_STATES[triples[i]], triples[i + 1], admitted, now, triples[i + 2])
                 for i in range(0, len(triples), 3)]
@@ -349,13 +356,16 @@ class Engine:
         return await self._touches.submit(room, session_id)
 
     async def _touch_many(self, room: str, session_ids: Sequence[str]) -> list[bool]:
-        alive = await self._touch(room_keys(room).core, (self._grace_ms, self._idle_ms,
-                                                    self._max_ms, *session_ids))
+        alive = await self._touch(room_keys(room).core, (
+            self._grace_ms, self._idle_ms, self._max_ms, self._first_idle_ms, *session_ids))
         return [bool(a) for a in alive]
 
-    async def release(self, room: str, session_id: str) -> bool:
-        """End a session now, giving its slot to the next in line."""
-        return bool(await self._release(room_keys(room).core, (session_id, self._grace_ms)))
+    async def release(self, room: str, session_id: str, *, linger_seconds: float = 0) -> bool:
+        """End a session now, giving its slot to the next in line; with
+        ``linger_seconds``, that long from now unless the session is used meanwhile."""
+        return bool(await self._release(room_keys(room).core,
+                                        (session_id, self._grace_ms,
+                                         int(linger_seconds * 1000))))
 
     async def seed_room(
         self, room: str, *, capacity: int, message: str = "", capture: str = "auto"
@@ -516,7 +526,7 @@ class Engine:
             await self.redis.delete(*buckets[start:start + 1000])
         await self.redis.delete(
             keys.seen, keys.active, keys.deadline, keys.seq, keys.config, keys.stats,
-            keys.priority, keys.prequeue, keys.away, keys.renamed, keys.breaker,
+            keys.priority, keys.prequeue, keys.away, keys.renamed, keys.standby, keys.breaker,
             keys.outcomes, _notify_key(room), f"{_notify_key(room)}:until")
 
     # -- data capture ---------------------------------------------------------------

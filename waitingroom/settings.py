@@ -51,9 +51,14 @@ class Settings:
     secret: tuple[str, ...] = field(default=(), repr=False)
     """Signing secrets, newest first: the first signs, all verify (key rotation)."""
     grace_seconds: int = 60
-    """How long a waiting visitor may go unseen, or an admitted one unclaimed,
-    before the place is released."""
+    """How long a waiting visitor may go unseen before the place is released. A slot
+    given to a visitor is held a twelfth of it (2 to 10 s) for the visitor to come;
+    one who comes later still gets the first free slot, within the grace."""
     session_idle_seconds: int = 300
+    session_first_idle_seconds: int = 0
+    """Idle time of a session that has made one request only (a tab closed right
+    after admission); 0: ``session_idle_seconds``. A shopper who reads the first page
+    longer than this loses the session."""
     session_max_seconds: int = 1800
     ticket_max_age_seconds: int = 86_400
     gated_paths: tuple[str, ...] = ()
@@ -171,6 +176,8 @@ class Settings:
         _check(self.grace_seconds >= 6, "grace_seconds",
                "must be at least 6 (waiting pages poll every 2 seconds)")
         _check(self.session_idle_seconds >= 1, "session_idle_seconds", "must be at least 1")
+        _check(0 <= self.session_first_idle_seconds <= self.session_idle_seconds,
+               "session_first_idle_seconds", "must be 0 (off) to session_idle_seconds")
         _check(self.session_max_seconds >= self.session_idle_seconds, "session_max_seconds",
                "must be at least session_idle_seconds")
         _check(self.ticket_max_age_seconds >= self.grace_seconds, "ticket_max_age_seconds",

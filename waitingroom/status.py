@@ -12,6 +12,7 @@ State = Literal["queued", "admitted", "capture", "paused", "open", "closed", "pr
 
 _MIN_POLL_SECONDS = 2
 _VISITORS_PER_EXTRA_SECOND = 100
+_SOON_SECONDS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +54,12 @@ def _number(value: int | None) -> str:
     return "null" if value is None else str(int(value))
 
 
-def poll_interval(position: int, grace_seconds: int) -> int:
+def poll_interval(position: int, grace_seconds: int, per_second: float | None = None) -> int:
     """Seconds between polls at ``position``: 2 at the front, growing with distance,
-    and always well inside the grace so a patient visitor never loses the place."""
+    and always well inside the grace so a patient visitor never loses the place. With
+    the room's admissions per second known, a waiter due in the next few seconds asks
+    every second (a slot is held for it only a few seconds: see ``claim_window``)."""
+    if per_second and position <= per_second * _SOON_SECONDS:
+        return 1
     spread = _MIN_POLL_SECONDS + position // _VISITORS_PER_EXTRA_SECOND
     return max(_MIN_POLL_SECONDS, min(spread, grace_seconds // 3))

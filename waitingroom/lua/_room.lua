@@ -31,13 +31,16 @@
 --                     who is away (asked to be notified)
 --  13 renamed  ZSET   arrival numbers (scored by themselves) whose place moved to
 --                     another device: processes answer those from Redis, not a copy
+--  14 standby  ZSET   visitor id -> until when (ms): let in while away, they did not
+--                     come within the claim window; the slot went on, and the first
+--                     free slot is theirs if they come back in time (see fill)
 -- A script's own keys follow these: KEYS[CORE + 1], ... (the loader defines CORE,
 -- the number of keys above, from the same list the Python side builds them from).
 -- Times are room time in milliseconds (see now_ms), never a process's clock.
 -- Bitmaps need Redis 7 (BITCOUNT and BITPOS over BIT ranges).
 local line, seen, active, deadline, seq, config, stats, priority, prequeue, left, heard, away,
-  renamed = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9],
-  KEYS[10], KEYS[11], KEYS[12], KEYS[13]
+  renamed, standby = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8],
+  KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13], KEYS[14]
 
 local BUCKET = 128  -- Redis keeps hashes of up to 128 short entries packed
 local EPOCHS = 4    -- unheard of for this many epochs (the grace): walked away
@@ -400,9 +403,11 @@ end
 
 -- Drop sessions past their expiry and waiters unheard of for longer than the grace.
 -- ``heard`` (optional): arrival numbers of waiters who asked since the last call.
+local EPOCH_MS
 local function prune(now, grace_ms, heard_numbers)
   draw()
-  EPOCH = math.floor(now / math.max(1, math.floor(grace_ms / EPOCHS)))
+  EPOCH_MS = math.max(1, math.floor(grace_ms / EPOCHS))
+  EPOCH = math.floor(now / EPOCH_MS)
   local new_epoch = rotate()
   if heard_numbers then heard_all(heard_numbers) end
   if new_epoch then sweep(now, grace_ms) end
@@ -410,8 +415,29 @@ local function prune(now, grace_ms, heard_numbers)
   local expired = redis.call('ZRANGEBYSCORE', active, '-inf', now, 'LIMIT', 0, PRUNE_BATCH)
   if #expired > 0 then
     redis.call('ZREM', active, unpack(expired))
-    redis.call('HDEL', deadline, unpack(expired))
-    redis.call('HINCRBY', stats, 'expired', #expired)
+    local hard = redis.call('HMGET', deadline, unpack(expired))
+    local ended, missed = {}, {}
+    for i, id in ipairs(expired) do
+      if hard[i] then
+        ended[#ended + 1] = id
+      else  -- a slot held for a visitor who did not come: on standby (see fill)
+        missed[#missed + 1] = now + grace_ms
+        missed[#missed + 1] = id
+      end
+    end
+    if #ended > 0 then
+      redis.call('HDEL', deadline, unpack(ended))
+      redis.call('HINCRBY', stats, 'expired', #ended)
+    end
+    if #missed > 0 then
+      redis.call('ZADD', standby, unpack(missed))
+      redis.call('HINCRBY', stats, 'missed', #missed / 2)
+    end
+  end
+  local lapsed = redis.call('ZRANGEBYSCORE', standby, '-inf', now, 'LIMIT', 0, PRUNE_BATCH)
+  if #lapsed > 0 then  -- never came back
+    redis.call('ZREM', standby, unpack(lapsed))
+    redis.call('HINCRBY', stats, 'abandoned', #lapsed)
   end
   local gone = redis.call('ZRANGEBYSCORE', seen, '-inf', now - grace_ms, 'LIMIT', 0, PRUNE_BATCH)
   if #gone > 0 then
@@ -422,9 +448,22 @@ local function prune(now, grace_ms, heard_numbers)
   end
 end
 
--- Up to ``wanted`` ids from the head of the line, taken out of it, in order. Runs of
--- walk-aways are skipped a chunk at a time.
-local function take_from_line(wanted, out)
+-- Is waiter n (in line) or lane visitor id (n = 0) here to take a slot now? Heard from
+-- this epoch or the last (a quarter to half the grace; polls come every few seconds
+-- near the head), or away with its place kept until told (asked to be notified).
+local function present(id, n, now)
+  if n == 0 then
+    local at = tonumber(redis.call('ZSCORE', seen, id))
+    return at ~= nil and at >= now - 2 * EPOCH_MS
+  end
+  return get_bit(heard_slot(EPOCH), n) == 1 or get_bit(heard_slot(EPOCH - 1), n) == 1
+    or redis.call('ZSCORE', away, n) ~= false
+end
+
+-- Up to ``wanted`` ids from the head of the line taken out of it, in order, into
+-- ``out`` if present, else into ``absent``. Runs of walk-aways are skipped a chunk at a
+-- time.
+local function take_from_line(wanted, out, absent, now)
   local head, last_n = line_head(), line_end()
   local n, steps, taken = head, 0, {}
   while #out < wanted and n < last_n and steps < PRUNE_BATCH do
@@ -435,7 +474,7 @@ local function take_from_line(wanted, out)
     n = next_n
     local id = redis.call('HGET', bucket(n), n)  -- its bucket goes once behind (trim)
     if id then
-      out[#out + 1] = id
+      if present(id, n, now) then out[#out + 1] = id else absent[#absent + 1] = id end
       taken[#taken + 1] = n
     end
   end
@@ -443,6 +482,22 @@ local function take_from_line(wanted, out)
   if n ~= head then
     redis.call('HSET', stats, 'head', n)
     HEAD = n
+  end
+end
+
+-- Up to ``wanted`` ids from the front of a lane (the priority lane, the pre-queue) taken
+-- out of it, as take_from_line.
+local function take_from_lane(lane, wanted, out, absent, now)
+  local steps = 0
+  while #out < wanted and steps < PRUNE_BATCH do
+    local ids = redis.call('ZRANGE', lane, 0, wanted - #out - 1)
+    if #ids == 0 then return end
+    steps = steps + #ids
+    for _, id in ipairs(ids) do
+      if present(id, 0, now) then out[#out + 1] = id else absent[#absent + 1] = id end
+    end
+    redis.call('ZREM', lane, unpack(ids))
+    redis.call('ZREM', seen, unpack(ids))
   end
 end
 
@@ -458,53 +513,92 @@ local function rate_allowance(now)
   return math.floor(tokens), tokens
 end
 
--- Admit the longest-waiting live visitors into the free slots, in arrival order,
--- no faster than the admission rate. Each must claim its slot (see claim) within
--- the grace or it is released again.
+-- How long a slot is held for the visitor it was given to: a twelfth of the grace, 2
+-- to 10 s (5 s at the default grace): a page load, or two polls at the head.
+local function claim_window(grace_ms)
+  return math.min(10000, math.max(2000, math.floor(grace_ms / 12)))
+end
+
+-- Where this room's admissions are announced (PUBLISH): every process holding an
+-- admitted visitor's event stream tells it at once.
+local ANNOUNCE = string.sub(line, 1, -5) .. 'admitted'
+
+-- Admit the longest-waiting visitors who are here into the free slots, in arrival
+-- order, no faster than the admission rate: the lanes first (priority, then the
+-- pre-queue), then the line. Each must claim its slot within the claim window, or the
+-- slot goes on (see prune). Those next in turn but not heard from lately take no slot:
+-- they go on standby with their turn kept, and the first free slot is theirs if they
+-- come back within the grace (visit.lua: back in the priority lane, before everyone).
 local function fill(now, grace_ms)
   if PAUSED or until_start() > 0 then return end
   local allowed, tokens = rate_allowance(now)
   local free = math.min(CAPACITY - redis.call('ZCARD', active), allowed, ADMIT_BATCH)
-  local admitted = {}
-  if free > 0 then  -- the priority lane first, then the pre-queue, then the line
-    admitted = redis.call('ZRANGE', priority, 0, free - 1)
-    if #admitted < free then
-      for _, id in ipairs(redis.call('ZRANGE', prequeue, 0, free - #admitted - 1)) do
-        admitted[#admitted + 1] = id
-      end
-    end
+  local admitted, absent = {}, {}
+  if free > 0 then
+    take_from_lane(priority, free, admitted, absent, now)
+    if #admitted < free then take_from_lane(prequeue, free, admitted, absent, now) end
+    if #admitted < free then take_from_line(free, admitted, absent, now) end
   end
-  local from_lanes = #admitted
-  if free > 0 and #admitted < free then take_from_line(free, admitted) end
   if allowed ~= math.huge then  -- charge the bucket for what was really admitted
     redis.call('HSET', stats, 'bucket', tokens - #admitted, 'bucket_at', now)
   end
-  if #admitted == 0 then return end
-  if from_lanes > 0 then
-    local lanes = {unpack(admitted, 1, from_lanes)}
-    redis.call('ZREM', priority, unpack(lanes))
-    redis.call('ZREM', prequeue, unpack(lanes))
-    redis.call('ZREM', seen, unpack(lanes))
+  if #absent > 0 then
+    local entries = {}
+    for i, id in ipairs(absent) do
+      entries[2 * i - 1] = now + grace_ms
+      entries[2 * i] = id
+    end
+    redis.call('ZADD', standby, unpack(entries))
+    redis.call('HINCRBY', stats, 'missed', #absent)
   end
-  local entries = {}
+  if #admitted == 0 then return end
+  local entries, held_until = {}, now + claim_window(grace_ms)
   for i, id in ipairs(admitted) do
-    entries[2 * i - 1] = now + grace_ms
+    entries[2 * i - 1] = held_until
     entries[2 * i] = id
   end
   redis.call('ZADD', active, unpack(entries))
   redis.call('HINCRBY', stats, 'admitted', #admitted)
+  redis.call('PUBLISH', ANNOUNCE, line_head() .. ' ' .. table.concat(admitted, ' '))
 end
 
 -- Keep a session alive: its expiry moves to now + idle, never past its hard end,
--- which is fixed the first time the session is used. False if there is no session.
-local function claim(id, now, idle_ms, max_ms)
+-- which is fixed the first time the session is used (its first request: then the
+-- idle time is ``first_idle_ms`` if given, for sessions that make no second request).
+-- False if there is no session.
+local function claim(id, now, idle_ms, max_ms, first_idle_ms)
   if not redis.call('ZSCORE', active, id) then return false end
   local hard = tonumber(redis.call('HGET', deadline, id))
   if not hard then
     hard = now + max_ms
     redis.call('HSET', deadline, id, hard)
+    if first_idle_ms and first_idle_ms > 0 then idle_ms = first_idle_ms end
   end
   redis.call('ZADD', active, math.min(now + idle_ms, hard), id)
+  return true
+end
+
+-- Is ``id`` admitted? Like claim, but for a visitor only told so (a status poll, an
+-- event stream): a slot not yet claimed is held one more claim window (the visitor is
+-- here, its page is on its way), a session's clock is not touched.
+local function told(id, now, grace_ms)
+  if not redis.call('ZSCORE', active, id) then return false end
+  if redis.call('HEXISTS', deadline, id) == 0 then
+    redis.call('ZADD', active, 'XX', 'GT', now + claim_window(grace_ms), id)
+  end
+  return true
+end
+
+-- A visitor on standby (see fill) is back: the first free slot is theirs, before
+-- anyone else's (the front of the priority lane, in the order they were let in).
+-- False if ``id`` is not on standby.
+local RETURNED = -1e13  -- below every invite's redemption number
+local function come_back(id, now)
+  local until_ms = redis.call('ZSCORE', standby, id)
+  if not until_ms then return false end
+  redis.call('ZREM', standby, id)
+  redis.call('ZADD', priority, RETURNED + tonumber(until_ms), id)
+  redis.call('ZADD', seen, now, id)
   return true
 end
 

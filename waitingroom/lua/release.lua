@@ -1,12 +1,19 @@
 -- A session ends now (the origin sent X-WaitingRoom-Release: 1); its slot goes to
 -- the next in line. Idempotent: releasing an ended session changes nothing.
 -- KEYS: see _room.lua.
--- ARGV: 1 session id; 2 grace ms.
--- Returns 1 if a session was ended, 0 if there was none.
+-- With a linger (the shopper's page said it is going: /_wr/leave), the session ends
+-- that long from now unless it is used again meanwhile.
+-- ARGV: 1 session id; 2 grace ms; 3 linger ms (0: end now).
+-- Returns 1 if a session was ended (or will be), 0 if there was none.
 local id = ARGV[1]
 local grace_ms = tonumber(ARGV[2])
+local linger_ms = tonumber(ARGV[3]) or 0
 
 local now = now_ms()
+if linger_ms > 0 then
+  redis.call('ZADD', active, 'XX', 'LT', now + linger_ms, id)
+  return redis.call('ZSCORE', active, id) and 1 or 0
+end
 local removed = redis.call('ZREM', active, id)
 if removed == 1 then
   redis.call('HDEL', deadline, id)

@@ -6,10 +6,15 @@
 -- id) gets its first answer back, and a known id that joins again within
 -- JOIN_WINDOW_MS (two tabs after a session ended) gets the place it took then.
 -- KEYS: see _room.lua.
--- ARGV: 1 grace ms; 2 session idle ms; 3 session max ms; 4 call id (unique per call);
---       then for each visitor: visitor id, arrival number held (0 if none), join:
---       "0" asks only, "1" takes a place at the back if the visitor holds none, "2"
---       takes one for an id never used before (the caller made it: nothing to look up).
+-- ARGV: 1 grace ms; 2 session idle ms; 3 session max ms; 4 idle ms after a session's
+--       first request (0: the same); 5 call id (unique per call); then for each
+--       visitor: visitor id, arrival number held (0 if none), join: "0" asks only, "1"
+--       takes a place at the back if the visitor holds none, "2" takes one for an id
+--       never used before (the caller made it: nothing to look up); claim: "1" the
+--       visitor's request goes on to the origin if admitted (its session starts), "0"
+--       it is only told (a status poll or an event stream).
+-- A visitor on standby (let in while away, see fill in _room.lua) who asks again gets
+-- the first free slot, before everyone else.
 -- Returns {state_1, position_1, number_1, ..., admitted_total, now_ms}:
 --   state 1 = admitted (position 0), 0 = waiting at 1-based position (number: its
 --   arrival number in the line, 0 in a lane), 2 = in the pre-queue before a scheduled
@@ -20,8 +25,9 @@ local JOIN_WINDOW_MS = 10000
 local grace_ms = tonumber(ARGV[1])
 local idle_ms = tonumber(ARGV[2])
 local max_ms = tonumber(ARGV[3])
+local first_idle_ms = tonumber(ARGV[4])
 local room = string.sub(line, 1, -5)  -- 'wr:{room}:'
-local call = room .. 'call:' .. ARGV[4]
+local call = room .. 'call:' .. ARGV[5]
 
 local answered = redis.call('GET', call)
 if answered then return cjson.decode(answered) end
@@ -34,7 +40,13 @@ local closed = MODE == 'closed'
 local joined_any = false
 
 -- A new place at the back for ``id`` (or the pre-queue before a scheduled start).
-local function join(id)
+-- Is ``id`` admitted? Its session claimed if ``claims``, else only told (see told).
+local function admitted(id, claims)
+  if claims then return claim(id, now, idle_ms, max_ms, first_idle_ms) end
+  return told(id, now, grace_ms)
+end
+
+local function join(id, claims)
   joined_any = true
   if until_start() > 0 then  -- the draw at the start decides the order
     redis.call('ZADD', prequeue, 0, id)
@@ -44,23 +56,27 @@ local function join(id)
   local n = join_line(id)
   -- An arrival walks straight in only if everyone ahead fitted too (FCFS).
   fill(now, grace_ms)
-  if claim(id, now, idle_ms, max_ms) then return 1, 0, 0 end
+  if admitted(id, claims) then return 1, 0, 0 end
   return 0, rank(n), n
 end
 
-local function visit(id, n, joins)
+local function visit(id, n, joins, claims)
   if joins == '2' then
     if closed then return -1, 0, 0 end
-    return join(id)
+    return join(id, claims)
   end
-  if claim(id, now, idle_ms, max_ms) then return 1, 0, 0 end
+  if admitted(id, claims) then return 1, 0, 0 end
   if n > 0 and in_line(id, n) then  -- the common case first
     heard_now(n)
     return 0, rank(n), n
   end
   if n > 0 and reseat(id, n) then return 0, rank(n), n end
+  if come_back(id, now) then
+    fill(now, grace_ms)
+    if admitted(id, claims) then return 1, 0, 0 end
+  end
   local lane = redis.call('ZRANK', priority, id)
-  if lane then  -- an invitee: its place is in the priority lane
+  if lane then  -- an invitee, or back from standby: its place is in the priority lane
     redis.call('ZADD', seen, now, id)
     return 0, lane + 1, 0
   end
@@ -79,14 +95,15 @@ local function visit(id, n, joins)
     return 0, rank(taken), taken
   end
   if closed or joins ~= '1' then return -1, 0, 0 end
-  local state, position, number = join(id)
+  local state, position, number = join(id, claims)
   if number > 0 then redis.call('SET', joined, number, 'PX', JOIN_WINDOW_MS) end
   return state, position, number
 end
 
 local out = {}
-for i = 5, #ARGV, 3 do
-  local state, position, number = visit(ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2])
+for i = 6, #ARGV, 4 do
+  local state, position, number = visit(ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2],
+                                        ARGV[i + 3] == '1')
   out[#out + 1] = state
   out[#out + 1] = position
   out[#out + 1] = number
