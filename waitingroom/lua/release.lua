@@ -15,6 +15,7 @@ if linger_ms > 0 then
   return redis.call('ZSCORE', active, id) and 1 or 0
 end
 local removed = redis.call('ZREM', active, id)
+ACTIVE = nil
 if removed == 1 then
   redis.call('HDEL', deadline, id)
   redis.call('HINCRBY', stats, 'released', 1)

@@ -55,9 +55,8 @@ local function join(id, claims)
   end
   local n = join_line(id)
   -- An arrival walks straight in only if everyone ahead fitted too (FCFS).
-  fill(now, grace_ms)
-  if admitted(id, claims) then return 1, 0, 0 end
-  return 0, rank(n), n
+  if fill(now, grace_ms) > 0 and admitted(id, claims) then return 1, 0, 0 end
+  return 0, rank_joined(n), n
 end
 
 local function visit(id, n, joins, claims)

@@ -3,8 +3,8 @@
 // instead of after the idle timeout. Include it on the gated pages of the order flow:
 //   <script src="/_wr/static/leave.js" data-room="default" defer></script>
 // When a page goes (pagehide) it says so (POST /_wr/leave): the session ends 10 s later
-// unless the shopper goes on. The next page, once shown (pageshow), says it is here
-// (POST /_wr/here), which keeps the session. Leave it off a page that sends the shopper
+// unless the shopper goes on. The next page says it is here (POST /_wr/here) as soon
+// as it runs (and again if shown from the back-forward cache), which keeps the session. Leave it off a page that sends the shopper
 // to another site and back (a payment provider's 3-D Secure check, a sign-in with
 // another provider): the session would end while they are away.
 (function () {
@@ -15,7 +15,9 @@
   function say(what) {
     if (navigator.sendBeacon) navigator.sendBeacon("/_wr/" + what + query);
   }
+  // Half a second on, so it arrives after the page before's leave.
+  function here() { setTimeout(function () { say("here"); }, 500); }
   addEventListener("pagehide", function () { say("leave"); });
-  // A moment after showing, so it arrives after the page before's leave.
-  addEventListener("pageshow", function () { setTimeout(function () { say("here"); }, 1000); });
+  addEventListener("pageshow", function (event) { if (event.persisted) here(); });
+  here();
 })();
