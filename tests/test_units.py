@@ -134,7 +134,7 @@ def test_the_openapi_document_lists_every_state_and_reserved_endpoint() -> None:
     assert set(states) == set(get_args(State))
     for path in ("/_wr/status", "/_wr/events", "/_wr/capture", "/_wr/pow",
                  "/_wr/resume-link", "/_wr/resume", "/_wr/qr.svg", "/_wr/notify",
-                 "/_wr/claim"):
+                 "/_wr/claim", "/_wr/leave", "/_wr/here"):
         assert path in document["paths"], path
 
 
