@@ -342,9 +342,12 @@ class RoomGate:
         """Is the session alive? Asked of Redis (which keeps it alive) at most once a
         second per session and process; a session ended meanwhile elsewhere (released
         on another process, or expired) may so get at most a second more."""
-        if self._sessions.get(session_id, 0.0) > time.monotonic():
-            if len(self._used) < _SESSIONS_REMEMBERED:
-                self._used.add(session_id)  # kept alive in Redis by the next tick
+        left = self._sessions.get(session_id, 0.0) - time.monotonic()
+        if left > 0:
+            # Used again more than half a check ago: kept alive in Redis by the next tick
+            # (so at most one Redis touch a second per busy session and process).
+            if left < _SESSION_CHECK_SECONDS / 2 and len(self._used) < _SESSIONS_REMEMBERED:
+                self._used.add(session_id)
             return True
         self._sessions.pop(session_id, None)
         self._used.discard(session_id)
