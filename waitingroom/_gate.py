@@ -345,7 +345,7 @@ class RoomGate:
         left = self._sessions.get(session_id, 0.0) - time.monotonic()
         if left > 0:
             # Used again more than half a check ago: kept alive in Redis by the next tick
-            # (so at most one Redis touch a second per busy session and process).
+            # (about one Redis touch a second per busy session and process).
             if left < _SESSION_CHECK_SECONDS / 2 and len(self._used) < _SESSIONS_REMEMBERED:
                 self._used.add(session_id)
             return True
