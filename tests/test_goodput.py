@@ -16,7 +16,6 @@ from tests.places import RoomClock, Visitors
 from tests.servers import serve_in_process
 from tests.test_middleware import Origin
 from waitingroom import _gate
-from waitingroom._doorbell import Doorbell
 from waitingroom.engine import Engine, VisitState, connect, room_keys
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
@@ -125,16 +124,16 @@ async def test_the_doorbell_rings_the_moment_redis_lets_the_waiter_in(engine: En
     line = Visitors(engine, ROOM)
     await line.visit("A")
     await line.visit("B")
-    doorbell = Doorbell(engine.redis, ROOM)
-    try:
-        with doorbell.waiting("B", line.numbers["B"]) as bell:
-            await asyncio.wait_for(doorbell.listening.wait(), 10)
-            assert not bell.is_set()
-            await engine.release(ROOM, "A")  # nobody looks at the line: only Redis tells
-            await asyncio.wait_for(bell.wait(), 10)
-        assert doorbell.head >= line.numbers["B"]
-    finally:
-        await doorbell.aclose()
+    doorbell = engine.announcements.doorbell(ROOM)
+    with doorbell.waiting("B", line.numbers["B"]) as bell:
+        await asyncio.wait_for(doorbell.listening.wait(), 10)
+        assert not bell.is_set()
+        await engine.release(ROOM, "A")  # nobody looks at the line: only Redis tells
+        await asyncio.wait_for(bell.wait(), 10)
+    assert doorbell.head >= line.numbers["B"]
+    # Every room's doorbell shares the process's one subscription (one connection).
+    with engine.announcements.doorbell("another-room").waiting("X", 1):
+        assert await engine.redis.execute_command("PUBSUB", "NUMPAT") == 1
 
 
 @pytest.fixture

@@ -2,9 +2,10 @@
 holding its event stream tells it.
 
 Each room's ``fill`` (``_room.lua``) announces whom it let in on the channel
-``wr:{room}:admitted`` (``PUBLISH``: the line's new head and the visitors' ids). A
-:class:`Doorbell` per room and process listens, and wakes the event streams waiting for
-those visitors. If the announcement is missed (Redis out of reach, a failover), the
+``wr:{room}:admitted`` (``PUBLISH``: the line's new head and the visitors' ids). Each
+process listens to every room on one connection (:class:`Announcements`, kept by the
+engine), and each room's :class:`Doorbell` wakes the event streams waiting for those
+visitors. If the announcement is missed (Redis out of reach, a failover), the
 process's next look at the line wakes every stream whose place the head has passed,
 within half a second.
 """
@@ -33,18 +34,78 @@ def announcements(room: str) -> str:
     return f"wr:{{{room}}}:admitted"
 
 
+_EVERY_ROOM = "wr:{*}:admitted"
+"""The pattern of every room's announcements (one subscription per process, so many
+rooms cost one connection, not one each)."""
+
+
+class Announcements:
+    """This process's one subscription to every room's admissions, handed to the
+    room's :class:`Doorbell`."""
+
+    def __init__(self, redis: Redis | RedisCluster) -> None:
+        self._redis = redis
+        self._doorbells: dict[bytes, Doorbell] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.listening = asyncio.Event()
+        """Set while subscribed."""
+
+    def doorbell(self, room: str) -> Doorbell:
+        """The doorbell of ``room`` in this process."""
+        channel = announcements(room).encode()
+        if channel not in self._doorbells:
+            self._doorbells[channel] = Doorbell(self, room)
+        return self._doorbells[channel]
+
+    def listen(self) -> None:
+        """Subscribe, if not yet done (and again whenever the subscription breaks)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._subscribe()
+            except (RedisError, OSError) as exc:
+                logger.warning("not hearing admissions: %s", exc)
+            await asyncio.sleep(_LISTEN_AGAIN_SECONDS)
+
+    async def _subscribe(self) -> None:
+        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.psubscribe(_EVERY_ROOM)
+            self.listening.set()
+            while True:
+                message = await pubsub.get_message(timeout=1.0)
+                if message is None or message["type"] != "pmessage":
+                    continue
+                doorbell = self._doorbells.get(message["channel"])
+                if doorbell is not None:
+                    head, *visitor_ids = message["data"].split()
+                    doorbell.admitted(int(head), [v.decode() for v in visitor_ids])
+        finally:
+            self.listening.clear()
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def aclose(self) -> None:
+        """Stop listening."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
 class Doorbell:
     """The event streams of one room waiting in this process, woken when their
     visitor is let in (or its place at the head passed)."""
 
-    def __init__(self, redis: Redis | RedisCluster, room: str) -> None:
-        self._redis = redis
-        self._room = room
+    def __init__(self, announcements: Announcements, room: str) -> None:
+        self._announcements = announcements
         self._ringing: dict[str, set[asyncio.Event]] = {}
         self._by_number: list[tuple[int, str]] = []  # a heap: the next to pass first
-        self._task: asyncio.Task[None] | None = None
-        self.listening = asyncio.Event()
-        """Set while subscribed to the room's announcements."""
+        self.listening = announcements.listening
+        """Set while this process hears the room's announcements."""
         self.head = 0
         """Every arrival number up to this has left the line (as last announced)."""
 
@@ -52,7 +113,7 @@ class Doorbell:
     def waiting(self, visitor_id: str, number: int) -> Iterator[asyncio.Event]:
         """While in the block, the event is set when ``visitor_id`` (holding place
         ``number`` in line, 0 in a lane) is let in; the stream clears it."""
-        self._listen()
+        self._announcements.listen()
         bell = asyncio.Event()
         self._ringing.setdefault(visitor_id, set()).add(bell)
         if number:
@@ -82,37 +143,3 @@ class Doorbell:
     def _ring(self, visitor_id: str) -> None:
         for bell in self._ringing.get(visitor_id, ()):
             bell.set()
-
-    def _listen(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self._subscribe()
-            except (RedisError, OSError) as exc:
-                logger.warning("not hearing room %s's admissions: %s", self._room, exc)
-            await asyncio.sleep(_LISTEN_AGAIN_SECONDS)
-
-    async def _subscribe(self) -> None:
-        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-        try:
-            await pubsub.subscribe(announcements(self._room))
-            self.listening.set()
-            while True:
-                message = await pubsub.get_message(timeout=1.0)
-                if message is not None and message["type"] == "message":
-                    head, *visitor_ids = message["data"].split()
-                    self.admitted(int(head), [v.decode() for v in visitor_ids])
-        finally:
-            self.listening.clear()
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
-
-    async def aclose(self) -> None:
-        """Stop listening."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None

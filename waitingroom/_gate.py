@@ -42,7 +42,6 @@ from waitingroom._asgi import (
 )
 from waitingroom._breaker import BreakerClient
 from waitingroom._capture_desk import CaptureDesk
-from waitingroom._doorbell import Doorbell
 from waitingroom._eta import AdmissionRate, WaitTimes
 from waitingroom._history import History
 from waitingroom._i18n import LANGUAGE_COOKIE, LANGUAGES, pick
@@ -186,7 +185,7 @@ class RoomGate:
         self._config: RoomConfig | None = None
         self._config_expires = 0.0
         self._config_refresh: asyncio.Task[None] | None = None
-        self.doorbell = Doorbell(engine.redis, room)
+        self.doorbell = engine.announcements.doorbell(room)
         self.line = LineWatch(engine, room, on_look=self._looked)
         # Sessions Redis said were alive, until when this process takes that as still so.
         self._sessions: dict[str, float] = {}
@@ -865,7 +864,6 @@ class RoomGate:
         if self._config_refresh is not None:
             await self._config_refresh
         await asyncio.gather(*self._sending, return_exceptions=True)
-        await self.doorbell.aclose()
         await self.line.aclose()
         await self.breaker.aclose()
 

@@ -27,6 +27,7 @@ from redis.exceptions import RedisError, ResponseError
 from redis.typing import EncodableT, FieldT
 
 from waitingroom._batch import Batcher
+from waitingroom._doorbell import Announcements
 from waitingroom._line import LineView
 from waitingroom.errors import ConfigError
 from waitingroom.settings import Settings
@@ -287,6 +288,8 @@ class Engine:
         # to another node than the write, where it proves nothing: captures then rely on
         # the nodes' appendfsync.
         self._waitaof: bool | None = False if isinstance(redis, RedisCluster) else None
+        self.announcements = Announcements(redis)
+        """Every room's admissions as Redis announces them (one subscription)."""
         self._visits: Batcher[tuple[str, int, str, str], Visit] = Batcher(self._visit_many)
         self._touches: Batcher[str, bool] = Batcher(self._touch_many)
 
@@ -771,6 +774,7 @@ class Engine:
 
     async def aclose(self) -> None:
         """Close the Redis connection pool (and, with Sentinel, the Sentinels' ones)."""
+        await self.announcements.aclose()
         await self.redis.aclose()
         pool = getattr(self.redis, "connection_pool", None)
         for sentinel in getattr(getattr(pool, "sentinel_manager", None), "sentinels", ()):
