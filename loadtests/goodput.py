@@ -28,24 +28,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import ExitStack, asynccontextmanager, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
-import uvicorn
 from redis.asyncio import Redis
 
-from waitingroom._redis_server import RedisServer, free_port
+from waitingroom._redis_server import RedisServer
 from waitingroom.engine import room_keys
 from waitingroom.tickets import Tickets
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]
+from bench import server  # noqa: E402
+
+from tests.servers import serve_in_process  # noqa: E402
 
 SECRET = "goodput-benchmark-secret-0123456789"
 CAPACITY = 20
@@ -84,56 +87,6 @@ class Origin:
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"text/plain"), *extra]})
         await send({"type": "http.response.body", "body": b"shop"})
-
-
-@asynccontextmanager
-async def serve_origin(origin: Origin) -> AsyncIterator[str]:
-    """The origin under uvicorn on loopback, in this event loop."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(origin, host="127.0.0.1", port=port,  # type: ignore[arg-type]
-                                           log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()  # raises the start-up error
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-
-
-@contextmanager
-def serve_rooms(env: dict[str, str], count: int) -> Iterator[list[str]]:
-    """``count`` ``waitingroom serve`` processes; yields their URLs once healthy."""
-    with ExitStack() as stack:
-        urls = []
-        for _ in range(count):
-            port = free_port()
-            process = subprocess.Popen(
-                [sys.executable, "-m", "waitingroom.cli", "serve", "--port", str(port)],
-                env={**os.environ, **env}, stderr=subprocess.DEVNULL)
-            stack.callback(process.wait, 10)
-            stack.callback(process.terminate)
-            urls.append(f"http://127.0.0.1:{port}")
-        deadline = time.monotonic() + 20
-        for url in urls:
-            while not _healthy(url):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{url} did not become healthy")
-                time.sleep(0.05)
-        yield urls
-
-
-def _healthy(url: str) -> bool:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url + "/_wr/health", timeout=1) as answer:
-            return bool(answer.status == 200)
-    except OSError:
-        return False
 
 
 class Shopper:
@@ -279,7 +232,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     samples: list[Sample] = []
     personas: dict[str, str] = {}
     with RedisServer() as redis_server:
-        async with serve_origin(origin) as origin_url:
+        async with serve_in_process(origin) as origin_url:
             env = {"WAITINGROOM_SECRET": SECRET, "WAITINGROOM_REDIS_URL": redis_server.url,
                    "WAITINGROOM_ORIGIN": origin_url, "WAITINGROOM_CAPACITY": str(CAPACITY),
                    "WAITINGROOM_CAPTURE": "off",
@@ -288,7 +241,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                    "WAITINGROOM_CAPTURE_SPOOL_DIR": str(redis_server.directory / "spool")}
             if args.first_idle:
                 env["WAITINGROOM_SESSION_FIRST_IDLE_SECONDS"] = str(args.first_idle)
-            with serve_rooms(env, 2) as urls:
+            with ExitStack() as rooms:
+                serve = [sys.executable, "-m", "waitingroom.cli", "serve", "--port", "{port}"]
+                urls = [rooms.enter_context(server(serve, env)) for _ in range(2)]
                 redis = Redis.from_url(redis_server.url)
                 stop = asyncio.Event()
                 start = time.monotonic()

@@ -16,6 +16,7 @@ from tests.places import RoomClock, Visitors
 from tests.servers import serve_in_process
 from tests.test_middleware import Origin
 from waitingroom import _gate
+from waitingroom._redis_server import RedisServer
 from waitingroom.engine import Engine, VisitState, connect, room_keys
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
@@ -28,6 +29,11 @@ ADMITTED, WAITING = VisitState.ADMITTED, VisitState.WAITING
 async def _held(engine: Engine, room: str = ROOM) -> list[str]:
     """Ids holding a slot (a session or a slot held for a visitor on the way)."""
     return sorted(i.decode() for i in await engine.redis.zrange(room_keys(room).active, 0, -1))
+
+
+async def state(line: Visitors, visitor: str) -> VisitState:
+    """Where ``visitor`` stands when its page asks again."""
+    return (await line.visit(visitor, join=False)).state
 
 
 @pytest.fixture
@@ -47,15 +53,15 @@ async def test_a_slot_held_for_an_absent_waiter_passes_on_and_the_waiter_keeps_i
     await engine.release(ROOM, "A")
     assert await _held(engine) == ["B"]  # B's turn: the slot is held for B
     await clock.advance(CLAIM_WINDOW + 1)  # ... who does not come
-    assert (await line.visit("C", join=False)).state is ADMITTED  # the slot went on
-    assert (await line.visit("D", join=False)).state is WAITING
+    assert await state(line, "C") is ADMITTED  # the slot went on
+    assert await state(line, "D") is WAITING
     back = await line.visit("B", join=False)  # B comes back: the next slot is B's
     assert (back.state, back.position) == (WAITING, 1)
     await engine.release(ROOM, "C")
-    assert (await line.visit("D", join=False)).state is WAITING
-    assert (await line.visit("B", join=False)).state is ADMITTED
+    assert await state(line, "D") is WAITING
+    assert await state(line, "B") is ADMITTED
     await engine.release(ROOM, "B")
-    assert (await line.visit("D", join=False)).state is ADMITTED
+    assert await state(line, "D") is ADMITTED
 
 
 async def test_a_waiter_told_it_is_admitted_keeps_the_slot_while_it_comes(
@@ -72,8 +78,8 @@ async def test_a_waiter_told_it_is_admitted_keeps_the_slot_while_it_comes(
     assert told.state is ADMITTED
     assert await engine.redis.hget(room_keys(ROOM).deadline, "B") is None
     await clock.advance(CLAIM_WINDOW - 1)  # past the first window: held again on telling
-    assert (await line.visit("C", join=False)).state is WAITING
-    assert (await line.visit("B", join=False)).state is ADMITTED  # its page arrives
+    assert await state(line, "C") is WAITING
+    assert await state(line, "B") is ADMITTED  # its page arrives
     assert await engine.redis.hget(room_keys(ROOM).deadline, "B") is not None
 
 
@@ -91,15 +97,15 @@ async def test_first_come_first_served_among_the_waiters_who_are_here(
         assert await engine.touch(ROOM, "A")
     await engine.release(ROOM, "A")  # B is next, but not here: C gets the slot
     assert await _held(engine) == ["C"]
-    assert (await line.visit("D", join=False)).state is WAITING
-    assert (await line.visit("C", join=False)).state is ADMITTED
+    assert await state(line, "D") is WAITING
+    assert await state(line, "C") is ADMITTED
     await engine.set_room_config(ROOM, capacity=2)  # one more slot: D's, not E's
-    assert (await line.visit("E", join=False)).state is WAITING
-    assert (await line.visit("D", join=False)).state is ADMITTED
+    assert await state(line, "E") is WAITING
+    assert await state(line, "D") is ADMITTED
     assert (await line.visit("B", join=False)).position == 1  # back: the next slot
     await engine.release(ROOM, "C")
-    assert (await line.visit("E", join=False)).state is WAITING
-    assert (await line.visit("B", join=False)).state is ADMITTED
+    assert await state(line, "E") is WAITING
+    assert await state(line, "B") is ADMITTED
 
 
 async def test_a_waiter_on_standby_who_never_comes_back_is_gone_after_the_grace(
@@ -116,7 +122,7 @@ async def test_a_waiter_on_standby_who_never_comes_back_is_gone_after_the_grace(
     await clock.advance(61)
     await engine.watch(ROOM)
     assert await engine.redis.zcard(room_keys(ROOM).standby) == 0
-    assert (await line.visit("B", join=False)).state is VisitState.NO_PLACE
+    assert await state(line, "B") is VisitState.NO_PLACE
 
 
 async def test_the_doorbell_rings_the_moment_redis_lets_the_waiter_in(engine: Engine) -> None:
@@ -195,9 +201,9 @@ async def test_a_left_session_ends_after_the_linger_and_the_next_in_line_goes_in
     await line.visit("B")
     assert await engine.release(ROOM, "A", linger_seconds=10)
     await clock.advance(9)
-    assert (await line.visit("B", join=False)).state is WAITING
+    assert await state(line, "B") is WAITING
     await clock.advance(2)
-    assert (await line.visit("B", join=False)).state is ADMITTED
+    assert await state(line, "B") is ADMITTED
 
 
 async def test_a_session_that_makes_no_second_request_ends_after_the_first_idle(
@@ -218,3 +224,29 @@ async def test_a_session_that_makes_no_second_request_ends_after_the_first_idle(
         assert await engine.touch(ROOM, "shopper")
     finally:
         await engine.aclose()
+
+
+@pytest.mark.slow
+async def test_a_waiter_on_the_event_stream_is_told_after_redis_was_killed_and_came_back(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Waiting pages would ask again only after an hour: what they learn sooner was pushed.
+    monkeypatch.setattr(_gate, "poll_interval", lambda *args: 3600)
+    with RedisServer(appendfsync="always") as server:
+        middleware = WaitingRoomMiddleware(
+            Origin(), settings=make_settings(redis_url=server.url, capacity=1))
+        async with serve_in_process(middleware) as url, \
+                httpx.AsyncClient(base_url=url) as first, \
+                httpx.AsyncClient(base_url=url) as second:
+            await first.get("/buy")
+            await second.get("/buy")
+            async with second.stream("GET", "/_wr/events") as stream:
+                events = _events(stream)
+                assert (await anext(events))["position"] == 1
+                await asyncio.wait_for(middleware.engine.announcements.listening.wait(), 10)
+                server.stop(kill=True)  # the subscription and every pooled connection die
+                server.start()
+                assert (await first.get("/done")).text == "origin:/done"
+                assert (await anext(events))["state"] == "admitted"
+            assert (await second.get("/buy")).text == "origin:/buy"
+        await middleware.aclose()
