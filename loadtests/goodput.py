@@ -99,8 +99,11 @@ class Shopper:
         self.args = args
         self.tickets = tickets
         self.personas = personas
-        self.session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True),
-                                             headers={"x-persona": persona})
+        # No overall timeout: at the defaults a shopper may wait longer than aiohttp's
+        # default five minutes, and must not be counted as walking away.
+        self.session = aiohttp.ClientSession(
+            cookie_jar=aiohttp.CookieJar(unsafe=True), headers={"x-persona": persona},
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
 
     def _url(self, path: str) -> str:
         return random.choice(self.urls) + path
