@@ -33,9 +33,9 @@ import httpx
 import redis
 from redis.asyncio import Redis
 
-from waitingroom._batch import MAX_BATCH
-from waitingroom._redis_server import RedisServer, free_port
 from waitingroom.engine import Engine
+from waitingroom.engine.batch import MAX_BATCH
+from waitingroom.tools.redis_server import RedisServer, free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECRET = secrets.token_urlsafe(32)
@@ -173,7 +173,7 @@ async def memory_per_waiting_visitor(redis_url: str, visitors: int = 20_000) -> 
     retry are counted."""
     engine = Engine(Redis.from_url(redis_url), grace_seconds=600, session_idle_seconds=300,
                     session_max_seconds=1800)
-    await engine.seed_room("memory", capacity=1)
+    await engine.rooms.seed("memory", capacity=1)
     await engine.visit("memory", "holder000000")
     before = (await engine.redis.info("memory"))["used_memory"]
     for start in range(0, visitors, 200):
@@ -193,7 +193,7 @@ async def arrivals_one_redis_core_sustains(redis_url: str, redis_pid: int,
     joins a script call), so this is the Redis CPU per join in full batches."""
     engine = Engine(Redis.from_url(redis_url), grace_seconds=600, session_idle_seconds=300,
                     session_max_seconds=1800)
-    await engine.seed_room("ceiling", capacity=1)
+    await engine.rooms.seed("ceiling", capacity=1)
     before = cpu_seconds(redis_pid)
     for batch in range(batches):
         await asyncio.gather(*(engine.visit("ceiling", f"c{batch:05d}{i:06d}", new=True)

@@ -25,8 +25,8 @@ import uvicorn
 from redis.asyncio import Redis
 from starlette.types import Receive, Scope, Send
 
-from waitingroom._redis_server import RedisServer, free_port
 from waitingroom.engine import Engine
+from waitingroom.tools.redis_server import RedisServer, free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -103,7 +103,7 @@ async def throughput(appendfsync: str, records: int, concurrency: int) -> None:
         async def worker() -> None:
             while queue:
                 i = queue.pop()
-                await engine.capture("bench", f"WR-BNCH-{i:08d}", f"visitor{i:05d}", fields,
+                await engine.captures.store("bench", f"WR-BNCH-{i:08d}", f"visitor{i:05d}", fields,
                                      per_minute=1_000_000)
 
         start = time.monotonic()

@@ -40,9 +40,9 @@ from typing import Any
 import aiohttp
 from redis.asyncio import Redis
 
-from waitingroom._redis_server import RedisServer
 from waitingroom.engine import room_keys
 from waitingroom.tickets import Tickets
+from waitingroom.tools.redis_server import RedisServer
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]

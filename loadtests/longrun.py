@@ -31,7 +31,6 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from waitingroom._redis_server import RedisServer
 from waitingroom.engine import (
     BITMAP_CHUNK,
     HEARD_SLOTS,
@@ -41,6 +40,7 @@ from waitingroom.engine import (
     connect,
     room_keys,
 )
+from waitingroom.tools.redis_server import RedisServer
 
 ROOM = "longrun"
 BATCH = 1000
@@ -64,7 +64,7 @@ class Room:
 
     async def advance(self, seconds: float) -> None:
         self.now_ms += round(seconds * 1000)
-        await self.engine.set_clock(ROOM, self.now_ms)
+        await self.engine.rooms.set_clock(ROOM, self.now_ms)
 
     async def arrive(self, count: int) -> list[str]:
         """``count`` new visitors join (the engine batches them into script calls)."""
@@ -92,8 +92,8 @@ class Room:
     async def let_in(self, staying: list[str]) -> None:
         """Admit everyone in line (a batch per call; the sessions of a full room expire
         to make room), then let the last sessions expire."""
-        await self.engine.set_room_config(ROOM, paused=False)
-        while (counts := await self.engine.counts(ROOM)).waiting:
+        await self.engine.rooms.configure(ROOM, paused=False)
+        while (counts := await self.engine.rooms.counts(ROOM)).waiting:
             if counts.active >= BATCH:
                 await self.advance(IDLE_SECONDS + GRACE_SECONDS)
             await self.look([])
@@ -102,9 +102,9 @@ class Room:
                                             join=False)
             assert visit.state is VisitState.ADMITTED, visit
         await self.advance(IDLE_SECONDS + GRACE_SECONDS)
-        while (await self.engine.counts(ROOM)).active:
+        while (await self.engine.rooms.counts(ROOM)).active:
             await self.look([])
-        await self.engine.set_room_config(ROOM, paused=True)
+        await self.engine.rooms.configure(ROOM, paused=True)
         self.numbers.clear()
 
     async def skip_to(self, number: int) -> None:
@@ -225,8 +225,8 @@ async def run(cycles: int, waiting: int) -> bool:
         calls = Calls(redis)
         try:
             await room.advance(0)
-            await engine.seed_room(ROOM, capacity=BATCH)
-            await engine.set_room_config(ROOM, paused=True)
+            await engine.rooms.seed(ROOM, capacity=BATCH)
+            await engine.rooms.configure(ROOM, paused=True)
             await calls.take()
             reached = 0
             for milestone in MILESTONES:

@@ -37,7 +37,7 @@ from pathlib import Path
 import httpx
 import redis
 
-from waitingroom._redis_server import RedisServer
+from waitingroom.tools.redis_server import RedisServer
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -111,7 +111,7 @@ def _demo_stack(capacity: int) -> Iterator[tuple[str, str, str]]:
 def demo_shop() -> object:
     """App factory for the demo shop process (its sessions idle out a second before
     the room's 30 s, so a slot the room hands on is free at the shop too)."""
-    from waitingroom.demo import DemoShop
+    from waitingroom.tools.demo import DemoShop
 
     return DemoShop(capacity=int(os.environ["WR_LOAD_CAPACITY"]), session_idle_seconds=29).app
 

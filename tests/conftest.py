@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import redis
 
-from waitingroom._redis_server import RedisServer
 from waitingroom.engine import Engine
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
+from waitingroom.tools.redis_server import RedisServer
 
 SECRET = "test-secret-" + secrets.token_hex(8)
 TOKEN = "ops-token-0123456789abcdef"
@@ -68,7 +68,7 @@ def room_env(redis_url: str) -> dict[str, str]:
 async def room(make_settings: Callable[..., Settings]) -> AsyncIterator[WaitingRoomMiddleware]:
     """The middleware in process (capacity 2, admin tokens of alice and bob) around
     the test origin."""
-    from tests.test_middleware import Origin
+    from tests.servers import Origin
 
     middleware = WaitingRoomMiddleware(Origin(), settings=make_settings(
         admin_token=(f"alice:{TOKEN}", "bob:another-token-0123456789")))

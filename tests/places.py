@@ -37,12 +37,12 @@ class RoomClock:
         self.now_ms = start_ms
 
     async def start(self) -> RoomClock:
-        await self.engine.set_clock(self.room, self.now_ms)
+        await self.engine.rooms.set_clock(self.room, self.now_ms)
         return self
 
     async def advance(self, seconds: float) -> None:
         self.now_ms += round(seconds * 1000)
-        await self.engine.set_clock(self.room, self.now_ms)
+        await self.engine.rooms.set_clock(self.room, self.now_ms)
 
 
 async def pass_time(clock: RoomClock, visitors: Visitors, seconds: float,

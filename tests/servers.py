@@ -1,20 +1,25 @@
-"""Real servers on loopback for end-to-end tests: in-process uvicorn and subprocesses."""
+"""Real servers on loopback for end-to-end tests: in-process uvicorn and subprocesses,
+the test origin, and the ops side driving them (the admin CLI, waiting for a change
+to reach every process)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
+from typing import Any
 
 import httpx
 import uvicorn
-from starlette.types import ASGIApp, Receive
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from waitingroom._redis_server import free_port
+from tests.conftest import TOKEN
+from waitingroom.tools.redis_server import free_port
 
 
 @asynccontextmanager
@@ -154,3 +159,55 @@ class FaultyLink:
             pass
         finally:
             sink.close()
+
+
+class Origin:
+    """Records what reaches it; ``/done`` ends the session like a finished order."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str | None]] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        headers = dict(scope["headers"])
+        session = headers.get(b"x-waitingroom-session")
+        self.seen.append((scope["path"], session.decode() if session else None))
+        extra = [(b"x-waitingroom-release", b"1")] if scope["path"] == "/done" else []
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/plain"), *extra]})
+        await send({"type": "http.response.body", "body": b"origin:" + scope["path"].encode()})
+
+
+def cli(url: str, *args: str) -> dict[str, Any]:
+    result = subprocess.run(
+        [sys.executable, "-m", "waitingroom.cli", "admin", "--url", url, *args],
+        env={**os.environ, "WAITINGROOM_ADMIN_TOKEN": TOKEN}, capture_output=True, text=True,
+        timeout=30)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+async def eventually(check: Callable[[], Any], what: str) -> None:
+    """Within about a second (each process re-reads the room config every second)."""
+    for _ in range(30):
+        if await check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not within 1.5 s: {what}")
+
+
+@asynccontextmanager
+async def ops_and_shop(
+    room_env: dict[str, str], visitors: int
+) -> AsyncIterator[tuple[str, str, list[httpx.AsyncClient]]]:
+    """Two ``serve`` processes (ops use one, shoppers the other) in front of the test
+    origin: yields both URLs and ``visitors`` shopper clients."""
+    async with serve_in_process(Origin()) as origin_url:
+        env = {**room_env, "WAITINGROOM_ORIGIN": origin_url}
+        with waitingroom_serve(env) as ops_url, waitingroom_serve(env) as shop_url:
+            clients = [httpx.AsyncClient(base_url=shop_url) for _ in range(visitors)]
+            try:
+                yield ops_url, shop_url, clients
+            finally:
+                await asyncio.gather(*(c.aclose() for c in clients))

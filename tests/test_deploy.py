@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from waitingroom.settings import load_settings
+from waitingroom.config import load_settings
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 

@@ -12,13 +12,11 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.servers import FaultyLink, serve_in_process, waitingroom_serve
-from tests.test_admin import eventually
-from tests.test_middleware import Origin
-from waitingroom._redis_server import RedisServer
+from tests.servers import FaultyLink, Origin, eventually, serve_in_process, waitingroom_serve
 from waitingroom.app import build_proxy_app
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
+from waitingroom.tools.redis_server import RedisServer
 
 JSON = {"accept": "application/json"}
 
@@ -172,8 +170,8 @@ async def test_an_origin_resetting_connections_gets_visitors_a_502_and_opens_the
 async def test_redis_down_policy_decides_who_gets_through(
     make_settings: Callable[..., Settings], policy: str, expected: list[int],
 ) -> None:
-    from waitingroom._redis_server import free_port
     from waitingroom.tickets import new_visitor_id
+    from waitingroom.tools.redis_server import free_port
 
     origin = Origin()
     room = WaitingRoomMiddleware(origin, settings=make_settings(

@@ -17,11 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import SECRET, TOKEN
-from waitingroom._limits import RateLimit
-from waitingroom._pow import solve, solves
-from waitingroom._redis_server import RedisServer
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
+from waitingroom.tools.redis_server import RedisServer
+from waitingroom.visitor.pow import solve, solves
+from waitingroom.web.limits import RateLimit
 
 INLINE_CODE = re.compile(r"<script(?![^>]*\bsrc=)|\son[a-z]+\s*=|\sstyle\s*=", re.I)
 
@@ -43,11 +43,11 @@ async def test_every_page_of_the_room_forbids_inline_code_and_framing(
         pages["status page"] = await c.get("/_wr/status-page")
         pages["invite refused"] = await c.get("/_wr/invite?t=forged")
         pages["dashboard"] = await c.get("/_wr/admin/dashboard")
-        await room.engine.set_room_config("default", capture="on")
-        await room.rooms.default.refresh_config()
+        await room.engine.rooms.configure("default", capture="on")
+        await room.rooms.default.room.refresh_config()
         pages["capture form"] = await c.get("/checkout")
-        await room.engine.set_room_config("default", capture="auto", mode="closed")
-        await room.rooms.default.refresh_config()
+        await room.engine.rooms.configure("default", capture="auto", mode="closed")
+        await room.rooms.default.room.refresh_config()
         pages["closed"] = await newcomer("/x")
         asset = await c.get("/_wr/static/queue.js")
     assert "You're in line" in pages["queue"].text
@@ -250,7 +250,7 @@ async def test_a_place_costs_one_solved_challenge(
             assert "set-cookie" not in page.headers
             asked = await bot.get("/_wr/status")
             assert asked.status_code == 403 and asked.json()["difficulty"] == 8
-            assert (await room.engine.counts("default")).waiting == 0  # no place yet
+            assert (await room.engine.rooms.counts("default")).waiting == 0  # no place yet
             challenge = asked.json()["challenge"]
             nonce = solve(challenge, 8)
 

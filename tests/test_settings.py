@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from waitingroom.config import load_settings
 from waitingroom.errors import ConfigError
-from waitingroom.settings import load_settings
 
 GOOD_SECRET = "0123456789abcdef-secret"
 

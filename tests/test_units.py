@@ -11,14 +11,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from waitingroom._eta import AdmissionRate
-from waitingroom._i18n import LANGUAGES, TEXTS, pick
-from waitingroom._paths import Router
-from waitingroom._redis_server import find_redis_server, server_version
 from waitingroom.engine import server_supported
 from waitingroom.errors import RedisServerError
-from waitingroom.pages import eta_range
+from waitingroom.room.eta import AdmissionRate
 from waitingroom.status import State, Status, poll_interval
+from waitingroom.tools.redis_server import find_redis_server, server_version
+from waitingroom.web.i18n import LANGUAGES, TEXTS, pick
+from waitingroom.web.pages import eta_range
+from waitingroom.web.paths import Router
 
 
 def test_eta_comes_from_the_measured_rate() -> None:
@@ -85,7 +85,7 @@ def test_poll_interval_grows_with_distance_but_stays_inside_the_grace() -> None:
 
 
 def test_wait_times_histogram() -> None:
-    from waitingroom._eta import WaitTimes
+    from waitingroom.room.eta import WaitTimes
 
     waits = WaitTimes()
     for seconds in (1, 20, 20, 9000):
@@ -159,7 +159,7 @@ def _luminance(colour: str) -> float:
     ("#1a1a1a", "#e8f1fb"),  # the operator's message
 ])
 def test_page_colours_meet_wcag_aa_contrast(text: str, background: str) -> None:
-    css = (Path(__file__).resolve().parent.parent / "waitingroom/static/queue.css").read_text()
+    css = (Path(__file__).resolve().parent.parent / "waitingroom/web/static/queue.css").read_text()
     css = css.replace("#fff;", "#ffffff;").replace("#fff}", "#ffffff}")
     assert text in css and background in css  # the pairs are the stylesheet's own
     lighter, darker = sorted((_luminance(text), _luminance(background)), reverse=True)

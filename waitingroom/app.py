@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from waitingroom._logging import configure as configure_logging
+from waitingroom.config import load_settings
 from waitingroom.middleware import WaitingRoomMiddleware
-from waitingroom.proxy import OriginProxy
-from waitingroom.server import LimitedHttpToolsProtocol
-from waitingroom.settings import Settings, load_settings
+from waitingroom.ops.logging import configure as configure_logging
+from waitingroom.proxy.proxy import OriginProxy
+from waitingroom.settings import Settings
+from waitingroom.web.server import LimitedHttpToolsProtocol
 
 
 def build_proxy_app(settings: Settings) -> WaitingRoomMiddleware:

@@ -14,10 +14,11 @@ from typing import TextIO
 
 import uvicorn
 
-from waitingroom import admin_cli
+from waitingroom.config import load_settings
 from waitingroom.errors import WaitingRoomError
-from waitingroom.server import LimitedHttpToolsProtocol
-from waitingroom.settings import ENV_PREFIX, Settings, load_settings
+from waitingroom.ops import admin_cli
+from waitingroom.settings import ENV_PREFIX, Settings
+from waitingroom.web.server import LimitedHttpToolsProtocol
 
 # Secrets come from the environment or the config file, never argv (visible in ps).
 _NOT_FLAGS = {"secret", "admin_token", "smtp_url", "notify_webhook_secret"}
@@ -118,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             asyncio.run(_demo(args.port, args.capacity))
         elif args.command == "demo-shop":
-            from waitingroom.demo import DemoShop
+            from waitingroom.tools.demo import DemoShop
 
             shop = DemoShop(capacity=args.capacity,
                             session_idle_seconds=args.session_idle_seconds)
@@ -155,13 +156,13 @@ async def _check_redis(settings: Settings) -> None:
 
 
 async def _demo(port: int, capacity: int) -> None:
-    from waitingroom.demo import run_demo
+    from waitingroom.tools.demo import run_demo
 
     await run_demo(port=port, capacity=capacity)
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from waitingroom import simulate
+    from waitingroom.tools import simulate
 
     try:
         plan = simulate.Plan(
@@ -181,8 +182,8 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 async def _replay(settings: Settings, args: argparse.Namespace) -> int:
+    from waitingroom.capture.replay import Replayer
     from waitingroom.engine import Engine
-    from waitingroom.replay import Replayer
 
     engine = Engine.from_settings(settings)
     try:
@@ -196,9 +197,9 @@ async def _replay(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _export(settings: Settings, fmt: str, out: TextIO) -> int:
-    from waitingroom.capture import parse_fields
+    from waitingroom.capture.export import export_captures
     from waitingroom.engine import Engine
-    from waitingroom.export import export_captures
+    from waitingroom.fields import parse_fields
 
     engine = Engine.from_settings(settings)
     names = [f.name for f in parse_fields(settings.capture_fields)]

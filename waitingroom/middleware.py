@@ -1,10 +1,10 @@
 """Pure ASGI middleware that puts a waiting room in front of any ASGI app.
 
-Per request it first puts the path in its canonical form (:mod:`waitingroom._paths`:
+Per request it first puts the path in its canonical form (:mod:`waitingroom.web.paths`:
 the form routed on is the form passed on; a path with none gets a 400), then decides
 one of: pass through (open paths, and paths no room gates), the reserved ``/_wr/``
 paths answered here, or the gate of the room the path belongs to
-(:mod:`waitingroom._gate`): admitted, waiting or capture. Gated requests are answered
+(:mod:`waitingroom.gate.gate`): admitted, waiting or capture. Gated requests are answered
 from each process's copy of the line and session checks made at most once a second,
 so most cost no Redis round trip; open paths never do.
 
@@ -17,36 +17,34 @@ capacity and rate. The room's own endpoints (``/_wr/status`` and the rest) take 
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from redis.exceptions import RedisError
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from waitingroom import pages
-from waitingroom._asgi import SESSION_HEADER, BadRequest, ClientGone, json_response, query_params
-from waitingroom._gate import (
-    ChallengeRequired,
-    Request,
-    RoomGate,
-    TooManyNewPlaces,
-    forwarded,
-    too_many_new_places,
-    unavailable,
-)
-from waitingroom._limits import ProcessLimits
-from waitingroom._logging import (
+from waitingroom.engine import Engine, RoomDefinition
+from waitingroom.errors import ConfigError
+from waitingroom.gate.directory import RoomDirectory
+from waitingroom.gate.gate import RoomGate
+from waitingroom.ops.admin import ADMIN_PREFIX, AdminAPI
+from waitingroom.room.room import Room
+from waitingroom.room.standing import ChallengeRequired, TooManyNewPlaces
+from waitingroom.settings import Settings
+from waitingroom.tickets import Tickets
+from waitingroom.visitor.pow import challenge
+from waitingroom.web import pages
+from waitingroom.web.answers import too_many_new_places, unavailable
+from waitingroom.web.asgi import SESSION_HEADER, BadRequest, ClientGone, json_response, query_params
+from waitingroom.web.limits import ProcessLimits
+from waitingroom.web.paths import RESERVED_PREFIX, BadPath, Router, canonical_scope
+from waitingroom.web.request import Request, forwarded
+from waitingroom.web.request_id import (
     REQUEST_ID_HEADER,
     echo_request_id,
     request_id,
     request_id_from,
 )
-from waitingroom._paths import RESERVED_PREFIX, BadPath, Router, canonical_scope
-from waitingroom._rooms import RoomDirectory
-from waitingroom.admin import ADMIN_PREFIX, AdminAPI
-from waitingroom.engine import Engine, RoomDefinition
-from waitingroom.errors import ConfigError
-from waitingroom.settings import Settings
-from waitingroom.tickets import Tickets
 
 logger = logging.getLogger("waitingroom")
 
@@ -78,12 +76,12 @@ class WaitingRoomMiddleware:
         self.admin = AdminAPI(engine=self.engine, rooms=self.rooms, tokens=settings.admin_token,
                               issue_invite=self.tickets.issue_invite)
 
-    def _gate(self, room: str, *, capacity: int, message: str = "",
+    def _gate(self, name: str, *, capacity: int, message: str = "",
               capture: str = "auto") -> RoomGate:
-        return RoomGate(self.app, room=room, settings=self.settings, engine=self.engine,
-                        tickets=self.tickets, limits=self.limits,
-                        capacity=capacity, message=message,
-                        capture=capture, on_tick=self._sample_for_dashboard)
+        room = Room(name, settings=self.settings, engine=self.engine, tickets=self.tickets,
+                    limits=self.limits, capacity=capacity, message=message, capture=capture)
+        room.every_tick(partial(self._sample_for_dashboard, room))
+        return RoomGate(self.app, room)
 
     def _created_gate(self, room: RoomDefinition) -> RoomGate:
         return self._gate(room.name, capacity=room.capacity)
@@ -154,12 +152,12 @@ class WaitingRoomMiddleware:
                 await json_response({"status": "ok"})(scope, receive, send)
             elif path.startswith(_ADMIN_PATHS) or path == "/_wr/metrics":
                 await self.admin(scope, receive, send)
-            elif path in self.rooms.default.reserved:
+            elif path in self.rooms.default.routes:
                 gate = await self._room_asked_for(scope)
                 if gate is None:
                     await json_response({"error": "no such room"}, 404)(scope, receive, send)
                 else:
-                    await gate.reserved[path](request, receive, send)
+                    await gate.routes[path](request, receive, send)
             else:
                 await json_response({"error": "not found"}, 404)(scope, receive, send)
         except RedisError as exc:  # every handler answers only after its Redis work
@@ -168,7 +166,7 @@ class WaitingRoomMiddleware:
         except TooManyNewPlaces:
             await too_many_new_places(request, self.limits.new_places, receive, send)
         except ChallengeRequired as needed:
-            await needed.gate.challenge(request, receive, send)
+            await challenge(needed.room, request, receive, send)
         except BadRequest as bad:
             await json_response({"error": str(bad)}, 400)(scope, receive, send)
         except ClientGone:
@@ -188,12 +186,9 @@ class WaitingRoomMiddleware:
         body = {"status": "ok" if healthy else "unavailable", "room": self.settings.room}
         await json_response(body, 200 if healthy else 503)(request.scope, receive, send)
 
-    async def _sample_for_dashboard(self, gate: RoomGate) -> None:
+    async def _sample_for_dashboard(self, room: Room) -> None:
         if self.admin.enabled:
-            try:
-                await self.admin.record_history(gate)
-            except RedisError as exc:
-                logger.warning("could not sample room %s for the dashboard: %s", gate.room, exc)
+            await self.admin.record_history(room)
 
     async def aclose(self) -> None:
         """Stop background work and close the Redis pool (done at lifespan shutdown)."""

@@ -27,7 +27,7 @@ from types import TracebackType
 import httpx
 import redis
 
-from waitingroom._redis_server import find_redis_server, free_port
+from waitingroom.tools.redis_server import find_redis_server, free_port
 
 SLOTS = 16384
 NODE_TIMEOUT_MS = 1000

@@ -22,11 +22,11 @@ import httptools
 import httpx
 import uvicorn
 
-from waitingroom._redis_server import free_port
 from waitingroom.app import build_proxy_app
-from waitingroom.proxy import OriginProxy
-from waitingroom.server import LimitedHttpToolsProtocol
+from waitingroom.proxy.proxy import OriginProxy
 from waitingroom.settings import Settings
+from waitingroom.tools.redis_server import free_port
+from waitingroom.web.server import LimitedHttpToolsProtocol
 
 TOKEN = re.compile(rb"tok-[0-9a-z]+")
 STRAY = b"tok-stray"

@@ -11,8 +11,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.test_capture import FIELDS, GOOD, csrf_of, stored
-from tests.test_middleware import Origin
+from tests.capture.forms import FIELDS, GOOD, csrf_of, stored
+from tests.servers import Origin
 from waitingroom.errors import ConfigError
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings

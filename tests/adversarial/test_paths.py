@@ -8,7 +8,7 @@ from urllib.parse import unquote_to_bytes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from waitingroom._paths import BadPath, Router, canonical_path
+from waitingroom.web.paths import BadPath, Router, canonical_path
 
 # Path pieces an attacker mixes: dot segments, slashes, escapes of every kind
 # (unreserved, reserved, slash, backslash, NUL, bad hex), parameters, non-ASCII.

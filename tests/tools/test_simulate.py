@@ -1,0 +1,117 @@
+"""The capacity planner: its arrival curves, and its predictions against a real run
+of the waiting room with the same inputs."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Callable
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from tests.servers import Origin, serve_in_process
+from waitingroom.engine import Engine
+from waitingroom.middleware import WaitingRoomMiddleware
+from waitingroom.settings import Settings
+from waitingroom.tools.simulate import ArrivalCurve, Plan, simulate
+
+CAPACITY = 3
+SESSION_SECONDS = 1.0
+ARRIVALS_PER_SECOND = 5
+ARRIVING_SECONDS = 3.0
+GRACE_SECONDS = 6  # the shortest allowed: visitors poll every 2 s
+DRAIN_TOLERANCE = 0.2
+"""The planner's time to drain must be within 20% of the real run's."""
+
+
+def test_arrival_curve_is_the_area_under_straight_lines() -> None:
+    curve = ArrivalCurve.parse("0:0,1:600,3:0")
+    assert curve.end_seconds == 180
+    assert curve.expected(60) == pytest.approx(300)  # ramp up to 10/s over a minute
+    assert curve.expected(180) == pytest.approx(300 + 600)
+    assert curve.expected(1000) == pytest.approx(900)
+    assert ArrivalCurve.parse("0.5:60,1:60").expected(45) == pytest.approx(15)
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("", "must look like"), ("0:10", "at least two"), ("1:10,1:20", "must increase"),
+    ("0:-5,1:5", "not be negative"), ("a:b,c:d", "must look like"), ("0:1:2,3:4", "look like"),
+])
+def test_bad_curves_say_what_is_wrong(text: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        ArrivalCurve.parse(text)
+
+
+def test_cli_refuses_bad_plans_naming_the_flag() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "waitingroom.cli", "simulate", "--arrivals", "0:10,1:10",
+         "--capacity", "0", "--session-minutes", "1"], capture_output=True, text=True,
+        timeout=30)
+    assert result.returncode == 2 and "--capacity must be at least 1" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def _real_run(url: str) -> tuple[float, list[float]]:
+    """Shoppers arriving on schedule, polling as advised, each holding a session for
+    SESSION_SECONDS and then finishing: the time to drain and the waits."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    waits: list[float] = []
+    admitted_at: list[float] = []
+
+    async def shopper(arrives: float) -> None:
+        await asyncio.sleep(arrives)  # the arrival schedule, not synchronisation
+        async with httpx.AsyncClient(base_url=url, headers={"accept": "application/json"},
+                                     timeout=30) as client:
+            answer = await client.get("/checkout")
+            while answer.text != "origin:/checkout":
+                status = answer.json()
+                if status["state"] == "admitted":
+                    answer = await client.get("/checkout")
+                    continue
+                await asyncio.sleep(status["poll_after_seconds"])  # as the page does
+                answer = await client.get("/_wr/status")
+            admitted_at.append(loop.time() - start)
+            waits.append(admitted_at[-1] - arrives)
+            await asyncio.sleep(SESSION_SECONDS)  # shopping
+            await client.get("/done")  # the order is placed; the session ends
+
+    count = int(ARRIVALS_PER_SECOND * ARRIVING_SECONDS)
+    await asyncio.gather(*(shopper(k / ARRIVALS_PER_SECOND) for k in range(count)))
+    return max(admitted_at), waits
+
+
+@pytest.mark.slow
+async def test_planner_predicts_the_drain_time_of_a_real_run(
+    make_settings: Callable[..., Settings], redis_url: str,
+) -> None:
+    settings = make_settings(capacity=CAPACITY, grace_seconds=GRACE_SECONDS,
+                             gated_paths=("/checkout", "/done"))
+    middleware = WaitingRoomMiddleware(Origin(), settings=settings)
+    try:
+        async with serve_in_process(middleware) as url:
+            real_drain, real_waits = await _real_run(url)
+    finally:
+        await middleware.aclose()
+
+    per_minute = ARRIVALS_PER_SECOND * 60
+    plan = Plan(ArrivalCurve([(0, per_minute), (ARRIVING_SECONDS / 60, per_minute)]),
+                capacity=CAPACITY, session_seconds=SESSION_SECONDS,
+                grace_seconds=GRACE_SECONDS, tick_seconds=0.05)
+    engine = Engine(Redis.from_url(redis_url), grace_seconds=GRACE_SECONDS,
+                    session_idle_seconds=300, session_max_seconds=1800)
+    try:
+        predicted = await simulate(plan, engine)
+    finally:
+        await engine.aclose()
+
+    assert predicted.arrived == len(real_waits) == 15
+    assert len(predicted.waits) == 15 and predicted.max_active <= CAPACITY
+    assert predicted.drain_seconds is not None
+    print(f"drain: planner {predicted.drain_seconds:.2f} s, real {real_drain:.2f} s; "
+          f"median wait: planner {sorted(predicted.waits)[7]:.2f} s, "
+          f"real {sorted(real_waits)[7]:.2f} s")
+    assert abs(predicted.drain_seconds - real_drain) <= DRAIN_TOLERANCE * real_drain

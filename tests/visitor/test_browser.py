@@ -1,0 +1,269 @@
+"""The queue page in a real headless Chromium (Debian's, driven by Playwright).
+
+Screenshots land in ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+from starlette.types import Receive, Scope, Send
+
+from tests.servers import serve_in_process
+from waitingroom.app import build_proxy_app
+from waitingroom.engine import room_keys
+from waitingroom.middleware import WaitingRoomMiddleware
+from waitingroom.settings import Settings
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+async_api = pytest.importorskip("playwright.async_api")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="Debian chromium not installed"),
+]
+# Flags for a closed network: no background connections, no GPU, no sandbox as root.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+
+
+async def shop(scope: Scope, receive: Receive, send: Send) -> None:
+    """The order flow: a page naming the path; ``/checkout/done`` ends the session."""
+    if scope["type"] != "http":
+        return
+    headers = [(b"content-type", b"text/html; charset=utf-8")]
+    if scope["path"] == "/checkout/done":
+        headers.append((b"x-waitingroom-release", b"1"))
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body",
+                "body": f"<h1 id='shop'>shop:{scope['path']}</h1>".encode()})
+
+
+@pytest.fixture
+async def room_url(make_settings: Callable[..., Settings]) -> AsyncIterator[str]:
+    async with serve_in_process(shop) as origin:
+        settings = make_settings(origin=origin, capacity=1, gated_paths=("/checkout*",),
+                                 message="Doors open at nine")
+        async with serve_in_process(build_proxy_app(settings)) as url:
+            yield url
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[object]:
+    async with async_api.async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=CHROMIUM,
+                                                    args=CHROMIUM_ARGS)
+        yield chromium
+        await chromium.close()
+
+
+async def test_position_updates_live_and_the_turn_lands_on_the_page_asked_for(
+    room_url: str, browser: object
+) -> None:
+    async with httpx.AsyncClient(base_url=room_url) as holder, \
+            httpx.AsyncClient(base_url=room_url) as ahead:
+        await holder.get("/checkout")  # takes the only place
+        await ahead.get("/checkout")  # first in line
+        context = await browser.new_context(  # type: ignore[attr-defined]
+            viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+        page = await context.new_page()
+        await page.goto(room_url + "/checkout?item=waitphone")
+        position = page.locator("#wr-position")
+        assert await position.inner_text() == "2"
+        assert "Doors open at nine" in await page.locator("#wr-message").inner_text()
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "queue-page-phone.png"), full_page=True)
+
+        await holder.get("/checkout/done")  # a place frees up: the one ahead goes in
+        # A locator, not a JS predicate: the page's CSP forbids eval, as it should.
+        await async_api.expect(position).to_have_text("1", timeout=15_000)
+        assert page.url.endswith("/checkout?item=waitphone")  # no reload, no redirect
+
+        assert (await ahead.get("/_wr/status")).json()["state"] == "admitted"
+        await ahead.get("/checkout/done")
+        await page.wait_for_selector("#shop", timeout=15_000)
+        assert await page.locator("#shop").inner_text() == "shop:/checkout"
+        assert page.url == room_url + "/checkout?item=waitphone"
+        await context.close()
+
+
+async def test_without_javascript_the_page_refreshes_itself(
+    room_url: str, browser: object
+) -> None:
+    async with httpx.AsyncClient(base_url=room_url) as holder:
+        await holder.get("/checkout")
+        context = await browser.new_context(java_script_enabled=False)  # type: ignore[attr-defined]
+        page = await context.new_page()
+        await page.goto(room_url + "/checkout")
+        assert await page.locator("#wr-position").inner_text() == "1"
+        await holder.get("/checkout/done")
+        await page.wait_for_selector("#shop", timeout=15_000)  # the meta refresh came
+        await context.close()
+
+
+TOKEN = "dashboard-token-0123456789"
+
+
+async def test_dashboard_is_live_draws_charts_and_its_controls_work(
+    make_settings: Callable[..., Settings], browser: object
+) -> None:
+    settings = make_settings(capacity=1, admin_token=(f"ops:{TOKEN}",),
+                             gated_paths=("/checkout*",), message="Doors open at nine")
+    room = WaitingRoomMiddleware(shop, settings=settings)
+    async with serve_in_process(room) as url:
+        visitors = [httpx.AsyncClient(base_url=url) for _ in range(4)]
+        closing = contextlib.AsyncExitStack()
+        try:
+            for visitor in visitors:
+                await visitor.get("/checkout")  # one in, three waiting
+            context = await browser.new_context(  # type: ignore[attr-defined]
+                viewport={"width": 1200, "height": 900})
+            closing.push_async_callback(context.close)  # ends the page's open stream
+            page = await context.new_page()
+            await page.goto(url + "/_wr/admin/dashboard")
+            await page.fill("#d-token", TOKEN)
+            await page.click("#d-login button")
+            await async_api.expect(page.locator("#d-waiting")).to_have_text("3", timeout=10_000)
+            assert await page.locator("#d-active").inner_text() == "1 / 1"
+            # Charts need two samples; the stream sends one every two seconds.
+            painted = """() => {
+                const c = document.getElementById('c-active');
+                const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++;
+                return n; }"""
+            await page.wait_for_function(f"({painted})() > 100", timeout=10_000)
+            page.on("dialog", lambda dialog: dialog.accept())
+            await page.click("text=Pause")
+            await async_api.expect(page.locator("#d-result")).to_have_text("done",
+                                                                         timeout=10_000)
+            assert (await room.engine.rooms.config("default")).paused
+            ARTIFACTS.mkdir(exist_ok=True)
+            await page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+
+            status = await context.new_page()
+            await status.goto(url + "/_wr/status-page")
+            assert "Entry is paused" in await status.inner_text("body")
+            assert "Doors open at nine" in await status.inner_text("body")
+            await status.screenshot(path=str(ARTIFACTS / "status-page.png"), full_page=True)
+        finally:
+            await closing.aclose()
+            await asyncio.gather(*(v.aclose() for v in visitors))
+            await room.aclose()
+
+
+async def test_proof_of_work_earns_the_place_and_the_page_becomes_the_queue(
+    make_settings: Callable[..., Settings], browser: object
+) -> None:
+    async with serve_in_process(shop) as origin:
+        settings = make_settings(origin=origin, capacity=1, gated_paths=("/checkout*",),
+                                 pow_difficulty=10)
+        room = build_proxy_app(settings)
+        async with serve_in_process(room) as url:
+            contexts = [await browser.new_context() for _ in range(2)]  # type: ignore[attr-defined]
+            first, second = [await c.new_page() for c in contexts]
+            try:
+                await first.goto(url + "/checkout")
+                await first.wait_for_selector("#shop", timeout=15_000)  # earned, let in
+                await second.goto(url + "/checkout")
+                await async_api.expect(second.locator("#wr-position")).to_have_text(
+                    "1", timeout=15_000)  # earned, and queued behind the first
+            finally:
+                for context in contexts:  # ends the queue page's event stream
+                    await context.close()
+        await room.aclose()
+
+
+async def test_the_queue_page_speaks_the_visitors_language_and_switches(
+    room_url: str, browser: object
+) -> None:
+    async with httpx.AsyncClient(base_url=room_url) as holder:
+        await holder.get("/checkout")  # takes the only place
+        context = await browser.new_context(  # type: ignore[attr-defined]
+            locale="fr-FR", viewport={"width": 390, "height": 844}, is_mobile=True)
+        try:
+            page = await context.new_page()
+            await page.goto(room_url + "/checkout?item=waitphone")
+            assert await page.locator("h1").inner_text() == "Vous êtes dans la file"
+            assert await page.get_attribute("html", "lang") == "fr"
+            await page.click("a[hreflang=de]")
+            await async_api.expect(page.locator("h1")).to_have_text(
+                "Sie sind in der Warteschlange")
+            assert page.url.endswith("/checkout?item=waitphone&lang=de")
+            await async_api.expect(page.locator("#wr-position")).to_have_text("1")
+            ARTIFACTS.mkdir(exist_ok=True)
+            await page.screenshot(path=str(ARTIFACTS / "queue-page-de.png"), full_page=True)
+            await page.goto(room_url + "/_wr/status-page")  # the choice is remembered
+            assert await page.locator("h1").inner_text() == "Status"
+            assert "Warteschlange läuft" in await page.inner_text("body")
+        finally:
+            await context.close()
+
+
+async def shop_with_the_beacon(scope: Scope, receive: Receive, send: Send) -> None:
+    """Shop pages that carry ``/_wr/static/leave.js``."""
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/html; charset=utf-8")]})
+    await send({"type": "http.response.body", "body": (
+        f"<h1 id='shop'>shop:{scope['path']}</h1><a id='next' href='/checkout/next'>next</a>"
+        "<script src='/_wr/static/leave.js' defer></script>").encode()})
+
+
+class Beacons:
+    """Wraps the room's app, recording the beacons it answers, in order."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Any]) -> None:
+        self.app = app
+        self.heard: list[str] = []
+        self.arrived = asyncio.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+        if scope["type"] == "http" and scope["path"] in ("/_wr/leave", "/_wr/here"):
+            self.heard.append(scope["path"].removeprefix("/_wr/"))
+            self.arrived.set()
+
+    async def wait_for(self, *names: str) -> None:
+        """Until the last beacons answered are ``names``, in that order."""
+        while self.heard[-len(names):] != list(names):
+            self.arrived.clear()
+            await asyncio.wait_for(self.arrived.wait(), 30)
+
+
+async def test_the_beacon_keeps_a_browsing_shopper_and_lets_a_leaving_one_go(
+    make_settings: Callable[..., Settings], redis_url: str, browser: object
+) -> None:
+    redis = Redis.from_url(redis_url)
+    active = room_keys("default").active
+
+    async def expiry_in() -> float:
+        """Seconds until the one session's expiry (room time is Redis time here)."""
+        (_, score), = await redis.zrange(active, 0, 0, withscores=True)
+        seconds, micros = await redis.time()
+        return float(score) / 1000 - (seconds + micros / 1e6)
+
+    async with serve_in_process(shop_with_the_beacon) as origin:
+        room = Beacons(build_proxy_app(make_settings(origin=origin, capacity=1,
+                                                     gated_paths=("/checkout*",))))
+        async with serve_in_process(room) as url:
+            page = await browser.new_page()  # type: ignore[attr-defined]
+            await page.goto(url + "/checkout")
+            await room.wait_for("here")  # the first page says it is here
+            await page.click("#next")  # the first page goes, the next one comes
+            await room.wait_for("leave", "here")
+            assert await expiry_in() > 200  # still the idle timeout: browsing goes on
+            await page.goto("about:blank")  # the shopper leaves the shop
+            await room.wait_for("here", "leave")
+            assert 0 < await expiry_in() <= 10  # ends in seconds, not minutes
+            await page.close()
+    await redis.aclose()

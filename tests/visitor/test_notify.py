@@ -1,0 +1,162 @@
+"""Notify me: a visitor leaves an address and walks away; when admitted they get one
+email (real SMTP, aiosmtpd) and one signed webhook, and the link admits them once."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import re
+import threading
+from collections.abc import Callable
+from email import message_from_bytes, policy
+from typing import Any
+
+import httpx
+import pytest
+from starlette.types import Receive, Scope, Send
+
+from tests.places import RoomClock
+from tests.servers import Origin, read_body, serve_in_process
+from waitingroom.middleware import WaitingRoomMiddleware
+from waitingroom.settings import Settings
+from waitingroom.tools.redis_server import free_port
+
+aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller")
+WEBHOOK_SECRET = "webhook-secret-0123456789"
+
+
+class _Mailbox:
+    """An SMTP server's handler: keeps every message; ``arrived`` is set on each."""
+
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+        self.arrived = threading.Event()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(envelope.content)
+        self.arrived.set()
+        return "250 OK"
+
+
+class _Webhook:
+    """A webhook receiver: keeps each body with its signature header."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[bytes, str]] = []
+        self.called = asyncio.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        body = await read_body(receive)
+        self.calls.append((body, dict(scope["headers"]).get(
+            b"x-waitingroom-signature", b"").decode()))
+        self.called.set()
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+
+@pytest.mark.slow
+async def test_a_notified_visitor_gets_one_message_and_the_link_admits_once(
+    make_settings: Callable[..., Settings],
+) -> None:
+    mailbox, webhook = _Mailbox(), _Webhook()
+    smtp = aiosmtpd_controller.Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    origin = Origin()
+    try:
+        async with serve_in_process(webhook) as hook_url:
+            room = WaitingRoomMiddleware(origin, settings=make_settings(
+                capacity=1, gated_paths=("/checkout*", "/done"),
+                smtp_url=f"smtp://127.0.0.1:{smtp.port}", notify_webhook_url=hook_url,
+                public_url="https://shop.example",
+                notify_webhook_secret=WEBHOOK_SECRET, notify_claim_seconds=900))
+            try:
+                await _drive(room, origin, mailbox, webhook)
+            finally:
+                await room.aclose()
+    finally:
+        smtp.stop()
+
+
+async def _drive(room: WaitingRoomMiddleware, origin: Origin, mailbox: _Mailbox,
+                 webhook: _Webhook) -> None:
+    transport = httpx.ASGITransport(app=room)
+
+    def client() -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=transport, base_url="http://shop.test")
+
+    async with client() as holder, client() as walker, client() as later, \
+            client() as stranger:
+        await holder.get("/checkout")
+        page = await walker.get("/checkout")
+        assert 'action="/_wr/notify?room=default"' in page.text
+        wrong = await walker.post("/_wr/notify", data={"email": "nope", "to": "/checkout"})
+        assert wrong.status_code == 400 and 'class="err"' in wrong.text  # the form again
+        assert 'name="email"' in wrong.text
+        huge = await walker.post("/_wr/notify", data={"email": "a" * 2000})
+        assert huge.status_code == 413
+        asked = await walker.post("/_wr/notify", headers={"accept": "application/json"},
+                                  data={"email": "ann@example.com", "phone": "+44 7700 900123",
+                                        "to": "/checkout"})
+        assert asked.status_code == 200 and asked.json()["state"] == "notify"
+        bad = await later.post("/_wr/notify", data={"email": "nope"})
+        assert bad.status_code == 404  # holds no place
+        assert not mailbox.messages and not webhook.calls  # not their turn yet
+
+        await holder.get("/done")  # a slot frees: the walker is admitted, while away
+        assert await asyncio.to_thread(mailbox.arrived.wait, 15)
+        message = message_from_bytes(mailbox.messages[0], policy=policy.default)
+        assert message["To"] == "ann@example.com"
+        # Built on public_url, whatever Host the visitor's requests carried.
+        link = re.search(r"https://shop\.example(/_wr/claim\?\S+)", message.get_content())
+        assert link is not None
+        await asyncio.wait_for(webhook.called.wait(), 15)  # sent beside the email
+        body, signature = webhook.calls[0]
+        expected = hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(signature, f"sha256={expected}")
+        sent = json.loads(body)
+        assert sent["phone"] == "+447700900123"  # E.164, as SMS gateways take it
+        assert sent["url"] == "https://shop.example" + link.group(1)
+
+        claimed = await later.get(link.group(1))
+        assert claimed.status_code == 303 and claimed.headers["location"] == "/checkout"
+        assert (await later.get("/checkout")).text == "origin:/checkout"
+        walker_id = origin.seen[-1][1]
+        assert walker_id and (await stranger.get(link.group(1))).status_code == 403
+        assert len({s for _, s in origin.seen if s}) == 2  # the holder, then the walker
+        assert len(mailbox.messages) == 1 and len(webhook.calls) == 1  # exactly one each
+        assert await room.engine.redis.hlen("wr:{default}:notify") == 0  # address gone
+
+
+@pytest.mark.slow
+async def test_an_away_visitor_is_told_when_a_session_just_runs_out(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Nobody polls and nobody finishes: the only shopper's session ends by its idle
+    timeout. The room's upkeep must still let the away visitor in, and tell them."""
+    mailbox = _Mailbox()
+    smtp = aiosmtpd_controller.Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    room = WaitingRoomMiddleware(Origin(), settings=make_settings(
+        capacity=1, gated_paths=("/checkout*",), smtp_url=f"smtp://127.0.0.1:{smtp.port}",
+        public_url="https://shop.example"))
+    transport = httpx.ASGITransport(app=room)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as holder, \
+                httpx.AsyncClient(transport=transport, base_url="http://shop.test") as walker:
+            clock = await RoomClock(room.engine, "default").start()
+            assert (await holder.get("/checkout")).text == "origin:/checkout"
+            await walker.get("/checkout")
+            asked = await walker.post("/_wr/notify", data={"email": "bo@example.com"},
+                                      headers={"accept": "application/json"})
+            assert asked.json()["state"] == "notify"
+            await clock.advance(3600)  # the holder's session has long run out
+            assert await asyncio.to_thread(mailbox.arrived.wait, 15)
+        assert message_from_bytes(mailbox.messages[0], policy=policy.default)["To"] == (
+            "bo@example.com")
+    finally:
+        await room.aclose()
+        smtp.stop()

@@ -1,0 +1,174 @@
+"""The capture form's endpoint: take a customer's details, store them durably, and
+only then show the reference.
+
+Storage order: the room's Redis stream (fsync'd per the AOF policy); if Redis is
+unreachable, the local spool (fsync'd); if both fail, the visitor is told to try
+again and shown no reference.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from redis.exceptions import RedisError
+from starlette.responses import Response
+from starlette.types import Receive
+
+from waitingroom.capture import pages
+from waitingroom.capture.spool import Spool
+from waitingroom.engine import Engine
+from waitingroom.fields import CaptureField, reference_for, validate
+from waitingroom.settings import Settings
+from waitingroom.status import Status
+from waitingroom.tickets import Tickets
+from waitingroom.web.asgi import (
+    NO_STORE,
+    BadRequest,
+    BodyTooLarge,
+    ClientGone,
+    form_fields,
+    html_response,
+    json_response,
+    read_body,
+)
+
+logger = logging.getLogger("waitingroom.capture")
+
+MAX_BODY_BYTES = 16 * 1024
+
+
+class _Rejected(Exception):
+    def __init__(self, status: int, problem: str) -> None:
+        super().__init__(problem)
+        self.status = status
+        self.problem = problem
+
+
+class CaptureDesk:
+    """Serves the capture form and takes its submissions for one room."""
+
+    def __init__(
+        self, *, settings: Settings, room: str, engine: Engine, tickets: Tickets,
+        fields: tuple[CaptureField, ...],
+    ) -> None:
+        self.room = room
+        self.engine = engine
+        self.tickets = tickets
+        self.fields = fields
+        self.spool = Spool(settings.capture_spool_dir, room)
+        self._secret = settings.secret[0]
+        self._per_minute = settings.capture_rate_per_minute
+
+    def form(
+        self, visitor_id: str, status: Status, *, wants_json: bool, lang: str = "en",
+        status_code: int = 200,
+        values: dict[str, str] | None = None, errors: dict[str, str] | None = None,
+        notice: str = "",
+    ) -> Response:
+        """The form (HTML) or its description (JSON), carrying a fresh CSRF token."""
+        csrf = self.tickets.issue_csrf(self.room, visitor_id)
+        if wants_json:
+            body = {**status.as_dict(), "csrf": csrf, "errors": errors or {},
+                    "fields": [{"name": f.name, "kind": f.kind, "required": f.required,
+                                "max_length": f.max_length, "choices": list(f.choices)}
+                               for f in self.fields]}
+            if notice:
+                body["error"] = notice
+            return json_response(body, status_code)
+        html = pages.capture_page(self.fields, csrf=csrf, values=values, errors=errors, lang=lang,
+                                  status=status, notice=notice)
+        return html_response(html, status_code)
+
+    async def submit(
+        self, visitor_id: str | None, status: Status, headers: dict[bytes, bytes],
+        receive: Receive, *, wants_json: bool, lang: str = "en", number: int = 0,
+    ) -> Response:
+        """``POST /_wr/capture``: validate, store durably, answer with the reference.
+        ``number``: the visitor's arrival number in line (0 if none): the record's place."""
+        try:
+            data = await _read_submission(headers, receive)
+            if visitor_id is None:
+                raise _Rejected(403, "Your session has expired: please reload the page.")
+            token = data.pop("csrf", None)
+            if self.tickets.read_csrf(token if isinstance(token, str) else None,
+                                      self.room) != visitor_id:
+                raise _Rejected(403, "This form has expired: please send it again.")
+        except _Rejected as rejected:
+            if visitor_id is None or rejected.status == 413:
+                return _plain(rejected.status, rejected.problem, wants_json)
+            return self.form(visitor_id, status, wants_json=wants_json, lang=lang,
+                             status_code=rejected.status, notice=rejected.problem)
+        values, errors = validate(self.fields, data)
+        if errors:
+            return self.form(visitor_id, status, wants_json=wants_json, lang=lang, status_code=400,
+                             values=values, errors=errors)
+        reference = reference_for(self._secret, self.room, visitor_id, values)
+        try:
+            stored = await self._store(reference, visitor_id, number, values)
+        except OSError:
+            logger.exception("capture %s could not be stored anywhere", reference)
+            return self.form(visitor_id, status, wants_json=wants_json, lang=lang, status_code=503,
+                             values=values, notice="We could not save your details just "
+                             "now. Please send the form again in a moment.")
+        if not stored:
+            return self.form(visitor_id, status, wants_json=wants_json, lang=lang, status_code=429,
+                             values=values, notice="Too many attempts: please wait a "
+                             "minute and send the form again.")
+        if wants_json:
+            return json_response({"state": "captured", "reference": reference})
+        return html_response(pages.captured_page(reference, lang))
+
+    async def _store(
+        self, reference: str, visitor_id: str, number: int, values: dict[str, str]
+    ) -> bool:
+        try:
+            return await self.engine.captures.store(self.room, reference, visitor_id, values,
+                                             per_minute=self._per_minute, number=number)
+        except (RedisError, ConnectionError) as exc:
+            logger.warning("redis unavailable; spooling capture %s locally: %s", reference,
+                           exc)
+        await self.spool.append({"reference": reference, "visitor": visitor_id,
+                                 "number": number, "fields": values,
+                                 "submitted_at_ms": int(time.time() * 1000)})
+        return True
+
+    async def drain_spool(self) -> None:
+        """Move captures spooled while Redis was away into the stream (idempotent)."""
+        if not self.spool.has_records():
+            return
+        try:
+            drained = await self.spool.drain(self._store_spooled)
+        except (RedisError, ConnectionError) as exc:
+            logger.warning("spool drain stopped, will retry: %s", exc)
+            return
+        logger.warning("drained %d spooled captures into redis", drained)
+
+    async def _store_spooled(self, record: dict[str, Any]) -> None:
+        await self.engine.captures.store(
+            self.room, record["reference"], record["visitor"], record["fields"],
+            per_minute=self._per_minute, submitted_at_ms=record["submitted_at_ms"],
+            number=record.get("number", 0))
+
+
+async def _read_submission(headers: dict[bytes, bytes], receive: Receive) -> dict[str, object]:
+    try:
+        body = await read_body(receive, MAX_BODY_BYTES)
+    except ClientGone:
+        raise _Rejected(400, "The form did not arrive completely.") from None
+    except BodyTooLarge:
+        raise _Rejected(413, "The form is too large.") from None
+    content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+    if content_type not in (b"application/json", b"application/x-www-form-urlencoded", b""):
+        raise _Rejected(415, "Send the form as a web form or as JSON.")
+    try:  # strictly: a reference is only ever shown for exactly what was sent
+        return form_fields(body, as_json=content_type == b"application/json")
+    except BadRequest as bad:
+        raise _Rejected(400, str(bad)) from None
+
+
+def _plain(status: int, problem: str, wants_json: bool) -> Response:
+    if wants_json:
+        return json_response({"error": problem}, status)
+    return Response(problem.encode(), status, headers=NO_STORE, media_type="text/plain")

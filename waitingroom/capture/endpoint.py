@@ -1,0 +1,35 @@
+"""``/_wr/capture``: the capture form (``GET``) and its submissions (``POST``, form or
+JSON), for visitors asked to leave their details while the order system is down."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+from starlette.types import Receive, Send
+
+from waitingroom.capture.desk import CaptureDesk
+from waitingroom.room.room import Room
+from waitingroom.room.standing import stand, status_of
+from waitingroom.status import Status
+from waitingroom.web.request import Request, with_cookies
+
+
+async def capture(room: Room, desk: CaptureDesk, request: Request, receive: Receive,
+                  send: Send) -> None:
+    """``GET /_wr/capture``: the form; ``POST``: a submission (form or JSON)."""
+    method = request.scope["method"]
+    config = await room.config()
+    if method == "POST":
+        status = Status(room.name, "capture", message=config.message or None)
+        visitor, number = room.holder_of(request)
+        response = await desk.submit(visitor, status, dict(request.scope["headers"]), receive,
+                                     wants_json=request.wants_json, lang=request.language(),
+                                     number=number)
+    elif method in ("GET", "HEAD"):
+        standing = await stand(room, request, join=True)
+        response = with_cookies(
+            desk.form(standing.visitor_id, status_of(room, standing, config),
+                      wants_json=request.wants_json, lang=request.language()),
+            standing.set_cookies)
+    else:
+        response = Response(b"", 405, headers={"allow": "GET, HEAD, POST"})
+    await response(request.scope, receive, send)

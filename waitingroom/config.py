@@ -1,0 +1,113 @@
+"""Reading :class:`~waitingroom.settings.Settings` from its sources, later ones
+winning: defaults, a TOML file (``--config``), environment variables
+``WAITINGROOM_<NAME>``, command-line flags. A bad value raises
+:class:`~waitingroom.errors.ConfigError` naming the key as the operator wrote it
+(``WAITINGROOM_CAPACITY``, ``--capacity`` or ``capacity (in room.toml)``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from waitingroom.errors import ConfigError
+from waitingroom.settings import ENV_PREFIX, Settings
+
+
+def _as_int(raw: Any) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int | str):
+        raise ValueError
+    return int(raw)
+
+
+def _as_float(raw: Any) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise ValueError
+    return float(raw)
+
+
+def _as_bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in _BOOLEANS:
+        return _BOOLEANS[raw.strip().lower()]
+    raise ValueError
+
+
+_BOOLEANS = {"true": True, "1": True, "yes": True, "on": True,
+             "false": False, "0": False, "no": False, "off": False}
+
+
+def _as_str(raw: Any) -> str:
+    if not isinstance(raw, str):
+        raise ValueError
+    return raw
+
+
+def _as_tuple(raw: Any) -> tuple[str, ...]:
+    items = raw.split(",") if isinstance(raw, str) else raw
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise ValueError
+    return tuple(i.strip() for i in items if i.strip())
+
+
+_PARSERS: dict[str, tuple[Callable[[Any], Any], str]] = {
+    "int": (_as_int, "a whole number"),
+    "float": (_as_float, "a number"),
+    "str": (_as_str, "text"),
+    "bool": (_as_bool, "true or false"),
+    "tuple[str, ...]": (_as_tuple, "a comma-separated list"),
+}
+_FIELDS = {f.name: _PARSERS[str(f.type)] for f in dataclasses.fields(Settings)}
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    config_file: str | Path | None = None,
+) -> Settings:
+    """Build :class:`Settings` from a TOML file, ``WAITINGROOM_*`` variables and flags.
+
+    ``flags`` maps field names to values already given on the command line (``None``
+    means not given). Unknown keys in the file or flags are errors, so a typo is not
+    silently ignored; unknown environment variables are left alone.
+    """
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    labels: dict[str, str] = {}
+
+    def take(name: str, raw: Any, label: str) -> None:
+        if name not in _FIELDS:
+            raise ConfigError(label, "is not a setting")
+        parse, kind = _FIELDS[name]
+        try:
+            values[name] = parse(raw)
+        except ValueError:
+            raise ConfigError(label, f"must be {kind}, got {raw!r}") from None
+        labels[name] = label
+
+    if config_file is not None:
+        path = Path(config_file)
+        try:
+            table = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError("--config", f"cannot read {path}: {exc}") from exc
+        for name, raw in table.items():
+            take(name, raw, f"{name} (in {path.name})")
+    for name in _FIELDS:
+        env_name = ENV_PREFIX + name.upper()
+        if env_name in environ:
+            take(name, environ[env_name], env_name)
+    for name, raw in (flags or {}).items():
+        if raw is not None:
+            take(name, raw, "--" + name.replace("_", "-"))
+    try:
+        return Settings(**values)
+    except ConfigError as exc:
+        raise ConfigError(labels.get(exc.key, exc.key), exc.problem) from None
+

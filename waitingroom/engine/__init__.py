@@ -1,0 +1,45 @@
+"""The Redis side: every room's state, changed only by the Lua scripts in ``lua/``.
+
+Owns the room's keys and scripts (``keys``), the connection (``connection``), the
+line's scripts (``engine``: visit, watch, touch, release) and the feature stores
+beside them (``rooms``, ``captures``, ``breaker``, ``places``), the batching of calls
+(``batch``), the announcements of admissions (``doorbell``) and each process's copy
+of the line (``line``).
+
+Keeps: every state change is one script, so any number of processes act as one
+room; a room's keys share one hash tag (one Cluster slot); every script is safe to
+run twice (a command whose reply was lost is sent again).
+
+May import: the shared modules (``settings``, ``errors``) only.
+"""
+
+from waitingroom.engine.breaker import BreakerPolicy, BreakerState
+from waitingroom.engine.captures import CapturedRecord
+from waitingroom.engine.connection import connect, server_supported, too_old_version
+from waitingroom.engine.engine import Engine
+from waitingroom.engine.keys import BITMAP_CHUNK, HEARD_SLOTS, LINE_BUCKET, room_keys
+from waitingroom.engine.places import NoticesDue
+from waitingroom.engine.rooms import RoomConfig, RoomCounts, RoomDefinition, RoomExists
+from waitingroom.engine.visits import Timing, Visit, VisitState
+
+__all__ = [
+    "BITMAP_CHUNK",
+    "HEARD_SLOTS",
+    "LINE_BUCKET",
+    "BreakerPolicy",
+    "BreakerState",
+    "CapturedRecord",
+    "Engine",
+    "NoticesDue",
+    "RoomConfig",
+    "RoomCounts",
+    "RoomDefinition",
+    "RoomExists",
+    "Timing",
+    "Visit",
+    "VisitState",
+    "connect",
+    "room_keys",
+    "server_supported",
+    "too_old_version",
+]

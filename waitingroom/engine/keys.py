@@ -1,0 +1,109 @@
+"""A room's Redis keys and scripts, and the clocks the scripts run on.
+
+All keys of a room share the hash tag ``{room}`` and so live on one Redis Cluster
+shard. Every script is the shared library (``lua/_room.lua``, ``_line.lua``,
+``_admit.lua``) followed by the script's own file; the first :data:`CORE_KEY_COUNT`
+keys of every call are the room's core keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import cache
+from importlib import resources
+from typing import NamedTuple
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.commands.core import AsyncScript
+
+LINE_BUCKET = 128
+"""Arrival numbers per bucket of the line (``BUCKET`` in ``_line.lua``)."""
+HEARD_SLOTS = 5
+"""The ring of heard-from bitmaps (``EPOCHS + 1`` in ``_room.lua``)."""
+BITMAP_CHUNK = 65536
+"""Arrival numbers per chunk of the line's bitmaps (``CHUNK`` in ``_room.lua``)."""
+
+
+class RoomKeys(NamedTuple):
+    """A room's Redis keys, all under the hash tag ``{room}`` (one Cluster slot).
+    The first ones up to ``standby``, in this order, are KEYS[1..CORE] of every
+    script; a script's own keys follow."""
+
+    line: str
+    seen: str
+    active: str
+    deadline: str
+    seq: str
+    config: str
+    stats: str
+    priority: str
+    prequeue: str
+    left: str
+    heard: str
+    away: str
+    renamed: str
+    standby: str
+    captures: str
+    refs: str
+    dead: str
+    breaker: str
+    outcomes: str
+    audit: str
+    notify: str
+
+    @property
+    def core(self) -> tuple[str, ...]:
+        """KEYS[1..CORE] of every script."""
+        return self[:CORE_KEY_COUNT]
+
+
+_LIBRARY = ("_room", "_line", "_admit")
+"""The room library, in order (each part uses the ones before it)."""
+
+CORE_KEY_COUNT = RoomKeys._fields.index("standby") + 1
+"""How many of a room's keys every script gets first (``CORE`` in the Lua scripts)."""
+
+
+@cache
+def room_keys(room: str) -> RoomKeys:
+    """The Redis keys of ``room``."""
+    return RoomKeys(*(f"wr:{{{room}}}:{name}" for name in RoomKeys._fields))
+
+
+def visitor_key(room: str, kind: str, name: str) -> str:
+    """A room's key of one ``kind`` for one visitor or token (``moved``, ``invite``,
+    ``spent``, ``rate``), under the room's hash tag."""
+    return f"wr:{{{room}}}:{kind}:{name}"
+
+
+def register_script(redis: Redis | RedisCluster, name: str) -> AsyncScript:
+    """The script ``lua/<name>.lua``, with the room library before it."""
+    lua = resources.files("waitingroom.engine") / "lua"
+    parts = [(lua / f"{part}.lua").read_text() for part in (*_LIBRARY, name)]
+    return redis.register_script(f"local CORE = {CORE_KEY_COUNT}\n" + "\n".join(parts))
+
+
+def chunks(prefix: str, first: int, last: int) -> Iterator[tuple[str, int, int]]:
+    """The chunk keys of a line bitmap holding numbers ``first``..``last``, with the
+    bit range of each (``each_chunk`` in ``_line.lua``)."""
+    for chunk in range(first // BITMAP_CHUNK, last // BITMAP_CHUNK + 1):
+        base = chunk * BITMAP_CHUNK
+        yield (f"{prefix}:{chunk}", max(first, base) - base,
+               min(last, base + BITMAP_CHUNK - 1) - base)
+
+
+async def server_ms(redis: Redis | RedisCluster) -> int:
+    """Redis's clock now, in milliseconds."""
+    seconds, micros = await redis.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+async def room_ms(redis: Redis | RedisCluster, room: str) -> int:
+    """The room's clock now (Redis time less the outages it skipped: ``now_ms`` in
+    ``_room.lua``)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.time()
+        pipe.hget(room_keys(room).stats, "skipped")
+        (seconds, micros), skipped = await pipe.execute()
+    return int(seconds) * 1000 + int(micros) // 1000 - int(float(skipped or 0))

@@ -1,0 +1,290 @@
+-- Admission (after _line.lua; prepended to every script): walk-aways, expired
+-- sessions, who is here, filling free slots, claiming and telling.
+
+
+-- A new epoch: clear the ring's slots of epochs now past. True if one began and
+-- walk-aways may be judged.
+local function rotate()
+  local last = tonumber(redis.call('HGET', stats, 'epoch'))
+  if last == EPOCH then return false end
+  redis.call('HSET', stats, 'epoch', EPOCH)
+  if not last then return false end  -- a new room: nothing to judge yet
+  local head, last_n = line_head(), line_end()
+  local now_slot = heard_slot(EPOCH)
+  if EPOCH - last > 1 then
+    -- A whole epoch went by in which the room heard from nobody at all: no process
+    -- was looking. Time in which nobody could be heard does not count against anyone:
+    -- whoever was heard in the grace before it counts as heard now, and the judging
+    -- starts again from here.
+    if last_n > head then
+      each_chunk(heard, head + 1, last_n, function(_, _, _, base)
+        local c = ':' .. math.floor(base / CHUNK)
+        local others = {}
+        for slot = 0, EPOCHS do
+          if heard .. ':' .. slot ~= now_slot then others[#others + 1] = heard .. ':' .. slot .. c end
+        end
+        redis.call('BITOP', 'OR', now_slot .. c, now_slot .. c, unpack(others))
+        redis.call('DEL', unpack(others))
+      end)
+    end
+    return false
+  end
+  if last_n > head then
+    each_chunk(now_slot, head + 1, last_n, function(key) redis.call('DEL', key) end)
+  end
+  return true
+end
+
+-- Once per epoch: everyone in line unheard of for the whole grace (and not away with
+-- a kept place) walked away. A few bitmap operations per chunk of the line.
+local function sweep(now, grace_ms)
+  local notify = string.sub(line, 1, -5) .. 'notify'
+  local lapsed = redis.call('ZRANGEBYSCORE', notify .. ':until', '-inf', now - grace_ms,
+                            'LIMIT', 0, PRUNE_BATCH)
+  if #lapsed > 0 then  -- asked to be told, but their place lapsed long ago
+    redis.call('HDEL', notify, unpack(lapsed))
+    redis.call('ZREM', notify .. ':until', unpack(lapsed))
+  end
+  local head, last_n = line_head(), line_end()
+  redis.call('ZREMRANGEBYSCORE', away, '-inf', '(' .. now)
+  if last_n <= head then return end
+  local kept = redis.call('ZRANGE', away, 0, -1)
+  local staying = heard .. ':staying'
+  local gone = 0
+  each_chunk(left, head + 1, last_n, function(key, lo, hi, base)
+    local c = ':' .. math.floor(base / CHUNK)
+    local sources = {key}
+    for slot = 0, EPOCHS do sources[#sources + 1] = heard .. ':' .. slot .. c end
+    redis.call('BITOP', 'OR', staying, unpack(sources))
+    for _, n in ipairs(kept) do
+      n = tonumber(n)
+      if n >= base + lo and n <= base + hi then redis.call('SETBIT', staying, n - base, 1) end
+    end
+    local size = math.floor(hi / 8) + 1  -- cover the range, so NOT marks all of it
+    if redis.call('STRLEN', staying) < size then redis.call('SETRANGE', staying, size - 1, '\0') end
+    local here = hi - lo + 1 - redis.call('BITCOUNT', staying, lo, hi, 'BIT')
+    if here > 0 then  -- bits past the line's end get set too: join_line clears its own
+      redis.call('BITOP', 'NOT', staying, staying)
+      redis.call('BITOP', 'OR', key, key, staying)
+      WHOLE[key] = nil
+      gone = gone + here
+    end
+  end)
+  redis.call('DEL', staying)
+  if gone > 0 then redis.call('HINCRBY', stats, 'abandoned', gone) end
+end
+
+-- Drop sessions past their expiry and waiters unheard of for longer than the grace.
+-- ``heard`` (optional): arrival numbers of waiters who asked since the last call.
+local ACTIVE  -- sessions and held slots, read once per call and kept up to date
+local function active_count()
+  ACTIVE = ACTIVE or redis.call('ZCARD', active)
+  return ACTIVE
+end
+
+local EPOCH_MS
+local function prune(now, grace_ms, heard_numbers)
+  draw()
+  EPOCH_MS = math.max(1, math.floor(grace_ms / EPOCHS))
+  EPOCH = math.floor(now / EPOCH_MS)
+  local new_epoch = rotate()
+  if heard_numbers then heard_all(heard_numbers) end
+  if new_epoch then sweep(now, grace_ms) end
+  trim()
+  local expired = redis.call('ZRANGEBYSCORE', active, '-inf', now, 'LIMIT', 0, PRUNE_BATCH)
+  if #expired > 0 then
+    redis.call('ZREM', active, unpack(expired))
+    ACTIVE = nil
+    local hard = redis.call('HMGET', deadline, unpack(expired))
+    local ended, missed = {}, {}
+    for i, id in ipairs(expired) do
+      if hard[i] then
+        ended[#ended + 1] = id
+      else  -- a slot held for a visitor who did not come: on standby (see fill)
+        missed[#missed + 1] = now + grace_ms
+        missed[#missed + 1] = id
+      end
+    end
+    if #ended > 0 then
+      redis.call('HDEL', deadline, unpack(ended))
+      redis.call('HINCRBY', stats, 'expired', #ended)
+    end
+    if #missed > 0 then
+      redis.call('ZADD', standby, unpack(missed))
+      redis.call('HINCRBY', stats, 'missed', #missed / 2)
+    end
+  end
+  local lapsed = redis.call('ZRANGEBYSCORE', standby, '-inf', now, 'LIMIT', 0, PRUNE_BATCH)
+  if #lapsed > 0 then  -- never came back
+    redis.call('ZREM', standby, unpack(lapsed))
+    redis.call('HINCRBY', stats, 'abandoned', #lapsed)
+  end
+  local gone = redis.call('ZRANGEBYSCORE', seen, '-inf', now - grace_ms, 'LIMIT', 0, PRUNE_BATCH)
+  if #gone > 0 then
+    redis.call('ZREM', priority, unpack(gone))
+    redis.call('ZREM', prequeue, unpack(gone))
+    redis.call('ZREM', seen, unpack(gone))
+    redis.call('HINCRBY', stats, 'abandoned', #gone)
+  end
+end
+
+-- Is waiter n (in line) or lane visitor id (n = 0) here to take a slot now? Heard from
+-- this epoch or the last (a quarter to half the grace; polls come every few seconds
+-- near the head), or away with its place kept until told (asked to be notified).
+local function present(id, n, now)
+  if n == 0 then
+    local at = tonumber(redis.call('ZSCORE', seen, id))
+    return at ~= nil and at >= now - 2 * EPOCH_MS
+  end
+  return get_bit(heard_slot(EPOCH), n) == 1 or get_bit(heard_slot(EPOCH - 1), n) == 1
+    or redis.call('ZSCORE', away, n) ~= false
+end
+
+-- Up to ``wanted`` ids from the head of the line taken out of it, in order, into
+-- ``out`` if present, else into ``absent``. Runs of walk-aways are skipped a chunk at a
+-- time.
+local function take_from_line(wanted, out, absent, now)
+  local head, last_n = line_head(), line_end()
+  local n, steps, taken = head, 0, {}
+  while #out < wanted and n < last_n and steps < PRUNE_BATCH do
+    steps = steps + 1
+    local next_n = n + 1  -- most often the next one is still in line
+    if get_bit(left, next_n) == 1 then next_n = first_clear(left, n + 1, last_n) end
+    if not next_n then n = last_n; break end
+    n = next_n
+    local id = redis.call('HGET', bucket(n), n)  -- its bucket goes once behind (trim)
+    if id then
+      if present(id, n, now) then out[#out + 1] = id else absent[#absent + 1] = id end
+      taken[#taken + 1] = n
+    end
+  end
+  if #taken > 0 and redis.call('EXISTS', away) == 1 then redis.call('ZREM', away, unpack(taken)) end
+  if n ~= head then
+    redis.call('HSET', stats, 'head', n)
+    HEAD = n
+  end
+end
+
+-- Up to ``wanted`` ids from the front of a lane (the priority lane, the pre-queue) taken
+-- out of it, as take_from_line.
+local function take_from_lane(lane, wanted, out, absent, now)
+  local steps = 0
+  while #out < wanted and steps < PRUNE_BATCH do
+    local ids = redis.call('ZRANGE', lane, 0, wanted - #out - 1)
+    if #ids == 0 then return end
+    steps = steps + #ids
+    for _, id in ipairs(ids) do
+      if present(id, 0, now) then out[#out + 1] = id else absent[#absent + 1] = id end
+    end
+    redis.call('ZREM', lane, unpack(ids))
+    redis.call('ZREM', seen, unpack(ids))
+    if lane == prequeue then LANES = nil end
+  end
+end
+
+-- How many admissions the rate allows now: a token bucket refilled at rate/minute,
+-- holding at most one second's worth (and at least one).
+local function rate_allowance(now)
+  local rate = RATE
+  if rate <= 0 then return math.huge, 0 end
+  local burst = math.max(1, math.ceil(rate / 60))
+  local tokens = tonumber(redis.call('HGET', stats, 'bucket')) or burst
+  local at = tonumber(redis.call('HGET', stats, 'bucket_at')) or now
+  tokens = math.min(burst, tokens + (now - at) * rate / 60000)
+  return math.floor(tokens), tokens
+end
+
+-- How long a slot is held for the visitor it was given to: a twelfth of the grace, 2
+-- to 10 s (5 s at the default grace): a page load, or two polls at the head.
+local function claim_window(grace_ms)
+  return math.min(10000, math.max(2000, math.floor(grace_ms / 12)))
+end
+
+-- Where this room's admissions are announced (PUBLISH): every process holding an
+-- admitted visitor's event stream tells it at once.
+local ANNOUNCE = string.sub(line, 1, -5) .. 'admitted'
+
+-- Admit the longest-waiting visitors who are here into the free slots, in arrival
+-- order, no faster than the admission rate: the lanes first (priority, then the
+-- pre-queue), then the line. Each must claim its slot within the claim window, or the
+-- slot goes on (see prune). Those next in turn but not heard from lately take no slot:
+-- they go on standby with their turn kept, and the first free slot is theirs if they
+-- come back within the grace (visit.lua: back in the priority lane, before everyone).
+-- Returns how many were let in.
+local function fill(now, grace_ms)
+  if PAUSED or until_start() > 0 then return 0 end
+  local allowed, tokens = rate_allowance(now)
+  local free = math.min(CAPACITY - active_count(), allowed, ADMIT_BATCH)
+  local admitted, absent = {}, {}
+  if free > 0 then
+    take_from_lane(priority, free, admitted, absent, now)
+    if #admitted < free then take_from_lane(prequeue, free, admitted, absent, now) end
+    if #admitted < free then take_from_line(free, admitted, absent, now) end
+  end
+  if allowed ~= math.huge then  -- charge the bucket for what was really admitted
+    redis.call('HSET', stats, 'bucket', tokens - #admitted, 'bucket_at', now)
+  end
+  if #absent > 0 then
+    local entries = {}
+    for i, id in ipairs(absent) do
+      entries[2 * i - 1] = now + grace_ms
+      entries[2 * i] = id
+    end
+    redis.call('ZADD', standby, unpack(entries))
+    redis.call('HINCRBY', stats, 'missed', #absent)
+  end
+  if #admitted == 0 then return 0 end
+  local entries, held_until = {}, now + claim_window(grace_ms)
+  for i, id in ipairs(admitted) do
+    entries[2 * i - 1] = held_until
+    entries[2 * i] = id
+  end
+  ACTIVE = active_count() + redis.call('ZADD', active, unpack(entries))
+  redis.call('HINCRBY', stats, 'admitted', #admitted)
+  redis.call('PUBLISH', ANNOUNCE, line_head() .. ' ' .. table.concat(admitted, ' '))
+  return #admitted
+end
+
+-- Keep a session alive: its expiry moves to now + idle, never past its hard end,
+-- which is fixed the first time the session is used (its first request: then the
+-- idle time is ``first_idle_ms`` if given, for sessions that make no second request).
+-- False if there is no session.
+local function claim(id, now, idle_ms, max_ms, first_idle_ms)
+  if not redis.call('ZSCORE', active, id) then return false end
+  local hard = tonumber(redis.call('HGET', deadline, id))
+  if not hard then
+    hard = now + max_ms
+    redis.call('HSET', deadline, id, hard)
+    if first_idle_ms and first_idle_ms > 0 then idle_ms = first_idle_ms end
+  end
+  redis.call('ZADD', active, math.min(now + idle_ms, hard), id)
+  return true
+end
+
+-- Is ``id`` admitted? Like claim, but for a visitor only told so (a status poll, an
+-- event stream): a slot not yet claimed is held one more claim window (the visitor is
+-- here, its page is on its way), a session's clock is not touched.
+local function told(id, now, grace_ms)
+  if not redis.call('ZSCORE', active, id) then return false end
+  if redis.call('HEXISTS', deadline, id) == 0 then
+    redis.call('ZADD', active, 'XX', 'GT', now + claim_window(grace_ms), id)
+  end
+  return true
+end
+
+-- A visitor on standby (see fill) is back: the first free slot is theirs, before
+-- anyone else's (the front of the priority lane, in the order they were let in).
+-- False if ``id`` is not on standby.
+local RETURNED = -1e13  -- below every invite's redemption number
+local function come_back(id, now)
+  local until_ms = redis.call('ZSCORE', standby, id)
+  if not until_ms then return false end
+  redis.call('ZREM', standby, id)
+  redis.call('ZADD', priority, RETURNED + tonumber(until_ms), id)
+  redis.call('ZADD', seen, now, id)
+  return true
+end
+
+local function admitted_total()
+  return tonumber(redis.call('HGET', stats, 'admitted')) or 0
+end

@@ -1,0 +1,245 @@
+"""Rooms as ops see them: the live config, the counts, the registry of rooms
+created at run time, and the audit log of every change."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.typing import EncodableT, FieldT
+
+from waitingroom.engine.keys import HEARD_SLOTS, LINE_BUCKET, chunks, room_keys, server_ms
+
+MODES = ("normal", "open", "closed")
+CAPTURE_MODES = ("auto", "on", "off")
+_AUDIT_LENGTH = 10_000
+ROOMS_KEY = "wr:rooms"
+"""The registry of rooms created at run time (name -> JSON definition); not under
+any room's hash tag, so on a Redis Cluster it lives on one shard of its own."""
+MAX_ROOMS = 100
+
+
+@dataclass(frozen=True, slots=True)
+class RoomConfig:
+    """The live, ops-tunable part of a room, as stored in Redis."""
+
+    capacity: int
+    paused: bool
+    mode: str
+    """``normal`` (gate the order flow), ``open`` (let everyone through) or ``closed``
+    (no new places; the line drains in order)."""
+    message: str
+    rate: int = 0
+    """Admissions per minute on top of the capacity cap; 0 means no limit."""
+    capture: str = "auto"
+    """Data-capture mode: ``auto`` (follow the breaker), ``on`` or ``off`` (forced)."""
+    message_at_ms: int = 0
+    """When the message was last set (Redis time, ms)."""
+    start_at_ms: int = 0
+    """Scheduled start (Redis time, ms): before it nobody is admitted and arrivals
+    join a pre-queue drawn in random order at the start; 0 = no schedule."""
+
+
+@dataclass(frozen=True, slots=True)
+class RoomDefinition:
+    """A room created at run time: its name and the paths it gates."""
+
+    name: str
+    paths: tuple[str, ...]
+    """Glob patterns of the order flow this room gates."""
+    capacity: int
+    """Capacity at creation (seeds the live config)."""
+    created_at_ms: int
+
+
+class RoomExists(ValueError):
+    """A room of that name is already registered."""
+
+
+@dataclass(frozen=True, slots=True)
+class RoomCounts:
+    """A snapshot of a room's numbers (not atomic across fields)."""
+
+    waiting: int
+    active: int
+    admitted: int
+    abandoned: int
+    expired: int
+    released: int
+
+
+class RoomStore:
+    """Every room's config, counts, registry and audit log (``Engine.rooms``)."""
+
+    def __init__(self, redis: Redis | RedisCluster) -> None:
+        self.redis = redis
+
+    async def seed(
+        self, room: str, *, capacity: int, message: str = "", capture: str = "auto"
+    ) -> None:
+        """Give ``room`` its start-up config unless Redis already holds a live one."""
+        config_key = room_keys(room).config
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hsetnx(config_key, "capacity", capacity)
+            pipe.hsetnx(config_key, "paused", "0")
+            pipe.hsetnx(config_key, "mode", "normal")
+            pipe.hsetnx(config_key, "message", message)
+            pipe.hsetnx(config_key, "capture", capture)
+            pipe.hsetnx(config_key, "message_at", await server_ms(self.redis))
+            await pipe.execute()
+
+    async def configure(
+        self,
+        room: str,
+        *,
+        capacity: int | None = None,
+        paused: bool | None = None,
+        mode: str | None = None,
+        message: str | None = None,
+        capture: str | None = None,
+        rate: int | None = None,
+        start_at_ms: int | None = None,
+    ) -> None:
+        """Change a room's live config; every process sees it within a second."""
+        if capacity is not None and capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        if mode is not None and mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}")
+        if rate is not None and rate < 0:
+            raise ValueError("rate must be 0 (no limit) or more")
+        if capture is not None and capture not in CAPTURE_MODES:
+            raise ValueError(f"capture must be one of {', '.join(CAPTURE_MODES)}")
+        changes: dict[str, int | str | None] = {
+            "capacity": capacity, "mode": mode, "message": message, "capture": capture,
+            "rate": rate, "start_at": start_at_ms,
+            "paused": None if paused is None else str(int(paused))}
+        mapping: dict[FieldT, EncodableT] = {
+            k: v for k, v in changes.items() if v is not None}
+        if message is not None:
+            mapping["message_at"] = await server_ms(self.redis)
+        if mapping:
+            await self.redis.hset(room_keys(room).config, mapping=mapping)
+
+    async def set_clock(self, room: str, now_ms: int) -> None:
+        """Run ``room`` on simulated time from now on: the capacity planner's private
+        Redis only (``waitingroom simulate``); a live room always uses Redis time."""
+        await self.redis.hset(room_keys(room).config, "clock", now_ms)
+
+    async def config(self, room: str) -> RoomConfig:
+        """Read a room's live config."""
+        raw = cast(dict[bytes, bytes], await self.redis.hgetall(room_keys(room).config))
+        return RoomConfig(
+            capacity=int(raw.get(b"capacity", 0)),
+            paused=raw.get(b"paused") == b"1",
+            mode=raw.get(b"mode", b"normal").decode(),
+            message=raw.get(b"message", b"").decode(),
+            rate=int(raw.get(b"rate", 0)),
+            capture=raw.get(b"capture", b"auto").decode(),
+            message_at_ms=int(raw.get(b"message_at", 0)),
+            start_at_ms=int(raw.get(b"start_at", 0)),
+        )
+
+    async def counts(self, room: str) -> RoomCounts:
+        """Read a room's queue length, active sessions and counters."""
+        keys = room_keys(room)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zcard(keys.priority)
+            pipe.zcard(keys.prequeue)
+            pipe.zcard(keys.active)
+            pipe.hgetall(keys.stats)
+            pipe.get(keys.seq)
+            invited, early, sessions, counters, end = await pipe.execute()
+        head, end = int(counters.get(b"head", 0)), int(end or 0)
+        in_line = 0
+        if end > head:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key, lo, hi in chunks(keys.left, head + 1, end):
+                    pipe.execute_command("BITCOUNT", key, lo, hi, "BIT")
+                walked = sum(await pipe.execute())
+            in_line = end - head - walked
+        return RoomCounts(
+            waiting=in_line + invited + early,
+            active=sessions,
+            **{name: int(counters.get(name.encode(), 0))
+               for name in ("admitted", "abandoned", "expired", "released")},
+        )
+
+    # -- rooms created at run time ---------------------------------------------------
+
+    async def registered(self) -> list[RoomDefinition]:
+        """Rooms created at run time, oldest first."""
+        raw = cast(dict[bytes, bytes], await self.redis.hgetall(ROOMS_KEY))
+        rooms = []
+        for name, value in raw.items():
+            data = json.loads(value)
+            rooms.append(RoomDefinition(name.decode(), tuple(data["paths"]), data["capacity"],
+                                        data["created_at_ms"]))
+        return sorted(rooms, key=lambda r: (r.created_at_ms, r.name))
+
+    async def create(
+        self, name: str, *, paths: Sequence[str], capacity: int, rate: int = 0,
+        message: str = "",
+    ) -> RoomDefinition:
+        """Register a room gating ``paths``, with a fresh live config.
+
+        Raises :class:`RoomExists` if the name is taken, ``ValueError`` past
+        ``MAX_ROOMS``.
+        """
+        if await self.redis.hlen(ROOMS_KEY) >= MAX_ROOMS:
+            raise ValueError(f"at most {MAX_ROOMS} rooms")
+        room = RoomDefinition(name, tuple(paths), capacity, await server_ms(self.redis))
+        definition = json.dumps({"paths": list(room.paths), "capacity": capacity,
+                                 "created_at_ms": room.created_at_ms})
+        if not await self.redis.hsetnx(ROOMS_KEY, name, definition):
+            raise RoomExists(name)
+        await self.redis.hset(room_keys(name).config, mapping={
+            "capacity": capacity, "rate": rate, "paused": "0", "mode": "normal",
+            "message": message, "capture": "auto", "start_at": 0,
+            "message_at": room.created_at_ms})
+        return room
+
+    async def revoke(self, name: str) -> bool:
+        """Unregister a room and clear its line and sessions; False if it was not
+        registered. Captures, replay state and the audit log are kept."""
+        if not await self.redis.hdel(ROOMS_KEY, name):
+            return False
+        await self.clear(name)
+        return True
+
+    async def clear(self, room: str) -> None:
+        """Forget ``room``'s line, sessions, config and counters (captures, replay
+        state and the audit log are kept)."""
+        keys = room_keys(room)
+        trimmed = int(await self.redis.hget(keys.stats, "trimmed") or 0)
+        end = int(await self.redis.get(keys.seq) or 0)
+        buckets = [f"{keys.line}:{b}" for b in range(trimmed // LINE_BUCKET,
+                                                     end // LINE_BUCKET + 1)]
+        for prefix in (keys.left, *(f"{keys.heard}:{slot}" for slot in range(HEARD_SLOTS))):
+            buckets += [key for key, _, _ in chunks(prefix, trimmed, end)]
+        for start in range(0, len(buckets), 1000):
+            await self.redis.delete(*buckets[start:start + 1000])
+        await self.redis.delete(
+            keys.seen, keys.active, keys.deadline, keys.seq, keys.config, keys.stats,
+            keys.priority, keys.prequeue, keys.away, keys.renamed, keys.standby, keys.breaker,
+            keys.outcomes, keys.notify, f"{keys.notify}:until")
+
+    # -- audit -------------------------------------------------------------------------
+
+    async def audit(self, room: str, who: str, action: str, before: dict[str, Any],
+                    after: dict[str, Any]) -> None:
+        """Append to the room's audit log (who, what, before/after; Redis time as id)."""
+        await self.redis.xadd(room_keys(room).audit, {
+            "who": who, "action": action, "before": json.dumps(before),
+            "after": json.dumps(after)}, maxlen=_AUDIT_LENGTH, approximate=True)
+
+    async def read_audit(self, room: str, count: int = 50) -> list[dict[str, Any]]:
+        """The newest audit entries, newest first."""
+        entries = cast(list[Any], await self.redis.xrevrange(room_keys(room).audit,
+                                                             count=count))
+        return [{"at_ms": int(entry_id.split(b"-")[0]), "who": data[b"who"].decode(),
+                 "action": data[b"action"].decode(), "before": json.loads(data[b"before"]),
+                 "after": json.loads(data[b"after"])} for entry_id, data in entries]

@@ -1,0 +1,158 @@
+"""One room's gate: each request for a path the room gates is let through to the
+origin (admitted), answered with the queue page (waiting) or with the capture form
+(the order system is down)."""
+
+from __future__ import annotations
+
+import logging
+
+from redis.exceptions import RedisError
+from starlette.types import ASGIApp, Message, Receive, Send
+
+from waitingroom.capture.desk import CaptureDesk
+from waitingroom.fields import parse_fields
+from waitingroom.gate.routes import Handler, room_routes
+from waitingroom.room.room import Room
+from waitingroom.room.standing import (
+    ChallengeRequired,
+    Standing,
+    TooManyNewPlaces,
+    stand,
+    status_of,
+)
+from waitingroom.visitor.notify import Notices
+from waitingroom.visitor.pages import moved_page
+from waitingroom.visitor.pow import challenge
+from waitingroom.web import pages
+from waitingroom.web.answers import busy, too_many_new_places, unavailable
+from waitingroom.web.asgi import (
+    NO_STORE,
+    RELEASE_HEADER,
+    SESSION_HEADER,
+    html_response,
+    json_response,
+)
+from waitingroom.web.request import Request, with_cookies
+
+logger = logging.getLogger("waitingroom")
+
+
+class RoomGate:
+    """Gate one room's order flow: FCFS admission up to the room's live capacity.
+    Also holds the room's own endpoints (:attr:`routes`)."""
+
+    def __init__(self, app: ASGIApp, room: Room) -> None:
+        self.app = app
+        self.room = room
+        settings = room.settings
+        self.desk = CaptureDesk(settings=settings, room=room.name, engine=room.engine,
+                                tickets=room.tickets,
+                                fields=parse_fields(settings.capture_fields))
+        self.notices = Notices(room)
+        room.every_tick(self.desk.drain_spool)
+        room.every_tick(self.notices.send_due)
+        self.routes: dict[str, Handler] = room_routes(room, self.desk, self.notices)
+        """The room's own endpoints under ``/_wr/``, by path."""
+
+    async def __call__(self, request: Request, receive: Receive, send: Send) -> None:
+        """Answer a request for a path this room gates."""
+        room = self.room
+        try:
+            config = await room.config()
+            if config.mode == "open":
+                await self.app(request.forwarded(), receive, send)
+                return
+            standing = await stand(room, request, join=True)
+        except RedisError as exc:
+            logger.warning("redis unavailable while gating %s: %s", request.scope["path"], exc)
+            await self.without_redis(request, receive, send)
+            return
+        except TooManyNewPlaces:
+            await too_many_new_places(request, room.limits.new_places, receive, send)
+            return
+        except ChallengeRequired:
+            await challenge(room, request, receive, send)
+            return
+        if room.capturing(config) and not (standing.admitted and await room.may_probe(config)):
+            if request.scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1013})
+                return
+            response = self.desk.form(standing.visitor_id, status_of(room, standing, config),
+                                      wants_json=request.wants_json, lang=request.language())
+            await with_cookies(response, standing.set_cookies)(request.scope, receive, send)
+        elif standing.admitted:
+            await self._forward(request, receive, send, standing)
+        elif request.scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+        else:
+            status = status_of(room, standing, config)
+            headers = {**NO_STORE, "retry-after": str(status.poll_after_seconds)}
+            if request.wants_json:
+                response = json_response(status.to_json(), headers=headers)
+            elif status.state == "closed":
+                response = html_response(pages.closed_page(status, request.language()))
+            elif status.state == "moved":
+                response = html_response(moved_page(request.language()))
+            else:
+                body = pages.queue_page(status, grace_seconds=room.settings.grace_seconds,
+                                        lang=request.language(), here=request.here(),
+                                        notify=self.notices.notifier.enabled)
+                response = html_response(body, headers=headers)
+            standing.set_cookies += request.language_cookie()
+            await with_cookies(response, standing.set_cookies)(request.scope, receive, send)
+
+    async def _forward(
+        self, request: Request, receive: Receive, send: Send, standing: Standing
+    ) -> None:
+        """Pass an admitted request on, if the session has fewer than its limit in
+        flight; end the session if the origin says so."""
+        room, session_id = self.room, standing.visitor_id
+        in_flight = room.limits.session_requests
+        if not in_flight.take(session_id):
+            await busy(request, 429, receive, send)
+            return
+        scope = request.forwarded((SESSION_HEADER, session_id.encode()))
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                room.breaker.record(message["status"] < 500)
+                headers = []  # one pass: the origin's headers less the release signal
+                release = False
+                for name, value in message.get("headers", ()):
+                    if name.lower() == RELEASE_HEADER:
+                        release = value.strip() == b"1"
+                    else:
+                        headers.append((name, value))
+                if release:
+                    await room.sessions.release(session_id)
+                    standing.set_cookies.append(request.cookie(room.pass_cookie, "", 0))
+                headers += [(b"set-cookie", c) for c in standing.set_cookies]
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:
+            room.breaker.record(False)
+            raise
+        finally:
+            in_flight.give(session_id)
+
+    async def without_redis(self, request: Request, receive: Receive, send: Send) -> None:
+        """Gate without Redis, as ``redis_down`` says: nobody, pass holders, everybody."""
+        policy = self.room.settings.redis_down
+        session_id = self.room.pass_of(request)
+        if policy == "passes" and session_id is not None:
+            # Admitted within capacity when the pass was issued; its session may have
+            # ended since, so this can exceed the cap by those whose sessions ended.
+            await self.app(request.forwarded((SESSION_HEADER, session_id.encode())),
+                           receive, send)
+        elif policy == "open":
+            await self.app(request.forwarded(), receive, send)
+        else:
+            await unavailable(request, receive, send)
+
+    async def aclose(self) -> None:
+        """Stop the room's background work (the engine is the caller's to close)."""
+        await self.notices.aclose()
+        await self.room.aclose()

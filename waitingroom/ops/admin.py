@@ -1,0 +1,257 @@
+"""The ops admin API under ``/_wr/admin/`` (bearer token), and Prometheus metrics.
+
+Room endpoints act on the room named by the ``room`` query parameter (the configured
+room if none is given):
+
+- ``GET /_wr/admin/room``: the room's live config, numbers and breaker state.
+- ``POST /_wr/admin/room``: change any of ``capacity``, ``rate`` (admissions per
+  minute, 0 = no limit), ``start_at_ms`` (scheduled start with a pre-queue; 0 clears),
+  ``paused``, ``mode`` (``normal``/``open``/``closed``),
+  ``message``, ``capture`` (``auto``/``on``/``off``) with a JSON object. Every
+  process applies it within a second; each change is audited.
+- ``GET /_wr/admin/audit``: who changed what, when, before and after (newest first).
+- ``POST /_wr/admin/invites``: a signed invite link (staff, VIPs) with a use limit and
+  an expiry: ``{"uses": 5, "expires_in_seconds": 3600, "to": "/checkout"}``.
+- ``GET /_wr/admin/dashboard``: the live dashboard page (it asks for the token);
+  ``GET /_wr/admin/events``: its data, as Server-Sent Events (bearer token).
+
+Rooms:
+
+- ``GET /_wr/admin/rooms``: every room with its paths and numbers.
+- ``POST /_wr/admin/rooms``: create a room gating its own paths, with its own capacity
+  and rate: ``{"name": "consoles", "paths": ["/consoles/*"], "capacity": 50}``.
+- ``DELETE /_wr/admin/rooms/NAME``: revoke a created room; its paths fall back to the
+  configured room's rules. Captures and the audit log are kept.
+
+And ``GET /_wr/metrics``: Prometheus text format for every room (same bearer token).
+
+Tokens are compared as bytes in constant time; a missing, wrong or non-ASCII token
+gets 401, and tokens are never logged.
+"""
+
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import asdict
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from waitingroom.engine import Engine, RoomExists
+from waitingroom.gate.directory import RoomDirectory
+from waitingroom.ops.admin_bodies import (
+    changed,
+    parse_changes,
+    parse_invite,
+    parse_room,
+    parsed_body,
+)
+from waitingroom.ops.dashboard import dashboard_page
+from waitingroom.ops.history import History
+from waitingroom.ops.metrics import metrics
+from waitingroom.room.room import Room
+from waitingroom.web.asgi import html_response, json_response, query_params
+
+ADMIN_PREFIX = "/_wr/admin"
+_EVENTS_EVERY_SECONDS = 2.0
+_EVENTS_MAX_SECONDS = 600  # the dashboard reconnects
+
+
+class AdminAPI:
+    """Serves the admin endpoints of every room in ``rooms``."""
+
+    def __init__(
+        self, *, engine: Engine, rooms: RoomDirectory, tokens: Sequence[str],
+        issue_invite: Callable[[str, str], str],
+    ) -> None:
+        self.engine = engine
+        self.rooms = rooms
+        # "name:token" or a bare token; kept as bytes for the constant-time comparison.
+        self._tokens = [(entry.rpartition(":")[0] or "admin",
+                         entry.rpartition(":")[2].encode()) for entry in tokens]
+        self._issue_invite = issue_invite
+        self._histories: dict[str, History] = {}
+
+    @property
+    def enabled(self) -> bool:
+        """False when no token is configured: the admin API then does not exist."""
+        return bool(self._tokens)
+
+    def authenticate(self, scope: Scope) -> str | None:
+        """The name of the caller's token, or None (compared in constant time)."""
+        header = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
+        scheme, _, presented = header.partition(b" ")
+        who = None
+        for name, token in self._tokens:  # every token is compared: no early exit
+            if hmac.compare_digest(presented.strip(), token) and scheme.lower() == b"bearer":
+                who = name
+        return who
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.enabled:
+            response = json_response({"error": "not found"}, 404)
+        elif scope["path"] == ADMIN_PREFIX + "/dashboard" and scope["method"] == "GET":
+            # The page itself holds no data; everything it shows needs the token.
+            room = await self._asked_for(scope)
+            response = (json_response({"error": "no such room"}, 404) if room is None else
+                        html_response(dashboard_page(room.name)))
+        elif (who := self.authenticate(scope)) is None:
+            response = json_response({"error": "unauthorized"}, 401)
+            response.headers["www-authenticate"] = 'Bearer realm="waitingroom"'
+        else:
+            response = await self._route(scope, receive, who)
+        await response(scope, receive, send)
+
+    @property
+    def _default(self) -> Room:
+        return self.rooms.default.room
+
+    async def _named(self, name: str) -> Room | None:
+        gate = await self.rooms.named(name)
+        return gate.room if gate else None
+
+    async def _asked_for(self, scope: Scope) -> Room | None:
+        """The room the ``room`` query parameter names (the configured one if none),
+        with its config seeded."""
+        name = query_params(scope).get("room")
+        room = self._default if name is None else await self._named(name)
+        if room is not None:
+            await room.config()
+        return room
+
+    async def _route(self, scope: Scope, receive: Receive, who: str) -> Response:
+        method, path = scope["method"], scope["path"]
+        if path == "/_wr/metrics" and method == "GET":
+            rooms = [gate.room for gate in await self.rooms.all()]
+            return Response(await metrics(self.engine, rooms),
+                            media_type="text/plain; version=0.0.4")
+        if path == ADMIN_PREFIX + "/rooms":
+            if method == "GET":
+                return json_response({"rooms": [await self.snapshot(gate.room)
+                                                for gate in await self.rooms.all()]})
+            if method == "POST":
+                return await self._create_room(receive, who)
+            return json_response({"error": "method not allowed"}, 405)
+        if path.startswith(ADMIN_PREFIX + "/rooms/") and method == "DELETE":
+            return await self._revoke_room(path.rpartition("/")[2], who)
+        room = await self._asked_for(scope)
+        if room is None:
+            return json_response({"error": "no such room"}, 404)
+        if path == ADMIN_PREFIX + "/room":
+            if method == "GET":
+                return json_response(await self.snapshot(room))
+            if method == "POST":
+                return await self._change(room, receive, who)
+            return json_response({"error": "method not allowed"}, 405)
+        if path == ADMIN_PREFIX + "/events" and method == "GET":
+            return StreamingResponse(self._events(room), media_type="text/event-stream",
+                                     headers={"cache-control": "no-store",
+                                              "x-accel-buffering": "no"})
+        if path == ADMIN_PREFIX + "/invites" and method == "POST":
+            return await self._create_invite(room, receive, who)
+        if path == ADMIN_PREFIX + "/audit" and method == "GET":
+            return json_response({"entries": await self.engine.rooms.read_audit(room.name)})
+        return json_response({"error": "not found"}, 404)
+
+    async def sample(self, room: Room) -> dict[str, Any]:
+        """One data point for the dashboard: the room's numbers now."""
+        snapshot = await self.snapshot(room)
+        config, counts = snapshot["config"], snapshot["counts"]
+        return {"t": int(time.time() * 1000), "waiting": counts["waiting"],
+                "active": counts["active"], "capacity": config["capacity"],
+                "admitted": counts["admitted"], "abandoned": counts["abandoned"],
+                "rate": snapshot["admission_rate_per_second"] or 0.0,
+                "breaker": snapshot["breaker"],
+                "captures": await self.engine.captures.count(room.name),
+                "config": config}
+
+    def _history(self, room: Room) -> History:
+        return self._histories.setdefault(room.name, History())
+
+    async def record_history(self, room: Room) -> None:
+        """Take a sample of ``room`` for the dashboard's charts when one is due."""
+        history = self._history(room)
+        if history.due():
+            history.add(await self.sample(room))
+
+    async def _events(self, room: Room) -> AsyncIterator[bytes]:
+        history = json.dumps(list(self._history(room).samples))
+        yield f"event: history\ndata: {history}\n\n".encode()
+        deadline = time.monotonic() + _EVENTS_MAX_SECONDS
+        while time.monotonic() < deadline:
+            yield f"data: {json.dumps(await self.sample(room))}\n\n".encode()
+            await asyncio.sleep(_EVENTS_EVERY_SECONDS)
+
+    async def snapshot(self, room: Room) -> dict[str, Any]:
+        """The room as ops see it."""
+        config = await self.engine.rooms.config(room.name)
+        counts = await self.engine.rooms.counts(room.name)
+        return {"room": room.name, "paths": list(self.rooms.paths_of(room.name)),
+                "config": asdict(config), "counts": asdict(counts),
+                "breaker": await self.engine.breaker.state(room.name),
+                "admission_rate_per_second": room.rate.per_second()}
+
+    async def _create_room(self, receive: Receive, who: str) -> Response:
+        request = await parsed_body(receive, parse_room)
+        if isinstance(request, Response):
+            return request
+        if request["name"] == self._default.name:
+            return json_response({"error": "that is the configured room's name"}, 409)
+        try:
+            created = await self.engine.rooms.create(**request)
+        except RoomExists:
+            return json_response({"error": f"room {request['name']} already exists"}, 409)
+        except ValueError as exc:  # too many rooms
+            return json_response({"error": str(exc)}, 400)
+        for audited in {created.name, self._default.name}:
+            await self.engine.rooms.audit(audited, who, "create-room", {}, request)
+        await self.rooms.reload()
+        room = await self._named(created.name)
+        if room is None:
+            return json_response({"error": "the room was revoked meanwhile"}, 409)
+        return json_response(await self.snapshot(room), 201)
+
+    async def _revoke_room(self, name: str, who: str) -> Response:
+        if name == self._default.name:
+            return json_response({"error": "the configured room cannot be revoked"}, 400)
+        if await self._named(name) is None or not await self.engine.rooms.revoke(name):
+            return json_response({"error": "no such room"}, 404)
+        before = {"name": name, "paths": list(self.rooms.paths_of(name))}
+        for audited in (name, self._default.name):
+            await self.engine.rooms.audit(audited, who, "revoke-room", before, {})
+        await self.rooms.reload()
+        self._histories.pop(name, None)
+        return json_response({"revoked": name})
+
+    async def _create_invite(self, room: Room, receive: Receive, who: str) -> Response:
+        request = await parsed_body(receive, parse_invite)
+        if isinstance(request, Response):
+            return request
+        invite_id = secrets.token_urlsafe(9)
+        await self.engine.places.create_invite(room.name, invite_id, uses=request["uses"],
+                                               expires_in_seconds=request["expires_in_seconds"])
+        await self.engine.rooms.audit(room.name, who, "invite", {}, {"id": invite_id, **request})
+        query = {"t": self._issue_invite(room.name, invite_id), "to": request["to"]}
+        if room is not self._default:
+            query["room"] = room.name
+        url = f"/_wr/invite?{urlencode(query)}"
+        return json_response({"id": invite_id, "url": url, **request}, 201)
+
+    async def _change(self, room: Room, receive: Receive, who: str) -> Response:
+        changes = await parsed_body(receive, parse_changes)
+        if isinstance(changes, Response):
+            return changes
+        before = await self.engine.rooms.config(room.name)
+        await self.engine.rooms.configure(room.name, **changes)
+        after = await self.engine.rooms.config(room.name)
+        await self.engine.rooms.audit(room.name, who, "update", *changed(before, after))
+        await room.refresh_config()
+        return json_response(await self.snapshot(room))

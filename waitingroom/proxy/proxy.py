@@ -1,0 +1,339 @@
+"""A streaming reverse proxy as an ASGI app: forwards every request to one origin.
+
+Requests go over pooled keep-alive HTTP/1.1 connections (:mod:`waitingroom.proxy.origin`), which are
+reused only after an exchange that ended exactly. Bodies stream both ways; hop-by-hop
+headers are dropped; ``X-Forwarded-For/Proto/Host`` are set; the origin's compression
+passes through untouched. Bounded on every side: a body larger than
+``max_body_bytes`` gets a 413, a visitor who stops sending one a 400, no free origin
+connection within ``slot_timeout`` a 503, an origin that is down, breaks the protocol
+or is too slow a 502/504. A visitor who hangs up has their origin connection closed:
+no answer is read for nobody, and no half-sent request is ever finished for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import AsyncIterator
+from typing import NamedTuple
+from urllib.parse import quote
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from waitingroom.proxy.connection import Aborted, OriginConnection, OriginError, PoolBusy
+from waitingroom.proxy.origin import OriginPool
+from waitingroom.web.asgi import SESSION_HEADER, BodyTooLarge, ClientGone
+from waitingroom.web.request_id import REQUEST_ID_HEADER
+
+logger = logging.getLogger("waitingroom.proxy")
+
+HOP_BY_HOP = frozenset({
+    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
+    b"trailer", b"trailers", b"transfer-encoding", b"upgrade", b"proxy-connection",
+})
+# Not passed on as sent: Host names the origin; the X-Forwarded-* are rewritten; the
+# framing headers are set by what is forwarded; a body is sent without waiting for
+# 100 Continue, so the origin is not asked for one.
+_SKIP_REQUEST = HOP_BY_HOP | {b"host", b"x-forwarded-for", b"x-forwarded-proto",
+                              b"x-forwarded-host", b"content-length", b"expect"}
+# Headers the waiting room adds for the origin: a visitor's Connection header cannot
+# name them away.
+_OURS = frozenset({SESSION_HEADER, REQUEST_ID_HEADER})
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Bytes a request target cannot hold (a server in front should have refused them).
+_BAD_TARGET = re.compile(rb"[\x00-\x20\x7f]")
+_WATCH_AFTER_SECONDS = 0.5
+"""An answer slower than this (give or take half) starts watching for the visitor
+hanging up."""
+
+
+class RequestHead(NamedTuple):
+    """A request as it goes to the origin: its head, and the body's framing."""
+
+    head: bytes
+    length: int | None
+    """The body's declared length; None if chunked or without a body."""
+    chunked: bool
+
+    @property
+    def has_body(self) -> bool:
+        """Does a body follow the head?"""
+        return self.chunked or bool(self.length)
+
+
+class OriginProxy:
+    """Forward HTTP requests to ``origin`` (``http[s]://host:port[/prefix]``; an https
+    origin's certificate may also be signed by an authority in ``ca_file``), over at
+    most ``max_connections`` connections; request bodies up to ``max_body_bytes``."""
+
+    def __init__(
+        self,
+        origin: str,
+        *,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        max_connections: int = 1000,
+        slot_timeout: float = 5.0,
+        max_body_bytes: int = 10 * 1024 * 1024,
+        ca_file: str = "",
+    ) -> None:
+        self._pool = OriginPool(origin.rstrip("/"), connect_timeout=connect_timeout,
+                                read_timeout=read_timeout, max_connections=max_connections,
+                                slot_timeout=slot_timeout, ca_file=ca_file)
+        self._read_timeout = read_timeout
+        self._max_body_bytes = max_body_bytes
+        self._awaiting: set[_VisitorWatch] = set()
+        """Exchanges awaiting the origin's answer whose visitor is not watched yet."""
+        self._sweeper: asyncio.Task[None] | None = None
+
+    @property
+    def busy_connections(self) -> int:
+        """Origin connections carrying a request now."""
+        return self._pool.busy_connections
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif scope["type"] == "http":
+            await self._forward(scope, receive, send)
+        else:  # websockets are not proxied
+            await send({"type": "websocket.close", "code": 1003})
+
+    async def _forward(self, scope: Scope, receive: Receive, send: Send) -> None:
+        pool = self._pool
+        request = request_head(scope, pool)
+        if request is None:
+            await _plain(400, b"Bad request.\n")(scope, receive, send)
+            return
+        if request.length is not None and request.length > self._max_body_bytes:
+            await _plain(413, b"The request is too large.\n")(scope, receive, send)
+            return
+        method: str = scope["method"]
+        watch = _VisitorWatch(receive)
+        body = self._body(receive, watch, request.length) if request.has_body else None
+        if body is None:
+            self._watch_soon(watch)
+        try:
+            try:
+                origin = await pool.request(request.head, body, chunked=request.chunked,
+                                            no_body=method == "HEAD",
+                                            safe=method in _SAFE_METHODS, lent=watch.lend)
+            except Aborted:
+                return  # the visitor left: nobody to answer
+            except (ClientGone, BodyTooLarge) as exc:
+                too_large = isinstance(exc, BodyTooLarge)
+                await _plain(413 if too_large else 400, b"The request is too large.\n"
+                             if too_large else b"The request did not arrive completely.\n",
+                             close=True)(scope, receive, send)
+                return
+            except (TimeoutError, OriginError) as exc:
+                reason, answer = _origin_failed(exc)
+                logger.warning("origin %s for %s %s: %r", reason, method, scope["path"], exc)
+                await answer(scope, receive, send)
+                return
+            try:
+                await send({"type": "http.response.start", "status": origin.status,
+                            "headers": _response_headers(origin.headers)})
+                if origin.complete:  # arrived with its head: one message
+                    await send({"type": "http.response.body", "body": origin.whole_body()})
+                    return
+                if not watch.since:  # answered before the visitor's body was all in
+                    self._watch_soon(watch)
+                # Mid-body failures propagate: the visitor's connection must be cut.
+                async for chunk in origin.body():
+                    await send({"type": "http.response.body", "body": chunk,
+                                "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            except Aborted:
+                pass  # the visitor hung up mid-answer; the origin connection is closed
+            finally:
+                pool.release(origin)
+        finally:
+            self._awaiting.discard(watch)
+            watch.stop()
+
+    def _watch_soon(self, watch: _VisitorWatch) -> None:
+        """Watch ``watch``'s visitor if the exchange lasts longer than
+        :data:`_WATCH_AFTER_SECONDS` from now: most end sooner, and then no watching
+        task (nor even a timer) is made for them."""
+        watch.since = time.monotonic()
+        self._awaiting.add(watch)
+        if self._sweeper is None:
+            self._sweeper = asyncio.ensure_future(self._sweep())
+
+    async def _sweep(self) -> None:
+        """While any exchange awaits its answer: start watching the visitors of those
+        that have waited long enough."""
+        try:
+            while self._awaiting:
+                await asyncio.sleep(_WATCH_AFTER_SECONDS / 2)
+                waited = time.monotonic() - _WATCH_AFTER_SECONDS
+                for watch in [w for w in self._awaiting if w.since <= waited]:
+                    self._awaiting.discard(watch)
+                    watch.start()
+        finally:
+            self._sweeper = None
+
+    async def _body(self, receive: Receive, watch: _VisitorWatch,
+                    length: int | None) -> AsyncIterator[bytes]:
+        """The visitor's body as it arrives; raises :class:`ClientGone` if it stops
+        short of what was declared (a hang-up, or nothing for ``read_timeout``) and
+        :class:`BodyTooLarge` past the limit. Only a body that ended as whole as it
+        said ends this iterator; the visitor is watched from then on."""
+        received = 0
+        while True:
+            try:
+                async with asyncio.timeout(self._read_timeout):
+                    message = await receive()
+            except TimeoutError:
+                raise ClientGone from None
+            if message["type"] == "http.disconnect":
+                raise ClientGone
+            chunk: bytes = message.get("body", b"")
+            received += len(chunk)
+            if received > self._max_body_bytes or (length is not None and received > length):
+                raise BodyTooLarge
+            if chunk:
+                yield chunk
+            if not message.get("more_body", False):
+                if length is not None and received != length:
+                    raise ClientGone
+                self._watch_soon(watch)
+                return
+
+    async def aclose(self) -> None:
+        """Close pooled origin connections."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        await self._pool.aclose()
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+class _VisitorWatch:
+    """Aborts a request's origin exchange when its visitor hangs up, so that no origin
+    connection outlives its visitor. Started for exchanges that last (a slow answer, a
+    long stream: see :meth:`OriginProxy._watch_soon`), once the visitor's body is in."""
+
+    __slots__ = ("_connection", "_receive", "_task", "since")
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self._connection: OriginConnection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.since = 0.0
+        """When the exchange began to await its answer (monotonic seconds)."""
+
+    def lend(self, connection: OriginConnection) -> None:
+        """The connection carrying the request (to abort if the visitor leaves)."""
+        self._connection = connection
+
+    def start(self) -> None:
+        """Watch from now on (once)."""
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._watch())
+
+    async def _watch(self) -> None:
+        while (await self._receive())["type"] != "http.disconnect":
+            pass
+        if self._connection is not None:
+            self._connection.abort()
+
+    def stop(self) -> None:
+        """The exchange is over: stop watching."""
+        if self._task is not None:
+            self._task.cancel()
+
+
+def request_head(scope: Scope, pool: OriginPool) -> RequestHead | None:
+    """The request line and headers for the origin, and the body's framing; None if
+    the request is not one to pass on (a target that could split the request, or a
+    length that is not one plain number)."""
+    path: bytes = scope.get("raw_path") or quote(scope["path"]).encode()
+    query: bytes = scope["query_string"]
+    target = pool.prefix + path + (b"?" + query if query else b"")
+    if _BAD_TARGET.search(target):
+        return None
+    method: str = scope["method"]
+    headers: list[tuple[bytes, bytes]] = []
+    forwarded_for = host = b""
+    lengths: list[bytes] = []
+    chunked = False
+    connection_tokens: set[bytes] = set()
+    for name, value in scope["headers"]:
+        if name in _SKIP_REQUEST:
+            if name == b"content-length":
+                lengths.append(value.strip())
+            elif name == b"transfer-encoding":
+                chunked = True
+            elif name == b"host":
+                host = value
+            elif name == b"x-forwarded-for":
+                forwarded_for = value
+            elif name == b"connection":
+                connection_tokens.update(t.strip().lower() for t in value.split(b","))
+        else:
+            headers.append((name, value))
+    if connection_tokens - _OURS:  # headers named in Connection are hop-by-hop too
+        headers = [(n, v) for n, v in headers if n not in connection_tokens or n in _OURS]
+    length: int | None = None
+    if not chunked and lengths:  # chunked wins over a length beside it (never both)
+        if len(lengths) > 1 or not lengths[0].isdigit() or len(lengths[0]) > 18:
+            return None
+        length = int(lengths[0])
+    client = scope.get("client")
+    if client:
+        address = client[0].encode()
+        forwarded_for = forwarded_for + b", " + address if forwarded_for else address
+    if forwarded_for:
+        headers.append((b"x-forwarded-for", forwarded_for))
+    headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode()))
+    if host:
+        headers.append((b"x-forwarded-host", host))
+    if chunked:
+        headers.append((b"transfer-encoding", b"chunked"))
+    elif length:
+        headers.append((b"content-length", b"%d" % length))
+    lines = [method.encode(), b" ", target, b" HTTP/1.1\r\nhost: ", pool.host_header, b"\r\n"]
+    for name, value in headers:
+        lines += (name, b": ", value, b"\r\n")
+    lines.append(b"\r\n")
+    return RequestHead(b"".join(lines), length, chunked)
+
+
+def _response_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The origin's response headers less hop-by-hop ones (and those named in Connection)."""
+    dropped = HOP_BY_HOP
+    for name, value in headers:
+        if name == b"connection":
+            dropped = dropped | {t.strip().lower() for t in value.split(b",")}
+    return [(name, value) for name, value in headers if name not in dropped]
+
+
+def _plain(status: int, text: bytes, *, close: bool = False) -> Response:
+    headers = {"connection": "close"} if close else None
+    return Response(text, status, headers=headers, media_type="text/plain")
+
+
+def _origin_failed(exc: Exception) -> tuple[str, Response]:
+    """What went wrong (for the log) and the visitor's answer, when the origin could
+    not give one."""
+    if isinstance(exc, PoolBusy):
+        reason, status, text = "busy", 503, b"The shop is very busy right now."
+    elif isinstance(exc, TimeoutError):
+        reason, status, text = "timed out", 504, b"The shop did not answer in time."
+    else:
+        reason, status, text = "failed", 502, b"The shop is not answering."
+    return reason, Response(text + b" Please try again.\n", status, media_type="text/plain",
+                            headers={"retry-after": "5"})

@@ -1,0 +1,155 @@
+"""One room as this process serves it: its live config (at most a second old), its
+line, sessions, admission rate and breaker, the cookies that name a visitor's place,
+and the background work done every half second."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from redis.exceptions import RedisError
+
+from waitingroom.engine import BreakerPolicy, Engine, RoomConfig
+from waitingroom.engine.line import LineView, LineWatch
+from waitingroom.room.breaker import BreakerClient
+from waitingroom.room.eta import AdmissionRate, WaitTimes
+from waitingroom.room.sessions import Sessions
+from waitingroom.settings import Settings
+from waitingroom.tickets import Tickets
+from waitingroom.web.limits import ProcessLimits
+from waitingroom.web.request import Request
+
+logger = logging.getLogger("waitingroom")
+
+_CONFIG_TTL_SECONDS = 1.0
+
+
+class Room:
+    """One room in this process. ``capacity``, ``message`` and ``capture`` seed the
+    room's live config the first time any process sees the room; after that Redis
+    holds it."""
+
+    def __init__(
+        self, name: str, *, settings: Settings, engine: Engine, tickets: Tickets,
+        limits: ProcessLimits, capacity: int, message: str = "", capture: str = "auto",
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.engine = engine
+        self.tickets = tickets
+        self.limits = limits
+        self.rate = AdmissionRate()
+        self.wait_times = WaitTimes()
+        self.doorbell = engine.announcements.doorbell(name)
+        self.line = LineWatch(engine.watch, name, on_look=self._looked)
+        self.sessions = Sessions(engine, name, on_released=self.line.stale)
+        self.breaker = BreakerClient(
+            engine, name,
+            BreakerPolicy(settings.breaker_window_seconds, settings.breaker_failure_ratio,
+                          settings.breaker_min_requests, settings.breaker_cooldown_seconds,
+                          settings.breaker_probes),
+            on_tick=self._tick, health_check_url=settings.health_check_url,
+            ca_file=settings.origin_ca_file)
+        self.ticket_cookie = f"wr_ticket_{name}"
+        self.pass_cookie = f"wr_pass_{name}"
+        self._seed = (capacity, message, capture)
+        self._config: RoomConfig | None = None
+        self._config_expires = 0.0
+        self._config_refresh: asyncio.Task[None] | None = None
+        self._jobs: list[Callable[[], Awaitable[None]]] = [
+            self.sessions.release_again, self.sessions.keep_used_alive]
+
+    def every_tick(self, job: Callable[[], Awaitable[None]]) -> None:
+        """Run ``job`` every half second beside the breaker's report (a Redis error
+        in it is logged, and it runs again next tick)."""
+        self._jobs.append(job)
+
+    # -- the live config ---------------------------------------------------------------
+
+    async def config(self) -> RoomConfig:
+        """The room's live config, at most a second old; refreshed in the background.
+        The first call seeds a room Redis does not know yet and starts the breaker."""
+        if self._config is None:
+            capacity, message, capture = self._seed
+            await self.engine.rooms.seed(self.name, capacity=capacity, message=message,
+                                         capture=capture)
+            self.breaker.start()
+            self._config = await self.engine.rooms.config(self.name)
+            self._config_expires = time.monotonic() + _CONFIG_TTL_SECONDS
+        elif time.monotonic() > self._config_expires and self._config_refresh is None:
+            self._config_refresh = asyncio.create_task(self.refresh_config())
+        return self._config
+
+    async def refresh_config(self) -> None:
+        """Read the room's live config now (after an admin change, or when stale)."""
+        try:
+            self._config = await self.engine.rooms.config(self.name)
+            self._config_expires = time.monotonic() + _CONFIG_TTL_SECONDS
+        except RedisError:
+            logger.warning("could not refresh room config; keeping the last one")
+        finally:
+            self._config_refresh = None
+
+    def capturing(self, config: RoomConfig) -> bool:
+        """Is the order flow replaced by the capture form right now?"""
+        return config.capture == "on" or (config.capture == "auto"
+                                          and self.breaker.state != "closed")
+
+    async def may_probe(self, config: RoomConfig) -> bool:
+        """May this admitted request go through as one of the half-open breaker's probes?"""
+        return (config.capture == "auto" and self.breaker.state == "half"
+                and await self.breaker.take_probe())
+
+    # -- the visitor's cookies -----------------------------------------------------------
+
+    def pass_of(self, request: Request) -> str | None:
+        """The session a genuine pass cookie names, if any."""
+        return self.tickets.read_pass(request.cookies.get(self.pass_cookie), self.name)
+
+    def place_of(self, request: Request) -> tuple[str, int] | None:
+        """The visitor and arrival number a genuine ticket cookie names, if any."""
+        return self.tickets.read_place(request.cookies.get(self.ticket_cookie), self.name)
+
+    def holder_of(self, request: Request) -> tuple[str | None, int]:
+        """The visitor a genuine pass or ticket cookie names, if any, and the arrival
+        number of its place in line (0 if none)."""
+        session_id = self.pass_of(request)
+        if session_id is not None:
+            return session_id, 0
+        return self.place_of(request) or (None, 0)
+
+    def pass_for(self, request: Request, visitor_id: str) -> bytes:
+        """The pass cookie of an admitted visitor."""
+        return request.cookie(self.pass_cookie, self.tickets.issue_pass(self.name, visitor_id),
+                              self.settings.session_max_seconds)
+
+    def ticket_for(self, request: Request, visitor_id: str, number: int = 0) -> bytes:
+        """The ticket cookie of a visitor holding place ``number`` in line (0: a lane)."""
+        return request.cookie(self.ticket_cookie,
+                              self.tickets.issue_ticket(self.name, visitor_id, number),
+                              self.settings.ticket_max_age_seconds)
+
+    # -- background work ---------------------------------------------------------------
+
+    def _looked(self, view: LineView) -> None:
+        """Every look at the line: the admission rate, and streams whose place the
+        head has passed are woken (an announcement missed is so made up for)."""
+        self.rate.observe(view.server_ms, view.admitted_total)
+        self.doorbell.passed(view.head)
+
+    async def _tick(self) -> None:
+        for job in self._jobs:
+            try:
+                await job()
+            except RedisError as exc:
+                logger.warning("room %s: %s waits for Redis: %s", self.name,
+                               getattr(job, "__qualname__", job), exc)
+
+    async def aclose(self) -> None:
+        """Stop the room's background work (the engine is the caller's to close)."""
+        if self._config_refresh is not None:
+            await self._config_refresh
+        await self.line.aclose()
+        await self.breaker.aclose()

@@ -1,0 +1,140 @@
+"""Where a visitor stands in a room, and what they are told.
+
+Working out a visitor's standing costs at most one Redis round trip: none for a
+waiter this process's copy of the line shows, nor for a session checked within the
+last second.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from waitingroom.engine import RoomConfig, Visit, VisitState
+from waitingroom.room.room import Room
+from waitingroom.status import State, Status, poll_interval
+from waitingroom.tickets import new_visitor_id
+from waitingroom.web.request import Request
+
+
+@dataclass(slots=True)
+class Standing:
+    """A visitor's standing after one engine call, and the cookies to set for it."""
+
+    visitor_id: str
+    admitted: bool
+    visit: Visit | None = None
+    """The engine's answer, or the process's copy of the line's (waiting visitors)."""
+    set_cookies: list[bytes] = field(default_factory=list)
+
+
+class TooManyNewPlaces(Exception):
+    """The client's network took its share of new places for now."""
+
+
+class ChallengeRequired(Exception):
+    """A new place in ``room`` needs proof of work first (``pow_difficulty``)."""
+
+    def __init__(self, room: Room) -> None:
+        super().__init__(room.name)
+        self.room = room
+
+
+async def stand(room: Room, request: Request, *, join: bool, claim: bool = True) -> Standing:
+    """Work out where the visitor stands, taking a place at the back if ``join`` and
+    they hold none. ``claim``: the request goes on to the origin if admitted (else the
+    visitor is only told: see :meth:`Engine.visit`)."""
+    session_id = room.pass_of(request)
+    if session_id is not None:
+        if await room.sessions.alive(session_id):
+            return Standing(session_id, admitted=True)
+        # The session ended (idle, maximum, released): back of the line, same id.
+        standing = await visit(room, request, session_id, join=join, fresh=True, claim=claim)
+        if not standing.admitted:  # else a new pass already replaces the old one
+            standing.set_cookies.append(request.cookie(room.pass_cookie, "", 0))
+        return standing
+    ticket = request.cookies.get(room.ticket_cookie)
+    place = room.tickets.read_place(ticket, room.name)
+    if place is not None:
+        standing = await waiting(room, request, *place, join=join, claim=claim)
+        if standing.admitted:
+            joined = room.tickets.ticket_issued_at(ticket)
+            if joined is not None:
+                room.wait_times.observe(max(0.0, time.time() - joined))
+        return standing
+    # No ticket, or a forged, expired or foreign one: a fresh place at the back.
+    if room.settings.pow_difficulty:
+        raise ChallengeRequired(room)
+    return await new_place(room, request, join=join, claim=claim)
+
+
+async def new_place(room: Room, request: Request, *, join: bool, claim: bool) -> Standing:
+    """A new visitor id (and, if ``join``, a place at the back), within the network's
+    share of new places."""
+    if not room.limits.new_places.allow_network(request.scope.get("client")):
+        raise TooManyNewPlaces
+    return await visit(room, request, new_visitor_id(), join=join, fresh=True, new=join,
+                       claim=claim)
+
+
+async def waiting(
+    room: Room, request: Request, visitor_id: str, number: int, *, join: bool,
+    claim: bool = True,
+) -> Standing:
+    """Where a ticket holder stands: from this process's copy of the line if it
+    shows the place (and no admission since passed it), else from Redis."""
+    position = room.line.position(number) if number > room.doorbell.head else None
+    if position is None:
+        return await visit(room, request, visitor_id, number, join=join, claim=claim)
+    view = room.line.view
+    assert view is not None  # a position came from it
+    return Standing(visitor_id, False, Visit(VisitState.WAITING, position,
+                                             view.admitted_total, view.server_ms, number))
+
+
+async def visit(
+    room: Room, request: Request, visitor_id: str, number: int = 0, *, join: bool,
+    fresh: bool = False, new: bool = False, claim: bool = True,
+) -> Standing:
+    """Ask Redis where the visitor holding place ``number`` (0: none, or in a lane)
+    stands; a ticket is set for a ``fresh`` visitor id or a new place in line.
+    ``new``, ``claim``: see :meth:`Engine.visit`."""
+    answer = await room.engine.visit(room.name, visitor_id, number=number, join=join,
+                                     new=new, claim=claim)
+    room.rate.observe(answer.server_ms, answer.admitted_total)
+    standing = Standing(visitor_id, answer.state is VisitState.ADMITTED, answer)
+    if standing.admitted and claim:
+        room.sessions.remember(visitor_id)
+        standing.set_cookies += [room.pass_for(request, visitor_id),
+                                 request.cookie(room.ticket_cookie, "", 0)]
+    elif answer.state in (VisitState.WAITING, VisitState.PREQUEUE) and (
+            fresh or answer.number != number):
+        standing.set_cookies.append(room.ticket_for(request, visitor_id, answer.number))
+    return standing
+
+
+def status_of(room: Room, standing: Standing, config: RoomConfig) -> Status:
+    """What the visitor is told: their state, place, wait and when to ask again."""
+    message = config.message or None
+    if config.mode == "open":
+        return Status(room.name, "open", message=message)
+    capturing = room.capturing(config)
+    if standing.admitted or standing.visit is None:
+        return Status(room.name, "capture" if capturing else "admitted", message=message)
+    if standing.visit.state is VisitState.MOVED:  # now held on another device
+        return Status(room.name, "moved", message=message)
+    if standing.visit.state is VisitState.NO_PLACE:  # a closed room took no new place
+        return Status(room.name, "closed", message=message)
+    grace = room.settings.grace_seconds
+    if standing.visit.state is VisitState.PREQUEUE:  # before the scheduled start
+        wait = max(0, config.start_at_ms - standing.visit.server_ms) // 1000
+        return Status(room.name, "capture" if capturing else "prequeue",
+                      eta_seconds=wait, message=message, poll_after_seconds=poll_interval(0, grace))
+    position = standing.visit.position
+    state: State = "capture" if capturing else "paused" if config.paused else "queued"
+    return Status(
+        room.name, state, position=position,
+        eta_seconds=None if config.paused else room.rate.eta_seconds(position),
+        message=message,
+        poll_after_seconds=poll_interval(position, grace, room.rate.per_second()),
+    )

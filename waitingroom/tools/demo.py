@@ -1,0 +1,175 @@
+"""``waitingroom demo``: a launch-day shop, a private Redis and the waiting room in front.
+
+The shop is the 2008 launch site in miniature: the catalogue and login are always
+open, but the checkout can serve only a few concurrent sessions and fails loudly
+past that. The waiting room keeps it under that limit. A button on the front page
+breaks the order system, to show data-capture mode; ``/api/orders`` takes the
+replayed orders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from html import escape
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from waitingroom.app import build_proxy_app
+from waitingroom.settings import Settings
+from waitingroom.tools.redis_server import RedisServer, free_port
+
+SHOP_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1"><title>{title}</title>
+<style>body{{font:1.05rem/1.5 system-ui,sans-serif;max-width:32rem;margin:auto;padding:1rem}}
+a.button,button{{display:inline-block;background:#0b5cad;color:#fff;padding:.6rem 1rem;
+border:0;border-radius:.4rem;text-decoration:none;font-size:1rem}}</style></head>
+<body><h1>{title}</h1>{body}</body></html>"""
+
+
+class DemoShop:
+    """A tiny shop whose checkout serves at most ``capacity`` sessions at once."""
+
+    def __init__(self, *, capacity: int, session_idle_seconds: int) -> None:
+        self.capacity = capacity
+        self.session_idle_seconds = session_idle_seconds
+        self.sessions: dict[str, float] = {}
+        """Checkout sessions seen, by X-WaitingRoom-Session, with when last seen."""
+        self.overloads = 0
+        """Checkout requests refused because the shop was full (the 2008 failure)."""
+        self.peak_sessions = 0
+        """Most checkout sessions the shop has had at once."""
+        self.broken = False
+        """Set from the catalogue page: the order system fails like on launch day."""
+        self.orders: dict[str, dict[str, object]] = {}
+        """Orders replayed from data capture, by Idempotency-Key."""
+        self.app = Starlette(routes=[
+            Route("/", self.catalogue),
+            Route("/login", self.login, methods=["GET", "POST"]),
+            Route("/checkout", self.checkout, methods=["GET", "POST"]),
+            Route("/ops/{action:str}", self.ops, methods=["POST"]),
+            Route("/health", self.health),
+            Route("/api/orders", self.api_orders, methods=["GET", "POST"]),
+            Route("/api/stats", self.api_stats),
+        ])
+
+    def _page(self, title: str, body: str, status: int = 200) -> HTMLResponse:
+        return HTMLResponse(SHOP_PAGE.format(title=escape(title), body=body), status)
+
+    async def catalogue(self, request: Request) -> Response:
+        """The launch catalogue: open to everyone, no queue."""
+        state = "DOWN" if self.broken else "up"
+        return self._page("waitPhone 3G launch", "<p>The waitPhone 3G, on sale today.</p>"
+                          '<p><a class="button" href="/checkout">Buy now</a> '
+                          '<a href="/login">Log in</a></p><hr>'
+                          f"<p>Demo controls: the order system is <b>{state}</b>. "
+                          f"{len(self.orders)} captured orders replayed so far.</p>"
+                          '<form method="post" action="/ops/break" style="display:inline">'
+                          "<button>Break the order system</button></form> "
+                          '<form method="post" action="/ops/fix" style="display:inline">'
+                          "<button>Fix it</button></form>")
+
+    async def ops(self, request: Request) -> Response:
+        """Demo control: ``/ops/break`` makes the checkout fail, ``/ops/fix`` mends it."""
+        self.broken = request.path_params["action"] == "break"
+        return Response(status_code=303, headers={"location": "/"})
+
+    async def health(self, request: Request) -> Response:
+        """What the waiting room's breaker probes while half-open."""
+        return Response("down" if self.broken else "ok", 503 if self.broken else 200)
+
+    async def api_orders(self, request: Request) -> Response:
+        """The order API ``waitingroom replay`` posts captured orders to (idempotent)."""
+        if request.method == "GET":
+            return JSONResponse(self.orders)
+        if self.broken:
+            return Response("order system down", 503)
+        key = request.headers.get("idempotency-key", "")
+        if not key:
+            return Response("Idempotency-Key required", 400)
+        created = key not in self.orders
+        self.orders.setdefault(key, await request.json())
+        return JSONResponse({"reference": key}, 201 if created else 200)
+
+    async def api_stats(self, request: Request) -> Response:
+        """What the shop has seen: the load test's check that the room kept it whole."""
+        return JSONResponse({"capacity": self.capacity, "sessions": len(self.sessions),
+                             "peak_sessions": self.peak_sessions,
+                             "overloads": self.overloads})
+
+    async def login(self, request: Request) -> Response:
+        """Always open, like account creation on launch day."""
+        return self._page("Log in", "<p>Logins are always open.</p><p><a href='/'>Back</a></p>")
+
+    async def checkout(self, request: Request) -> Response:
+        """The order flow: fails loudly past its capacity, like the 2008 site."""
+        now = time.monotonic()
+        for sid, seen in list(self.sessions.items()):
+            if now - seen > self.session_idle_seconds:
+                del self.sessions[sid]
+        if self.broken:
+            return self._page("ORDER SYSTEM DOWN", "<p>The activation system has failed."
+                              "</p>", 503)
+        sid = request.headers.get("x-waitingroom-session") or "anonymous-" + secrets.token_hex(4)
+        if sid not in self.sessions and len(self.sessions) >= self.capacity:
+            self.overloads += 1
+            return self._page("ORDER SYSTEM OVERLOADED", "<p>Too many sessions: your order "
+                              "was lost. This is what launch day looked like without a "
+                              "waiting room.</p>", 503)
+        self.sessions[sid] = now
+        self.peak_sessions = max(self.peak_sessions, len(self.sessions))
+        if request.method == "POST":
+            del self.sessions[sid]
+            response = self._page("Order placed", f"<p>Thank you! Order <b>{escape(sid)}</b> "
+                                  "is confirmed.</p><p><a href='/'>Back to the shop</a></p>")
+            response.headers["X-WaitingRoom-Release"] = "1"
+            return response
+        return self._page("Checkout", f"<p>You're in ({len(self.sessions)} of "
+                          f"{self.capacity} checkout places in use).</p>"
+                          '<form method="post"><button>Place order</button></form>')
+
+
+def demo_settings(
+    *, redis_url: str, shop_port: int, port: int, capacity: int, spool_dir: str
+) -> Settings:
+    """The waiting room of the demo: checkout gated, a quick breaker, a fresh secret."""
+    return Settings(
+        origin=f"http://127.0.0.1:{shop_port}", port=port, capacity=capacity,
+        redis_url=redis_url, secret=(secrets.token_urlsafe(32),),
+        gated_paths=("/checkout*",), session_idle_seconds=120, capture_spool_dir=spool_dir,
+        breaker_window_seconds=5, breaker_min_requests=3, breaker_cooldown_seconds=10,
+        health_check_url=f"http://127.0.0.1:{shop_port}/health",
+        message="Welcome to the waitPhone 3G launch! Places are given first come, "
+                "first served.",
+    )
+
+
+async def run_demo(*, port: int = 8000, capacity: int = 3) -> None:
+    """Run Redis, the shop and the waiting room until interrupted."""
+    with RedisServer() as redis_server:
+        shop_port = free_port()
+        # The shop forgets an idle session a second before the room ends it, so a slot
+        # the room hands on is always free at the shop too.
+        shop = DemoShop(capacity=capacity, session_idle_seconds=119)
+        settings = demo_settings(redis_url=redis_server.url, shop_port=shop_port, port=port,
+                                 capacity=capacity,
+                                 spool_dir=str(redis_server.directory / "spool"))
+        servers = [
+            uvicorn.Server(uvicorn.Config(shop.app, host="127.0.0.1", port=shop_port,
+                                          log_level="warning")),
+            uvicorn.Server(uvicorn.Config(build_proxy_app(settings), host="127.0.0.1",
+                                          port=port, log_level="warning",
+                                          server_header=False, date_header=False)),
+        ]
+        print(f"waitingroom demo: open http://127.0.0.1:{port}/  (checkout capacity "
+              f"{capacity}; Redis {redis_server.url}; Ctrl-C to stop)\n"
+              "  Break the order system from the shop's front page: checkouts switch to the "
+              "data-capture form.\n  Fix it, then replay the captured orders:\n"
+              f"    waitingroom replay --redis-url {redis_server.url} "
+              f"--to http://127.0.0.1:{port}/api/orders", flush=True)
+        await asyncio.gather(*(s.serve() for s in servers))

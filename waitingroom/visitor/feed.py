@@ -1,0 +1,90 @@
+"""A waiting visitor's live status: ``GET /_wr/status`` (JSON, polled) and
+``GET /_wr/events`` (Server-Sent Events, told at once when admitted)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from redis.exceptions import RedisError
+from starlette.types import Receive, Send
+
+from waitingroom.room.room import Room
+from waitingroom.room.standing import stand, status_of, waiting
+from waitingroom.status import Status
+from waitingroom.web.answers import busy
+from waitingroom.web.asgi import send_json, wait_for_disconnect
+from waitingroom.web.request import Request
+
+logger = logging.getLogger("waitingroom")
+
+EVENTS_MAX_SECONDS = 300
+"""An event stream ends after this; the browser's EventSource reconnects."""
+_FINAL_STATES = ("admitted", "open", "capture", "closed", "moved")
+
+
+async def status(room: Room, request: Request, receive: Receive, send: Send) -> None:
+    """``GET /_wr/status``: the caller's standing as JSON (joins if holding none)."""
+    config = await room.config()
+    if config.mode == "open":  # nobody waits: asking takes no place
+        answer, cookies = Status(room.name, "open", message=config.message or None), []
+    else:
+        standing = await stand(room, request, join=True, claim=False)
+        answer, cookies = status_of(room, standing, config), standing.set_cookies
+    await send_json(send, answer.to_json(), cookies)
+
+
+async def events(room: Room, request: Request, receive: Receive, send: Send) -> None:
+    """``GET /_wr/events``: the caller's status as Server-Sent Events until admitted
+    (a 503 past the process's limit on live streams: the page polls instead)."""
+    streams = room.limits.event_streams
+    if not streams.take():
+        await busy(request, 503, receive, send)
+        return
+    try:
+        await _stream(room, request, receive, send)
+    finally:
+        streams.give()
+
+
+async def _stream(room: Room, request: Request, receive: Receive, send: Send) -> None:
+    config = await room.config()
+    standing = await stand(room, request, join=True, claim=False)
+    headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-store"),
+               (b"x-accel-buffering", b"no"),
+               *((b"set-cookie", c) for c in standing.set_cookies)]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    number = standing.visit.number if standing.visit else 0
+    disconnected = asyncio.ensure_future(wait_for_disconnect(receive))
+    deadline = time.monotonic() + EVENTS_MAX_SECONDS
+    last = b""
+    try:
+        with room.doorbell.waiting(standing.visitor_id, number) as bell:
+            while True:
+                answer = status_of(room, standing, config)
+                payload = answer.to_json()
+                body = b"data: " + payload + b"\n\n" if payload != last else b":\n\n"
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+                last = payload
+                if answer.state in _FINAL_STATES or time.monotonic() > deadline:
+                    break
+                # Asked again at the advised interval (which keeps the place), or at
+                # once when the doorbell rings: the visitor was let in.
+                rung = asyncio.ensure_future(bell.wait())
+                done, _ = await asyncio.wait({disconnected, rung},
+                                             timeout=answer.poll_after_seconds,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                rung.cancel()
+                if disconnected in done:
+                    return
+                bell.clear()
+                try:
+                    config = await room.config()
+                    standing = await waiting(room, request, standing.visitor_id, number,
+                                             join=True, claim=False)
+                except RedisError:
+                    logger.warning("redis unavailable during /_wr/events; retrying")
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    finally:
+        disconnected.cancel()

@@ -1,0 +1,74 @@
+"""The pages of the visitor features: notify-me, moving a place to another device,
+invites and the proof-of-work challenge."""
+
+from __future__ import annotations
+
+from html import escape
+
+from waitingroom.web.i18n import text
+from waitingroom.web.pages import HEAD, html_text, notify_form
+
+
+def notify_page(lang: str = "en", *, room: str = "", here: str = "",
+                error: str = "") -> bytes:
+    """After "tell me when it's my turn": the visitor may go; or, with ``error``, the
+    form again saying what is wrong."""
+    head = HEAD.format(lang=lang, title=html_text("notify_button", lang), extra="")
+    body = (notify_form(room, here, lang, error) if error else
+            f'<div class="card" role="status"><p>{html_text("notify_done", lang)}</p></div>')
+    return (head + f"""<h1>{html_text("notify_button", lang)}</h1>
+{body}</main></body></html>
+""").encode()
+
+
+def resume_link_page(url: str, qr_src: str, lang: str = "en") -> bytes:
+    """The "continue on another device" page: the link, and the same as a QR code."""
+    head = HEAD.format(lang=lang, title=html_text("other_device", lang), extra="")
+    return (head + f"""<h1>{html_text("other_device", lang)}</h1>
+<div class="card"><p>{html_text("other_device_how", lang)}</p>
+<p><img src="{escape(qr_src)}" alt="{escape(text("qr_alt", lang))}" width="200" height="200">
+</p><p class="note"><a href="{escape(url)}">{escape(url, quote=False)}</a></p></div>
+</main></body></html>
+""").encode()
+
+
+def moved_page(lang: str = "en") -> bytes:
+    """For the old device once its place moved to another one."""
+    head = HEAD.format(lang=lang, title=html_text("moved_title", lang), extra="")
+    return (head + f"""<h1>{html_text("moved_title", lang)}</h1>
+<div class="card" role="status"><p>{html_text("moved", lang)}</p></div>
+</main></body></html>
+""").encode()
+
+
+def resume_refused_page(lang: str = "en") -> bytes:
+    """For a resume link that is used, expired, forged, or whose place is gone."""
+    head = HEAD.format(lang=lang, title=html_text("moved_title", lang), extra="")
+    return (head + f"""<h1>{html_text("resume_refused", lang)}</h1>
+<div class="card"><p><a href="/">{html_text("to_shop", lang)}</a></p></div>
+</main></body></html>
+""").encode()
+
+
+def challenge_page(room: str, challenge: str, difficulty: int) -> bytes:
+    """Before a place in line, when ops ask for proof of work: the browser's script
+    earns the place in a second or so, then the page becomes the queue."""
+    head = HEAD.format(lang="en", title="One moment, please",
+                        extra='<script src="/_wr/static/pow.js" defer></script>\n')
+    return (head + f"""<h1>One moment, please</h1>
+<div class="card" id="wr-pow" data-room="{escape(room)}" data-challenge="{escape(challenge)}"
+data-difficulty="{difficulty}" role="status"><p id="wr-pow-state">Getting your place in
+line: this takes a second or two, and keeps bots from taking places.</p>
+<noscript><p>This launch needs JavaScript switched on to give out places in line.</p>
+</noscript></div></main></body></html>
+""").encode()
+
+
+def invite_refused_page() -> bytes:
+    """For an invite link that is used up, expired or not genuine."""
+    head = HEAD.format(lang="en", title="Invite not valid", extra="")
+    return (head + """<h1>This invite can't be used</h1>
+<div class="card"><p>The link has been used up, has expired, or is not complete.
+You can still join the line like everyone else.</p><p><a href="/">Go to the shop</a></p>
+</div></main></body></html>
+""").encode()
