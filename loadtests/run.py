@@ -50,7 +50,7 @@ POLL_NAME = "/_wr/status (poll)"
 def main() -> int:
     """Run the scenario; 0 if every check passed."""
     args = _arguments()
-    out = Path(args.out)
+    out = Path(args.out).resolve()  # Locust runs from loadtests/: never a relative path
     out.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
         if args.url:
@@ -193,9 +193,12 @@ def _verdict(args: argparse.Namespace, out: Path, sampler: _Sampler, locust: int
     total = stats.get("Aggregated", {})
     requests = int(total.get("Request Count", 0) or 0)
     failures = int(total.get("Failure Count", 0) or 0)
-    error_rate = failures / requests if requests else 1.0
+    error_rate = failures / requests if requests else 0.0
     poll = stats.get(POLL_NAME, {})
     poll_p99 = float(poll.get("99%", 0) or 0)
+    if not requests:
+        return (f"NO DATA: {args.scenario}: Locust left no request figures in {out} "
+                f"(it exited with {locust}), so there is nothing to judge.\n")
     checks: list[tuple[bool, str]] = []
     if sampler.rows and "shop_peak" in sampler.rows[-1]:
         peak = max(r["shop_peak"] for r in sampler.rows)
@@ -207,7 +210,7 @@ def _verdict(args: argparse.Namespace, out: Path, sampler: _Sampler, locust: int
         peak = max((r["active"] - r["capacity"] for r in sampler.rows), default=1)
         checks.append((bool(sampler.rows) and peak <= 0,
                        "room's active sessions never above its capacity"))
-    checks.append((requests > 0 and error_rate <= args.max_error_rate,
+    checks.append((error_rate <= args.max_error_rate,
                    f"error rate {error_rate:.2%} of {requests} requests "
                    f"(at most {args.max_error_rate:.0%})"))
     checks.append((bool(poll) and poll_p99 <= args.max_poll_p99_ms,

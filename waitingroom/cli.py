@@ -11,32 +11,41 @@ import os
 import sys
 from collections.abc import Sequence
 from typing import TextIO
+from urllib.parse import urlsplit
 
 import uvicorn
 
 from waitingroom.config import load_settings
-from waitingroom.errors import WaitingRoomError
+from waitingroom.errors import ConfigError, WaitingRoomError
 from waitingroom.ops import admin_cli
-from waitingroom.settings import ENV_PREFIX, Settings
-from waitingroom.web.server import LimitedHttpToolsProtocol
+from waitingroom.settings import ENV_PREFIX, SECRET_SETTINGS, Settings, setting_help
+from waitingroom.web.server import LimitedHttpToolsProtocol, port_in_use
 
-# Secrets come from the environment or the config file, never argv (visible in ps).
-_NOT_FLAGS = {"secret", "admin_token", "smtp_url", "notify_webhook_secret"}
+_METAVARS = {"int": "N", "float": "X", "bool": "BOOL", "tuple[str, ...]": "A,B"}
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="waitingroom", description=__doc__)
+def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The command's parser, and each subcommand's by name."""
+    parser = argparse.ArgumentParser(prog="waitingroom", description=__doc__.replace("``", ""))
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser(
         "serve", help="run the waiting room as a reverse proxy in front of --origin",
-        description="Every setting is also read from WAITINGROOM_<NAME> and --config; "
-                    "secrets come from WAITINGROOM_SECRET (comma-separated, newest first).")
+        description="Every setting is also read from WAITINGROOM_<NAME> and --config. "
+                    "Secrets (secret, admin_token, smtp_url, notify_webhook_secret) are "
+                    "read only from there, never from a flag: WAITINGROOM_SECRET holds the "
+                    "signing secrets, comma-separated, newest first.")
     serve.add_argument("--config", metavar="FILE", help="TOML file of settings")
+    docs = setting_help()
     for f in dataclasses.fields(Settings):
-        if f.name not in _NOT_FLAGS:
-            serve.add_argument("--" + f.name.replace("_", "-"), dest=f.name, metavar="VALUE",
-                               help=f"(default: {f.default!r})")
+        if f.name not in SECRET_SETTINGS:
+            default = ",".join(f.default) if isinstance(f.default, tuple) else f.default
+            shown = "none" if default == "" else str(default).lower() if isinstance(
+                default, bool) else default
+            serve.add_argument("--" + f.name.replace("_", "-"), dest=f.name,
+                               metavar=_METAVARS.get(str(f.type), "TEXT"),
+                               help=f"{docs.get(f.name, '')} (default: {shown})"
+                               .replace("%", "%%"))
 
     replay = commands.add_parser(
         "replay", help="post captured orders to the backend in arrival order, exactly once "
@@ -101,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--capacity", type=int, default=3,
                       help="concurrent checkout sessions the demo shop can serve")
-    return parser
+    return parser, dict(commands.choices)
 
 
 def _room_flags(parser: argparse.ArgumentParser) -> None:
@@ -112,7 +121,10 @@ def _room_flags(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``waitingroom`` console script."""
-    args = _parser().parse_args(argv)
+    parser, commands = _parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the subcommand, with its own usage
+        commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         if args.command == "admin":
             return admin_cli.run(args)
@@ -145,12 +157,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-async def _check_redis(settings: Settings) -> None:
+async def _redis_answers(settings: Settings) -> bool:
     from waitingroom.engine import Engine
 
     engine = Engine.from_settings(settings)
     try:
-        await engine.check_server()
+        return await engine.check_server()
     finally:
         await engine.aclose()
 
@@ -213,7 +225,11 @@ async def _export(settings: Settings, fmt: str, out: TextIO) -> int:
 
 def _serve(settings: Settings) -> None:
     settings.require("origin", "secret")
-    asyncio.run(_check_redis(settings))
+    if port_in_use(settings.host, settings.port):
+        raise ConfigError("port", f"{settings.host}:{settings.port} is already in use: stop "
+                          "what listens there or pick another (--port, WAITINGROOM_PORT)")
+    print(_start_line(settings, asyncio.run(_redis_answers(settings))), file=sys.stderr,
+          flush=True)
     # Worker processes rebuild the same settings from the environment.
     for f in dataclasses.fields(Settings):
         value = getattr(settings, f.name)
@@ -228,6 +244,19 @@ def _serve(settings: Settings) -> None:
                 # The origin's own Date and Server headers pass through the proxy.
                 server_header=False, date_header=False,
                 http=LimitedHttpToolsProtocol)  # limits on request heads (server.py)
+
+
+def _start_line(settings: Settings, redis_answers: bool) -> str:
+    """What ``serve`` says as it starts: where, for which room, and whether Redis answers."""
+    parts = urlsplit(settings.redis_url)
+    redis_url = (parts._replace(netloc=f"***@{parts.hostname}:{parts.port or ''}".rstrip(":"))
+                 .geturl() if parts.password else settings.redis_url)
+    redis = ("reachable" if redis_answers else
+             "NOT reachable: visitors get a retry page until it is")
+    workers = f", {settings.workers} workers" if settings.workers > 1 else ""
+    return (f"waitingroom serve: listening on http://{settings.host}:{settings.port}{workers} "
+            f"in front of {settings.origin}; room {settings.room}, capacity "
+            f"{settings.capacity} (the live value in Redis wins); Redis {redis_url} {redis}")
 
 
 if __name__ == "__main__":

@@ -4,9 +4,13 @@ raises :class:`~waitingroom.errors.ConfigError` naming the key."""
 
 from __future__ import annotations
 
+import ast
+import itertools
 import re
 import ssl
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from waitingroom.errors import ConfigError
@@ -19,6 +23,9 @@ _MIN_SECRET_LENGTH = 16
 REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster",
                  "redis+sentinel")
 _MAX_MESSAGE_LENGTH = 500
+SECRET_SETTINGS = frozenset({"secret", "admin_token", "smtp_url", "notify_webhook_secret"})
+"""Settings taken from the environment or the config file only, never from a flag (a
+process's arguments are visible to every user of the machine)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +37,11 @@ class Settings:
     origin: str = ""
     """Origin URL the standalone proxy forwards to (``serve`` only)."""
     host: str = "127.0.0.1"
+    """Address ``serve`` listens on (``0.0.0.0`` for every interface)."""
     port: int = 8000
+    """Port ``serve`` listens on."""
     workers: int = 1
+    """Worker processes of ``serve`` (each with its own connections to Redis)."""
     redis_url: str = "redis://127.0.0.1:6379/0"
     """One Redis (``redis://``, ``rediss://``, ``unix://``); a Redis Cluster given by any
     of its nodes (``redis+cluster://host:port``): each room lives on one shard; or a
@@ -45,12 +55,15 @@ class Settings:
     given to a visitor is held a twelfth of it (2 to 10 s) for the visitor to come;
     one who comes later still gets the first free slot, within the grace."""
     session_idle_seconds: int = 300
+    """A session with no request for this long ends, and its slot goes to the next."""
     session_first_idle_seconds: int = 0
     """Idle time of a session that has made one request only (a tab closed right
     after admission); 0: ``session_idle_seconds``. A shopper who reads the first page
     longer than this loses the session."""
     session_max_seconds: int = 1800
+    """A session ends this long after it began, however busy."""
     ticket_max_age_seconds: int = 86_400
+    """Queue tickets older than this are void (a fresh place at the back)."""
     gated_paths: tuple[str, ...] = ()
     """Glob patterns of the order flow; empty means every path not open."""
     open_paths: tuple[str, ...] = ()
@@ -61,7 +74,9 @@ class Settings:
     message: str = ""
     """Operator message shown to waiting visitors; seeds the room's live value."""
     origin_timeout_seconds: float = 30.0
+    """How long ``serve`` waits for the origin's answer (504 past it)."""
     origin_connect_timeout_seconds: float = 5.0
+    """How long ``serve`` waits to connect to the origin (502 if it fails)."""
     origin_max_connections: int = 1000
     """Connections the proxy opens to the origin at most, per process."""
     origin_slot_timeout_seconds: float = 5.0
@@ -95,7 +110,9 @@ class Settings:
     capture_rate_per_minute: int = 5
     """Capture submissions one visitor may make per minute."""
     breaker_window_seconds: int = 10
+    """The sliding window of order-flow outcomes the breaker judges."""
     breaker_failure_ratio: float = 0.5
+    """The share of failures in the window that opens the breaker (capture mode)."""
     breaker_min_requests: int = 5
     """Fewer order-flow requests than this in the window never open the breaker."""
     breaker_cooldown_seconds: int = 15
@@ -120,9 +137,12 @@ class Settings:
     """Notify me by email: ``smtp://host:port`` (``smtp://user:password@host:587`` uses
     STARTTLS and logs in). Empty: no email."""
     notify_from: str = "waitingroom@localhost"
+    """The sender of notify-me emails."""
     notify_webhook_url: str = ""
     """Notify me by webhook (e.g. an SMS gateway): JSON POSTed with an HMAC signature."""
     notify_webhook_secret: str = field(default="", repr=False)
+    """The notify-me webhook's HMAC key, at least 16 characters (environment or config
+    file only)."""
     notify_claim_seconds: int = 900
     """How long a notified visitor has to come back once it is their turn."""
     notify_per_hour_per_visitor: int = 5
@@ -250,11 +270,24 @@ class Settings:
         """Raise :class:`ConfigError` for the first of ``names`` left empty."""
         for name in names:
             if not getattr(self, name):
-                flag = "--" + name.replace("_", "-")
+                flag = "" if name in SECRET_SETTINGS else f"--{name.replace('_', '-')}, or "
                 raise ConfigError(f"{ENV_PREFIX}{name.upper()}",
-                                  f"is required (or {flag}, or {name} in the config file)")
+                                  f"is required (or {flag}{name} in the config file)")
 
 
 def _check(ok: bool, key: str, problem: str) -> None:
     if not ok:
         raise ConfigError(key, problem)
+
+
+@cache
+def setting_help() -> dict[str, str]:
+    """Each setting's docstring, by name, as plain text (for ``serve --help``)."""
+    tree = ast.parse(Path(__file__).read_text(encoding="utf-8"))
+    body = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Settings").body
+    docs = {}
+    for node, after in itertools.pairwise(body):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)):
+            docs[node.target.id] = " ".join(str(after.value.value).replace("``", "").split())
+    return docs

@@ -199,7 +199,10 @@ async def test_no_tokens_means_no_admin_api(make_settings: Callable[..., Setting
     transport = httpx.ASGITransport(app=middleware)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as c:
-            assert (await c.get("/_wr/admin/room", headers=AUTH)).status_code == 404
+            off = await c.get("/_wr/admin/room", headers=AUTH)
+            assert off.status_code == 404
+            assert "admin API is off" in off.json()["error"]  # and how to turn it on:
+            assert "WAITINGROOM_ADMIN_TOKEN" in off.json()["error"]
             assert (await c.get("/_wr/metrics", headers=AUTH)).status_code == 404
     finally:
         await middleware.aclose()

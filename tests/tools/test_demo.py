@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
+from asyncio.subprocess import PIPE, STDOUT
 from pathlib import Path
 
 import httpx
@@ -58,3 +60,55 @@ async def test_the_demo_story(redis_url: str, tmp_path: Path) -> None:
             assert list(shop.orders) == [reference.group(0)]
         finally:
             await asyncio.gather(*(c.aclose() for c in clients))
+
+
+async def test_the_demo_command_prints_a_working_admin_token_and_sends_notices() -> None:
+    """``waitingroom demo`` as a newcomer runs it: the URL once it listens, an admin
+    token that works, notify-me wired to the mail sink shown at /notices; a second demo
+    on the same port says so in one line."""
+    port = free_port()
+    command = [sys.executable, "-m", "waitingroom.cli", "demo", "--port", str(port)]
+    demo = await asyncio.create_subprocess_exec(*command, "--capacity", "1",
+                                                stdout=PIPE, stderr=STDOUT)
+    try:
+        assert demo.stdout is not None
+        printed = ""
+        while "notify-me messages sent" not in printed:
+            line = (await asyncio.wait_for(demo.stdout.readline(), 60)).decode()
+            assert line, printed  # the demo ended before it said where it listens
+            printed += line
+        site = f"http://127.0.0.1:{port}"
+        token = re.search(r"admin token\s+(\S+)", printed)
+        assert token and site + "/_wr/admin/dashboard" in printed, printed
+        async with httpx.AsyncClient(base_url=site) as ops:
+            room = await ops.get("/_wr/admin/room",
+                                 headers={"Authorization": f"Bearer {token.group(1)}"})
+            assert room.status_code == 200 and room.json()["config"]["capacity"] == 1
+
+        again = await asyncio.create_subprocess_exec(*command, stdout=PIPE, stderr=PIPE)
+        _, said = await asyncio.wait_for(again.communicate(), 60)
+        assert again.returncode == 2 and b"already in use" in said
+        assert b"Traceback" not in said and said.count(b"\n") == 1
+
+        async with httpx.AsyncClient(base_url=site) as shopper, \
+                httpx.AsyncClient(base_url=site) as waiter:
+            assert "in use" in (await shopper.get("/checkout")).text
+            await waiter.get("/checkout")  # second in line: asks to be told
+            told = await waiter.post("/_wr/notify", data={"email": "bo@example.com",
+                                                           "to": "/checkout"})
+            assert told.status_code == 200
+            await shopper.post("/checkout")  # an order placed: the slot goes to the waiter
+            for _ in range(100):
+                notices = (await shopper.get("/notices")).text
+                if "bo@example.com" in notices:
+                    break
+                await asyncio.sleep(0.1)
+            link = re.search(r'href="(http://[^"]+/_wr/claim\?[^"]+)"', notices)
+            assert link, notices
+            async with httpx.AsyncClient() as phone:
+                arrived = await phone.get(link.group(1).replace("&amp;", "&"),
+                                          follow_redirects=True)
+                assert "in use" in arrived.text  # at the checkout, from the email's link
+    finally:
+        demo.terminate()
+        await asyncio.wait_for(demo.wait(), 30)

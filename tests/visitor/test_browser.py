@@ -141,10 +141,26 @@ async def test_dashboard_is_live_draws_charts_and_its_controls_work(
                 let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++;
                 return n; }"""
             await page.wait_for_function(f"({painted})() > 100", timeout=10_000)
-            page.on("dialog", lambda dialog: dialog.accept())
+            # The controls start from the live values and say what they will do.
+            await async_api.expect(page.locator("#i-capacity")).to_have_value("1")
+            asked: list[str] = []
+
+            async def answer(dialog: Any) -> None:
+                asked.append(dialog.message)
+                await dialog.accept()
+
+            page.on("dialog", answer)
+            await page.fill("#i-capacity", "4")
+            await page.click("text=Set capacity")
+            await async_api.expect(page.locator("#d-result")).to_have_text("done",
+                                                                         timeout=10_000)
+            assert "Capacity 1 \u2192 4: lets in up to 3 more now" in asked[-1]
+            assert (await room.engine.rooms.config("default")).capacity == 4
+            assert "danger" in (await page.get_attribute("text=Open: no queue", "class") or "")
             await page.click("text=Pause")
             await async_api.expect(page.locator("#d-result")).to_have_text("done",
                                                                          timeout=10_000)
+            assert "nobody else is let in" in asked[-1]
             assert (await room.engine.rooms.config("default")).paused
             ARTIFACTS.mkdir(exist_ok=True)
             await page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)

@@ -155,19 +155,20 @@ class Engine:
         """True if Redis answers."""
         return bool(await self.redis.ping())
 
-    async def check_server(self) -> None:
-        """Raise :class:`ConfigError` naming ``redis_url`` if the server answers but is
-        older than :data:`OLDEST_REDIS`. A server that does not answer yet is no error:
-        the waiting room serves its retry page until it does."""
+    async def check_server(self) -> bool:
+        """Whether Redis answers. Raise :class:`ConfigError` naming ``redis_url`` if it
+        answers but is older than :data:`OLDEST_REDIS`. A server that does not answer
+        yet is no error: the waiting room serves its retry page until it does."""
         try:
             info = await self.redis.info("server")
         except RedisError:
-            return
+            return False
         version = too_old_version(info)
         if version is not None:
             raise ConfigError("redis_url", f"the server is Redis {version}; waitingroom "
                               f"needs Redis {OLDEST_REDIS[0]}.{OLDEST_REDIS[1]} or later "
                               "(or Valkey)")
+        return True
 
     async def aclose(self) -> None:
         """Close the Redis connection pool (and, with Sentinel, the Sentinels' ones)."""

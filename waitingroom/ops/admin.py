@@ -61,6 +61,8 @@ from waitingroom.room.room import Room
 from waitingroom.web.asgi import html_response, json_response, query_params
 
 ADMIN_PREFIX = "/_wr/admin"
+ADMIN_OFF = ("the admin API is off: set WAITINGROOM_ADMIN_TOKEN (or admin_token in the "
+             "config file) to turn it on")
 _EVENTS_EVERY_SECONDS = 2.0
 _EVENTS_MAX_SECONDS = 600  # the dashboard reconnects
 
@@ -97,7 +99,7 @@ class AdminAPI:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self.enabled:
-            response = json_response({"error": "not found"}, 404)
+            response = json_response({"error": ADMIN_OFF}, 404)
         elif scope["path"] == ADMIN_PREFIX + "/dashboard" and scope["method"] == "GET":
             # The page itself holds no data; everything it shows needs the token.
             room = await self._asked_for(scope)

@@ -120,8 +120,17 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(json.load(response), indent=2))
             return 0
     except urllib.error.HTTPError as exc:
-        print(f"waitingroom: {exc.code}: {exc.read().decode(errors='replace')}",
+        print(f"waitingroom: {args.url} answered {exc.code}: {_problem(exc.read())}",
               file=sys.stderr)
     except (urllib.error.URLError, OSError) as exc:
         print(f"waitingroom: cannot reach {args.url}: {exc}", file=sys.stderr)
     return 1
+
+
+def _problem(body: bytes) -> str:
+    """What an admin API error answer says is wrong (its ``error`` field if JSON)."""
+    try:
+        error = json.loads(body).get("error")
+    except (ValueError, AttributeError):
+        error = None
+    return str(error) if error else body.decode(errors="replace")[:500]

@@ -8,10 +8,13 @@ from html import escape
 from waitingroom.web.pages import HEAD, in_room
 
 
-def _button(label: str, change: str, question: str, input_id: str = "") -> str:
+def _button(label: str, change: str, input_id: str = "", *, danger: bool = False) -> str:
+    """A control: the change it asks for (confirmed in words by the page's script);
+    ``danger`` for those that let many through or stop the line at once."""
     data_input = f' data-input="{input_id}"' if input_id else ""
-    return (f"<button type=\"button\" data-change='{change}' data-confirm=\"{question}\""
-            f"{data_input}>{label}</button>")
+    kind = ' class="danger"' if danger else ""
+    return (f"<button type=\"button\"{kind} data-change='{change}'{data_input}>"
+            f"{label}</button>")
 
 
 def dashboard_page(room: str) -> bytes:
@@ -30,24 +33,26 @@ def dashboard_page(room: str) -> bytes:
     charts = "".join(
         f'<div class="card"><p class="label">{label}</p><canvas id="c-{key}"></canvas></div>'
         for key, label in (("waiting", "Waiting, last hour"),
-                           ("active", "Active sessions (green) vs capacity (red)"),
+                           ("active", "Active sessions (green) and capacity (red, dashed)"),
                            ("rate", "Admissions per minute")))
-    sure = "Change the room:"
     controls = " ".join((
-        '<input id="i-capacity" type="number" min="1" value="100" aria-label="Capacity">',
-        _button("Set capacity", '{"capacity": 0}', sure, "i-capacity"),
-        '<input id="i-rate" type="number" min="0" value="0" aria-label="Rate per minute">',
-        _button("Set rate/min", '{"rate": 0}', sure, "i-rate"),
-        _button("Pause", '{"paused": true}', sure), _button("Resume", '{"paused": false}', sure),
-        _button("Open (no queue)", '{"mode": "open"}', sure),
-        _button("Gate normally", '{"mode": "normal"}', sure),
-        _button("Close the line", '{"mode": "closed"}', sure),
-        _button("Capture on", '{"capture": "on"}', sure),
-        _button("Capture off", '{"capture": "off"}', sure),
-        _button("Capture auto", '{"capture": "auto"}', sure),
+        '<input id="i-capacity" type="number" min="1" aria-label="Capacity"'
+        ' placeholder="live value">',
+        _button("Set capacity", '{"capacity": 0}', "i-capacity"),
+        '<input id="i-rate" type="number" min="0" aria-label="Rate per minute"'
+        ' placeholder="live value">',
+        _button("Set rate/min", '{"rate": 0}', "i-rate"),
+        _button("Pause", '{"paused": true}'), _button("Resume", '{"paused": false}'),
+        _button("Gate normally", '{"mode": "normal"}'),
+        _button("Capture auto", '{"capture": "auto"}'),
+        _button("Capture off", '{"capture": "off"}'),
         '<input id="i-message" type="text" maxlength="500" aria-label="Message"'
         ' placeholder="Operator message">',
-        _button("Set message", '{"message": ""}', sure, "i-message"),
+        _button("Set message", '{"message": ""}', "i-message"),
+        '<span class="danger-zone">',
+        _button("Open: no queue", '{"mode": "open"}', danger=True),
+        _button("Close the line", '{"mode": "closed"}', danger=True),
+        _button("Capture on", '{"capture": "on"}', danger=True), "</span>",
     ))
     return (head + f"""<h1 id="d-room" data-room="{escape(room)}">Room {escape(room)}</h1>
 <nav class="note" id="d-rooms" aria-label="Rooms"></nav>
@@ -57,7 +62,8 @@ def dashboard_page(room: str) -> bytes:
 <p id="d-state" class="note"></p>
 <div class="grid">{tiles}</div>
 <div class="charts">{charts}</div>
-<div class="card controls"><p class="label">Controls (each asks to confirm)</p>{controls}
+<div class="card controls"><p class="label">Controls (each says what it will do, then asks)
+</p>{controls}
 <p id="d-result" role="status"></p></div>
 <p class="note"><a href="{escape(in_room("/_wr/status-page", room))}">Public status page</a>
 </p>

@@ -4,15 +4,20 @@ The shop is the 2008 launch site in miniature: the catalogue and login are alway
 open, but the checkout can serve only a few concurrent sessions and fails loudly
 past that. The waiting room keeps it under that limit. A button on the front page
 breaks the order system, to show data-capture mode; ``/api/orders`` takes the
-replayed orders.
+replayed orders. The admin API is on (its token printed at start), and notify-me
+emails go to a local mail sink whose messages the shop shows at ``/notices``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
+import signal
 import time
+from email import message_from_bytes, policy
 from html import escape
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -21,8 +26,10 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from waitingroom.app import build_proxy_app
+from waitingroom.errors import ConfigError
 from waitingroom.settings import Settings
 from waitingroom.tools.redis_server import RedisServer, free_port
+from waitingroom.web.server import port_in_use
 
 SHOP_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width,initial-scale=1"><title>{title}</title>
@@ -48,6 +55,8 @@ class DemoShop:
         """Set from the catalogue page: the order system fails like on launch day."""
         self.orders: dict[str, dict[str, object]] = {}
         """Orders replayed from data capture, by Idempotency-Key."""
+        self.mail: list[dict[str, str]] = []
+        """Emails the waiting room sent (notify-me), newest last: shown at /notices."""
         self.app = Starlette(routes=[
             Route("/", self.catalogue),
             Route("/login", self.login, methods=["GET", "POST"]),
@@ -56,6 +65,7 @@ class DemoShop:
             Route("/health", self.health),
             Route("/api/orders", self.api_orders, methods=["GET", "POST"]),
             Route("/api/stats", self.api_stats),
+            Route("/notices", self.notices),
         ])
 
     def _page(self, title: str, body: str, status: int = 200) -> HTMLResponse:
@@ -68,7 +78,9 @@ class DemoShop:
                           '<p><a class="button" href="/checkout">Buy now</a> '
                           '<a href="/login">Log in</a></p><hr>'
                           f"<p>Demo controls: the order system is <b>{state}</b>. "
-                          f"{len(self.orders)} captured orders replayed so far.</p>"
+                          f"{len(self.orders)} captured orders replayed so far. "
+                          f'<a href="/notices">Notify-me messages sent</a> '
+                          f"({len(self.mail)}).</p>"
                           '<form method="post" action="/ops/break" style="display:inline">'
                           "<button>Break the order system</button></form> "
                           '<form method="post" action="/ops/fix" style="display:inline">'
@@ -102,6 +114,25 @@ class DemoShop:
                              "peak_sessions": self.peak_sessions,
                              "overloads": self.overloads})
 
+    async def notices(self, request: Request) -> Response:
+        """The notify-me emails the room sent, with their one-time links (the demo's
+        stand-in for the shoppers' inboxes)."""
+        items = "".join(
+            f"<li><b>To {escape(m['to'])}</b>: {escape(m['subject'])}<br>"
+            + _LINK.sub(lambda u: f'<a href="{u.group(0)}">{u.group(0)}</a>', escape(m["body"]))
+            + "</li>" for m in reversed(self.mail))
+        return self._page("Notify-me messages", (f"<ol>{items}</ol>" if items else
+                          "<p>None yet: join the line, ask to be told when it is your turn, "
+                          "and come back here when it is.</p>") + "<p><a href='/'>Back</a></p>")
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        """The demo's mail server (aiosmtpd calls this): keep each email for /notices."""
+        message = message_from_bytes(envelope.content, policy=policy.default)
+        body = message.get_body(("plain",))
+        self.mail.append({"to": ", ".join(envelope.rcpt_tos), "subject": str(message["subject"]),
+                          "body": body.get_content() if body else ""})
+        return "250 OK"
+
     async def login(self, request: Request) -> Response:
         """Always open, like account creation on launch day."""
         return self._page("Log in", "<p>Logins are always open.</p><p><a href='/'>Back</a></p>")
@@ -134,11 +165,19 @@ class DemoShop:
                           '<form method="post"><button>Place order</button></form>')
 
 
+_LINK = re.compile(r"https?://[^\s<>\"']+")
+
+
 def demo_settings(
-    *, redis_url: str, shop_port: int, port: int, capacity: int, spool_dir: str
+    *, redis_url: str, shop_port: int, port: int, capacity: int, spool_dir: str,
+    admin_token: str = "", smtp_port: int = 0,
 ) -> Settings:
-    """The waiting room of the demo: checkout gated, a quick breaker, a fresh secret."""
+    """The waiting room of the demo: checkout gated, a quick breaker, a fresh secret;
+    with ``admin_token`` the admin API, with ``smtp_port`` notify-me by email."""
     return Settings(
+        admin_token=(f"demo:{admin_token}",) if admin_token else (),
+        smtp_url=f"smtp://127.0.0.1:{smtp_port}" if smtp_port else "",
+        public_url=f"http://127.0.0.1:{port}" if smtp_port else "",
         origin=f"http://127.0.0.1:{shop_port}", port=port, capacity=capacity,
         redis_url=redis_url, secret=(secrets.token_urlsafe(32),),
         gated_paths=("/checkout*",), session_idle_seconds=120, capture_spool_dir=spool_dir,
@@ -150,14 +189,23 @@ def demo_settings(
 
 
 async def run_demo(*, port: int = 8000, capacity: int = 3) -> None:
-    """Run Redis, the shop and the waiting room until interrupted."""
+    """Run Redis, a mail sink, the shop and the waiting room until interrupted."""
+    from aiosmtpd.controller import Controller
+
+    if port_in_use("127.0.0.1", port):
+        raise ConfigError("--port", f"127.0.0.1:{port} is already in use: stop what listens "
+                          "there or pick another port (waitingroom demo --port 8001, or "
+                          "make demo PORT=8001)")
+    token = secrets.token_urlsafe(16)
     with RedisServer() as redis_server:
         shop_port = free_port()
         # The shop forgets an idle session a second before the room ends it, so a slot
         # the room hands on is always free at the shop too.
         shop = DemoShop(capacity=capacity, session_idle_seconds=119)
+        mail = Controller(shop, hostname="127.0.0.1", port=free_port())
+        mail.start()
         settings = demo_settings(redis_url=redis_server.url, shop_port=shop_port, port=port,
-                                 capacity=capacity,
+                                 capacity=capacity, admin_token=token, smtp_port=mail.port,
                                  spool_dir=str(redis_server.directory / "spool"))
         servers = [
             uvicorn.Server(uvicorn.Config(shop.app, host="127.0.0.1", port=shop_port,
@@ -166,10 +214,39 @@ async def run_demo(*, port: int = 8000, capacity: int = 3) -> None:
                                           port=port, log_level="warning",
                                           server_header=False, date_header=False)),
         ]
-        print(f"waitingroom demo: open http://127.0.0.1:{port}/  (checkout capacity "
-              f"{capacity}; Redis {redis_server.url}; Ctrl-C to stop)\n"
-              "  Break the order system from the shop's front page: checkouts switch to the "
-              "data-capture form.\n  Fix it, then replay the captured orders:\n"
-              f"    waitingroom replay --redis-url {redis_server.url} "
-              f"--to http://127.0.0.1:{port}/api/orders", flush=True)
-        await asyncio.gather(*(s.serve() for s in servers))
+        def stop(signum: int, frame: object) -> None:
+            for server in servers:  # uvicorn stops one, then hands the signal on to us
+                server.should_exit = True
+
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            serving = asyncio.gather(*(s.serve() for s in servers))
+            # uvicorn marks a server started with a flag, not an event.
+            while not all(s.started for s in servers) and not serving.done():  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            if all(s.started for s in servers):
+                print(_welcome(port, capacity, token, redis_server.url), flush=True)
+            await serving
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            mail.stop()
+
+
+def _welcome(port: int, capacity: int, token: str, redis_url: str) -> str:
+    """What the demo prints once it is listening."""
+    site = f"http://127.0.0.1:{port}"
+    return f"""waitingroom demo is running (Ctrl-C to stop):
+  the shop, behind the waiting room   {site}/   (checkout capacity {capacity})
+  the ops dashboard                   {site}/_wr/admin/dashboard
+      admin token                     {token}
+  notify-me messages sent             {site}/notices
+Try it:
+  - open {site}/checkout in {capacity + 1} or more browsers (or private windows): the
+    first {capacity} get in, the rest wait in line, live;
+  - from the dashboard, raise the capacity and watch the line move;
+  - press "Break the order system" on the shop's front page: checkouts switch to the
+    data-capture form. Fix it, then replay what was captured:
+      waitingroom replay --redis-url {redis_url} --to {site}/api/orders
+  - from a terminal:
+      WAITINGROOM_ADMIN_TOKEN={token} waitingroom admin --url {site} show"""

@@ -13,6 +13,7 @@ before the app sees anything. Limits are class attributes (set once at start-up 
 
 from __future__ import annotations
 
+import socket
 from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -84,3 +85,16 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
 class _Refused(Exception):
     """Raised from a parser callback to stop parsing a refused request."""
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Is something already listening on ``host:port``? (Tried by binding, as the
+    server will: so a start-up can say so in one line rather than a traceback.)"""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False

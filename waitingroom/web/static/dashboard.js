@@ -4,6 +4,7 @@
   "use strict";
   var $ = function (id) { return document.getElementById(id); };
   var samples = [];
+  var latest = null;  // the last sample: what the controls' confirmations describe
   var token = sessionStorage.getItem("wr-admin-token") || "";
   var room = $("d-room").getAttribute("data-room");
   var inRoom = "?room=" + encodeURIComponent(room);
@@ -23,6 +24,34 @@
       ", capture " + c.capture + (c.rate ? ", rate " + c.rate + "/min" : "");
     var eta = s.rate > 0 ? Math.round(s.waiting / s.rate) + " s" : "unknown";
     $("d-eta").textContent = eta;
+    // The inputs show the live values until someone types in them.
+    [["i-capacity", c.capacity], ["i-rate", c.rate]].forEach(function (pair) {
+      var input = $(pair[0]);
+      if (!input.hasAttribute("data-edited")) input.value = pair[1];
+    });
+  }
+
+  // What a change will do, in words, from the room as it stands: the confirmation.
+  function effect(body) {
+    var s = latest || { waiting: 0, active: 0, config: {} }, c = s.config;
+    var waiting = s.waiting + " waiting";
+    if ("capacity" in body) {
+      var n = body.capacity;
+      return "Capacity " + c.capacity + " \u2192 " + n + ": " + (n > s.active
+        ? "lets in up to " + (n - s.active) + " more now (" + s.active + " in the order flow)."
+        : "nobody new is let in until fewer than " + n + " sessions remain (" + s.active + " now).");
+    }
+    if ("rate" in body) return body.rate ? "Admit at most " + body.rate + " a minute." : "Admit with no rate limit.";
+    if ("paused" in body) return body.paused ? "Pause: nobody else is let in; the " + waiting + " keep their places."
+                                             : "Resume letting people in.";
+    if (body.mode === "open") return "Switch the queue OFF: the " + waiting + " and everyone who arrives go straight to the order flow, however many.";
+    if (body.mode === "closed") return "Close the line: nobody new gets a place; the " + waiting + " are still served in order.";
+    if (body.mode === "normal") return "Gate the order flow again, " + c.capacity + " at a time.";
+    if (body.capture === "on") return "Force capture ON: everyone gets the details form instead of the order flow.";
+    if (body.capture === "off") return "Force capture OFF: the order flow is used even while it is failing.";
+    if (body.capture === "auto") return "Let the breaker decide when to capture.";
+    if ("message" in body) return body.message ? "Show every visitor: \u201c" + body.message + "\u201d" : "Clear the message.";
+    return JSON.stringify(body);
   }
 
   function chart(id, series, colours) {
@@ -34,17 +63,31 @@
     var max = 1;
     series.forEach(function (f) { samples.forEach(function (s) { max = Math.max(max, f(s)); }); });
     var t0 = samples[0].t, span = Math.max(1, samples[samples.length - 1].t - t0);
-    series.forEach(function (f, i) {
+    // The limit (the first of several lines) goes on top, dashed: a line along it shows.
+    series.slice().reverse().forEach(function (f, r) {
+      var i = series.length - 1 - r;
       ctx.strokeStyle = colours[i]; ctx.lineWidth = 2 * (window.devicePixelRatio || 1);
+      ctx.setLineDash(series.length > 1 && i === 0 ? [6 * (window.devicePixelRatio || 1), 4 * (window.devicePixelRatio || 1)] : []);
       ctx.beginPath();
       samples.forEach(function (s, j) {
-        var x = (s.t - t0) / span * (w - 4) + 2, y = h - 4 - f(s) / max * (h - 8);
+        var x = (s.t - t0) / span * (w - 4) + 2, y = h - 18 * (window.devicePixelRatio || 1) - f(s) / max * (h - 34 * (window.devicePixelRatio || 1));
         if (j) ctx.lineTo(x, y); else ctx.moveTo(x, y);
       });
       ctx.stroke();
     });
-    ctx.fillStyle = "#4a4a4a"; ctx.font = (12 * (window.devicePixelRatio || 1)) + "px sans-serif";
-    ctx.fillText("max " + Math.round(max * 10) / 10, 6, 14 * (window.devicePixelRatio || 1));
+    ctx.setLineDash([]);
+    // Axes: the scale's top and zero, and clock times along the bottom.
+    var px = window.devicePixelRatio || 1;
+    ctx.fillStyle = "#4a4a4a"; ctx.font = (11 * px) + "px sans-serif";
+    ctx.fillText(String(Math.round(max * 10) / 10), 4 * px, 12 * px);
+    ctx.fillText("0", w - 12 * px, h - 16 * px);
+    ctx.strokeStyle = "#d0d4da"; ctx.lineWidth = px; ctx.beginPath();
+    ctx.moveTo(0, h - 14 * px); ctx.lineTo(w, h - 14 * px); ctx.stroke();
+    [0, 0.5, 1].forEach(function (at) {
+      var when = new Date(t0 + span * at).toTimeString().slice(0, span < 300000 ? 8 : 5);
+      var x = Math.min(Math.max(at * w - ctx.measureText(when).width * at, 2), w);
+      ctx.fillText(when, x, h - 2 * px);
+    });
   }
 
   function draw() {
@@ -58,7 +101,7 @@
     samples.push(s);
     var hourAgo = s.t - 3600 * 1000;
     while (samples.length && samples[0].t < hourAgo) samples.shift();
-    show(s); draw();
+    latest = s; show(s); draw();
   }
 
   // Links to every room's dashboard (rooms come and go while the launch runs).
@@ -110,6 +153,7 @@
 
   function change(body, question) {
     if (!window.confirm(question)) return;
+    $("d-result").textContent = "sending\u2026";
     fetch("/_wr/admin/room" + inRoom, { method: "POST", body: JSON.stringify(body),
                                headers: Object.assign({ "Content-Type": "application/json" }, auth()) })
       .then(function (r) { return r.json().then(function (j) {
@@ -125,7 +169,10 @@
       var raw = $(b.getAttribute("data-input")).value, key = Object.keys(body)[0];
       body[key] = typeof body[key] === "number" ? parseInt(raw, 10) : raw;
     }
-    change(body, b.getAttribute("data-confirm") + " " + JSON.stringify(body) + "?");
+    change(body, effect(body) + "\n\nGo ahead?");
+  });
+  document.addEventListener("input", function (e) {
+    if (e.target.id && e.target.id.indexOf("i-") === 0) e.target.setAttribute("data-edited", "");
   });
   $("d-login").addEventListener("submit", function (e) {
     e.preventDefault();
