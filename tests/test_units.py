@@ -27,9 +27,21 @@ def test_eta_comes_from_the_measured_rate() -> None:
     rate.observe(1_000_000, 100)
     rate.observe(1_000_500, 103)  # under a second later: not a new sample
     assert rate.per_second() is None
-    rate.observe(1_010_000, 120)  # 20 admissions in 10 s
+    rate.observe(1_010_000, 120)  # 20 admissions in 10 s: a rate, but no ETA yet
+    assert rate.per_second() == 2.0 and rate.eta_seconds(9) is None
+    rate.observe(1_040_000, 180)  # 80 in 40 s: measured long enough to promise by
     assert rate.per_second() == 2.0
     assert rate.eta_seconds(9) == 5
+
+
+def test_the_opening_burst_gives_no_eta() -> None:
+    """The room fills its capacity in a second when it opens, then nobody leaves: that
+    burst is no rate to tell the line "less than a minute" by."""
+    rate = AdmissionRate()
+    rate.observe(0, 0)
+    rate.observe(1_000, 3)
+    rate.observe(2_000, 3)
+    assert rate.eta_seconds(6) is None
 
 
 def test_eta_window_slides_and_resets() -> None:

@@ -114,7 +114,8 @@ def test_cli_reports_refusals_without_a_traceback(room_env: dict[str, str]) -> N
                 [sys.executable, "-m", "waitingroom.cli", "admin", "--url", url, *args],
                 env={**os.environ, "WAITINGROOM_ADMIN_TOKEN": TOKEN}, capture_output=True,
                 text=True, timeout=30)
-            assert result.returncode == 1 and result.stderr.startswith(f"waitingroom: {expected}")
+            assert result.returncode == 1 and result.stderr.startswith("waitingroom: ")
+            assert f"answered {expected}: " in result.stderr and "{" not in result.stderr
             assert "Traceback" not in result.stderr
 
 

@@ -17,10 +17,12 @@ import pytest
 from redis.asyncio import Redis
 from starlette.types import Receive, Scope, Send
 
+from tests.places import RoomClock
 from tests.servers import serve_in_process
 from waitingroom.app import build_proxy_app
 from waitingroom.engine import room_keys
 from waitingroom.middleware import WaitingRoomMiddleware
+from waitingroom.room import standing
 from waitingroom.settings import Settings
 
 CHROMIUM = "/usr/bin/chromium"
@@ -283,3 +285,45 @@ async def test_the_beacon_keeps_a_browsing_shopper_and_lets_a_leaving_one_go(
             assert 0 < await expiry_in() <= 10  # ends in seconds, not minutes
             await page.close()
     await redis.aclose()
+
+
+async def test_the_handoff_page_keeps_the_place_until_the_other_device_takes_it(
+    make_settings: Callable[..., Settings], browser: object, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Five minutes on the "continue on another device" page (room time, moved by the
+    test) and the link still moves the place, at the same position; on a phone the page
+    fits the screen and leads back to the line."""
+    monkeypatch.setattr(standing, "poll_interval", lambda *args: 1)  # the page asks each second
+    settings = make_settings(capacity=1, gated_paths=("/checkout*",),
+                             session_idle_seconds=3600, session_max_seconds=7200)
+    room = WaitingRoomMiddleware(shop, settings=settings)
+    async with serve_in_process(room) as url, httpx.AsyncClient(base_url=url) as holder:
+        clock = await RoomClock(room.engine, "default").start()
+        await holder.get("/checkout")  # the one slot is taken for the whole test
+        laptop = await browser.new_context(  # type: ignore[attr-defined]
+            viewport={"width": 390, "height": 844}, device_scale_factor=2)
+        phone = await browser.new_context()  # type: ignore[attr-defined]
+        try:
+            page = await laptop.new_page()
+            await page.goto(url + "/checkout")
+            await async_api.expect(page.locator("#wr-position")).to_have_text("1")
+            await page.goto(url + "/_wr/resume-link?to=/checkout")
+            for _ in range(15):  # 15 x 20 s: five minutes, a 60 s grace five times over
+                await clock.advance(20)
+                async with page.expect_request(lambda r: "/_wr/status" in r.url):
+                    pass
+            assert await page.evaluate("document.documentElement.scrollWidth") <= 390
+            assert await page.get_attribute("text=Back to the line", "href") == "/checkout"
+            ARTIFACTS.mkdir(exist_ok=True)
+            await page.screenshot(path=str(ARTIFACTS / "handoff-phone.png"), full_page=True)
+            link = await page.get_attribute(".link a", "href")
+            assert link is not None
+            other = await phone.new_page()
+            await other.goto(link)
+            await async_api.expect(other.locator("#wr-position")).to_have_text("1")
+            await async_api.expect(page.locator("#wr-keep-state")).to_contain_text(
+                "now on your other device", timeout=10_000)
+        finally:
+            await laptop.close()
+            await phone.close()
+            await room.aclose()

@@ -7,6 +7,9 @@ import math
 from collections import deque
 
 _SAMPLE_EVERY_MS = 1000
+ETA_MEASURED_SECONDS = 30
+"""An ETA is given only from a rate measured over at least this long: the burst that
+fills the room when it opens is no rate to promise a wait by."""
 
 
 class AdmissionRate:
@@ -39,9 +42,11 @@ class AdmissionRate:
         return (n1 - n0) * 1000 / (t1 - t0)
 
     def eta_seconds(self, position: int) -> int | None:
-        """Seconds until ``position`` reaches the door at the measured rate, if known."""
+        """Seconds until ``position`` reaches the door at the rate measured over the
+        last :data:`ETA_MEASURED_SECONDS` or more; None until then, or while nobody
+        is being let in."""
         rate = self.per_second()
-        if not rate:
+        if not rate or self._samples[-1][0] - self._samples[0][0] < ETA_MEASURED_SECONDS * 1000:
             return None
         return math.ceil(position / rate)
 

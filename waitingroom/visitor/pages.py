@@ -21,13 +21,20 @@ def notify_page(lang: str = "en", *, room: str = "", here: str = "",
 """).encode()
 
 
-def resume_link_page(url: str, qr_src: str, lang: str = "en") -> bytes:
-    """The "continue on another device" page: the link, and the same as a QR code."""
-    head = HEAD.format(lang=lang, title=html_text("other_device", lang), extra="")
+def resume_link_page(url: str, qr_src: str, lang: str = "en", *, room: str = "",
+                     back: str = "/") -> bytes:
+    """The "continue on another device" page: the link, and the same as a QR code. Its
+    script keeps the place alive (it asks for the status as the queue page would) until
+    the other device takes it; ``back`` is the page the visitor came from."""
+    head = HEAD.format(lang=lang, title=html_text("other_device", lang),
+                       extra='<script src="/_wr/static/keep.js" defer></script>\n')
     return (head + f"""<h1>{html_text("other_device", lang)}</h1>
-<div class="card"><p>{html_text("other_device_how", lang)}</p>
+<div class="card" id="wr-keep" data-room="{escape(room)}" data-to="{escape(back)}"
+data-moved="{escape(text("moved", lang))}"><p>{html_text("other_device_how", lang)}</p>
 <p><img src="{escape(qr_src)}" alt="{escape(text("qr_alt", lang))}" width="200" height="200">
-</p><p class="note"><a href="{escape(url)}">{escape(url, quote=False)}</a></p></div>
+</p><p class="note link"><a href="{escape(url)}">{escape(url, quote=False)}</a></p>
+<p id="wr-keep-state" role="status">{html_text("keep_open", lang)}</p></div>
+<p class="note"><a href="{escape(back)}">{html_text("back_to_line", lang)}</a></p>
 </main></body></html>
 """).encode()
 

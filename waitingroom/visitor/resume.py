@@ -33,8 +33,9 @@ async def link(room: Room, request: Request, receive: Receive, send: Send) -> No
                                   "expires_in_seconds": RESUME_MAX_AGE})
     else:
         url = request.site(room.settings.public_url) + "/_wr/resume?" + params
-        response = html_response(resume_link_page(url, "/_wr/qr.svg?" + params,
-                                                  request.language()))
+        response = html_response(resume_link_page(
+            url, "/_wr/qr.svg?" + params, request.language(), room=room.name,
+            back=same_site(query.get("to"))))
     await response(request.scope, receive, send)
 
 

@@ -119,6 +119,15 @@ TEXTS: dict[str, dict[str, str]] = {
         "de": "Öffnen Sie diesen Link oder scannen Sie den Code innerhalb von 10 Minuten auf "
               "Ihrem anderen Gerät. Ihr Platz wandert dorthin, an dieselbe Stelle, und "
               "dieses Gerät gibt ihn ab."},
+    "keep_open": {
+        "en": "Keep this page open until you have opened the link on your other device: "
+              "while it is open, your place is kept here.",
+        "fr": "Gardez cette page ouverte jusqu'à ce que vous ayez ouvert le lien sur votre "
+              "autre appareil : tant qu'elle est ouverte, votre place est gardée ici.",
+        "de": "Lassen Sie diese Seite offen, bis Sie den Link auf Ihrem anderen Gerät "
+              "geöffnet haben: Solange sie offen ist, bleibt Ihr Platz hier erhalten."},
+    "back_to_line": {"en": "Back to the line", "fr": "Retour à la file",
+                     "de": "Zurück zur Warteschlange"},
     "qr_alt": {"en": "QR code of the link", "fr": "Code QR du lien", "de": "QR-Code des Links"},
     "moved_title": {"en": "Your place moved", "fr": "Votre place a été transférée",
                     "de": "Ihr Platz ist umgezogen"},
