@@ -71,6 +71,8 @@ class Settings:
     case_insensitive_paths: bool = False
     """Match gated and open paths without regard to case, for an origin that ignores
     case in paths (IIS): else ``/CHECKOUT`` would pass a ``/checkout*`` gate."""
+    shop_name: str = ""
+    """The shop's name, shown on the queue page and in its title (empty: none)."""
     message: str = ""
     """Operator message shown to waiting visitors; seeds the room's live value."""
     origin_timeout_seconds: float = 30.0
@@ -180,6 +182,7 @@ class Settings:
                    "a redis+sentinel:// URL names its service: "
                    "redis+sentinel://host:26379[,host:26379]/service[/db]")
         _check(self.capacity >= 1, "capacity", "must be at least 1")
+        _check(len(self.shop_name) <= 100, "shop_name", "at most 100 characters")
         for secret in self.secret:
             _check(len(secret) >= _MIN_SECRET_LENGTH, "secret",
                    f"each secret needs at least {_MIN_SECRET_LENGTH} characters")

@@ -280,8 +280,7 @@ async def test_message_is_escaped(visitor: Callable[..., httpx.AsyncClient],
 def test_queue_page_has_a_no_javascript_refresh() -> None:
     from waitingroom.status import Status
 
-    html = pages.queue_page(Status(ROOM, "queued", position=7, poll_after_seconds=4),
-                            grace_seconds=60).decode()
+    html = pages.queue_page(Status(ROOM, "queued", position=7, poll_after_seconds=4)).decode()
     assert '<noscript><meta http-equiv="refresh" content="4"></noscript>' in html
 
 
@@ -291,15 +290,27 @@ def test_queue_pages_built_from_one_frame_carry_each_visitors_own_values() -> No
     def page(position: int, eta: int | None, here: str = "/checkout") -> str:
         status = Status(ROOM, "queued", position=position, eta_seconds=eta,
                         poll_after_seconds=2 + position // 100)
-        return pages.queue_page(status, grace_seconds=60, here=here).decode()
+        return pages.queue_page(status, here=here).decode()
 
     first, second = page(7, None), page(700, 600)
     assert '<p class="pos" id="wr-position">7</p>' in first
     assert '<p class="pos" id="wr-position">700</p>' in second
     assert 'content="2"' in first and 'content="9"' in second
     assert "8 to 12 minutes" in second and "8 to 12" not in first
+
     odd = page(3, None, here="/p\x00q")  # a decoded %00 in the path
     assert '<p class="pos" id="wr-position">3</p>' in odd and "\x00" not in odd
+
+
+def test_the_queue_page_names_the_shop_and_says_how_long_a_session_lasts() -> None:
+    from waitingroom.status import Status
+
+    look = pages.RoomLook(shop_name="Tom & Jo's <b>", session_idle_seconds=600,
+                          session_max_seconds=1800)
+    html = pages.queue_page(Status(ROOM, "queued", position=3), look=look, lang="fr").decode()
+    assert "<title>Vous êtes dans la file \u2013 Tom &amp; Jo&#x27;s &lt;b&gt;</title>" in html
+    assert "Jo's <b>" not in html
+    assert "jusqu&#x27;à 30 minutes" in html and "10 minutes d&#x27;inactivité" in html
 
 
 def _old_ticket(room: str, visitor_id: str) -> str:

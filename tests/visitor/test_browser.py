@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -81,6 +82,9 @@ async def test_position_updates_live_and_the_turn_lands_on_the_page_asked_for(
         await page.goto(room_url + "/checkout?item=waitphone")
         position = page.locator("#wr-position")
         assert await position.inner_text() == "2"
+        progress = page.locator("#wr-progress")
+        await async_api.expect(progress).to_have_attribute("aria-valuenow", "0")
+        await async_api.expect(page.locator("#wr-updated")).to_contain_text("Updated")
         assert "Doors open at nine" in await page.locator("#wr-message").inner_text()
         ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / "queue-page-phone.png"), full_page=True)
@@ -89,9 +93,14 @@ async def test_position_updates_live_and_the_turn_lands_on_the_page_asked_for(
         # A locator, not a JS predicate: the page's CSP forbids eval, as it should.
         await async_api.expect(position).to_have_text("1", timeout=15_000)
         assert page.url.endswith("/checkout?item=waitphone")  # no reload, no redirect
+        # The one ahead has gone in: all of the line ahead has moved.
+        await async_api.expect(progress).to_have_attribute("aria-valuenow", "100")
 
         assert (await ahead.get("/_wr/status")).json()["state"] == "admitted"
         await ahead.get("/checkout/done")
+        # The turn has a moment: the tab's title says so, and how long the session lasts.
+        await async_api.expect(page).to_have_title(re.compile("your turn"), timeout=15_000)
+        await async_api.expect(page.locator("#wr-turn")).to_contain_text("up to 30 minutes")
         await page.wait_for_selector("#shop", timeout=15_000)
         assert await page.locator("#shop").inner_text() == "shop:/checkout"
         assert page.url == room_url + "/checkout?item=waitphone"

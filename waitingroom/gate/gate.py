@@ -53,6 +53,9 @@ class RoomGate:
         room.every_tick(self.notices.send_due)
         self.routes: dict[str, Handler] = room_routes(room, self.desk, self.notices)
         """The room's own endpoints under ``/_wr/``, by path."""
+        self.look = pages.RoomLook(settings.grace_seconds, self.notices.notifier.enabled,
+                                   settings.shop_name, settings.session_idle_seconds,
+                                   settings.session_max_seconds)
 
     async def __call__(self, request: Request, receive: Receive, send: Send) -> None:
         """Answer a request for a path this room gates."""
@@ -94,9 +97,8 @@ class RoomGate:
             elif status.state == "moved":
                 response = html_response(moved_page(request.language()))
             else:
-                body = pages.queue_page(status, grace_seconds=room.settings.grace_seconds,
-                                        lang=request.language(), here=request.here(),
-                                        notify=self.notices.notifier.enabled)
+                body = pages.queue_page(status, look=self.look, lang=request.language(),
+                                        here=request.here())
                 response = html_response(body, headers=headers)
             standing.set_cookies += request.language_cookie()
             await with_cookies(response, standing.set_cookies)(request.scope, receive, send)

@@ -183,6 +183,7 @@ def demo_settings(
         gated_paths=("/checkout*",), session_idle_seconds=120, capture_spool_dir=spool_dir,
         breaker_window_seconds=5, breaker_min_requests=3, breaker_cooldown_seconds=10,
         health_check_url=f"http://127.0.0.1:{shop_port}/health",
+        shop_name="waitPhone 3G launch",
         message="Welcome to the waitPhone 3G launch! Places are given first come, "
                 "first served.",
     )

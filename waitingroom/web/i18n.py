@@ -18,6 +18,19 @@ TEXTS: dict[str, dict[str, str]] = {
                    "de": "Ihr Platz in der Schlange"},
     "expected_wait": {"en": "Expected wait:", "fr": "Attente estimée :",
                       "de": "Erwartete Wartezeit:"},
+    "progress": {"en": "Progress through the line", "fr": "Progression dans la file",
+                 "de": "Fortschritt in der Warteschlange"},
+    "updated": {"en": "Updated {n} s ago", "fr": "Mis à jour il y a {n} s",
+                "de": "Vor {n} s aktualisiert"},
+    "your_turn": {"en": "It's your turn!", "fr": "C'est votre tour !",
+                  "de": "Sie sind an der Reihe!"},
+    "your_turn_session": {
+        "en": "Taking you there now. You have up to {max} minutes to finish; the session "
+              "ends after {idle} minutes without activity.",
+        "fr": "Nous vous y emmenons. Vous avez jusqu'à {max} minutes pour terminer ; la "
+              "session prend fin après {idle} minutes d'inactivité.",
+        "de": "Es geht jetzt weiter. Sie haben bis zu {max} Minuten Zeit; die Sitzung "
+              "endet nach {idle} Minuten ohne Aktivität."},
     "eta_unknown": {"en": "working it out\u2026", "fr": "en cours de calcul\u2026",
                     "de": "wird berechnet\u2026"},
     "eta_soon": {"en": "less than a minute", "fr": "moins d'une minute",

@@ -7,6 +7,7 @@ from the package under ``/_wr/static/``, and a page that works with JavaScript o
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from html import escape
@@ -77,12 +78,25 @@ def switcher(lang: str, here: str) -> str:
     return f'<nav class="note" aria-label="{html_text("language", lang)}">{links}</nav>'
 
 
-def queue_page(status: Status, *, grace_seconds: int, lang: str = "en",
-               here: str = "", notify: bool = False) -> bytes:
+@dataclass(frozen=True, slots=True)
+class RoomLook:
+    """What a room's queue page says besides the visitor's own values (hashable: the
+    page's frame is cached by it)."""
+
+    grace_seconds: int = 60
+    notify: bool = False
+    """Offer "tell me when it's my turn"."""
+    shop_name: str = ""
+    session_idle_seconds: int = 300
+    session_max_seconds: int = 1800
+
+
+def queue_page(status: Status, *, look: RoomLook = RoomLook(), lang: str = "en",
+               here: str = "") -> bytes:
     """The HTML page a waiting visitor sees in place of the page they asked for, in
     ``lang``; ``here`` (the page's own path and query) is where the switcher points."""
     before_refresh, before_position, before_eta, before_state, rest = _queue_frame(
-        status.room, status.message or "", lang, here, notify, grace_seconds)
+        status.room, status.message or "", lang, here, look)
     state = text(status.state, lang) if status.state in ("paused", "prequeue") else ""
     return "".join((
         before_refresh, str(status.poll_after_seconds),
@@ -96,35 +110,45 @@ _LIVE = "\x00"
 
 
 @lru_cache(maxsize=256)
-def _queue_frame(room: str, message: str, lang: str, here: str, notify: bool,
-                 grace_seconds: int) -> tuple[str, ...]:
+def _queue_frame(room: str, message: str, lang: str, here: str,
+                 look: RoomLook) -> tuple[str, ...]:
     """The queue page around its four live values (refresh interval, position, wait,
     state), in that order: the same for everyone in a room asking for the same page in
     the same language, so it is built once, not for every arrival."""
     here = here.replace(_LIVE, "\ufffd")
     message = escape(message.replace(_LIVE, "\ufffd"))
+    shop = escape(look.shop_name.replace(_LIVE, "\ufffd"))
+    title = html_text("in_line", lang) + (f" \u2013 {shop}" if shop else "")
     head = HEAD.format(
-        lang=lang, title=html_text("in_line", lang),
+        lang=lang, title=title,
         extra=(f'<noscript><meta http-equiv="refresh" content="{_LIVE}"></noscript>\n'
                '<script src="/_wr/static/queue.js" defer></script>\n'),
     )
+    turn = text("your_turn_session", lang, max=look.session_max_seconds // 60,
+                idle=max(1, look.session_idle_seconds // 60))
     # The page's script shows the same words, so it reads them from here.
-    words = " ".join(f'data-{key.replace("_", "-")}="{escape(text(key, lang))}"' for key in (
-        "eta_unknown", "eta_soon", "eta_minute", "eta_minutes", "paused", "prequeue"))
-    body = f"""<h1>{html_text("in_line", lang)}</h1>
+    words = " ".join(f'data-{key.replace("_", "-")}="{escape(value)}"' for key, value in (
+        *((k, text(k, lang)) for k in ("eta_unknown", "eta_soon", "eta_minute",
+                                       "eta_minutes", "paused", "prequeue", "updated",
+                                       "your_turn")),
+        ("your_turn_session", turn)))
+    body = f"""{f'<p class="shop">{shop}</p>' if shop else ""}<h1>{html_text("in_line", lang)}</h1>
 <div class="card" aria-live="polite" id="wr-card" data-room="{escape(room)}" {words}>
+<p class="turn" id="wr-turn" role="alert" hidden></p>
 <p class="label">{html_text("your_place", lang)}</p>
 <p class="pos" id="wr-position">{_LIVE}</p>
 <p class="label">{html_text("expected_wait", lang)} <strong id="wr-eta">{_LIVE}</strong></p>
 <p class="label" id="wr-state">{_LIVE}</p>
-<div class="bar" aria-hidden="true"><i></i></div>
+<div class="bar" id="wr-progress" role="progressbar" aria-label="{html_text("progress", lang)}"
+aria-valuemin="0" aria-valuemax="100" aria-valuenow="0" hidden><i></i></div>
+<p class="note" id="wr-updated"></p>
 </div>
 <p class="msg" id="wr-message"{"" if message else " hidden"}>{message}</p>
-<p class="note">{html_text("how_it_works", lang, grace=grace_seconds)}</p>
+<p class="note">{html_text("how_it_works", lang, grace=look.grace_seconds)}</p>
 <p class="note"><a href="{escape(in_room("/_wr/status-page", room))}">\
 {html_text("status_page", lang)}</a> \u00b7 <a href="{escape(_resume_link(room, here))}">\
 {html_text("other_device", lang)}</a></p>
-{notify_form(room, here, lang) if notify else ""}{switcher(lang, here) if here else ""}
+{notify_form(room, here, lang) if look.notify else ""}{switcher(lang, here) if here else ""}
 </main></body></html>
 """
     return tuple((head + body).split(_LIVE))

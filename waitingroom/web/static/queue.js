@@ -4,7 +4,10 @@
   "use strict";
   var $ = function (id) { return document.getElementById(id); };
   var card = $("wr-card");
-  var room = "?room=" + encodeURIComponent(card.getAttribute("data-room"));
+  var roomName = card.getAttribute("data-room");
+  var room = "?room=" + encodeURIComponent(roomName);
+  var firstKey = "wr-first-" + roomName;  // the position this visitor first saw
+  var updatedAt = 0, leaving = false;
   function words(key) { return card.getAttribute("data-" + key); }  // in the page's language
   function minutes(s) {
     if (s === null) return words("eta-unknown");
@@ -15,13 +18,46 @@
     return words("eta-minutes").replace("{low}", Math.max(1, m - spread))
       .replace("{high}", m + spread);
   }
-  function show(st) {
-    if (st.state === "admitted" || st.state === "open" || st.state === "capture" ||
-        st.state === "moved") {
-      location.replace(location.href);  // same URL, same origin: no redirect target to forge
-      return;
+  // Progress: the share of those ahead at the first look who have gone in since.
+  function progress(position) {
+    var first = parseInt(sessionStorage.getItem(firstKey) || "0", 10);
+    if (!first || position > first) {
+      first = position; sessionStorage.setItem(firstKey, String(position));
     }
+    var share = first > 1 ? Math.round((first - position) / (first - 1) * 100) : 100;
+    var bar = $("wr-progress");
+    bar.hidden = false;
+    bar.setAttribute("aria-valuenow", String(share));
+    bar.firstElementChild.style.width = share + "%";
+  }
+  function go() { location.replace(location.href); }  // same URL: no redirect target to forge
+  // The turn has come: say so (the tab's title too, for a tab in the background), then
+  // go on. A hidden tab waits to be looked at, asking meanwhile (which holds the slot)
+  // for at most half a minute.
+  function yourTurn() {
+    leaving = true;
+    sessionStorage.removeItem(firstKey);
+    document.title = "\u2705 " + words("your-turn");
+    var turn = $("wr-turn");
+    turn.textContent = words("your-turn") + " " + words("your-turn-session");
+    turn.hidden = false;
+    if (navigator.vibrate) navigator.vibrate([200, 100, 200]);
+    var giveUp = Date.now() + 30000;
+    function whenSeen() {
+      if (!document.hidden || Date.now() > giveUp) { setTimeout(go, 1500); return; }
+      fetch("/_wr/status" + room, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .catch(function () {}).then(function () { setTimeout(whenSeen, 2000); });
+    }
+    whenSeen();
+  }
+  function show(st) {
+    if (leaving) return;
+    if (st.state === "admitted") { yourTurn(); return; }
+    if (st.state === "open" || st.state === "capture" || st.state === "moved") { go(); return; }
+    updatedAt = Date.now();
+    $("wr-updated").textContent = words("updated").replace("{n}", "0");
     $("wr-position").textContent = st.position === null ? "\u2013" : st.position;
+    if (st.position) progress(st.position);
     $("wr-eta").textContent = minutes(st.eta_seconds);
     $("wr-state").textContent = st.state === "paused" || st.state === "prequeue"
       ? words(st.state) : "";
@@ -29,16 +65,22 @@
     msg.textContent = st.message || "";
     msg.hidden = !st.message;
   }
+  setInterval(function () {
+    if (updatedAt && !leaving) {
+      var n = Math.round((Date.now() - updatedAt) / 1000);
+      $("wr-updated").textContent = words("updated").replace("{n}", String(n));
+    }
+  }, 1000);
   function poll() {
     fetch("/_wr/status" + room, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (r) { return r.json(); })
-      .then(function (st) { show(st); setTimeout(poll, st.poll_after_seconds * 1000); })
+      .then(function (st) { show(st); if (!leaving) setTimeout(poll, st.poll_after_seconds * 1000); })
       .catch(function () { setTimeout(poll, 5000); });
   }
   if (window.EventSource) {
     var es = new EventSource("/_wr/events" + room);
     es.onmessage = function (e) { show(JSON.parse(e.data)); };
-    es.onerror = function () { if (es.readyState === 2) poll(); };
+    es.onerror = function () { if (es.readyState === 2 && !leaving) poll(); };
   } else {
     poll();
   }
