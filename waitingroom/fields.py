@@ -73,10 +73,15 @@ def parse_fields(spec: str) -> tuple[CaptureField, ...]:
     return tuple(fields)
 
 
+ERRORS = ("not_text", "required", "tick", "too_long", "email", "phone", "choice")
+"""What :func:`validate` may find wrong with a field (``error_<code>`` in the texts)."""
+
+
 def validate(
     fields: tuple[CaptureField, ...], data: Mapping[str, object]
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """Clean submitted values; return (values, errors by field name).
+    """Clean submitted values; return (values, errors by field name). Each error is
+    one of :data:`ERRORS` (the words, in each language, are the pages' to choose).
 
     Values are trimmed strings; unknown keys are ignored; anything not a string (a
     JSON number, list, ...) is an error rather than silently converted.
@@ -86,25 +91,24 @@ def validate(
     for field in fields:
         raw = data.get(field.name, "")
         if not isinstance(raw, str):
-            errors[field.name] = "must be text"
+            errors[field.name] = "not_text"
             continue
         value = _CONTROL.sub("", raw).strip()
         values[field.name] = value
         if not value:
             if field.required:
-                errors[field.name] = ("please tick this box" if field.kind == "consent"
-                                      else "this field is required")
+                errors[field.name] = "tick" if field.kind == "consent" else "required"
             continue
         if len(value) > field.max_length:
-            errors[field.name] = f"at most {field.max_length} characters"
+            errors[field.name] = "too_long"
         elif field.kind == "email" and not _EMAIL.fullmatch(value):
-            errors[field.name] = "please enter an email address like name@example.com"
+            errors[field.name] = "email"
         elif field.kind == "phone" and not _PHONE.fullmatch(value):
-            errors[field.name] = "please enter a phone number (digits, spaces, +)"
+            errors[field.name] = "phone"
         elif field.kind == "consent" and value not in ("on", "yes", "1", "true"):
-            errors[field.name] = "please tick this box"
+            errors[field.name] = "tick"
         elif field.kind == "choice" and value not in field.choices:
-            errors[field.name] = "please pick one of the options"
+            errors[field.name] = "choice"
     return values, errors
 
 

@@ -52,6 +52,32 @@ async def test_forced_capture_serves_the_form_and_keeps_places(
         assert described["csrf"]
 
 
+async def test_the_form_speaks_the_visitors_language_end_to_end(
+    room: WaitingRoomMiddleware,
+) -> None:
+    """Labels of the usual fields, the consent text, the errors and the notices in the
+    visitor's language (an operator's own field keeps its label); JSON stays English."""
+    german = {"Accept-Language": "de-DE,de;q=0.9"}
+    async with client(room) as holder, client(room) as visitor:
+        await holder.get("/checkout")
+        form = (await visitor.get("/checkout", headers=german)).text
+        assert '<html lang="de">' in form and "Ich bin einverstanden" in form
+        assert ">E-Mail</label>" in form and ">Tarif</label>" in form
+        assert "Auswählen" in form and "I agree" not in form
+        assert 'hreflang="fr"' in form  # the language switcher
+        assert "weiterhin Nummer 1" in form  # the place is kept, said plainly
+        wrong = await visitor.post("/_wr/capture", headers=german, data={
+            **GOOD, "email": "not-an-address", "csrf": csrf_of(form)})
+        assert wrong.status_code == 400 and "E-Mail-Adresse wie name@beispiel.de" in wrong.text
+        expired = await visitor.post("/_wr/capture", headers=german,
+                                     data={**GOOD, "csrf": "forged"})
+        assert expired.status_code == 403 and "Formular ist abgelaufen" in expired.text
+        api = await visitor.post("/_wr/capture", json={**GOOD, "email": "x", "csrf": csrf_of(
+            form)}, headers={"Accept": "application/json", **german})
+        assert api.json()["errors"] == {
+            "email": "please enter an email address like name@example.com"}
+
+
 async def test_a_submission_is_stored_once_with_its_place(room: WaitingRoomMiddleware) -> None:
     async with client(room) as holder, client(room) as visitor:
         await holder.get("/checkout")

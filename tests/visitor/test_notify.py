@@ -160,3 +160,27 @@ async def test_an_away_visitor_is_told_when_a_session_just_runs_out(
     finally:
         await room.aclose()
         smtp.stop()
+
+
+async def test_the_notify_pages_speak_french_and_lead_back_to_the_line(
+    make_settings: Callable[..., Settings],
+) -> None:
+    room = WaitingRoomMiddleware(Origin(), settings=make_settings(
+        capacity=1, smtp_url="smtp://127.0.0.1:9", public_url="https://shop.example",
+        notify_claim_seconds=600))
+    french = {"Accept-Language": "fr"}
+    transport = httpx.ASGITransport(app=room)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as a, \
+                httpx.AsyncClient(transport=transport, base_url="http://shop.test") as b:
+            await a.get("/checkout")
+            await b.get("/checkout")
+            wrong = await b.post("/_wr/notify", headers=french,
+                                 data={"phone": "0612", "to": "/checkout"})
+            assert wrong.status_code == 400 and "veuillez saisir un numéro" in wrong.text
+            done = await b.post("/_wr/notify", headers=french,
+                                data={"email": "bo@example.com", "to": "/checkout"})
+            assert done.status_code == 200 and "10 minutes pour l'ouvrir" in done.text
+            assert '<a href="/checkout">Retour à la file</a>' in done.text
+    finally:
+        await room.aclose()

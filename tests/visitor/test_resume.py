@@ -68,6 +68,8 @@ async def test_the_link_page_draws_the_qr_code_here_and_only_for_real_links(
             page = await b.get("/_wr/resume-link?to=//evil.example/")
             assert "http://shop.test/_wr/resume?" in page.text
             assert "evil.example" not in page.text  # the target is checked
+            german = await b.get("/_wr/resume-link?to=/x&lang=de")
+            assert "Zurück zur Warteschlange" in german.text and 'hreflang="fr"' in german.text
             src = page.text.split('<img src="')[1].split('"')[0].replace("&amp;", "&")
             qr = await b.get(src)
             assert qr.headers["content-type"] == "image/svg+xml"

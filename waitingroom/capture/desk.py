@@ -33,6 +33,7 @@ from waitingroom.web.asgi import (
     json_response,
     read_body,
 )
+from waitingroom.web.i18n import TEXTS, field_error, text
 
 logger = logging.getLogger("waitingroom.capture")
 
@@ -40,6 +41,8 @@ MAX_BODY_BYTES = 16 * 1024
 
 
 class _Rejected(Exception):
+    """The submission cannot be taken: ``problem`` is a text key or plain words."""
+
     def __init__(self, status: int, problem: str) -> None:
         super().__init__(problem)
         self.status = status
@@ -65,20 +68,26 @@ class CaptureDesk:
         self, visitor_id: str, status: Status, *, wants_json: bool, lang: str = "en",
         status_code: int = 200,
         values: dict[str, str] | None = None, errors: dict[str, str] | None = None,
-        notice: str = "",
+        notice: str = "", here: str = "",
     ) -> Response:
-        """The form (HTML) or its description (JSON), carrying a fresh CSRF token."""
+        """The form (HTML, in ``lang``; ``here``: where its language switcher points)
+        or its description (JSON, in English), carrying a fresh CSRF token. ``notice``
+        is a text key; ``errors`` are :data:`waitingroom.fields.ERRORS` codes."""
         csrf = self.tickets.issue_csrf(self.room, visitor_id)
         if wants_json:
-            body = {**status.as_dict(), "csrf": csrf, "errors": errors or {},
+            by_name = {f.name: f for f in self.fields}
+            body = {**status.as_dict(), "csrf": csrf,
+                    "errors": {name: field_error(code, "en", by_name[name].max_length)
+                               for name, code in (errors or {}).items()},
                     "fields": [{"name": f.name, "kind": f.kind, "required": f.required,
                                 "max_length": f.max_length, "choices": list(f.choices)}
                                for f in self.fields]}
             if notice:
-                body["error"] = notice
+                body["error"] = _words(notice)
             return json_response(body, status_code)
         html = pages.capture_page(self.fields, csrf=csrf, values=values, errors=errors, lang=lang,
-                                  status=status, notice=notice)
+                                  status=status, notice=_words(notice, lang),
+                                  here=here)
         return html_response(html, status_code)
 
     async def submit(
@@ -90,14 +99,14 @@ class CaptureDesk:
         try:
             data = await _read_submission(headers, receive)
             if visitor_id is None:
-                raise _Rejected(403, "Your session has expired: please reload the page.")
+                raise _Rejected(403, "notice_session_expired")
             token = data.pop("csrf", None)
             if self.tickets.read_csrf(token if isinstance(token, str) else None,
                                       self.room) != visitor_id:
-                raise _Rejected(403, "This form has expired: please send it again.")
+                raise _Rejected(403, "notice_form_expired")
         except _Rejected as rejected:
             if visitor_id is None or rejected.status == 413:
-                return _plain(rejected.status, rejected.problem, wants_json)
+                return _plain(rejected.status, _words(rejected.problem), wants_json)
             return self.form(visitor_id, status, wants_json=wants_json, lang=lang,
                              status_code=rejected.status, notice=rejected.problem)
         values, errors = validate(self.fields, data)
@@ -110,12 +119,10 @@ class CaptureDesk:
         except OSError:
             logger.exception("capture %s could not be stored anywhere", reference)
             return self.form(visitor_id, status, wants_json=wants_json, lang=lang, status_code=503,
-                             values=values, notice="We could not save your details just "
-                             "now. Please send the form again in a moment.")
+                             values=values, notice="notice_not_saved")
         if not stored:
             return self.form(visitor_id, status, wants_json=wants_json, lang=lang, status_code=429,
-                             values=values, notice="Too many attempts: please wait a "
-                             "minute and send the form again.")
+                             values=values, notice="notice_too_many")
         if wants_json:
             return json_response({"state": "captured", "reference": reference})
         return html_response(pages.captured_page(reference, lang))
@@ -166,6 +173,11 @@ async def _read_submission(headers: dict[bytes, bytes], receive: Receive) -> dic
         return form_fields(body, as_json=content_type == b"application/json")
     except BadRequest as bad:
         raise _Rejected(400, str(bad)) from None
+
+
+def _words(problem: str, lang: str = "en") -> str:
+    """A notice's words in ``lang``: a text key's, or the words themselves."""
+    return text(problem, lang) if problem in TEXTS else problem
 
 
 def _plain(status: int, problem: str, wants_json: bool) -> Response:

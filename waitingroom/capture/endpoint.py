@@ -28,7 +28,8 @@ async def capture(room: Room, desk: CaptureDesk, request: Request, receive: Rece
         standing = await stand(room, request, join=True)
         response = with_cookies(
             desk.form(standing.visitor_id, status_of(room, standing, config),
-                      wants_json=request.wants_json, lang=request.language()),
+                      wants_json=request.wants_json, lang=request.language(),
+                      here=request.here()),
             standing.set_cookies)
     else:
         response = Response(b"", 405, headers={"allow": "GET, HEAD, POST"})

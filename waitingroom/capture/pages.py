@@ -6,34 +6,37 @@ from html import escape
 
 from waitingroom.fields import CaptureField
 from waitingroom.status import Status
-from waitingroom.web.pages import HEAD, html_text, in_room
+from waitingroom.web.i18n import field_error, field_label
+from waitingroom.web.pages import HEAD, html_text, in_room, switcher
 
 _AUTOCOMPLETE = {"name": "name", "email": "email", "phone": "tel"}
 _INPUT_TYPES = {"email": "email", "phone": "tel"}
 
 
-def _input(field: CaptureField, value: str, error: str | None) -> str:
+def _input(field: CaptureField, value: str, error: str | None, lang: str) -> str:
     name = escape(field.name)
+    label = escape(field_label(field.name, field.label, lang))
     described = f' aria-invalid="true" aria-describedby="e-{name}"' if error else ""
     required = " required" if field.required else ""
     if field.kind == "consent":
         checked = " checked" if value else ""
         control = (f'<label><input type="checkbox" name="{name}" value="yes"{checked}'
-                   f'{required}{described}> I agree to be contacted about my order</label>')
+                   f'{required}{described}> {html_text("consent_text", lang)}</label>')
     elif field.kind == "choice":
         options = "".join(
             f'<option{" selected" if c == value else ""}>{escape(c)}</option>'
             for c in field.choices)
-        control = (f'<label for="f-{name}">{escape(field.label)}</label><select id="f-{name}" '
-                   f'name="{name}"{required}{described}><option value="">Choose…</option>'
-                   f"{options}</select>")
+        control = (f'<label for="f-{name}">{label}</label><select id="f-{name}" '
+                   f'name="{name}"{required}{described}><option value="">'
+                   f'{html_text("choose", lang)}</option>{options}</select>')
     else:
         kind = _INPUT_TYPES.get(field.kind, "text")
         auto = _AUTOCOMPLETE.get(field.name, "on")
-        control = (f'<label for="f-{name}">{escape(field.label)}</label><input id="f-{name}" '
+        control = (f'<label for="f-{name}">{label}</label><input id="f-{name}" '
                    f'name="{name}" type="{kind}" maxlength="{field.max_length}" '
                    f'autocomplete="{auto}" value="{escape(value)}"{required}{described}>')
-    problem = f'<span class="err" id="e-{name}">{escape(error)}</span>' if error else ""
+    problem = (f'<span class="err" id="e-{name}">'
+               f'{escape(field_error(error, lang, field.max_length))}</span>' if error else "")
     return f'<p class="field">{control}{problem}</p>'
 
 
@@ -46,9 +49,12 @@ def capture_page(
     status: Status,
     notice: str = "",
     lang: str = "en",
+    here: str = "",
 ) -> bytes:
-    """The data-capture form shown while the order system is unavailable. The
-    operator's field labels and the validation messages are not translated."""
+    """The data-capture form shown while the order system is unavailable, in ``lang``
+    (the labels of the usual fields too; an operator's own field keeps its label);
+    ``errors`` are :data:`waitingroom.fields.ERRORS` codes; ``here`` is where the
+    language switcher points (none after a submission)."""
     values, errors = values or {}, errors or {}
     head = HEAD.format(lang=lang, title=html_text("capture_title", lang), extra="")
     place = f"<p>{html_text('place_kept', lang, n=status.position)}</p>" if status.position else ""
@@ -56,7 +62,8 @@ def capture_page(
     summary = (f'<p class="err" role="alert">{escape(notice)}</p>' if notice else
                f'<p class="err" role="alert">{html_text("check_fields", lang)}</p>'
                if errors else "")
-    inputs = "".join(_input(f, values.get(f.name, ""), errors.get(f.name)) for f in fields)
+    inputs = "".join(_input(f, values.get(f.name, ""), errors.get(f.name), lang)
+                     for f in fields)
     body = f"""<h1>{html_text("capture_title", lang)}</h1>
 <div class="card"><p>{html_text("capture_why", lang)}</p>{place}</div>
 <p class="msg" id="wr-message"{"" if message else " hidden"}>{message}</p>
@@ -66,7 +73,7 @@ class="card" novalidate>
 {inputs}<p><button type="submit">{html_text("send_details", lang)}</button></p></form>
 <p class="note"><a href="{escape(in_room("/_wr/status-page", status.room))}">\
 {html_text("status_page", lang)}</a></p>
-</main></body></html>
+{switcher(lang, here) if here else ""}</main></body></html>
 """
     return (head + body).encode()
 
@@ -76,7 +83,7 @@ def captured_page(reference: str, lang: str = "en") -> bytes:
     head = HEAD.format(lang=lang, title=html_text("received_title", lang), extra="")
     return (head + f"""<h1>{html_text("received_title", lang)}</h1>
 <div class="card" role="status"><p>{html_text("received", lang)}</p>
-<p class="pos">{escape(reference)}</p>
+<p class="pos ref">{escape(reference)}</p>
 <p>{html_text("received_keep", lang)}</p></div>
 </main></body></html>
 """).encode()

@@ -81,7 +81,8 @@ class RoomGate:
                 await send({"type": "websocket.close", "code": 1013})
                 return
             response = self.desk.form(standing.visitor_id, status_of(room, standing, config),
-                                      wants_json=request.wants_json, lang=request.language())
+                                      wants_json=request.wants_json, lang=request.language(),
+                                      here=request.here())
             await with_cookies(response, standing.set_cookies)(request.scope, receive, send)
         elif standing.admitted:
             await self._forward(request, receive, send, standing)

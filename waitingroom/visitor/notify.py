@@ -24,6 +24,7 @@ from waitingroom.web.asgi import (
     query_params,
     small_form,
 )
+from waitingroom.web.i18n import TEXTS, field_error
 from waitingroom.web.request import Request, same_site, with_cookies
 
 _NOTIFY_FIELDS = parse_fields("email:email,phone:phone")
@@ -69,10 +70,12 @@ class Notices:
         values, errors = _checked(fields, unreadable)
         target = same_site(fields.get("to"))
         if errors and not request.wants_json:  # the form again, saying what is wrong
-            return html_response(notify_page(request.language(), room=room.name, here=target,
-                                             error="; ".join(errors.values())), 400)
+            lang = request.language()
+            return html_response(notify_page(lang, room=room.name, here=target, error="; ".join(
+                _said(name, code, lang) for name, code in errors.items())), 400)
         if errors:
-            return json_response({"error": "check the fields", "errors": errors}, 400)
+            return json_response({"error": "check the fields", "errors": {
+                name: _said(name, code, "en") for name, code in errors.items()}}, 400)
         if not await room.engine.places.ask_to_notify(
                 room.name, place[0], {"email": values.get("email", ""),
                                       "phone": values.get("phone", ""),
@@ -83,7 +86,9 @@ class Notices:
         if request.wants_json:
             return json_response({"state": "notify", "email": values.get("email") or None,
                                   "phone": values.get("phone") or None})
-        return html_response(notify_page(request.language()))
+        return html_response(notify_page(
+            request.language(), here=target,
+            claim_minutes=max(1, room.settings.notify_claim_seconds // 60)))
 
     async def claim(self, request: Request, receive: Receive, send: Send) -> None:
         """``GET /_wr/claim?t=…``: a notified visitor's link. It admits them, once."""
@@ -131,14 +136,23 @@ class Notices:
 
 
 def _checked(fields: dict[str, str], unreadable: str) -> tuple[dict[str, str], dict[str, str]]:
-    """The email address and E.164 number given, and what is wrong with them."""
+    """The email address and E.164 number given, and what is wrong with them (error
+    codes, or an unreadable form's own words)."""
     values, errors = validate(_NOTIFY_FIELDS, fields)
     if unreadable:
         errors = {"form": unreadable}
     elif not errors and not (values.get("email") or values.get("phone")):
-        errors = {"email": "an email address or a phone number, please"}
+        errors = {"email": "need_contact"}
     elif values.get("phone") and not errors:
         values["phone"] = e164(values["phone"]) or ""
         if not values["phone"]:
-            errors = {"phone": "a phone number with its country code, like +44 7700 900123"}
+            errors = {"phone": "phone_e164"}
     return values, errors
+
+
+def _said(name: str, code: str, lang: str) -> str:
+    """Field ``name``'s error code in words (an unreadable form's words are its own)."""
+    if f"error_{code}" not in TEXTS:
+        return code
+    return field_error(code, lang, next((f.max_length for f in _NOTIFY_FIELDS
+                                         if f.name == name), 0))

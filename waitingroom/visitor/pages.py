@@ -6,23 +6,26 @@ from __future__ import annotations
 from html import escape
 
 from waitingroom.web.i18n import text
-from waitingroom.web.pages import HEAD, html_text, notify_form
+from waitingroom.web.pages import HEAD, html_text, notify_form, switcher
 
 
-def notify_page(lang: str = "en", *, room: str = "", here: str = "",
-                error: str = "") -> bytes:
-    """After "tell me when it's my turn": the visitor may go; or, with ``error``, the
-    form again saying what is wrong."""
+def notify_page(lang: str = "en", *, room: str = "", here: str = "/", error: str = "",
+                claim_minutes: int = 15) -> bytes:
+    """After "tell me when it's my turn": the visitor may go (``claim_minutes``: how
+    long the link will hold their slot), with a way back to ``here``; or, with
+    ``error``, the form again saying what is wrong."""
     head = HEAD.format(lang=lang, title=html_text("notify_button", lang), extra="")
     body = (notify_form(room, here, lang, error) if error else
-            f'<div class="card" role="status"><p>{html_text("notify_done", lang)}</p></div>')
+            f'<div class="card" role="status"><p>'
+            f'{html_text("notify_done", lang, minutes=claim_minutes)}</p></div>\n'
+            f'<p class="note"><a href="{escape(here)}">{html_text("back_to_line", lang)}</a></p>')
     return (head + f"""<h1>{html_text("notify_button", lang)}</h1>
 {body}</main></body></html>
 """).encode()
 
 
 def resume_link_page(url: str, qr_src: str, lang: str = "en", *, room: str = "",
-                     back: str = "/") -> bytes:
+                     back: str = "/", here: str = "") -> bytes:
     """The "continue on another device" page: the link, and the same as a QR code. Its
     script keeps the place alive (it asks for the status as the queue page would) until
     the other device takes it; ``back`` is the page the visitor came from."""
@@ -35,7 +38,7 @@ data-moved="{escape(text("moved", lang))}"><p>{html_text("other_device_how", lan
 </p><p class="note link"><a href="{escape(url)}">{escape(url, quote=False)}</a></p>
 <p id="wr-keep-state" role="status">{html_text("keep_open", lang)}</p></div>
 <p class="note"><a href="{escape(back)}">{html_text("back_to_line", lang)}</a></p>
-</main></body></html>
+{switcher(lang, here) if here else ""}</main></body></html>
 """).encode()
 
 

@@ -18,6 +18,42 @@ TEXTS: dict[str, dict[str, str]] = {
                    "de": "Ihr Platz in der Schlange"},
     "expected_wait": {"en": "Expected wait:", "fr": "Attente estimée :",
                       "de": "Erwartete Wartezeit:"},
+    "error_not_text": {"en": "must be text", "fr": "doit être du texte", "de": "muss Text sein"},
+    "error_required": {"en": "this field is required", "fr": "ce champ est obligatoire",
+                       "de": "dieses Feld ist erforderlich"},
+    "error_tick": {"en": "please tick this box", "fr": "veuillez cocher cette case",
+                   "de": "bitte kreuzen Sie dieses Feld an"},
+    "error_too_long": {"en": "at most {n} characters", "fr": "{n} caractères au plus",
+                       "de": "höchstens {n} Zeichen"},
+    "error_email": {"en": "please enter an email address like name@example.com",
+                    "fr": "veuillez saisir une adresse e-mail comme nom@exemple.fr",
+                    "de": "bitte geben Sie eine E-Mail-Adresse wie name@beispiel.de ein"},
+    "error_phone": {"en": "please enter a phone number (digits, spaces, +)",
+                    "fr": "veuillez saisir un numéro de téléphone (chiffres, espaces, +)",
+                    "de": "bitte geben Sie eine Telefonnummer ein (Ziffern, Leerzeichen, +)"},
+    "error_choice": {"en": "please pick one of the options",
+                     "fr": "veuillez choisir une des options",
+                     "de": "bitte wählen Sie eine der Optionen"},
+    "error_need_contact": {"en": "an email address or a phone number, please",
+                           "fr": "une adresse e-mail ou un numéro de téléphone, s'il vous plaît",
+                           "de": "bitte eine E-Mail-Adresse oder eine Telefonnummer"},
+    "error_phone_e164": {"en": "a phone number with its country code, like +44 7700 900123",
+                         "fr": "un numéro avec l'indicatif du pays, comme +33 6 12 34 56 78",
+                         "de": "eine Telefonnummer mit Ländervorwahl, wie +49 151 2345678"},
+    "consent_text": {"en": "I agree to be contacted about my order",
+                     "fr": "J'accepte d'être contacté(e) au sujet de ma commande",
+                     "de": "Ich bin einverstanden, wegen meiner Bestellung kontaktiert zu werden"},
+    "choose": {"en": "Choose\u2026", "fr": "Choisir\u2026", "de": "Auswählen\u2026"},
+    "field_name": {"en": "Name", "fr": "Nom", "de": "Name"},
+    "field_email": {"en": "Email", "fr": "E-mail", "de": "E-Mail"},
+    "field_phone": {"en": "Phone", "fr": "Téléphone", "de": "Telefon"},
+    "field_address": {"en": "Address", "fr": "Adresse", "de": "Adresse"},
+    "field_city": {"en": "City", "fr": "Ville", "de": "Ort"},
+    "field_postal_code": {"en": "Postal code", "fr": "Code postal", "de": "Postleitzahl"},
+    "field_country": {"en": "Country", "fr": "Pays", "de": "Land"},
+    "field_product": {"en": "Product", "fr": "Produit", "de": "Produkt"},
+    "field_quantity": {"en": "Quantity", "fr": "Quantité", "de": "Menge"},
+    "field_plan": {"en": "Plan", "fr": "Forfait", "de": "Tarif"},
     "progress": {"en": "Progress through the line", "fr": "Progression dans la file",
                  "de": "Fortschritt in der Warteschlange"},
     "updated": {"en": "Updated {n} s ago", "fr": "Mis à jour il y a {n} s",
@@ -172,9 +208,32 @@ TEXTS: dict[str, dict[str, str]] = {
               "Bestellungen in der Reihenfolge der Ankunft und schicken Ihnen eine "
               "Bestätigung. Sie erhalten eine Referenznummer, sobald Ihre Daten sicher "
               "gespeichert sind."},
-    "place_kept": {"en": "Your place in line is kept: number {n}.",
-                   "fr": "Votre place dans la file est conservée : numéro {n}.",
-                   "de": "Ihr Platz in der Schlange bleibt erhalten: Nummer {n}."},
+    "place_kept": {"en": "Leaving your details does not cost you your place in line: you "
+                         "are still number {n}.",
+                   "fr": "Laisser vos coordonnées ne vous fait pas perdre votre place dans "
+                         "la file : vous êtes toujours numéro {n}.",
+                   "de": "Ihre Daten zu hinterlassen kostet Sie nicht Ihren Platz in der "
+                         "Schlange: Sie sind weiterhin Nummer {n}."},
+    "notice_session_expired": {"en": "Your session has expired: please reload the page.",
+                               "fr": "Votre session a expiré : veuillez recharger la page.",
+                               "de": "Ihre Sitzung ist abgelaufen: Bitte laden Sie die Seite "
+                                     "neu."},
+    "notice_form_expired": {"en": "This form has expired: please send it again.",
+                            "fr": "Ce formulaire a expiré : veuillez l'envoyer à nouveau.",
+                            "de": "Dieses Formular ist abgelaufen: Bitte senden Sie es "
+                                  "erneut."},
+    "notice_not_saved": {"en": "We could not save your details just now. Please send the "
+                               "form again in a moment.",
+                         "fr": "Nous n'avons pas pu enregistrer vos coordonnées. Veuillez "
+                               "renvoyer le formulaire dans un instant.",
+                         "de": "Wir konnten Ihre Daten gerade nicht speichern. Bitte senden "
+                               "Sie das Formular gleich noch einmal."},
+    "notice_too_many": {"en": "Too many attempts: please wait a minute and send the form "
+                              "again.",
+                        "fr": "Trop de tentatives : veuillez patienter une minute puis "
+                              "renvoyer le formulaire.",
+                        "de": "Zu viele Versuche: Bitte warten Sie eine Minute und senden "
+                              "Sie das Formular erneut."},
     "check_fields": {"en": "Please check the fields marked below.",
                      "fr": "Veuillez vérifier les champs signalés ci-dessous.",
                      "de": "Bitte prüfen Sie die unten markierten Felder."},
@@ -209,13 +268,27 @@ TEXTS: dict[str, dict[str, str]] = {
     "notify_button": {"en": "Tell me when it's my turn", "fr": "Prévenez-moi",
                       "de": "Benachrichtigen Sie mich"},
     "notify_done": {"en": "Done: we'll send you a link when it's your turn. You can close "
-                          "this page; your place is kept.",
+                          "this page; your place is kept. Once the link arrives, you have "
+                          "{minutes} minutes to open it.",
                     "fr": "C'est noté : nous vous enverrons un lien quand ce sera votre "
-                          "tour. Vous pouvez fermer cette page ; votre place est gardée.",
+                          "tour. Vous pouvez fermer cette page ; votre place est gardée. "
+                          "Une fois le lien reçu, vous avez {minutes} minutes pour l'ouvrir.",
                     "de": "Erledigt: Wir schicken Ihnen einen Link, wenn Sie an der Reihe "
-                          "sind. Sie können diese Seite schließen; Ihr Platz bleibt."},
+                          "sind. Sie können diese Seite schließen; Ihr Platz bleibt. Sobald "
+                          "der Link da ist, haben Sie {minutes} Minuten, ihn zu öffnen."},
     "to_shop": {"en": "Go to the shop", "fr": "Aller à la boutique", "de": "Zum Shop"},
 }
+
+
+def field_label(name: str, fallback: str, lang: str) -> str:
+    """A capture field's label in ``lang``: ours for the usual names (``email``,
+    ``postal_code``, ...), else the operator's own (``fallback``)."""
+    return text(f"field_{name}", lang) if f"field_{name}" in TEXTS else fallback
+
+
+def field_error(code: str, lang: str, max_length: int = 0) -> str:
+    """What :func:`waitingroom.fields.validate` found wrong (``code``), in words."""
+    return text(f"error_{code}", lang, n=max_length)
 
 
 def text(key: str, lang: str, **values: object) -> str:
