@@ -35,7 +35,8 @@ async def link(room: Room, request: Request, receive: Receive, send: Send) -> No
         url = request.site(room.settings.public_url) + "/_wr/resume?" + params
         response = html_response(resume_link_page(
             url, "/_wr/qr.svg?" + params, request.language(), room=room.name,
-            back=same_site(query.get("to")), here=request.here()))
+            back=same_site(query.get("to")), here="/_wr/resume-link?" + urlencode(
+                {"room": room.name, "to": same_site(query.get("to"))})))
     await response(request.scope, receive, send)
 
 
