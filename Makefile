@@ -24,6 +24,7 @@ lint: install
 bench: install
 	$(PYTHON) loadtests/bench.py
 	$(PYTHON) loadtests/bench_capture.py
+	$(PYTHON) loadtests/bench_simulate.py
 
 # This tree against another revision, side by side on one Redis (BASE=HEAD~1 by default):
 # for changes meant to keep the hot paths' speed.

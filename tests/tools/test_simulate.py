@@ -16,6 +16,7 @@ from tests.servers import Origin, serve_in_process
 from waitingroom.engine import Engine
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
+from waitingroom.tools.model import model_launch
 from waitingroom.tools.simulate import ArrivalCurve, Plan, simulate
 
 CAPACITY = 3
@@ -115,3 +116,45 @@ async def test_planner_predicts_the_drain_time_of_a_real_run(
           f"median wait: planner {sorted(predicted.waits)[7]:.2f} s, "
           f"real {sorted(real_waits)[7]:.2f} s")
     assert abs(predicted.drain_seconds - real_drain) <= DRAIN_TOLERANCE * real_drain
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("plan", [
+    Plan(ArrivalCurve.parse("0:0,1:600,3:200,6:0"), capacity=50, session_seconds=60,
+         abandon_per_minute=0.05),
+    Plan(ArrivalCurve.parse("0:0,1:600,3:0"), capacity=40, session_seconds=45,
+         rate_per_minute=120),
+], ids=["abandoning", "rate-limited"])
+async def test_the_quick_model_agrees_with_the_room_s_own_scripts(
+    plan: Plan, redis_url: str,
+) -> None:
+    """The plain-Python model (the planner's default) against the Lua scripts on a real
+    Redis (``--exact``), same plan and seed: counts within 2%, drain and waits within 5%."""
+    engine = Engine(Redis.from_url(redis_url), grace_seconds=plan.grace_seconds,
+                    session_idle_seconds=300, session_max_seconds=1800)
+    try:
+        exact = await simulate(plan, engine)
+    finally:
+        await engine.aclose()
+    quick = model_launch(plan)
+    assert quick.arrived == exact.arrived
+    assert len(quick.waits) == pytest.approx(len(exact.waits), rel=0.02)
+    assert quick.abandoned == pytest.approx(exact.abandoned, rel=0.02, abs=2)
+    assert quick.max_active == exact.max_active == plan.capacity
+    assert quick.drain_seconds == pytest.approx(exact.drain_seconds, rel=0.05)
+    for share in (0.5, 0.9):
+        assert quick.wait_percentile(share) == pytest.approx(exact.wait_percentile(share),
+                                                             rel=0.05)
+
+
+def test_the_readme_example_plans_by_the_quick_model_and_reports_at_a_round_step() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "waitingroom.cli", "simulate", "--arrivals",
+         "0:0,1:20000,5:2000,30:0", "--capacity", "500", "--session-minutes", "4",
+         "--abandon-rate", "0.02"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "arrivals: 79000" in out and "gave up: " in out and "by the quick model" in out
+    rows = [line.split() for line in out.splitlines() if line.startswith(" " * 14)]
+    minutes = [float(row[0]) for row in rows[:-1]]  # the last row is the end, wherever
+    assert "every 5 min:" in out and all(m % 5 == 0 for m in minutes) and len(rows) <= 41

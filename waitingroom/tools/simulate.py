@@ -1,10 +1,10 @@
-"""``waitingroom simulate``: the capacity planner.
-
-It runs the real admission engine (the same Lua scripts, on a private Redis) in
-simulated time, so ops can choose capacity and rate before the launch:
+"""``waitingroom simulate --exact``: the capacity planner on the real admission engine
+(the same Lua scripts, on a private Redis) in simulated time, so ops can choose
+capacity and rate before the launch (without ``--exact``, :mod:`waitingroom.tools.model`
+plays the same plan by the same rules in plain Python, in seconds):
 
     waitingroom simulate --arrivals "0:0,1:20000,5:2000,30:0" --capacity 500 \\
-        --session-minutes 4 --abandon-rate 0.02
+        --session-minutes 4 --abandon-rate 0.02 --exact
 
 Simulated visitors behave like the queue page: they arrive by the curve, ask where
 they stand at the poll interval the room advises, hold a session for the given
@@ -19,7 +19,7 @@ import asyncio
 import heapq
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 
@@ -124,6 +124,8 @@ class Sample:
     waiting: int
     active: int
     admitted: int
+    abandoned: int = 0
+    """Gave up so far."""
 
 
 @dataclass(slots=True)
@@ -147,9 +149,10 @@ class Outcome:
         return ordered[min(len(ordered) - 1, max(0, math.ceil(share * len(ordered)) - 1))]
 
 
-async def simulate(plan: Plan, engine: Engine) -> Outcome:
+async def simulate(plan: Plan, engine: Engine,
+                   report: Callable[[Sample], None] | None = None) -> Outcome:
     """Run ``plan`` through ``engine`` (on a Redis of its own: the room's keys are
-    replaced) in simulated time."""
+    replaced) in simulated time; ``report`` gets every sample as it is taken."""
     await engine.rooms.clear(_ROOM)
     await engine.rooms.configure(_ROOM, capacity=plan.capacity, rate=plan.rate_per_minute)
     rng = random.Random(plan.seed)
@@ -198,7 +201,9 @@ async def simulate(plan: Plan, engine: Engine) -> Outcome:
             counts = await engine.rooms.counts(_ROOM)
             outcome.max_active = max(outcome.max_active, counts.active)
             outcome.samples.append(Sample(t, outcome.arrived, counts.waiting, counts.active,
-                                          len(outcome.waits)))
+                                          len(outcome.waits), outcome.abandoned))
+            if report is not None:
+                report(outcome.samples[-1])
             next_sample += _SAMPLE_EVERY_SECONDS
         t += plan.tick_seconds
         if t > plan.arrivals.end_seconds and not waiting:
@@ -208,14 +213,15 @@ async def simulate(plan: Plan, engine: Engine) -> Outcome:
     return outcome
 
 
-async def plan_launch(plan: Plan) -> Outcome:
-    """Simulate ``plan`` on a private Redis started (and stopped) for the purpose."""
+async def plan_launch(plan: Plan, report: Callable[[Sample], None] | None = None) -> Outcome:
+    """Simulate ``plan`` with the room's own scripts, on a private Redis started (and
+    stopped) for the purpose; ``report`` gets every sample."""
     idle = max(300, math.ceil(plan.session_seconds) + 1)  # shoppers keep their session busy
     with RedisServer() as server:
         engine = Engine(Redis.from_url(server.url), grace_seconds=plan.grace_seconds,
                         session_idle_seconds=idle, session_max_seconds=max(1800, idle))
         try:
-            return await simulate(plan, engine)
+            return await simulate(plan, engine, report)
         finally:
             await engine.aclose()
 
@@ -239,34 +245,49 @@ def summary(plan: Plan, outcome: Outcome) -> str:
         "after the first arrival",
         f"most sessions at once: {outcome.max_active} (capacity {plan.capacity})",
         "",
-        "minute  arrived  waiting  active  admitted",
     ]
-    step = max(1, len(outcome.samples) // 30)
-    for sample in outcome.samples[::step]:
-        lines.append(f"{sample.t / 60:6.1f}  {sample.arrived:7d}  {sample.waiting:7d}  "
-                     f"{sample.active:6d}  {sample.admitted:8d}")
+    last = outcome.samples[-1].t / 60 if outcome.samples else 0
+    every = next((k for k in (1, 2, 5, 10, 15, 30, 60, 120) if last / k <= 40), 240)
+    lines.append(f"every {every} min:  minute  arrived  waiting  active  admitted  gave up")
+    for sample in outcome.samples:
+        if round(sample.t) % (every * 60) == 0 or sample is outcome.samples[-1]:
+            lines.append(f"{'':14}{sample.t / 60:6.0f}  {sample.arrived:7d}  "
+                         f"{sample.waiting:7d}  {sample.active:6d}  {sample.admitted:8d}  "
+                         f"{sample.abandoned:7d}")
     return "\n".join(lines)
 
 
 def plot(plan: Plan, outcome: Outcome, path: str) -> None:
-    """Draw the queue, the sessions against capacity and the waits into a PNG file."""
+    """Draw who arrived, got in, waited and gave up, the sessions against capacity and
+    the waits into a PNG file."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot
 
     minutes = [s.t / 60 for s in outcome.samples]
-    figure, (line, sessions, waits) = pyplot.subplots(3, 1, figsize=(8, 9))
-    line.plot(minutes, [s.waiting for s in outcome.samples], color="#0b5cad")
-    line.set_title("Visitors waiting")
+    figure, (people, sessions, waits) = pyplot.subplots(3, 1, figsize=(8, 10))
+    gave_up = outcome.abandoned / outcome.arrived if outcome.arrived else 0
+    for values, colour, label in (
+            ([s.arrived for s in outcome.samples], "#4a4a4a", "arrived (so far)"),
+            ([s.admitted for s in outcome.samples], "#1a7f37", "let in (so far)"),
+            ([s.abandoned for s in outcome.samples], "#b00020",
+             f"gave up (so far; {gave_up:.0%} of arrivals)"),
+            ([s.waiting for s in outcome.samples], "#0b5cad", "waiting now")):
+        people.plot(minutes, values, color=colour, label=label)
+    people.set_title("Visitors")
+    people.legend()
     sessions.plot(minutes, [s.active for s in outcome.samples], color="#1a7f37",
                   label="active sessions")
-    sessions.axhline(plan.capacity, color="#b00020", label="capacity")
+    # The cap drawn over the sessions, dashed: a room running full still shows both.
+    sessions.axhline(plan.capacity, color="#b00020", linestyle="--", label="capacity")
+    sessions.set_ylim(0, plan.capacity * 1.15)
     sessions.set_title("Sessions")
-    sessions.legend()
+    sessions.legend(loc="lower right")
     waits.hist([w / 60 for w in outcome.waits] or [0], bins=40, color="#8250df")
     waits.set_title("Wait per admitted arrival (minutes)")
-    for axes in (line, sessions):
+    waits.set_ylabel("visitors")
+    for axes in (people, sessions):
         axes.set_xlabel("minutes since the first arrival")
     figure.tight_layout()
     figure.savefig(path)

@@ -1,0 +1,97 @@
+"""The room's admission rules in plain Python, for planning a launch in seconds.
+
+``waitingroom simulate`` runs the real Lua scripts on a private Redis (``--exact``);
+for a launch of tens of thousands over hours that takes minutes. This model applies
+the same rules to the same simulated shoppers without Redis:
+
+- arrivals follow the curve; each shopper's patience is exponential (the abandon
+  rate), and one who has given up is skipped when the line reaches them (the room
+  offers a slot only to a visitor it heard from lately);
+- a free slot goes to the longest-waiting shopper still here, within the capacity
+  and the rate's token bucket (``rate / 60`` a second, bursts of ``rate / 60``);
+- the shopper learns at their next poll at the head of the line (as the queue page
+  polls), then holds the session for the session time.
+
+``tests/tools/test_simulate.py`` checks it against the Lua model on the same plans.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections import deque
+
+from waitingroom.status import poll_interval
+from waitingroom.tools.simulate import Outcome, Plan, Sample
+
+_SAMPLE_EVERY_SECONDS = 1.0
+
+
+def model_launch(plan: Plan) -> Outcome:
+    """Run ``plan`` through the admission rules in simulated time, without Redis."""
+    rng = random.Random(plan.seed)
+    hazard = -math.log(1 - plan.abandon_per_minute) / 60
+    outcome = Outcome()
+    arrived: list[float] = []
+    let_in: set[int] = set()
+    line: deque[int] = deque()  # shoppers in line, first come first
+    # Shoppers by when they give up, then by when the room lets their place lapse (a
+    # grace later): lapsed ones still in line no longer count as waiting, as in the room.
+    giving_up: list[tuple[float, int]] = []
+    gone: set[int] = set()
+    lapsing: list[tuple[float, int]] = []
+    lapsed: set[int] = set()
+    sessions: list[float] = []  # when each session ends (a heap)
+    bucket = burst = max(1.0, math.ceil(plan.rate_per_minute / 60))
+    # A slot found free is taken at the head's next poll: half a second on average (the
+    # queue page asks every second once its turn is due).
+    claim_delay = poll_interval(1, plan.grace_seconds, 1.0) / 2
+    tick, t, next_sample = plan.tick_seconds, 0.0, 0.0
+    while t <= plan.max_hours * 3600:
+        while sessions and sessions[0] <= t:
+            heapq.heappop(sessions)
+        for _ in range(round(plan.arrivals.expected(t + tick)) - outcome.arrived):
+            patience = rng.expovariate(hazard) if hazard > 0 else math.inf
+            line.append(len(arrived))
+            if patience < math.inf:
+                heapq.heappush(giving_up, (t + patience, len(arrived)))
+            arrived.append(t)
+            outcome.arrived += 1
+        while giving_up and giving_up[0][0] <= t:
+            when, shopper = heapq.heappop(giving_up)
+            if shopper not in let_in:
+                outcome.abandoned += 1
+                gone.add(shopper)
+                heapq.heappush(lapsing, (when + plan.grace_seconds, shopper))
+        while lapsing and lapsing[0][0] <= t:
+            shopper = heapq.heappop(lapsing)[1]
+            if shopper in gone:
+                lapsed.add(shopper)
+        if plan.rate_per_minute:
+            bucket = min(burst, bucket + tick * plan.rate_per_minute / 60)
+        while line and len(sessions) < plan.capacity and (
+                not plan.rate_per_minute or bucket >= 1):
+            shopper = line.popleft()
+            if shopper in gone:  # the slot goes to the next who is here
+                gone.discard(shopper)
+                lapsed.discard(shopper)
+                continue
+            let_in.add(shopper)
+            bucket -= 1
+            came = t + claim_delay
+            outcome.waits.append(came - arrived[shopper])
+            outcome.drain_seconds = came
+            heapq.heappush(sessions, came + plan.session_seconds)
+        outcome.max_active = max(outcome.max_active, len(sessions))
+        if t >= next_sample:
+            outcome.samples.append(Sample(t, outcome.arrived, len(line) - len(lapsed),
+                                          len(sessions), len(outcome.waits),
+                                          outcome.abandoned))
+            next_sample += _SAMPLE_EVERY_SECONDS
+        t += tick
+        if t > plan.arrivals.end_seconds and not line:
+            break
+    if line:
+        outcome.drain_seconds = None
+    return outcome
