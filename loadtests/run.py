@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import re
 import secrets
@@ -82,6 +83,9 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--capacity", type=int, default=20,
                         help="the demo shop's checkout capacity (demo stack only)")
     parser.add_argument("--think-seconds", type=float, default=3.0)
+    parser.add_argument("--drain-seconds", type=float, default=120,
+                        help="after the run, how long those still in line may take to be "
+                             "served (no new shoppers meanwhile)")
     parser.add_argument("--url", help="target this waiting room instead of the demo stack "
                         "(admin token from WAITINGROOM_ADMIN_TOKEN)")
     parser.add_argument("--out", default=os.path.join(ROOT, "loadtest-report"))
@@ -154,6 +158,12 @@ class _Sampler(threading.Thread):
                     print(f"sampler: {exc}", file=sys.stderr)
                     continue
                 self.rows.append(row)
+                if len(self.rows) % 10 == 0:
+                    shop = (f", the shop holds {row['shop_sessions']:g}"
+                            if "shop_sessions" in row else "")
+                    print(f"  {row['t']:5.0f} s: {row['waiting']:g} waiting, "
+                          f"{row['active']:g} of {row['capacity']:g} sessions{shop}, "
+                          f"{row['admitted']:g} let in so far", flush=True)
 
     def stop(self) -> None:
         self._done.set()
@@ -176,8 +186,14 @@ def _run_locust(args: argparse.Namespace, url: str, out: Path) -> int:
                "--csv-full-history", "--html", str(out / "report.html"), "--only-summary",
                "--loglevel", "WARNING", "--seconds", str(args.seconds),
                "--base-users", str(args.base_users), "--peak-users", str(args.peak_users),
-               "--think-seconds", str(args.think_seconds)]
-    return subprocess.run(command, cwd=HERE, timeout=args.seconds + 120).returncode
+               "--think-seconds", str(args.think_seconds),
+               "--drain-seconds", str(args.drain_seconds),
+               "--stop-timeout", "5",  # at the very end: a visit in flight may finish
+               "--outcomes-file", str(out / "outcomes.json")]
+    print(f"{args.scenario}: {args.seconds:g} s of shoppers, then up to "
+          f"{args.drain_seconds:g} s for the line to drain; a line every 10 s", flush=True)
+    return subprocess.run(command, cwd=HERE,
+                          timeout=args.seconds + args.drain_seconds + 120).returncode
 
 
 def _locust_rows(out: Path, name: str) -> list[dict[str, str]]:
@@ -224,7 +240,42 @@ def _verdict(args: argparse.Namespace, out: Path, sampler: _Sampler, locust: int
              f"{admitted:g} shoppers admitted, longest line "
              f"{max((r.get('waiting', 0) for r in sampler.rows), default=0):g}"]
     lines += [f"  [{'ok' if ok else 'FAIL'}] {text}" for ok, text in checks]
+    lines += _explained(args, out, sampler.rows, stats)
     return "\n".join(lines) + "\n"
+
+
+def _explained(args: argparse.Namespace, out: Path, rows: list[dict[str, float]],
+               stats: dict[str, dict[str, str]]) -> list[str]:
+    """Where the shoppers went, matching the room's count to Locust's, and the end
+    state in words."""
+    path = out / "outcomes.json"
+    seen = json.loads(path.read_text()) if path.exists() else {}
+    after_wait = int(stats.get("checkout (admitted)", {}).get("Request Count", 0) or 0)
+    lines = [f"  shoppers: {seen.get('arrived', 0)} arrived; {seen.get('straight in', 0)} "
+             f"straight in, {seen.get('let in after waiting', 0)} let in after waiting "
+             f"(Locust's 'checkout (admitted)': {after_wait}), {seen.get('gave up', 0)} gave "
+             f"up waiting, {seen.get('left without ordering', 0)} left without ordering, "
+             f"{seen.get('ordered', 0)} ordered"]
+    if rows:
+        last = rows[-1]
+        told = last.get("admitted", 0) - seen.get("straight in", 0) - seen.get(
+            "let in after waiting", 0)
+        lines.append(f"  the room let in {last.get('admitted', 0):g}: the shoppers above, and "
+                     f"{told:g} let in whose shopper had just given up or been stopped")
+        shop = last.get("shop_sessions")
+        end = (f"  at the end: {last.get('waiting', 0):g} waiting, {last.get('active', 0):g} "
+               f"of {last.get('capacity', 0):g} sessions"
+               + (f" (the shop holds {shop:g})" if shop is not None else ""))
+        if last.get("waiting", 0):
+            end += (f"; the line had not drained {args.drain_seconds:g} s after the run "
+                    "(those still in it had stopped asking, or the drain time was short)")
+        else:
+            end += "; the line drained"
+        if shop is not None and last.get("active", 0) > shop:
+            end += ("; sessions the shop no longer holds (shoppers who left without "
+                    "ordering) end by the room's idle timeout")
+        lines.append(end)
+    return lines
 
 
 def _memory_checks(rows: list[dict[str, float]]) -> list[tuple[bool, str]]:
@@ -257,8 +308,15 @@ def _plot(out: Path, sampler: _Sampler) -> None:
     figure, axes = pyplot.subplots(2, 2, figsize=(12, 8))
     (queue, admissions), (sessions, latency) = axes
     t = [r["t"] for r in rows]
-    queue.plot(t, [r.get("waiting", 0) for r in rows], color="#0b5cad")
-    queue.set_title("Queue length")
+    queue.plot(t, [r.get("waiting", 0) for r in rows], color="#0b5cad", label="waiting")
+    users = [r for r in _locust_rows(out, "stats_history") if r["Name"] == "Aggregated"]
+    if users:
+        first = int(users[0]["Timestamp"])
+        queue.plot([int(r["Timestamp"]) - first for r in users],
+                   [int(r["User Count"]) for r in users], color="#4a4a4a", linestyle="--",
+                   label="Locust users")
+    queue.set_title("Queue length and shoppers")
+    queue.legend()
     admitted = [r.get("admitted", 0) for r in rows]
     admissions.plot(t[1:], [b - a for a, b in pairwise(admitted)],
                     color="#8250df")

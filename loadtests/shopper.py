@@ -8,20 +8,28 @@ session then ends by the idle timeout). Every answer is checked for what a shopp
 must see, so a wrong page is a failure, not just a slow one.
 
 Options (flags or environment): ``--give-up-share`` (WR_LOAD_GIVE_UP, 0.1),
-``--leave-share`` (WR_LOAD_LEAVE, 0.1), ``--think-seconds`` (WR_LOAD_THINK, 3).
+``--leave-share`` (WR_LOAD_LEAVE, 0.1), ``--think-seconds`` (WR_LOAD_THINK, 3),
+``--outcomes-file`` (WR_LOAD_OUTCOMES): where to write, as JSON, how the visits ended
+(straight in, let in after waiting, gave up, left without ordering, ordered).
 """
 
 from __future__ import annotations
 
+import json
 import random
 import time
+from collections import Counter
 from typing import Any
 
+import shapes
 from locust import FastHttpUser, events, task
 from locust.contrib.fasthttp import ResponseContextManager
+from locust.exception import StopUser
 
 JSON = {"Accept": "application/json"}
 GIVE_UP_AFTER_SECONDS = (5.0, 60.0)
+OUTCOMES: Counter[str] = Counter()
+"""How visits ended: arrived, straight in, let in after waiting, gave up, left, ordered."""
 
 
 @events.init_command_line_parser.add_listener
@@ -32,6 +40,16 @@ def _options(parser: Any) -> None:
                         help="share of admitted shoppers who leave without ordering")
     parser.add_argument("--think-seconds", type=float, env_var="WR_LOAD_THINK", default=3.0,
                         help="mean time an admitted shopper spends on the checkout page")
+    parser.add_argument("--outcomes-file", env_var="WR_LOAD_OUTCOMES", default="",
+                        help="write how the visits ended here, as JSON, at the end")
+
+
+@events.quitting.add_listener
+def _write_outcomes(environment: Any, **_: Any) -> None:
+    path = environment.parsed_options.outcomes_file
+    if path:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(dict(OUTCOMES), f)
 
 
 class Shopper(FastHttpUser):
@@ -43,8 +61,12 @@ class Shopper(FastHttpUser):
     @task
     def launch_day_visit(self) -> None:
         """One shopper's whole visit."""
+        runner = self.environment.runner
+        if shapes.DRAINING or (runner is not None and runner.user_count > shapes.TARGET):
+            raise StopUser  # the crowd thins (or the run is over): no new shopper here
         options = self.environment.parsed_options
         self.client.cookiejar.clear()  # a new shopper, not a returning one
+        OUTCOMES["arrived"] += 1
         self._expect(self.client.get("/", name="catalogue (open)", catch_response=True),
                      "waitPhone")
         with self.client.get("/checkout", name="checkout (arrive)",
@@ -55,14 +77,20 @@ class Shopper(FastHttpUser):
                 return
         if queued:
             if not self._wait_turn(options.give_up_share):
+                OUTCOMES["gave up"] += 1
                 return
+            OUTCOMES["let in after waiting"] += 1
             self._expect(self.client.get("/checkout", name="checkout (admitted)",
                                          catch_response=True), "Checkout")
+        else:
+            OUTCOMES["straight in"] += 1
         time.sleep(random.expovariate(1 / max(0.1, options.think_seconds)))
         if random.random() < options.leave_share:
+            OUTCOMES["left without ordering"] += 1
             return  # the session ends by the idle timeout
         self._expect(self.client.post("/checkout", name="place order", catch_response=True),
                      "Order placed")
+        OUTCOMES["ordered"] += 1
 
     def _wait_turn(self, give_up_share: float) -> bool:
         """Poll as the queue page does; True once admitted, False if the shopper gave up."""

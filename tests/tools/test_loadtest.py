@@ -33,6 +33,13 @@ def test_a_short_launch_spike_passes_and_reports(tmp_path: Path) -> None:
     assert "0 overloads" in verdict
     longest_line = int(re.search(r"longest line (\d+)", verdict).group(1))  # type: ignore[union-attr]
     assert longest_line > 0  # the crowd really queued
+    # Every shopper accounted for, the room's count matching Locust's, and the line gone.
+    counts = re.search(r"(\d+) arrived; (\d+) straight in, (\d+) let in after waiting "
+                       r"\(Locust's 'checkout \(admitted\)': (\d+)\), (\d+) gave up", verdict)
+    assert counts, verdict
+    arrived, straight, waited, locust_waited, gave_up = map(int, counts.groups())
+    assert waited == locust_waited and arrived == straight + waited + gave_up
+    assert "the line drained" in verdict
     for name in ("report.html", "plots.png", "room.csv", "locust_stats.csv",
                  "locust_stats_history.csv"):
         assert (tmp_path / name).stat().st_size > 0, name
