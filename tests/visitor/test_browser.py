@@ -336,3 +336,65 @@ async def test_the_handoff_page_keeps_the_place_until_the_other_device_takes_it(
             await laptop.close()
             await phone.close()
             await room.aclose()
+
+
+async def _accessible(page: Any, name: str) -> None:
+    """axe-core finds nothing serious or critical on ``page`` (WCAG 2.2 A/AA rules);
+    a screenshot of it is kept."""
+    from axe_playwright_python.async_playwright import Axe
+
+    results = await Axe().run(page, options={
+        "runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa",
+                                               "wcag22aa", "best-practice"]}})
+    bad = [f"{v['id']} ({v['impact']}): {v['help']} at "
+           f"{[n['target'] for n in v['nodes']][:3]}"
+           for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    assert not bad, f"{name}: " + "; ".join(bad)
+
+
+async def test_every_visitor_page_passes_axe_on_a_phone(
+    make_settings: Callable[..., Settings], browser: object,
+) -> None:
+    """The queue, capture, notify, handoff, status and closed pages, in two languages,
+    at 390 px: no serious or critical accessibility problem."""
+    settings = make_settings(capacity=1, gated_paths=("/checkout*",), shop_name="waitPhone",
+                             message="Doors open at nine", smtp_url="smtp://127.0.0.1:9",
+                             public_url="https://shop.example")
+    room = WaitingRoomMiddleware(shop, settings=settings)
+    async with serve_in_process(room) as url, httpx.AsyncClient(base_url=url) as holder:
+        await holder.get("/checkout")
+        # The axe script is injected by the test; the pages' own CSP forbids that.
+        context = await browser.new_context(  # type: ignore[attr-defined]
+            viewport={"width": 390, "height": 844}, is_mobile=True, bypass_csp=True)
+        try:
+            page = await context.new_page()
+            for lang in ("en", "de"):
+                await page.goto(f"{url}/checkout?lang={lang}")
+                await async_api.expect(page.locator("#wr-position")).to_have_text("1")
+                await _accessible(page, f"a11y-queue-{lang}")
+                await page.goto(f"{url}/_wr/resume-link?to=/checkout")
+                await _accessible(page, f"a11y-handoff-{lang}")
+                await page.goto(f"{url}/_wr/status-page")
+                await _accessible(page, f"a11y-status-{lang}")
+            await page.goto(f"{url}/checkout")
+            await page.fill("#n-email", "bo@example.com")
+            await page.click("form[action*='notify'] button")
+            await _accessible(page, "a11y-notify-done")
+            await room.engine.rooms.configure("default", capture="on")
+            await room.rooms.default.room.refresh_config()
+            for lang in ("en", "de"):
+                await page.goto(f"{url}/checkout?lang={lang}")
+                await _accessible(page, f"a11y-capture-{lang}")
+            await page.click("form[action*='capture'] button")  # nothing filled in
+            await _accessible(page, "a11y-capture-errors")
+            await room.engine.rooms.configure("default", capture="auto", mode="closed")
+            await room.rooms.default.room.refresh_config()
+            fresh = await context.new_page()
+            await context.clear_cookies()
+            await fresh.goto(f"{url}/checkout")
+            await _accessible(fresh, "a11y-closed")
+        finally:
+            await context.close()
+            await room.aclose()

@@ -54,6 +54,8 @@ TEXTS: dict[str, dict[str, str]] = {
     "field_product": {"en": "Product", "fr": "Produit", "de": "Produkt"},
     "field_quantity": {"en": "Quantity", "fr": "Quantité", "de": "Menge"},
     "field_plan": {"en": "Plan", "fr": "Forfait", "de": "Tarif"},
+    "field_store": {"en": "Store", "fr": "Magasin", "de": "Filiale"},
+    "reload": {"en": "Check again", "fr": "Vérifier à nouveau", "de": "Erneut prüfen"},
     "progress": {"en": "Progress through the line", "fr": "Progression dans la file",
                  "de": "Fortschritt in der Warteschlange"},
     "updated": {"en": "Updated {n} s ago", "fr": "Mis à jour il y a {n} s",

@@ -215,14 +215,15 @@ def closed_page(status: Status, lang: str = "en") -> bytes:
 
 def status_page(state: str, message: str, message_at_ms: int, lang: str = "en",
                 here: str = "") -> bytes:
-    """One page that tells everyone the truth, readable with JavaScript off."""
-    head = HEAD.format(lang=lang, title=escape(text("status", lang)),
-                        extra='<meta http-equiv="refresh" content="60">\n')
+    """One page that tells everyone the truth, readable with JavaScript off. It does
+    not reload itself (a page changing under a reader fails WCAG 2.2.1): a link does."""
+    head = HEAD.format(lang=lang, title=escape(text("status", lang)), extra="")
     when = (datetime.fromtimestamp(message_at_ms / 1000, UTC).strftime("%d %b %Y, %H:%M UTC")
             if message_at_ms and message else "")
     update = (f'<div class="msg"><p>{escape(message)}</p><p class="note">'
               f'{html_text("posted", lang)} {when}</p></div>' if message else "")
     return (head + f"""<h1>{html_text("status", lang)}</h1>
 <div class="card" role="status"><p>{html_text(f"state_{state}", lang)}</p></div>
-{update}{switcher(lang, here) if here else ""}</main></body></html>
+{update}<p class="note"><a href="{escape(here or "?")}">{html_text("reload", lang)}</a></p>
+{switcher(lang, here) if here else ""}</main></body></html>
 """).encode()
