@@ -145,7 +145,9 @@ class DemoShop:
                 del self.sessions[sid]
         if self.broken:
             return self._page("ORDER SYSTEM DOWN", "<p>The activation system has failed."
-                              "</p>", 503)
+                              "</p><p>This is the shop's own error page: the waiting room "
+                              "takes over within a second. <a href='/checkout'>Try again"
+                              "</a> and it asks for your details instead.</p>", 503)
         sid = request.headers.get("x-waitingroom-session") or "anonymous-" + secrets.token_hex(4)
         if sid not in self.sessions and len(self.sessions) >= self.capacity:
             self.overloads += 1
@@ -181,7 +183,9 @@ def demo_settings(
         origin=f"http://127.0.0.1:{shop_port}", port=port, capacity=capacity,
         redis_url=redis_url, secret=(secrets.token_urlsafe(32),),
         gated_paths=("/checkout*",), session_idle_seconds=120, capture_spool_dir=spool_dir,
-        breaker_window_seconds=5, breaker_min_requests=3, breaker_cooldown_seconds=10,
+        # The first failure opens the breaker (at the next half-second report): in the
+        # demo, one shopper's failed page is enough evidence.
+        breaker_window_seconds=5, breaker_min_requests=1, breaker_cooldown_seconds=10,
         health_check_url=f"http://127.0.0.1:{shop_port}/health",
         shop_name="waitPhone 3G launch",
         message="Welcome to the waitPhone 3G launch! Places are given first come, "
