@@ -398,3 +398,35 @@ async def test_every_visitor_page_passes_axe_on_a_phone(
         finally:
             await context.close()
             await room.aclose()
+
+
+async def test_a_page_told_to_wait_by_a_503_waits_as_told(
+    room_url: str, browser: object,
+) -> None:
+    """While the room's Redis is away, its answers are 503s with Retry-After: the queue
+    page (on the poll it falls back to) waits that out rather than ask again at once,
+    which would multiply the load on a room in trouble. The page's clock is
+    Playwright's, moved by the test."""
+    unavailable = {"status": 503, "headers": {"retry-after": "30"},
+                   "content_type": "application/json",
+                   "body": '{"error": "temporarily unavailable"}'}
+    async with httpx.AsyncClient(base_url=room_url) as holder:
+        await holder.get("/checkout")
+        context = await browser.new_context()  # type: ignore[attr-defined]
+        try:
+            page = await context.new_page()
+            await page.goto(room_url + "/checkout")  # in line, position 1
+            await page.clock.install()
+            asked: list[str] = []
+            page.on("request", lambda r: asked.append(r.url) if "/_wr/status" in r.url else None)
+            await page.route("**/_wr/events*", lambda route: route.fulfill(**unavailable))
+            await page.route("**/_wr/status*", lambda route: route.fulfill(**unavailable))
+            async with page.expect_request("**/_wr/status*"):
+                await page.reload()  # the event stream fails: the page falls back to polls
+            await page.clock.run_for(25_000)
+            assert len(asked) == 1  # waited out, not asked again at once
+            async with page.expect_request("**/_wr/status*"):
+                await page.clock.run_for(10_000)
+            assert len(asked) == 2
+        finally:
+            await context.close()

@@ -6,7 +6,10 @@
   var room = "?room=" + encodeURIComponent(card.getAttribute("data-room"));
   function ask() {
     fetch("/_wr/status" + room, { credentials: "same-origin", headers: { Accept: "application/json" } })
-      .then(function (r) { return r.json(); })
+      .then(function (r) {
+        if (!r.ok) throw new Error("not a status");  // waited out below, never at once
+        return r.json();
+      })
       .then(function (st) {
         if (st.state === "moved") {  // the other device has it now
           document.getElementById("wr-keep-state").textContent = card.getAttribute("data-moved");

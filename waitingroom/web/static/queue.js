@@ -71,11 +71,20 @@
       $("wr-updated").textContent = words("updated").replace("{n}", String(n));
     }
   }, 1000);
+  // An answer that is not a status (the room's Redis away: 503, or a busy process:
+  // 429) is waited out as it says (Retry-After), never asked again at once.
   function poll() {
     fetch("/_wr/status" + room, { credentials: "same-origin", headers: { Accept: "application/json" } })
-      .then(function (r) { return r.json(); })
+      .then(function (r) {
+        if (!r.ok) throw new Error(r.headers.get("Retry-After") || "5");
+        return r.json();
+      })
       .then(function (st) { show(st); if (!leaving) setTimeout(poll, st.poll_after_seconds * 1000); })
-      .catch(function () { setTimeout(poll, 5000); });
+      .catch(function (e) { setTimeout(poll, retryAfter(e) * 1000); });
+  }
+  function retryAfter(e) {
+    var s = parseInt(e && e.message, 10);
+    return s > 0 && s < 3600 ? s : 5;
   }
   if (window.EventSource) {
     var es = new EventSource("/_wr/events" + room);
