@@ -102,3 +102,14 @@ def test_an_admin_error_is_shown_as_its_message() -> None:
 
     assert _problem(b'{"error": "the admin API is off: set X"}') == "the admin API is off: set X"
     assert _problem(b"<html>bad gateway</html>") == "<html>bad gateway</html>"
+
+
+def test_admin_message_per_language_is_sent_as_messages() -> None:
+    import argparse
+
+    from waitingroom.ops.admin_cli import _message
+
+    german = argparse.Namespace(clear=False, text=["Ab", "neun"], lang="de")
+    assert _message(german) == {"messages": {"de": "Ab neun"}}
+    main_one = argparse.Namespace(clear=True, text=[], lang=None)
+    assert _message(main_one) == {"message": ""}

@@ -255,3 +255,30 @@ async def test_the_grafana_dashboard_queries_only_metrics_we_export(
         exported = (await c.get("/_wr/metrics", headers=AUTH)).text
     assert used and all(re.search(rf"^{name}[{{ ]", exported, re.M) for name in used), (
         used, exported)
+
+
+async def test_the_message_can_be_given_per_language(room: WaitingRoomMiddleware) -> None:
+    """Ops set the message in German beside the main one: German readers get theirs
+    on every page and in the status JSON; everyone else gets the main one."""
+    transport = httpx.ASGITransport(app=room)
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as c:
+        changed = await c.post("/_wr/admin/room", headers=AUTH, json={
+            "message": "Back at nine", "messages": {"de": "Ab neun Uhr wieder da"}})
+        assert changed.status_code == 200
+        assert changed.json()["config"]["messages"] == {"de": "Ab neun Uhr wieder da"}
+        german = {"Accept-Language": "de", "Accept": "application/json"}
+        await c.get("/checkout")  # takes the one slot
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as d:
+            assert (await d.get("/_wr/status", headers=german)).json()["message"] == \
+                "Ab neun Uhr wieder da"
+            assert (await d.get("/_wr/status")).json()["message"] == "Back at nine"
+            page = await d.get("/checkout", headers={"Accept-Language": "de"})
+            assert "Ab neun Uhr wieder da" in page.text and "Back at nine" not in page.text
+            status = await d.get("/_wr/status-page.json", headers={"Accept-Language": "de"})
+            assert status.json()["message"] == "Ab neun Uhr wieder da"
+            assert "Accept-Language" in status.headers["vary"]
+        bad = await c.post("/_wr/admin/room", headers=AUTH,
+                           json={"messages": {"german": "x"}})
+        assert bad.status_code == 400 and "two-letter" in bad.json()["error"]
+        cleared = await c.post("/_wr/admin/room", headers=AUTH, json={"messages": {"de": ""}})
+        assert cleared.json()["config"]["messages"] == {}

@@ -19,7 +19,8 @@ async def capture(room: Room, desk: CaptureDesk, request: Request, receive: Rece
     method = request.scope["method"]
     config = await room.config()
     if method == "POST":
-        status = Status(room.name, "capture", message=config.message or None)
+        status = Status(room.name, "capture",
+                        message=config.message_in(request.language()) or None)
         visitor, number = room.holder_of(request)
         response = await desk.submit(visitor, status, dict(request.scope["headers"]), receive,
                                      wants_json=request.wants_json, lang=request.language(),
@@ -27,7 +28,8 @@ async def capture(room: Room, desk: CaptureDesk, request: Request, receive: Rece
     elif method in ("GET", "HEAD"):
         standing = await stand(room, request, join=True)
         response = with_cookies(
-            desk.form(standing.visitor_id, status_of(room, standing, config),
+            desk.form(standing.visitor_id,
+                      status_of(room, standing, config, request.language()),
                       wants_json=request.wants_json, lang=request.language(),
                       here=request.here()),
             standing.set_cookies)

@@ -4,8 +4,9 @@ created at run time, and the audit log of every change."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from redis.asyncio import Redis
@@ -21,6 +22,7 @@ ROOMS_KEY = "wr:rooms"
 """The registry of rooms created at run time (name -> JSON definition); not under
 any room's hash tag, so on a Redis Cluster it lives on one shard of its own."""
 MAX_ROOMS = 100
+_LANGUAGE = re.compile(r"[a-z]{2}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,12 @@ class RoomConfig:
     start_at_ms: int = 0
     """Scheduled start (Redis time, ms): before it nobody is admitted and arrivals
     join a pre-queue drawn in random order at the start; 0 = no schedule."""
+    messages: dict[str, str] = field(default_factory=dict)
+    """The message in other languages, by language code (``message`` otherwise)."""
+
+    def message_in(self, lang: str) -> str:
+        """The operator's message for a visitor reading ``lang``."""
+        return self.messages.get(lang) or self.message
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +111,11 @@ class RoomStore:
         capture: str | None = None,
         rate: int | None = None,
         start_at_ms: int | None = None,
+        messages: dict[str, str] | None = None,
     ) -> None:
-        """Change a room's live config; every process sees it within a second."""
+        """Change a room's live config; every process sees it within a second.
+        ``messages``: the message in other languages, by code (an empty one is
+        removed: that language then gets ``message``)."""
         if capacity is not None and capacity < 1:
             raise ValueError("capacity must be at least 1")
         if mode is not None and mode not in MODES:
@@ -119,7 +130,11 @@ class RoomStore:
             "paused": None if paused is None else str(int(paused))}
         mapping: dict[FieldT, EncodableT] = {
             k: v for k, v in changes.items() if v is not None}
-        if message is not None:
+        for lang, text in (messages or {}).items():
+            if not _LANGUAGE.fullmatch(lang):
+                raise ValueError("messages are keyed by two-letter language codes")
+            mapping[f"message:{lang}"] = text
+        if message is not None or messages:
             mapping["message_at"] = await server_ms(self.redis)
         if mapping:
             await self.redis.hset(room_keys(room).config, mapping=mapping)
@@ -141,6 +156,8 @@ class RoomStore:
             capture=raw.get(b"capture", b"auto").decode(),
             message_at_ms=int(raw.get(b"message_at", 0)),
             start_at_ms=int(raw.get(b"start_at", 0)),
+            messages={k[8:].decode(): v.decode() for k, v in raw.items()
+                      if k.startswith(b"message:") and v},
         )
 
     async def counts(self, room: str) -> RoomCounts:

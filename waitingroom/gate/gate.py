@@ -80,7 +80,8 @@ class RoomGate:
             if request.scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1013})
                 return
-            response = self.desk.form(standing.visitor_id, status_of(room, standing, config),
+            response = self.desk.form(standing.visitor_id,
+                                      status_of(room, standing, config, request.language()),
                                       wants_json=request.wants_json, lang=request.language(),
                                       here=request.here())
             await with_cookies(response, standing.set_cookies)(request.scope, receive, send)
@@ -89,7 +90,7 @@ class RoomGate:
         elif request.scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
         else:
-            status = status_of(room, standing, config)
+            status = status_of(room, standing, config, request.language())
             headers = {**NO_STORE, "retry-after": str(status.poll_after_seconds)}
             if request.wants_json:
                 response = json_response(status.to_json(), headers=headers)

@@ -4,6 +4,7 @@ anything wrong is a 400 saying which field and why."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
@@ -97,7 +98,7 @@ def parse_changes(body: bytes) -> dict[str, Any]:
     """``POST /_wr/admin/room``: the live settings to change."""
     data = _json_object(body)
     unknown = set(data) - {"capacity", "paused", "mode", "message", "capture", "rate",
-                           "start_at_ms"}
+                           "start_at_ms", "messages"}
     if unknown:
         raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
     if "capacity" in data:
@@ -112,6 +113,12 @@ def parse_changes(body: bytes) -> dict[str, Any]:
     if message is not None and (not isinstance(message, str)
                                 or len(message) > _MESSAGE_LIMIT):
         raise ValueError(f"message must be text of at most {_MESSAGE_LIMIT} characters")
+    messages = data.get("messages", {})
+    if not isinstance(messages, dict) or len(messages) > 20 or not all(
+            isinstance(k, str) and re.fullmatch(r"[a-z]{2}", k) and isinstance(v, str)
+            and len(v) <= _MESSAGE_LIMIT for k, v in messages.items()):
+        raise ValueError("messages must map two-letter language codes to texts of at most "
+                         f"{_MESSAGE_LIMIT} characters")
     for key, allowed in _CHOICES.items():
         if key in data and data[key] not in allowed:
             raise ValueError(f"{key} must be one of {', '.join(allowed)}")

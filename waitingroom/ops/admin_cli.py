@@ -30,7 +30,7 @@ _COMMANDS: dict[str, tuple[str, Any, Any]] = {
     "normal": ("POST", "/room", lambda a: {"mode": "normal"}),
     "close": ("POST", "/room", lambda a: {"mode": "closed"}),
     "rate": ("POST", "/room", lambda a: {"rate": a.value}),
-    "message": ("POST", "/room", lambda a: {"message": "" if a.clear else " ".join(a.text)}),
+    "message": ("POST", "/room", lambda a: _message(a)),
     "capture": ("POST", "/room", lambda a: {"capture": a.setting}),
     "schedule": ("POST", "/room", lambda a: {"start_at_ms": _start_at_ms(a)}),
     "invite": ("POST", "/invites", lambda a: {"uses": a.uses, "expires_in_seconds": a.expires,
@@ -64,6 +64,8 @@ def add_parser(commands: Any) -> None:
     message = sub.add_parser("message", help="set (or --clear) the operator message")
     message.add_argument("text", nargs="*")
     message.add_argument("--clear", action="store_true")
+    message.add_argument("--lang", help="the message for visitors reading this language "
+                         "(e.g. de); others keep the main one")
     sub.add_parser("capture", help="force data-capture mode on/off, or follow the "
                    "breaker (auto)").add_argument("setting", choices=("on", "off", "auto"))
     schedule = sub.add_parser("schedule", help="a start time with a pre-queue: arrivals "
@@ -87,6 +89,11 @@ def add_parser(commands: Any) -> None:
                         "limit)")
     sub.add_parser("revoke-room", help="remove a created room; its paths fall back to the "
                    "configured room").add_argument("name")
+
+
+def _message(args: argparse.Namespace) -> dict[str, object]:
+    text = "" if args.clear else " ".join(args.text)
+    return {"messages": {args.lang: text}} if args.lang else {"message": text}
 
 
 def _start_at_ms(args: argparse.Namespace) -> int:

@@ -113,9 +113,10 @@ async def visit(
     return standing
 
 
-def status_of(room: Room, standing: Standing, config: RoomConfig) -> Status:
-    """What the visitor is told: their state, place, wait and when to ask again."""
-    message = config.message or None
+def status_of(room: Room, standing: Standing, config: RoomConfig, lang: str = "en") -> Status:
+    """What the visitor is told (the operator's message in ``lang``): their state,
+    place, wait and when to ask again."""
+    message = config.message_in(lang) or None
     if config.mode == "open":
         return Status(room.name, "open", message=message)
     capturing = room.capturing(config)

@@ -28,10 +28,12 @@ async def status(room: Room, request: Request, receive: Receive, send: Send) -> 
     """``GET /_wr/status``: the caller's standing as JSON (joins if holding none)."""
     config = await room.config()
     if config.mode == "open":  # nobody waits: asking takes no place
-        answer, cookies = Status(room.name, "open", message=config.message or None), []
+        answer, cookies = Status(room.name, "open",
+                                 message=config.message_in(request.language()) or None), []
     else:
         standing = await stand(room, request, join=True, claim=False)
-        answer, cookies = status_of(room, standing, config), standing.set_cookies
+        answer, cookies = (status_of(room, standing, config, request.language()),
+                           standing.set_cookies)
     await send_json(send, answer.to_json(), cookies)
 
 
@@ -51,6 +53,7 @@ async def events(room: Room, request: Request, receive: Receive, send: Send) -> 
 async def _stream(room: Room, request: Request, receive: Receive, send: Send) -> None:
     config = await room.config()
     standing = await stand(room, request, join=True, claim=False)
+    lang = request.language()
     headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-store"),
                (b"x-accel-buffering", b"no"),
                *((b"set-cookie", c) for c in standing.set_cookies)]
@@ -62,7 +65,7 @@ async def _stream(room: Room, request: Request, receive: Receive, send: Send) ->
     try:
         with room.doorbell.waiting(standing.visitor_id, number) as bell:
             while True:
-                answer = status_of(room, standing, config)
+                answer = status_of(room, standing, config, lang)
                 payload = answer.to_json()
                 body = b"data: " + payload + b"\n\n" if payload != last else b":\n\n"
                 await send({"type": "http.response.body", "body": body, "more_body": True})

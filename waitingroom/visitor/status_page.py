@@ -27,9 +27,9 @@ async def status_page(room: Room, request: Request, receive: Receive, send: Send
     headers = {"cache-control": "public, max-age=5"}
     if request.scope["path"].endswith(".json"):
         body = {"room": room.name, "state": state, "state_text": pages.STATE_WORDS[state],
-                "message": config.message or None,
+                "message": config.message_in(request.language()) or None,
                 "message_at_ms": config.message_at_ms or None}
-        response = json_response(body, headers=headers)
+        response = json_response(body, headers={**headers, "vary": "Accept-Language"})
     else:
         remember = request.language_cookie()
         # Shared caches keep one copy per language; a page that sets the visitor's
@@ -37,7 +37,8 @@ async def status_page(room: Room, request: Request, receive: Receive, send: Send
         headers = ({**NO_STORE} if remember else
                    {**headers, "vary": "Accept-Language, Cookie"})
         response = html_response(
-            pages.status_page(state, config.message, config.message_at_ms,
+            pages.status_page(state, config.message_in(request.language()),
+                              config.message_at_ms,
                               request.language(), request.here()), headers=headers)
         response.raw_headers += [(b"set-cookie", c) for c in remember]
     await response(request.scope, receive, send)
