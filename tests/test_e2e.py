@@ -62,7 +62,10 @@ async def test_cap_and_fcfs_hold_across_processes_with_a_crowd(redis_url: str) -
 
 
 async def _crowd(origin: CountingOrigin, processes: list[str]) -> None:
-    limits = httpx.Limits(max_connections=2)
+    # Idle connections are dropped well before the servers' 5 s keep-alive timeout: a
+    # request sent on one the server is closing just then is lost (seen on a loaded CI
+    # machine, where the 120 arrivals take over 5 s).
+    limits = httpx.Limits(max_connections=2, keepalive_expiry=1.0)
     clients = [httpx.AsyncClient(limits=limits, timeout=30) for _ in range(VISITORS)]
     json_accept = {"Accept": "application/json"}
     try:
