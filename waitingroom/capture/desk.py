@@ -33,7 +33,7 @@ from waitingroom.web.asgi import (
     json_response,
     read_body,
 )
-from waitingroom.web.i18n import TEXTS, field_error, text
+from waitingroom.web.i18n import field_error, said
 
 logger = logging.getLogger("waitingroom.capture")
 
@@ -83,10 +83,10 @@ class CaptureDesk:
                                 "max_length": f.max_length, "choices": list(f.choices)}
                                for f in self.fields]}
             if notice:
-                body["error"] = _words(notice)
+                body["error"] = said(notice, "en")
             return json_response(body, status_code)
         html = pages.capture_page(self.fields, csrf=csrf, values=values, errors=errors, lang=lang,
-                                  status=status, notice=_words(notice, lang),
+                                  status=status, notice=said(notice, lang),
                                   here=here)
         return html_response(html, status_code)
 
@@ -106,7 +106,7 @@ class CaptureDesk:
                 raise _Rejected(403, "notice_form_expired")
         except _Rejected as rejected:
             if visitor_id is None or rejected.status == 413:
-                return _plain(rejected.status, _words(rejected.problem), wants_json)
+                return _plain(rejected.status, said(rejected.problem, "en"), wants_json)
             return self.form(visitor_id, status, wants_json=wants_json, lang=lang,
                              status_code=rejected.status, notice=rejected.problem)
         values, errors = validate(self.fields, data)
@@ -173,11 +173,6 @@ async def _read_submission(headers: dict[bytes, bytes], receive: Receive) -> dic
         return form_fields(body, as_json=content_type == b"application/json")
     except BadRequest as bad:
         raise _Rejected(400, str(bad)) from None
-
-
-def _words(problem: str, lang: str = "en") -> str:
-    """A notice's words in ``lang``: a text key's, or the words themselves."""
-    return text(problem, lang) if problem in TEXTS else problem
 
 
 def _plain(status: int, problem: str, wants_json: bool) -> Response:

@@ -8,7 +8,7 @@ from starlette.types import Receive, Send
 
 from waitingroom.capture.desk import CaptureDesk
 from waitingroom.room.room import Room
-from waitingroom.room.standing import stand, status_of
+from waitingroom.room.standing import stand, status_of, visitor_message
 from waitingroom.status import Status
 from waitingroom.web.request import Request, with_cookies
 
@@ -20,7 +20,7 @@ async def capture(room: Room, desk: CaptureDesk, request: Request, receive: Rece
     config = await room.config()
     if method == "POST":
         status = Status(room.name, "capture",
-                        message=config.message_in(request.language()) or None)
+                        message=visitor_message(config, request))
         visitor, number = room.holder_of(request)
         response = await desk.submit(visitor, status, dict(request.scope["headers"]), receive,
                                      wants_json=request.wants_json, lang=request.language(),
@@ -29,7 +29,7 @@ async def capture(room: Room, desk: CaptureDesk, request: Request, receive: Rece
         standing = await stand(room, request, join=True)
         response = with_cookies(
             desk.form(standing.visitor_id,
-                      status_of(room, standing, config, request.language()),
+                      status_of(room, standing, config, request),
                       wants_json=request.wants_json, lang=request.language(),
                       here=request.here()),
             standing.set_cookies)

@@ -81,7 +81,7 @@ class RoomGate:
                 await send({"type": "websocket.close", "code": 1013})
                 return
             response = self.desk.form(standing.visitor_id,
-                                      status_of(room, standing, config, request.language()),
+                                      status_of(room, standing, config, request),
                                       wants_json=request.wants_json, lang=request.language(),
                                       here=request.here())
             await with_cookies(response, standing.set_cookies)(request.scope, receive, send)
@@ -90,7 +90,7 @@ class RoomGate:
         elif request.scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
         else:
-            status = status_of(room, standing, config, request.language())
+            status = status_of(room, standing, config, request)
             headers = {**NO_STORE, "retry-after": str(status.poll_after_seconds)}
             if request.wants_json:
                 response = json_response(status.to_json(), headers=headers)

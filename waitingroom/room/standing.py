@@ -113,10 +113,19 @@ async def visit(
     return standing
 
 
-def status_of(room: Room, standing: Standing, config: RoomConfig, lang: str = "en") -> Status:
-    """What the visitor is told (the operator's message in ``lang``): their state,
-    place, wait and when to ask again."""
-    message = config.message_in(lang) or None
+def visitor_message(config: RoomConfig, request: Request | None) -> str | None:
+    """The operator's message in the language ``request`` reads (worked out only when
+    ops gave the message in more than one: a poll does not pay for it otherwise)."""
+    if config.messages and request is not None:
+        return config.message_in(request.language()) or None
+    return config.message or None
+
+
+def status_of(room: Room, standing: Standing, config: RoomConfig,
+              request: Request | None = None) -> Status:
+    """What the visitor is told (the operator's message in their language): their
+    state, place, wait and when to ask again."""
+    message = visitor_message(config, request)
     if config.mode == "open":
         return Status(room.name, "open", message=message)
     capturing = room.capturing(config)

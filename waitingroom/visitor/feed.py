@@ -11,7 +11,7 @@ from redis.exceptions import RedisError
 from starlette.types import Receive, Send
 
 from waitingroom.room.room import Room
-from waitingroom.room.standing import stand, status_of, waiting
+from waitingroom.room.standing import stand, status_of, visitor_message, waiting
 from waitingroom.status import Status
 from waitingroom.web.answers import busy
 from waitingroom.web.asgi import send_json, wait_for_disconnect
@@ -29,10 +29,10 @@ async def status(room: Room, request: Request, receive: Receive, send: Send) -> 
     config = await room.config()
     if config.mode == "open":  # nobody waits: asking takes no place
         answer, cookies = Status(room.name, "open",
-                                 message=config.message_in(request.language()) or None), []
+                                 message=visitor_message(config, request)), []
     else:
         standing = await stand(room, request, join=True, claim=False)
-        answer, cookies = (status_of(room, standing, config, request.language()),
+        answer, cookies = (status_of(room, standing, config, request),
                            standing.set_cookies)
     await send_json(send, answer.to_json(), cookies)
 
@@ -53,7 +53,6 @@ async def events(room: Room, request: Request, receive: Receive, send: Send) -> 
 async def _stream(room: Room, request: Request, receive: Receive, send: Send) -> None:
     config = await room.config()
     standing = await stand(room, request, join=True, claim=False)
-    lang = request.language()
     headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-store"),
                (b"x-accel-buffering", b"no"),
                *((b"set-cookie", c) for c in standing.set_cookies)]
@@ -65,7 +64,7 @@ async def _stream(room: Room, request: Request, receive: Receive, send: Send) ->
     try:
         with room.doorbell.waiting(standing.visitor_id, number) as bell:
             while True:
-                answer = status_of(room, standing, config, lang)
+                answer = status_of(room, standing, config, request)
                 payload = answer.to_json()
                 body = b"data: " + payload + b"\n\n" if payload != last else b":\n\n"
                 await send({"type": "http.response.body", "body": body, "more_body": True})

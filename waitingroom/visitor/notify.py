@@ -24,7 +24,7 @@ from waitingroom.web.asgi import (
     query_params,
     small_form,
 )
-from waitingroom.web.i18n import TEXTS, field_error
+from waitingroom.web.i18n import field_error
 from waitingroom.web.request import Request, same_site, with_cookies
 
 _NOTIFY_FIELDS = parse_fields("email:email,phone:phone")
@@ -152,7 +152,5 @@ def _checked(fields: dict[str, str], unreadable: str) -> tuple[dict[str, str], d
 
 def _said(name: str, code: str, lang: str) -> str:
     """Field ``name``'s error code in words (an unreadable form's words are its own)."""
-    if f"error_{code}" not in TEXTS:
-        return code
     return field_error(code, lang, next((f.max_length for f in _NOTIFY_FIELDS
                                          if f.name == name), 0))

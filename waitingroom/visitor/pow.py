@@ -75,5 +75,5 @@ async def proof_of_work(room: Room, request: Request, receive: Receive, send: Se
         return
     config = await room.config()
     standing = await new_place(room, request, join=True, claim=False)
-    await send_json(send, status_of(room, standing, config, request.language()).to_json(),
+    await send_json(send, status_of(room, standing, config, request).to_json(),
                     standing.set_cookies)

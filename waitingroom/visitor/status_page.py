@@ -8,6 +8,7 @@ import time
 from starlette.types import Receive, Send
 
 from waitingroom.room.room import Room
+from waitingroom.room.standing import visitor_message
 from waitingroom.web import pages
 from waitingroom.web.asgi import NO_STORE, html_response, json_response
 from waitingroom.web.request import Request
@@ -27,7 +28,7 @@ async def status_page(room: Room, request: Request, receive: Receive, send: Send
     headers = {"cache-control": "public, max-age=5"}
     if request.scope["path"].endswith(".json"):
         body = {"room": room.name, "state": state, "state_text": pages.STATE_WORDS[state],
-                "message": config.message_in(request.language()) or None,
+                "message": visitor_message(config, request),
                 "message_at_ms": config.message_at_ms or None}
         response = json_response(body, headers={**headers, "vary": "Accept-Language"})
     else:
@@ -37,7 +38,7 @@ async def status_page(room: Room, request: Request, receive: Receive, send: Send
         headers = ({**NO_STORE} if remember else
                    {**headers, "vary": "Accept-Language, Cookie"})
         response = html_response(
-            pages.status_page(state, config.message_in(request.language()),
+            pages.status_page(state, visitor_message(config, request) or "",
                               config.message_at_ms,
                               request.language(), request.here()), headers=headers)
         response.raw_headers += [(b"set-cookie", c) for c in remember]

@@ -289,8 +289,15 @@ def field_label(name: str, fallback: str, lang: str) -> str:
 
 
 def field_error(code: str, lang: str, max_length: int = 0) -> str:
-    """What :func:`waitingroom.fields.validate` found wrong (``code``), in words."""
-    return text(f"error_{code}", lang, n=max_length)
+    """What :func:`waitingroom.fields.validate` found wrong (``code``), in words; words
+    that are no code (an unreadable form's) as they are."""
+    return text(f"error_{code}", lang, n=max_length) if f"error_{code}" in TEXTS else code
+
+
+def said(key_or_words: str, lang: str, **values: object) -> str:
+    """The text ``key_or_words`` names in ``lang``; words that are not a text key (a
+    parser's own message, say) are returned as they are."""
+    return text(key_or_words, lang, **values) if key_or_words in TEXTS else key_or_words
 
 
 def text(key: str, lang: str, **values: object) -> str:

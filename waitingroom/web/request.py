@@ -29,6 +29,7 @@ class Request:
     request_id: str = ""
     """This request's id (the caller's if sane); empty for the room's own endpoints."""
     accept_language: str = ""
+    _language: str = ""  # worked out once, on first use
 
     @classmethod
     def parse(cls, scope: Scope, incoming_id: bytes | None = None, rid: str = "") -> Request:
@@ -56,8 +57,10 @@ class Request:
 
     def language(self) -> str:
         """The language to answer this visitor's pages in."""
-        return pick(self.chosen_language() or self.cookies.get(LANGUAGE_COOKIE),
-                    self.accept_language)
+        if not self._language:
+            self._language = pick(self.chosen_language() or self.cookies.get(LANGUAGE_COOKIE),
+                                  self.accept_language)
+        return self._language
 
     def here(self) -> str:
         """This page's path and query, less any ``lang`` (for the language switcher)."""
