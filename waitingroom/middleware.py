@@ -33,10 +33,10 @@ from waitingroom.room.standing import ChallengeRequired, TooManyNewPlaces
 from waitingroom.settings import Settings
 from waitingroom.tickets import Tickets
 from waitingroom.visitor.pow import challenge
-from waitingroom.web import pages
 from waitingroom.web.answers import too_many_new_places, unavailable
 from waitingroom.web.asgi import SESSION_HEADER, BadRequest, ClientGone, json_response, query_params
 from waitingroom.web.limits import ProcessLimits
+from waitingroom.web.pages import ASSETS, Pages
 from waitingroom.web.paths import RESERVED_PREFIX, BadPath, Router, canonical_scope
 from waitingroom.web.request import Request, forwarded
 from waitingroom.web.request_id import (
@@ -45,6 +45,7 @@ from waitingroom.web.request_id import (
     request_id,
     request_id_from,
 )
+from waitingroom.web.templates import BRAND_PREFIX, Brand
 
 logger = logging.getLogger("waitingroom")
 
@@ -62,6 +63,10 @@ class WaitingRoomMiddleware:
         settings.require("secret")
         self.app = app
         self.settings = settings
+        self.pages = Pages(templates_dir=settings.templates_dir,
+                           locales_dir=settings.locales_dir,
+                           brand=Brand(settings.shop_name, settings.stylesheet, settings.logo))
+        """The visitor pages, in every language, in the shop's look."""
         self.engine = engine if engine is not None else Engine.from_settings(settings)
         self.tickets = Tickets(settings.secret, ticket_max_age=settings.ticket_max_age_seconds,
                                pass_max_age=settings.session_max_seconds)
@@ -124,27 +129,26 @@ class WaitingRoomMiddleware:
             gate = await self.rooms.for_path(path)
         except RedisError as exc:  # only before the room registry was first read
             logger.warning("redis unavailable while routing %s: %s", path, exc)
-            await self.rooms.default.without_redis(Request.parse(scope, incoming, rid),
+            await self.rooms.default.without_redis(Request.parse(scope, self.pages, incoming, rid),
                                                    receive, send)
             return
         if gate is None:
             await self.app(forwarded(scope, incoming, rid), receive, send)
         else:
-            await gate(Request.parse(scope, incoming, rid), receive, send)
+            await gate(Request.parse(scope, self.pages, incoming, rid), receive, send)
 
     async def _reserved_path(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         if scope["type"] != "http":
             await send({"type": "websocket.close", "code": 1008})
             return
-        if path.startswith("/_wr/static/") and path[12:] in pages.ASSETS:
-            body, content_type = pages.ASSETS[path[12:]]
-            response = Response(body, headers={"cache-control": "public, max-age=3600",
-                                               "x-content-type-options": "nosniff"})
-            response.raw_headers.append((b"content-type", content_type))
-            await response(scope, receive, send)
+        asset = (ASSETS.get(path[12:]) if path.startswith("/_wr/static/") else
+                 self.pages.brand_files.get(path[len(BRAND_PREFIX):])
+                 if path.startswith(BRAND_PREFIX) else None)
+        if asset is not None:
+            await _static(asset)(scope, receive, send)
             return
-        request = Request.parse(scope)
+        request = Request.parse(scope, self.pages)
         try:
             if path == "/_wr/health":
                 await self._health(request, receive, send)
@@ -217,3 +221,14 @@ async def _bad_path(scope: Scope, receive: Receive, send: Send) -> None:
     else:
         await Response(b"Bad request path.\n", 400, media_type="text/plain")(
             scope, receive, send)
+
+
+def _static(asset: tuple[bytes, bytes]) -> Response:
+    """A static file (ours or the shop's brand files): cacheable for an hour, and never
+    run as a page of this site (an SVG's scripts included)."""
+    body, content_type = asset
+    response = Response(body, headers={"cache-control": "public, max-age=3600",
+                                       "x-content-type-options": "nosniff",
+                                       "content-security-policy": "sandbox"})
+    response.raw_headers.append((b"content-type", content_type))
+    return response

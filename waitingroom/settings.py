@@ -73,6 +73,19 @@ class Settings:
     case in paths (IIS): else ``/CHECKOUT`` would pass a ``/checkout*`` gate."""
     shop_name: str = ""
     """The shop's name, shown on the queue page and in its title (empty: none)."""
+    templates_dir: str = ""
+    """A folder of the shop's own page templates (Jinja2, named as ours: ``base.html``
+    frames every visitor page) and, in ``static/``, files served under ``/_wr/brand/``;
+    empty: ours. Escaping is always on; see docs/branding.md."""
+    locales_dir: str = ""
+    """A folder of gettext catalogs, ``<language code>.po``, adding languages to the
+    visitor's pages or replacing our words in one; empty: ours (en, fr, de)."""
+    stylesheet: str = ""
+    """A path on this site of a stylesheet linked after ours on every visitor page
+    (e.g. ``/_wr/brand/shop.css``); empty: none."""
+    logo: str = ""
+    """A path on this site of the shop's logo, shown atop every visitor page (its
+    alternative text is ``shop_name``); empty: none."""
     message: str = ""
     """Operator message shown to waiting visitors; seeds the room's live value."""
     origin_timeout_seconds: float = 30.0
@@ -183,6 +196,7 @@ class Settings:
                    "redis+sentinel://host:26379[,host:26379]/service[/db]")
         _check(self.capacity >= 1, "capacity", "must be at least 1")
         _check(len(self.shop_name) <= 100, "shop_name", "at most 100 characters")
+        _check_look(self)
         for secret in self.secret:
             _check(len(secret) >= _MIN_SECRET_LENGTH, "secret",
                    f"each secret needs at least {_MIN_SECRET_LENGTH} characters")
@@ -230,27 +244,7 @@ class Settings:
                    "health_check_url", "must be an http:// or https:// URL")
         _check(self.redis_down in ("closed", "passes", "open"), "redis_down",
                "must be closed, passes or open")
-        if self.smtp_url:
-            _check(urlsplit(self.smtp_url).scheme == "smtp" and bool(
-                urlsplit(self.smtp_url).hostname), "smtp_url", "must be smtp://host:port")
-        if self.notify_webhook_url:
-            _check(urlsplit(self.notify_webhook_url).scheme in ("http", "https"),
-                   "notify_webhook_url", "must be an http:// or https:// URL")
-            _check(len(self.notify_webhook_secret) >= _MIN_SECRET_LENGTH,
-                   "notify_webhook_secret",
-                   f"needs at least {_MIN_SECRET_LENGTH} characters with a webhook")
-        _check(self.notify_claim_seconds >= self.grace_seconds, "notify_claim_seconds",
-               "must be at least grace_seconds")
-        if self.public_url:
-            parts = urlsplit(self.public_url)
-            _check(parts.scheme in ("http", "https") and bool(parts.hostname)
-                   and parts.path in ("", "/") and not (parts.query or parts.fragment
-                                                        or parts.username), "public_url",
-                   "must be http(s)://host[:port], with no path, query or user")
-        elif self.smtp_url or self.notify_webhook_url:
-            raise ConfigError("public_url", "is required with notify-me (smtp_url or "
-                              "notify_webhook_url): the links it sends are built on it, "
-                              "never on a visitor's Host header")
+        _check_notify(self)
         _check(self.notify_per_hour_per_visitor >= 1, "notify_per_hour_per_visitor",
                "must be at least 1")
         _check(self.notify_per_hour_per_network >= 1, "notify_per_hour_per_network",
@@ -276,6 +270,44 @@ class Settings:
                 flag = "" if name in SECRET_SETTINGS else f"--{name.replace('_', '-')}, or "
                 raise ConfigError(f"{ENV_PREFIX}{name.upper()}",
                                   f"is required (or {flag}{name} in the config file)")
+
+
+def _check_look(settings: Settings) -> None:
+    """The shop's look: its folders exist; its stylesheet and logo are paths here."""
+    for key in ("templates_dir", "locales_dir"):
+        folder = getattr(settings, key)
+        _check(not folder or Path(folder).is_dir(), key, f"{folder!r} is not a folder")
+    for key in ("stylesheet", "logo"):
+        path = getattr(settings, key)
+        _check(not path or (path.startswith("/") and not path.startswith("//")
+                            and "\\" not in path and len(path) <= 200
+                            and all(32 < ord(c) < 127 for c in path)), key,
+               "a path on this site, like /_wr/brand/shop.css (at most 200 characters)")
+
+
+def _check_notify(settings: Settings) -> None:
+    """Notify-me's delivery, and the public URL its links are built on."""
+    if settings.smtp_url:
+        _check(urlsplit(settings.smtp_url).scheme == "smtp" and bool(
+            urlsplit(settings.smtp_url).hostname), "smtp_url", "must be smtp://host:port")
+    if settings.notify_webhook_url:
+        _check(urlsplit(settings.notify_webhook_url).scheme in ("http", "https"),
+               "notify_webhook_url", "must be an http:// or https:// URL")
+        _check(len(settings.notify_webhook_secret) >= _MIN_SECRET_LENGTH,
+               "notify_webhook_secret",
+               f"needs at least {_MIN_SECRET_LENGTH} characters with a webhook")
+    _check(settings.notify_claim_seconds >= settings.grace_seconds, "notify_claim_seconds",
+           "must be at least grace_seconds")
+    if settings.public_url:
+        parts = urlsplit(settings.public_url)
+        _check(parts.scheme in ("http", "https") and bool(parts.hostname)
+               and parts.path in ("", "/") and not (parts.query or parts.fragment
+                                                    or parts.username), "public_url",
+               "must be http(s)://host[:port], with no path, query or user")
+    elif settings.smtp_url or settings.notify_webhook_url:
+        raise ConfigError("public_url", "is required with notify-me (smtp_url or "
+                          "notify_webhook_url): the links it sends are built on it, "
+                          "never on a visitor's Host header")
 
 
 def _check(ok: bool, key: str, problem: str) -> None:

@@ -61,7 +61,7 @@ async def test_the_form_speaks_the_visitors_language_end_to_end(
     async with client(room) as holder, client(room) as visitor:
         await holder.get("/checkout")
         form = (await visitor.get("/checkout", headers=german)).text
-        assert '<html lang="de">' in form and "Ich bin einverstanden" in form
+        assert '<html lang="de" dir="ltr">' in form and "Ich bin einverstanden" in form
         assert ">E-Mail</label>" in form and ">Tarif</label>" in form
         assert "Auswählen" in form and "I agree" not in form
         assert 'hreflang="fr"' in form  # the language switcher

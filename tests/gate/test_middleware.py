@@ -19,7 +19,8 @@ from tests.servers import Origin
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
 from waitingroom.tickets import TICKET_SALT, Tickets
-from waitingroom.web import pages
+from waitingroom.web.pages import Pages, RoomLook
+from waitingroom.web.templates import Brand
 
 ROOM = "default"
 
@@ -280,7 +281,7 @@ async def test_message_is_escaped(visitor: Callable[..., httpx.AsyncClient],
 def test_queue_page_has_a_no_javascript_refresh() -> None:
     from waitingroom.status import Status
 
-    html = pages.queue_page(Status(ROOM, "queued", position=7, poll_after_seconds=4)).decode()
+    html = Pages().queue(Status(ROOM, "queued", position=7, poll_after_seconds=4)).decode()
     assert '<noscript><meta http-equiv="refresh" content="4"></noscript>' in html
 
 
@@ -290,7 +291,9 @@ def test_queue_pages_built_from_one_frame_carry_each_visitors_own_values() -> No
     def page(position: int, eta: int | None, here: str = "/checkout") -> str:
         status = Status(ROOM, "queued", position=position, eta_seconds=eta,
                         poll_after_seconds=2 + position // 100)
-        return pages.queue_page(status, here=here).decode()
+        return queue_pages.queue(status, here=here).decode()
+
+    queue_pages = Pages()
 
     first, second = page(7, None), page(700, 600)
     assert '<p class="pos" id="wr-position">7</p>' in first
@@ -305,12 +308,15 @@ def test_queue_pages_built_from_one_frame_carry_each_visitors_own_values() -> No
 def test_the_queue_page_names_the_shop_and_says_how_long_a_session_lasts() -> None:
     from waitingroom.status import Status
 
-    look = pages.RoomLook(shop_name="Tom & Jo's <b>", session_idle_seconds=600,
-                          session_max_seconds=1800)
-    html = pages.queue_page(Status(ROOM, "queued", position=3), look=look, lang="fr").decode()
-    assert "<title>Vous êtes dans la file \u2013 Tom &amp; Jo&#x27;s &lt;b&gt;</title>" in html
+    look = RoomLook(session_idle_seconds=600, session_max_seconds=1800)
+    shop = Pages(brand=Brand(shop_name="Tom & Jo's <b>"))
+    html = shop.queue(Status(ROOM, "queued", position=3), look=look, lang="fr").decode()
+    assert "<title>Vous êtes dans la file \u2013 Tom &amp; Jo&#39;s &lt;b&gt;</title>" in html
     assert "Jo's <b>" not in html
-    assert "jusqu&#x27;à 30 minutes" in html and "10 minutes d&#x27;inactivité" in html
+    assert "jusqu&#39;à 30 minutes" in html and "10 minutes d&#39;inactivité" in html
+    one = Pages().queue(Status(ROOM, "queued", position=3), lang="de",
+                        look=RoomLook(session_idle_seconds=60, session_max_seconds=60)).decode()
+    assert "bis zu 1 Minute Zeit" in one and "nach 1 Minute ohne" in one  # singular
 
 
 def _old_ticket(room: str, visitor_id: str) -> str:

@@ -35,7 +35,7 @@ async def _drive(ops_url: str, visitors: list[httpx.AsyncClient]) -> None:
     assert created["config"]["capacity"] == 2 and created["config"]["rate"] == 600
 
     async def gated_on_the_other_process() -> bool:
-        return "You're in line" in (await fourth.get("/consoles/ps6")).text or (
+        return "You&#39;re in line" in (await fourth.get("/consoles/ps6")).text or (
             await fourth.get("/_wr/status?room=consoles")).json().get("room") == "consoles"
 
     await eventually(gated_on_the_other_process, "the new room gates on the other process")

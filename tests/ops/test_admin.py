@@ -279,6 +279,6 @@ async def test_the_message_can_be_given_per_language(room: WaitingRoomMiddleware
             assert "Accept-Language" in status.headers["vary"]
         bad = await c.post("/_wr/admin/room", headers=AUTH,
                            json={"messages": {"german": "x"}})
-        assert bad.status_code == 400 and "two-letter" in bad.json()["error"]
+        assert bad.status_code == 400 and "language codes" in bad.json()["error"]
         cleared = await c.post("/_wr/admin/room", headers=AUTH, json={"messages": {"de": ""}})
         assert cleared.json()["config"]["messages"] == {}

@@ -33,15 +33,21 @@ from waitingroom.web.asgi import (
     json_response,
     read_body,
 )
-from waitingroom.web.i18n import field_error, said
+from waitingroom.web.i18n import N_
+from waitingroom.web.request import Request
 
 logger = logging.getLogger("waitingroom.capture")
 
 MAX_BODY_BYTES = 16 * 1024
+SESSION_EXPIRED = N_("Your session has expired: please reload the page.")
+FORM_EXPIRED = N_("This form has expired: please send it again.")
+NOT_SAVED = N_("We could not save your details just now. Please send the form again in a "
+               "moment.")
+TOO_MANY = N_("Too many attempts: please wait a minute and send the form again.")
 
 
 class _Rejected(Exception):
-    """The submission cannot be taken: ``problem`` is a text key or plain words."""
+    """The submission cannot be taken: ``problem`` says why (a message to translate)."""
 
     def __init__(self, status: int, problem: str) -> None:
         super().__init__(problem)
@@ -65,67 +71,68 @@ class CaptureDesk:
         self._per_minute = settings.capture_rate_per_minute
 
     def form(
-        self, visitor_id: str, status: Status, *, wants_json: bool, lang: str = "en",
-        status_code: int = 200,
+        self, visitor_id: str, status: Status, request: Request, *, status_code: int = 200,
         values: dict[str, str] | None = None, errors: dict[str, str] | None = None,
         notice: str = "", here: str = "",
     ) -> Response:
-        """The form (HTML, in ``lang``; ``here``: where its language switcher points)
-        or its description (JSON, in English), carrying a fresh CSRF token. ``notice``
-        is a text key; ``errors`` are :data:`waitingroom.fields.ERRORS` codes."""
+        """The form (HTML, in the visitor's language; ``here``: where its language
+        switcher points) or its description (JSON, in English), carrying a fresh CSRF
+        token. ``notice`` is a message; ``errors`` are :data:`waitingroom.fields.ERRORS`
+        codes."""
         csrf = self.tickets.issue_csrf(self.room, visitor_id)
-        if wants_json:
+        languages = request.pages.languages
+        if request.wants_json:
             by_name = {f.name: f for f in self.fields}
             body = {**status.as_dict(), "csrf": csrf,
-                    "errors": {name: field_error(code, "en", by_name[name].max_length)
+                    "errors": {name: languages.field_error(code, "en", by_name[name].max_length)
                                for name, code in (errors or {}).items()},
                     "fields": [{"name": f.name, "kind": f.kind, "required": f.required,
                                 "max_length": f.max_length, "choices": list(f.choices)}
                                for f in self.fields]}
             if notice:
-                body["error"] = said(notice, "en")
+                body["error"] = notice
             return json_response(body, status_code)
-        html = pages.capture_page(self.fields, csrf=csrf, values=values, errors=errors, lang=lang,
-                                  status=status, notice=said(notice, lang),
-                                  here=here)
+        html = pages.capture_page(request.pages, self.fields, csrf=csrf, values=values,
+                                  errors=errors, lang=request.language(), status=status,
+                                  notice=notice, here=here)
         return html_response(html, status_code)
 
     async def submit(
-        self, visitor_id: str | None, status: Status, headers: dict[bytes, bytes],
-        receive: Receive, *, wants_json: bool, lang: str = "en", number: int = 0,
+        self, visitor_id: str | None, status: Status, request: Request, receive: Receive, *,
+        number: int = 0,
     ) -> Response:
         """``POST /_wr/capture``: validate, store durably, answer with the reference.
         ``number``: the visitor's arrival number in line (0 if none): the record's place."""
         try:
-            data = await _read_submission(headers, receive)
+            data = await _read_submission(dict(request.scope["headers"]), receive)
             if visitor_id is None:
-                raise _Rejected(403, "notice_session_expired")
+                raise _Rejected(403, SESSION_EXPIRED)
             token = data.pop("csrf", None)
             if self.tickets.read_csrf(token if isinstance(token, str) else None,
                                       self.room) != visitor_id:
-                raise _Rejected(403, "notice_form_expired")
+                raise _Rejected(403, FORM_EXPIRED)
         except _Rejected as rejected:
             if visitor_id is None or rejected.status == 413:
-                return _plain(rejected.status, said(rejected.problem, "en"), wants_json)
-            return self.form(visitor_id, status, wants_json=wants_json, lang=lang,
-                             status_code=rejected.status, notice=rejected.problem)
+                return _plain(rejected.status, rejected.problem, request.wants_json)
+            return self.form(visitor_id, status, request, status_code=rejected.status,
+                             notice=rejected.problem)
         values, errors = validate(self.fields, data)
         if errors:
-            return self.form(visitor_id, status, wants_json=wants_json, lang=lang, status_code=400,
-                             values=values, errors=errors)
+            return self.form(visitor_id, status, request, status_code=400, values=values,
+                             errors=errors)
         reference = reference_for(self._secret, self.room, visitor_id, values)
         try:
             stored = await self._store(reference, visitor_id, number, values)
         except OSError:
             logger.exception("capture %s could not be stored anywhere", reference)
-            return self.form(visitor_id, status, wants_json=wants_json, lang=lang, status_code=503,
-                             values=values, notice="notice_not_saved")
+            return self.form(visitor_id, status, request, status_code=503, values=values,
+                             notice=NOT_SAVED)
         if not stored:
-            return self.form(visitor_id, status, wants_json=wants_json, lang=lang, status_code=429,
-                             values=values, notice="notice_too_many")
-        if wants_json:
+            return self.form(visitor_id, status, request, status_code=429, values=values,
+                             notice=TOO_MANY)
+        if request.wants_json:
             return json_response({"state": "captured", "reference": reference})
-        return html_response(pages.captured_page(reference, lang))
+        return html_response(pages.captured_page(request.pages, reference, request.language()))
 
     async def _store(
         self, reference: str, visitor_id: str, number: int, values: dict[str, str]
@@ -163,12 +170,12 @@ async def _read_submission(headers: dict[bytes, bytes], receive: Receive) -> dic
     try:
         body = await read_body(receive, MAX_BODY_BYTES)
     except ClientGone:
-        raise _Rejected(400, "The form did not arrive completely.") from None
+        raise _Rejected(400, N_("The form did not arrive completely.")) from None
     except BodyTooLarge:
-        raise _Rejected(413, "The form is too large.") from None
+        raise _Rejected(413, N_("The form is too large.")) from None
     content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
     if content_type not in (b"application/json", b"application/x-www-form-urlencoded", b""):
-        raise _Rejected(415, "Send the form as a web form or as JSON.")
+        raise _Rejected(415, N_("Send the form as a web form or as JSON."))
     try:  # strictly: a reference is only ever shown for exactly what was sent
         return form_fields(body, as_json=content_type == b"application/json")
     except BadRequest as bad:

@@ -22,16 +22,12 @@ async def capture(room: Room, desk: CaptureDesk, request: Request, receive: Rece
         status = Status(room.name, "capture",
                         message=visitor_message(config, request))
         visitor, number = room.holder_of(request)
-        response = await desk.submit(visitor, status, dict(request.scope["headers"]), receive,
-                                     wants_json=request.wants_json, lang=request.language(),
-                                     number=number)
+        response = await desk.submit(visitor, status, request, receive, number=number)
     elif method in ("GET", "HEAD"):
         standing = await stand(room, request, join=True)
         response = with_cookies(
-            desk.form(standing.visitor_id,
-                      status_of(room, standing, config, request),
-                      wants_json=request.wants_json, lang=request.language(),
-                      here=request.here()),
+            desk.form(standing.visitor_id, status_of(room, standing, config, request),
+                      request, here=request.here()),
             standing.set_cookies)
     else:
         response = Response(b"", 405, headers={"allow": "GET, HEAD, POST"})

@@ -23,7 +23,6 @@ from waitingroom.room.standing import (
 from waitingroom.visitor.notify import Notices
 from waitingroom.visitor.pages import moved_page
 from waitingroom.visitor.pow import challenge
-from waitingroom.web import pages
 from waitingroom.web.answers import busy, too_many_new_places, unavailable
 from waitingroom.web.asgi import (
     NO_STORE,
@@ -32,6 +31,7 @@ from waitingroom.web.asgi import (
     html_response,
     json_response,
 )
+from waitingroom.web.pages import RoomLook
 from waitingroom.web.request import Request, with_cookies
 
 logger = logging.getLogger("waitingroom")
@@ -53,9 +53,8 @@ class RoomGate:
         room.every_tick(self.notices.send_due)
         self.routes: dict[str, Handler] = room_routes(room, self.desk, self.notices)
         """The room's own endpoints under ``/_wr/``, by path."""
-        self.look = pages.RoomLook(settings.grace_seconds, self.notices.notifier.enabled,
-                                   settings.shop_name, settings.session_idle_seconds,
-                                   settings.session_max_seconds)
+        self.look = RoomLook(settings.grace_seconds, self.notices.notifier.enabled,
+                             settings.session_idle_seconds, settings.session_max_seconds)
 
     async def __call__(self, request: Request, receive: Receive, send: Send) -> None:
         """Answer a request for a path this room gates."""
@@ -81,8 +80,7 @@ class RoomGate:
                 await send({"type": "websocket.close", "code": 1013})
                 return
             response = self.desk.form(standing.visitor_id,
-                                      status_of(room, standing, config, request),
-                                      wants_json=request.wants_json, lang=request.language(),
+                                      status_of(room, standing, config, request), request,
                                       here=request.here())
             await with_cookies(response, standing.set_cookies)(request.scope, receive, send)
         elif standing.admitted:
@@ -95,12 +93,12 @@ class RoomGate:
             if request.wants_json:
                 response = json_response(status.to_json(), headers=headers)
             elif status.state == "closed":
-                response = html_response(pages.closed_page(status, request.language()))
+                response = html_response(request.pages.closed(status, request.language()))
             elif status.state == "moved":
-                response = html_response(moved_page(request.language()))
+                response = html_response(moved_page(request.pages, request.language()))
             else:
-                body = pages.queue_page(status, look=self.look, lang=request.language(),
-                                        here=request.here())
+                body = request.pages.queue(status, look=self.look, lang=request.language(),
+                                           here=request.here())
                 response = html_response(body, headers=headers)
             standing.set_cookies += request.language_cookie()
             await with_cookies(response, standing.set_cookies)(request.scope, receive, send)

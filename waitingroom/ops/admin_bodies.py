@@ -115,9 +115,9 @@ def parse_changes(body: bytes) -> dict[str, Any]:
         raise ValueError(f"message must be text of at most {_MESSAGE_LIMIT} characters")
     messages = data.get("messages", {})
     if not isinstance(messages, dict) or len(messages) > 20 or not all(
-            isinstance(k, str) and re.fullmatch(r"[a-z]{2}", k) and isinstance(v, str)
+            isinstance(k, str) and re.fullmatch(r"[a-z]{2,3}", k) and isinstance(v, str)
             and len(v) <= _MESSAGE_LIMIT for k, v in messages.items()):
-        raise ValueError("messages must map two-letter language codes to texts of at most "
+        raise ValueError("messages must map language codes (en, fr, ...) to texts of at most "
                          f"{_MESSAGE_LIMIT} characters")
     for key, allowed in _CHOICES.items():
         if key in data and data[key] not in allowed:

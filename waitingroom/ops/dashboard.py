@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from html import escape
 
-from waitingroom.web.pages import HEAD, in_room
+from waitingroom.web.pages import in_room
+
+HEAD = """<!doctype html>
+<html lang="{lang}"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<title>{title}</title>
+<link rel="stylesheet" href="/_wr/static/queue.css">
+{extra}</head><body><main>
+"""
 
 
 def _button(label: str, change: str, input_id: str = "", *, danger: bool = False) -> str:

@@ -27,7 +27,8 @@ async def redeem(room: Room, request: Request, receive: Receive, send: Send) -> 
                                                     number=number)
              if invite_id else None)
     if visit is None:
-        await html_response(invite_refused_page(), 403)(request.scope, receive, send)
+        await html_response(invite_refused_page(request.pages, request.language()), 403)(
+            request.scope, receive, send)
         return
     response = Response(b"", 303, headers={**NO_STORE, "location": target})
     cookie = (room.pass_for(request, visitor_id) if visit.state is VisitState.ADMITTED

@@ -24,7 +24,6 @@ from waitingroom.web.asgi import (
     query_params,
     small_form,
 )
-from waitingroom.web.i18n import field_error
 from waitingroom.web.request import Request, same_site, with_cookies
 
 _NOTIFY_FIELDS = parse_fields("email:email,phone:phone")
@@ -71,11 +70,12 @@ class Notices:
         target = same_site(fields.get("to"))
         if errors and not request.wants_json:  # the form again, saying what is wrong
             lang = request.language()
-            return html_response(notify_page(lang, room=room.name, here=target, error="; ".join(
-                _said(name, code, lang) for name, code in errors.items())), 400)
+            said = "; ".join(_said(request, name, code, lang) for name, code in errors.items())
+            return html_response(notify_page(request.pages, lang, room=room.name, here=target,
+                                             error=said), 400)
         if errors:
             return json_response({"error": "check the fields", "errors": {
-                name: _said(name, code, "en") for name, code in errors.items()}}, 400)
+                name: _said(request, name, code, "en") for name, code in errors.items()}}, 400)
         if not await room.engine.places.ask_to_notify(
                 room.name, place[0], {"email": values.get("email", ""),
                                       "phone": values.get("phone", ""),
@@ -87,7 +87,7 @@ class Notices:
             return json_response({"state": "notify", "email": values.get("email") or None,
                                   "phone": values.get("phone") or None})
         return html_response(notify_page(
-            request.language(), here=target,
+            request.pages, request.language(), here=target,
             claim_minutes=max(1, room.settings.notify_claim_seconds // 60)))
 
     async def claim(self, request: Request, receive: Receive, send: Send) -> None:
@@ -100,7 +100,7 @@ class Notices:
                                                          ttl_seconds=CLAIM_MAX_AGE):
             visit = await room.engine.visit(room.name, visitor_id, join=False)
         if visitor_id is None or visit is None or visit.state is not VisitState.ADMITTED:
-            await html_response(resume_refused_page(request.language()), 403)(
+            await html_response(resume_refused_page(request.pages, request.language()), 403)(
                 request.scope, receive, send)
             return
         response = Response(b"", 303, headers={**NO_STORE,
@@ -150,7 +150,7 @@ def _checked(fields: dict[str, str], unreadable: str) -> tuple[dict[str, str], d
     return values, errors
 
 
-def _said(name: str, code: str, lang: str) -> str:
+def _said(request: Request, name: str, code: str, lang: str) -> str:
     """Field ``name``'s error code in words (an unreadable form's words are its own)."""
-    return field_error(code, lang, next((f.max_length for f in _NOTIFY_FIELDS
-                                         if f.name == name), 0))
+    return request.pages.languages.field_error(
+        code, lang, next((f.max_length for f in _NOTIFY_FIELDS if f.name == name), 0))

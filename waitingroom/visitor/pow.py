@@ -51,7 +51,8 @@ async def challenge(room: Room, request: Request, receive: Receive, send: Send) 
              "solve": "POST /_wr/pow with challenge and nonce, where SHA-256 of "
                       "'challenge:nonce' starts with difficulty zero bits"}, 403)
     else:
-        response = html_response(challenge_page(room.name, token, difficulty))
+        response = html_response(challenge_page(request.pages, request.language(),
+                                                room.name, token, difficulty))
     await response(request.scope, receive, send)
 
 

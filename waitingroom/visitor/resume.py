@@ -34,7 +34,7 @@ async def link(room: Room, request: Request, receive: Receive, send: Send) -> No
     else:
         url = request.site(room.settings.public_url) + "/_wr/resume?" + params
         response = html_response(resume_link_page(
-            url, "/_wr/qr.svg?" + params, request.language(), room=room.name,
+            request.pages, url, "/_wr/qr.svg?" + params, request.language(), room=room.name,
             back=same_site(query.get("to")), here="/_wr/resume-link?" + urlencode(
                 {"room": room.name, "to": same_site(query.get("to"))})))
     await response(request.scope, receive, send)
@@ -65,7 +65,7 @@ async def resume(room: Room, request: Request, receive: Receive, send: Send) -> 
         room.name, old[0], new_id, number=old[1],
         marker_seconds=room.settings.ticket_max_age_seconds) if old else None)
     if visit is None:
-        await html_response(resume_refused_page(request.language()), 403)(
+        await html_response(resume_refused_page(request.pages, request.language()), 403)(
             request.scope, receive, send)
         return
     room.line.moved(visit.number)

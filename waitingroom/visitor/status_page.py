@@ -9,8 +9,8 @@ from starlette.types import Receive, Send
 
 from waitingroom.room.room import Room
 from waitingroom.room.standing import visitor_message
-from waitingroom.web import pages
 from waitingroom.web.asgi import NO_STORE, html_response, json_response
+from waitingroom.web.pages import state_words
 from waitingroom.web.request import Request
 
 
@@ -27,7 +27,7 @@ async def status_page(room: Room, request: Request, receive: Receive, send: Send
         state = "paused" if config.paused else "queueing"
     headers = {"cache-control": "public, max-age=5"}
     if request.scope["path"].endswith(".json"):
-        body = {"room": room.name, "state": state, "state_text": pages.STATE_WORDS[state],
+        body = {"room": room.name, "state": state, "state_text": state_words(state),
                 "message": visitor_message(config, request),
                 "message_at_ms": config.message_at_ms or None}
         response = json_response(body, headers={**headers, "vary": "Accept-Language"})
@@ -38,7 +38,7 @@ async def status_page(room: Room, request: Request, receive: Receive, send: Send
         headers = ({**NO_STORE} if remember else
                    {**headers, "vary": "Accept-Language, Cookie"})
         response = html_response(
-            pages.status_page(state, visitor_message(config, request) or "",
+            request.pages.status(state, visitor_message(config, request) or "",
                               config.message_at_ms,
                               request.language(), request.here()), headers=headers)
         response.raw_headers += [(b"set-cookie", c) for c in remember]

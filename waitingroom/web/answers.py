@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from starlette.types import Receive, Send
 
-from waitingroom.web import pages
 from waitingroom.web.asgi import NO_STORE, html_response, json_response
 from waitingroom.web.limits import RateLimit
 from waitingroom.web.paths import RESERVED_PREFIX
@@ -25,7 +24,8 @@ async def unavailable(request: Request, receive: Receive, send: Send) -> None:
     if _wants_json(request):
         response = json_response({"error": "temporarily unavailable"}, 503, headers)
     else:
-        response = html_response(pages.unavailable_page(request.language()), 503, headers)
+        response = html_response(request.pages.unavailable(request.language()), 503,
+                                 headers)
     await response(request.scope, receive, send)
 
 
@@ -38,7 +38,8 @@ async def too_many_new_places(
         response = json_response({"error": "too many new places from your network; "
                                   "try again shortly"}, 429, headers)
     else:
-        response = html_response(pages.too_many_page(limit.retry_after_seconds), 429, headers)
+        response = html_response(request.pages.too_many(limit.retry_after_seconds,
+                                                        request.language()), 429, headers)
     await response(request.scope, receive, send)
 
 

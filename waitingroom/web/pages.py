@@ -1,21 +1,36 @@
-"""The pages every room shows (the queue page, the closed, status and "try again
-shortly" pages), the frame the features' own pages share, and the static assets.
+"""Every visitor page, rendered from the templates (``templates.py``) in the visitor's
+language (``i18n.py``), and the static assets.
 
 Mobile-first and small: no external resources, one stylesheet and one script served
-from the package under ``/_wr/static/``, and a page that works with JavaScript off.
+from the package under ``/_wr/static/``, and pages that work with JavaScript off. The
+queue page, the hottest, is built once per room, language and page, then only each
+visitor's own values are filled in.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from html import escape
 from importlib import resources
+from typing import Any
 from urllib.parse import urlencode
 
+from babel.dates import format_datetime
+from jinja2 import TemplateError
+from markupsafe import Markup
+
+from waitingroom.errors import ConfigError
 from waitingroom.status import Status
-from waitingroom.web.i18n import LANGUAGES, text
+from waitingroom.web.i18n import N_, STATES, CatalogError, Languages
+from waitingroom.web.templates import (
+    Brand,
+    TemplatesError,
+    brand_files,
+    check_escaping,
+    environment,
+)
 
 _ASSET_TYPES = {"queue.css": b"text/css; charset=utf-8",
                 "queue.js": b"text/javascript; charset=utf-8",
@@ -30,30 +45,10 @@ ASSETS: dict[str, tuple[bytes, bytes]] = {
 }
 """Static assets by file name: (body, content type)."""
 
-HEAD = """<!doctype html>
-<html lang="{lang}"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width,initial-scale=1">
-<title>{title}</title>
-<link rel="stylesheet" href="/_wr/static/queue.css">
-{extra}</head><body><main>
-"""
-
 
 def in_room(path: str, room: str) -> str:
     """``path`` with the room named, for the room's own endpoints."""
     return f"{path}?{urlencode({'room': room})}"
-
-
-def _eta_words(seconds: int | None, lang: str) -> str:
-    if seconds is None:
-        return text("eta_unknown", lang)
-    if seconds < 60:
-        return text("eta_soon", lang)
-    minutes = round(seconds / 60)
-    if minutes <= 1:
-        return text("eta_minute", lang)
-    low, high = eta_range(minutes)
-    return text("eta_minutes", lang, low=low, high=high)
 
 
 def eta_range(minutes: int) -> tuple[int, int]:
@@ -61,21 +56,6 @@ def eta_range(minutes: int) -> tuple[int, int]:
     off, the wider (±20%, at least a minute either side)."""
     spread = max(1, round(minutes * 0.2))
     return max(1, minutes - spread), minutes + spread
-
-
-def html_text(key: str, lang: str, **values: object) -> str:
-    """A text for an HTML text node, escaped (quotes may stay as they are)."""
-    return escape(text(key, lang, **values), quote=False)
-
-
-def switcher(lang: str, here: str) -> str:
-    """Links to this same page in every other language (``here``: path and query)."""
-    joiner = "&" if "?" in here else "?"
-    links = " ".join(
-        f'<a href="{escape(here + joiner + urlencode({"lang": code}))}" lang="{code}" '
-        f'hreflang="{code}">{escape(name)}</a>'
-        for code, name in LANGUAGES.items() if code != lang)
-    return f'<nav class="note" aria-label="{html_text("language", lang)}">{links}</nav>'
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,144 +66,170 @@ class RoomLook:
     grace_seconds: int = 60
     notify: bool = False
     """Offer "tell me when it's my turn"."""
-    shop_name: str = ""
     session_idle_seconds: int = 300
     session_max_seconds: int = 1800
 
 
-def queue_page(status: Status, *, look: RoomLook = RoomLook(), lang: str = "en",
-               here: str = "") -> bytes:
-    """The HTML page a waiting visitor sees in place of the page they asked for, in
-    ``lang``; ``here`` (the page's own path and query) is where the switcher points."""
-    before_refresh, before_position, before_eta, before_state, rest = _queue_frame(
-        status.room, status.message or "", lang, here, look)
-    state = text(status.state, lang) if status.state in ("paused", "prequeue") else ""
-    return "".join((
-        before_refresh, str(status.poll_after_seconds),
-        before_position, "\u2013" if status.position is None else str(status.position),
-        before_eta, escape(_eta_words(status.eta_seconds, lang), quote=False),
-        before_state, escape(state, quote=False), rest)).encode()
-
-
-_LIVE = "\x00"
+_LIVE_VALUES = ("refresh", "position", "eta", "state")
+_LIVE = re.compile("\x00(" + "|".join(_LIVE_VALUES) + ")\x00")
 """Marks where a visitor's own values go in the queue page's frame."""
+_STATE_WORDS = {"paused": N_("Entry is paused for a moment. You keep your place."),
+                "prequeue": N_("The sale starts soon. Everyone here before the start gets "
+                               "a place in random order at the start, so there is no need "
+                               "to rush: keep this page open.")}
 
 
-@lru_cache(maxsize=256)
-def _queue_frame(room: str, message: str, lang: str, here: str,
-                 look: RoomLook) -> tuple[str, ...]:
-    """The queue page around its four live values (refresh interval, position, wait,
-    state), in that order: the same for everyone in a room asking for the same page in
-    the same language, so it is built once, not for every arrival."""
-    here = here.replace(_LIVE, "\ufffd")
-    message = escape(message.replace(_LIVE, "\ufffd"))
-    shop = escape(look.shop_name.replace(_LIVE, "\ufffd"))
-    title = html_text("in_line", lang) + (f" \u2013 {shop}" if shop else "")
-    head = HEAD.format(
-        lang=lang, title=title,
-        extra=(f'<noscript><meta http-equiv="refresh" content="{_LIVE}"></noscript>\n'
-               '<script src="/_wr/static/queue.js" defer></script>\n'),
-    )
-    turn = text("your_turn_session", lang, max=look.session_max_seconds // 60,
-                idle=max(1, look.session_idle_seconds // 60))
-    # The page's script shows the same words, so it reads them from here.
-    words = " ".join(f'data-{key.replace("_", "-")}="{escape(value)}"' for key, value in (
-        *((k, text(k, lang)) for k in ("eta_unknown", "eta_soon", "eta_minute",
-                                       "eta_minutes", "paused", "prequeue", "updated",
-                                       "your_turn")),
-        ("your_turn_session", turn)))
-    body = f"""{f'<p class="shop">{shop}</p>' if shop else ""}<h1>{html_text("in_line", lang)}</h1>
-<div class="card" aria-live="polite" id="wr-card" data-room="{escape(room)}" {words}>
-<p class="turn" id="wr-turn" role="alert" hidden></p>
-<p class="label">{html_text("your_place", lang)}</p>
-<p class="pos" id="wr-position">{_LIVE}</p>
-<p class="label">{html_text("expected_wait", lang)} <strong id="wr-eta">{_LIVE}</strong></p>
-<p class="label" id="wr-state">{_LIVE}</p>
-<div class="bar" id="wr-progress" role="progressbar" aria-label="{html_text("progress", lang)}"
-aria-valuemin="0" aria-valuemax="100" aria-valuenow="0" hidden><i></i></div>
-<p class="note" id="wr-updated"></p>
-</div>
-<p class="msg" id="wr-message"{"" if message else " hidden"}>{message}</p>
-<p class="note">{html_text("how_it_works", lang, grace=look.grace_seconds)}</p>
-<p class="note"><a href="{escape(in_room("/_wr/status-page", room))}">\
-{html_text("status_page", lang)}</a> \u00b7 <a href="{escape(_resume_link(room, here))}">\
-{html_text("other_device", lang)}</a></p>
-{notify_form(room, here, lang) if look.notify else ""}{switcher(lang, here) if here else ""}
-</main></body></html>
-"""
-    return tuple((head + body).split(_LIVE))
+def _unmarked(words: str) -> str:
+    return words.replace("\x00", "\ufffd")
 
 
-def notify_form(room: str, here: str, lang: str, error: str = "") -> str:
-    """"Tell me when it's my turn": an email address or a number, then walk away."""
-    problem = f'<p class="err" role="alert">{escape(error, quote=False)}</p>' if error else ""
-    return f"""<form method="post" action="{escape(in_room("/_wr/notify", room))}" class="card">
-<p class="label">{html_text("notify_title", lang)}</p>\
-<p>{html_text("notify_how", lang)}</p>{problem}
-<p class="field"><label for="n-email">{html_text("email", lang)}</label><input id="n-email" \
-name="email" type="email" maxlength="254" autocomplete="email"></p>
-<p class="field"><label for="n-phone">{html_text("phone", lang)}</label><input id="n-phone" \
-name="phone" type="tel" maxlength="32" autocomplete="tel"></p>
-<input type="hidden" name="to" value="{escape(here or "/")}">
-<p><button type="submit">{html_text("notify_button", lang)}</button></p></form>
-"""
+class Pages:
+    """The visitor pages of one waiting room, in its languages and the shop's look."""
+
+    def __init__(self, *, templates_dir: str = "", locales_dir: str = "",
+                 brand: Brand | None = None) -> None:
+        """Read the operator's catalogs and templates, and render every page once in
+        every language: a :class:`ConfigError` names ``locales_dir`` or
+        ``templates_dir`` if any of theirs cannot be used."""
+        try:
+            self.languages = Languages(locales_dir)
+        except CatalogError as exc:
+            raise ConfigError("locales_dir", str(exc)) from None
+        self.env = environment(templates_dir)
+        self.brand = brand or Brand()
+        self._frame = lru_cache(maxsize=256)(self._queue_frame)
+        self._unavailable = lru_cache(maxsize=64)(self._unavailable_page)
+        self._words = lru_cache(maxsize=4096)(self._live_words)
+        try:
+            if templates_dir:
+                check_escaping(self.env, templates_dir)
+            self.brand_files = brand_files(templates_dir)
+            """The operator's files served under ``/_wr/brand/``, by name."""
+            for lang in self.languages.by_code:
+                self.queue(Status("check", "queued", position=1, message="m"), lang=lang,
+                           here="/")
+                for name, values in _SAMPLES:
+                    self.render(name, lang, here="/", **values)
+        except (TemplatesError, TemplateError) as exc:
+            raise ConfigError("templates_dir", str(exc)) from None
+
+    def render(self, name: str, lang: str, *, here: str = "", **values: Any) -> bytes:
+        """The template ``name`` in ``lang`` with ``values``; ``here`` (the page's own
+        path and query) is where the language switcher's links point."""
+        language = self.languages.by_code[lang]
+        gettext, ngettext = self.languages.bound(lang)
+        switch = [(code, other.name, _with_lang(here, code))
+                  for code, other in self.languages.by_code.items() if code != lang]
+        return self.env.get_template(name).render(
+            lang=lang, direction=language.direction, _=gettext, ngettext=ngettext,
+            brand=self.brand, here=here, switch=switch if here else [], in_room=in_room,
+            states=STATES, **values).encode()
+
+    def queue(self, status: Status, *, look: RoomLook = RoomLook(), lang: str = "en",
+              here: str = "") -> bytes:
+        """The page a waiting visitor sees in place of the page they asked for."""
+        first, rest = self._frame(status.room, status.message or "", lang, here, look)
+        minutes = status.eta_seconds if status.eta_seconds is None else (
+            0 if status.eta_seconds < 60 else round(status.eta_seconds / 60))
+        values = (str(status.poll_after_seconds),
+                  "\u2013" if status.position is None else str(status.position),
+                  self._words(minutes, status.state, lang), self._words(-1, status.state, lang))
+        page = [first]
+        for value, literal in rest:
+            page += (values[value], literal)
+        return "".join(page).encode()
+
+    def _queue_frame(self, room: str, message: str, lang: str, here: str,
+                     look: RoomLook) -> tuple[str, tuple[tuple[int, str], ...]]:
+        """The queue page around its live values: its first text, then each value's
+        place in :data:`_LIVE_VALUES` and the text after it. The same for everyone in a
+        room asking for the same page in the same language, so built once, not for every
+        arrival."""
+        here = _unmarked(here)
+        page = self.render(
+            "queue.html", lang, here=here, room=room, message=_unmarked(message), look=look,
+            resume_link="/_wr/resume-link?" + urlencode({"room": room, "to": here or "/"}),
+            **{name: Markup(f"\x00{name}\x00")  # noqa: S704 (our own markers)
+               for name in _LIVE_VALUES})
+        first, *parts = _LIVE.split(page.decode())
+        return first, tuple((_LIVE_VALUES.index(parts[i]), parts[i + 1])
+                            for i in range(0, len(parts), 2))
+
+    def _live_words(self, minutes: int | None, state: str, lang: str) -> str:
+        """The expected wait (``minutes`` >= 0) or else the line's ``state``, in words,
+        escaped."""
+        if minutes == -1:
+            words = (self.languages.gettext(lang, _STATE_WORDS[state])
+                     if state in _STATE_WORDS else "")
+        else:
+            words = self.eta_words(minutes, lang)
+        return str(Markup.escape(words))
+
+    def eta_words(self, minutes: int | None, lang: str) -> str:
+        """The expected wait in words (``minutes``: 0 for under one, None for not yet
+        measured): a range once measured, never a guess."""
+        gettext = self.languages.gettext
+        if minutes is None:
+            return gettext(lang, "working it out\u2026")
+        if minutes == 0:
+            return gettext(lang, "less than a minute")
+        if minutes <= 1:
+            return gettext(lang, "about 1 minute")
+        low, high = eta_range(minutes)
+        return gettext(lang, "{low} to {high} minutes", low=low, high=high)
+
+    def unavailable(self, lang: str) -> bytes:
+        """Shown when the waiting room cannot reach its own state store for a moment."""
+        return self._unavailable(lang)
+
+    def _unavailable_page(self, lang: str) -> bytes:
+        return self.render("unavailable.html", lang)
+
+    def too_many(self, retry_after_seconds: int, lang: str) -> bytes:
+        """For a newcomer whose network took too many new places just now."""
+        return self.render("too_many.html", lang, retry_after_seconds=retry_after_seconds)
+
+    def closed(self, status: Status, lang: str) -> bytes:
+        """For a newcomer once ops have closed the line."""
+        return self.render("closed.html", lang, room=status.room,
+                           message=status.message or "")
+
+    def status(self, state: str, message: str, message_at_ms: int, lang: str,
+               here: str = "") -> bytes:
+        """One page that tells everyone the truth, readable with JavaScript off. It does
+        not reload itself (a page changing under a reader fails WCAG 2.2.1): a link does."""
+        posted = (format_datetime(datetime.fromtimestamp(message_at_ms / 1000, UTC),
+                                  "medium", tzinfo=UTC, locale=lang) + " UTC"
+                  if message_at_ms and message else "")
+        return self.render("status.html", lang, here=here, state=state, message=message,
+                           posted=posted)
 
 
-def _resume_link(room: str, here: str) -> str:
-    return "/_wr/resume-link?" + urlencode({"room": room, "to": here or "/"})
+def state_words(state: str) -> str:
+    """The room's state in English words, for the status page's JSON twin."""
+    return STATES[state]
 
 
-def unavailable_page(lang: str = "en") -> bytes:
-    """Shown when the waiting room cannot reach its own state store for a moment."""
-    head = HEAD.format(lang=lang, title=escape(text("one_moment", lang)),
-                        extra='<meta http-equiv="refresh" content="5">\n')
-    return (head + f"""<h1>{html_text("one_moment", lang)}</h1>
-<div class="card"><p>{html_text("unavailable", lang)}</p></div>
-</main></body></html>
-""").encode()
+def _with_lang(here: str, code: str) -> str:
+    return here + ("&" if "?" in here else "?") + urlencode({"lang": code})
 
 
-STATE_WORDS = {state: text(f"state_{state}", "en") for state in (
-    "queueing", "paused", "open", "scheduled", "closed", "capture")}
-"""The room's state in English words, for the status page's JSON twin."""
-
-
-def too_many_page(retry_after_seconds: int) -> bytes:
-    """For a newcomer whose network took too many new places just now."""
-    head = HEAD.format(lang="en", title="One moment, please",
-                        extra=f'<meta http-equiv="refresh" content="{retry_after_seconds}">\n')
-    return (head + """<h1>One moment, please</h1>
-<div class="card" role="status"><p>A lot of people from your network joined the line
-just now. This page tries again by itself in a moment; you lose nothing by waiting.</p>
-</div></main></body></html>
-""").encode()
-
-
-def closed_page(status: Status, lang: str = "en") -> bytes:
-    """For a newcomer once ops have closed the line."""
-    head = HEAD.format(lang=lang, title=escape(text("closed_title", lang)), extra="")
-    message = escape(status.message or "")
-    return (head + f"""<h1>{html_text("closed_title", lang)}</h1>
-<div class="card" role="status"><p>{html_text("state_closed", lang)}
-{html_text("closed_sorry", lang)}</p></div>
-<p class="msg"{"" if message else " hidden"}>{message}</p>
-<p class="note"><a href="{escape(in_room("/_wr/status-page", status.room))}">\
-{html_text("status_page", lang)}</a></p>
-</main></body></html>
-""").encode()
-
-
-def status_page(state: str, message: str, message_at_ms: int, lang: str = "en",
-                here: str = "") -> bytes:
-    """One page that tells everyone the truth, readable with JavaScript off. It does
-    not reload itself (a page changing under a reader fails WCAG 2.2.1): a link does."""
-    head = HEAD.format(lang=lang, title=escape(text("status", lang)), extra="")
-    when = (datetime.fromtimestamp(message_at_ms / 1000, UTC).strftime("%d %b %Y, %H:%M UTC")
-            if message_at_ms and message else "")
-    update = (f'<div class="msg"><p>{escape(message)}</p><p class="note">'
-              f'{html_text("posted", lang)} {when}</p></div>' if message else "")
-    return (head + f"""<h1>{html_text("status", lang)}</h1>
-<div class="card" role="status"><p>{html_text(f"state_{state}", lang)}</p></div>
-{update}<p class="note"><a href="{escape(here or "?")}">{html_text("reload", lang)}</a></p>
-{switcher(lang, here) if here else ""}</main></body></html>
-""").encode()
+_FIELD = {"name": "f", "label": "F", "value": "v", "error": "e", "required": True,
+          "max_length": 10, "choices": ("a", "b"), "input_type": "text",
+          "autocomplete": "on"}
+_SAMPLES: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("unavailable.html", {}), ("too_many.html", {"retry_after_seconds": 5}),
+    ("closed.html", {"room": "r", "message": "m"}),
+    ("status.html", {"state": "queueing", "message": "m", "posted": "p"}),
+    ("notify.html", {"room": "r", "error": "", "claim_minutes": 15}),
+    ("notify.html", {"room": "r", "error": "e", "claim_minutes": 15}),
+    ("resume_link.html", {"url": "/u", "qr_src": "/q", "room": "r", "back": "/"}),
+    ("moved.html", {}), ("resume_refused.html", {}),
+    ("challenge.html", {"room": "r", "challenge": "c", "difficulty": 1}),
+    ("invite_refused.html", {}),
+    ("capture.html", {"room": "r", "csrf": "c", "position": 1, "message": "m", "notice": "",
+                      "has_errors": True, "fields": [{**_FIELD, "kind": kind} for kind in (
+                          "text", "consent", "choice")]}),
+    ("captured.html", {"reference": "R"}))
+"""Every page but the queue page, with values of each kind it is given: each is rendered
+once at start-up in every language, so a template that cannot render stops start-up."""

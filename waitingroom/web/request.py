@@ -12,7 +12,8 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from waitingroom.web.asgi import safe_location, same_origin_path
-from waitingroom.web.i18n import LANGUAGE_COOKIE, LANGUAGES, pick
+from waitingroom.web.i18n import LANGUAGE_COOKIE
+from waitingroom.web.pages import Pages
 from waitingroom.web.request_id import REQUEST_ID_HEADER
 
 
@@ -21,6 +22,8 @@ class Request:
     """The parts of a request the waiting room reads, parsed once."""
 
     scope: Scope
+    pages: Pages
+    """The waiting room's pages and languages, to answer in."""
     cookies: dict[str, str]
     wants_json: bool
     secure: bool
@@ -32,7 +35,8 @@ class Request:
     _language: str = ""  # worked out once, on first use
 
     @classmethod
-    def parse(cls, scope: Scope, incoming_id: bytes | None = None, rid: str = "") -> Request:
+    def parse(cls, scope: Scope, pages: Pages, incoming_id: bytes | None = None,
+              rid: str = "") -> Request:
         """Read the cookies and the ``Accept`` headers of ``scope``."""
         cookie = accept = accept_language = ""
         for name, value in scope["headers"]:
@@ -43,7 +47,7 @@ class Request:
             elif name == b"accept-language":
                 accept_language = value.decode("latin-1")
         wants_json = "application/json" in accept and "text/html" not in accept
-        return cls(scope, cookie_parser(cookie) if cookie else {}, wants_json,
+        return cls(scope, pages, cookie_parser(cookie) if cookie else {}, wants_json,
                    scope.get("scheme") in ("https", "wss"), incoming_id, rid,
                    accept_language)
 
@@ -53,13 +57,14 @@ class Request:
         if b"lang=" not in query:
             return None
         lang = dict(parse_qsl(query.decode("latin-1"))).get("lang")
-        return lang if lang in LANGUAGES else None
+        return lang if lang in self.pages.languages else None
 
     def language(self) -> str:
         """The language to answer this visitor's pages in."""
         if not self._language:
-            self._language = pick(self.chosen_language() or self.cookies.get(LANGUAGE_COOKIE),
-                                  self.accept_language)
+            self._language = self.pages.languages.pick(
+                self.chosen_language() or self.cookies.get(LANGUAGE_COOKIE),
+                self.accept_language)
         return self._language
 
     def here(self) -> str:

@@ -34,6 +34,6 @@
                  { method: "POST", body: body, credentials: "same-origin" });
   }).then(function (r) {
     if (r.ok) location.replace(location.href);
-    else document.getElementById("wr-pow-state").textContent = "Please reload the page.";
+    else document.getElementById("wr-pow-state").textContent = box.getAttribute("data-reload");
   });
 })();

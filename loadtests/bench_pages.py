@@ -1,0 +1,59 @@
+"""What a visitor page costs to build, as ratios to baselines timed in the same run:
+the queue page (built once per room, page and language; each visitor's values filled
+in) against the poll's JSON answer (``Status.to_json``, the cheapest answer there is)
+and against rendering the whole template for every visitor (what the cache saves).
+Goals: a queue page costs at most 10x the poll's JSON (it is 100x the bytes), and the
+cache makes it at least 20x cheaper than rendering the template each time.
+
+Usage: python loadtests/bench_pages.py [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import timeit
+from collections.abc import Callable
+
+from waitingroom.status import Status
+from waitingroom.web.pages import Pages, RoomLook
+
+PAGE_PER_POLL = 10.0
+CACHE_SAVES = 20.0
+VISITORS = [Status("launch", "queued", position=i, eta_seconds=None if i % 3 else 60 * i,
+                   message="Doors open at nine", poll_after_seconds=2 + i // 100)
+            for i in range(1, 1001)]
+
+
+def _per_call(build: Callable[[Status], object], rounds: int) -> float:
+    """The best time per visitor over ``rounds`` runs through all of them (seconds)."""
+    def run() -> None:
+        for status in VISITORS:
+            build(status)
+    run()
+    return min(timeit.repeat(run, number=3, repeat=rounds)) / (3 * len(VISITORS))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    pages, look = Pages(), RoomLook(notify=True)
+    lang, here = "fr", "/checkout?step=1"
+    cached = _per_call(lambda s: pages.queue(s, look=look, lang=lang, here=here), args.rounds)
+    poll = _per_call(lambda s: s.to_json(), args.rounds)
+    uncached = _per_call(lambda s: pages.render(
+        "queue.html", lang, here=here, room=s.room, message=s.message, look=look,
+        resume_link="/_wr/resume-link", refresh=s.poll_after_seconds, position=s.position,
+        eta=pages.eta_words(None, lang), state=""), args.rounds)
+    print(f"queue page (cached frame): {cached * 1e6:.1f} us per visitor")
+    print(f"poll JSON (baseline):      {poll * 1e6:.1f} us  -> page/poll {cached / poll:.2f}x")
+    print(f"whole template each time:  {uncached * 1e6:.1f} us  -> "
+          f"the cache makes it {uncached / cached:.0f}x cheaper")
+    met = cached / poll <= PAGE_PER_POLL and uncached / cached >= CACHE_SAVES
+    print(f"goals: page <= {PAGE_PER_POLL:g}x the poll's JSON, cache >= {CACHE_SAVES:g}x "
+          f"cheaper: {'met' if met else 'MISSED'}")
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
