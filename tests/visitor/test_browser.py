@@ -430,3 +430,47 @@ async def test_a_page_told_to_wait_by_a_503_waits_as_told(
             assert len(asked) == 2
         finally:
             await context.close()
+
+
+async def test_a_shops_look_and_language_load_under_the_pages_own_policy(
+    make_settings: Callable[..., Settings], browser: object, tmp_path: Path,
+) -> None:
+    """The shop's stylesheet and logo (its brand files) and a language added by a
+    catalog alone, in Chromium at 390 px, with the pages' Content-Security-Policy on."""
+    brand = tmp_path / "brand"
+    (brand / "static").mkdir(parents=True)
+    (brand / "static" / "shop.css").write_text(
+        "main{background-color:rgb(1, 2, 3);color:#fff}.card{color:#111}", encoding="utf-8")
+    (brand / "static" / "logo.svg").write_text(
+        "<svg xmlns='http://www.w3.org/2000/svg' width='120' height='40'>"
+        "<rect width='120' height='40' fill='#e33'/></svg>", encoding="utf-8")
+    locales = tmp_path / "locales"
+    locales.mkdir()
+    (locales / "es.po").write_text('msgid "You\'re in line"\nmsgstr "Estás en la fila"\n',
+                                   encoding="utf-8")
+    settings = make_settings(capacity=1, gated_paths=("/checkout*",), shop_name="Tienda",
+                             templates_dir=str(brand), locales_dir=str(locales),
+                             stylesheet="/_wr/brand/shop.css", logo="/_wr/brand/logo.svg")
+    room = WaitingRoomMiddleware(shop, settings=settings)
+    async with serve_in_process(room) as url, httpx.AsyncClient(base_url=url) as holder:
+        await holder.get("/checkout")
+        context = await browser.new_context(  # type: ignore[attr-defined]
+            viewport={"width": 390, "height": 844}, is_mobile=True)
+        try:
+            page = await context.new_page()
+            refused: list[str] = []
+            page.on("console", lambda m: refused.append(m.text)
+                    if "Content Security Policy" in m.text else None)
+            await page.goto(f"{url}/checkout?lang=es")
+            await async_api.expect(page.locator("h1")).to_have_text("Estás en la fila")
+            await async_api.expect(page.locator("#wr-position")).to_have_text("1")
+            background = await page.evaluate(
+                "getComputedStyle(document.querySelector('main')).backgroundColor")
+            logo = await page.evaluate("document.querySelector('.logo img').naturalWidth")
+            ARTIFACTS.mkdir(exist_ok=True)
+            await page.screenshot(path=str(ARTIFACTS / "branded-queue-es-phone.png"),
+                                  full_page=True)
+        finally:
+            await context.close()
+            await room.aclose()
+    assert background == "rgb(1, 2, 3)" and logo == 120 and refused == []
