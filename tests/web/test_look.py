@@ -215,6 +215,7 @@ async def test_the_stylesheet_and_logo_settings_reach_every_page(
     ("{% autoescape false %}{{ message }}{% endautoescape %}", "not allowed"),
     ("{{ shoe_size }}", "shoe_size"),  # a name no page is given: found now, not live
     ("{% if %}", "queue.html"),  # does not parse
+    ("{{ position + 1 }}", "TypeError"),  # a live value is text, placed after building
 ])
 def test_a_template_that_could_turn_escaping_off_or_fail_stops_start_up(
     make_settings: Callable[..., Settings], tmp_path: Path, template: str, problem: str,

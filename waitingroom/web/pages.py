@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from babel.dates import format_datetime
-from jinja2 import TemplateError
+from jinja2 import TemplateSyntaxError
 from markupsafe import Markup
 
 from waitingroom.errors import ConfigError
@@ -99,19 +99,26 @@ class Pages:
         self.brand = brand or Brand()
         self._frame = lru_cache(maxsize=256)(self._queue_frame)
         self._unavailable = lru_cache(maxsize=64)(self._unavailable_page)
-        self._words = lru_cache(maxsize=4096)(self._live_words)
+        self._eta_html = lru_cache(maxsize=2048)(self._eta_words_html)
+        self._state_html = lru_cache(maxsize=64)(self._state_words_html)
         try:
             if templates_dir:
                 check_escaping(self.env, templates_dir)
             self.brand_files = brand_files(templates_dir)
             """The operator's files served under ``/_wr/brand/``, by name."""
-            for lang in self.languages.by_code:
+        except TemplatesError as exc:
+            raise ConfigError("templates_dir", str(exc)) from None
+        for lang in self.languages.by_code:
+            try:
                 self.queue(Status("check", "queued", position=1, message="m"), lang=lang,
                            here="/")
                 for name, values in _SAMPLES:
                     self.render(name, lang, here="/", **values)
-        except (TemplatesError, TemplateError) as exc:
-            raise ConfigError("templates_dir", str(exc)) from None
+            except Exception as exc:  # whatever a shop's template may raise, found now
+                where = f" ({exc.filename}, line {exc.lineno})" if isinstance(
+                    exc, TemplateSyntaxError) else ""
+                raise ConfigError("templates_dir", f"a page cannot be shown in {lang!r}"
+                                  f"{where}: {type(exc).__name__}: {exc}") from None
 
     def render(self, name: str, lang: str, *, here: str = "", **values: Any) -> bytes:
         """The template ``name`` in ``lang`` with ``values``; ``here`` (the page's own
@@ -133,7 +140,7 @@ class Pages:
             0 if status.eta_seconds < 60 else round(status.eta_seconds / 60))
         values = (str(status.poll_after_seconds),
                   "\u2013" if status.position is None else str(status.position),
-                  self._words(minutes, status.state, lang), self._words(-1, status.state, lang))
+                  self._eta_html(minutes, lang), self._state_html(status.state, lang))
         page = [first]
         for value, literal in rest:
             page += (values[value], literal)
@@ -155,15 +162,13 @@ class Pages:
         return first, tuple((_LIVE_VALUES.index(parts[i]), parts[i + 1])
                             for i in range(0, len(parts), 2))
 
-    def _live_words(self, minutes: int | None, state: str, lang: str) -> str:
-        """The expected wait (``minutes`` >= 0) or else the line's ``state``, in words,
-        escaped."""
-        if minutes == -1:
-            words = (self.languages.gettext(lang, _STATE_WORDS[state])
-                     if state in _STATE_WORDS else "")
-        else:
-            words = self.eta_words(minutes, lang)
-        return str(Markup.escape(words))
+    def _eta_words_html(self, minutes: int | None, lang: str) -> str:
+        return str(Markup.escape(self.eta_words(minutes, lang)))
+
+    def _state_words_html(self, state: str, lang: str) -> str:
+        """What a paused line or a prequeue means for the visitor; nothing otherwise."""
+        return (str(Markup.escape(self.languages.gettext(lang, _STATE_WORDS[state])))
+                if state in _STATE_WORDS else "")
 
     def eta_words(self, minutes: int | None, lang: str) -> str:
         """The expected wait in words (``minutes``: 0 for under one, None for not yet
