@@ -1,7 +1,9 @@
 """What a visitor page costs to build, as ratios to baselines timed in the same run:
 the queue page (built once per room, page and language; each visitor's values filled
 in) against the poll's JSON answer (``Status.to_json``, the cheapest answer there is)
-and against rendering the whole template for every visitor (what the cache saves).
+and against rendering the whole template for every visitor (what the cache saves); and
+the same for the empty capture form, which every shopper gets while the order system
+is down.
 Goals: a queue page costs at most 10x the poll's JSON (it is 100x the bytes), and the
 cache makes it at least 20x cheaper than rendering the template each time.
 
@@ -14,6 +16,9 @@ import argparse
 import timeit
 from collections.abc import Callable
 
+from waitingroom.capture.pages import capture_page
+from waitingroom.fields import parse_fields
+from waitingroom.settings import Settings
 from waitingroom.status import Status
 from waitingroom.web.pages import Pages, RoomLook
 
@@ -43,12 +48,20 @@ def main() -> int:
     poll = _per_call(lambda s: s.to_json(), args.rounds)
     uncached = _per_call(lambda s: pages.render(
         "queue.html", lang, here=here, room=s.room, message=s.message, look=look,
-        resume_link="/_wr/resume-link", refresh=s.poll_after_seconds, position=s.position,
+        refresh=s.poll_after_seconds, position=s.position,
         eta=pages.eta_words(None, lang), state=""), args.rounds)
     print(f"queue page (cached frame): {cached * 1e6:.1f} us per visitor")
     print(f"poll JSON (baseline):      {poll * 1e6:.1f} us  -> page/poll {cached / poll:.2f}x")
     print(f"whole template each time:  {uncached * 1e6:.1f} us  -> "
           f"the cache makes it {uncached / cached:.0f}x cheaper")
+    fields = parse_fields(Settings().capture_fields)
+    form = _per_call(lambda s: capture_page(pages, fields, csrf=f"token-{s.position}",
+                                            status=s, lang=lang, here=here), args.rounds)
+    whole_form = _per_call(lambda s: pages.render(
+        "capture.html", lang, here=here, room=s.room, message=s.message, has_place=True,
+        fields=(), csrf="t", position=s.position, notice="", has_errors=False), args.rounds)
+    print(f"empty capture form (cached): {form * 1e6:.1f} us; its whole template each "
+          f"time (less its fields): {whole_form * 1e6:.1f} us")
     met = cached / poll <= PAGE_PER_POLL and uncached / cached >= CACHE_SAVES
     print(f"goals: page <= {PAGE_PER_POLL:g}x the poll's JSON, cache >= {CACHE_SAVES:g}x "
           f"cheaper: {'met' if met else 'MISSED'}")

@@ -253,3 +253,25 @@ def test_look_settings_are_checked_at_start_up(
     with pytest.raises(ConfigError) as refused:
         make_settings(**{key: value})
     assert refused.value.key == key
+
+
+def test_the_empty_capture_form_is_built_once_and_each_visitor_gets_their_own() -> None:
+    from waitingroom.capture.pages import capture_page
+    from waitingroom.fields import parse_fields
+    from waitingroom.status import Status
+    from waitingroom.web.pages import Pages
+
+    pages, fields = Pages(), parse_fields("name:text:required,email:email:required")
+
+    def form(csrf: str, position: int | None, **answer: Any) -> str:
+        return capture_page(pages, fields, csrf=csrf, lang="de", here="/checkout",
+                            status=Status("r", "capture", position=position), **answer
+                            ).decode()
+
+    ann = form("token-ann", 3, values={"name": "Ann <x>"}, errors={"email": "required"})
+    bob, cy, di = form("token-bob", 8), form("token-cy&", 12), form("token-di", None)
+    assert 'value="token-bob"' in bob and "Nummer 8." in bob and "token-ann" not in bob
+    assert 'value="token-cy&amp;"' in cy and "Nummer 12." in cy and "Nummer 8" not in cy
+    assert "Nummer" not in di  # no place in line: nothing said about one
+    assert "Ann" not in bob + cy + di  # one visitor's answer is never kept for another
+    assert 'value="Ann &lt;x&gt;"' in ann and "dieses Feld ist erforderlich" in ann

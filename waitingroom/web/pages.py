@@ -10,6 +10,7 @@ visitor's own values are filled in.
 from __future__ import annotations
 
 import re
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -19,7 +20,7 @@ from urllib.parse import urlencode
 
 from babel.dates import format_datetime
 from jinja2 import TemplateSyntaxError
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from waitingroom.errors import ConfigError
 from waitingroom.status import Status
@@ -48,7 +49,12 @@ ASSETS: dict[str, tuple[bytes, bytes]] = {
 
 def in_room(path: str, room: str) -> str:
     """``path`` with the room named, for the room's own endpoints."""
-    return f"{path}?{urlencode({'room': room})}"
+    return link(path, room=room)
+
+
+def link(path: str, **query: str) -> str:
+    """``path`` with ``query``."""
+    return f"{path}?{urlencode(query)}"
 
 
 def eta_range(minutes: int) -> tuple[int, int]:
@@ -70,17 +76,29 @@ class RoomLook:
     session_max_seconds: int = 1800
 
 
-_LIVE_VALUES = ("refresh", "position", "eta", "state")
-_LIVE = re.compile("\x00(" + "|".join(_LIVE_VALUES) + ")\x00")
-"""Marks where a visitor's own values go in the queue page's frame."""
+_LIVE = re.compile("\x00([a-z_]+)\x00")
+"""Marks where a visitor's own values go in a page's frame."""
 _STATE_WORDS = {"paused": N_("Entry is paused for a moment. You keep your place."),
                 "prequeue": N_("The sale starts soon. Everyone here before the start gets "
                                "a place in random order at the start, so there is no need "
                                "to rush: keep this page open.")}
 
 
+_QUEUE_LIVE = ("refresh", "position", "eta", "state")
+"""The queue page's live values, in the order :meth:`Pages.queue` gives them."""
+
+
 def _unmarked(words: str) -> str:
     return words.replace("\x00", "\ufffd")
+
+
+def _filled(frame: tuple[str, tuple[tuple[int, str], ...]], values: Sequence[str]) -> bytes:
+    """A page from its frame and its live values (escaped), in the frame's order."""
+    first, rest = frame
+    page = [first]
+    for value, literal in rest:
+        page += (values[value], literal)
+    return "".join(page).encode()
 
 
 class Pages:
@@ -97,7 +115,7 @@ class Pages:
             raise ConfigError("locales_dir", str(exc)) from None
         self.env = environment(templates_dir)
         self.brand = brand or Brand()
-        self._frame = lru_cache(maxsize=256)(self._queue_frame)
+        self._frame = lru_cache(maxsize=512)(self._build_frame)
         self._unavailable = lru_cache(maxsize=64)(self._unavailable_page)
         self._eta_html = lru_cache(maxsize=2048)(self._eta_words_html)
         self._state_html = lru_cache(maxsize=64)(self._state_words_html)
@@ -130,44 +148,50 @@ class Pages:
         return self.env.get_template(name).render(
             lang=lang, direction=language.direction, _=gettext, ngettext=ngettext,
             brand=self.brand, here=here, switch=switch if here else [], in_room=in_room,
-            states=STATES, **values).encode()
+            link=link, states=STATES, **values).encode()
+
+    def framed(self, name: str, lang: str, live: dict[str, str], *, here: str = "",
+               **fixed: Hashable) -> bytes:
+        """The template ``name``, built once for each set of ``fixed`` values (and
+        language and ``here``), with each visitor's ``live`` values filled in (text,
+        escaped here). A template shows live values but cannot test them: at build
+        time they are placeholders."""
+        frame = self._frame(name, lang, _unmarked(here), tuple(live), tuple(fixed.items()))
+        return _filled(frame, [escape(value) for value in live.values()])
+
+    def _build_frame(self, name: str, lang: str, here: str, live: tuple[str, ...],
+                     fixed: tuple[tuple[str, Hashable], ...]
+                     ) -> tuple[str, tuple[tuple[int, str], ...]]:
+        """The page around its live values: its first text, then each live value's
+        place in ``live`` and the text after it."""
+        values = {key: _unmarked(value) if isinstance(value, str) else value
+                  for key, value in fixed}
+        page = self.render(name, lang, here=here, **values, **{
+            key: Markup(f"\x00{key}\x00") for key in live})  # noqa: S704 (our markers)
+        first, *parts = _LIVE.split(page.decode())
+        return first, tuple((live.index(parts[i]), parts[i + 1])
+                            for i in range(0, len(parts), 2))
 
     def queue(self, status: Status, *, look: RoomLook = RoomLook(), lang: str = "en",
               here: str = "") -> bytes:
         """The page a waiting visitor sees in place of the page they asked for."""
-        first, rest = self._frame(status.room, status.message or "", lang, here, look)
+        # framed(), less its general work: this page answers every new arrival.
+        frame = self._frame("queue.html", lang, _unmarked(here), _QUEUE_LIVE, (
+            ("room", status.room), ("message", status.message or ""), ("look", look)))
         minutes = status.eta_seconds if status.eta_seconds is None else (
             0 if status.eta_seconds < 60 else round(status.eta_seconds / 60))
-        values = (str(status.poll_after_seconds),
-                  "\u2013" if status.position is None else str(status.position),
-                  self._eta_html(minutes, lang), self._state_html(status.state, lang))
-        page = [first]
-        for value, literal in rest:
-            page += (values[value], literal)
-        return "".join(page).encode()
-
-    def _queue_frame(self, room: str, message: str, lang: str, here: str,
-                     look: RoomLook) -> tuple[str, tuple[tuple[int, str], ...]]:
-        """The queue page around its live values: its first text, then each value's
-        place in :data:`_LIVE_VALUES` and the text after it. The same for everyone in a
-        room asking for the same page in the same language, so built once, not for every
-        arrival."""
-        here = _unmarked(here)
-        page = self.render(
-            "queue.html", lang, here=here, room=room, message=_unmarked(message), look=look,
-            resume_link="/_wr/resume-link?" + urlencode({"room": room, "to": here or "/"}),
-            **{name: Markup(f"\x00{name}\x00")  # noqa: S704 (our own markers)
-               for name in _LIVE_VALUES})
-        first, *parts = _LIVE.split(page.decode())
-        return first, tuple((_LIVE_VALUES.index(parts[i]), parts[i + 1])
-                            for i in range(0, len(parts), 2))
+        return _filled(frame, (
+            str(status.poll_after_seconds),
+            "\u2013" if status.position is None else str(status.position),
+            self._eta_html(minutes, lang), self._state_html(status.state, lang)))
 
     def _eta_words_html(self, minutes: int | None, lang: str) -> str:
-        return str(Markup.escape(self.eta_words(minutes, lang)))
+        return str(escape(self.eta_words(minutes, lang)))
 
     def _state_words_html(self, state: str, lang: str) -> str:
-        """What a paused line or a prequeue means for the visitor; nothing otherwise."""
-        return (str(Markup.escape(self.languages.gettext(lang, _STATE_WORDS[state])))
+        """What a paused line or a prequeue means for the visitor (nothing otherwise),
+        escaped."""
+        return (str(escape(self.languages.gettext(lang, _STATE_WORDS[state])))
                 if state in _STATE_WORDS else "")
 
     def eta_words(self, minutes: int | None, lang: str) -> str:
@@ -232,8 +256,9 @@ _SAMPLES: tuple[tuple[str, dict[str, Any]], ...] = (
     ("moved.html", {}), ("resume_refused.html", {}),
     ("challenge.html", {"room": "r", "challenge": "c", "difficulty": 1}),
     ("invite_refused.html", {}),
-    ("capture.html", {"room": "r", "csrf": "c", "position": 1, "message": "m", "notice": "",
-                      "has_errors": True, "fields": [{**_FIELD, "kind": kind} for kind in (
+    ("capture.html", {"room": "r", "csrf": "c", "position": 1, "has_place": True,
+                      "message": "m", "notice": "", "has_errors": True,
+                      "fields": [{**_FIELD, "kind": kind} for kind in (
                           "text", "consent", "choice")]}),
     ("captured.html", {"reference": "R"}))
 """Every page but the queue page, with values of each kind it is given: each is rendered
