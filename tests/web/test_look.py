@@ -275,3 +275,18 @@ def test_the_empty_capture_form_is_built_once_and_each_visitor_gets_their_own() 
     assert "Nummer" not in di  # no place in line: nothing said about one
     assert "Ann" not in bob + cy + di  # one visitor's answer is never kept for another
     assert 'value="Ann &lt;x&gt;"' in ann and "dieses Feld ist erforderlich" in ann
+
+
+def test_a_queue_page_its_script_cannot_update_is_pointed_out_at_start_up(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    from waitingroom.web.pages import Pages
+
+    (tmp_path / "queue.html").write_text(
+        '{% extends "base.html" %}{% block content %}<p>{{ position }}</p>{% endblock %}',
+        encoding="utf-8")
+    with caplog.at_level("WARNING", logger="waitingroom"):
+        Pages(templates_dir=str(tmp_path))
+        Pages()  # ours: nothing to say
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and 'id="wr-card"' in said[0] and "queue.js" in said[0]

@@ -9,6 +9,7 @@ visitor's own values are filled in.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from waitingroom.web.templates import (
     check_escaping,
     environment,
 )
+
+logger = logging.getLogger("waitingroom")
 
 _ASSET_TYPES = {"queue.css": b"text/css; charset=utf-8",
                 "queue.js": b"text/javascript; charset=utf-8",
@@ -84,6 +87,8 @@ _STATE_WORDS = {"paused": N_("Entry is paused for a moment. You keep your place.
                                "to rush: keep this page open.")}
 
 
+_LIVE_PARTS = ('id="wr-card"', 'id="wr-position"', 'id="wr-eta"', "/_wr/static/queue.js")
+"""What the queue page's script needs of the page to update it live."""
 _QUEUE_LIVE = ("refresh", "position", "eta", "state")
 """The queue page's live values, in the order :meth:`Pages.queue` gives them."""
 
@@ -137,6 +142,12 @@ class Pages:
                     exc, TemplateSyntaxError) else ""
                 raise ConfigError("templates_dir", f"a page cannot be shown in {lang!r}"
                                   f"{where}: {type(exc).__name__}: {exc}") from None
+        live = self.queue(Status("check", "queued", position=1), here="/").decode()
+        missing = [part for part in _LIVE_PARTS if part not in live]
+        if missing:
+            logger.warning("templates_dir: the queue page lacks %s, which its script needs "
+                           "to update it live; it will only refresh itself every few "
+                           "seconds (keep them from our queue.html)", ", ".join(missing))
 
     def render(self, name: str, lang: str, *, here: str = "", **values: Any) -> bytes:
         """The template ``name`` in ``lang`` with ``values``; ``here`` (the page's own
