@@ -162,7 +162,8 @@ class FaultyLink:
 
 
 class Origin:
-    """Records what reaches it; ``/done`` ends the session like a finished order."""
+    """Records what reaches it; ``/done`` ends the session like a finished order, and
+    ``…/buy`` does so selling one unit; ``…/stock/<n>`` reports ``n`` units left."""
 
     def __init__(self) -> None:
         self.seen: list[tuple[str, str | None]] = []
@@ -173,7 +174,12 @@ class Origin:
         headers = dict(scope["headers"])
         session = headers.get(b"x-waitingroom-session")
         self.seen.append((scope["path"], session.decode() if session else None))
-        extra = [(b"x-waitingroom-release", b"1")] if scope["path"] == "/done" else []
+        path: str = scope["path"]
+        extra = [(b"x-waitingroom-release", b"1")] if path in ("/done", "/checkout/buy") else []
+        if path == "/checkout/buy":
+            extra.append((b"x-waitingroom-sold", b"1"))
+        if path.startswith("/checkout/stock/"):
+            extra.append((b"X-WaitingRoom-Stock", path.rpartition("/")[2].encode()))
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"text/plain"), *extra]})
         await send({"type": "http.response.body", "body": b"origin:" + scope["path"].encode()})

@@ -2,7 +2,7 @@
 
 Owns the room's keys and scripts (``keys``), the connection (``connection``), the
 line's scripts (``engine``: visit, watch, touch, release) and the feature stores
-beside them (``rooms``, ``captures``, ``breaker``, ``places``), the batching of calls
+beside them (``rooms``, ``captures``, ``breaker``, ``places``, ``stock``), the batching of calls
 (``batch``), the announcements of admissions (``doorbell``) and each process's copy
 of the line (``line``).
 
@@ -20,6 +20,7 @@ from waitingroom.engine.engine import Engine
 from waitingroom.engine.keys import BITMAP_CHUNK, HEARD_SLOTS, LINE_BUCKET, room_keys
 from waitingroom.engine.places import NoticesDue
 from waitingroom.engine.rooms import RoomConfig, RoomCounts, RoomDefinition, RoomExists
+from waitingroom.engine.stock import StockFigures
 from waitingroom.engine.visits import Timing, Visit, VisitState
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "RoomCounts",
     "RoomDefinition",
     "RoomExists",
+    "StockFigures",
     "Timing",
     "Visit",
     "VisitState",

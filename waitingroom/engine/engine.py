@@ -23,6 +23,7 @@ from waitingroom.engine.keys import register_script, room_keys
 from waitingroom.engine.line import LineView
 from waitingroom.engine.places import PlaceStore
 from waitingroom.engine.rooms import RoomStore
+from waitingroom.engine.stock import StockStore
 from waitingroom.engine.visits import VISIT_STATES, Timing, Visit
 from waitingroom.errors import ConfigError
 from waitingroom.settings import Settings
@@ -61,6 +62,8 @@ class Engine:
         """The shared circuit breaker of each room's order flow."""
         self.places = PlaceStore(redis, self.timing)
         """Invites, notify-me, places moved to another device, once-only tokens."""
+        self.stock = StockStore(redis)
+        """What each room sells: the stock left and the units sold."""
         self.announcements = Announcements(redis)
         """Every room's admissions as Redis announces them (one subscription)."""
         self._visit = register_script(redis, "visit")

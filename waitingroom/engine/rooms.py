@@ -22,7 +22,7 @@ ROOMS_KEY = "wr:rooms"
 """The registry of rooms created at run time (name -> JSON definition); not under
 any room's hash tag, so on a Redis Cluster it lives on one shard of its own."""
 MAX_ROOMS = 100
-_LANGUAGE = re.compile(r"[a-z]{2}")
+_LANGUAGE = re.compile(r"[a-z]{2,3}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +46,13 @@ class RoomConfig:
     join a pre-queue drawn in random order at the start; 0 = no schedule."""
     messages: dict[str, str] = field(default_factory=dict)
     """The message in other languages, by language code (``message`` otherwise)."""
+    stock: int | None = None
+    """Units left to sell (0: sold out); None when the room does not count stock."""
+
+    @property
+    def sold_out(self) -> bool:
+        """No stock left: nobody more is let in and no new place is given."""
+        return self.stock is not None and self.stock <= 0
 
     def message_in(self, lang: str) -> str:
         """The operator's message for a visitor reading ``lang``."""
@@ -132,7 +139,7 @@ class RoomStore:
             k: v for k, v in changes.items() if v is not None}
         for lang, text in (messages or {}).items():
             if not _LANGUAGE.fullmatch(lang):
-                raise ValueError("messages are keyed by two-letter language codes")
+                raise ValueError("messages are keyed by language codes (en, fr, ...)")
             mapping[f"message:{lang}"] = text
         if message is not None or messages:
             mapping["message_at"] = await server_ms(self.redis)
@@ -158,6 +165,7 @@ class RoomStore:
             start_at_ms=int(raw.get(b"start_at", 0)),
             messages={k[8:].decode(): v.decode() for k, v in raw.items()
                       if k.startswith(b"message:") and v},
+            stock=int(raw[b"stock"]) if b"stock" in raw else None,
         )
 
     async def counts(self, room: str) -> RoomCounts:

@@ -13,6 +13,7 @@ from waitingroom.capture.desk import CaptureDesk
 from waitingroom.fields import parse_fields
 from waitingroom.gate.routes import Handler, room_routes
 from waitingroom.room.room import Room
+from waitingroom.room.sales import SOLD_HEADER, STOCK_HEADER
 from waitingroom.room.standing import (
     ChallengeRequired,
     Standing,
@@ -94,6 +95,8 @@ class RoomGate:
                 response = json_response(status.to_json(), headers=headers)
             elif status.state == "closed":
                 response = html_response(request.pages.closed(status, request.language()))
+            elif status.state == "sold_out" and status.position is None:
+                response = html_response(request.pages.sold_out(status, request.language()))
             elif status.state == "moved":
                 response = html_response(moved_page(request.pages, request.language()))
             else:
@@ -118,13 +121,21 @@ class RoomGate:
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 room.breaker.record(message["status"] < 500)
-                headers = []  # one pass: the origin's headers less the release signal
+                headers = []  # one pass: the origin's headers less its signals to us
                 release = False
+                sold = stock = None
                 for name, value in message.get("headers", ()):
-                    if name.lower() == RELEASE_HEADER:
+                    lower = name.lower()
+                    if lower == RELEASE_HEADER:
                         release = value.strip() == b"1"
+                    elif lower == SOLD_HEADER:
+                        sold = value
+                    elif lower == STOCK_HEADER:
+                        stock = value
                     else:
                         headers.append((name, value))
+                if sold is not None or stock is not None:
+                    await room.sales.heard(sold, stock, (await room.config()).stock)
                 if release:
                     await room.sessions.release(session_id)
                     standing.set_cookies.append(request.cookie(room.pass_cookie, "", 0))

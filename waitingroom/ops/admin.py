@@ -199,6 +199,7 @@ class AdminAPI:
         return {"room": room.name, "paths": list(self.rooms.paths_of(room.name)),
                 "config": asdict(config), "counts": asdict(counts),
                 "breaker": await self.engine.breaker.state(room.name),
+                "sales": asdict(await self.engine.stock.figures(room.name)),
                 "admission_rate_per_second": room.rate.per_second()}
 
     async def _create_room(self, receive: Receive, who: str) -> Response:
@@ -252,6 +253,8 @@ class AdminAPI:
         if isinstance(changes, Response):
             return changes
         before = await self.engine.rooms.config(room.name)
+        if "stock" in changes:
+            await self.engine.stock.set(room.name, changes.pop("stock"))
         await self.engine.rooms.configure(room.name, **changes)
         after = await self.engine.rooms.config(room.name)
         await self.engine.rooms.audit(room.name, who, "update", *changed(before, after))

@@ -21,6 +21,8 @@ MAX_CAPACITY = 10_000_000
 _MESSAGE_LIMIT = 500
 _CHOICES = {"mode": ("normal", "open", "closed"), "capture": ("auto", "on", "off")}
 MAX_RATE = 10_000_000
+MAX_STOCK = 1_000_000_000
+"""The most units a room may be told it has."""
 MAX_INVITE_USES = 10_000
 MAX_INVITE_SECONDS = 30 * 86_400
 MAX_ROOM_PATHS = 20
@@ -98,13 +100,15 @@ def parse_changes(body: bytes) -> dict[str, Any]:
     """``POST /_wr/admin/room``: the live settings to change."""
     data = _json_object(body)
     unknown = set(data) - {"capacity", "paused", "mode", "message", "capture", "rate",
-                           "start_at_ms", "messages"}
+                           "start_at_ms", "messages", "stock"}
     if unknown:
         raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
     if "capacity" in data:
         _whole(data, "capacity", 1, MAX_CAPACITY, 0)
     if "rate" in data:
         _whole(data, "rate", 0, MAX_RATE, 0)
+    if data.get("stock") is not None:  # null: stop counting stock
+        _whole(data, "stock", 0, MAX_STOCK, 0)
     if "start_at_ms" in data:  # 0 clears the schedule
         _whole(data, "start_at_ms", 0, 2**53, 0)
     if "paused" in data and not isinstance(data["paused"], bool):

@@ -32,6 +32,7 @@ _COMMANDS: dict[str, tuple[str, Any, Any]] = {
     "rate": ("POST", "/room", lambda a: {"rate": a.value}),
     "message": ("POST", "/room", lambda a: _message(a)),
     "capture": ("POST", "/room", lambda a: {"capture": a.setting}),
+    "stock": ("POST", "/room", lambda a: {"stock": None if a.units == "off" else int(a.units)}),
     "schedule": ("POST", "/room", lambda a: {"start_at_ms": _start_at_ms(a)}),
     "invite": ("POST", "/invites", lambda a: {"uses": a.uses, "expires_in_seconds": a.expires,
                                               "to": a.to}),
@@ -68,6 +69,9 @@ def add_parser(commands: Any) -> None:
                          "(e.g. de); others keep the main one")
     sub.add_parser("capture", help="force data-capture mode on/off, or follow the "
                    "breaker (auto)").add_argument("setting", choices=("on", "off", "auto"))
+    sub.add_parser("stock", help="the units left to sell (0: sold out; off: stop "
+                   "counting); the origin may report it too").add_argument(
+        "units", type=_units, help="a whole number, or off")
     schedule = sub.add_parser("schedule", help="a start time with a pre-queue: arrivals "
                               "before it are placed in random order at the start")
     when = schedule.add_mutually_exclusive_group(required=True)
@@ -89,6 +93,12 @@ def add_parser(commands: Any) -> None:
                         "limit)")
     sub.add_parser("revoke-room", help="remove a created room; its paths fall back to the "
                    "configured room").add_argument("name")
+
+
+def _units(value: str) -> str:
+    if value != "off" and not value.isdigit():
+        raise argparse.ArgumentTypeError("a whole number of units, or off")
+    return value
 
 
 def _message(args: argparse.Namespace) -> dict[str, object]:

@@ -15,6 +15,7 @@ from waitingroom.engine import BreakerPolicy, Engine, RoomConfig
 from waitingroom.engine.line import LineView, LineWatch
 from waitingroom.room.breaker import BreakerClient
 from waitingroom.room.eta import AdmissionRate, WaitTimes
+from waitingroom.room.sales import Sales
 from waitingroom.room.sessions import Sessions
 from waitingroom.settings import Settings
 from waitingroom.tickets import Tickets
@@ -45,6 +46,7 @@ class Room:
         self.doorbell = engine.announcements.doorbell(name)
         self.line = LineWatch(engine.watch, name, on_look=self._looked)
         self.sessions = Sessions(engine, name, on_released=self.line.stale)
+        self.sales = Sales(engine, name, on_change=self.refresh_config)
         self.breaker = BreakerClient(
             engine, name,
             BreakerPolicy(settings.breaker_window_seconds, settings.breaker_failure_ratio,

@@ -134,17 +134,19 @@ def status_of(room: Room, standing: Standing, config: RoomConfig,
     if standing.visit.state is VisitState.MOVED:  # now held on another device
         return Status(room.name, "moved", message=message)
     if standing.visit.state is VisitState.NO_PLACE:  # a closed room took no new place
-        return Status(room.name, "closed", message=message)
+        return Status(room.name, "sold_out" if config.sold_out else "closed",
+                      message=message)
     grace = room.settings.grace_seconds
     if standing.visit.state is VisitState.PREQUEUE:  # before the scheduled start
         wait = max(0, config.start_at_ms - standing.visit.server_ms) // 1000
         return Status(room.name, "capture" if capturing else "prequeue",
                       eta_seconds=wait, message=message, poll_after_seconds=poll_interval(0, grace))
     position = standing.visit.position
-    state: State = "capture" if capturing else "paused" if config.paused else "queued"
+    state: State = ("capture" if capturing else "sold_out" if config.sold_out
+                    else "paused" if config.paused else "queued")
     return Status(
         room.name, state, position=position,
-        eta_seconds=None if config.paused else room.rate.eta_seconds(position),
+        eta_seconds=None if state != "queued" else room.rate.eta_seconds(position),
         message=message,
         poll_after_seconds=poll_interval(position, grace, room.rate.per_second()),
     )

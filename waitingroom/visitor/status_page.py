@@ -19,6 +19,8 @@ async def status_page(room: Room, request: Request, receive: Receive, send: Send
     config = await room.config()
     if config.mode in ("open", "closed"):
         state = config.mode
+    elif config.sold_out:
+        state = "sold_out"
     elif room.capturing(config):
         state = "capture"
     elif config.start_at_ms > time.time() * 1000:

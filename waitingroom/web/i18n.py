@@ -64,6 +64,8 @@ STATES = {
                     "come, first served."),
     "closed": N_("The line is closed to new arrivals. Everyone already in line will be "
                  "let in, in order."),
+    "sold_out": N_("Sold out: everything on sale has been sold. Those in line keep their "
+                   "places in case more stock comes in."),
     "capture": N_("Our order system is down. We are taking customers' details and will "
                   "process them in the order people arrived.")}
 """The room's state, as the status page says it."""

@@ -82,6 +82,8 @@ class RoomLook:
 _LIVE = re.compile("\x00([a-z_]+)\x00")
 """Marks where a visitor's own values go in a page's frame."""
 _STATE_WORDS = {"paused": N_("Entry is paused for a moment. You keep your place."),
+                "sold_out": N_("Sold out for now. You keep your place: if more stock "
+                               "comes in, the line moves on again."),
                 "prequeue": N_("The sale starts soon. Everyone here before the start gets "
                                "a place in random order at the start, so there is no need "
                                "to rush: keep this page open.")}
@@ -234,6 +236,11 @@ class Pages:
         return self.render("closed.html", lang, room=status.room,
                            message=status.message or "")
 
+    def sold_out(self, status: Status, lang: str) -> bytes:
+        """For a newcomer while the room has nothing left to sell."""
+        return self.render("sold_out.html", lang, room=status.room,
+                           message=status.message or "")
+
     def status(self, state: str, message: str, message_at_ms: int, lang: str,
                here: str = "") -> bytes:
         """One page that tells everyone the truth, readable with JavaScript off. It does
@@ -260,6 +267,7 @@ _FIELD = {"name": "f", "label": "F", "value": "v", "error": "e", "required": Tru
 _SAMPLES: tuple[tuple[str, dict[str, Any]], ...] = (
     ("unavailable.html", {}), ("too_many.html", {"retry_after_seconds": 5}),
     ("closed.html", {"room": "r", "message": "m"}),
+    ("sold_out.html", {"room": "r", "message": "m"}),
     ("status.html", {"state": "queueing", "message": "m", "posted": "p"}),
     ("notify.html", {"room": "r", "error": "", "claim_minutes": 15}),
     ("notify.html", {"room": "r", "error": "e", "claim_minutes": 15}),

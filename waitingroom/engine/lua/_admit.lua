@@ -212,7 +212,7 @@ local ANNOUNCE = string.sub(line, 1, -5) .. 'admitted'
 -- come back within the grace (visit.lua: back in the priority lane, before everyone).
 -- Returns how many were let in.
 local function fill(now, grace_ms)
-  if PAUSED or until_start() > 0 then return 0 end
+  if PAUSED or SOLD_OUT or until_start() > 0 then return 0 end
   local allowed, tokens = rate_allowance(now)
   local free = math.min(CAPACITY - active_count(), allowed, ADMIT_BATCH)
   local admitted, absent = {}, {}

@@ -11,8 +11,9 @@
 --   4 deadline HASH   session id -> hard end of the session, ms; set on claim
 --   5 seq      STRING last arrival number handed out
 --   6 config   HASH   capacity, paused ("1"), mode, message, rate (admissions per
---                     minute, 0 = no limit) -- ops-tunable, live; clock (see below)
---   7 stats    HASH   counters: admitted, abandoned, expired, released; the rate's
+--                     minute, 0 = no limit), stock (units left; none: not counted)
+--                     -- ops-tunable, live; clock (see below)
+--   7 stats    HASH   counters: admitted, abandoned, expired, released, sold; the rate's
 --                     token bucket: bucket (tokens), bucket_at (ms); head: every arrival
 --                     number up to head has left the line; epoch: see heard; invites;
 --                     trimmed: state below this number is deleted; the room's clock
@@ -57,13 +58,17 @@ local ADMIT_BATCH = 128  -- admissions per call (a capacity raised by more fills
 -- The room's live config, read once per call. 'clock' exists only in the capacity
 -- planner's private Redis (waitingroom simulate): simulated time, in ms.
 local settings = redis.call('HMGET', config, 'capacity', 'paused', 'rate', 'start_at', 'mode',
-                            'clock', 'outage_ms')
+                            'clock', 'outage_ms', 'stock')
 local CAPACITY = tonumber(settings[1]) or 0
 local PAUSED = settings[2] == '1'
 local RATE = tonumber(settings[3]) or 0
 local START_AT = tonumber(settings[4]) or 0
 local MODE = settings[5] or 'normal'
 local CLOCK = tonumber(settings[6])
+-- Units left to sell, when the room is told (ops, or the origin's answers): at 0 the
+-- room is sold out: nobody more is let in and no new place is given, and the line
+-- keeps its order for a restock.
+local SOLD_OUT = (tonumber(settings[8]) or 1) <= 0
 -- A gap longer than this between two calls for the room is an outage: nobody could
 -- reach the room, so the time beyond it does not count. Every process serving the room
 -- calls twice a second (its breaker report), so a real gap means Redis was down or out

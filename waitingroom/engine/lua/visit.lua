@@ -35,8 +35,9 @@ if answered then return cjson.decode(answered) end
 local now = now_ms()
 prune(now, grace_ms)
 fill(now, grace_ms)
--- A closed room takes no new places; those in line are still let in, in order.
-local closed = MODE == 'closed'
+-- A closed room takes no new places; those in line are still let in, in order. A sold
+-- out one takes none either, and lets nobody in until it is restocked.
+local closed = MODE == 'closed' or SOLD_OUT
 local joined_any = false
 
 -- A new place at the back for ``id`` (or the pre-queue before a scheduled start).

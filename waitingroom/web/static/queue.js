@@ -58,9 +58,9 @@
     $("wr-updated").textContent = words("updated").replace("{n}", "0");
     $("wr-position").textContent = st.position === null ? "\u2013" : st.position;
     if (st.position) progress(st.position);
-    $("wr-eta").textContent = minutes(st.eta_seconds);
+    $("wr-eta").textContent = st.state === "sold_out" ? "\u2013" : minutes(st.eta_seconds);
     $("wr-state").textContent = st.state === "paused" || st.state === "prequeue"
-      ? words(st.state) : "";
+      ? words(st.state) : st.state === "sold_out" ? words("sold-out") : "";
     var msg = $("wr-message");
     msg.textContent = st.message || "";
     msg.hidden = !st.message;

@@ -1,0 +1,77 @@
+"""Stock: ops set it or the origin reports it; sales count it down; at 0 the room is
+sold out for every process at once, and a restock reopens the line with places kept.
+Two real ``waitingroom serve`` processes, the test origin, real Redis."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.conftest import AUTH
+from tests.servers import cli, eventually, ops_and_shop
+
+
+async def state_of(client: httpx.AsyncClient) -> dict[str, object]:
+    answer = await client.get("/_wr/status")
+    return answer.json()  # type: ignore[no-any-return]
+
+
+async def test_selling_out_stops_the_line_everywhere_and_a_restock_reopens_it(
+    room_env: dict[str, str],
+) -> None:
+    async with ops_and_shop(room_env, visitors=4) as (ops_url, _, (ann, bob, cy, di)):
+        assert cli(ops_url, "stock", "1")["config"]["stock"] == 1
+        assert (await ann.get("/checkout")).status_code == 200  # capacity 1: Ann is in
+        async with httpx.AsyncClient(base_url=ops_url) as eve:  # on the other process
+            assert "wr-card" in (await bob.get("/checkout")).text  # Bob waits, 1st
+            assert "wr-card" in (await eve.get("/checkout")).text  # Eve waits, 2nd
+            bought = await ann.get("/checkout/buy")  # the last unit
+            assert bought.status_code == 200
+            assert "x-waitingroom-sold" not in bought.headers  # a signal to us, not them
+
+            async def told_everywhere() -> bool:
+                return ((await state_of(bob))["state"] == "sold_out"
+                        and (await state_of(eve))["state"] == "sold_out")
+            await eventually(told_everywhere, "every waiter, on both processes, told")
+            assert (await state_of(bob))["position"] == 1  # kept, for a restock
+            assert (await state_of(eve))["position"] == 2
+            # Sold out: nobody more is let in, though Ann's slot is free.
+            assert "wr-card" in (await bob.get("/checkout")).text
+            newcomer = await cy.get("/checkout")
+            assert newcomer.status_code == 200 and "Sold out" in newcomer.text
+            assert "wr-card" not in newcomer.text  # told the truth, given no place
+            show = cli(ops_url, "show")
+            assert show["counts"]["waiting"] == 2 and show["sales"]["sold"] == 1
+            assert show["config"]["stock"] == 0
+
+            cli(ops_url, "stock", "5")  # restock: the line moves on, in its order
+
+            async def bob_let_in() -> bool:
+                return (await state_of(bob))["state"] == "admitted"
+            await eventually(bob_let_in, "the first in line let in after the restock")
+            assert (await state_of(eve))["position"] == 1
+            assert (await di.get("/checkout")).status_code == 200  # newcomers join again
+            assert (await state_of(di))["position"] == 2  # behind Eve
+        audit = cli(ops_url, "audit")["entries"]
+        stocks = [(e["before"].get("stock"), e["after"].get("stock")) for e in audit
+                  if "stock" in e["after"]]
+        assert stocks[:2] == [(0, 5), (None, 1)]  # newest first: the restock, the start
+
+
+async def test_the_origin_reports_stock_on_its_answers(room_env: dict[str, str]) -> None:
+    async with ops_and_shop(room_env, visitors=2) as (ops_url, _, (ann, bob)):
+        assert (await ann.get("/checkout")).status_code == 200
+        nonsense = await ann.get("/checkout/stock/many")  # not a number: ignored
+        assert nonsense.status_code == 200 and "x-waitingroom-stock" not in nonsense.headers
+        assert cli(ops_url, "show")["config"]["stock"] is None
+        assert (await ann.get("/checkout/stock/0")).status_code == 200
+        assert cli(ops_url, "show")["config"]["stock"] == 0
+        answer = await bob.get("/checkout")
+        assert "Sold out" in answer.text and "wr-card" not in answer.text
+        entry = cli(ops_url, "audit")["entries"][0]
+        assert (entry["who"], entry["action"], entry["after"]) == ("origin", "stock",
+                                                                    {"stock": 0})
+        async with httpx.AsyncClient(base_url=ops_url, headers=AUTH) as ops:
+            stopped = await ops.post("/_wr/admin/room", json={"stock": None})
+            refused = await ops.post("/_wr/admin/room", json={"stock": -1})
+        assert stopped.json()["config"]["stock"] is None  # not counting any more
+        assert refused.status_code == 400 and "stock" in refused.json()["error"]

@@ -1,0 +1,10 @@
+-- Units sold (the origin said so on an admitted shopper's answer): counted, and taken
+-- off the stock when the room counts it, never below 0.
+-- ARGV: units. Returns the stock left, or -1 when the room does not count stock.
+local units = tonumber(ARGV[1])
+redis.call('HINCRBY', stats, 'sold', units)
+local stock = tonumber(redis.call('HGET', config, 'stock'))
+if not stock then return -1 end
+local left = math.max(0, stock - units)
+redis.call('HSET', config, 'stock', left)
+return left

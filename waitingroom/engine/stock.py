@@ -1,0 +1,64 @@
+"""What a room sells: the stock left (set by ops or reported by the origin), the units
+sold (``lua/sell.lua``) and the sales per session they come to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+
+from waitingroom.engine.keys import register_script, room_keys
+
+_MEASURED_SESSIONS = 20
+"""Ended sessions after which the room's own sales per session replace the prior."""
+
+
+@dataclass(frozen=True, slots=True)
+class StockFigures:
+    """A room's stock and what its sessions buy."""
+
+    stock: int | None
+    """Units left; None when the room does not count stock."""
+    sold: int
+    ended_sessions: int
+    """Sessions ended (released or expired): each had its chance to buy."""
+    sales_per_session: float
+    """Units an admitted shopper buys: measured once enough sessions ended, else
+    ``prior``, blended in between."""
+
+
+class StockStore:
+    """Every room's stock and sales (``Engine.stock``)."""
+
+    def __init__(self, redis: Redis | RedisCluster) -> None:
+        self.redis = redis
+        self._sell = register_script(redis, "sell")
+
+    async def set(self, room: str, units: int | None) -> None:
+        """Count ``units`` as the stock left (0: sold out; None: stop counting)."""
+        key = room_keys(room).config
+        if units is None:
+            await self.redis.hdel(key, "stock")
+        elif units < 0:
+            raise ValueError("stock must be 0 or more")
+        else:
+            await self.redis.hset(key, "stock", units)
+
+    async def sold(self, room: str, units: int) -> int | None:
+        """Count ``units`` sold; the stock left (None when the room counts none)."""
+        left = int(await self._sell(room_keys(room).core, (units,)))
+        return None if left < 0 else left
+
+    async def figures(self, room: str, prior: float = 1.0) -> StockFigures:
+        """The room's stock, sales and sales per session (``prior`` until measured)."""
+        keys = room_keys(room)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(keys.config, "stock")
+            pipe.hmget(keys.stats, "sold", "released", "expired")
+            stock, (sold, released, expired) = await pipe.execute()
+        sold, ended = int(sold or 0), int(released or 0) + int(expired or 0)
+        weight = min(ended, _MEASURED_SESSIONS) / _MEASURED_SESSIONS
+        measured = sold / ended if ended else prior
+        return StockFigures(None if stock is None else int(stock), sold, ended,
+                            weight * measured + (1 - weight) * prior)
