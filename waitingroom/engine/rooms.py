@@ -48,6 +48,8 @@ class RoomConfig:
     """The message in other languages, by language code (``message`` otherwise)."""
     stock: int | None = None
     """Units left to sell (0: sold out); None when the room does not count stock."""
+    max_waiting: int = 0
+    """The longest the line may grow; past it arrivals get no place (0: no limit)."""
 
     @property
     def sold_out(self) -> bool:
@@ -119,6 +121,7 @@ class RoomStore:
         rate: int | None = None,
         start_at_ms: int | None = None,
         messages: dict[str, str] | None = None,
+        max_waiting: int | None = None,
     ) -> None:
         """Change a room's live config; every process sees it within a second.
         ``messages``: the message in other languages, by code (an empty one is
@@ -129,11 +132,13 @@ class RoomStore:
             raise ValueError(f"mode must be one of {', '.join(MODES)}")
         if rate is not None and rate < 0:
             raise ValueError("rate must be 0 (no limit) or more")
+        if max_waiting is not None and max_waiting < 0:
+            raise ValueError("max_waiting must be 0 (no limit) or more")
         if capture is not None and capture not in CAPTURE_MODES:
             raise ValueError(f"capture must be one of {', '.join(CAPTURE_MODES)}")
         changes: dict[str, int | str | None] = {
             "capacity": capacity, "mode": mode, "message": message, "capture": capture,
-            "rate": rate, "start_at": start_at_ms,
+            "rate": rate, "start_at": start_at_ms, "max_waiting": max_waiting,
             "paused": None if paused is None else str(int(paused))}
         mapping: dict[FieldT, EncodableT] = {
             k: v for k, v in changes.items() if v is not None}
@@ -166,6 +171,7 @@ class RoomStore:
             messages={k[8:].decode(): v.decode() for k, v in raw.items()
                       if k.startswith(b"message:") and v},
             stock=int(raw[b"stock"]) if b"stock" in raw else None,
+            max_waiting=int(raw.get(b"max_waiting", 0)),
         )
 
     async def counts(self, room: str) -> RoomCounts:

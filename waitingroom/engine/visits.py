@@ -17,6 +17,8 @@ class VisitState(enum.IntEnum):
     """Arrived before a scheduled start: the draw at the start decides the order."""
     MOVED = -2
     """The place moved to another device (:meth:`PlaceStore.resume`)."""
+    FULL = -3
+    """No place: the line is as long as ops allow (``max_waiting``)."""
 
 
 VISIT_STATES = {state.value: state for state in VisitState}  # faster than VisitState(n)

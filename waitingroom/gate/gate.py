@@ -97,6 +97,8 @@ class RoomGate:
                 response = html_response(request.pages.closed(status, request.language()))
             elif status.state == "sold_out" and status.position is None:
                 response = html_response(request.pages.sold_out(status, request.language()))
+            elif status.state == "full":
+                response = html_response(request.pages.full(status, request.language()))
             elif status.state == "moved":
                 response = html_response(moved_page(request.pages, request.language()))
             else:

@@ -100,13 +100,15 @@ def parse_changes(body: bytes) -> dict[str, Any]:
     """``POST /_wr/admin/room``: the live settings to change."""
     data = _json_object(body)
     unknown = set(data) - {"capacity", "paused", "mode", "message", "capture", "rate",
-                           "start_at_ms", "messages", "stock"}
+                           "start_at_ms", "messages", "stock", "max_waiting"}
     if unknown:
         raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
     if "capacity" in data:
         _whole(data, "capacity", 1, MAX_CAPACITY, 0)
     if "rate" in data:
         _whole(data, "rate", 0, MAX_RATE, 0)
+    if "max_waiting" in data:  # 0: no limit
+        _whole(data, "max_waiting", 0, MAX_CAPACITY * 100, 0)
     if data.get("stock") is not None:  # null: stop counting stock
         _whole(data, "stock", 0, MAX_STOCK, 0)
     if "start_at_ms" in data:  # 0 clears the schedule

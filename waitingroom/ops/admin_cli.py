@@ -32,6 +32,7 @@ _COMMANDS: dict[str, tuple[str, Any, Any]] = {
     "rate": ("POST", "/room", lambda a: {"rate": a.value}),
     "message": ("POST", "/room", lambda a: _message(a)),
     "capture": ("POST", "/room", lambda a: {"capture": a.setting}),
+    "max-waiting": ("POST", "/room", lambda a: {"max_waiting": a.value}),
     "stock": ("POST", "/room", lambda a: {"stock": None if a.units == "off" else int(a.units)}),
     "schedule": ("POST", "/room", lambda a: {"start_at_ms": _start_at_ms(a)}),
     "invite": ("POST", "/invites", lambda a: {"uses": a.uses, "expires_in_seconds": a.expires,
@@ -69,6 +70,9 @@ def add_parser(commands: Any) -> None:
                          "(e.g. de); others keep the main one")
     sub.add_parser("capture", help="force data-capture mode on/off, or follow the "
                    "breaker (auto)").add_argument("setting", choices=("on", "off", "auto"))
+    sub.add_parser("max-waiting", help="the longest the line may grow; past it arrivals "
+                   "get a 'line is full' page and no place (0: no limit)").add_argument(
+        "value", type=int)
     sub.add_parser("stock", help="the units left to sell (0: sold out; off: stop "
                    "counting); the origin may report it too").add_argument(
         "units", type=_units, help="a whole number, or off")

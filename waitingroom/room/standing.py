@@ -133,6 +133,8 @@ def status_of(room: Room, standing: Standing, config: RoomConfig,
         return Status(room.name, "capture" if capturing else "admitted", message=message)
     if standing.visit.state is VisitState.MOVED:  # now held on another device
         return Status(room.name, "moved", message=message)
+    if standing.visit.state is VisitState.FULL:  # the line is as long as ops allow
+        return Status(room.name, "full", message=message)
     if standing.visit.state is VisitState.NO_PLACE:  # a closed room took no new place
         return Status(room.name, "sold_out" if config.sold_out else "closed",
                       message=message)

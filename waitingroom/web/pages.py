@@ -241,6 +241,10 @@ class Pages:
         return self.render("sold_out.html", lang, room=status.room,
                            message=status.message or "")
 
+    def full(self, status: Status, lang: str) -> bytes:
+        """For a newcomer while the line is as long as ops allow."""
+        return self.render("full.html", lang, room=status.room, message=status.message or "")
+
     def status(self, state: str, message: str, message_at_ms: int, lang: str,
                here: str = "") -> bytes:
         """One page that tells everyone the truth, readable with JavaScript off. It does
@@ -268,6 +272,7 @@ _SAMPLES: tuple[tuple[str, dict[str, Any]], ...] = (
     ("unavailable.html", {}), ("too_many.html", {"retry_after_seconds": 5}),
     ("closed.html", {"room": "r", "message": "m"}),
     ("sold_out.html", {"room": "r", "message": "m"}),
+    ("full.html", {"room": "r", "message": "m"}),
     ("status.html", {"state": "queueing", "message": "m", "posted": "p"}),
     ("notify.html", {"room": "r", "error": "", "claim_minutes": 15}),
     ("notify.html", {"room": "r", "error": "e", "claim_minutes": 15}),

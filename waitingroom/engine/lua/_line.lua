@@ -133,6 +133,15 @@ local function rank(n)
   return r
 end
 
+-- Is the line (and the pre-queue) as long as ops allow? Counted exactly only when the
+-- numbers handed out since the head could reach the limit (walk-aways make room).
+local function line_full()
+  if MAX_WAITING <= 0 then return false end
+  local head, last = line_head(), line_end()
+  local upper = last - head + redis.call('ZCARD', prequeue)
+  return upper >= MAX_WAITING and upper - count_bits(left, head + 1, last) >= MAX_WAITING
+end
+
 -- The position of waiter n, who just joined (remembered for the next join's rank).
 local function rank_joined(n)
   local r = rank(n)

@@ -11,7 +11,8 @@
 --   4 deadline HASH   session id -> hard end of the session, ms; set on claim
 --   5 seq      STRING last arrival number handed out
 --   6 config   HASH   capacity, paused ("1"), mode, message, rate (admissions per
---                     minute, 0 = no limit), stock (units left; none: not counted)
+--                     minute, 0 = no limit), stock (units left; none: not counted),
+--                     max_waiting (the longest the line may grow; 0: no limit)
 --                     -- ops-tunable, live; clock (see below)
 --   7 stats    HASH   counters: admitted, abandoned, expired, released, sold; the rate's
 --                     token bucket: bucket (tokens), bucket_at (ms); head: every arrival
@@ -58,7 +59,7 @@ local ADMIT_BATCH = 128  -- admissions per call (a capacity raised by more fills
 -- The room's live config, read once per call. 'clock' exists only in the capacity
 -- planner's private Redis (waitingroom simulate): simulated time, in ms.
 local settings = redis.call('HMGET', config, 'capacity', 'paused', 'rate', 'start_at', 'mode',
-                            'clock', 'outage_ms', 'stock')
+                            'clock', 'outage_ms', 'stock', 'max_waiting')
 local CAPACITY = tonumber(settings[1]) or 0
 local PAUSED = settings[2] == '1'
 local RATE = tonumber(settings[3]) or 0
@@ -69,6 +70,8 @@ local CLOCK = tonumber(settings[6])
 -- room is sold out: nobody more is let in and no new place is given, and the line
 -- keeps its order for a restock.
 local SOLD_OUT = (tonumber(settings[8]) or 1) <= 0
+-- The longest the line may grow (0: no limit): past it, arrivals get no place.
+local MAX_WAITING = tonumber(settings[9]) or 0
 -- A gap longer than this between two calls for the room is an outage: nobody could
 -- reach the room, so the time beyond it does not count. Every process serving the room
 -- calls twice a second (its breaker report), so a real gap means Redis was down or out

@@ -19,7 +19,8 @@
 --   state 1 = admitted (position 0), 0 = waiting at 1-based position (number: its
 --   arrival number in the line, 0 in a lane), 2 = in the pre-queue before a scheduled
 --   start (position 0: the draw decides), -1 = holds no place (join is "0", or the
---   room is closed to new arrivals), -2 = the place moved to another device
+--   room is closed to new arrivals), -2 = the place moved to another device, -3 = no
+--   place: the line is as long as ops allow (max_waiting)
 --   (resume.lua): no new place either.
 local JOIN_WINDOW_MS = 10000
 local grace_ms = tonumber(ARGV[1])
@@ -48,6 +49,7 @@ local function admitted(id, claims)
 end
 
 local function join(id, claims)
+  if line_full() then return -3, 0, 0 end
   joined_any = true
   if until_start() > 0 then  -- the draw at the start decides the order
     redis.call('ZADD', prequeue, 0, id)

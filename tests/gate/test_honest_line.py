@@ -1,13 +1,18 @@
-"""Stock: ops set it or the origin reports it; sales count it down; at 0 the room is
-sold out for every process at once, and a restock reopens the line with places kept.
-Two real ``waitingroom serve`` processes, the test origin, real Redis."""
+"""The honest line. Stock: ops set it or the origin reports it; sales count it down; at
+0 the room is sold out for every process at once, and a restock reopens the line with
+places kept. Queue full: past its longest, the line gives no place it cannot keep.
+Real ``waitingroom serve`` processes, the test origin, real Redis."""
 
 from __future__ import annotations
+
+import asyncio
 
 import httpx
 
 from tests.conftest import AUTH
 from tests.servers import cli, eventually, ops_and_shop
+from waitingroom.engine import Engine, VisitState
+from waitingroom.tickets import new_visitor_id
 
 
 async def state_of(client: httpx.AsyncClient) -> dict[str, object]:
@@ -75,3 +80,30 @@ async def test_the_origin_reports_stock_on_its_answers(room_env: dict[str, str])
             refused = await ops.post("/_wr/admin/room", json={"stock": -1})
         assert stopped.json()["config"]["stock"] is None  # not counting any more
         assert refused.status_code == 400 and "stock" in refused.json()["error"]
+
+
+async def test_a_full_line_refuses_the_next_arrival_without_taking_a_place(
+    room_env: dict[str, str], engine: Engine,
+) -> None:
+    async with ops_and_shop(room_env, visitors=2) as (ops_url, _, (holder, late)):
+        assert cli(ops_url, "max-waiting", "1000")["config"]["max_waiting"] == 1000
+        assert (await holder.get("/checkout")).status_code == 200  # capacity 1: in
+        joined = await asyncio.gather(*(engine.visit("default", new_visitor_id(), new=True)
+                                        for _ in range(1000)))
+        assert [v.state for v in joined].count(VisitState.WAITING) == 1000
+        assert max(v.position for v in joined) == 1000
+
+        async def refused() -> bool:  # the serve process reads the limit within a second
+            return "The line is full" in (await late.get("/checkout")).text
+        await eventually(refused, "the 1,001st told the line is full")
+        assert (await late.get("/_wr/status")).json()["state"] == "full"
+        overflow = await engine.visit("default", new_visitor_id(), new=True)
+        assert overflow.state is VisitState.FULL and overflow.number == 0
+        counts = cli(ops_url, "show")["counts"]
+        assert counts["waiting"] == 1000  # nobody was given a place they cannot use
+
+        cli(ops_url, "max-waiting", "1001")  # one more place: the next arrival gets it
+
+        async def joined_at_the_back() -> bool:
+            return (await late.get("/_wr/status")).json().get("position") == 1001
+        await eventually(joined_at_the_back, "a place once the limit was raised")
