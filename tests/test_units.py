@@ -189,3 +189,24 @@ def test_a_redis_server_on_path_older_than_7_is_passed_over(
         assert f"{old} is 6.2.6" in str(exc)
     else:
         assert chosen != str(old) and server_supported(server_version(chosen))
+
+
+def test_a_chance_near_the_edge_holds_steady_while_the_estimate_wobbles() -> None:
+    from waitingroom.room.chance import chance_of
+
+    # Stock 100 at 0.5 a session reaches place 200; the likely edge is at 180.
+    edges = [chance_of(p, stock=100, sales_per_session=0.5, active=0).level
+             for p in (1, 180, 181, 220, 221, 1000)]
+    assert edges == ["likely", "likely", "uncertain", "uncertain", "unlikely", "unlikely"]
+    wobble = [0.49, 0.51, 0.495, 0.505, 0.49, 0.51]  # what sessions buy, re-measured
+    fresh = [chance_of(178, stock=100, sales_per_session=s, active=0).level for s in wobble]
+    assert len(set(fresh)) == 2  # with no memory the answer flips back and forth
+    held, previous = [], None
+    for spend in wobble:
+        previous = chance_of(178, stock=100, sales_per_session=spend, active=0,
+                             previous=previous).level
+        held.append(previous)
+    assert held == ["likely"] * len(wobble)
+    assert chance_of(195, stock=100, sales_per_session=0.5, active=0,
+                     previous="likely").level == "uncertain"  # a real move still shows
+    assert chance_of(150, stock=100, sales_per_session=0.5, active=40).level == "uncertain"

@@ -16,6 +16,23 @@ _SOON_SECONDS = 10
 
 
 @dataclass(frozen=True, slots=True)
+class Chance:
+    """A waiter's chance of being served before the stock runs out (``likely``,
+    ``uncertain`` or ``unlikely``), with the numbers behind it."""
+
+    level: str
+    reach: int
+    """The place in line the stock is expected to last to."""
+    stock: int
+    sales_per_session: float
+
+    def as_dict(self) -> dict[str, object]:
+        """The ``chance`` field of ``GET /_wr/status``."""
+        return {"level": self.level, "reach": self.reach, "stock": self.stock,
+                "sales_per_session": self.sales_per_session}
+
+
+@dataclass(frozen=True, slots=True)
 class Status:
     """A visitor's standing in a room."""
 
@@ -29,12 +46,19 @@ class Status:
     """The operator's message, if any."""
     poll_after_seconds: int = _MIN_POLL_SECONDS
     """When to ask again: later the further back, so a crowd does not poll in step."""
+    chance: Chance | None = None
+    """While the room counts stock: a waiter's chance of being served before it runs
+    out (the field is left out otherwise)."""
 
     def as_dict(self) -> dict[str, object]:
         """The fields of ``GET /_wr/status``, for other JSON answers to build on."""
-        return {"room": self.room, "state": self.state, "position": self.position,
-                "eta_seconds": self.eta_seconds, "message": self.message,
-                "poll_after_seconds": self.poll_after_seconds}
+        fields: dict[str, object] = {
+            "room": self.room, "state": self.state, "position": self.position,
+            "eta_seconds": self.eta_seconds, "message": self.message,
+            "poll_after_seconds": self.poll_after_seconds}
+        if self.chance is not None:
+            fields["chance"] = self.chance.as_dict()
+        return fields
 
     def to_json(self) -> bytes:
         """The JSON body of ``GET /_wr/status``: the same as ``json.dumps`` of
@@ -43,11 +67,17 @@ class Status:
                 f'"position":{_number(self.position)},'
                 f'"eta_seconds":{_number(self.eta_seconds)},'
                 f'"message":{"null" if self.message is None else _string(self.message)},'
-                f'"poll_after_seconds":{self.poll_after_seconds}}}').encode()
+                f'"poll_after_seconds":{self.poll_after_seconds}'
+                f'{_chance(self.chance)}}}').encode()
 
 
 _string = lru_cache(maxsize=1024)(json.dumps)
 """A string as JSON; rooms and messages are few, so their encodings are kept."""
+
+
+def _chance(chance: Chance | None) -> str:
+    return "" if chance is None else ',"chance":' + json.dumps(
+        chance.as_dict(), separators=(",", ":"))
 
 
 def _number(value: int | None) -> str:

@@ -107,3 +107,47 @@ async def test_a_full_line_refuses_the_next_arrival_without_taking_a_place(
         async def joined_at_the_back() -> bool:
             return (await late.get("/_wr/status")).json().get("position") == 1001
         await eventually(joined_at_the_back, "a place once the limit was raised")
+
+
+async def test_each_waiter_is_told_their_chance_and_it_does_not_flicker(
+    room_env: dict[str, str], engine: Engine,
+) -> None:
+    """A line of 1,000, stock 100, half a unit a session: the stock reaches about place
+    200 (199: the one shopper inside buys first)."""
+    async with ops_and_shop(room_env, visitors=6) as (ops_url, _, clients):
+        holder, *waiters = clients
+        cli(ops_url, "stock", "100", "--per-session", "0.5")
+        assert (await holder.get("/checkout")).status_code == 200
+        positions = (1, 150, 200, 250, 1000)
+        joined = 0
+        for client, position in zip(waiters, positions, strict=True):
+            await asyncio.gather(*(engine.visit("default", new_visitor_id(), new=True)
+                                   for _ in range(position - 1 - joined)))
+            assert "wr-card" in (await client.get("/checkout")).text
+            joined = position
+
+        async def told() -> list[object]:
+            return [(await c.get("/_wr/status")).json().get("chance") for c in waiters]
+
+        async def all_told() -> bool:
+            return all(await told())
+        await eventually(all_told, "every waiter told a chance")
+        chances = await told()
+        assert [(await c.get("/_wr/status")).json()["position"] for c in waiters] == list(
+            positions)
+        assert [c["level"] for c in chances] == [  # type: ignore[index]
+            "likely", "likely", "uncertain", "unlikely", "unlikely"]
+        assert chances[0] == {"level": "likely", "reach": 199, "stock": 100,
+                              "sales_per_session": 0.5}
+        # The page sends back what it showed; polling again changes nothing.
+        near = waiters[2]
+        for _ in range(5):
+            again = (await near.get("/_wr/status?chance=uncertain")).json()
+            assert again["chance"]["level"] == "uncertain"
+        page = (await waiters[3].get("/checkout")).text
+        assert 'data-level="unlikely"' in page and "most likely run out" in page
+        cli(ops_url, "stock", "off")  # no stock counted: no chance told
+
+        async def untold() -> bool:
+            return "chance" not in (await near.get("/_wr/status")).json()
+        await eventually(untold, "no chance once stock is not counted")

@@ -474,3 +474,48 @@ async def test_a_shops_look_and_language_load_under_the_pages_own_policy(
             await context.close()
             await room.aclose()
     assert background == "rgb(1, 2, 3)" and logo == 120 and refused == []
+
+
+async def test_the_honest_line_pages_read_well_on_a_phone_in_every_language(
+    make_settings: Callable[..., Settings], browser: object,
+) -> None:
+    """The unlikely chance on the queue page, sold out and a full line, in English,
+    French and German at 390 px: the words shown, nothing serious for axe-core."""
+    settings = make_settings(capacity=1, gated_paths=("/checkout*",), shop_name="waitPhone")
+    room = WaitingRoomMiddleware(shop, settings=settings)
+    engine, name = room.engine, "default"
+    async with serve_in_process(room) as url, httpx.AsyncClient(base_url=url) as holder:
+        await holder.get("/checkout")
+        await engine.stock.set(name, 1)
+        await engine.rooms.configure(name, sales_per_session=1.0)
+        await asyncio.gather(*(engine.visit(name, f"ahead-{i}", new=True) for i in range(30)))
+        context = await browser.new_context(  # type: ignore[attr-defined]
+            viewport={"width": 390, "height": 844}, is_mobile=True, bypass_csp=True)
+        try:
+            page = await context.new_page()
+            for lang, words in (("en", "most likely run out"), ("fr", "très probablement"),
+                                ("de", "sehr wahrscheinlich")):
+                await page.goto(f"{url}/checkout?lang={lang}")
+                await async_api.expect(page.locator("#wr-chance")).to_contain_text(words)
+                await _accessible(page, f"a11y-unlikely-{lang}")
+            await engine.rooms.configure(name, max_waiting=10)
+            await room.rooms.default.room.refresh_config()
+            for lang, words in (("en", "The line is full"), ("fr", "La file est complète"),
+                                ("de", "Die Warteschlange ist voll")):
+                fresh = await context.new_page()
+                await context.clear_cookies()
+                await fresh.goto(f"{url}/checkout?lang={lang}")
+                await async_api.expect(fresh.locator("h1")).to_have_text(words)
+                await _accessible(fresh, f"a11y-full-{lang}")
+            await engine.rooms.configure(name, max_waiting=0)
+            await engine.stock.set(name, 0)
+            await room.rooms.default.room.refresh_config()
+            for lang, words in (("en", "Sold out"), ("fr", "Épuisé"), ("de", "Ausverkauft")):
+                fresh = await context.new_page()
+                await context.clear_cookies()
+                await fresh.goto(f"{url}/checkout?lang={lang}")
+                await async_api.expect(fresh.locator("h1")).to_have_text(words)
+                await _accessible(fresh, f"a11y-sold-out-{lang}")
+        finally:
+            await context.close()
+            await room.aclose()

@@ -50,6 +50,8 @@ class RoomConfig:
     """Units left to sell (0: sold out); None when the room does not count stock."""
     max_waiting: int = 0
     """The longest the line may grow; past it arrivals get no place (0: no limit)."""
+    sales_per_session: float = 1.0
+    """Units a session is assumed to buy until the room has measured it."""
 
     @property
     def sold_out(self) -> bool:
@@ -122,6 +124,7 @@ class RoomStore:
         start_at_ms: int | None = None,
         messages: dict[str, str] | None = None,
         max_waiting: int | None = None,
+        sales_per_session: float | None = None,
     ) -> None:
         """Change a room's live config; every process sees it within a second.
         ``messages``: the message in other languages, by code (an empty one is
@@ -132,13 +135,16 @@ class RoomStore:
             raise ValueError(f"mode must be one of {', '.join(MODES)}")
         if rate is not None and rate < 0:
             raise ValueError("rate must be 0 (no limit) or more")
+        if sales_per_session is not None and not 0.01 <= sales_per_session <= 1000:
+            raise ValueError("sales_per_session must be 0.01-1000")
         if max_waiting is not None and max_waiting < 0:
             raise ValueError("max_waiting must be 0 (no limit) or more")
         if capture is not None and capture not in CAPTURE_MODES:
             raise ValueError(f"capture must be one of {', '.join(CAPTURE_MODES)}")
-        changes: dict[str, int | str | None] = {
+        changes: dict[str, float | str | None] = {
             "capacity": capacity, "mode": mode, "message": message, "capture": capture,
             "rate": rate, "start_at": start_at_ms, "max_waiting": max_waiting,
+            "sales_per_session": sales_per_session,
             "paused": None if paused is None else str(int(paused))}
         mapping: dict[FieldT, EncodableT] = {
             k: v for k, v in changes.items() if v is not None}
@@ -172,6 +178,7 @@ class RoomStore:
                       if k.startswith(b"message:") and v},
             stock=int(raw[b"stock"]) if b"stock" in raw else None,
             max_waiting=int(raw.get(b"max_waiting", 0)),
+            sales_per_session=float(raw.get(b"sales_per_session", 1.0)),
         )
 
     async def counts(self, room: str) -> RoomCounts:

@@ -26,6 +26,8 @@ class StockFigures:
     sales_per_session: float
     """Units an admitted shopper buys: measured once enough sessions ended, else
     ``prior``, blended in between."""
+    active: int
+    """Sessions in the shop now: they buy before anyone in line."""
 
 
 class StockStore:
@@ -56,9 +58,10 @@ class StockStore:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hget(keys.config, "stock")
             pipe.hmget(keys.stats, "sold", "released", "expired")
-            stock, (sold, released, expired) = await pipe.execute()
+            pipe.zcard(keys.active)
+            stock, (sold, released, expired), active = await pipe.execute()
         sold, ended = int(sold or 0), int(released or 0) + int(expired or 0)
         weight = min(ended, _MEASURED_SESSIONS) / _MEASURED_SESSIONS
         measured = sold / ended if ended else prior
         return StockFigures(None if stock is None else int(stock), sold, ended,
-                            weight * measured + (1 - weight) * prior)
+                            weight * measured + (1 - weight) * prior, active)

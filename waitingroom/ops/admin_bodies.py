@@ -100,13 +100,18 @@ def parse_changes(body: bytes) -> dict[str, Any]:
     """``POST /_wr/admin/room``: the live settings to change."""
     data = _json_object(body)
     unknown = set(data) - {"capacity", "paused", "mode", "message", "capture", "rate",
-                           "start_at_ms", "messages", "stock", "max_waiting"}
+                           "start_at_ms", "messages", "stock", "max_waiting",
+                           "sales_per_session"}
     if unknown:
         raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
     if "capacity" in data:
         _whole(data, "capacity", 1, MAX_CAPACITY, 0)
     if "rate" in data:
         _whole(data, "rate", 0, MAX_RATE, 0)
+    spend = data.get("sales_per_session", 1.0)
+    if isinstance(spend, bool) or not isinstance(spend, int | float) or not (
+            0.01 <= spend <= 1000):
+        raise ValueError("sales_per_session must be a number 0.01-1000")
     if "max_waiting" in data:  # 0: no limit
         _whole(data, "max_waiting", 0, MAX_CAPACITY * 100, 0)
     if data.get("stock") is not None:  # null: stop counting stock

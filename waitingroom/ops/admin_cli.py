@@ -33,7 +33,7 @@ _COMMANDS: dict[str, tuple[str, Any, Any]] = {
     "message": ("POST", "/room", lambda a: _message(a)),
     "capture": ("POST", "/room", lambda a: {"capture": a.setting}),
     "max-waiting": ("POST", "/room", lambda a: {"max_waiting": a.value}),
-    "stock": ("POST", "/room", lambda a: {"stock": None if a.units == "off" else int(a.units)}),
+    "stock": ("POST", "/room", lambda a: _stock(a)),
     "schedule": ("POST", "/room", lambda a: {"start_at_ms": _start_at_ms(a)}),
     "invite": ("POST", "/invites", lambda a: {"uses": a.uses, "expires_in_seconds": a.expires,
                                               "to": a.to}),
@@ -73,9 +73,11 @@ def add_parser(commands: Any) -> None:
     sub.add_parser("max-waiting", help="the longest the line may grow; past it arrivals "
                    "get a 'line is full' page and no place (0: no limit)").add_argument(
         "value", type=int)
-    sub.add_parser("stock", help="the units left to sell (0: sold out; off: stop "
-                   "counting); the origin may report it too").add_argument(
-        "units", type=_units, help="a whole number, or off")
+    stock = sub.add_parser("stock", help="the units left to sell (0: sold out; off: stop "
+                           "counting); the origin may report it too")
+    stock.add_argument("units", type=_units, help="a whole number, or off")
+    stock.add_argument("--per-session", type=float, help="units a session buys, assumed "
+                       "until 20 sessions have ended (default 1)")
     schedule = sub.add_parser("schedule", help="a start time with a pre-queue: arrivals "
                               "before it are placed in random order at the start")
     when = schedule.add_mutually_exclusive_group(required=True)
@@ -103,6 +105,13 @@ def _units(value: str) -> str:
     if value != "off" and not value.isdigit():
         raise argparse.ArgumentTypeError("a whole number of units, or off")
     return value
+
+
+def _stock(args: argparse.Namespace) -> dict[str, object]:
+    body: dict[str, object] = {"stock": None if args.units == "off" else int(args.units)}
+    if args.per_session is not None:
+        body["sales_per_session"] = args.per_session
+    return body
 
 
 def _message(args: argparse.Namespace) -> dict[str, object]:

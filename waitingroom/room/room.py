@@ -61,7 +61,7 @@ class Room:
         self._config_expires = 0.0
         self._config_refresh: asyncio.Task[None] | None = None
         self._jobs: list[Callable[[], Awaitable[None]]] = [
-            self.sessions.release_again, self.sessions.keep_used_alive]
+            self.sessions.release_again, self.sessions.keep_used_alive, self._read_sales]
 
     def every_tick(self, job: Callable[[], Awaitable[None]]) -> None:
         """Run ``job`` every half second beside the breaker's report (a Redis error
@@ -134,6 +134,10 @@ class Room:
                               self.settings.ticket_max_age_seconds)
 
     # -- background work ---------------------------------------------------------------
+
+    async def _read_sales(self) -> None:
+        if self._config is not None:
+            await self.sales.read(self._config)
 
     def _looked(self, view: LineView) -> None:
         """Every look at the line: the admission rate, and streams whose place the

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from redis.exceptions import RedisError
 
-from waitingroom.engine import Engine
+from waitingroom.engine import Engine, RoomConfig, StockFigures
 
 logger = logging.getLogger("waitingroom")
 
@@ -41,6 +41,13 @@ class Sales:
         self._on_change = on_change
         """Called when the stock runs out or comes back (the room reads its config)."""
         self._audited: tuple[int | None, float] = (None, 0.0)
+        self.figures: StockFigures | None = None
+        """The room's stock and sales as last read (every tick while it counts stock)."""
+
+    async def read(self, config: RoomConfig) -> None:
+        """Read the room's stock and sales per session, if it counts stock."""
+        self.figures = (await self.engine.stock.figures(self.room, config.sales_per_session)
+                        if config.stock is not None else None)
 
     async def heard(self, sold: bytes | None, stock: bytes | None,
                     known_stock: int | None) -> None:

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 from waitingroom.engine import RoomConfig, Visit, VisitState
+from waitingroom.room.chance import chance_of
 from waitingroom.room.room import Room
 from waitingroom.status import State, Status, poll_interval
 from waitingroom.tickets import new_visitor_id
@@ -122,9 +123,10 @@ def visitor_message(config: RoomConfig, request: Request | None) -> str | None:
 
 
 def status_of(room: Room, standing: Standing, config: RoomConfig,
-              request: Request | None = None) -> Status:
+              request: Request | None = None, previous_chance: str | None = None) -> Status:
     """What the visitor is told (the operator's message in their language): their
-    state, place, wait and when to ask again."""
+    state, place, wait and when to ask again; while the room counts stock, their chance
+    of being served before it runs out (``previous_chance``: the one last shown them)."""
     message = visitor_message(config, request)
     if config.mode == "open":
         return Status(room.name, "open", message=message)
@@ -146,9 +148,14 @@ def status_of(room: Room, standing: Standing, config: RoomConfig,
     position = standing.visit.position
     state: State = ("capture" if capturing else "sold_out" if config.sold_out
                     else "paused" if config.paused else "queued")
+    figures = room.sales.figures
     return Status(
         room.name, state, position=position,
         eta_seconds=None if state != "queued" else room.rate.eta_seconds(position),
         message=message,
         poll_after_seconds=poll_interval(position, grace, room.rate.per_second()),
+        chance=None if figures is None or figures.stock is None or config.stock is None
+        else chance_of(position, stock=config.stock, active=figures.active,
+                       sales_per_session=figures.sales_per_session,
+                       previous=previous_chance),
     )

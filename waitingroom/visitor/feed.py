@@ -14,7 +14,7 @@ from waitingroom.room.room import Room
 from waitingroom.room.standing import stand, status_of, visitor_message, waiting
 from waitingroom.status import Status
 from waitingroom.web.answers import busy
-from waitingroom.web.asgi import send_json, wait_for_disconnect
+from waitingroom.web.asgi import query_params, send_json, wait_for_disconnect
 from waitingroom.web.request import Request
 
 logger = logging.getLogger("waitingroom")
@@ -32,7 +32,8 @@ async def status(room: Room, request: Request, receive: Receive, send: Send) -> 
                                  message=visitor_message(config, request)), []
     else:
         standing = await stand(room, request, join=True, claim=False)
-        answer, cookies = (status_of(room, standing, config, request),
+        shown = query_params(request.scope).get("chance") if config.stock is not None else None
+        answer, cookies = (status_of(room, standing, config, request, shown),
                            standing.set_cookies)
     await send_json(send, answer.to_json(), cookies)
 
@@ -61,10 +62,12 @@ async def _stream(room: Room, request: Request, receive: Receive, send: Send) ->
     disconnected = asyncio.ensure_future(wait_for_disconnect(receive))
     deadline = time.monotonic() + EVENTS_MAX_SECONDS
     last = b""
+    answer: Status | None = None
     try:
         with room.doorbell.waiting(standing.visitor_id, number) as bell:
             while True:
-                answer = status_of(room, standing, config, request)
+                answer = status_of(room, standing, config, request,
+                                   answer.chance.level if answer and answer.chance else None)
                 payload = answer.to_json()
                 body = b"data: " + payload + b"\n\n" if payload != last else b":\n\n"
                 await send({"type": "http.response.body", "body": body, "more_body": True})

@@ -91,8 +91,15 @@ _STATE_WORDS = {"paused": N_("Entry is paused for a moment. You keep your place.
 
 _LIVE_PARTS = ('id="wr-card"', 'id="wr-position"', 'id="wr-eta"', "/_wr/static/queue.js")
 """What the queue page's script needs of the page to update it live."""
-_QUEUE_LIVE = ("refresh", "position", "eta", "state")
+_QUEUE_LIVE = ("refresh", "position", "eta", "state", "chance", "chance_level")
 """The queue page's live values, in the order :meth:`Pages.queue` gives them."""
+
+
+_CHANCE_WORDS = {
+    "likely": N_("The stock should last to your place."),
+    "uncertain": N_("The stock may run out around your place in line."),
+    "unlikely": N_("The stock will most likely run out before your turn. You can stay in "
+                   "line in case more comes in.")}
 
 
 def _unmarked(words: str) -> str:
@@ -126,6 +133,7 @@ class Pages:
         self._unavailable = lru_cache(maxsize=64)(self._unavailable_page)
         self._eta_html = lru_cache(maxsize=2048)(self._eta_words_html)
         self._state_html = lru_cache(maxsize=64)(self._state_words_html)
+        self._chance_html = lru_cache(maxsize=64)(self._chance_words_html)
         try:
             if templates_dir:
                 check_escaping(self.env, templates_dir)
@@ -193,13 +201,20 @@ class Pages:
             ("room", status.room), ("message", status.message or ""), ("look", look)))
         minutes = status.eta_seconds if status.eta_seconds is None else (
             0 if status.eta_seconds < 60 else round(status.eta_seconds / 60))
+        level = status.chance.level if status.chance else ""
         return _filled(frame, (
             str(status.poll_after_seconds),
             "\u2013" if status.position is None else str(status.position),
-            self._eta_html(minutes, lang), self._state_html(status.state, lang)))
+            self._eta_html(minutes, lang), self._state_html(status.state, lang),
+            self._chance_html(level, lang), level))
 
     def _eta_words_html(self, minutes: int | None, lang: str) -> str:
         return str(escape(self.eta_words(minutes, lang)))
+
+    def _chance_words_html(self, level: str, lang: str) -> str:
+        """A waiter's chance of being served before the stock runs out, escaped."""
+        return (str(escape(self.languages.gettext(lang, _CHANCE_WORDS[level])))
+                if level in _CHANCE_WORDS else "")
 
     def _state_words_html(self, state: str, lang: str) -> str:
         """What a paused line or a prequeue means for the visitor (nothing otherwise),

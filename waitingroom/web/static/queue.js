@@ -8,6 +8,7 @@
   var room = "?room=" + encodeURIComponent(roomName);
   var firstKey = "wr-first-" + roomName;  // the position this visitor first saw
   var updatedAt = 0, leaving = false;
+  var shown = $("wr-chance").getAttribute("data-level");  // told again, so it holds steady
   function words(key) { return card.getAttribute("data-" + key); }  // in the page's language
   function minutes(s) {
     if (s === null) return words("eta-unknown");
@@ -61,6 +62,10 @@
     $("wr-eta").textContent = st.state === "sold_out" ? "\u2013" : minutes(st.eta_seconds);
     $("wr-state").textContent = st.state === "paused" || st.state === "prequeue"
       ? words(st.state) : st.state === "sold_out" ? words("sold-out") : "";
+    var chance = $("wr-chance");
+    shown = st.chance ? st.chance.level : "";
+    chance.textContent = shown ? words("chance-" + shown) : "";
+    chance.setAttribute("data-level", shown);
     var msg = $("wr-message");
     msg.textContent = st.message || "";
     msg.hidden = !st.message;
@@ -74,7 +79,7 @@
   // An answer that is not a status (the room's Redis away: 503, or a busy process:
   // 429) is waited out as it says (Retry-After), never asked again at once.
   function poll() {
-    fetch("/_wr/status" + room, { credentials: "same-origin", headers: { Accept: "application/json" } })
+    fetch("/_wr/status" + room + (shown ? "&chance=" + shown : ""), { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (r) {
         if (!r.ok) throw new Error(r.headers.get("Retry-After") || "5");
         return r.json();
