@@ -2,9 +2,9 @@
 
 Owns the room's keys and scripts (``keys``), the connection (``connection``), the
 line's scripts (``engine``: visit, watch, touch, release) and the feature stores
-beside them (``rooms``, ``captures``, ``breaker``, ``places``, ``stock``), the batching of calls
-(``batch``), the announcements of admissions (``doorbell``) and each process's copy
-of the line (``line``).
+beside them (``rooms``, ``captures``, ``breaker``, ``places``, ``stock``,
+``timeline``), the batching of calls (``batch``), the announcements of admissions
+(``doorbell``) and each process's copy of the line (``line``).
 
 Keeps: every state change is one script, so any number of processes act as one
 room; a room's keys share one hash tag (one Cluster slot); every script is safe to
@@ -21,6 +21,7 @@ from waitingroom.engine.keys import BITMAP_CHUNK, HEARD_SLOTS, LINE_BUCKET, room
 from waitingroom.engine.places import NoticesDue
 from waitingroom.engine.rooms import RoomConfig, RoomCounts, RoomDefinition, RoomExists
 from waitingroom.engine.stock import StockFigures
+from waitingroom.engine.timeline import Step
 from waitingroom.engine.visits import Timing, Visit, VisitState
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "RoomCounts",
     "RoomDefinition",
     "RoomExists",
+    "Step",
     "StockFigures",
     "Timing",
     "Visit",

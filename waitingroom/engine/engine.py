@@ -24,6 +24,7 @@ from waitingroom.engine.line import LineView
 from waitingroom.engine.places import PlaceStore
 from waitingroom.engine.rooms import RoomStore
 from waitingroom.engine.stock import StockStore
+from waitingroom.engine.timeline import TimelineStore
 from waitingroom.engine.visits import VISIT_STATES, Timing, Visit
 from waitingroom.errors import ConfigError
 from waitingroom.settings import Settings
@@ -64,6 +65,8 @@ class Engine:
         """Invites, notify-me, places moved to another device, once-only tokens."""
         self.stock = StockStore(redis)
         """What each room sells: the stock left and the units sold."""
+        self.timeline = TimelineStore(redis)
+        """Setting changes planned for set times, each applied once."""
         self.announcements = Announcements(redis)
         """Every room's admissions as Redis announces them (one subscription)."""
         self._visit = register_script(redis, "visit")

@@ -51,6 +51,8 @@ class RoomKeys(NamedTuple):
     outcomes: str
     audit: str
     notify: str
+    timeline: str
+    steps: str
 
     @property
     def core(self) -> tuple[str, ...]:

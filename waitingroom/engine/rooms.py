@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, cast
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
@@ -52,6 +52,8 @@ class RoomConfig:
     """The longest the line may grow; past it arrivals get no place (0: no limit)."""
     sales_per_session: float = 1.0
     """Units a session is assumed to buy until the room has measured it."""
+    next_step_ms: int | None = None
+    """When the room's next planned change is due (Redis time, ms); None if none."""
 
     @property
     def sold_out(self) -> bool:
@@ -125,10 +127,16 @@ class RoomStore:
         messages: dict[str, str] | None = None,
         max_waiting: int | None = None,
         sales_per_session: float | None = None,
+        stock: int | Literal["off"] | None = None,
     ) -> None:
         """Change a room's live config; every process sees it within a second.
         ``messages``: the message in other languages, by code (an empty one is
-        removed: that language then gets ``message``)."""
+        removed: that language then gets ``message``). ``stock``: the units left
+        (``"off"``: stop counting)."""
+        if stock == "off":
+            await self.redis.hdel(room_keys(room).config, "stock")
+        elif stock is not None and stock < 0:
+            raise ValueError("stock must be 0 or more")
         if capacity is not None and capacity < 1:
             raise ValueError("capacity must be at least 1")
         if mode is not None and mode not in MODES:
@@ -144,7 +152,7 @@ class RoomStore:
         changes: dict[str, float | str | None] = {
             "capacity": capacity, "mode": mode, "message": message, "capture": capture,
             "rate": rate, "start_at": start_at_ms, "max_waiting": max_waiting,
-            "sales_per_session": sales_per_session,
+            "sales_per_session": sales_per_session, "stock": stock if stock != "off" else None,
             "paused": None if paused is None else str(int(paused))}
         mapping: dict[FieldT, EncodableT] = {
             k: v for k, v in changes.items() if v is not None}
@@ -157,6 +165,19 @@ class RoomStore:
         if mapping:
             await self.redis.hset(room_keys(room).config, mapping=mapping)
 
+    async def change(self, room: str, who: str, action: str,
+                     changes: dict[str, Any]) -> RoomConfig:
+        """:meth:`configure` ``changes`` and audit what really changed, as ``who``
+        did by ``action``; the config after."""
+        before = await self.config(room)
+        await self.configure(room, **changes)
+        after = await self.config(room)
+        old, new = asdict(before), asdict(after)
+        keys = [k for k in old if old[k] != new[k]]
+        await self.audit(room, who, action, {k: old[k] for k in keys},
+                         {k: new[k] for k in keys})
+        return after
+
     async def set_clock(self, room: str, now_ms: int) -> None:
         """Run ``room`` on simulated time from now on: the capacity planner's private
         Redis only (``waitingroom simulate``); a live room always uses Redis time."""
@@ -164,8 +185,14 @@ class RoomStore:
 
     async def config(self, room: str) -> RoomConfig:
         """Read a room's live config."""
-        raw = cast(dict[bytes, bytes], await self.redis.hgetall(room_keys(room).config))
+        keys = room_keys(room)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.config)
+            pipe.zrange(keys.timeline, 0, 0, withscores=True)
+            raw, soonest = await pipe.execute()
+        raw = cast(dict[bytes, bytes], raw)
         return RoomConfig(
+            next_step_ms=int(soonest[0][1]) if soonest else None,
             capacity=int(raw.get(b"capacity", 0)),
             paused=raw.get(b"paused") == b"1",
             mode=raw.get(b"mode", b"normal").decode(),
@@ -263,7 +290,7 @@ class RoomStore:
         await self.redis.delete(
             keys.seen, keys.active, keys.deadline, keys.seq, keys.config, keys.stats,
             keys.priority, keys.prequeue, keys.away, keys.renamed, keys.standby, keys.breaker,
-            keys.outcomes, keys.notify, f"{keys.notify}:until")
+            keys.outcomes, keys.notify, f"{keys.notify}:until", keys.timeline, keys.steps)
 
     # -- audit -------------------------------------------------------------------------
 

@@ -10,6 +10,9 @@ room if none is given):
   ``message``, ``capture`` (``auto``/``on``/``off``) with a JSON object. Every
   process applies it within a second; each change is audited.
 - ``GET /_wr/admin/audit``: who changed what, when, before and after (newest first).
+- ``GET /_wr/admin/timeline``: the room's planned changes; ``POST`` one (``at_ms`` or
+  ``in_seconds``, and ``changes`` as for the room): it is applied once, by one
+  process, when due, and audited; ``DELETE /_wr/admin/timeline/ID`` cancels one.
 - ``POST /_wr/admin/invites``: a signed invite link (staff, VIPs) with a use limit and
   an expiry: ``{"uses": 5, "expires_in_seconds": 3600, "to": "/checkout"}``.
 - ``GET /_wr/admin/dashboard``: the live dashboard page (it asks for the token);
@@ -48,10 +51,10 @@ from starlette.types import Receive, Scope, Send
 from waitingroom.engine import Engine, RoomExists
 from waitingroom.gate.directory import RoomDirectory
 from waitingroom.ops.admin_bodies import (
-    changed,
     parse_changes,
     parse_invite,
     parse_room,
+    parse_step,
     parsed_body,
 )
 from waitingroom.ops.dashboard import dashboard_page
@@ -159,6 +162,14 @@ class AdminAPI:
                                               "x-accel-buffering": "no"})
         if path == ADMIN_PREFIX + "/invites" and method == "POST":
             return await self._create_invite(room, receive, who)
+        if path == ADMIN_PREFIX + "/timeline":
+            if method == "GET":
+                return await self._timeline(room)
+            if method == "POST":
+                return await self._plan(room, receive, who)
+            return json_response({"error": "method not allowed"}, 405)
+        if path.startswith(ADMIN_PREFIX + "/timeline/") and method == "DELETE":
+            return await self._cancel(room, path.rpartition("/")[2], who)
         if path == ADMIN_PREFIX + "/audit" and method == "GET":
             return json_response({"entries": await self.engine.rooms.read_audit(room.name)})
         return json_response({"error": "not found"}, 404)
@@ -248,15 +259,34 @@ class AdminAPI:
         url = f"/_wr/invite?{urlencode(query)}"
         return json_response({"id": invite_id, "url": url, **request}, 201)
 
+    async def _timeline(self, room: Room) -> Response:
+        steps = await self.engine.timeline.steps(room.name)
+        return json_response({"steps": [asdict(step) for step in steps]})
+
+    async def _plan(self, room: Room, receive: Receive, who: str) -> Response:
+        request = await parsed_body(receive, parse_step)
+        if isinstance(request, Response):
+            return request
+        try:
+            step = await self.engine.timeline.add(
+                room.name, request["changes"], who, at_ms=request.get("at_ms"),
+                in_seconds=request.get("in_seconds", 0))
+        except ValueError as exc:  # too many steps
+            return json_response({"error": str(exc)}, 400)
+        await self.engine.rooms.audit(room.name, who, "plan", {}, asdict(step))
+        return json_response(asdict(step), 201)
+
+    async def _cancel(self, room: Room, step_id: str, who: str) -> Response:
+        step = await self.engine.timeline.cancel(room.name, step_id)
+        if step is None:
+            return json_response({"error": "no such step (applied already?)"}, 404)
+        await self.engine.rooms.audit(room.name, who, "cancel", asdict(step), {})
+        return json_response({"cancelled": asdict(step)})
+
     async def _change(self, room: Room, receive: Receive, who: str) -> Response:
         changes = await parsed_body(receive, parse_changes)
         if isinstance(changes, Response):
             return changes
-        before = await self.engine.rooms.config(room.name)
-        if "stock" in changes:
-            await self.engine.stock.set(room.name, changes.pop("stock"))
-        await self.engine.rooms.configure(room.name, **changes)
-        after = await self.engine.rooms.config(room.name)
-        await self.engine.rooms.audit(room.name, who, "update", *changed(before, after))
+        await self.engine.rooms.change(room.name, who, "update", changes)
         await room.refresh_config()
         return json_response(await self.snapshot(room))

@@ -6,13 +6,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any
 
 from starlette.responses import Response
 from starlette.types import Receive
 
-from waitingroom.engine import RoomConfig
 from waitingroom.settings import ROOM_NAME
 from waitingroom.web.asgi import BodyTooLarge, json_response, read_body, same_origin_path
 
@@ -98,7 +96,28 @@ def parse_room(body: bytes) -> dict[str, Any]:
 
 def parse_changes(body: bytes) -> dict[str, Any]:
     """``POST /_wr/admin/room``: the live settings to change."""
+    return checked_changes(_json_object(body))
+
+
+def parse_step(body: bytes) -> dict[str, Any]:
+    """``POST /_wr/admin/timeline``: when (``at_ms``, epoch ms, or ``in_seconds`` from
+    now) and the live settings to change then (``changes``, as for the room)."""
     data = _json_object(body)
+    unknown = set(data) - {"at_ms", "in_seconds", "changes"}
+    if unknown:
+        raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
+    if ("at_ms" in data) == ("in_seconds" in data):
+        raise ValueError("give at_ms (epoch ms) or in_seconds, one of them")
+    when = ({"at_ms": _whole(data, "at_ms", 0, 2**53, 0)} if "at_ms" in data else
+            {"in_seconds": _whole(data, "in_seconds", 0, 366 * 86_400, 0)})
+    changes = data.get("changes")
+    if not isinstance(changes, dict) or not changes:
+        raise ValueError("changes must be an object of live settings, as for the room")
+    return {**when, "changes": checked_changes(changes)}
+
+
+def checked_changes(data: dict[str, Any]) -> dict[str, Any]:
+    """Live settings to change, each checked; ValueError says what is wrong."""
     unknown = set(data) - {"capacity", "paused", "mode", "message", "capture", "rate",
                            "start_at_ms", "messages", "stock", "max_waiting",
                            "sales_per_session"}
@@ -114,8 +133,10 @@ def parse_changes(body: bytes) -> dict[str, Any]:
         raise ValueError("sales_per_session must be a number 0.01-1000")
     if "max_waiting" in data:  # 0: no limit
         _whole(data, "max_waiting", 0, MAX_CAPACITY * 100, 0)
-    if data.get("stock") is not None:  # null: stop counting stock
+    if data.get("stock") is not None:
         _whole(data, "stock", 0, MAX_STOCK, 0)
+    elif "stock" in data:  # null: stop counting stock
+        data["stock"] = "off"
     if "start_at_ms" in data:  # 0 clears the schedule
         _whole(data, "start_at_ms", 0, 2**53, 0)
     if "paused" in data and not isinstance(data["paused"], bool):
@@ -134,10 +155,3 @@ def parse_changes(body: bytes) -> dict[str, Any]:
         if key in data and data[key] not in allowed:
             raise ValueError(f"{key} must be one of {', '.join(allowed)}")
     return data
-
-
-def changed(before: RoomConfig, after: RoomConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The fields that changed: their old values, and their new ones."""
-    old, new = asdict(before), asdict(after)
-    keys = [k for k in old if old[k] != new[k]]
-    return {k: old[k] for k in keys}, {k: new[k] for k in keys}

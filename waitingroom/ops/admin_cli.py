@@ -37,6 +37,9 @@ _COMMANDS: dict[str, tuple[str, Any, Any]] = {
     "schedule": ("POST", "/room", lambda a: {"start_at_ms": _start_at_ms(a)}),
     "invite": ("POST", "/invites", lambda a: {"uses": a.uses, "expires_in_seconds": a.expires,
                                               "to": a.to}),
+    "plan": ("POST", "/timeline", lambda a: _plan(a)),
+    "timeline": ("GET", "/timeline", None),
+    "cancel": ("DELETE", lambda a: "/timeline/" + quote(a.id, safe=""), None),
     "rooms": ("GET", "/rooms", None),
     "create-room": ("POST", "/rooms", lambda a: {"name": a.name, "paths": a.paths,
                                                  "capacity": a.capacity, "rate": a.rate}),
@@ -88,6 +91,16 @@ def add_parser(commands: Any) -> None:
     invite.add_argument("--uses", type=int, default=1, help="how many people may use it")
     invite.add_argument("--expires", type=int, default=86_400, help="seconds it stays valid")
     invite.add_argument("--to", default="/", help="the path it leads to, e.g. /checkout")
+    plan = sub.add_parser("plan", help="change live settings at a set time, once (e.g. "
+                          "plan --at 2026-12-01T09:00:00Z mode=normal capacity=500)")
+    moment = plan.add_mutually_exclusive_group(required=True)
+    moment.add_argument("--at", help="ISO 8601 time with a zone")
+    moment.add_argument("--in", dest="in_seconds", type=int, help="seconds from now")
+    plan.add_argument("changes", nargs="+", type=_setting, metavar="name=value",
+                      help="live settings as for the room: capacity=500 rate=2000 "
+                      "mode=closed message='Back at nine' stock=off")
+    sub.add_parser("timeline", help="the changes planned, soonest first")
+    sub.add_parser("cancel", help="drop a planned change").add_argument("id")
     sub.add_parser("rooms", help="every room with its paths and numbers")
     create = sub.add_parser("create-room", help="a room of its own for some paths, with "
                             "its own capacity and rate")
@@ -99,6 +112,24 @@ def add_parser(commands: Any) -> None:
                         "limit)")
     sub.add_parser("revoke-room", help="remove a created room; its paths fall back to the "
                    "configured room").add_argument("name")
+
+
+def _setting(text: str) -> tuple[str, object]:
+    name, equals, value = text.partition("=")
+    if not equals or not name:
+        raise argparse.ArgumentTypeError(f"{text!r}: name=value, e.g. capacity=500")
+    if value == "off" and name == "stock":
+        return name, None
+    try:  # numbers, true/false; anything else is text
+        return name, json.loads(value)
+    except ValueError:
+        return name, value
+
+
+def _plan(args: argparse.Namespace) -> dict[str, object]:
+    when: dict[str, object] = ({"in_seconds": args.in_seconds} if args.in_seconds is not None
+                               else {"at_ms": _at_ms(args.at)})
+    return {**when, "changes": dict(args.changes)}
 
 
 def _units(value: str) -> str:
@@ -124,7 +155,15 @@ def _start_at_ms(args: argparse.Namespace) -> int:
         return 0
     if args.in_seconds is not None:
         return int((time.time() + args.in_seconds) * 1000)
-    moment = datetime.fromisoformat(args.at.replace("Z", "+00:00"))
+    return _at_ms(args.at)
+
+
+def _at_ms(text: str) -> int:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise SystemExit(f"waitingroom: --at {text!r}: not an ISO 8601 time, e.g. "
+                         "2026-11-23T09:00:00Z") from None
     if moment.tzinfo is None:
         raise SystemExit("waitingroom: --at needs a time zone, e.g. 2026-11-23T09:00:00Z")
     return int(moment.timestamp() * 1000)

@@ -25,6 +25,8 @@ from waitingroom.web.request import Request
 logger = logging.getLogger("waitingroom")
 
 _CONFIG_TTL_SECONDS = 1.0
+_CLOCK_SLACK_MS = 5000
+"""How far this host's clock may be off Redis's when looking for due steps."""
 
 
 class Room:
@@ -61,7 +63,8 @@ class Room:
         self._config_expires = 0.0
         self._config_refresh: asyncio.Task[None] | None = None
         self._jobs: list[Callable[[], Awaitable[None]]] = [
-            self.sessions.release_again, self.sessions.keep_used_alive, self._read_sales]
+            self.sessions.release_again, self.sessions.keep_used_alive, self._read_sales,
+            self._apply_due_steps]
 
     def every_tick(self, job: Callable[[], Awaitable[None]]) -> None:
         """Run ``job`` every half second beside the breaker's report (a Redis error
@@ -134,6 +137,25 @@ class Room:
                               self.settings.ticket_max_age_seconds)
 
     # -- background work ---------------------------------------------------------------
+
+    async def _apply_due_steps(self) -> None:
+        """Apply the room's planned changes that are due (each taken by one process).
+        Asked of Redis only from shortly before the next is due, as the config says."""
+        config = self._config
+        if config is None or config.next_step_ms is None or (
+                time.time() * 1000 < config.next_step_ms - _CLOCK_SLACK_MS):
+            return
+        steps = await self.engine.timeline.due(self.name)
+        for step in steps:
+            try:
+                await self.engine.rooms.change(self.name, f"timeline:{step.who}",
+                                               f"timeline {step.id}", step.changes)
+            except ValueError as exc:  # checked when planned; never retried if it fails
+                logger.error("room %s: timeline step %s not applied: %s", self.name,
+                             step.id, exc)
+            await self.engine.timeline.done(self.name, step)
+        if steps:
+            await self.refresh_config()
 
     async def _read_sales(self) -> None:
         if self._config is not None:
