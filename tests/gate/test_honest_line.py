@@ -151,3 +151,32 @@ async def test_each_waiter_is_told_their_chance_and_it_does_not_flicker(
         async def untold() -> bool:
             return "chance" not in (await near.get("/_wr/status")).json()
         await eventually(untold, "no chance once stock is not counted")
+
+
+async def test_passthrough_counts_sessions_but_lets_everyone_in(
+    room_env: dict[str, str],
+) -> None:
+    async with ops_and_shop(room_env, visitors=3) as (ops_url, _, shoppers):
+        assert cli(ops_url, "method", "passthrough")["config"]["method"] == "passthrough"
+
+        async def all_in() -> bool:  # the serve process reads the method within a second
+            return all([(await s.get("/checkout")).text.startswith("origin:")
+                        for s in shoppers])
+        await eventually(all_in, "everyone let in, whatever the capacity (1)")
+        assert cli(ops_url, "show")["counts"]["active"] == 3  # counted all the same
+
+
+async def test_reject_keeps_no_line(room_env: dict[str, str]) -> None:
+    async with ops_and_shop(room_env, visitors=3) as (ops_url, _, (ann, bob, cy)):
+        cli(ops_url, "method", "reject")
+        await asyncio.sleep(1.1)  # every process has read it
+        assert (await ann.get("/checkout")).text.startswith("origin:")  # a free slot: in
+        turned = await bob.get("/checkout")
+        assert "The line is full" in turned.text and "wr-card" not in turned.text
+        assert (await bob.get("/_wr/status")).json()["state"] == "full"
+        assert cli(ops_url, "show")["counts"]["waiting"] == 0  # nobody was given a place
+        assert (await ann.get("/done")).status_code == 200  # Ann's order ends her session
+        assert (await cy.get("/checkout")).text.startswith("origin:")  # the slot is free
+        async with httpx.AsyncClient(base_url=ops_url, headers=AUTH) as ops:
+            bad = await ops.post("/_wr/admin/room", json={"method": "random"})
+        assert bad.status_code == 400 and "method" in bad.json()["error"]

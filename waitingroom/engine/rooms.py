@@ -16,6 +16,7 @@ from redis.typing import EncodableT, FieldT
 from waitingroom.engine.keys import HEARD_SLOTS, LINE_BUCKET, chunks, room_keys, server_ms
 
 MODES = ("normal", "open", "closed")
+METHODS = ("fifo", "passthrough", "reject")
 CAPTURE_MODES = ("auto", "on", "off")
 _AUDIT_LENGTH = 10_000
 ROOMS_KEY = "wr:rooms"
@@ -52,6 +53,10 @@ class RoomConfig:
     """The longest the line may grow; past it arrivals get no place (0: no limit)."""
     sales_per_session: float = 1.0
     """Units a session is assumed to buy until the room has measured it."""
+    method: str = "fifo"
+    """How the line works: ``fifo`` (first come, first served), ``passthrough``
+    (sessions counted, everyone let in at once) or ``reject`` (no line: who cannot walk
+    straight in gets the 'line is full' page and no place)."""
     next_step_ms: int | None = None
     """When the room's next planned change is due (Redis time, ms); None if none."""
 
@@ -128,6 +133,7 @@ class RoomStore:
         max_waiting: int | None = None,
         sales_per_session: float | None = None,
         stock: int | Literal["off"] | None = None,
+        method: str | None = None,
     ) -> None:
         """Change a room's live config; every process sees it within a second.
         ``messages``: the message in other languages, by code (an empty one is
@@ -139,6 +145,8 @@ class RoomStore:
             raise ValueError("stock must be 0 or more")
         if capacity is not None and capacity < 1:
             raise ValueError("capacity must be at least 1")
+        if method is not None and method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}")
         if mode is not None and mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}")
         if rate is not None and rate < 0:
@@ -153,6 +161,7 @@ class RoomStore:
             "capacity": capacity, "mode": mode, "message": message, "capture": capture,
             "rate": rate, "start_at": start_at_ms, "max_waiting": max_waiting,
             "sales_per_session": sales_per_session, "stock": stock if stock != "off" else None,
+            "method": method,
             "paused": None if paused is None else str(int(paused))}
         mapping: dict[FieldT, EncodableT] = {
             k: v for k, v in changes.items() if v is not None}
@@ -205,6 +214,7 @@ class RoomStore:
                       if k.startswith(b"message:") and v},
             stock=int(raw[b"stock"]) if b"stock" in raw else None,
             max_waiting=int(raw.get(b"max_waiting", 0)),
+            method=raw.get(b"method", b"fifo").decode(),
             sales_per_session=float(raw.get(b"sales_per_session", 1.0)),
         )
 

@@ -11,13 +11,14 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import Receive
 
+from waitingroom.engine.rooms import CAPTURE_MODES, METHODS, MODES
 from waitingroom.settings import ROOM_NAME
 from waitingroom.web.asgi import BodyTooLarge, json_response, read_body, same_origin_path
 
 MAX_BODY_BYTES = 4096
 MAX_CAPACITY = 10_000_000
 _MESSAGE_LIMIT = 500
-_CHOICES = {"mode": ("normal", "open", "closed"), "capture": ("auto", "on", "off")}
+_CHOICES = {"mode": MODES, "capture": CAPTURE_MODES, "method": METHODS}
 MAX_RATE = 10_000_000
 MAX_STOCK = 1_000_000_000
 """The most units a room may be told it has."""
@@ -120,7 +121,7 @@ def checked_changes(data: dict[str, Any]) -> dict[str, Any]:
     """Live settings to change, each checked; ValueError says what is wrong."""
     unknown = set(data) - {"capacity", "paused", "mode", "message", "capture", "rate",
                            "start_at_ms", "messages", "stock", "max_waiting",
-                           "sales_per_session"}
+                           "sales_per_session", "method"}
     if unknown:
         raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
     if "capacity" in data:

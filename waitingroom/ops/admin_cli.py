@@ -33,6 +33,7 @@ _COMMANDS: dict[str, tuple[str, Any, Any]] = {
     "message": ("POST", "/room", lambda a: _message(a)),
     "capture": ("POST", "/room", lambda a: {"capture": a.setting}),
     "max-waiting": ("POST", "/room", lambda a: {"max_waiting": a.value}),
+    "method": ("POST", "/room", lambda a: {"method": a.method}),
     "stock": ("POST", "/room", lambda a: _stock(a)),
     "schedule": ("POST", "/room", lambda a: {"start_at_ms": _start_at_ms(a)}),
     "invite": ("POST", "/invites", lambda a: {"uses": a.uses, "expires_in_seconds": a.expires,
@@ -73,6 +74,10 @@ def add_parser(commands: Any) -> None:
                          "(e.g. de); others keep the main one")
     sub.add_parser("capture", help="force data-capture mode on/off, or follow the "
                    "breaker (auto)").add_argument("setting", choices=("on", "off", "auto"))
+    sub.add_parser("method", help="how the line works: fifo (first come, first served), "
+                   "passthrough (count sessions, let everyone in) or reject (no line: "
+                   "who cannot walk in is turned away)").add_argument(
+        "method", choices=("fifo", "passthrough", "reject"))
     sub.add_parser("max-waiting", help="the longest the line may grow; past it arrivals "
                    "get a 'line is full' page and no place (0: no limit)").add_argument(
         "value", type=int)

@@ -215,6 +215,9 @@ local function fill(now, grace_ms)
   if PAUSED or SOLD_OUT or until_start() > 0 then return 0 end
   local allowed, tokens = rate_allowance(now)
   local free = math.min(CAPACITY - active_count(), allowed, ADMIT_BATCH)
+  if METHOD == 'passthrough' then  -- everyone in, counted: no cap, no rate
+    allowed, free = math.huge, ADMIT_BATCH
+  end
   local admitted, absent = {}, {}
   if free > 0 then
     take_from_lane(priority, free, admitted, absent, now)

@@ -133,13 +133,17 @@ local function rank(n)
   return r
 end
 
--- Is the line (and the pre-queue) as long as ops allow? Counted exactly only when the
--- numbers handed out since the head could reach the limit (walk-aways make room).
-local function line_full()
-  if MAX_WAITING <= 0 then return false end
+-- Are at least k waiting in the line and the pre-queue? Counted exactly only when the
+-- numbers handed out since the head could reach k (walk-aways make room).
+local function waiting_at_least(k)
   local head, last = line_head(), line_end()
   local upper = last - head + redis.call('ZCARD', prequeue)
-  return upper >= MAX_WAITING and upper - count_bits(left, head + 1, last) >= MAX_WAITING
+  return upper >= k and upper - count_bits(left, head + 1, last) >= k
+end
+
+-- Is the line as long as ops allow?
+local function line_full()
+  return MAX_WAITING > 0 and waiting_at_least(MAX_WAITING)
 end
 
 -- The position of waiter n, who just joined (remembered for the next join's rank).

@@ -12,7 +12,8 @@
 --   5 seq      STRING last arrival number handed out
 --   6 config   HASH   capacity, paused ("1"), mode, message, rate (admissions per
 --                     minute, 0 = no limit), stock (units left; none: not counted),
---                     max_waiting (the longest the line may grow; 0: no limit)
+--                     max_waiting (the longest the line may grow; 0: no limit),
+--                     method (fifo, passthrough or reject)
 --                     -- ops-tunable, live; clock (see below)
 --   7 stats    HASH   counters: admitted, abandoned, expired, released, sold; the rate's
 --                     token bucket: bucket (tokens), bucket_at (ms); head: every arrival
@@ -59,7 +60,7 @@ local ADMIT_BATCH = 128  -- admissions per call (a capacity raised by more fills
 -- The room's live config, read once per call. 'clock' exists only in the capacity
 -- planner's private Redis (waitingroom simulate): simulated time, in ms.
 local settings = redis.call('HMGET', config, 'capacity', 'paused', 'rate', 'start_at', 'mode',
-                            'clock', 'outage_ms', 'stock', 'max_waiting')
+                            'clock', 'outage_ms', 'stock', 'max_waiting', 'method')
 local CAPACITY = tonumber(settings[1]) or 0
 local PAUSED = settings[2] == '1'
 local RATE = tonumber(settings[3]) or 0
@@ -72,6 +73,10 @@ local CLOCK = tonumber(settings[6])
 local SOLD_OUT = (tonumber(settings[8]) or 1) <= 0
 -- The longest the line may grow (0: no limit): past it, arrivals get no place.
 local MAX_WAITING = tonumber(settings[9]) or 0
+-- How the line works: 'fifo' (first come, first served), 'passthrough' (sessions are
+-- counted but everyone is let in at once) or 'reject' (no line: who cannot walk straight
+-- in gets no place).
+local METHOD = settings[10] or 'fifo'
 -- A gap longer than this between two calls for the room is an outage: nobody could
 -- reach the room, so the time beyond it does not count. Every process serving the room
 -- calls twice a second (its breaker report), so a real gap means Redis was down or out

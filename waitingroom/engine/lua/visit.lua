@@ -20,7 +20,8 @@
 --   arrival number in the line, 0 in a lane), 2 = in the pre-queue before a scheduled
 --   start (position 0: the draw decides), -1 = holds no place (join is "0", or the
 --   room is closed to new arrivals), -2 = the place moved to another device, -3 = no
---   place: the line is as long as ops allow (max_waiting)
+--   place: the line is as long as ops allow (max_waiting), or there is no line
+--   (method reject) and no free slot
 --   (resume.lua): no new place either.
 local JOIN_WINDOW_MS = 10000
 local grace_ms = tonumber(ARGV[1])
@@ -50,6 +51,11 @@ end
 
 local function join(id, claims)
   if line_full() then return -3, 0, 0 end
+  local rejects = METHOD == 'reject'
+  if rejects and (active_count() >= CAPACITY or redis.call('ZCARD', priority) > 0
+                  or waiting_at_least(1)) then
+    return -3, 0, 0  -- no line: nobody is let in ahead of those already waiting
+  end
   joined_any = true
   if until_start() > 0 then  -- the draw at the start decides the order
     redis.call('ZADD', prequeue, 0, id)
@@ -59,6 +65,10 @@ local function join(id, claims)
   local n = join_line(id)
   -- An arrival walks straight in only if everyone ahead fitted too (FCFS).
   if fill(now, grace_ms) > 0 and admitted(id, claims) then return 1, 0, 0 end
+  if rejects then  -- not let in at once (the rate, a start still to come): no place
+    leave_line(n)
+    return -3, 0, 0
+  end
   return 0, rank_joined(n), n
 end
 
