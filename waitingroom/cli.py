@@ -93,6 +93,10 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     simulate.add_argument("--tick-seconds", type=float, default=1.0,
                           help="simulated time step")
     simulate.add_argument("--seed", type=int, default=1)
+    simulate.add_argument("--stock", type=int, help="units on sale: when they sell out, "
+                          "how many were let in, told early, turned away (quick model)")
+    simulate.add_argument("--sales-per-session", type=float, default=1.0,
+                          help="units an admitted shopper buys, on average")
     simulate.add_argument("--exact", action="store_true",
                           help="run the room's own Lua scripts on a private Redis (minutes "
                                "for a long launch) instead of the quick model of the same "
@@ -187,7 +191,10 @@ def _simulate(args: argparse.Namespace) -> int:
             simulate.ArrivalCurve.parse(args.arrivals), capacity=args.capacity,
             session_seconds=args.session_minutes * 60, abandon_per_minute=args.abandon_rate,
             rate_per_minute=args.rate, grace_seconds=args.grace_seconds,
-            tick_seconds=args.tick_seconds, seed=args.seed)
+            tick_seconds=args.tick_seconds, seed=args.seed, stock=args.stock,
+            sales_per_session=args.sales_per_session)
+        if args.exact and plan.stock is not None:
+            raise ValueError("--stock is planned by the quick model only (not --exact)")
     except ValueError as exc:
         print(f"waitingroom: {exc}", file=sys.stderr)
         return 2
@@ -202,7 +209,7 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.plot:
         simulate.plot(plan, outcome, args.plot)
         print(f"plot written to {args.plot}")
-    return 0 if outcome.drain_seconds is not None else 1
+    return 0 if outcome.drain_seconds is not None or outcome.sold_out_seconds else 1
 
 
 class _Progress:

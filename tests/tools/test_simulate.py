@@ -158,3 +158,26 @@ def test_the_readme_example_plans_by_the_quick_model_and_reports_at_a_round_step
     rows = [line.split() for line in out.splitlines() if line.startswith(" " * 14)]
     minutes = [float(row[0]) for row in rows[:-1]]  # the last row is the end, wherever
     assert "every 5 min:" in out and all(m % 5 == 0 for m in minutes) and len(rows) <= 41
+
+
+def test_the_quick_model_plans_a_sell_out_and_who_is_told_early() -> None:
+    from waitingroom.tools.model import model_launch
+    from waitingroom.tools.simulate import ArrivalCurve, Plan, summary
+
+    plan = Plan(ArrivalCurve.parse("0:0,1:1000,2:0"), capacity=10, session_seconds=60,
+                stock=100, sales_per_session=1.0)
+    outcome = model_launch(plan)
+    assert outcome.arrived == 1000 and outcome.sold_out_seconds is not None
+    admitted = len(outcome.waits)
+    assert 100 <= admitted <= 110  # the stock's worth, and the sessions inside at the end
+    # Everyone is accounted for: let in, or in line when it sold out (no one gave up,
+    # no one came after it).
+    assert admitted + outcome.waiting_at_sell_out == 1000 and outcome.turned_away == 0
+    # Places past the stock's reach (100 sessions, plus a 10% band) heard it on joining.
+    assert 850 <= outcome.told_unlikely <= 900
+    report = summary(plan, outcome)
+    assert "sold out" in report and f"told early (on joining: most likely to run out " \
+        f"first): {outcome.told_unlikely}" in report
+    late = model_launch(Plan(ArrivalCurve.parse("0:0,1:100,20:100,21:0"), capacity=10,
+                             session_seconds=60, stock=50))
+    assert late.turned_away > 0  # arrivals after the sell-out got no place

@@ -22,6 +22,7 @@ import math
 import random
 from collections import deque
 
+from waitingroom.room.chance import chance_of
 from waitingroom.status import poll_interval
 from waitingroom.tools.simulate import Outcome, Plan, Sample
 
@@ -48,16 +49,30 @@ def model_launch(plan: Plan) -> Outcome:
     # queue page asks every second once its turn is due).
     claim_delay = poll_interval(1, plan.grace_seconds, 1.0) / 2
     tick, t, next_sample = plan.tick_seconds, 0.0, 0.0
+    stock = plan.stock  # units left, as the room counts them (sold as sessions end)
     while t <= plan.max_hours * 3600:
         while sessions and sessions[0] <= t:
             heapq.heappop(sessions)
+            if stock is not None:
+                stock = max(0, stock - _units(rng, plan.sales_per_session))
+                if stock == 0 and outcome.sold_out_seconds is None:
+                    outcome.sold_out_seconds = t
+                    outcome.waiting_at_sell_out = len(line) - len(lapsed)
         for _ in range(round(plan.arrivals.expected(t + tick)) - outcome.arrived):
+            outcome.arrived += 1
+            if stock == 0:  # the sold-out page: no place
+                outcome.turned_away += 1
+                arrived.append(t)
+                continue
+            if stock is not None and chance_of(
+                    len(line) - len(lapsed) + 1, stock=stock, active=len(sessions),
+                    sales_per_session=plan.sales_per_session).level == "unlikely":
+                outcome.told_unlikely += 1  # as the room would tell them on joining
             patience = rng.expovariate(hazard) if hazard > 0 else math.inf
             line.append(len(arrived))
             if patience < math.inf:
                 heapq.heappush(giving_up, (t + patience, len(arrived)))
             arrived.append(t)
-            outcome.arrived += 1
         while giving_up and giving_up[0][0] <= t:
             when, shopper = heapq.heappop(giving_up)
             if shopper not in let_in:
@@ -70,7 +85,7 @@ def model_launch(plan: Plan) -> Outcome:
                 lapsed.add(shopper)
         if plan.rate_per_minute:
             bucket = min(burst, bucket + tick * plan.rate_per_minute / 60)
-        while line and len(sessions) < plan.capacity and (
+        while line and len(sessions) < plan.capacity and stock != 0 and (
                 not plan.rate_per_minute or bucket >= 1):
             shopper = line.popleft()
             if shopper in gone:  # the slot goes to the next who is here
@@ -90,8 +105,15 @@ def model_launch(plan: Plan) -> Outcome:
                                           outcome.abandoned))
             next_sample += _SAMPLE_EVERY_SECONDS
         t += tick
-        if t > plan.arrivals.end_seconds and not line:
-            break
+        if t > plan.arrivals.end_seconds and (not line or stock == 0):
+            break  # drained, or sold out: nothing moves without a restock
     if line:
         outcome.drain_seconds = None
     return outcome
+
+
+def _units(rng: random.Random, per_session: float) -> int:
+    """What one session buys: ``per_session`` on average, in whole units."""
+    whole = math.floor(per_session)
+    return whole + (1 if rng.random() < per_session - whole else 0)
+

@@ -100,6 +100,10 @@ class Plan:
     max_hours: float = 48.0
     """Give up after this much simulated time (the line never drains)."""
     seed: int = 1
+    stock: int | None = None
+    """Units on sale (None: not counted); the quick model sells out."""
+    sales_per_session: float = 1.0
+    """Units an admitted shopper buys, on average, when the session ends."""
 
     def __post_init__(self) -> None:
         for ok, problem in (
@@ -109,6 +113,8 @@ class Plan:
             (self.rate_per_minute >= 0, "--rate must be 0 (no limit) or more"),
             (self.grace_seconds >= 6, "--grace-seconds must be at least 6"),
             (0 < self.tick_seconds <= 10, "--tick-seconds must be above 0 and at most 10"),
+            (self.stock is None or self.stock >= 0, "--stock must be 0 or more"),
+            (0.01 <= self.sales_per_session <= 1000, "--sales-per-session must be 0.01-1000"),
         ):
             if not ok:
                 raise ValueError(problem)
@@ -140,6 +146,14 @@ class Outcome:
     max_active: int = 0
     drain_seconds: float | None = None
     """When the last visitor in line was admitted (None: not within ``max_hours``)."""
+    sold_out_seconds: float | None = None
+    """When the stock ran out (None: it lasted, or was not counted)."""
+    told_unlikely: int = 0
+    """Arrivals told on joining that the stock would most likely run out first."""
+    waiting_at_sell_out: int = 0
+    """Those in line when it sold out, told so at once."""
+    turned_away: int = 0
+    """Arrivals after the sell-out: shown the sold-out page, given no place."""
 
     def wait_percentile(self, share: float) -> float | None:
         """The wait at or below which ``share`` (0-1) of admitted visitors got in."""
@@ -244,6 +258,7 @@ def summary(plan: Plan, outcome: Outcome) -> str:
         f"time to drain (last in line admitted): {minutes(outcome.drain_seconds)} "
         "after the first arrival",
         f"most sessions at once: {outcome.max_active} (capacity {plan.capacity})",
+        *_stock_lines(plan, outcome, minutes),
         "",
     ]
     last = outcome.samples[-1].t / 60 if outcome.samples else 0
@@ -255,6 +270,20 @@ def summary(plan: Plan, outcome: Outcome) -> str:
                          f"{sample.waiting:7d}  {sample.active:6d}  {sample.admitted:8d}  "
                          f"{sample.abandoned:7d}")
     return "\n".join(lines)
+
+
+def _stock_lines(plan: Plan, outcome: Outcome,
+                 minutes: Callable[[float | None], str]) -> list[str]:
+    if plan.stock is None:
+        return []
+    if outcome.sold_out_seconds is None:
+        return [f"stock {plan.stock} at {plan.sales_per_session:g} a session: it lasted"]
+    return [f"stock {plan.stock} at {plan.sales_per_session:g} a session: sold out "
+            f"{minutes(outcome.sold_out_seconds)} after the first arrival, "
+            f"{len(outcome.waits)} admitted by then",
+            f"told early (on joining: most likely to run out first): {outcome.told_unlikely}; "
+            f"in line at the sell-out, told at once: {outcome.waiting_at_sell_out}; "
+            f"arrived after it (sold-out page, no place): {outcome.turned_away}"]
 
 
 def plot(plan: Plan, outcome: Outcome, path: str) -> None:
