@@ -70,6 +70,9 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     _room_flags(export)
     export.add_argument("--format", choices=("csv", "jsonl"), default="csv")
     export.add_argument("--output", metavar="FILE", help="default: standard output")
+    export.add_argument("--interest", action="store_true",
+                        help="the details left to hear if more stock comes in (sold out, "
+                             "or unlikely to be served), not the orders")
 
     admin_cli.add_parser(commands)
 
@@ -155,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return asyncio.run(_replay(settings, args))
             with (open(args.output, "w", encoding="utf-8", newline="") if args.output
                   else contextlib.nullcontext(sys.stdout)) as out:
-                return asyncio.run(_export(settings, args.format, out))
+                return asyncio.run(_export(settings, args.format, out, args.interest))
         else:
             flags = {k: v for k, v in vars(args).items() if k not in ("command", "config")}
             _serve(load_settings(flags, config_file=args.config))
@@ -247,7 +250,7 @@ async def _replay(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if progress.dead_lettered else 0
 
 
-async def _export(settings: Settings, fmt: str, out: TextIO) -> int:
+async def _export(settings: Settings, fmt: str, out: TextIO, interest: bool) -> int:
     from waitingroom.capture.export import export_captures
     from waitingroom.engine import Engine
     from waitingroom.fields import parse_fields
@@ -255,10 +258,12 @@ async def _export(settings: Settings, fmt: str, out: TextIO) -> int:
     engine = Engine.from_settings(settings)
     names = [f.name for f in parse_fields(settings.capture_fields)]
     try:
-        count = await export_captures(engine, settings.room, out, fmt=fmt, field_names=names)
+        count = await export_captures(engine, settings.room, out, fmt=fmt, field_names=names,
+                                      interest=interest)
     finally:
         await engine.aclose()
-    print(f"exported {count} captures", file=sys.stderr)
+    print(f"exported {count} {'interest records' if interest else 'captures'}",
+          file=sys.stderr)
     return 0
 
 

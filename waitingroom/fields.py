@@ -119,10 +119,14 @@ def e164(phone: str) -> str | None:
     return digits if _E164.fullmatch(digits) else None
 
 
-def reference_for(secret: str, room: str, visitor_id: str, values: Mapping[str, str]) -> str:
+def reference_for(secret: str, room: str, visitor_id: str, values: Mapping[str, str],
+                  prefix: str = "WR") -> str:
     """A short reference, the same for the same visitor submitting the same details,
-    so a double submit (or a retry) is stored once; unguessable without the secret."""
-    canonical = json.dumps([room, visitor_id, sorted(values.items())], separators=(",", ":"))
+    so a double submit (or a retry) is stored once; unguessable without the secret.
+    ``prefix`` tells kinds apart (``WR``: an order; ``WI``: interest in more stock)."""
+    kind = [] if prefix == "WR" else [prefix]  # orders' references as they always were
+    canonical = json.dumps([room, visitor_id, sorted(values.items()), *kind],
+                           separators=(",", ":"))
     digest = hmac.new(secret.encode(), canonical.encode(), hashlib.sha256).digest()
     code = base64.b32encode(digest[:8]).decode().rstrip("=")
-    return f"WR-{code[:4]}-{code[4:8]}-{code[8:12]}"
+    return f"{prefix}-{code[:4]}-{code[4:8]}-{code[8:12]}"

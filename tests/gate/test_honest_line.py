@@ -6,6 +6,9 @@ Real ``waitingroom serve`` processes, the test origin, real Redis."""
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 
 import httpx
 
@@ -180,3 +183,44 @@ async def test_reject_keeps_no_line(room_env: dict[str, str]) -> None:
         async with httpx.AsyncClient(base_url=ops_url, headers=AUTH) as ops:
             bad = await ops.post("/_wr/admin/room", json={"method": "random"})
         assert bad.status_code == 400 and "method" in bad.json()["error"]
+
+
+async def test_those_turned_away_or_unlikely_can_leave_details_kept_apart_from_orders(
+    room_env: dict[str, str], engine: Engine,
+) -> None:
+    async with ops_and_shop(room_env, visitors=3) as (ops_url, _, (holder, late, far)):
+        cli(ops_url, "stock", "1")
+        assert (await holder.get("/checkout")).text.startswith("origin:")
+        await asyncio.gather(*(engine.visit("default", new_visitor_id(), new=True)
+                               for _ in range(20)))
+        queue = (await far.get("/checkout")).text  # place 21 for 1 unit: unlikely
+
+        async def offered() -> bool:
+            page = (await far.get("/checkout")).text
+            return 'id="wr-interest">' in page  # shown: no hidden attribute
+        await eventually(offered, "the unlikely offered to leave their details")
+        assert 'id="wr-interest" hidden>' in queue or 'id="wr-interest">' in queue
+        cli(ops_url, "stock", "0")
+        await asyncio.sleep(1.1)  # every process knows it is sold out
+        sold_out = await late.get("/checkout")
+        assert "/_wr/interest?room=default" in sold_out.text, sold_out.text
+        form = await late.get("/_wr/interest")
+        assert form.status_code == 200 and 'action="/_wr/interest?room=default"' in form.text
+        assert "does not reserve or buy anything" in form.text
+        csrf = form.text.split('name="csrf" value="')[1].split('"')[0]
+        sent = await late.post("/_wr/interest", data={
+            "csrf": csrf, "name": "Ann Example", "email": "ann@example.com",
+            "product": "waitPhone", "consent": "yes"})
+        assert sent.status_code == 200 and "WI-" in sent.text
+        assert "contact people in the order they left their details" in sent.text
+        assert cli(ops_url, "show")["counts"]["waiting"] == 21  # no place was taken
+        assert await engine.captures.count("default", interest=True) == 1
+        assert await engine.captures.count("default") == 0  # never an order, never replayed
+        exported = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "waitingroom.cli", "captures", "export", "--interest",
+             "--redis-url", room_env["WAITINGROOM_REDIS_URL"], "--format", "jsonl"],
+            capture_output=True, text=True, timeout=30, check=True)
+        record = json.loads(exported.stdout)
+        assert record["reference"].startswith("WI-")
+        assert record["fields"]["email"] == "ann@example.com"

@@ -60,13 +60,15 @@ class CaptureDesk:
 
     def __init__(
         self, *, settings: Settings, room: str, engine: Engine, tickets: Tickets,
-        fields: tuple[CaptureField, ...],
+        fields: tuple[CaptureField, ...], interest: bool = False,
     ) -> None:
         self.room = room
         self.engine = engine
         self.tickets = tickets
         self.fields = fields
-        self.spool = Spool(settings.capture_spool_dir, room)
+        self.interest = interest
+        """Takes the details of people to tell if more stock comes in, not orders."""
+        self.spool = Spool(settings.capture_spool_dir, f"{room}.interest" if interest else room)
         self._secret = settings.secret[0]
         self._per_minute = settings.capture_rate_per_minute
 
@@ -94,7 +96,7 @@ class CaptureDesk:
             return json_response(body, status_code)
         html = pages.capture_page(request.pages, self.fields, csrf=csrf, values=values,
                                   errors=errors, lang=request.language(), status=status,
-                                  notice=notice, here=here)
+                                  notice=notice, here=here, interest=self.interest)
         return html_response(html, status_code)
 
     async def submit(
@@ -120,7 +122,8 @@ class CaptureDesk:
         if errors:
             return self.form(visitor_id, status, request, status_code=400, values=values,
                              errors=errors)
-        reference = reference_for(self._secret, self.room, visitor_id, values)
+        reference = reference_for(self._secret, self.room, visitor_id, values,
+                                  "WI" if self.interest else "WR")
         try:
             stored = await self._store(reference, visitor_id, number, values)
         except OSError:
@@ -132,14 +135,16 @@ class CaptureDesk:
                              notice=TOO_MANY)
         if request.wants_json:
             return json_response({"state": "captured", "reference": reference})
-        return html_response(pages.captured_page(request.pages, reference, request.language()))
+        return html_response(pages.captured_page(request.pages, reference, request.language(),
+                                                 interest=self.interest))
 
     async def _store(
         self, reference: str, visitor_id: str, number: int, values: dict[str, str]
     ) -> bool:
         try:
             return await self.engine.captures.store(self.room, reference, visitor_id, values,
-                                             per_minute=self._per_minute, number=number)
+                                                    per_minute=self._per_minute,
+                                                    number=number, interest=self.interest)
         except (RedisError, ConnectionError) as exc:
             logger.warning("redis unavailable; spooling capture %s locally: %s", reference,
                            exc)
@@ -163,7 +168,7 @@ class CaptureDesk:
         await self.engine.captures.store(
             self.room, record["reference"], record["visitor"], record["fields"],
             per_minute=self._per_minute, submitted_at_ms=record["submitted_at_ms"],
-            number=record.get("number", 0))
+            number=record.get("number", 0), interest=self.interest)
 
 
 async def _read_submission(headers: dict[bytes, bytes], receive: Receive) -> dict[str, object]:

@@ -1,5 +1,7 @@
 """``/_wr/capture``: the capture form (``GET``) and its submissions (``POST``, form or
-JSON), for visitors asked to leave their details while the order system is down."""
+JSON), for visitors asked to leave their details while the order system is down; and
+``/_wr/interest``, the same form for those who want to hear if more stock comes in
+(sold out, or unlikely to be served: see docs/stock.md)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from waitingroom.web.request import Request, with_cookies
 
 async def capture(room: Room, desk: CaptureDesk, request: Request, receive: Receive,
                   send: Send) -> None:
-    """``GET /_wr/capture``: the form; ``POST``: a submission (form or JSON)."""
+    """``GET``: the form; ``POST``: a submission (form or JSON), to ``desk``."""
     method = request.scope["method"]
     config = await room.config()
     if method == "POST":
@@ -24,7 +26,8 @@ async def capture(room: Room, desk: CaptureDesk, request: Request, receive: Rece
         visitor, number = room.holder_of(request)
         response = await desk.submit(visitor, status, request, receive, number=number)
     elif method in ("GET", "HEAD"):
-        standing = await stand(room, request, join=True)
+        # The form for leaving details to hear of more stock takes no place in line.
+        standing = await stand(room, request, join=not desk.interest)
         response = with_cookies(
             desk.form(standing.visitor_id, status_of(room, standing, config, request),
                       request, here=request.here()),

@@ -15,8 +15,9 @@ _FIXED = ["reference", "place", "submitted_at", "visitor"]
 
 
 async def export_captures(engine: Engine, room: str, out: TextIO, *, fmt: str,
-                          field_names: list[str]) -> int:
-    """Write ``room``'s captures to ``out`` in stream order; return how many.
+                          field_names: list[str], interest: bool = False) -> int:
+    """Write ``room``'s captures (with ``interest``: the details left to hear if more
+    stock comes in) to ``out`` in stream order; return how many.
 
     CSV columns: reference, place, submitted_at (UTC, ISO 8601), visitor, then
     ``field_names`` and any other field found in the records.
@@ -25,12 +26,12 @@ async def export_captures(engine: Engine, room: str, out: TextIO, *, fmt: str,
         raise ValueError(f"format must be one of {', '.join(FORMATS)}")
     columns = list(field_names)
     if fmt == "csv":  # a first pass finds fields that are no longer in the config
-        async for record in engine.captures.all(room):
+        async for record in engine.captures.all(room, interest=interest):
             columns += [name for name in record.fields if name not in columns]
         writer = csv.DictWriter(out, fieldnames=_FIXED + columns)
         writer.writeheader()
     count = 0
-    async for record in engine.captures.all(room):
+    async for record in engine.captures.all(room, interest=interest):
         row = {"reference": record.reference, "place": record.place,
                "submitted_at": datetime.fromtimestamp(record.submitted_at_ms / 1000, UTC)
                .isoformat(timespec="milliseconds"), "visitor": record.visitor}

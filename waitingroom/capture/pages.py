@@ -41,6 +41,7 @@ def capture_page(
     notice: str = "",
     lang: str = "en",
     here: str = "",
+    interest: bool = False,
 ) -> bytes:
     """The data-capture form shown while the order system is unavailable, in ``lang``
     (the labels of the usual fields too; an operator's own field keeps its label);
@@ -49,7 +50,7 @@ def capture_page(
     The empty form, which every shopper gets while capture lasts, is built once per
     room and language; only its CSRF token and place are filled in."""
     page = {"room": status.room, "message": status.message or "",
-            "has_place": bool(status.position)}
+            "has_place": bool(status.position), "interest": interest}
     live = {"csrf": csrf, "position": str(status.position or "")}
     if values or errors or notice:  # one visitor's answer: not for keeping
         languages = pages.languages
@@ -78,6 +79,7 @@ def _empty(pages: Pages, fields: tuple[CaptureField, ...], lang: str) -> tuple[S
     return _shown(pages, fields, lang, {}, {})
 
 
-def captured_page(pages: Pages, reference: str, lang: str = "en") -> bytes:
+def captured_page(pages: Pages, reference: str, lang: str = "en", *,
+                  interest: bool = False) -> bytes:
     """Shown once a capture is durably stored: the reference to keep."""
-    return pages.render("captured.html", lang, reference=reference)
+    return pages.render("captured.html", lang, reference=reference, interest=interest)

@@ -51,8 +51,11 @@ class CaptureStore:
         per_minute: int,
         submitted_at_ms: int = 0,
         number: int = 0,
+        interest: bool = False,
     ) -> bool:
         """Store a capture durably; False if the visitor is over the rate limit.
+        ``interest``: the details of someone to tell if more stock comes in, kept apart
+        from orders (never replayed).
 
         ``number``: the visitor's arrival number in line, if any; the record keeps it as
         its place (0 for those already admitted), the order replay follows.
@@ -62,7 +65,7 @@ class CaptureStore:
         elsewhere that needs ``appendfsync always``. Idempotent per reference.
         """
         keys = room_keys(room)
-        script_keys = (*keys.core, keys.captures, keys.refs,
+        script_keys = (*keys.core, keys.interest if interest else keys.captures, keys.refs,
                        visitor_key(room, "rate", visitor_id))
         args = (reference, visitor_id, json.dumps(fields, separators=(",", ":")), per_minute,
                 submitted_at_ms, number)
@@ -115,9 +118,11 @@ class CaptureStore:
             pipe.xack(keys.captures, REPLAY_GROUP, record.entry_id)
             await pipe.execute()
 
-    async def count(self, room: str) -> int:
-        """Captures stored for ``room`` so far."""
-        return int(await self.redis.xlen(room_keys(room).captures))
+    async def count(self, room: str, *, interest: bool = False) -> int:
+        """Captures (or, with ``interest``, details left for news of stock) stored for
+        ``room`` so far."""
+        keys = room_keys(room)
+        return int(await self.redis.xlen(keys.interest if interest else keys.captures))
 
     async def backlog(self, room: str) -> int:
         """Captures not yet acknowledged by the replay (pending plus never read)."""
@@ -129,12 +134,16 @@ class CaptureStore:
                 return int(group["pending"]) + int(lag if lag is not None else 0)
         return int(await self.redis.xlen(keys.captures))
 
-    async def all(self, room: str, *, batch: int = 500) -> AsyncIterator[CapturedRecord]:
-        """Every stored capture, oldest first (for export)."""
+    async def all(self, room: str, *, batch: int = 500,
+                  interest: bool = False) -> AsyncIterator[CapturedRecord]:
+        """Every stored capture (or, with ``interest``, details left for news of stock),
+        oldest first (for export)."""
+        keys = room_keys(room)
+        stream = keys.interest if interest else keys.captures
         start = "-"
         while True:
-            entries = cast(list[Any], await self.redis.xrange(room_keys(room).captures, start,
-                                                              "+", count=batch))
+            entries = cast(list[Any], await self.redis.xrange(stream, start, "+",
+                                                              count=batch))
             for entry_id, data in entries:
                 yield _record(entry_id, data)
             if len(entries) < batch:

@@ -53,6 +53,7 @@ class RoomKeys(NamedTuple):
     notify: str
     timeline: str
     steps: str
+    interest: str
 
     @property
     def core(self) -> tuple[str, ...]:

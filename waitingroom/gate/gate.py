@@ -18,6 +18,7 @@ from waitingroom.room.standing import (
     ChallengeRequired,
     Standing,
     TooManyNewPlaces,
+    config_for,
     stand,
     status_of,
 )
@@ -49,10 +50,16 @@ class RoomGate:
         self.desk = CaptureDesk(settings=settings, room=room.name, engine=room.engine,
                                 tickets=room.tickets,
                                 fields=parse_fields(settings.capture_fields))
+        self.interest = CaptureDesk(settings=settings, room=room.name, engine=room.engine,
+                                    tickets=room.tickets,
+                                    fields=parse_fields(settings.capture_fields), interest=True)
+        """The same form, for details left to hear if more stock comes in."""
         self.notices = Notices(room)
         room.every_tick(self.desk.drain_spool)
+        room.every_tick(self.interest.drain_spool)
         room.every_tick(self.notices.send_due)
-        self.routes: dict[str, Handler] = room_routes(room, self.desk, self.notices)
+        self.routes: dict[str, Handler] = room_routes(room, self.desk, self.interest,
+                                                      self.notices)
         """The room's own endpoints under ``/_wr/``, by path."""
         self.look = RoomLook(settings.grace_seconds, self.notices.notifier.enabled,
                              settings.session_idle_seconds, settings.session_max_seconds)
@@ -66,6 +73,7 @@ class RoomGate:
                 await self.app(request.forwarded(), receive, send)
                 return
             standing = await stand(room, request, join=True)
+            config = await config_for(room, standing, config)
         except RedisError as exc:
             logger.warning("redis unavailable while gating %s: %s", request.scope["path"], exc)
             await self.without_redis(request, receive, send)

@@ -20,8 +20,10 @@ Handler = Callable[[Request, Receive, Send], Awaitable[None]]
 """An endpoint of one room."""
 
 
-def room_routes(room: Room, desk: CaptureDesk, notices: Notices) -> dict[str, Handler]:
-    """The endpoints of ``room`` (its capture desk and notify-me requests given)."""
+def room_routes(room: Room, desk: CaptureDesk, interest: CaptureDesk,
+                notices: Notices) -> dict[str, Handler]:
+    """The endpoints of ``room`` (its capture desks, for orders and for interest in
+    more stock, and notify-me requests given)."""
     return {
         "/_wr/status": partial(feed.status, room),
         "/_wr/events": partial(feed.events, room),
@@ -30,6 +32,7 @@ def room_routes(room: Room, desk: CaptureDesk, notices: Notices) -> dict[str, Ha
         "/_wr/leave": partial(beacons.leave, room),
         "/_wr/here": partial(beacons.here, room),
         "/_wr/capture": partial(capture, room, desk),
+        "/_wr/interest": partial(capture, room, interest),
         "/_wr/invite": partial(invites.redeem, room),
         "/_wr/pow": partial(pow.proof_of_work, room),
         "/_wr/resume-link": partial(resume.link, room),

@@ -111,6 +111,9 @@ async def visit(
     elif answer.state in (VisitState.WAITING, VisitState.PREQUEUE) and (
             fresh or answer.number != number):
         standing.set_cookies.append(room.ticket_for(request, visitor_id, answer.number))
+    elif fresh and answer.state in (VisitState.NO_PLACE, VisitState.FULL):
+        # No place, but a name: a form left now (interest in more stock) is theirs.
+        standing.set_cookies.append(room.ticket_for(request, visitor_id, 0))
     return standing
 
 
@@ -120,6 +123,17 @@ def visitor_message(config: RoomConfig, request: Request | None) -> str | None:
     if config.messages and request is not None:
         return config.message_in(request.language()) or None
     return config.message or None
+
+
+async def config_for(room: Room, standing: Standing, config: RoomConfig) -> RoomConfig:
+    """``config``, or the room's config read again if Redis refused a new place for a
+    reason ``config`` does not show (it was closed or sold out under a second-old copy),
+    so the visitor is told the true reason."""
+    refused = standing.visit is not None and standing.visit.state is VisitState.NO_PLACE
+    if refused and config.mode != "closed" and not config.sold_out:
+        await room.refresh_config()
+        return await room.config()
+    return config
 
 
 def status_of(room: Room, standing: Standing, config: RoomConfig,

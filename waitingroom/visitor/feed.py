@@ -11,7 +11,13 @@ from redis.exceptions import RedisError
 from starlette.types import Receive, Send
 
 from waitingroom.room.room import Room
-from waitingroom.room.standing import stand, status_of, visitor_message, waiting
+from waitingroom.room.standing import (
+    config_for,
+    stand,
+    status_of,
+    visitor_message,
+    waiting,
+)
 from waitingroom.status import Status
 from waitingroom.web.answers import busy
 from waitingroom.web.asgi import query_params, send_json, wait_for_disconnect
@@ -32,6 +38,7 @@ async def status(room: Room, request: Request, receive: Receive, send: Send) -> 
                                  message=visitor_message(config, request)), []
     else:
         standing = await stand(room, request, join=True, claim=False)
+        config = await config_for(room, standing, config)
         shown = query_params(request.scope).get("chance") if config.stock is not None else None
         answer, cookies = (status_of(room, standing, config, request, shown),
                            standing.set_cookies)

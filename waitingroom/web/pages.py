@@ -91,7 +91,8 @@ _STATE_WORDS = {"paused": N_("Entry is paused for a moment. You keep your place.
 
 _LIVE_PARTS = ('id="wr-card"', 'id="wr-position"', 'id="wr-eta"', "/_wr/static/queue.js")
 """What the queue page's script needs of the page to update it live."""
-_QUEUE_LIVE = ("refresh", "position", "eta", "state", "chance", "chance_level")
+_QUEUE_LIVE = ("refresh", "position", "eta", "state", "chance", "chance_level",
+               "interest_hidden")
 """The queue page's live values, in the order :meth:`Pages.queue` gives them."""
 
 
@@ -206,7 +207,8 @@ class Pages:
             str(status.poll_after_seconds),
             "\u2013" if status.position is None else str(status.position),
             self._eta_html(minutes, lang), self._state_html(status.state, lang),
-            self._chance_html(level, lang), level))
+            self._chance_html(level, lang), level,
+            "" if level == "unlikely" else " hidden"))
 
     def _eta_words_html(self, minutes: int | None, lang: str) -> str:
         return str(escape(self.eta_words(minutes, lang)))
@@ -295,10 +297,11 @@ _SAMPLES: tuple[tuple[str, dict[str, Any]], ...] = (
     ("moved.html", {}), ("resume_refused.html", {}),
     ("challenge.html", {"room": "r", "challenge": "c", "difficulty": 1}),
     ("invite_refused.html", {}),
-    ("capture.html", {"room": "r", "csrf": "c", "position": 1, "has_place": True,
-                      "message": "m", "notice": "", "has_errors": True,
-                      "fields": [{**_FIELD, "kind": kind} for kind in (
-                          "text", "consent", "choice")]}),
-    ("captured.html", {"reference": "R"}))
+    *(("capture.html", {"room": "r", "csrf": "c", "position": 1, "has_place": True,
+                        "message": "m", "notice": "", "has_errors": True,
+                        "interest": interest, "fields": [{**_FIELD, "kind": kind} for kind in (
+                            "text", "consent", "choice")]}) for interest in (False, True)),
+    ("captured.html", {"reference": "R", "interest": False}),
+    ("captured.html", {"reference": "R", "interest": True}))
 """Every page but the queue page, with values of each kind it is given: each is rendered
 once at start-up in every language, so a template that cannot render stops start-up."""

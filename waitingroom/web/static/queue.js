@@ -66,6 +66,7 @@
     shown = st.chance ? st.chance.level : "";
     chance.textContent = shown ? words("chance-" + shown) : "";
     chance.setAttribute("data-level", shown);
+    $("wr-interest").hidden = shown !== "unlikely";
     var msg = $("wr-message");
     msg.textContent = st.message || "";
     msg.hidden = !st.message;
