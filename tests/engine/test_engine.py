@@ -324,3 +324,32 @@ async def test_a_clock_that_goes_back_gives_nobody_time_again(engine: Engine) ->
     assert (await line.visit("next", join=False)).position == 1
     await clock.advance(301)  # the shopper has now been idle 301 s of room time
     assert (await line.visit("next", join=False)).state is VisitState.ADMITTED
+
+
+async def test_the_random_draw_is_fair_and_never_over_capacity(engine: Engine) -> None:
+    """Eight waiting, one slot freed: over 400 rounds each is drawn about equally often
+    (chi-square, 7 degrees of freedom, well under the 1-in-10,000 bound); first come,
+    first served, on the same rounds, always lets in the first."""
+    room, waiting = "draw", 8
+
+    async def round_won(method: str, tag: str) -> int:
+        await engine.rooms.clear(room)
+        await engine.rooms.configure(room, capacity=1, method=method)
+        assert (await engine.visit(room, f"{tag}-holder", new=True)).state is VisitState.ADMITTED
+        numbers = [(await engine.visit(room, f"{tag}-{i}", new=True)).number
+                   for i in range(waiting)]
+        await engine.release(room, f"{tag}-holder")
+        told = [await engine.visit(room, f"{tag}-{i}", number=n, join=False, claim=False)
+                for i, n in enumerate(numbers)]
+        won = [i for i, visit in enumerate(told) if visit.state is VisitState.ADMITTED]
+        assert len(won) == 1 and (await engine.rooms.counts(room)).active == 1
+        return won[0]
+
+    assert {await round_won("fifo", f"f{r}") for r in range(20)} == {0}
+    counts = [0] * waiting
+    for r in range(400):
+        counts[await round_won("random", f"r{r}")] += 1
+    expected = 400 / waiting
+    chi_square = sum((c - expected) ** 2 / expected for c in counts)
+    assert chi_square < 29.88, counts  # p = 0.0001 for 7 degrees of freedom
+    assert min(counts) > 0

@@ -181,7 +181,7 @@ async def test_reject_keeps_no_line(room_env: dict[str, str]) -> None:
         assert (await ann.get("/done")).status_code == 200  # Ann's order ends her session
         assert (await cy.get("/checkout")).text.startswith("origin:")  # the slot is free
         async with httpx.AsyncClient(base_url=ops_url, headers=AUTH) as ops:
-            bad = await ops.post("/_wr/admin/room", json={"method": "random"})
+            bad = await ops.post("/_wr/admin/room", json={"method": "lottery"})
         assert bad.status_code == 400 and "method" in bad.json()["error"]
 
 
@@ -224,3 +224,24 @@ async def test_those_turned_away_or_unlikely_can_leave_details_kept_apart_from_o
         record = json.loads(exported.stdout)
         assert record["reference"].startswith("WI-")
         assert record["fields"]["email"] == "ann@example.com"
+
+
+
+async def test_in_a_random_draw_a_waiter_is_told_so_and_shown_no_number(
+    room_env: dict[str, str],
+) -> None:
+    async with ops_and_shop(room_env, visitors=3) as (ops_url, _, (ann, bob, cy)):
+        cli(ops_url, "method", "random")
+        await asyncio.sleep(1.1)  # every process has read it
+        assert (await ann.get("/checkout")).text.startswith("origin:")
+        page = (await bob.get("/checkout")).text
+        assert 'id="wr-position">In the draw<' in page and "drawn at random" in page
+        await cy.get("/checkout")
+        status = (await cy.get("/_wr/status")).json()
+        assert status["state"] == "draw" and status["position"] is None
+        assert (await ann.get("/done")).status_code == 200  # a place frees: one is drawn
+
+        async def one_drawn() -> bool:
+            states = [(await c.get("/_wr/status")).json()["state"] for c in (bob, cy)]
+            return sorted(states) == ["admitted", "draw"]
+        await eventually(one_drawn, "one of the two waiting drawn")

@@ -16,7 +16,7 @@ from redis.typing import EncodableT, FieldT
 from waitingroom.engine.keys import HEARD_SLOTS, LINE_BUCKET, chunks, room_keys, server_ms
 
 MODES = ("normal", "open", "closed")
-METHODS = ("fifo", "passthrough", "reject")
+METHODS = ("fifo", "random", "passthrough", "reject")
 CAPTURE_MODES = ("auto", "on", "off")
 _AUDIT_LENGTH = 10_000
 ROOMS_KEY = "wr:rooms"
@@ -54,7 +54,8 @@ class RoomConfig:
     sales_per_session: float = 1.0
     """Units a session is assumed to buy until the room has measured it."""
     method: str = "fifo"
-    """How the line works: ``fifo`` (first come, first served), ``passthrough``
+    """How the line works: ``fifo`` (first come, first served), ``random`` (a fair
+    draw among those waiting at each admission), ``passthrough``
     (sessions counted, everyone let in at once) or ``reject`` (no line: who cannot walk
     straight in gets the 'line is full' page and no place)."""
     next_step_ms: int | None = None

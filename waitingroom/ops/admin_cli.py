@@ -75,9 +75,10 @@ def add_parser(commands: Any) -> None:
     sub.add_parser("capture", help="force data-capture mode on/off, or follow the "
                    "breaker (auto)").add_argument("setting", choices=("on", "off", "auto"))
     sub.add_parser("method", help="how the line works: fifo (first come, first served), "
-                   "passthrough (count sessions, let everyone in) or reject (no line: "
-                   "who cannot walk in is turned away)").add_argument(
-        "method", choices=("fifo", "passthrough", "reject"))
+                   "random (a fair draw at each free place), passthrough (count sessions, "
+                   "let everyone in) or reject (no line: who cannot walk in is turned "
+                   "away)").add_argument("method", choices=("fifo", "random", "passthrough",
+                                                            "reject"))
     sub.add_parser("max-waiting", help="the longest the line may grow; past it arrivals "
                    "get a 'line is full' page and no place (0: no limit)").add_argument(
         "value", type=int)

@@ -162,6 +162,9 @@ def status_of(room: Room, standing: Standing, config: RoomConfig,
     position = standing.visit.position
     state: State = ("capture" if capturing else "sold_out" if config.sold_out
                     else "paused" if config.paused else "queued")
+    if state == "queued" and config.method == "random":  # no order: everyone in the draw
+        return Status(room.name, "draw", message=message,
+                      poll_after_seconds=poll_interval(0, grace))
     figures = room.sales.figures
     return Status(
         room.name, state, position=position,

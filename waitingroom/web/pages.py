@@ -82,6 +82,9 @@ class RoomLook:
 _LIVE = re.compile("\x00([a-z_]+)\x00")
 """Marks where a visitor's own values go in a page's frame."""
 _STATE_WORDS = {"paused": N_("Entry is paused for a moment. You keep your place."),
+                "draw": N_("You're in the draw: each time a place frees up, one of those "
+                           "waiting is drawn at random. Keep this page open to take your "
+                           "turn when it comes."),
                 "sold_out": N_("Sold out for now. You keep your place: if more stock "
                                "comes in, the line moves on again."),
                 "prequeue": N_("The sale starts soon. Everyone here before the start gets "
@@ -135,6 +138,7 @@ class Pages:
         self._eta_html = lru_cache(maxsize=2048)(self._eta_words_html)
         self._state_html = lru_cache(maxsize=64)(self._state_words_html)
         self._chance_html = lru_cache(maxsize=64)(self._chance_words_html)
+        self._in_draw_html = lru_cache(maxsize=64)(self._in_draw_words_html)
         try:
             if templates_dir:
                 check_escaping(self.env, templates_dir)
@@ -205,6 +209,7 @@ class Pages:
         level = status.chance.level if status.chance else ""
         return _filled(frame, (
             str(status.poll_after_seconds),
+            self._in_draw_html(lang) if status.state == "draw" else
             "\u2013" if status.position is None else str(status.position),
             self._eta_html(minutes, lang), self._state_html(status.state, lang),
             self._chance_html(level, lang), level,
@@ -212,6 +217,9 @@ class Pages:
 
     def _eta_words_html(self, minutes: int | None, lang: str) -> str:
         return str(escape(self.eta_words(minutes, lang)))
+
+    def _in_draw_words_html(self, lang: str) -> str:
+        return str(escape(self.languages.gettext(lang, "In the draw")))
 
     def _chance_words_html(self, level: str, lang: str) -> str:
         """A waiter's chance of being served before the stock runs out, escaped."""

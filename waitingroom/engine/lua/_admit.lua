@@ -165,6 +165,56 @@ local function take_from_line(wanted, out, absent, now)
   end
 end
 
+-- The k-th waiter still in line (1-based, from the head): chunks skipped by their
+-- counts, then the one found halved with BITCOUNT (16 steps at most).
+local function kth_in_line(k)
+  local found
+  each_chunk(left, line_head() + 1, line_end(), function(key, lo, hi, base)
+    if found then return end
+    local here = hi - lo + 1 - redis.call('BITCOUNT', key, lo, hi, 'BIT')
+    if k > here then k = k - here; return end
+    local a, b = lo, hi
+    while a < b do
+      local mid = math.floor((a + b) / 2)
+      if mid - lo + 1 - redis.call('BITCOUNT', key, lo, mid, 'BIT') >= k then b = mid
+      else a = mid + 1 end
+    end
+    found = base + a
+  end)
+  return found
+end
+
+-- Up to ``wanted`` ids drawn at random from everyone in line (method 'random': each
+-- draw is fair among those still in it), into ``out`` if present, else ``absent``;
+-- each drawn leaves the line, and the head moves past those drawn at its front.
+local function draw_from_line(wanted, out, absent, now)
+  local t = redis.call('TIME')  -- else every call would draw the same sequence
+  -- (a seed within a C int: Redis casts it)
+  math.randomseed(tonumber(t[1]) % 1000 * 1000000 + tonumber(t[2]) + line_end() % 100000)
+  local draws = 0
+  while #out < wanted and draws < wanted + 16 do
+    draws = draws + 1
+    local head, last_n = line_head(), line_end()
+    local waiting = last_n - head - count_bits(left, head + 1, last_n)
+    if waiting <= 0 then break end
+    local n = kth_in_line(math.random(waiting))
+    if not n then break end
+    local id = redis.call('HGET', bucket(n), n)
+    leave_line(n)
+    redis.call('ZREM', away, n)
+    if id then
+      if present(id, n, now) then out[#out + 1] = id else absent[#absent + 1] = id end
+    end
+  end
+  local head, last_n = line_head(), line_end()
+  local first = first_clear(left, head + 1, last_n)
+  local moved = first and first - 1 or last_n
+  if moved > head then
+    redis.call('HSET', stats, 'head', moved)
+    HEAD = moved
+  end
+end
+
 -- Up to ``wanted`` ids from the front of a lane (the priority lane, the pre-queue) taken
 -- out of it, as take_from_line.
 local function take_from_lane(lane, wanted, out, absent, now)
@@ -222,7 +272,10 @@ local function fill(now, grace_ms)
   if free > 0 then
     take_from_lane(priority, free, admitted, absent, now)
     if #admitted < free then take_from_lane(prequeue, free, admitted, absent, now) end
-    if #admitted < free then take_from_line(free, admitted, absent, now) end
+    if #admitted < free then
+      if METHOD == 'random' then draw_from_line(free, admitted, absent, now)
+      else take_from_line(free, admitted, absent, now) end
+    end
   end
   if allowed ~= math.huge then  -- charge the bucket for what was really admitted
     redis.call('HSET', stats, 'bucket', tokens - #admitted, 'bucket_at', now)

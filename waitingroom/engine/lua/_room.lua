@@ -73,9 +73,9 @@ local CLOCK = tonumber(settings[6])
 local SOLD_OUT = (tonumber(settings[8]) or 1) <= 0
 -- The longest the line may grow (0: no limit): past it, arrivals get no place.
 local MAX_WAITING = tonumber(settings[9]) or 0
--- How the line works: 'fifo' (first come, first served), 'passthrough' (sessions are
--- counted but everyone is let in at once) or 'reject' (no line: who cannot walk straight
--- in gets no place).
+-- How the line works: 'fifo' (first come, first served), 'random' (a fair draw among
+-- those waiting at each admission), 'passthrough' (sessions are counted but everyone is
+-- let in at once) or 'reject' (no line: who cannot walk straight in gets no place).
 local METHOD = settings[10] or 'fifo'
 -- A gap longer than this between two calls for the room is an outage: nobody could
 -- reach the room, so the time beyond it does not count. Every process serving the room

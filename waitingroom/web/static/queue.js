@@ -57,11 +57,12 @@
     if (st.state === "open" || st.state === "capture" || st.state === "moved") { go(); return; }
     updatedAt = Date.now();
     $("wr-updated").textContent = words("updated").replace("{n}", "0");
-    $("wr-position").textContent = st.position === null ? "\u2013" : st.position;
+    $("wr-position").textContent = st.state === "draw" ? words("in-draw")
+      : st.position === null ? "\u2013" : st.position;
     if (st.position) progress(st.position);
     $("wr-eta").textContent = st.state === "sold_out" ? "\u2013" : minutes(st.eta_seconds);
     $("wr-state").textContent = st.state === "paused" || st.state === "prequeue"
-      ? words(st.state) : st.state === "sold_out" ? words("sold-out") : "";
+      || st.state === "draw" ? words(st.state) : st.state === "sold_out" ? words("sold-out") : "";
     var chance = $("wr-chance");
     shown = st.chance ? st.chance.level : "";
     chance.textContent = shown ? words("chance-" + shown) : "";
