@@ -136,6 +136,9 @@ async def test_dashboard_is_live_draws_charts_and_its_controls_work(
         try:
             for visitor in visitors:
                 await visitor.get("/checkout")  # one in, three waiting
+            await room.engine.stock.set("default", 40)
+            await room.engine.timeline.add("default", {"mode": "<b>closed</b>"}, "ops",
+                                           in_seconds=3600)
             context = await browser.new_context(  # type: ignore[attr-defined]
                 viewport={"width": 1200, "height": 900})
             closing.push_async_callback(context.close)  # ends the page's open stream
@@ -145,6 +148,11 @@ async def test_dashboard_is_live_draws_charts_and_its_controls_work(
             await page.click("#d-login button")
             await async_api.expect(page.locator("#d-waiting")).to_have_text("3", timeout=10_000)
             assert await page.locator("#d-active").inner_text() == "1 / 1"
+            assert await page.locator("#d-stock").inner_text() == "40 / 0"
+            assert await page.locator("#d-method").inner_text() == "fifo"
+            planned = await page.locator("#d-steps li").inner_text()
+            assert '"mode":"<b>closed</b>"' in planned  # shown as text, never markup
+            assert await page.locator("#d-steps b").count() == 0
             # Charts need two samples; the stream sends one every two seconds.
             painted = """() => {
                 const c = document.getElementById('c-active');

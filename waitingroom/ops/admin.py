@@ -184,6 +184,9 @@ class AdminAPI:
                 "rate": snapshot["admission_rate_per_second"] or 0.0,
                 "breaker": snapshot["breaker"],
                 "captures": await self.engine.captures.count(room.name),
+                "sold": snapshot["sales"]["sold"],
+                "steps": [{"at_ms": step.at_ms, "changes": step.changes} for step in
+                          (await self.engine.timeline.steps(room.name))[:5]],
                 "config": config}
 
     def _history(self, room: Room) -> History:

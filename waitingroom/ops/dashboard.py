@@ -37,7 +37,10 @@ def dashboard_page(room: str) -> bytes:
         for key, label in (("waiting", "Waiting"), ("active", "Active / capacity"),
                            ("rate", "Admission rate"), ("eta", "ETA for the last in line"),
                            ("abandoned", "Abandoned"), ("breaker", "Breaker"),
-                           ("captures", "Captures")))
+                           ("captures", "Captures"), ("stock", "Stock left / sold"),
+                           ("method", "Queueing method")))
+    tiles += ('<div class="card"><p class="label">Planned changes (next 5)</p>'
+              '<ol id="d-steps" class="note"></ol></div>')
     charts = "".join(
         f'<div class="card"><p class="label">{label}</p><canvas id="c-{key}"></canvas></div>'
         for key, label in (("waiting", "Waiting, last hour"),

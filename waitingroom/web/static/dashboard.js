@@ -20,6 +20,17 @@
     $("d-breaker").className = "num" + (s.breaker === "closed" ? "" : " bad");
     $("d-captures").textContent = s.captures;
     var c = s.config;
+    $("d-stock").textContent = c.stock === null ? "not counted" : c.stock + " / " + s.sold;
+    $("d-stock").className = "num" + (c.stock === 0 ? " bad" : "");
+    $("d-method").textContent = c.method + (c.max_waiting ? ", at most " + c.max_waiting : "");
+    var steps = $("d-steps");
+    steps.textContent = "";
+    (s.steps || []).forEach(function (step) {  // text only: never markup from the API
+      var li = document.createElement("li");
+      li.textContent = new Date(step.at_ms).toLocaleString() + ": " + JSON.stringify(step.changes);
+      steps.appendChild(li);
+    });
+    if (!steps.firstChild) steps.textContent = "none";
     $("d-state").textContent = (c.paused ? "paused, " : "") + "mode " + c.mode +
       ", capture " + c.capture + (c.rate ? ", rate " + c.rate + "/min" : "");
     var eta = s.rate > 0 ? Math.round(s.waiting / s.rate) + " s" : "unknown";
