@@ -97,7 +97,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
                           help="simulated time step")
     simulate.add_argument("--seed", type=int, default=1)
     simulate.add_argument("--stock", type=int, help="units on sale: when they sell out, "
-                          "how many were let in, told early, turned away (quick model)")
+                          "how many were let in, told early, turned away")
     simulate.add_argument("--sales-per-session", type=float, default=1.0,
                           help="units an admitted shopper buys, on average")
     simulate.add_argument("--exact", action="store_true",
@@ -196,8 +196,6 @@ def _simulate(args: argparse.Namespace) -> int:
             rate_per_minute=args.rate, grace_seconds=args.grace_seconds,
             tick_seconds=args.tick_seconds, seed=args.seed, stock=args.stock,
             sales_per_session=args.sales_per_session)
-        if args.exact and plan.stock is not None:
-            raise ValueError("--stock is planned by the quick model only (not --exact)")
     except ValueError as exc:
         print(f"waitingroom: {exc}", file=sys.stderr)
         return 2

@@ -181,3 +181,25 @@ def test_the_quick_model_plans_a_sell_out_and_who_is_told_early() -> None:
     late = model_launch(Plan(ArrivalCurve.parse("0:0,1:100,20:100,21:0"), capacity=10,
                              session_seconds=60, stock=50))
     assert late.turned_away > 0  # arrivals after the sell-out got no place
+
+
+@pytest.mark.slow
+async def test_the_quick_model_sells_out_as_the_room_s_own_scripts_do(redis_url: str) -> None:
+    """A sell-out planned both ways, same plan and seed: the same arrivals; let in,
+    told early and waiting at the sell-out within 5%; the sell-out within 5% of time."""
+    plan = Plan(ArrivalCurve.parse("0:0,1:600,3:200,6:0"), capacity=40, session_seconds=60,
+                abandon_per_minute=0.02, stock=300, sales_per_session=0.8)
+    engine = Engine(Redis.from_url(redis_url), grace_seconds=plan.grace_seconds,
+                    session_idle_seconds=300, session_max_seconds=1800)
+    try:
+        exact = await simulate(plan, engine)
+    finally:
+        await engine.aclose()
+    quick = model_launch(plan)
+    assert exact.sold_out_seconds is not None and quick.sold_out_seconds is not None
+    assert quick.arrived == exact.arrived
+    assert len(quick.waits) == pytest.approx(len(exact.waits), rel=0.05)
+    assert quick.sold_out_seconds == pytest.approx(exact.sold_out_seconds, rel=0.05)
+    assert quick.told_unlikely == pytest.approx(exact.told_unlikely, rel=0.05)
+    assert quick.waiting_at_sell_out == pytest.approx(exact.waiting_at_sell_out, rel=0.05)
+    assert exact.told_unlikely > 0.5 * exact.arrived  # most heard early they would miss out

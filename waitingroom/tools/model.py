@@ -24,7 +24,7 @@ from collections import deque
 
 from waitingroom.room.chance import chance_of
 from waitingroom.status import poll_interval
-from waitingroom.tools.simulate import Outcome, Plan, Sample
+from waitingroom.tools.simulate import Outcome, Plan, Sample, units_bought
 
 _SAMPLE_EVERY_SECONDS = 1.0
 
@@ -54,7 +54,7 @@ def model_launch(plan: Plan) -> Outcome:
         while sessions and sessions[0] <= t:
             heapq.heappop(sessions)
             if stock is not None:
-                stock = max(0, stock - _units(rng, plan.sales_per_session))
+                stock = max(0, stock - units_bought(rng, plan.sales_per_session))
                 if stock == 0 and outcome.sold_out_seconds is None:
                     outcome.sold_out_seconds = t
                     outcome.waiting_at_sell_out = len(line) - len(lapsed)
@@ -111,9 +111,4 @@ def model_launch(plan: Plan) -> Outcome:
         outcome.drain_seconds = None
     return outcome
 
-
-def _units(rng: random.Random, per_session: float) -> int:
-    """What one session buys: ``per_session`` on average, in whole units."""
-    whole = math.floor(per_session)
-    return whole + (1 if rng.random() < per_session - whole else 0)
 

@@ -26,6 +26,7 @@ from itertools import pairwise
 from redis.asyncio import Redis
 
 from waitingroom.engine import Engine, VisitState
+from waitingroom.room.chance import chance_of
 from waitingroom.room.eta import AdmissionRate
 from waitingroom.status import poll_interval
 from waitingroom.tickets import new_visitor_id
@@ -163,12 +164,19 @@ class Outcome:
         return ordered[min(len(ordered) - 1, max(0, math.ceil(share * len(ordered)) - 1))]
 
 
+def units_bought(rng: random.Random, per_session: float) -> int:
+    """What one session buys as it ends: ``per_session`` on average, in whole units."""
+    whole = math.floor(per_session)
+    return whole + (1 if rng.random() < per_session - whole else 0)
+
+
 async def simulate(plan: Plan, engine: Engine,
                    report: Callable[[Sample], None] | None = None) -> Outcome:
     """Run ``plan`` through ``engine`` (on a Redis of its own: the room's keys are
     replaced) in simulated time; ``report`` gets every sample as it is taken."""
     await engine.rooms.clear(_ROOM)
-    await engine.rooms.configure(_ROOM, capacity=plan.capacity, rate=plan.rate_per_minute)
+    await engine.rooms.configure(_ROOM, capacity=plan.capacity, rate=plan.rate_per_minute,
+                                 stock=plan.stock)
     rng = random.Random(plan.seed)
     # Giving up at a constant hazard: patience is exponentially distributed.
     hazard = -math.log(1 - plan.abandon_per_minute) / 60
@@ -177,6 +185,7 @@ async def simulate(plan: Plan, engine: Engine,
     polls: list[tuple[float, float, float, str, int]] = []
     sessions: list[tuple[float, str]] = []  # (release at, session id)
     waiting = 0
+    stock_left = plan.stock
     rate = AdmissionRate()  # as the gates measure it: their advice to poll follows it
     next_sample = 0.0
     t = 0.0
@@ -186,6 +195,12 @@ async def simulate(plan: Plan, engine: Engine,
         while sessions and sessions[0][0] <= t:
             due_releases.append(heapq.heappop(sessions)[1])
         await asyncio.gather(*(engine.release(_ROOM, s) for s in due_releases))
+        if plan.stock is not None:  # each session buys as it ends, as the origin would say
+            for _ in due_releases:
+                left = await engine.stock.sold(_ROOM, units_bought(rng, plan.sales_per_session))
+                if left == 0 and outcome.sold_out_seconds is None:
+                    outcome.sold_out_seconds, outcome.waiting_at_sell_out = t, waiting
+            stock_left = (await engine.rooms.config(_ROOM)).stock
         for _ in range(round(plan.arrivals.expected(t + plan.tick_seconds)) - outcome.arrived):
             patience = rng.expovariate(hazard) if hazard > 0 else math.inf
             heapq.heappush(polls, (t, t, t + patience, new_visitor_id(), 0))
@@ -200,8 +215,16 @@ async def simulate(plan: Plan, engine: Engine,
             else:
                 due.append(waiter)
         visits = await asyncio.gather(*(engine.visit(_ROOM, w[3], number=w[4]) for w in due))
-        for (_, arrived, gives_up, visitor_id, _), visit in zip(due, visits, strict=True):
+        for (_, arrived, gives_up, visitor_id, number), visit in zip(due, visits, strict=True):
             rate.observe(visit.server_ms, visit.admitted_total)
+            if visit.state is VisitState.NO_PLACE:  # sold out: the page, no place
+                outcome.turned_away += 1
+                waiting -= 1
+                continue
+            if plan.stock is not None and number == 0 and visit.position and chance_of(
+                    visit.position, stock=stock_left or 0, active=len(sessions),
+                    sales_per_session=plan.sales_per_session).level == "unlikely":
+                outcome.told_unlikely += 1  # told on joining, as the room tells them
             if visit.state is VisitState.ADMITTED:
                 waiting -= 1
                 outcome.waits.append(t - arrived)
@@ -220,8 +243,8 @@ async def simulate(plan: Plan, engine: Engine,
                 report(outcome.samples[-1])
             next_sample += _SAMPLE_EVERY_SECONDS
         t += plan.tick_seconds
-        if t > plan.arrivals.end_seconds and not waiting:
-            break
+        if t > plan.arrivals.end_seconds and (not waiting or outcome.sold_out_seconds):
+            break  # drained, or sold out: nothing moves without a restock
     if waiting:
         outcome.drain_seconds = None
     return outcome
