@@ -17,7 +17,7 @@ from waitingroom.engine import Engine
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
 from waitingroom.tools.model import model_launch
-from waitingroom.tools.simulate import ArrivalCurve, Plan, simulate
+from waitingroom.tools.simulate import ArrivalCurve, Outcome, Plan, simulate
 
 CAPACITY = 3
 SESSION_SECONDS = 1.0
@@ -118,6 +118,18 @@ async def test_planner_predicts_the_drain_time_of_a_real_run(
     assert abs(predicted.drain_seconds - real_drain) <= DRAIN_TOLERANCE * real_drain
 
 
+async def both_ways(plan: Plan, redis_url: str) -> tuple[Outcome, Outcome]:
+    """``plan`` by the room's own scripts on a real Redis (``--exact``) and by the quick
+    model, same seed."""
+    engine = Engine(Redis.from_url(redis_url), grace_seconds=plan.grace_seconds,
+                    session_idle_seconds=300, session_max_seconds=1800)
+    try:
+        exact = await simulate(plan, engine)
+    finally:
+        await engine.aclose()
+    return exact, model_launch(plan)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("plan", [
     Plan(ArrivalCurve.parse("0:0,1:600,3:200,6:0"), capacity=50, session_seconds=60,
@@ -130,13 +142,7 @@ async def test_the_quick_model_agrees_with_the_room_s_own_scripts(
 ) -> None:
     """The plain-Python model (the planner's default) against the Lua scripts on a real
     Redis (``--exact``), same plan and seed: counts within 2%, drain and waits within 5%."""
-    engine = Engine(Redis.from_url(redis_url), grace_seconds=plan.grace_seconds,
-                    session_idle_seconds=300, session_max_seconds=1800)
-    try:
-        exact = await simulate(plan, engine)
-    finally:
-        await engine.aclose()
-    quick = model_launch(plan)
+    exact, quick = await both_ways(plan, redis_url)
     assert quick.arrived == exact.arrived
     assert len(quick.waits) == pytest.approx(len(exact.waits), rel=0.02)
     assert quick.abandoned == pytest.approx(exact.abandoned, rel=0.02, abs=2)
@@ -189,13 +195,7 @@ async def test_the_quick_model_sells_out_as_the_room_s_own_scripts_do(redis_url:
     told early and waiting at the sell-out within 5%; the sell-out within 5% of time."""
     plan = Plan(ArrivalCurve.parse("0:0,1:600,3:200,6:0"), capacity=40, session_seconds=60,
                 abandon_per_minute=0.02, stock=300, sales_per_session=0.8)
-    engine = Engine(Redis.from_url(redis_url), grace_seconds=plan.grace_seconds,
-                    session_idle_seconds=300, session_max_seconds=1800)
-    try:
-        exact = await simulate(plan, engine)
-    finally:
-        await engine.aclose()
-    quick = model_launch(plan)
+    exact, quick = await both_ways(plan, redis_url)
     assert exact.sold_out_seconds is not None and quick.sold_out_seconds is not None
     assert quick.arrived == exact.arrived
     assert len(quick.waits) == pytest.approx(len(exact.waits), rel=0.05)
