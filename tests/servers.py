@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
@@ -159,6 +160,20 @@ class FaultyLink:
             pass
         finally:
             sink.close()
+
+
+class Mailbox:
+    """An SMTP server's handler (for aiosmtpd): keeps every message; ``arrived`` is set
+    on each."""
+
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+        self.arrived = threading.Event()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(envelope.content)
+        self.arrived.set()
+        return "250 OK"
 
 
 class Origin:

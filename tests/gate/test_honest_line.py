@@ -245,3 +245,4 @@ async def test_in_a_random_draw_a_waiter_is_told_so_and_shown_no_number(
             states = [(await c.get("/_wr/status")).json()["state"] for c in (bob, cy)]
             return sorted(states) == ["admitted", "draw"]
         await eventually(one_drawn, "one of the two waiting drawn")
+

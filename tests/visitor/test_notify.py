@@ -8,36 +8,21 @@ import hashlib
 import hmac
 import json
 import re
-import threading
 from collections.abc import Callable
 from email import message_from_bytes, policy
-from typing import Any
 
 import httpx
 import pytest
 from starlette.types import Receive, Scope, Send
 
 from tests.places import RoomClock
-from tests.servers import Origin, read_body, serve_in_process
+from tests.servers import Mailbox, Origin, cli, ops_and_shop, read_body, serve_in_process
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
 from waitingroom.tools.redis_server import free_port
 
 aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller")
 WEBHOOK_SECRET = "webhook-secret-0123456789"
-
-
-class _Mailbox:
-    """An SMTP server's handler: keeps every message; ``arrived`` is set on each."""
-
-    def __init__(self) -> None:
-        self.messages: list[bytes] = []
-        self.arrived = threading.Event()
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(envelope.content)
-        self.arrived.set()
-        return "250 OK"
 
 
 class _Webhook:
@@ -62,7 +47,7 @@ class _Webhook:
 async def test_a_notified_visitor_gets_one_message_and_the_link_admits_once(
     make_settings: Callable[..., Settings],
 ) -> None:
-    mailbox, webhook = _Mailbox(), _Webhook()
+    mailbox, webhook = Mailbox(), _Webhook()
     smtp = aiosmtpd_controller.Controller(mailbox, hostname="127.0.0.1", port=free_port())
     smtp.start()
     origin = Origin()
@@ -81,7 +66,7 @@ async def test_a_notified_visitor_gets_one_message_and_the_link_admits_once(
         smtp.stop()
 
 
-async def _drive(room: WaitingRoomMiddleware, origin: Origin, mailbox: _Mailbox,
+async def _drive(room: WaitingRoomMiddleware, origin: Origin, mailbox: Mailbox,
                  webhook: _Webhook) -> None:
     transport = httpx.ASGITransport(app=room)
 
@@ -137,7 +122,7 @@ async def test_an_away_visitor_is_told_when_a_session_just_runs_out(
 ) -> None:
     """Nobody polls and nobody finishes: the only shopper's session ends by its idle
     timeout. The room's upkeep must still let the away visitor in, and tell them."""
-    mailbox = _Mailbox()
+    mailbox = Mailbox()
     smtp = aiosmtpd_controller.Controller(mailbox, hostname="127.0.0.1", port=free_port())
     smtp.start()
     room = WaitingRoomMiddleware(Origin(), settings=make_settings(
@@ -184,3 +169,46 @@ async def test_the_notify_pages_speak_french_and_lead_back_to_the_line(
             assert '<a href="/checkout">Retour à la file</a>' in done.text
     finally:
         await room.aclose()
+
+
+async def test_a_restock_tells_those_who_left_their_details_once(
+    room_env: dict[str, str],
+) -> None:
+    """Two serve processes, a real SMTP server: each detail left before the restock is
+    told once; one left after it waits for the next."""
+    mailbox = Mailbox()
+    smtp = aiosmtpd_controller.Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    env = {**room_env, "WAITINGROOM_SMTP_URL": f"smtp://127.0.0.1:{smtp.port}",
+           "WAITINGROOM_PUBLIC_URL": "https://shop.example"}
+    try:
+        async with ops_and_shop(env, visitors=4) as (ops_url, _, (buyer, ann, bob, cy)):
+            cli(ops_url, "stock", "1")
+            assert (await buyer.get("/checkout")).text.startswith("origin:")
+            assert (await buyer.get("/checkout/buy")).status_code == 200  # sold out
+            await asyncio.sleep(1.1)
+            for client, email in ((ann, "ann@example.com"), (bob, "bob@example.com")):
+                assert await leave_interest(client, email)
+            cli(ops_url, "stock", "5")  # restock: both are told, each once
+            for _ in range(100):
+                if len(mailbox.messages) >= 2:
+                    break
+                await asyncio.sleep(0.1)
+            assert await leave_interest(cy, "cy@example.com")  # after it: not this time
+            await asyncio.sleep(2)  # both processes have looked again
+        told = [message_from_bytes(m, policy=policy.default) for m in mailbox.messages]
+        assert sorted(m["To"] for m in told) == ["ann@example.com", "bob@example.com"]
+        assert all(m["Subject"] == "More stock is in" for m in told)
+        assert "https://shop.example/" in told[0].get_content()
+    finally:
+        smtp.stop()
+
+
+async def leave_interest(client: httpx.AsyncClient, email: str) -> bool:
+    """Fill in the form for hearing of more stock; True once it is stored."""
+    form = (await client.get("/_wr/interest")).text
+    csrf = form.split('name="csrf" value="')[1].split('"')[0]
+    sent = await client.post("/_wr/interest", data={
+        "csrf": csrf, "name": "A Shopper", "email": email, "product": "waitPhone",
+        "consent": "yes"})
+    return sent.status_code == 200 and "WI-" in sent.text

@@ -55,7 +55,9 @@ class Engine:
         self.redis = redis
         self.timing = Timing(grace_seconds * 1000, session_idle_seconds * 1000,
                              session_max_seconds * 1000, session_first_idle_seconds * 1000)
-        self.rooms = RoomStore(redis)
+        self.stock = StockStore(redis)
+        """What each room sells: the stock left and the units sold."""
+        self.rooms = RoomStore(redis, self.stock)
         """Config, counts, the registry of rooms made at run time, the audit log."""
         self.captures = CaptureStore(redis)
         """Captured orders and their replay."""
@@ -63,8 +65,6 @@ class Engine:
         """The shared circuit breaker of each room's order flow."""
         self.places = PlaceStore(redis, self.timing)
         """Invites, notify-me, places moved to another device, once-only tokens."""
-        self.stock = StockStore(redis)
-        """What each room sells: the stock left and the units sold."""
         self.timeline = TimelineStore(redis)
         """Setting changes planned for set times, each applied once."""
         self.announcements = Announcements(redis)

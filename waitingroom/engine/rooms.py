@@ -14,6 +14,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.typing import EncodableT, FieldT
 
 from waitingroom.engine.keys import HEARD_SLOTS, LINE_BUCKET, chunks, room_keys, server_ms
+from waitingroom.engine.stock import StockStore
 
 MODES = ("normal", "open", "closed")
 METHODS = ("fifo", "random", "passthrough", "reject")
@@ -58,6 +59,8 @@ class RoomConfig:
     draw among those waiting at each admission), ``passthrough``
     (sessions counted, everyone let in at once) or ``reject`` (no line: who cannot walk
     straight in gets the 'line is full' page and no place)."""
+    restocked_at_ms: int = 0
+    """When the stock last came back from 0 (room time, ms); 0: never."""
     next_step_ms: int | None = None
     """When the room's next planned change is due (Redis time, ms); None if none."""
 
@@ -102,8 +105,9 @@ class RoomCounts:
 class RoomStore:
     """Every room's config, counts, registry and audit log (``Engine.rooms``)."""
 
-    def __init__(self, redis: Redis | RedisCluster) -> None:
+    def __init__(self, redis: Redis | RedisCluster, stock: StockStore) -> None:
         self.redis = redis
+        self._stock = stock
 
     async def seed(
         self, room: str, *, capacity: int, message: str = "", capture: str = "auto"
@@ -140,10 +144,8 @@ class RoomStore:
         ``messages``: the message in other languages, by code (an empty one is
         removed: that language then gets ``message``). ``stock``: the units left
         (``"off"``: stop counting)."""
-        if stock == "off":
-            await self.redis.hdel(room_keys(room).config, "stock")
-        elif stock is not None and stock < 0:
-            raise ValueError("stock must be 0 or more")
+        if stock is not None:  # a restock is stamped: those who asked are told once
+            await self._stock.set(room, None if stock == "off" else stock)
         if capacity is not None and capacity < 1:
             raise ValueError("capacity must be at least 1")
         if method is not None and method not in METHODS:
@@ -161,7 +163,7 @@ class RoomStore:
         changes: dict[str, float | str | None] = {
             "capacity": capacity, "mode": mode, "message": message, "capture": capture,
             "rate": rate, "start_at": start_at_ms, "max_waiting": max_waiting,
-            "sales_per_session": sales_per_session, "stock": stock if stock != "off" else None,
+            "sales_per_session": sales_per_session,
             "method": method,
             "paused": None if paused is None else str(int(paused))}
         mapping: dict[FieldT, EncodableT] = {
@@ -216,6 +218,7 @@ class RoomStore:
             stock=int(raw[b"stock"]) if b"stock" in raw else None,
             max_waiting=int(raw.get(b"max_waiting", 0)),
             method=raw.get(b"method", b"fifo").decode(),
+            restocked_at_ms=int(raw.get(b"restocked_at", 0)),
             sales_per_session=float(raw.get(b"sales_per_session", 1.0)),
         )
 

@@ -3,6 +3,7 @@ sold (``lua/sell.lua``) and the sales per session they come to."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -36,16 +37,24 @@ class StockStore:
     def __init__(self, redis: Redis | RedisCluster) -> None:
         self.redis = redis
         self._sell = register_script(redis, "sell")
+        self._set = register_script(redis, "set_stock")
+        self._take_interest = register_script(redis, "take_interest")
 
     async def set(self, room: str, units: int | None) -> None:
-        """Count ``units`` as the stock left (0: sold out; None: stop counting)."""
-        key = room_keys(room).config
-        if units is None:
-            await self.redis.hdel(key, "stock")
-        elif units < 0:
+        """Count ``units`` as the stock left (0: sold out; None: stop counting); a
+        restock from 0 is stamped for :meth:`take_interest`."""
+        if units is not None and units < 0:
             raise ValueError("stock must be 0 or more")
-        else:
-            await self.redis.hset(key, "stock", units)
+        await self._set(room_keys(room).core, ("" if units is None else units,))
+
+    async def take_interest(self, room: str, count: int = 100) -> list[dict[str, str]]:
+        """Up to ``count`` of the details left (``/_wr/interest``) before the last
+        restock and not yet told of it, oldest first: each taken by one caller, once.
+        Each is the record's fields (``email``, ``phone``, ...)."""
+        keys = room_keys(room)
+        entries = await self._take_interest((*keys.core, keys.interest), (count,))
+        return [json.loads(dict(zip(data[::2], data[1::2], strict=True))[b"fields"])
+                for _, data in entries]
 
     async def sold(self, room: str, units: int) -> int | None:
         """Count ``units`` sold; the stock left (None when the room counts none)."""

@@ -58,6 +58,7 @@ class RoomGate:
         room.every_tick(self.desk.drain_spool)
         room.every_tick(self.interest.drain_spool)
         room.every_tick(self.notices.send_due)
+        room.every_tick(self.notices.tell_restock)
         self.routes: dict[str, Handler] = room_routes(room, self.desk, self.interest,
                                                       self.notices)
         """The room's own endpoints under ``/_wr/``, by path."""

@@ -31,13 +31,28 @@ _TIMEOUT_SECONDS = 10
 
 @dataclass(frozen=True, slots=True)
 class Notice:
-    """One "it's your turn" message."""
+    """One message: "it's your turn" or, for ``restock``, "more stock is in"."""
 
     room: str
     email: str
     phone: str
     link: str
-    """The one-time link that admits the visitor."""
+    """The one-time link that admits the visitor (for a restock: the shop)."""
+    restock: bool = False
+
+    @property
+    def subject(self) -> str:
+        """The message's subject line."""
+        return "More stock is in" if self.restock else "It's your turn"
+
+    @property
+    def text(self) -> str:
+        """The message's words, with the link."""
+        if self.restock:
+            return (f"You asked to hear if more stock came in: it has. The line is moving "
+                    f"again; join it here:\n\n{self.link}\n")
+        return (f"It's your turn. Open this link within the next minutes to go straight "
+                f"in (it works once):\n\n{self.link}\n")
 
 
 class Notifier:
@@ -77,9 +92,8 @@ class Notifier:
         message = EmailMessage()
         message["From"] = self._sender
         message["To"] = notice.email
-        message["Subject"] = "It's your turn"
-        message.set_content(f"It's your turn. Open this link within the next minutes to "
-                            f"go straight in (it works once):\n\n{notice.link}\n")
+        message["Subject"] = notice.subject
+        message.set_content(notice.text)
         with smtplib.SMTP(self._smtp.hostname, self._smtp.port or 25,
                           timeout=_TIMEOUT_SECONDS) as smtp:
             if self._smtp.username:
@@ -89,7 +103,8 @@ class Notifier:
 
     async def _post(self, notice: Notice) -> None:
         body = json.dumps({"room": notice.room, "phone": notice.phone, "url": notice.link,
-                           "text": f"It's your turn: {notice.link}"}).encode()
+                           "kind": "restock" if notice.restock else "turn",
+                           "text": f"{notice.subject}: {notice.link}"}).encode()
         signature = hmac.new(self._webhook_key, body, hashlib.sha256).hexdigest()
         timeout = aiohttp.ClientTimeout(total=_TIMEOUT_SECONDS)
         async with aiohttp.ClientSession(timeout=timeout) as session, session.post(

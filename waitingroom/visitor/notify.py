@@ -36,6 +36,8 @@ class Notices:
         self.room = room
         self.notifier = Notifier(room.settings)
         self._sending: set[asyncio.Task[None]] = set()
+        self._restock_told = 0
+        """The last restock whose interest records this process found all taken."""
 
     async def ask(self, request: Request, receive: Receive, send: Send) -> None:
         """``POST /_wr/notify`` (form or JSON: ``email`` and/or ``phone``, ``to``): tell
@@ -125,10 +127,27 @@ class Notices:
             link = record["origin"] + "/_wr/claim?" + urlencode(
                 {"room": room.name, "t": room.tickets.issue_claim(room.name, visitor_id),
                  "to": record["to"]})
-            task = asyncio.create_task(self.notifier.send(
-                Notice(room.name, record["email"], record["phone"], link)))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
+            self._send(Notice(room.name, record["email"], record["phone"], link))
+
+    async def tell_restock(self) -> None:
+        """After a restock, tell those who left their details (``/_wr/interest``) before
+        it: each once, by whichever process takes them (a batch a tick)."""
+        room = self.room
+        config = await room.config()
+        if not self.notifier.enabled or config.restocked_at_ms <= self._restock_told:
+            return
+        records = await room.engine.stock.take_interest(room.name)
+        if not records:
+            self._restock_told = config.restocked_at_ms
+        link = room.settings.public_url.rstrip("/") + "/"
+        for fields in records:
+            self._send(Notice(room.name, fields.get("email", ""), fields.get("phone", ""),
+                              link, restock=True))
+
+    def _send(self, notice: Notice) -> None:
+        task = asyncio.create_task(self.notifier.send(notice))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
 
     async def aclose(self) -> None:
         """Wait for the notices being sent."""
