@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable
 
 from waitingroom.tools.model import model_launch
-from waitingroom.tools.simulate import ArrivalCurve, Outcome, Plan, plan_launch
+from waitingroom.tools.plan import ArrivalCurve, Outcome, Plan
+from waitingroom.tools.simulate import plan_launch
 
 LAUNCHES = {
     "README example (79,000 arrivals)": Plan(

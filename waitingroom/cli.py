@@ -98,6 +98,9 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     simulate.add_argument("--seed", type=int, default=1)
     simulate.add_argument("--stock", type=int, help="units on sale: when they sell out, "
                           "how many were let in, told early, turned away")
+    simulate.add_argument("--step", action="append", default=[], metavar="MINUTE:CHANGES",
+                          help="a planned change, e.g. 30:capacity=800,rate=2000 or "
+                               "45:stock=2000 (a restock); repeat for more")
     simulate.add_argument("--sales-per-session", type=float, default=1.0,
                           help="units an admitted shopper buys, on average")
     simulate.add_argument("--exact", action="store_true",
@@ -188,14 +191,16 @@ async def _demo(port: int, capacity: int) -> None:
 
 def _simulate(args: argparse.Namespace) -> int:
     from waitingroom.tools import model, simulate
+    from waitingroom.tools.plan import ArrivalCurve, Plan, PlannedStep
 
     try:
-        plan = simulate.Plan(
-            simulate.ArrivalCurve.parse(args.arrivals), capacity=args.capacity,
+        plan = Plan(
+            ArrivalCurve.parse(args.arrivals), capacity=args.capacity,
             session_seconds=args.session_minutes * 60, abandon_per_minute=args.abandon_rate,
             rate_per_minute=args.rate, grace_seconds=args.grace_seconds,
             tick_seconds=args.tick_seconds, seed=args.seed, stock=args.stock,
-            sales_per_session=args.sales_per_session)
+            sales_per_session=args.sales_per_session,
+            steps=tuple(PlannedStep.parse(step) for step in args.step))
     except ValueError as exc:
         print(f"waitingroom: {exc}", file=sys.stderr)
         return 2

@@ -24,7 +24,7 @@ from collections import deque
 
 from waitingroom.room.chance import chance_of
 from waitingroom.status import poll_interval
-from waitingroom.tools.simulate import Outcome, Plan, Sample, units_bought
+from waitingroom.tools.plan import Outcome, Plan, Sample, units_bought
 
 _SAMPLE_EVERY_SECONDS = 1.0
 
@@ -44,13 +44,20 @@ def model_launch(plan: Plan) -> Outcome:
     lapsing: list[tuple[float, int]] = []
     lapsed: set[int] = set()
     sessions: list[float] = []  # when each session ends (a heap)
-    bucket = burst = max(1.0, math.ceil(plan.rate_per_minute / 60))
+    capacity, rate = plan.capacity, plan.rate_per_minute  # as the timeline changes them
+    bucket = burst = max(1.0, math.ceil(rate / 60))
     # A slot found free is taken at the head's next poll: half a second on average (the
     # queue page asks every second once its turn is due).
     claim_delay = poll_interval(1, plan.grace_seconds, 1.0) / 2
     tick, t, next_sample = plan.tick_seconds, 0.0, 0.0
     stock = plan.stock  # units left, as the room counts them (sold as sessions end)
     while t <= plan.max_hours * 3600:
+        for step in plan.steps_due(t - tick if t else -1.0, t):
+            capacity = step.capacity or capacity
+            if step.rate_per_minute is not None:
+                rate = step.rate_per_minute
+                burst = max(1.0, math.ceil(rate / 60))
+            stock = stock if step.stock is None else step.stock
         while sessions and sessions[0] <= t:
             heapq.heappop(sessions)
             if stock is not None:
@@ -83,10 +90,10 @@ def model_launch(plan: Plan) -> Outcome:
             shopper = heapq.heappop(lapsing)[1]
             if shopper in gone:
                 lapsed.add(shopper)
-        if plan.rate_per_minute:
-            bucket = min(burst, bucket + tick * plan.rate_per_minute / 60)
-        while line and len(sessions) < plan.capacity and stock != 0 and (
-                not plan.rate_per_minute or bucket >= 1):
+        if rate:
+            bucket = min(burst, bucket + tick * rate / 60)
+        while line and len(sessions) < capacity and stock != 0 and (
+                not rate or bucket >= 1):
             shopper = line.popleft()
             if shopper in gone:  # the slot goes to the next who is here
                 gone.discard(shopper)
@@ -105,8 +112,9 @@ def model_launch(plan: Plan) -> Outcome:
                                           outcome.abandoned))
             next_sample += _SAMPLE_EVERY_SECONDS
         t += tick
-        if t > plan.arrivals.end_seconds and (not line or stock == 0):
-            break  # drained, or sold out: nothing moves without a restock
+        if t > plan.arrivals.end_seconds and (not line or stock == 0) and not (
+                plan.steps_due(t - tick, math.inf)):  # (none still to apply)
+            break  # drained, or sold out with no restock to come
     if line:
         outcome.drain_seconds = None
     return outcome

@@ -19,9 +19,7 @@ import asyncio
 import heapq
 import math
 import random
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from itertools import pairwise
+from collections.abc import Callable
 
 from redis.asyncio import Redis
 
@@ -30,144 +28,12 @@ from waitingroom.room.chance import chance_of
 from waitingroom.room.eta import AdmissionRate
 from waitingroom.status import poll_interval
 from waitingroom.tickets import new_visitor_id
+from waitingroom.tools.plan import Outcome, Plan, Sample, units_bought
 from waitingroom.tools.redis_server import RedisServer
 
 _ROOM = "simulated"
 _START_MS = 1_000_000_000_000  # any fixed epoch: only differences matter
 _SAMPLE_EVERY_SECONDS = 1.0
-
-
-class ArrivalCurve:
-    """Arrivals per minute over time: points ``MINUTE:PER_MINUTE`` joined by straight
-    lines, nothing before the first point or after the last.
-
-    ``"0:0,1:20000,5:2000,30:0"``: a spike to 20k a minute one minute in, down to 2k a
-    minute by minute 5, then tailing off to none at minute 30.
-    """
-
-    def __init__(self, points: Sequence[tuple[float, float]]) -> None:
-        if len(points) < 2:
-            raise ValueError("arrivals need at least two MINUTE:PER_MINUTE points")
-        if any(b[0] <= a[0] for a, b in pairwise(points)):
-            raise ValueError("arrival minutes must increase")
-        if any(m < 0 or rate < 0 for m, rate in points):
-            raise ValueError("arrival minutes and rates must not be negative")
-        self.points = [(m * 60.0, rate / 60.0) for m, rate in points]  # seconds, per second
-
-    @classmethod
-    def parse(cls, text: str) -> ArrivalCurve:
-        """Read ``MINUTE:PER_MINUTE,...``; ValueError says what is wrong."""
-        try:
-            points = [tuple(float(x) for x in part.split(":")) for part in text.split(",")]
-        except ValueError:
-            raise ValueError(f"arrivals must look like 0:0,1:20000,30:0, not {text!r}") from None
-        if any(len(p) != 2 for p in points):
-            raise ValueError(f"arrivals must look like 0:0,1:20000,30:0, not {text!r}")
-        return cls([(p[0], p[1]) for p in points])
-
-    @property
-    def end_seconds(self) -> float:
-        """When the last arrival can come."""
-        return self.points[-1][0]
-
-    def expected(self, until: float) -> float:
-        """Arrivals expected from the start until ``until`` seconds (the area under the
-        curve)."""
-        total = 0.0
-        for (t0, r0), (t1, r1) in pairwise(self.points):
-            if until <= t0:
-                break
-            end = min(until, t1)
-            r_end = r0 + (r1 - r0) * (end - t0) / (t1 - t0)
-            total += (r0 + r_end) / 2 * (end - t0)
-        return total
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """What to simulate."""
-
-    arrivals: ArrivalCurve
-    capacity: int
-    session_seconds: float
-    """How long an admitted visitor holds a session before releasing it."""
-    abandon_per_minute: float = 0.0
-    """Share of the visitors waiting who give up in each minute of waiting (0-1)."""
-    rate_per_minute: int = 0
-    """Admission rate limit on top of the cap (0: none)."""
-    grace_seconds: int = 60
-    tick_seconds: float = 1.0
-    """Simulated time step; visitors act at most once a step."""
-    max_hours: float = 48.0
-    """Give up after this much simulated time (the line never drains)."""
-    seed: int = 1
-    stock: int | None = None
-    """Units on sale (None: not counted); the quick model sells out."""
-    sales_per_session: float = 1.0
-    """Units an admitted shopper buys, on average, when the session ends."""
-
-    def __post_init__(self) -> None:
-        for ok, problem in (
-            (self.capacity >= 1, "--capacity must be at least 1"),
-            (self.session_seconds > 0, "--session-minutes must be above 0"),
-            (0 <= self.abandon_per_minute < 1, "--abandon-rate must be from 0 to below 1"),
-            (self.rate_per_minute >= 0, "--rate must be 0 (no limit) or more"),
-            (self.grace_seconds >= 6, "--grace-seconds must be at least 6"),
-            (0 < self.tick_seconds <= 10, "--tick-seconds must be above 0 and at most 10"),
-            (self.stock is None or self.stock >= 0, "--stock must be 0 or more"),
-            (0.01 <= self.sales_per_session <= 1000, "--sales-per-session must be 0.01-1000"),
-        ):
-            if not ok:
-                raise ValueError(problem)
-
-
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """The room at one moment of simulated time."""
-
-    t: float
-    """Seconds since the start."""
-    arrived: int
-    waiting: int
-    active: int
-    admitted: int
-    abandoned: int = 0
-    """Gave up so far."""
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What the simulation saw."""
-
-    samples: list[Sample] = field(default_factory=list)
-    waits: list[float] = field(default_factory=list)
-    """Seconds from arrival to admission, one per admitted visitor."""
-    arrived: int = 0
-    abandoned: int = 0
-    max_active: int = 0
-    drain_seconds: float | None = None
-    """When the last visitor in line was admitted (None: not within ``max_hours``)."""
-    sold_out_seconds: float | None = None
-    """When the stock ran out (None: it lasted, or was not counted)."""
-    told_unlikely: int = 0
-    """Arrivals told on joining that the stock would most likely run out first."""
-    waiting_at_sell_out: int = 0
-    """Those in line when it sold out, told so at once."""
-    turned_away: int = 0
-    """Arrivals after the sell-out: shown the sold-out page, given no place."""
-
-    def wait_percentile(self, share: float) -> float | None:
-        """The wait at or below which ``share`` (0-1) of admitted visitors got in."""
-        if not self.waits:
-            return None
-        ordered = sorted(self.waits)
-        return ordered[min(len(ordered) - 1, max(0, math.ceil(share * len(ordered)) - 1))]
-
-
-def units_bought(rng: random.Random, per_session: float) -> int:
-    """What one session buys as it ends: ``per_session`` on average, in whole units."""
-    whole = math.floor(per_session)
-    return whole + (1 if rng.random() < per_session - whole else 0)
 
 
 async def simulate(plan: Plan, engine: Engine,
@@ -191,6 +57,11 @@ async def simulate(plan: Plan, engine: Engine,
     t = 0.0
     while t <= plan.max_hours * 3600:
         await engine.rooms.set_clock(_ROOM, _START_MS + round(t * 1000))
+        for step in plan.steps_due(t - plan.tick_seconds if t else -1.0, t):
+            await engine.rooms.configure(_ROOM, capacity=step.capacity,
+                                         rate=step.rate_per_minute, stock=step.stock)
+            if step.stock:
+                stock_left = step.stock
         due_releases = []
         while sessions and sessions[0][0] <= t:
             due_releases.append(heapq.heappop(sessions)[1])
@@ -243,8 +114,10 @@ async def simulate(plan: Plan, engine: Engine,
                 report(outcome.samples[-1])
             next_sample += _SAMPLE_EVERY_SECONDS
         t += plan.tick_seconds
-        if t > plan.arrivals.end_seconds and (not waiting or outcome.sold_out_seconds):
-            break  # drained, or sold out: nothing moves without a restock
+        if t > plan.arrivals.end_seconds and (
+                not waiting or stock_left == 0) and not plan.steps_due(
+                    t - plan.tick_seconds, math.inf):  # (none still to apply)
+            break  # drained, or sold out with no restock to come
     if waiting:
         outcome.drain_seconds = None
     return outcome
@@ -282,6 +155,11 @@ def summary(plan: Plan, outcome: Outcome) -> str:
         "after the first arrival",
         f"most sessions at once: {outcome.max_active} (capacity {plan.capacity})",
         *_stock_lines(plan, outcome, minutes),
+        *(f"planned at minute {step.minute:g}: " + ", ".join(
+            f"{name} {value}" for name, value in (
+                ("capacity", step.capacity), ("rate/min", step.rate_per_minute),
+                ("stock", step.stock)) if value is not None)
+          for step in sorted(plan.steps, key=lambda s: s.minute)),
         "",
     ]
     last = outcome.samples[-1].t / 60 if outcome.samples else 0
@@ -302,8 +180,7 @@ def _stock_lines(plan: Plan, outcome: Outcome,
     if outcome.sold_out_seconds is None:
         return [f"stock {plan.stock} at {plan.sales_per_session:g} a session: it lasted"]
     return [f"stock {plan.stock} at {plan.sales_per_session:g} a session: sold out "
-            f"{minutes(outcome.sold_out_seconds)} after the first arrival, "
-            f"{len(outcome.waits)} admitted by then",
+            f"{minutes(outcome.sold_out_seconds)} after the first arrival",
             f"told early (on joining: most likely to run out first): {outcome.told_unlikely}; "
             f"in line at the sell-out, told at once: {outcome.waiting_at_sell_out}; "
             f"arrived after it (sold-out page, no place): {outcome.turned_away}"]
