@@ -209,13 +209,14 @@ def cli(url: str, *args: str) -> dict[str, Any]:
     return json.loads(result.stdout)  # type: ignore[no-any-return]
 
 
-async def eventually(check: Callable[[], Any], what: str) -> None:
-    """Within about a second (each process re-reads the room config every second)."""
-    for _ in range(30):
-        if await check():
-            return
+async def eventually(check: Callable[[], Any], what: str, within: float = 1.5) -> None:
+    """``check()`` comes true within ``within`` seconds (by default about a second:
+    each process re-reads the room config every second)."""
+    deadline = time.monotonic() + within
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {within:g} s: {what}")
         await asyncio.sleep(0.05)
-    raise AssertionError(f"not within 1.5 s: {what}")
 
 
 @asynccontextmanager

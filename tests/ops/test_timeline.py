@@ -10,7 +10,7 @@ from contextlib import ExitStack
 import httpx
 
 from tests.conftest import AUTH
-from tests.servers import Origin, cli, serve_in_process, waitingroom_serve
+from tests.servers import Origin, cli, eventually, serve_in_process, waitingroom_serve
 from waitingroom.engine import Engine
 
 
@@ -28,11 +28,10 @@ async def test_a_step_applies_once_with_three_processes_running(
             assert [s["id"] for s in cli(urls[2], "timeline")["steps"]] == [
                 planned["id"], dropped["id"], later["id"]]  # soonest first
             assert cli(urls[2], "cancel", dropped["id"])["cancelled"]["id"] == dropped["id"]
-            for _ in range(100):  # due in 4 s; each process looks twice a second
-                config = cli(urls[0], "show")["config"]
-                if config["capacity"] == 7:
-                    break
-                await asyncio.sleep(0.1)
+            async def applied_now() -> bool:  # due in 4 s; each process looks twice a second
+                return bool(cli(urls[0], "show")["config"]["capacity"] == 7)
+            await eventually(applied_now, "the step applied when due", within=10)
+            config = cli(urls[0], "show")["config"]
             assert (config["capacity"], config["message"], config["stock"]) == (
                 7, "Doors open", 120)
             await asyncio.sleep(2.5)  # every process has looked again; the 5 s step was due

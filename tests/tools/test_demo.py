@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.servers import serve_in_process
+from tests.servers import eventually, serve_in_process
 from waitingroom.app import build_proxy_app
 from waitingroom.capture.replay import Replayer
 from waitingroom.engine import Engine
@@ -37,11 +37,10 @@ async def test_the_demo_story(redis_url: str, tmp_path: Path) -> None:
             assert shop.overloads == 0  # the queue kept the checkout under its limit
 
             await first.post("/ops/break")
-            for _ in range(50):
-                page = (await first.get("/checkout")).text
-                if "/_wr/capture" in page:
-                    break
-                await asyncio.sleep(0.1)
+            async def capturing() -> bool:
+                return "/_wr/capture" in (await first.get("/checkout")).text
+            await eventually(capturing, "the capture form after the break", within=5)
+            page = (await first.get("/checkout")).text
             token = re.search(r'name="csrf" value="([^"]+)"', page)
             assert token
             done = await first.post("/_wr/capture", data={
@@ -98,11 +97,10 @@ async def test_the_demo_command_prints_a_working_admin_token_and_sends_notices()
                                                            "to": "/checkout"})
             assert told.status_code == 200
             await shopper.post("/checkout")  # an order placed: the slot goes to the waiter
-            for _ in range(100):
-                notices = (await shopper.get("/notices")).text
-                if "bo@example.com" in notices:
-                    break
-                await asyncio.sleep(0.1)
+            async def emailed() -> bool:
+                return "bo@example.com" in (await shopper.get("/notices")).text
+            await eventually(emailed, "the notify-me email at /notices", within=10)
+            notices = (await shopper.get("/notices")).text
             link = re.search(r'href="(http://[^"]+/_wr/claim\?[^"]+)"', notices)
             assert link, notices
             async with httpx.AsyncClient() as phone:

@@ -16,7 +16,15 @@ import pytest
 from starlette.types import Receive, Scope, Send
 
 from tests.places import RoomClock
-from tests.servers import Mailbox, Origin, cli, ops_and_shop, read_body, serve_in_process
+from tests.servers import (
+    Mailbox,
+    Origin,
+    cli,
+    eventually,
+    ops_and_shop,
+    read_body,
+    serve_in_process,
+)
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
 from waitingroom.tools.redis_server import free_port
@@ -190,10 +198,9 @@ async def test_a_restock_tells_those_who_left_their_details_once(
             for client, email in ((ann, "ann@example.com"), (bob, "bob@example.com")):
                 assert await leave_interest(client, email)
             cli(ops_url, "stock", "5")  # restock: both are told, each once
-            for _ in range(100):
-                if len(mailbox.messages) >= 2:
-                    break
-                await asyncio.sleep(0.1)
+            async def both_told() -> bool:
+                return len(mailbox.messages) >= 2
+            await eventually(both_told, "both told of the restock", within=10)
             assert await leave_interest(cy, "cy@example.com")  # after it: not this time
             await asyncio.sleep(2)  # both processes have looked again
         told = [message_from_bytes(m, policy=policy.default) for m in mailbox.messages]
