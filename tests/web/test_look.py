@@ -290,3 +290,17 @@ def test_a_queue_page_its_script_cannot_update_is_pointed_out_at_start_up(
         Pages()  # ours: nothing to say
     said = [r.getMessage() for r in caplog.records]
     assert len(said) == 1 and 'id="wr-card"' in said[0] and "queue.js" in said[0]
+
+
+def test_the_page_bench_still_builds_every_page_it_times() -> None:
+    """``loadtests/bench_pages.py`` times the pages' own code (a page given a value it
+    no longer takes would fail here, not on the day someone measures)."""
+    import subprocess
+    import sys
+
+    bench = PACKAGE.parent / "loadtests" / "bench_pages.py"
+    result = subprocess.run([sys.executable, str(bench), "--rounds", "1"],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode in (0, 1), result.stderr  # 1: a goal missed on a busy host
+    assert "whole template each time" in result.stdout
+    assert "built each time" in result.stdout

@@ -81,15 +81,29 @@ class RoomLook:
 
 _LIVE = re.compile("\x00([a-z_]+)\x00")
 """Marks where a visitor's own values go in a page's frame."""
-_STATE_WORDS = {"paused": N_("Entry is paused for a moment. You keep your place."),
-                "draw": N_("You're in the draw: each time a place frees up, one of those "
-                           "waiting is drawn at random. Keep this page open to take your "
-                           "turn when it comes."),
-                "sold_out": N_("Sold out for now. You keep your place: if more stock "
-                               "comes in, the line moves on again."),
-                "prequeue": N_("The sale starts soon. Everyone here before the start gets "
-                               "a place in random order at the start, so there is no need "
-                               "to rush: keep this page open.")}
+LIVE_WORDS = {
+    "eta-unknown": N_("working it out\u2026"),
+    "eta-soon": N_("less than a minute"),
+    "eta-minute": N_("about 1 minute"),
+    "eta-minutes": N_("{low} to {high} minutes"),
+    "paused": N_("Entry is paused for a moment. You keep your place."),
+    "prequeue": N_("The sale starts soon. Everyone here before the start gets a place in "
+                   "random order at the start, so there is no need to rush: keep this "
+                   "page open."),
+    "sold-out": N_("Sold out for now. You keep your place: if more stock comes in, the line "
+                   "moves on again."),
+    "draw": N_("You're in the draw: each time a place frees up, one of those waiting is "
+               "drawn at random. Keep this page open to take your turn when it comes."),
+    "in-draw": N_("In the draw"),
+    "chance-likely": N_("The stock should last to your place."),
+    "chance-uncertain": N_("The stock may run out around your place in line."),
+    "chance-unlikely": N_("The stock will most likely run out before your turn. You can "
+                          "stay in line in case more comes in.")}
+"""The words the queue page shows for a visitor's live values, by the name its script
+reads them under (``data-<name>``): one list for the page as built and as updated."""
+_STATE_WORDS = {"paused": "paused", "prequeue": "prequeue", "sold_out": "sold-out",
+                "draw": "draw"}
+"""The states that have words of their own, and the name of those words."""
 
 
 _LIVE_PARTS = ('id="wr-card"', 'id="wr-position"', 'id="wr-eta"', "/_wr/static/queue.js")
@@ -98,12 +112,6 @@ _QUEUE_LIVE = ("refresh", "position", "eta", "state", "chance", "chance_level",
                "interest_hidden")
 """The queue page's live values, in the order :meth:`Pages.queue` gives them."""
 
-
-_CHANCE_WORDS = {
-    "likely": N_("The stock should last to your place."),
-    "uncertain": N_("The stock may run out around your place in line."),
-    "unlikely": N_("The stock will most likely run out before your turn. You can stay in "
-                   "line in case more comes in.")}
 
 
 def _unmarked(words: str) -> str:
@@ -136,9 +144,8 @@ class Pages:
         self._frame = lru_cache(maxsize=512)(self._build_frame)
         self._unavailable = lru_cache(maxsize=64)(self._unavailable_page)
         self._eta_html = lru_cache(maxsize=2048)(self._eta_words_html)
-        self._state_html = lru_cache(maxsize=64)(self._state_words_html)
-        self._chance_html = lru_cache(maxsize=64)(self._chance_words_html)
-        self._in_draw_html = lru_cache(maxsize=64)(self._in_draw_words_html)
+        self._words_html = lru_cache(maxsize=256)(self._live_words_html)
+        self.env.globals["live_words"] = LIVE_WORDS
         try:
             if templates_dir:
                 check_escaping(self.env, templates_dir)
@@ -209,41 +216,33 @@ class Pages:
         level = status.chance.level if status.chance else ""
         return _filled(frame, (
             str(status.poll_after_seconds),
-            self._in_draw_html(lang) if status.state == "draw" else
+            self._words_html("in-draw", lang) if status.state == "draw" else
             "\u2013" if status.position is None else str(status.position),
-            self._eta_html(minutes, lang), self._state_html(status.state, lang),
-            self._chance_html(level, lang), level,
+            self._eta_html(minutes, lang),
+            self._words_html(_STATE_WORDS.get(status.state, ""), lang),
+            self._words_html("chance-" + level if level else "", lang), level,
             "" if level == "unlikely" else " hidden"))
 
     def _eta_words_html(self, minutes: int | None, lang: str) -> str:
         return str(escape(self.eta_words(minutes, lang)))
 
-    def _in_draw_words_html(self, lang: str) -> str:
-        return str(escape(self.languages.gettext(lang, "In the draw")))
-
-    def _chance_words_html(self, level: str, lang: str) -> str:
-        """A waiter's chance of being served before the stock runs out, escaped."""
-        return (str(escape(self.languages.gettext(lang, _CHANCE_WORDS[level])))
-                if level in _CHANCE_WORDS else "")
-
-    def _state_words_html(self, state: str, lang: str) -> str:
-        """What a paused line or a prequeue means for the visitor (nothing otherwise),
-        escaped."""
-        return (str(escape(self.languages.gettext(lang, _STATE_WORDS[state])))
-                if state in _STATE_WORDS else "")
+    def _live_words_html(self, name: str, lang: str) -> str:
+        """The words :data:`LIVE_WORDS` names (nothing for another name), escaped."""
+        return (str(escape(self.languages.gettext(lang, LIVE_WORDS[name])))
+                if name in LIVE_WORDS else "")
 
     def eta_words(self, minutes: int | None, lang: str) -> str:
         """The expected wait in words (``minutes``: 0 for under one, None for not yet
         measured): a range once measured, never a guess."""
         gettext = self.languages.gettext
         if minutes is None:
-            return gettext(lang, "working it out\u2026")
+            return gettext(lang, LIVE_WORDS["eta-unknown"])
         if minutes == 0:
-            return gettext(lang, "less than a minute")
+            return gettext(lang, LIVE_WORDS["eta-soon"])
         if minutes <= 1:
-            return gettext(lang, "about 1 minute")
+            return gettext(lang, LIVE_WORDS["eta-minute"])
         low, high = eta_range(minutes)
-        return gettext(lang, "{low} to {high} minutes", low=low, high=high)
+        return gettext(lang, LIVE_WORDS["eta-minutes"], low=low, high=high)
 
     def unavailable(self, lang: str) -> bytes:
         """Shown when the waiting room cannot reach its own state store for a moment."""
