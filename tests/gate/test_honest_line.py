@@ -117,11 +117,11 @@ async def test_each_waiter_is_told_their_chance_and_it_does_not_flicker(
 ) -> None:
     """A line of 1,000, stock 100, half a unit a session: the stock reaches about place
     200 (199: the one shopper inside buys first)."""
-    async with ops_and_shop(room_env, visitors=6) as (ops_url, _, clients):
+    async with ops_and_shop(room_env, visitors=7) as (ops_url, _, clients):
         holder, *waiters = clients
         cli(ops_url, "stock", "100", "--per-session", "0.5")
         assert (await holder.get("/checkout")).status_code == 200
-        positions = (1, 150, 200, 250, 1000)
+        positions = (1, 150, 185, 200, 250, 1000)
         joined = 0
         for client, position in zip(waiters, positions, strict=True):
             await asyncio.gather(*(engine.visit("default", new_visitor_id(), new=True)
@@ -139,15 +139,22 @@ async def test_each_waiter_is_told_their_chance_and_it_does_not_flicker(
         assert [(await c.get("/_wr/status")).json()["position"] for c in waiters] == list(
             positions)
         assert [c["level"] for c in chances] == [  # type: ignore[index]
-            "likely", "likely", "uncertain", "unlikely", "unlikely"]
+            "likely", "likely", "uncertain", "uncertain", "unlikely", "unlikely"]
         assert chances[0] == {"level": "likely", "reach": 199, "stock": 100,
                               "sales_per_session": 0.5}
         # The page sends back what it showed; polling again changes nothing.
-        near = waiters[2]
+        near = waiters[3]
         for _ in range(5):
             again = (await near.get("/_wr/status?chance=uncertain")).json()
             assert again["chance"]["level"] == "uncertain"
-        page = (await waiters[3].get("/checkout")).text
+        # Place 185, just past the likely edge (179): one shown "likely" keeps it until
+        # 189, the page sending back what it showed; anything else counts as nothing.
+        held = (await waiters[2].get("/_wr/status?chance=likely")).json()["chance"]
+        assert held["level"] == "likely"
+        hostile = await waiters[2].get("/_wr/status?chance=%3Cscript%3Eunlikely")
+        assert hostile.json()["chance"]["level"] == "uncertain"
+        assert "script" not in hostile.text
+        page = (await waiters[4].get("/checkout")).text
         assert 'data-level="unlikely"' in page and "most likely run out" in page
         cli(ops_url, "stock", "off")  # no stock counted: no chance told
 
