@@ -16,13 +16,14 @@ from urllib.parse import urlsplit
 
 import uvicorn
 
-from waitingroom.config import load_settings
+from waitingroom.config import environment_value, load_settings
 from waitingroom.errors import ConfigError, WaitingRoomError
 from waitingroom.ops import admin_cli
 from waitingroom.settings import ENV_PREFIX, SECRET_SETTINGS, Settings, setting_help
 from waitingroom.web.server import LimitedHttpToolsProtocol, port_in_use
 
-_METAVARS = {"int": "N", "float": "X", "bool": "BOOL", "tuple[str, ...]": "A,B"}
+_METAVARS = {"int": "N", "float": "X", "bool": "BOOL", "tuple[str, ...]": "A,B",
+             "tuple[tuple[int, str], ...]": "JSON"}
 
 
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
@@ -279,9 +280,7 @@ def _serve(settings: Settings) -> None:
           flush=True)
     # Worker processes rebuild the same settings from the environment.
     for f in dataclasses.fields(Settings):
-        value = getattr(settings, f.name)
-        os.environ[ENV_PREFIX + f.name.upper()] = (
-            ",".join(value) if isinstance(value, tuple) else str(value))
+        os.environ[ENV_PREFIX + f.name.upper()] = environment_value(getattr(settings, f.name))
     uvicorn.run("waitingroom.app:proxy_app_from_environment", factory=True,
                 log_config=None,  # ours: JSON lines, set up in each worker by the factory
                 host=settings.host, port=settings.port, workers=settings.workers,

@@ -8,9 +8,11 @@ winning: defaults, a TOML file (``--config``), environment variables
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tomllib
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,12 +57,47 @@ def _as_tuple(raw: Any) -> tuple[str, ...]:
     return tuple(i.strip() for i in items if i.strip())
 
 
+def epoch_ms(text: str) -> int:
+    """An ISO 8601 time with its zone (``2026-11-23T09:00:00Z``) in epoch ms;
+    ValueError saying what is wrong otherwise."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO 8601 time, e.g. 2026-11-23T09:00:00Z"
+                         ) from None
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} needs a time zone, e.g. 2026-11-23T09:00:00Z")
+    return int(moment.timestamp() * 1000)
+
+
+def _as_timeline(raw: Any) -> tuple[tuple[int, str], ...]:
+    steps = (json.loads(raw) if raw.strip() else []) if isinstance(raw, str) else raw
+    if not isinstance(steps, list) or not all(
+            isinstance(step, dict) and isinstance(step.get("at"), str | int)
+            and not isinstance(step["at"], bool) and len(step) > 1 for step in steps):
+        raise ValueError
+    return tuple((epoch_ms(at) if isinstance(at := step["at"], str) else at,
+                  json.dumps({k: v for k, v in step.items() if k != "at"}, sort_keys=True))
+                 for step in steps)
+
+
+def environment_value(value: Any) -> str:
+    """A setting's value as its ``WAITINGROOM_<NAME>`` variable gives it (for worker
+    processes that rebuild the settings from the environment)."""
+    if isinstance(value, tuple) and value and isinstance(value[0], tuple):  # timeline
+        return json.dumps([{"at": at_ms, **json.loads(changes)} for at_ms, changes in value])
+    return ",".join(value) if isinstance(value, tuple) else str(value)
+
+
 _PARSERS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "int": (_as_int, "a whole number"),
     "float": (_as_float, "a number"),
     "str": (_as_str, "text"),
     "bool": (_as_bool, "true or false"),
     "tuple[str, ...]": (_as_tuple, "a comma-separated list"),
+    "tuple[tuple[int, str], ...]": (
+        _as_timeline, "a list of steps, each an at (ISO 8601 time with its zone) and the "
+        "live settings to change then"),
 }
 _FIELDS = {f.name: _PARSERS[str(f.type)] for f in dataclasses.fields(Settings)}
 
@@ -87,8 +124,9 @@ def load_settings(
         parse, kind = _FIELDS[name]
         try:
             values[name] = parse(raw)
-        except ValueError:
-            raise ConfigError(label, f"must be {kind}, got {raw!r}") from None
+        except ValueError as exc:
+            why = f" ({exc})" if str(exc) else ""
+            raise ConfigError(label, f"must be {kind}, got {raw!r}{why}") from None
         labels[name] = label
 
     if config_file is not None:

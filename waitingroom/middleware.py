@@ -16,8 +16,10 @@ capacity and rate. The room's own endpoints (``/_wr/status`` and the rest) take 
 
 from __future__ import annotations
 
+import json
 import logging
 from functools import partial
+from typing import Any
 
 from redis.exceptions import RedisError
 from starlette.responses import Response
@@ -28,6 +30,7 @@ from waitingroom.errors import ConfigError
 from waitingroom.gate.directory import RoomDirectory
 from waitingroom.gate.gate import RoomGate
 from waitingroom.ops.admin import ADMIN_PREFIX, AdminAPI
+from waitingroom.ops.admin_bodies import checked_changes
 from waitingroom.room.room import Room
 from waitingroom.room.standing import ChallengeRequired, TooManyNewPlaces
 from waitingroom.settings import Settings
@@ -73,7 +76,8 @@ class WaitingRoomMiddleware:
         self.limits = ProcessLimits.from_settings(settings)
         self.rooms = RoomDirectory(
             default=self._gate(settings.room, capacity=settings.capacity,
-                               message=settings.message, capture=settings.capture),
+                               message=settings.message, capture=settings.capture,
+                               planned=_planned(settings)),
             default_paths=settings.gated_paths,
             router=Router(settings.room, settings.gated_paths, settings.open_paths,
                           fold_case=settings.case_insensitive_paths),
@@ -81,10 +85,11 @@ class WaitingRoomMiddleware:
         self.admin = AdminAPI(engine=self.engine, rooms=self.rooms, tokens=settings.admin_token,
                               issue_invite=self.tickets.issue_invite)
 
-    def _gate(self, name: str, *, capacity: int, message: str = "",
-              capture: str = "auto") -> RoomGate:
+    def _gate(self, name: str, *, capacity: int, message: str = "", capture: str = "auto",
+              planned: tuple[tuple[int, dict[str, Any]], ...] = ()) -> RoomGate:
         room = Room(name, settings=self.settings, engine=self.engine, tickets=self.tickets,
-                    limits=self.limits, capacity=capacity, message=message, capture=capture)
+                    limits=self.limits, capacity=capacity, message=message, capture=capture,
+                    planned=planned)
         room.every_tick(partial(self._sample_for_dashboard, room))
         return RoomGate(self.app, room)
 
@@ -204,9 +209,13 @@ class WaitingRoomMiddleware:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    await self.engine.check_server()
+                    if await self.engine.check_server():  # seeded, its timeline planned
+                        await self.rooms.default.room.config()
                 except ConfigError as exc:  # the room's scripts would fail on every call
                     logger.error("waitingroom cannot run on this Redis: %s", exc)
+                except RedisError as exc:  # seeded by the first visitor instead
+                    logger.warning("room %s not seeded at start-up: %s", self.settings.room,
+                                   exc)
             elif message["type"] == "lifespan.shutdown":
                 await self.aclose()
             return message
@@ -232,3 +241,15 @@ def _static(asset: tuple[bytes, bytes]) -> Response:
                                        "content-security-policy": "sandbox"})
     response.raw_headers.append((b"content-type", content_type))
     return response
+
+
+def _planned(settings: Settings) -> tuple[tuple[int, dict[str, Any]], ...]:
+    """The config file's timeline, each step's changes checked as the admin API checks
+    them; ConfigError naming ``timeline`` and the step otherwise."""
+    steps = []
+    for number, (at_ms, text) in enumerate(settings.timeline, 1):
+        try:
+            steps.append((at_ms, checked_changes(json.loads(text))))
+        except ValueError as exc:
+            raise ConfigError("timeline", f"step {number}: {exc}") from None
+    return tuple(steps)

@@ -23,6 +23,7 @@ _MIN_SECRET_LENGTH = 16
 REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster",
                  "redis+sentinel")
 _MAX_MESSAGE_LENGTH = 500
+_MAX_PLANNED = 100
 SECRET_SETTINGS = frozenset({"secret", "admin_token", "smtp_url", "notify_webhook_secret"})
 """Settings taken from the environment or the config file only, never from a flag (a
 process's arguments are visible to every user of the machine)."""
@@ -177,6 +178,12 @@ class Settings:
     forwarded_allow_ips: str = ""
     """Addresses of a load balancer whose X-Forwarded-For/Proto to trust (comma-
     separated, ``*`` for any); empty trusts none, so clients cannot spoof them."""
+    timeline: tuple[tuple[int, str], ...] = ()
+    """Changes planned for the room, each applied once by one process when due (as by
+    ``waitingroom admin plan``), and never again after a restart: in the file,
+    ``[[timeline]]`` tables of an ``at`` (ISO 8601 with its zone) and the live settings
+    (as ``POST /_wr/admin/room`` takes them); in the environment, the same as JSON.
+    Held as (epoch ms, the settings as JSON)."""
 
     def __post_init__(self) -> None:
         _check(bool(ROOM_NAME.fullmatch(self.room)), "room",
@@ -195,6 +202,8 @@ class Settings:
                    "a redis+sentinel:// URL names its service: "
                    "redis+sentinel://host:26379[,host:26379]/service[/db]")
         _check(self.capacity >= 1, "capacity", "must be at least 1")
+        _check(len(self.timeline) <= _MAX_PLANNED, "timeline",
+               f"at most {_MAX_PLANNED} steps")
         _check(len(self.shop_name) <= 100, "shop_name", "at most 100 characters")
         _check_look(self)
         for secret in self.secret:

@@ -5,13 +5,21 @@ due again."""
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import Callable
 from contextlib import ExitStack
+from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import AUTH
 from tests.servers import Origin, cli, eventually, serve_in_process, waitingroom_serve
+from waitingroom.config import load_settings
 from waitingroom.engine import Engine
+from waitingroom.errors import ConfigError
+from waitingroom.middleware import WaitingRoomMiddleware
+from waitingroom.settings import Settings
 
 
 async def test_a_step_applies_once_with_three_processes_running(
@@ -67,3 +75,59 @@ async def test_a_step_whose_taker_died_comes_due_again(engine: Engine) -> None:
     await engine.timeline.done(room, again[0])
     await engine.rooms.set_clock(room, 2_000_000)
     assert await engine.timeline.due(room) == [] and await engine.timeline.steps(room) == []
+
+
+async def test_the_config_files_timeline_is_applied_once_and_stays_done_after_restarts(
+    room_env: dict[str, str], tmp_path: Path,
+) -> None:
+    config = tmp_path / "room.toml"
+    config.write_text('[[timeline]]\nat = "2020-01-01T09:00:00Z"\ncapacity = 9\n'
+                      'message = "Doors open"\n\n'
+                      '[[timeline]]\nat = "2099-01-01T18:00:00+01:00"\nmode = "closed"\n')
+    async with serve_in_process(Origin()) as origin:
+        env = {**room_env, "WAITINGROOM_ORIGIN": origin}
+        with waitingroom_serve(env, "--config", str(config)) as url:
+            async def applied() -> bool:  # the 2020 step is due at once
+                return bool(cli(url, "show")["config"]["capacity"] == 9)
+            await eventually(applied, "the config file's due step applied", within=5)
+            later = cli(url, "timeline")["steps"]
+            assert [(s["at_ms"], s["changes"], s["who"]) for s in later] == [
+                (4070970000000, {"mode": "closed"}, "config")]
+            cli(url, "cancel", later[0]["id"])
+            cli(url, "capacity", "11")  # ops moved on since
+        with ExitStack() as stack:  # restarted, twice at once: nothing comes back
+            urls = [stack.enter_context(waitingroom_serve(env, "--config", str(config)))
+                    for _ in range(2)]
+            assert cli(urls[0], "timeline")["steps"] == []
+            await asyncio.sleep(1.5)  # each process has looked for due steps again
+            assert cli(urls[1], "show")["config"]["capacity"] == 11
+            applied_steps = [e for e in cli(urls[1], "audit")["entries"]
+                             if e["action"].startswith("timeline")]
+            assert [(e["who"], e["after"]["capacity"]) for e in applied_steps] == [
+                ("timeline:config", 9)]
+
+
+def test_a_config_files_timeline_that_cannot_be_used_stops_start_up(
+    make_settings: Callable[..., Settings], tmp_path: Path,
+) -> None:
+    config = tmp_path / "room.toml"
+    for text, problem in (
+            ('[[timeline]]\nat = "09:00"\ncapacity = 9\n', "ISO 8601"),
+            ('[[timeline]]\nat = "2026-12-01T09:00:00"\ncapacity = 9\n', "time zone"),
+            ('[[timeline]]\nat = "2026-12-01T09:00:00Z"\n', "list of steps"),
+            ('timeline = "[{"\n', "list of steps")):
+        config.write_text(text)
+        with pytest.raises(ConfigError) as refused:
+            load_settings(config_file=config, environ={})
+        assert refused.value.key == "timeline (in room.toml)" and problem in str(refused.value)
+    for changes, problem in (({"capacity": 0}, "capacity"), ({"shoe_size": 9}, "shoe_size")):
+        planned = ((0, json.dumps(changes)),)
+        with pytest.raises(ConfigError) as refused:
+            WaitingRoomMiddleware(Origin(), settings=make_settings(timeline=planned))
+        assert refused.value.key == "timeline" and problem in str(refused.value)
+        assert "step 1" in str(refused.value)
+    steps = [{"at": "2026-12-01T09:00:00Z", "rate": n} for n in range(101)]
+    with pytest.raises(ConfigError, match="at most 100"):
+        load_settings(environ={"WAITINGROOM_TIMELINE": json.dumps(steps)})
+    one = load_settings(environ={"WAITINGROOM_TIMELINE": json.dumps(steps[:1])})
+    assert one.timeline == ((1796115600000, '{"rate": 0}'),)

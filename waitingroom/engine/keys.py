@@ -54,6 +54,7 @@ class RoomKeys(NamedTuple):
     timeline: str
     steps: str
     interest: str
+    planned: str
 
     @property
     def core(self) -> tuple[str, ...]:

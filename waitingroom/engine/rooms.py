@@ -304,7 +304,8 @@ class RoomStore:
         await self.redis.delete(
             keys.seen, keys.active, keys.deadline, keys.seq, keys.config, keys.stats,
             keys.priority, keys.prequeue, keys.away, keys.renamed, keys.standby, keys.breaker,
-            keys.outcomes, keys.notify, f"{keys.notify}:until", keys.timeline, keys.steps)
+            keys.outcomes, keys.notify, f"{keys.notify}:until", keys.timeline, keys.steps,
+            keys.planned)
 
     # -- audit -------------------------------------------------------------------------
 

@@ -1,11 +1,15 @@
 """A room's timeline: setting changes planned for set times (at 09:00 open with
 capacity 500; at 09:05 rate 2000/min; at 18:00 close with a message), each applied
-once, by one process, when due (``lua/take_steps.lua``)."""
+once, by one process, when due (``lua/take_steps.lua``). Steps from the config file
+(``cfg-`` ids) leave a mark when applied or cancelled, so a restart does not plan them
+again (``lua/plan_steps.lua``)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -17,6 +21,7 @@ from waitingroom.engine.keys import register_script, room_keys, server_ms
 LEASE_MS = 30_000
 """How long a process has to apply a step it took before another may take it."""
 MAX_STEPS = 100
+_FROM_CONFIG = "cfg-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +43,7 @@ class TimelineStore:
     def __init__(self, redis: Redis | RedisCluster) -> None:
         self.redis = redis
         self._take = register_script(redis, "take_steps")
+        self._plan = register_script(redis, "plan_steps")
 
     async def add(self, room: str, changes: dict[str, Any], who: str, *,
                   at_ms: int | None = None, in_seconds: int = 0) -> Step:
@@ -55,6 +61,20 @@ class TimelineStore:
             await pipe.execute()
         return step
 
+    async def plan_once(self, room: str, planned: Iterable[tuple[int, dict[str, Any]]]) -> int:
+        """Plan the config file's steps (epoch ms, changes) unless planned, applied or
+        cancelled already (a step is known by its time and changes); how many are new."""
+        keys = room_keys(room)
+        args: list[Any] = []
+        for at_ms, changes in planned:
+            text = json.dumps(changes, sort_keys=True)
+            step_id = _FROM_CONFIG + hashlib.sha256(f"{at_ms} {text}".encode()).hexdigest()[:12]
+            args += [step_id, at_ms, json.dumps(asdict(Step(step_id, at_ms, changes, "config")))]
+        if not args:
+            return 0
+        return int(await self._plan((*keys.core, keys.timeline, keys.steps, keys.planned),
+                                    args))
+
     async def steps(self, room: str) -> list[Step]:
         """The steps still to apply, soonest first."""
         raw = await self.redis.hvals(room_keys(room).steps)
@@ -68,7 +88,9 @@ class TimelineStore:
             pipe.hget(keys.steps, step_id)
             pipe.hdel(keys.steps, step_id)
             pipe.zrem(keys.timeline, step_id)
-            raw, _, _ = await pipe.execute()
+            if step_id.startswith(_FROM_CONFIG):
+                pipe.sadd(keys.planned, step_id)
+            raw = (await pipe.execute())[0]
         return None if raw is None else Step(**json.loads(raw))
 
     async def due(self, room: str) -> list[Step]:
@@ -84,4 +106,6 @@ class TimelineStore:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hdel(keys.steps, step.id)
             pipe.zrem(keys.timeline, step.id)
+            if step.id.startswith(_FROM_CONFIG):
+                pipe.sadd(keys.planned, step.id)
             await pipe.execute()

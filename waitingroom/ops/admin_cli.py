@@ -13,9 +13,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode
+
+from waitingroom.config import epoch_ms
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -166,13 +167,9 @@ def _start_at_ms(args: argparse.Namespace) -> int:
 
 def _at_ms(text: str) -> int:
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise SystemExit(f"waitingroom: --at {text!r}: not an ISO 8601 time, e.g. "
-                         "2026-11-23T09:00:00Z") from None
-    if moment.tzinfo is None:
-        raise SystemExit("waitingroom: --at needs a time zone, e.g. 2026-11-23T09:00:00Z")
-    return int(moment.timestamp() * 1000)
+        return epoch_ms(text)
+    except ValueError as exc:
+        raise SystemExit(f"waitingroom: --at {exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from redis.exceptions import RedisError
 
@@ -32,11 +33,13 @@ _CLOCK_SLACK_MS = 5000
 class Room:
     """One room in this process. ``capacity``, ``message`` and ``capture`` seed the
     room's live config the first time any process sees the room; after that Redis
-    holds it."""
+    holds it. ``planned``: the config file's timeline (epoch ms, changes), planned
+    unless done already."""
 
     def __init__(
         self, name: str, *, settings: Settings, engine: Engine, tickets: Tickets,
         limits: ProcessLimits, capacity: int, message: str = "", capture: str = "auto",
+        planned: tuple[tuple[int, dict[str, Any]], ...] = (),
     ) -> None:
         self.name = name
         self.settings = settings
@@ -59,6 +62,7 @@ class Room:
         self.ticket_cookie = f"wr_ticket_{name}"
         self.pass_cookie = f"wr_pass_{name}"
         self._seed = (capacity, message, capture)
+        self._planned = planned
         self._config: RoomConfig | None = None
         self._config_expires = 0.0
         self._config_refresh: asyncio.Task[None] | None = None
@@ -80,6 +84,7 @@ class Room:
             capacity, message, capture = self._seed
             await self.engine.rooms.seed(self.name, capacity=capacity, message=message,
                                          capture=capture)
+            await self.engine.timeline.plan_once(self.name, self._planned)
             self.breaker.start()
             self._config = await self.engine.rooms.config(self.name)
             self._config_expires = time.monotonic() + _CONFIG_TTL_SECONDS
