@@ -102,6 +102,15 @@ async def test_a_full_line_refuses_the_next_arrival_without_taking_a_place(
         assert (await late.get("/_wr/status")).json()["state"] == "full"
         overflow = await engine.visit("default", new_visitor_id(), new=True)
         assert overflow.state is VisitState.FULL and overflow.number == 0
+        full_page = (await late.get("/checkout")).text
+        assert "/_wr/interest?room=default" in full_page  # offered: leave details instead
+        form = await late.get("/_wr/interest")
+        csrf = form.text.split('name="csrf" value="')[1].split('"')[0]
+        sent = await late.post("/_wr/interest", data={
+            "csrf": csrf, "name": "Bo Example", "email": "bo@example.com",
+            "product": "waitPhone", "consent": "yes"})
+        assert sent.status_code == 200 and "WI-" in sent.text
+        assert await engine.captures.count("default", interest=True) == 1
         counts = cli(ops_url, "show")["counts"]
         assert counts["waiting"] == 1000  # nobody was given a place they cannot use
 
