@@ -49,6 +49,8 @@ class Settings:
     Sentinel-watched primary (``redis+sentinel://host:26379[,host:26379]/service[/db]``)."""
     capacity: int = 100
     """Concurrent sessions the order flow can serve; seeds the room's live value."""
+    adaptive_interval_seconds: int = 5
+    """How often an adaptive room judges the origin's answers and moves its cap."""
     secret: tuple[str, ...] = field(default=(), repr=False)
     """Signing secrets, newest first: the first signs, all verify (key rotation)."""
     grace_seconds: int = 60
@@ -202,6 +204,8 @@ class Settings:
                    "a redis+sentinel:// URL names its service: "
                    "redis+sentinel://host:26379[,host:26379]/service[/db]")
         _check(self.capacity >= 1, "capacity", "must be at least 1")
+        _check(1 <= self.adaptive_interval_seconds <= 300, "adaptive_interval_seconds",
+               "must be 1-300")
         _check(len(self.timeline) <= _MAX_PLANNED, "timeline",
                f"at most {_MAX_PLANNED} steps")
         _check(len(self.shop_name) <= 100, "shop_name", "at most 100 characters")

@@ -3,8 +3,9 @@
 Owns the room's keys and scripts (``keys``), the connection (``connection``), the
 line's scripts (``engine``: visit, watch, touch, release) and the feature stores
 beside them (``rooms``, ``captures``, ``breaker``, ``places``, ``stock``,
-``timeline``), the batching of calls (``batch``), the announcements of admissions
-(``doorbell``) and each process's copy of the line (``line``).
+``timeline``, ``origin_figures``), the batching of calls (``batch``), the
+announcements of admissions (``doorbell``) and each process's copy of the line
+(``line``).
 
 Keeps: every state change is one script, so any number of processes act as one
 room; a room's keys share one hash tag (one Cluster slot); every script is safe to
@@ -18,6 +19,7 @@ from waitingroom.engine.captures import CapturedRecord
 from waitingroom.engine.connection import connect, server_supported, too_old_version
 from waitingroom.engine.engine import Engine
 from waitingroom.engine.keys import BITMAP_CHUNK, HEARD_SLOTS, LINE_BUCKET, room_keys
+from waitingroom.engine.origin_figures import IntervalFigures
 from waitingroom.engine.places import NoticesDue
 from waitingroom.engine.rooms import RoomConfig, RoomCounts, RoomDefinition, RoomExists
 from waitingroom.engine.stock import StockFigures
@@ -32,6 +34,7 @@ __all__ = [
     "BreakerState",
     "CapturedRecord",
     "Engine",
+    "IntervalFigures",
     "NoticesDue",
     "RoomConfig",
     "RoomCounts",

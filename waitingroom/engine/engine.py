@@ -21,6 +21,7 @@ from waitingroom.engine.connection import OLDEST_REDIS, connect, too_old_version
 from waitingroom.engine.doorbell import Announcements
 from waitingroom.engine.keys import register_script, room_keys
 from waitingroom.engine.line import LineView
+from waitingroom.engine.origin_figures import OriginFigures
 from waitingroom.engine.places import PlaceStore
 from waitingroom.engine.rooms import RoomStore
 from waitingroom.engine.stock import StockStore
@@ -67,6 +68,8 @@ class Engine:
         """Invites, notify-me, places moved to another device, once-only tokens."""
         self.timeline = TimelineStore(redis)
         """Setting changes planned for set times, each applied once."""
+        self.origin = OriginFigures(redis)
+        """How each room's origin answers, by interval, for adaptive capacity."""
         self.announcements = Announcements(redis)
         """Every room's admissions as Redis announces them (one subscription)."""
         self._visit = register_script(redis, "visit")

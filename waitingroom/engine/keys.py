@@ -55,6 +55,7 @@ class RoomKeys(NamedTuple):
     steps: str
     interest: str
     planned: str
+    adapt: str
 
     @property
     def core(self) -> tuple[str, ...]:

@@ -18,6 +18,7 @@ from waitingroom.engine.stock import StockStore
 
 MODES = ("normal", "open", "closed")
 METHODS = ("fifo", "random", "passthrough", "reject")
+CAPACITY_MODES = ("fixed", "adaptive")
 CAPTURE_MODES = ("auto", "on", "off")
 _AUDIT_LENGTH = 10_000
 ROOMS_KEY = "wr:rooms"
@@ -63,6 +64,11 @@ class RoomConfig:
     """When the stock last came back from 0 (room time, ms); 0: never."""
     next_step_ms: int | None = None
     """When the room's next planned change is due (Redis time, ms); None if none."""
+    capacity_mode: str = "fixed"
+    """``fixed`` (ops set the capacity) or ``adaptive`` (the room learns it from the
+    origin's answers, between ``capacity_min`` and ``capacity_max``)."""
+    capacity_min: int = 1
+    capacity_max: int = 0
 
     @property
     def sold_out(self) -> bool:
@@ -139,6 +145,9 @@ class RoomStore:
         sales_per_session: float | None = None,
         stock: int | Literal["off"] | None = None,
         method: str | None = None,
+        capacity_mode: str | None = None,
+        capacity_min: int | None = None,
+        capacity_max: int | None = None,
     ) -> None:
         """Change a room's live config; every process sees it within a second.
         ``messages``: the message in other languages, by code (an empty one is
@@ -148,6 +157,8 @@ class RoomStore:
             await self._stock.set(room, None if stock == "off" else stock)
         if capacity is not None and capacity < 1:
             raise ValueError("capacity must be at least 1")
+        if capacity_mode is not None and capacity_mode not in CAPACITY_MODES:
+            raise ValueError(f"capacity_mode must be one of {', '.join(CAPACITY_MODES)}")
         if method is not None and method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}")
         if mode is not None and mode not in MODES:
@@ -164,7 +175,8 @@ class RoomStore:
             "capacity": capacity, "mode": mode, "message": message, "capture": capture,
             "rate": rate, "start_at": start_at_ms, "max_waiting": max_waiting,
             "sales_per_session": sales_per_session,
-            "method": method,
+            "method": method, "capacity_mode": capacity_mode, "capacity_min": capacity_min,
+            "capacity_max": capacity_max,
             "paused": None if paused is None else str(int(paused))}
         mapping: dict[FieldT, EncodableT] = {
             k: v for k, v in changes.items() if v is not None}
@@ -220,6 +232,9 @@ class RoomStore:
             method=raw.get(b"method", b"fifo").decode(),
             restocked_at_ms=int(raw.get(b"restocked_at", 0)),
             sales_per_session=float(raw.get(b"sales_per_session", 1.0)),
+            capacity_mode=raw.get(b"capacity_mode", b"fixed").decode(),
+            capacity_min=int(raw.get(b"capacity_min", 1)),
+            capacity_max=int(raw.get(b"capacity_max", 0)),
         )
 
     async def counts(self, room: str) -> RoomCounts:
@@ -305,7 +320,7 @@ class RoomStore:
             keys.seen, keys.active, keys.deadline, keys.seq, keys.config, keys.stats,
             keys.priority, keys.prequeue, keys.away, keys.renamed, keys.standby, keys.breaker,
             keys.outcomes, keys.notify, f"{keys.notify}:until", keys.timeline, keys.steps,
-            keys.planned)
+            keys.planned, keys.adapt)
 
     # -- audit -------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ origin (admitted), answered with the queue page (waiting) or with the capture fo
 from __future__ import annotations
 
 import logging
+import time
 
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Send
@@ -128,10 +129,12 @@ class RoomGate:
             await busy(request, 429, receive, send)
             return
         scope = request.forwarded((SESSION_HEADER, session_id.encode()))
+        started = time.monotonic()
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 room.breaker.record(message["status"] < 500)
+                room.adaptive.observe(started, message["status"] < 500)
                 headers = []  # one pass: the origin's headers less its signals to us
                 release = False
                 sold = stock = None
@@ -158,6 +161,7 @@ class RoomGate:
             await self.app(scope, receive, send_wrapper)
         except Exception:
             room.breaker.record(False)
+            room.adaptive.observe(started, False)
             raise
         finally:
             in_flight.give(session_id)

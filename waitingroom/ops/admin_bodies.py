@@ -11,14 +11,15 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import Receive
 
-from waitingroom.engine.rooms import CAPTURE_MODES, METHODS, MODES
+from waitingroom.engine.rooms import CAPACITY_MODES, CAPTURE_MODES, METHODS, MODES
 from waitingroom.settings import ROOM_NAME
 from waitingroom.web.asgi import BodyTooLarge, json_response, read_body, same_origin_path
 
 MAX_BODY_BYTES = 4096
 MAX_CAPACITY = 10_000_000
 _MESSAGE_LIMIT = 500
-_CHOICES = {"mode": MODES, "capture": CAPTURE_MODES, "method": METHODS}
+_CHOICES = {"mode": MODES, "capture": CAPTURE_MODES, "method": METHODS,
+            "capacity_mode": CAPACITY_MODES}
 MAX_RATE = 10_000_000
 MAX_STOCK = 1_000_000_000
 """The most units a room may be told it has."""
@@ -121,11 +122,18 @@ def checked_changes(data: dict[str, Any]) -> dict[str, Any]:
     """Live settings to change, each checked; ValueError says what is wrong."""
     unknown = set(data) - {"capacity", "paused", "mode", "message", "capture", "rate",
                            "start_at_ms", "messages", "stock", "max_waiting",
-                           "sales_per_session", "method"}
+                           "sales_per_session", "method", "capacity_mode", "capacity_min",
+                           "capacity_max"}
     if unknown:
         raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
-    if "capacity" in data:
+    if "capacity" in data:  # a capacity set by hand is pinned: the room learns no other
         _whole(data, "capacity", 1, MAX_CAPACITY, 0)
+        data.setdefault("capacity_mode", "fixed")
+    if data.get("capacity_mode") == "adaptive":
+        low = _whole(data, "capacity_min", 1, MAX_CAPACITY, 0)
+        _whole(data, "capacity_max", low, MAX_CAPACITY, 0)  # at least capacity_min
+    elif "capacity_min" in data or "capacity_max" in data:
+        raise ValueError("capacity_min and capacity_max go with capacity_mode adaptive")
     if "rate" in data:
         _whole(data, "rate", 0, MAX_RATE, 0)
     spend = data.get("sales_per_session", 1.0)

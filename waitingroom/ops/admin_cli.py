@@ -25,6 +25,8 @@ _COMMANDS: dict[str, tuple[str, Any, Any]] = {
     "show": ("GET", "/room", None),
     "audit": ("GET", "/audit", None),
     "capacity": ("POST", "/room", lambda a: {"capacity": a.value}),
+    "adaptive": ("POST", "/room", lambda a: {"capacity_mode": "adaptive",
+                                             "capacity_min": a.min, "capacity_max": a.max}),
     "pause": ("POST", "/room", lambda a: {"paused": True}),
     "resume": ("POST", "/room", lambda a: {"paused": False}),
     "open": ("POST", "/room", lambda a: {"mode": "open"}),
@@ -59,8 +61,12 @@ def add_parser(commands: Any) -> None:
     sub = admin.add_subparsers(dest="admin_command", required=True)
     sub.add_parser("show", help="config, numbers and breaker state")
     sub.add_parser("audit", help="recent changes: who, when, before and after")
-    sub.add_parser("capacity", help="set the concurrent sessions allowed").add_argument(
-        "value", type=int)
+    sub.add_parser("capacity", help="set the concurrent sessions allowed (pinned: an "
+                   "adaptive room stops learning)").add_argument("value", type=int)
+    adaptive = sub.add_parser("adaptive", help="learn the capacity from the origin's "
+                              "answers, between --min and --max")
+    adaptive.add_argument("--min", type=int, required=True)
+    adaptive.add_argument("--max", type=int, required=True)
     sub.add_parser("pause", help="admit nobody new; the queue keeps forming")
     sub.add_parser("resume", help="admit again")
     sub.add_parser("open", help="let everyone through (no queue)")

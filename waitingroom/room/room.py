@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 
 from waitingroom.engine import BreakerPolicy, Engine, RoomConfig
 from waitingroom.engine.line import LineView, LineWatch
+from waitingroom.room.adaptive import AdaptiveCapacity
 from waitingroom.room.breaker import BreakerClient
 from waitingroom.room.eta import AdmissionRate, WaitTimes
 from waitingroom.room.sales import Sales
@@ -52,6 +53,7 @@ class Room:
         self.line = LineWatch(engine.watch, name, on_look=self._looked)
         self.sessions = Sessions(engine, name, on_released=self.line.stale)
         self.sales = Sales(engine, name, on_change=self.refresh_config)
+        self.adaptive = AdaptiveCapacity(engine, name, settings.adaptive_interval_seconds)
         self.breaker = BreakerClient(
             engine, name,
             BreakerPolicy(settings.breaker_window_seconds, settings.breaker_failure_ratio,
@@ -68,7 +70,7 @@ class Room:
         self._config_refresh: asyncio.Task[None] | None = None
         self._jobs: list[Callable[[], Awaitable[None]]] = [
             self.sessions.release_again, self.sessions.keep_used_alive, self._read_sales,
-            self._apply_due_steps]
+            self._apply_due_steps, self._adapt]
 
     def every_tick(self, job: Callable[[], Awaitable[None]]) -> None:
         """Run ``job`` every half second beside the breaker's report (a Redis error
@@ -161,6 +163,10 @@ class Room:
             await self.engine.timeline.done(self.name, step)
         if steps:
             await self.refresh_config()
+
+    async def _adapt(self) -> None:
+        if self._config is not None:
+            await self.adaptive.tick(self._config)
 
     async def _read_sales(self) -> None:
         if self._config is not None:

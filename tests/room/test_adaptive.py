@@ -1,0 +1,192 @@
+"""Adaptive capacity against a real origin whose answers slow down past a knee the
+room is not told (37 sessions): the cap settles near it and stays there under a
+steady line; errors lower it before the breaker opens; bounds and pinning hold; one
+decision per interval with three processes."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import time
+from contextlib import ExitStack
+
+import httpx
+from starlette.types import Receive, Scope, Send
+
+from tests.servers import cli, eventually, serve_in_process, waitingroom_serve
+from waitingroom.engine import Engine, IntervalFigures
+from waitingroom.room.adaptive import MIN_REQUESTS, Memory, decide
+
+KNEE = 37
+UNLOADED_SECONDS = 0.4
+
+
+class KneeOrigin:
+    """An order system that serves ``KNEE`` shoppers at once at full speed: past
+    that, every answer slows in proportion to the shoppers using it (those seen in
+    the last second; ``/done`` ends one). ``failing`` is the share of answers that are
+    500s."""
+
+    def __init__(self) -> None:
+        self.shoppers: dict[bytes, float] = {}
+        self.failing = 0.0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        now, session = time.monotonic(), dict(scope["headers"]).get(b"x-waitingroom-session")
+        if session is not None:
+            self.shoppers[session] = now
+        self.shoppers = {s: seen for s, seen in self.shoppers.items() if seen > now - 1}
+        await asyncio.sleep(UNLOADED_SECONDS * max(1.0, len(self.shoppers) / KNEE))
+        if scope["path"] == "/done":
+            self.shoppers.pop(session or b"", None)
+        status = 500 if random.random() < self.failing else 200
+        release = [(b"x-waitingroom-release", b"1")] if scope["path"] == "/done" else []
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"text/plain"), *release]})
+        await send({"type": "http.response.body", "body": b"origin"})
+
+
+async def shop(url: str, shoppers: int, stop: asyncio.Event) -> None:
+    """``shoppers`` people who each join the line, wait, make 10 requests once in (no
+    time to think), finish, and join again: a line that never runs dry."""
+
+    async def one() -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            while not stop.is_set():
+                answer = await client.get("/checkout")
+                if answer.text != "origin" and answer.status_code != 500:
+                    await asyncio.sleep(0.5)  # pacing the polls, not waiting on an event
+                    continue
+                for _ in range(10):
+                    await client.get("/checkout")
+                await client.get("/done")
+
+    await asyncio.gather(*(one() for _ in range(shoppers)))
+
+
+async def test_the_cap_settles_near_the_origins_knee_with_one_decision_per_interval(
+    room_env: dict[str, str], engine: Engine,
+) -> None:
+    origin, stop = KneeOrigin(), asyncio.Event()
+    async with serve_in_process(origin) as origin_url:
+        env = {**room_env, "WAITINGROOM_ORIGIN": origin_url, "WAITINGROOM_CAPACITY": "10",
+               "WAITINGROOM_GATED_PATHS": "/checkout*,/done",
+               "WAITINGROOM_ADAPTIVE_INTERVAL_SECONDS": "1",
+               "WAITINGROOM_SESSION_IDLE_SECONDS": "30"}
+        with ExitStack() as stack:
+            urls = [stack.enter_context(waitingroom_serve(env)) for _ in range(3)]
+            cli(urls[0], "adaptive", "--min", "5", "--max", "60")
+            shoppers = [asyncio.create_task(shop(url, 30, stop)) for url in urls]
+            caps, served = [], []  # the cap and the shoppers the origin serves, each second
+            try:
+                for _ in range(60):  # a minute of a steady line of 90 for 37 places
+                    await asyncio.sleep(1)
+                    caps.append((await engine.rooms.config("default")).capacity)
+                    served.append(len(origin.shoppers))
+                pinned = cli(urls[1], "capacity", "20")["config"]
+                await asyncio.sleep(3)  # three intervals pass pinned
+                after_pin = (await engine.rooms.config("default")).capacity
+            finally:
+                stop.set()
+                await asyncio.gather(*shoppers)
+    # Settled: the last 20 s of the minute. The origin serves its knee, give or take
+    # 15%; the cap is as close, a little above (it also counts those just let in
+    # whose first request has not yet reached the origin).
+    assert 0.85 * KNEE <= sum(served[-20:]) / 20 <= 1.15 * KNEE, served
+    assert all(0.85 * KNEE <= cap <= 1.25 * KNEE for cap in caps[-20:]), caps
+    assert caps[0] < 0.85 * KNEE  # it started from 10 and learned its way up
+    assert pinned["capacity_mode"] == "fixed" and after_pin == 20
+    decisions = [entry for entry in await engine.rooms.read_audit("default", count=500)
+                 if entry["who"] == "adaptive"]
+    intervals = [int(re.match(r"interval (\d+):", e["action"]).group(1)) for e in decisions]
+    assert len(intervals) == len(set(intervals)) > 5  # one decision per interval, of three
+    assert any("waiting on the origin" in e["action"] for e in decisions)
+    assert all(5 <= e["after"]["capacity"] <= 60 for e in decisions)
+    pin = next(e for e in await engine.rooms.read_audit("default", count=500)
+               if e["who"] == "alice" and e["after"].get("capacity") == 20)
+    assert all(e["at_ms"] <= pin["at_ms"] for e in decisions)  # none after the pin
+
+
+async def test_errors_lower_the_cap_before_the_breaker_opens(
+    room_env: dict[str, str], engine: Engine,
+) -> None:
+    origin, stop = KneeOrigin(), asyncio.Event()
+    async with serve_in_process(origin) as origin_url:
+        env = {**room_env, "WAITINGROOM_ORIGIN": origin_url, "WAITINGROOM_CAPACITY": "30",
+               "WAITINGROOM_ADAPTIVE_INTERVAL_SECONDS": "1"}
+        with waitingroom_serve(env) as url:
+            cli(url, "adaptive", "--min", "8", "--max", "60")
+            origin.failing = 0.2  # a fifth of answers fail: under the breaker's half
+            shoppers = asyncio.create_task(shop(url, 40, stop))
+            try:
+                async def backed_off() -> bool:
+                    return (await engine.rooms.config("default")).capacity <= 22
+                await eventually(backed_off, "a quarter off for errors", within=15)
+                breaker = cli(url, "show")["breaker"]
+                async def at_the_floor() -> bool:
+                    return (await engine.rooms.config("default")).capacity == 8
+                await eventually(at_the_floor, "lowered to capacity_min, no further",
+                                 within=20)
+            finally:
+                stop.set()
+                await shoppers
+    assert breaker == "closed"  # it backed off before the breaker opened
+    decisions = [entry for entry in await engine.rooms.read_audit("default", count=200)
+                 if entry["who"] == "adaptive"]
+    assert decisions and all("errors on" in e["action"] for e in decisions)
+    assert min(e["after"]["capacity"] for e in decisions) == 8
+
+
+def figures(requests: int = 200, latency_ms: float = 200, errors: int = 0) -> IntervalFigures:
+    return IntervalFigures(requests, int(requests * latency_ms), errors)
+
+
+def test_the_rule_grows_a_used_cap_while_nothing_waits_and_holds_an_unused_one() -> None:
+    memory = Memory(means=[200.0] * 10)
+    assert decide(40, figures(), memory, active=40, low=5, high=100).capacity == 44
+    assert decide(40, figures(), Memory(means=[200.0]), active=20, low=5,
+                  high=100).capacity == 40  # half used: no evidence the origin takes more
+    assert decide(40, figures(), Memory(means=[200.0]), active=40, low=5,
+                  high=41).capacity == 41  # never above capacity_max
+    careful = Memory(means=[200.0], ceiling=42)  # it went wrong at 42 before
+    assert decide(40, figures(), careful, active=40, low=5, high=100).capacity == 41
+
+
+def test_the_rule_lowers_to_what_the_origin_serves_without_waiting() -> None:
+    memory = Memory(means=[200.0] * 10)
+    slow = figures(latency_ms=200 * 60 / 37)  # 60 inside, the origin serves 37 at speed
+    decision = decide(60, slow, memory, active=60, low=5, high=100)
+    assert decision.capacity == 39 and memory.ceiling == 60  # 37 and a little
+    assert "about 23 of 60 sessions waiting on the origin: 60 → 39" in decision.reason
+    assert decide(60, slow, Memory(means=[200.0]), active=60, low=50,
+                  high=100).capacity == 50  # never below capacity_min
+    draining = decide(39, slow, Memory(means=[200.0]), active=60, low=5, high=100)
+    assert draining.capacity == 39 and "still taking effect" in draining.reason
+
+
+def test_the_rule_backs_off_on_errors_and_judges_nothing_on_too_few_answers() -> None:
+    failing = decide(40, figures(errors=20), Memory(), active=40, low=5, high=100)
+    assert failing.capacity == 30 and "errors on 10% of answers" in failing.reason
+    assert decide(40, figures(errors=19), Memory(means=[200.0]), active=40, low=5,
+                  high=100).capacity == 44  # 9.5%: not errors enough to back off
+    few = decide(40, figures(requests=MIN_REQUESTS - 1), Memory(), active=40, low=5,
+                 high=100)
+    assert few.capacity == 40 and "too few" in few.reason
+
+
+def test_the_unloaded_time_is_low_among_recent_intervals_not_the_noisiest_low() -> None:
+    memory = Memory()
+    for latency in [150.0] + [200.0] * 20:  # one freak interval does not set it
+        unloaded = memory.unloaded_after(figures(latency_ms=latency))
+    assert unloaded == 200.0 and len(memory.means) == 21
+
+
+async def test_one_caller_decides_each_interval_and_never_an_older_one(engine: Engine) -> None:
+    claims = await asyncio.gather(*(engine.origin.claim("adapt-test", 7) for _ in range(3)))
+    assert sorted(claim is None for claim in claims) == [False, True, True]
+    await engine.origin.remember("adapt-test", {"means": [1.0], "ceiling": 3})
+    assert await engine.origin.claim("adapt-test", 6) is None  # older: never
+    assert await engine.origin.claim("adapt-test", 8) == {"means": [1.0], "ceiling": 3}

@@ -1,0 +1,97 @@
+"""How a room's origin answers its admitted shoppers, as every process saw it, by
+interval (requests, total latency, errors), and the one decision per interval that
+adaptive capacity makes from them (:meth:`OriginFigures.claim`)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+
+from waitingroom.engine.keys import room_keys
+
+_KEEP_SECONDS = 600
+"""How long one interval's figures are kept (the dashboard reads the recent ones)."""
+
+_CLAIM = """
+local last = tonumber(redis.call('HGET', KEYS[1], 'decided') or '-1')
+if last >= tonumber(ARGV[1]) then return false end
+redis.call('HSET', KEYS[1], 'decided', ARGV[1])
+return redis.call('HGET', KEYS[1], 'memory') or ''
+"""
+
+_LEARNED = """
+if redis.call('HGET', KEYS[1], 'capacity_mode') ~= 'adaptive'
+    or redis.call('HGET', KEYS[1], 'capacity') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'capacity', ARGV[2])
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalFigures:
+    """What the origin did for admitted shoppers in one interval, all processes
+    together."""
+
+    requests: int = 0
+    latency_ms_total: int = 0
+    errors: int = 0
+    """Answers of 500 or more (the proxy's 502 and 504 for a failed or timed-out
+    origin included)."""
+
+    @property
+    def mean_latency_ms(self) -> float:
+        """The mean time to the origin's answer (0 without requests)."""
+        return self.latency_ms_total / self.requests if self.requests else 0.0
+
+    @property
+    def error_ratio(self) -> float:
+        """The share of answers that were errors (0 without requests)."""
+        return self.errors / self.requests if self.requests else 0.0
+
+
+class OriginFigures:
+    """Every room's origin figures (``Engine.origin``)."""
+
+    def __init__(self, redis: Redis | RedisCluster) -> None:
+        self.redis = redis
+        self._claim = redis.register_script(_CLAIM)
+        self._learned = redis.register_script(_LEARNED)
+
+    async def add(self, room: str, interval: int, figures: IntervalFigures) -> None:
+        """Add one process's ``figures`` to ``interval``'s."""
+        key = f"{room_keys(room).adapt}:{interval}"
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hincrby(key, "requests", figures.requests)
+            pipe.hincrby(key, "latency_ms", figures.latency_ms_total)
+            pipe.hincrby(key, "errors", figures.errors)
+            pipe.expire(key, _KEEP_SECONDS)
+            await pipe.execute()
+
+    async def interval(self, room: str, interval: int) -> IntervalFigures:
+        """All processes' figures for ``interval``."""
+        raw = await self.redis.hmget(f"{room_keys(room).adapt}:{interval}",
+                                     "requests", "latency_ms", "errors")
+        requests, latency, errors = (int(value or 0) for value in raw)
+        return IntervalFigures(requests, latency, errors)
+
+    async def claim(self, room: str, interval: int) -> dict[str, Any] | None:
+        """Take the decision for ``interval`` (one caller wins, once; earlier intervals
+        are never decided after a later one): the memory the last decision left, or
+        None if the decision is someone else's."""
+        memory = await self._claim((room_keys(room).adapt,), (interval,))
+        if memory is None:
+            return None
+        return dict(json.loads(memory)) if memory else {}
+
+    async def remember(self, room: str, memory: dict[str, Any]) -> None:
+        """Keep what the next decision needs."""
+        await self.redis.hset(room_keys(room).adapt, "memory", json.dumps(memory))
+
+    async def learned(self, room: str, was: int, capacity: int) -> bool:
+        """Set the cap an adaptive decision came to, if the room is still adaptive at
+        ``was`` (ops who pinned it meanwhile win); whether it was set."""
+        return bool(await self._learned((room_keys(room).config,), (was, capacity)))
