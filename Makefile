@@ -37,6 +37,7 @@ bench: install
 	$(PYTHON) loadtests/bench_capture.py
 	$(PYTHON) loadtests/bench_simulate.py
 	$(PYTHON) loadtests/bench_pages.py
+	$(PYTHON) loadtests/bench_adaptive.py
 
 # This tree against another revision, side by side on one Redis (BASE=HEAD~1 by default):
 # for changes meant to keep the hot paths' speed.

@@ -104,6 +104,14 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
                                "45:stock=2000 (a restock); repeat for more")
     simulate.add_argument("--sales-per-session", type=float, default=1.0,
                           help="units an admitted shopper buys, on average")
+    simulate.add_argument("--origin-knee", type=int, metavar="N",
+                          help="the order system serves N sessions at full speed and slows "
+                               "(and loses work to contention) past them")
+    simulate.add_argument("--origin-answer-ms", type=float, default=200.0,
+                          help="an answer's time at full speed (with --origin-knee)")
+    simulate.add_argument("--adaptive", metavar="MIN:MAX",
+                          help="adaptive capacity between MIN and MAX, learning the knee "
+                               "from the answers (needs --origin-knee; quick model only)")
     simulate.add_argument("--exact", action="store_true",
                           help="run the room's own Lua scripts on a private Redis (minutes "
                                "for a long launch) instead of the quick model of the same "
@@ -192,16 +200,22 @@ async def _demo(port: int, capacity: int) -> None:
 
 def _simulate(args: argparse.Namespace) -> int:
     from waitingroom.tools import model, simulate
-    from waitingroom.tools.plan import ArrivalCurve, Plan, PlannedStep
+    from waitingroom.tools.plan import ArrivalCurve, OriginModel, Plan, PlannedStep
 
     try:
+        if args.exact and (args.adaptive or args.origin_knee):
+            raise ValueError("--origin-knee and --adaptive are modelled by the quick model "
+                             "only, not --exact")
         plan = Plan(
             ArrivalCurve.parse(args.arrivals), capacity=args.capacity,
             session_seconds=args.session_minutes * 60, abandon_per_minute=args.abandon_rate,
             rate_per_minute=args.rate, grace_seconds=args.grace_seconds,
             tick_seconds=args.tick_seconds, seed=args.seed, stock=args.stock,
             sales_per_session=args.sales_per_session,
-            steps=tuple(PlannedStep.parse(step) for step in args.step))
+            steps=tuple(PlannedStep.parse(step) for step in args.step),
+            origin=None if args.origin_knee is None else OriginModel(
+                args.origin_knee, args.origin_answer_ms),
+            adaptive=None if args.adaptive is None else _bounds(args.adaptive))
     except ValueError as exc:
         print(f"waitingroom: {exc}", file=sys.stderr)
         return 2
@@ -303,6 +317,13 @@ def _start_line(settings: Settings, redis_answers: bool) -> str:
     return (f"waitingroom serve: listening on http://{settings.host}:{settings.port}{workers} "
             f"in front of {settings.origin}; room {settings.room}, capacity "
             f"{settings.capacity} (the live value in Redis wins); Redis {redis_url} {redis}")
+
+
+def _bounds(text: str) -> tuple[int, int]:
+    low, colon, high = text.partition(":")
+    if not (colon and low.isdigit() and high.isdigit()):
+        raise ValueError(f"--adaptive must be MIN:MAX, like 10:400, not {text!r}")
+    return int(low), int(high)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import asyncio
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -227,3 +228,28 @@ async def test_planned_changes_play_the_same_in_both_planners(redis_url: str) ->
     assert len(unchanged.waits) < len(quick.waits) and unchanged.max_active == 30
     with pytest.raises(ValueError, match="--step must look like"):
         PlannedStep.parse("5:colour=blue")
+
+
+def test_the_planner_models_adaptive_capacity_learning_the_origins_knee() -> None:
+    """The quick model steers by the room's own rule: from far below and far above,
+    the cap ends near the origin's knee, serving as much as the knee known in advance;
+    ``loadtests/bench_adaptive.py`` (the fixed-versus-adaptive comparison) meets its
+    goals. ``--exact`` does not model it, and says so."""
+    def simulate(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "waitingroom.cli", "simulate", "--arrivals",
+             "0:0,1:3000,10:0", "--session-minutes", "2", "--origin-knee", "100", *extra],
+            capture_output=True, text=True, timeout=120)
+
+    for start in ("20", "300"):
+        out = simulate("--capacity", start, "--adaptive", "10:400").stdout
+        ended = int(out.split("adaptive capacity (10-400): ended at ")[1].split(",")[0])
+        assert 95 <= ended <= 110, out
+    exact = simulate("--capacity", "20", "--adaptive", "10:400", "--exact")
+    assert exact.returncode == 2 and "quick model only" in exact.stderr
+    unlearned = simulate("--capacity", "20", "--adaptive", "10")
+    assert unlearned.returncode == 2 and "--adaptive must be MIN:MAX" in unlearned.stderr
+    bench = Path(__file__).parents[2] / "loadtests" / "bench_adaptive.py"
+    result = subprocess.run([sys.executable, str(bench)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0 and "goals met" in result.stdout, result.stdout

@@ -150,6 +150,9 @@ async def test_dashboard_is_live_draws_charts_and_its_controls_work(
             assert await page.locator("#d-active").inner_text() == "1 / 1"
             assert await page.locator("#d-stock").inner_text() == "40 / 0"
             assert await page.locator("#d-method").inner_text() == "fifo"
+            assert re.fullmatch(r"\d+ ms / \d+\.\d%",
+                                await page.locator("#d-origin").inner_text())
+            assert "capacity fixed" in await page.locator("#d-state").inner_text()
             planned = await page.locator("#d-steps li").inner_text()
             assert '"mode":"<b>closed</b>"' in planned  # shown as text, never markup
             assert await page.locator("#d-steps b").count() == 0
@@ -160,6 +163,8 @@ async def test_dashboard_is_live_draws_charts_and_its_controls_work(
                 let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++;
                 return n; }"""
             await page.wait_for_function(f"({painted})() > 100", timeout=10_000)
+            assert await page.evaluate(
+                f"({painted.replace('c-active', 'c-origin')})()") > 100  # the cap, at least
             # The controls start from the live values and say what they will do.
             await async_api.expect(page.locator("#i-capacity")).to_have_value("1")
             asked: list[str] = []

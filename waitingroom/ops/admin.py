@@ -185,6 +185,8 @@ class AdminAPI:
                 "breaker": snapshot["breaker"],
                 "captures": await self.engine.captures.count(room.name),
                 "sold": snapshot["sales"]["sold"],
+                "latency_ms": snapshot["origin"]["mean_latency_ms"],
+                "errors": snapshot["origin"]["error_ratio"],
                 "steps": [{"at_ms": step.at_ms, "changes": step.changes} for step in
                           (await self.engine.timeline.steps(room.name))[:5]],
                 "config": config}
@@ -214,7 +216,16 @@ class AdminAPI:
                 "config": asdict(config), "counts": asdict(counts),
                 "breaker": await self.engine.breaker.state(room.name),
                 "sales": asdict(await self.engine.stock.figures(room.name)),
+                "origin": await self._origin(room),
                 "admission_rate_per_second": room.rate.per_second()}
+
+    async def _origin(self, room: Room) -> dict[str, Any]:
+        """How the origin answered admitted shoppers in the last whole interval."""
+        seconds = room.adaptive.interval_seconds
+        figures = await self.engine.origin.interval(room.name, int(time.time() // seconds) - 1)
+        return {"interval_seconds": seconds, "requests": figures.requests,
+                "mean_latency_ms": round(figures.mean_latency_ms, 1),
+                "error_ratio": round(figures.error_ratio, 4)}
 
     async def _create_room(self, receive: Receive, who: str) -> Response:
         request = await parsed_body(receive, parse_room)

@@ -38,14 +38,17 @@ def dashboard_page(room: str) -> bytes:
                            ("rate", "Admission rate"), ("eta", "ETA for the last in line"),
                            ("abandoned", "Abandoned"), ("breaker", "Breaker"),
                            ("captures", "Captures"), ("stock", "Stock left / sold"),
-                           ("method", "Queueing method")))
+                           ("method", "Queueing method"),
+                           ("origin", "Origin: mean answer / errors")))
     tiles += ('<div class="card"><p class="label">Planned changes (next 5)</p>'
               '<ol id="d-steps" class="note"></ol></div>')
     charts = "".join(
         f'<div class="card"><p class="label">{label}</p><canvas id="c-{key}"></canvas></div>'
         for key, label in (("waiting", "Waiting, last hour"),
                            ("active", "Active sessions (green) and capacity (red, dashed)"),
-                           ("rate", "Admissions per minute")))
+                           ("rate", "Admissions per minute"),
+                           ("origin", "Capacity (dashed), origin answer time (orange) and "
+                                      "errors (red), each to its own scale")))
     controls = " ".join((
         '<input id="i-capacity" type="number" min="1" aria-label="Capacity"'
         ' placeholder="live value">',

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from waitingroom.engine import Engine, IntervalFigures, RoomConfig
 
@@ -28,8 +28,6 @@ MIN_REQUESTS = 20
 """An interval with fewer answers than this decides nothing (too noisy)."""
 ERROR_RATIO = 0.1
 """The share of error answers that lowers the cap by a quarter."""
-MEMORY = 60
-"""Intervals over which the lowest mean answer time is the unloaded one."""
 _GRACE_SECONDS = 0.75
 """How long after an interval ends before it is decided: every process (adding its
 figures each half second) has added them by then."""
@@ -55,17 +53,30 @@ def decide(capacity: int, figures: IntervalFigures, memory: Memory, active: int,
         new = max(low, min(capacity, math.floor(capacity * 0.75)))
         return Decision(new, f"errors on {figures.error_ratio:.0%} of answers ≥ "
                              f"{ERROR_RATIO:.0%}: {capacity} → {new}")
-    latency, unloaded = figures.mean_latency_ms, memory.unloaded_after(figures)
+    latency = figures.mean_latency_ms
+    slower = ""
+    if memory.cut_from and active <= capacity:  # the last big cut has taken effect
+        if memory.cut_settled:  # for a whole interval: judge it
+            expected = max(memory.unloaded, memory.cut_from * active / memory.cut_active)
+            if latency > (expected + memory.cut_from) / 2:  # not half the gain expected
+                memory.unloaded = latency
+                slower = " (fewer sessions were no faster: the origin is)"
+            memory.cut_from = 0.0
+        memory.cut_settled = not memory.cut_settled
+    memory.unloaded = min(memory.unloaded or latency, latency)
+    unloaded = memory.unloaded
     waiting = active * max(0.0, 1 - unloaded / latency)
     margin = max(1, round(0.03 * capacity))
-    said = (f"latency {latency / 1000:.2f} s vs {unloaded / 1000:.2f} s unloaded: "
+    said = (f"latency {latency / 1000:.2f} s vs {unloaded / 1000:.2f} s unloaded{slower}: "
             f"about {waiting:.0f} of {active} sessions waiting on the origin")
     new = capacity
-    if active > capacity:
+    if active > capacity or memory.cut_from:
         said += " (a lower cap is still taking effect)"
     elif waiting > max(3.0, 0.06 * capacity):
         memory.ceiling = capacity
         new = max(low, min(capacity - 1, round(active - waiting) + margin))
+        if new <= 0.8 * active:  # a big cut: a gain to see past the noise
+            memory.cut_from, memory.cut_active, memory.cut_settled = latency, active, False
     elif waiting < margin and active >= 0.9 * capacity:  # in use, and served at once
         careful = capacity >= 0.9 * memory.ceiling > 0  # near where it last went wrong
         new = min(high, capacity + (1 if careful else max(1, round(0.1 * capacity))))
@@ -75,20 +86,24 @@ def decide(capacity: int, figures: IntervalFigures, memory: Memory, active: int,
 
 @dataclass(slots=True)
 class Memory:
-    """What the decisions keep between intervals: the recent intervals' mean answer
-    times (the unloaded one is low among them) and the cap that last proved too
-    high (growth is careful near it)."""
+    """What the decisions keep between intervals."""
 
-    means: list[float] = field(default_factory=list)
+    unloaded: float = 0.0
+    """The origin's unloaded answer time (ms): the lowest mean seen. It never creeps
+    up by itself (a room held near the knee never sees the unloaded time again, so
+    any window would fill with loaded times, and the cap would follow); it is raised
+    only on evidence (:attr:`cut_from`)."""
+    cut_from: float = 0.0
+    """The answer time when the cap was last lowered by a fifth or more for waiting,
+    until the cut has been judged: if, an interval after it took effect, fewer
+    sessions are answered not even half as much faster as expected, the origin itself
+    got slower, and that is its unloaded time now."""
+    cut_active: int = 1
+    """The sessions inside when the cap was last lowered for waiting."""
+    cut_settled: bool = False
+    """The cut has taken effect (sessions within the cap) for an interval."""
     ceiling: int = 0
-
-    def unloaded_after(self, figures: IntervalFigures) -> float:
-        """Remember ``figures``' mean answer time; the unloaded answer time: the
-        tenth percentile of the last :data:`MEMORY` intervals' (their lowest is
-        biased low by noise)."""
-        self.means = [*self.means, figures.mean_latency_ms][-MEMORY:]
-        ordered = sorted(self.means)
-        return ordered[len(ordered) // 10]
+    """The cap that last proved too high (growth is careful near it)."""
 
 
 class AdaptiveCapacity:

@@ -10,7 +10,11 @@ the same rules to the same simulated shoppers without Redis:
 - a free slot goes to the longest-waiting shopper still here, within the capacity
   and the rate's token bucket (``rate / 60`` a second, bursts of ``rate / 60``);
 - the shopper learns at their next poll at the head of the line (as the queue page
-  polls), then holds the session for the session time.
+  polls), then holds the session for the session time;
+- with an origin model, a session's time stretches as the origin slows past its
+  knee (its work runs on the origin's clock), and an adaptive room moves its cap
+  each interval by the room's own rule (:func:`~waitingroom.room.adaptive.decide`),
+  judging the answers those sessions got.
 
 ``tests/tools/test_simulate.py`` checks it against the Lua model on the same plans.
 """
@@ -22,6 +26,8 @@ import math
 import random
 from collections import deque
 
+from waitingroom.engine import IntervalFigures
+from waitingroom.room.adaptive import Memory, decide
 from waitingroom.room.chance import chance_of
 from waitingroom.status import poll_interval
 from waitingroom.tools.plan import Outcome, Plan, Sample, units_bought
@@ -43,7 +49,9 @@ def model_launch(plan: Plan) -> Outcome:
     gone: set[int] = set()
     lapsing: list[tuple[float, int]] = []
     lapsed: set[int] = set()
-    sessions: list[float] = []  # when each session ends (a heap)
+    sessions: list[float] = []  # when each session ends, on the origin's clock (a heap)
+    work = 0.0  # the origin's clock: it runs slower than time past the knee
+    memory, judged, next_judgement = Memory(), [0.0, 0.0], plan.adaptive_interval_seconds
     capacity, rate = plan.capacity, plan.rate_per_minute  # as the timeline changes them
     bucket = burst = max(1.0, math.ceil(rate / 60))
     # A slot found free is taken at the head's next poll: half a second on average (the
@@ -58,8 +66,9 @@ def model_launch(plan: Plan) -> Outcome:
                 rate = step.rate_per_minute
                 burst = max(1.0, math.ceil(rate / 60))
             stock = stock if step.stock is None else step.stock
-        while sessions and sessions[0] <= t:
+        while sessions and sessions[0] <= work:
             heapq.heappop(sessions)
+            outcome.completed += 1
             if stock is not None:
                 stock = max(0, stock - units_bought(rng, plan.sales_per_session))
                 if stock == 0 and outcome.sold_out_seconds is None:
@@ -104,12 +113,23 @@ def model_launch(plan: Plan) -> Outcome:
             came = t + claim_delay
             outcome.waits.append(came - arrived[shopper])
             outcome.drain_seconds = came
-            heapq.heappush(sessions, came + plan.session_seconds)
+            heapq.heappush(sessions, work + claim_delay + plan.session_seconds)
         outcome.max_active = max(outcome.max_active, len(sessions))
+        speed = plan.origin.speed(len(sessions)) if plan.origin else 1.0
+        work += tick * speed
+        if plan.origin and sessions:  # each session asks again as soon as answered
+            answer_ms = plan.origin.answer_ms / speed
+            answers = len(sessions) * tick * 1000 / answer_ms
+            outcome.answers.append((answer_ms, answers))
+            judged = [judged[0] + answers, judged[1] + answers * answer_ms]
+        if plan.adaptive and t >= next_judgement:
+            figures = IntervalFigures(round(judged[0]), round(judged[1]), 0)
+            capacity = decide(capacity, figures, memory, len(sessions), *plan.adaptive).capacity
+            judged, next_judgement = [0.0, 0.0], t + plan.adaptive_interval_seconds
         if t >= next_sample:
             outcome.samples.append(Sample(t, outcome.arrived, len(line) - len(lapsed),
                                           len(sessions), len(outcome.waits),
-                                          outcome.abandoned))
+                                          outcome.abandoned, capacity))
             next_sample += _SAMPLE_EVERY_SECONDS
         t += tick
         if t > plan.arrivals.end_seconds and (not line or stock == 0) and not (

@@ -91,6 +91,24 @@ class PlannedStep:
 
 
 @dataclass(frozen=True, slots=True)
+class OriginModel:
+    """The order system as the planner models it: ``knee`` sessions are served at
+    full speed; past it every answer slows in proportion (processor sharing), and a
+    share ``thrash`` of the work is lost per knee's worth of sessions over it (the
+    contention that makes an overloaded database serve less, not just later)."""
+
+    knee: int
+    answer_ms: float = 200.0
+    """An answer's time at full speed."""
+    thrash: float = 0.5
+
+    def speed(self, sessions: int) -> float:
+        """How fast each session's work goes with ``sessions`` inside (1: full)."""
+        over = max(0, sessions - self.knee) / self.knee
+        return min(1.0, self.knee / max(sessions, 1)) / (1 + self.thrash * over)
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     """What to simulate."""
 
@@ -114,6 +132,11 @@ class Plan:
     """Units an admitted shopper buys, on average, when the session ends."""
     steps: tuple[PlannedStep, ...] = ()
     """Changes of the settings during the launch, in any order."""
+    origin: OriginModel | None = None
+    """The order system's limits (None: it serves any number at full speed)."""
+    adaptive: tuple[int, int] | None = None
+    """Adaptive capacity between these bounds (None: the capacity is fixed)."""
+    adaptive_interval_seconds: int = 5
 
     def steps_due(self, after: float, until: float) -> list[PlannedStep]:
         """The steps due in (``after``, ``until``] seconds, in time order."""
@@ -132,6 +155,11 @@ class Plan:
             (0.01 <= self.sales_per_session <= 1000, "--sales-per-session must be 0.01-1000"),
             (self.stock is not None or all(s.stock is None for s in self.steps),
              "a --step with stock needs --stock"),
+            (self.adaptive is None or self.origin is not None,
+             "--adaptive needs --origin-knee: the room learns from the origin's answers"),
+            (self.adaptive is None or 1 <= self.adaptive[0] <= self.adaptive[1],
+             "--adaptive must be MIN:MAX with 1 <= MIN <= MAX"),
+            (self.origin is None or self.origin.knee >= 1, "--origin-knee must be 1 or more"),
         ):
             if not ok:
                 raise ValueError(problem)
@@ -149,6 +177,8 @@ class Sample:
     admitted: int
     abandoned: int = 0
     """Gave up so far."""
+    capacity: int = 0
+    """The cap then (it moves with the timeline, or as an adaptive room learns)."""
 
 
 @dataclass(slots=True)
@@ -171,6 +201,19 @@ class Outcome:
     """Those in line when it sold out, told so at once."""
     turned_away: int = 0
     """Arrivals after the sell-out: shown the sold-out page, given no place."""
+    completed: int = 0
+    """Sessions that ended (each one served)."""
+    answers: list[tuple[float, float]] = field(default_factory=list)
+    """The origin's answer time (ms) each tick, with the answers given in it."""
+
+    def answer_percentile(self, share: float) -> float | None:
+        """The origin's answer time (ms) at or below which ``share`` of answers came."""
+        total, seen = sum(n for _, n in self.answers), 0.0
+        for latency, n in sorted(self.answers):
+            seen += n
+            if seen >= share * total > 0:
+                return latency
+        return None
 
     def wait_percentile(self, share: float) -> float | None:
         """The wait at or below which ``share`` (0-1) of admitted visitors got in."""

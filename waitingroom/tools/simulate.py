@@ -155,6 +155,7 @@ def summary(plan: Plan, outcome: Outcome) -> str:
         "after the first arrival",
         f"most sessions at once: {outcome.max_active} (capacity {plan.capacity})",
         *_stock_lines(plan, outcome, minutes),
+        *_origin_lines(plan, outcome),
         *(f"planned at minute {step.minute:g}: " + ", ".join(
             f"{name} {value}" for name, value in (
                 ("capacity", step.capacity), ("rate/min", step.rate_per_minute),
@@ -171,6 +172,23 @@ def summary(plan: Plan, outcome: Outcome) -> str:
                          f"{sample.waiting:7d}  {sample.active:6d}  {sample.admitted:8d}  "
                          f"{sample.abandoned:7d}")
     return "\n".join(lines)
+
+
+def _origin_lines(plan: Plan, outcome: Outcome) -> list[str]:
+    if plan.origin is None:
+        return []
+    minutes = (outcome.samples[-1].t / 60) if outcome.samples else 0
+    lines = [f"origin (knee {plan.origin.knee} sessions, answers in "
+             f"{plan.origin.answer_ms:g} ms at full speed): {outcome.completed} sessions "
+             f"served, {outcome.completed / max(minutes, 1 / 60):.1f}/min; answer time p50 "
+             f"{outcome.answer_percentile(0.5) or 0:.0f} ms, p95 "
+             f"{outcome.answer_percentile(0.95) or 0:.0f} ms"]
+    if plan.adaptive is not None:
+        caps = [s.capacity for s in outcome.samples[-600:]]  # the last ten minutes
+        lines.append(f"adaptive capacity ({plan.adaptive[0]}-{plan.adaptive[1]}): ended at "
+                     f"{caps[-1] if caps else plan.capacity}, between {min(caps, default=0)} "
+                     f"and {max(caps, default=0)} over the last ten minutes")
+    return lines
 
 
 def _stock_lines(plan: Plan, outcome: Outcome,

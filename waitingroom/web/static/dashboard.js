@@ -22,6 +22,9 @@
     var c = s.config;
     $("d-stock").textContent = c.stock === null ? "not counted" : c.stock + " / " + s.sold;
     $("d-stock").className = "num" + (c.stock === 0 ? " bad" : "");
+    $("d-origin").textContent = Math.round(s.latency_ms || 0) + " ms / " +
+      ((s.errors || 0) * 100).toFixed(1) + "%";
+    $("d-origin").className = "num" + (s.errors >= 0.1 ? " bad" : "");
     $("d-method").textContent = c.method + (c.max_waiting ? ", at most " + c.max_waiting : "");
     var steps = $("d-steps");
     steps.textContent = "";
@@ -32,6 +35,8 @@
     });
     if (!steps.firstChild) steps.textContent = "none";
     $("d-state").textContent = (c.paused ? "paused, " : "") + "mode " + c.mode +
+      (c.capacity_mode === "adaptive" ? ", capacity adaptive " + c.capacity_min + "\u2013" +
+       c.capacity_max : ", capacity fixed") +
       ", capture " + c.capture + (c.rate ? ", rate " + c.rate + "/min" : "");
     var eta = s.rate > 0 ? Math.round(s.waiting / s.rate) + " s" : "unknown";
     $("d-eta").textContent = eta;
@@ -50,7 +55,8 @@
       var n = body.capacity;
       return "Capacity " + c.capacity + " \u2192 " + n + ": " + (n > s.active
         ? "lets in up to " + (n - s.active) + " more now (" + s.active + " in the order flow)."
-        : "nobody new is let in until fewer than " + n + " sessions remain (" + s.active + " now).");
+        : "nobody new is let in until fewer than " + n + " sessions remain (" + s.active + " now).") +
+        (c.capacity_mode === "adaptive" ? " It pins the capacity: the room stops learning it." : "");
     }
     if ("rate" in body) return body.rate ? "Admit at most " + body.rate + " a minute." : "Admit with no rate limit.";
     if ("paused" in body) return body.paused ? "Pause: nobody else is let in; the " + waiting + " keep their places."
@@ -65,14 +71,17 @@
     return JSON.stringify(body);
   }
 
-  function chart(id, series, colours) {
+  // own: each line to its own scale (the top label lists each one's top).
+  function chart(id, series, colours, own) {
     var canvas = $(id), ctx = canvas.getContext("2d");
     var w = canvas.width = canvas.clientWidth * (window.devicePixelRatio || 1);
     var h = canvas.height = canvas.clientHeight * (window.devicePixelRatio || 1);
     ctx.clearRect(0, 0, w, h);
     if (samples.length < 2) return;
-    var max = 1;
-    series.forEach(function (f) { samples.forEach(function (s) { max = Math.max(max, f(s)); }); });
+    var tops = series.map(function (f) {
+      return samples.reduce(function (m, s) { return Math.max(m, f(s) || 0); }, 1e-9);
+    });
+    var max = Math.max.apply(null, tops.concat([1]));
     var t0 = samples[0].t, span = Math.max(1, samples[samples.length - 1].t - t0);
     // The limit (the first of several lines) goes on top, dashed: a line along it shows.
     series.slice().reverse().forEach(function (f, r) {
@@ -81,7 +90,7 @@
       ctx.setLineDash(series.length > 1 && i === 0 ? [6 * (window.devicePixelRatio || 1), 4 * (window.devicePixelRatio || 1)] : []);
       ctx.beginPath();
       samples.forEach(function (s, j) {
-        var x = (s.t - t0) / span * (w - 4) + 2, y = h - 18 * (window.devicePixelRatio || 1) - f(s) / max * (h - 34 * (window.devicePixelRatio || 1));
+        var x = (s.t - t0) / span * (w - 4) + 2, y = h - 18 * (window.devicePixelRatio || 1) - (f(s) || 0) / (own ? tops[i] : max) * (h - 34 * (window.devicePixelRatio || 1));
         if (j) ctx.lineTo(x, y); else ctx.moveTo(x, y);
       });
       ctx.stroke();
@@ -90,7 +99,8 @@
     // Axes: the scale's top and zero, and clock times along the bottom.
     var px = window.devicePixelRatio || 1;
     ctx.fillStyle = "#4a4a4a"; ctx.font = (11 * px) + "px sans-serif";
-    ctx.fillText(String(Math.round(max * 10) / 10), 4 * px, 12 * px);
+    ctx.fillText(own ? tops.map(function (t) { return String(Math.round(t * 10) / 10); }).join(" \u00b7 ")
+                 : String(Math.round(max * 10) / 10), 4 * px, 12 * px);
     ctx.fillText("0", w - 12 * px, h - 16 * px);
     ctx.strokeStyle = "#d0d4da"; ctx.lineWidth = px; ctx.beginPath();
     ctx.moveTo(0, h - 14 * px); ctx.lineTo(w, h - 14 * px); ctx.stroke();
@@ -106,6 +116,9 @@
     chart("c-active", [function (s) { return s.capacity; }, function (s) { return s.active; }],
           ["#b00020", "#1a7f37"]);
     chart("c-rate", [function (s) { return s.rate * 60; }], ["#8250df"]);
+    chart("c-origin", [function (s) { return s.capacity; }, function (s) { return s.latency_ms; },
+                       function (s) { return (s.errors || 0) * 100; }],
+          ["#0b5cad", "#bc4c00", "#b00020"], true);
   }
 
   function add(s) {
