@@ -49,6 +49,9 @@ class Settings:
     Sentinel-watched primary (``redis+sentinel://host:26379[,host:26379]/service[/db]``)."""
     capacity: int = 100
     """Concurrent sessions the order flow can serve; seeds the room's live value."""
+    api_wait_status: int = 429
+    """A script's gated call (fetch/XHR, JSON asked for) gets it while its caller waits,
+    with ``Retry-After`` and the status JSON: 429, 503, or 200 (body-only clients)."""
     adaptive_interval_seconds: int = 5
     """How often an adaptive room judges the origin's answers and moves its cap."""
     secret: tuple[str, ...] = field(default=(), repr=False)
@@ -65,6 +68,9 @@ class Settings:
     longer than this loses the session."""
     session_max_seconds: int = 1800
     """A session ends this long after it began, however busy."""
+    session_renewal: bool = True
+    """False: fixed-length sessions, each ending ``session_max_seconds`` after its first
+    request, busy or idle (no idle timeout; the origin's release still ends it)."""
     ticket_max_age_seconds: int = 86_400
     """Queue tickets older than this are void (a fresh place at the back)."""
     gated_paths: tuple[str, ...] = ()
@@ -108,9 +114,10 @@ class Settings:
     """Most request header lines ``serve`` reads (431 past it)."""
     session_max_concurrent_requests: int = 64
     """Requests one admitted session may have at the app or origin at once (429 past
-    it), so that one pass cannot take the connections everyone else needs. Behind an
-    HTTP/2 load balancer one page load can have dozens in flight; 64 is still a
-    sixteenth of the default origin pool."""
+    it): one pass cannot take the connections everyone else needs (an HTTP/2 page
+    load can have dozens in flight; 64 is a sixteenth of the default origin pool)."""
+    session_max_websockets: int = 8
+    """WebSockets one admitted session may hold open at once (closed, 1008, past it)."""
     max_event_streams: int = 10_000
     """Live ``/_wr/events`` streams per process; past it, visitors poll (503)."""
     origin_ca_file: str = ""
@@ -188,93 +195,7 @@ class Settings:
     Held as (epoch ms, the settings as JSON)."""
 
     def __post_init__(self) -> None:
-        _check(bool(ROOM_NAME.fullmatch(self.room)), "room",
-               "lowercase letters, digits and dashes, at most 32")
-        if self.origin:
-            parts = urlsplit(self.origin)
-            _check(parts.scheme in ("http", "https") and bool(parts.hostname), "origin",
-                   "must be an http:// or https:// URL")
-        _check(1 <= self.port <= 65535, "port", "must be 1-65535")
-        _check(1 <= self.workers <= 64, "workers", "must be 1-64")
-        _check(urlsplit(self.redis_url).scheme in REDIS_SCHEMES, "redis_url",
-               "must be a redis://, rediss://, unix://, redis+cluster:// or "
-               "redis+sentinel:// URL")
-        if self.redis_url.startswith("redis+sentinel://"):
-            _check(bool(urlsplit(self.redis_url).path.strip("/")), "redis_url",
-                   "a redis+sentinel:// URL names its service: "
-                   "redis+sentinel://host:26379[,host:26379]/service[/db]")
-        _check(self.capacity >= 1, "capacity", "must be at least 1")
-        _check(1 <= self.adaptive_interval_seconds <= 300, "adaptive_interval_seconds",
-               "must be 1-300")
-        _check(len(self.timeline) <= _MAX_PLANNED, "timeline",
-               f"at most {_MAX_PLANNED} steps")
-        _check(len(self.shop_name) <= 100, "shop_name", "at most 100 characters")
-        _check_look(self)
-        for secret in self.secret:
-            _check(len(secret) >= _MIN_SECRET_LENGTH, "secret",
-                   f"each secret needs at least {_MIN_SECRET_LENGTH} characters")
-        _check(self.grace_seconds >= 6, "grace_seconds",
-               "must be at least 6 (waiting pages poll every 2 seconds)")
-        _check(self.session_idle_seconds >= 1, "session_idle_seconds", "must be at least 1")
-        _check(0 <= self.session_first_idle_seconds <= self.session_idle_seconds,
-               "session_first_idle_seconds", "must be 0 (off) to session_idle_seconds")
-        _check(self.session_max_seconds >= self.session_idle_seconds, "session_max_seconds",
-               "must be at least session_idle_seconds")
-        _check(self.ticket_max_age_seconds >= self.grace_seconds, "ticket_max_age_seconds",
-               "must be at least grace_seconds")
-        for pattern in (*self.gated_paths, *self.open_paths):
-            _check(pattern.startswith("/"), "gated_paths" if pattern in self.gated_paths
-                   else "open_paths", f"{pattern!r} must start with /")
-        _check(len(self.message) <= _MAX_MESSAGE_LENGTH, "message",
-               f"at most {_MAX_MESSAGE_LENGTH} characters")
-        for entry in self.admin_token:
-            _check(len(entry.rpartition(":")[2]) >= _MIN_SECRET_LENGTH, "admin_token",
-                   f"each token needs at least {_MIN_SECRET_LENGTH} characters")
-        _check(self.capture in ("auto", "on", "off"), "capture", "must be auto, on or off")
-        try:
-            parse_fields(self.capture_fields)
-        except ValueError as exc:
-            raise ConfigError("capture_fields", str(exc)) from None
-        _check(self.capture_rate_per_minute >= 1, "capture_rate_per_minute",
-               "must be at least 1")
-        _check(1 <= self.breaker_window_seconds <= 300, "breaker_window_seconds",
-               "must be 1-300")
-        _check(0 < self.breaker_failure_ratio <= 1, "breaker_failure_ratio",
-               "must be above 0 and at most 1")
-        _check(self.breaker_min_requests >= 1, "breaker_min_requests", "must be at least 1")
-        _check(self.breaker_cooldown_seconds >= 1, "breaker_cooldown_seconds",
-               "must be at least 1")
-        _check(self.breaker_probes >= 1, "breaker_probes", "must be at least 1")
-        if self.origin_ca_file:
-            try:
-                tls_context(self.origin_ca_file)
-            except (OSError, ssl.SSLError) as exc:
-                raise ConfigError("origin_ca_file",
-                                  f"cannot be read as PEM certificates: {exc}") from exc
-        if self.health_check_url:
-            parts = urlsplit(self.health_check_url)
-            _check(parts.scheme in ("http", "https") and bool(parts.hostname),
-                   "health_check_url", "must be an http:// or https:// URL")
-        _check(self.redis_down in ("closed", "passes", "open"), "redis_down",
-               "must be closed, passes or open")
-        _check_notify(self)
-        _check(self.notify_per_hour_per_visitor >= 1, "notify_per_hour_per_visitor",
-               "must be at least 1")
-        _check(self.notify_per_hour_per_network >= 1, "notify_per_hour_per_network",
-               "must be at least 1")
-        for key in ("origin_max_connections", "max_request_body_bytes", "max_request_headers",
-                    "session_max_concurrent_requests", "max_event_streams"):
-            _check(getattr(self, key) >= 1, key, "must be at least 1")
-        _check(self.max_request_head_bytes >= 1024, "max_request_head_bytes",
-               "must be at least 1024")
-        _check(self.origin_slot_timeout_seconds > 0, "origin_slot_timeout_seconds",
-               "must be positive")
-        _check(0 <= self.pow_difficulty <= 24, "pow_difficulty", "must be 0 (off) to 24")
-        _check(self.new_places_per_minute_per_network >= 0,
-               "new_places_per_minute_per_network", "must be 0 (no limit) or more")
-        _check(self.origin_timeout_seconds > 0, "origin_timeout_seconds", "must be positive")
-        _check(self.origin_connect_timeout_seconds > 0, "origin_connect_timeout_seconds",
-               "must be positive")
+        _check_all(self)
 
     def require(self, *names: str) -> None:
         """Raise :class:`ConfigError` for the first of ``names`` left empty."""
@@ -283,6 +204,92 @@ class Settings:
                 flag = "" if name in SECRET_SETTINGS else f"--{name.replace('_', '-')}, or "
                 raise ConfigError(f"{ENV_PREFIX}{name.upper()}",
                                   f"is required (or {flag}{name} in the config file)")
+
+
+def _check_all(settings: Settings) -> None:
+    """Every value in range; ConfigError naming the first that is not."""
+    _check(bool(ROOM_NAME.fullmatch(settings.room)), "room",
+           "lowercase letters, digits and dashes, at most 32")
+    if settings.origin:
+        parts = urlsplit(settings.origin)
+        _check(parts.scheme in ("http", "https") and bool(parts.hostname), "origin",
+               "must be an http:// or https:// URL")
+    _check(1 <= settings.port <= 65535, "port", "must be 1-65535")
+    _check(1 <= settings.workers <= 64, "workers", "must be 1-64")
+    _check(urlsplit(settings.redis_url).scheme in REDIS_SCHEMES, "redis_url",
+           "must be a redis://, rediss://, unix://, redis+cluster:// or "
+           "redis+sentinel:// URL")
+    if settings.redis_url.startswith("redis+sentinel://"):
+        _check(bool(urlsplit(settings.redis_url).path.strip("/")), "redis_url",
+               "a redis+sentinel:// URL names its service: "
+               "redis+sentinel://host:26379[,host:26379]/service[/db]")
+    _check(settings.capacity >= 1, "capacity", "must be at least 1")
+    _check(settings.api_wait_status in (200, 429, 503), "api_wait_status",
+           "must be 429, 503 or 200")
+    _check(1 <= settings.adaptive_interval_seconds <= 300, "adaptive_interval_seconds",
+           "must be 1-300")
+    _check(len(settings.timeline) <= _MAX_PLANNED, "timeline",
+           f"at most {_MAX_PLANNED} steps")
+    _check(len(settings.shop_name) <= 100, "shop_name", "at most 100 characters")
+    _check_look(settings)
+    for secret in settings.secret:
+        _check(len(secret) >= _MIN_SECRET_LENGTH, "secret",
+               f"each secret needs at least {_MIN_SECRET_LENGTH} characters")
+    _check(settings.grace_seconds >= 6, "grace_seconds",
+           "must be at least 6 (waiting pages poll every 2 seconds)")
+    _check(settings.session_idle_seconds >= 1, "session_idle_seconds", "must be at least 1")
+    _check(0 <= settings.session_first_idle_seconds <= settings.session_idle_seconds,
+           "session_first_idle_seconds", "must be 0 (off) to session_idle_seconds")
+    _check(settings.session_max_seconds >= settings.session_idle_seconds, "session_max_seconds",
+           "must be at least session_idle_seconds")
+    _check(settings.ticket_max_age_seconds >= settings.grace_seconds, "ticket_max_age_seconds",
+           "must be at least grace_seconds")
+    for pattern in (*settings.gated_paths, *settings.open_paths):
+        _check(pattern.startswith("/"), "gated_paths" if pattern in settings.gated_paths
+               else "open_paths", f"{pattern!r} must start with /")
+    _check(len(settings.message) <= _MAX_MESSAGE_LENGTH, "message",
+           f"at most {_MAX_MESSAGE_LENGTH} characters")
+    for entry in settings.admin_token:
+        _check(len(entry.rpartition(":")[2]) >= _MIN_SECRET_LENGTH, "admin_token",
+               f"each token needs at least {_MIN_SECRET_LENGTH} characters")
+    _check(settings.capture in ("auto", "on", "off"), "capture", "must be auto, on or off")
+    try:
+        parse_fields(settings.capture_fields)
+    except ValueError as exc:
+        raise ConfigError("capture_fields", str(exc)) from None
+    _check(1 <= settings.breaker_window_seconds <= 300, "breaker_window_seconds",
+           "must be 1-300")
+    _check(0 < settings.breaker_failure_ratio <= 1, "breaker_failure_ratio",
+           "must be above 0 and at most 1")
+    if settings.origin_ca_file:
+        try:
+            tls_context(settings.origin_ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError("origin_ca_file",
+                              f"cannot be read as PEM certificates: {exc}") from exc
+    if settings.health_check_url:
+        parts = urlsplit(settings.health_check_url)
+        _check(parts.scheme in ("http", "https") and bool(parts.hostname),
+               "health_check_url", "must be an http:// or https:// URL")
+    _check(settings.redis_down in ("closed", "passes", "open"), "redis_down",
+           "must be closed, passes or open")
+    _check_notify(settings)
+    for key in ("origin_max_connections", "max_request_body_bytes", "max_request_headers",
+                "session_max_concurrent_requests", "max_event_streams",
+                "notify_per_hour_per_visitor", "notify_per_hour_per_network",
+                "session_max_websockets", "capture_rate_per_minute", "breaker_min_requests",
+                "breaker_cooldown_seconds", "breaker_probes"):
+        _check(getattr(settings, key) >= 1, key, "must be at least 1")
+    _check(settings.max_request_head_bytes >= 1024, "max_request_head_bytes",
+           "must be at least 1024")
+    _check(settings.origin_slot_timeout_seconds > 0, "origin_slot_timeout_seconds",
+           "must be positive")
+    _check(0 <= settings.pow_difficulty <= 24, "pow_difficulty", "must be 0 (off) to 24")
+    _check(settings.new_places_per_minute_per_network >= 0,
+           "new_places_per_minute_per_network", "must be 0 (no limit) or more")
+    _check(settings.origin_timeout_seconds > 0, "origin_timeout_seconds", "must be positive")
+    _check(settings.origin_connect_timeout_seconds > 0, "origin_connect_timeout_seconds",
+           "must be positive")
 
 
 def _check_look(settings: Settings) -> None:

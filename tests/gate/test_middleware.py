@@ -15,7 +15,7 @@ import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from tests.conftest import SECRET
-from tests.servers import Origin
+from tests.servers import Origin, serve_in_process
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
 from waitingroom.tickets import TICKET_SALT, Tickets
@@ -142,7 +142,7 @@ async def test_bad_tickets_get_a_fresh_place_at_the_back(
         raw_cookie = f"wr_ticket_{ROOM}={bad}".encode("latin-1")
         response = await carol.get("/checkout", headers=[(b"accept", b"application/json"),
                                                          (b"cookie", raw_cookie)])
-        assert response.status_code == 200
+        assert response.status_code == 429  # a script's call waits: Retry-After says when
         assert response.json()["position"] == 2  # behind Bob, not in anybody's place
         assert ticket_cookie(carol) != bad
 
@@ -357,3 +357,38 @@ async def test_an_ended_session_let_straight_back_in_keeps_its_new_pass(
         assert passes and not passes[-1].startswith(f"wr_pass_{ROOM}=;")
         assert (await alice.get("/checkout")).text == "origin:/checkout"
     assert origin.seen[-1] == ("/checkout", session)
+
+
+async def test_a_scripts_gated_call_gets_json_it_can_act_on_never_a_page(
+    make_settings: Callable[..., Settings], origin: Origin,
+) -> None:
+    """fetch() and XHR calls are told apart from page loads by the headers browsers
+    send (no Accept needed): 429 + Retry-After and the status JSON by default, the
+    status ops choose otherwise; a page load still gets the page."""
+    for status, settings in ((429, make_settings(capacity=1)),
+                             (503, make_settings(capacity=1, api_wait_status=503))):
+        room = WaitingRoomMiddleware(origin, settings=settings)
+        await room.engine.rooms.clear(ROOM)  # a new line each round
+        try:
+            async with serve_in_process(room) as url, httpx.AsyncClient(base_url=url) as a, \
+                    httpx.AsyncClient(base_url=url) as b:
+                await a.get("/checkout")
+                for scripted in ({"Sec-Fetch-Dest": "empty", "Sec-Fetch-Mode": "cors"},
+                                 {"X-Requested-With": "XMLHttpRequest"},
+                                 {"Accept": "application/json"}):
+                    answer = await b.get("/checkout", headers=scripted)
+                    assert answer.status_code == status, scripted
+                    assert answer.headers["x-waitingroom-state"] == "queued"
+                    assert answer.headers["retry-after"] == "2"
+                    assert answer.json()["position"] == 1
+                page = await b.get("/checkout", headers={"Sec-Fetch-Dest": "document",
+                                                         "Sec-Fetch-Mode": "navigate"})
+                assert page.status_code == 200 and "wr-card" in page.text
+                await room.engine.rooms.configure("default", capture="on")
+                await room.rooms.default.room.refresh_config()
+                captured = await b.get("/checkout", headers={"Sec-Fetch-Dest": "empty"})
+                assert captured.headers["x-waitingroom-state"] == "capture"
+                assert captured.json()["state"] == "capture"  # not the form's HTML
+                await room.engine.rooms.configure("default", capture="auto")
+        finally:
+            await room.aclose()

@@ -251,3 +251,26 @@ async def test_a_waiter_on_the_event_stream_is_told_after_redis_was_killed_and_c
                 assert (await anext(events))["state"] == "admitted"
             assert (await second.get("/buy")).text == "origin:/buy"
         await middleware.aclose()
+
+
+@pytest.mark.parametrize("renewal", [True, False])
+async def test_without_renewal_a_session_lasts_its_full_length_busy_or_idle(
+    make_settings: Callable[..., Settings], renewal: bool,
+) -> None:
+    engine = Engine.from_settings(make_settings(
+        session_idle_seconds=60, session_max_seconds=300, session_renewal=renewal))
+    try:
+        clock = await RoomClock(engine, ROOM).start()
+        await engine.rooms.seed(ROOM, capacity=2)
+        line = Visitors(engine, ROOM)
+        for shopper in ("busy", "idle"):
+            assert (await line.visit(shopper)).state is ADMITTED
+            assert await engine.touch(ROOM, shopper)  # the first request
+        for _ in range(5):  # 250 s: the busy one asks every 50 s, the idle one never
+            await clock.advance(50)
+            assert await engine.touch(ROOM, "busy")
+        assert await engine.touch(ROOM, "idle") is not renewal  # idle 250 s: ended if renewed
+        await clock.advance(51)  # 301 s after the first request: over, however busy
+        assert not await engine.touch(ROOM, "busy") and not await engine.touch(ROOM, "idle")
+    finally:
+        await engine.aclose()

@@ -532,3 +532,51 @@ async def test_the_honest_line_pages_read_well_on_a_phone_in_every_language(
         finally:
             await context.close()
             await room.aclose()
+
+
+SPA = b"""<!doctype html><html lang="en"><title>app</title>
+<p id="pos">-</p><p id="result"></p>
+<script type="module">
+import { fetch as through } from "/_wr/static/client.mjs";
+window.loads = (window.loads || 0) + 1;
+window.states = [];
+through("/checkout/api", {}, { onUpdate: (s) => {
+  window.states.push(s.state);
+  document.getElementById("pos").textContent = s.state + " " + (s.position ?? "");
+} }).then((r) => r.text()).then((t) => { document.getElementById("result").textContent = t; });
+</script>"""
+
+
+async def spa_shop(scope: Scope, receive: Receive, send: Send) -> None:
+    """A single-page shop: ``/app`` is its page (open); the rest is ``shop``."""
+    if scope["type"] == "http" and scope["path"] == "/app":
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/html; charset=utf-8")]})
+        await send({"type": "http.response.body", "body": SPA})
+    else:
+        await shop(scope, receive, send)
+
+
+async def test_a_single_page_shop_waits_in_line_through_client_js_without_a_page_load(
+    make_settings: Callable[..., Settings], browser: object
+) -> None:
+    async with serve_in_process(spa_shop) as origin:
+        settings = make_settings(origin=origin, capacity=1, gated_paths=("/checkout*",))
+        async with serve_in_process(build_proxy_app(settings)) as url, \
+                httpx.AsyncClient(base_url=url) as holder:
+            await holder.get("/checkout")  # the one place is taken
+            context = await browser.new_context(  # type: ignore[attr-defined]
+                viewport={"width": 390, "height": 844})
+            page = await context.new_page()
+            await page.goto(url + "/app")
+            await async_api.expect(page.locator("#pos")).to_have_text("queued 1",
+                                                                      timeout=10_000)
+            assert await page.locator("#result").inner_text() == ""
+            await holder.get("/checkout/done")  # the holder finishes: the app's turn
+            await async_api.expect(page.locator("#result")).to_have_text(
+                "<h1 id='shop'>shop:/checkout/api</h1>", timeout=15_000)
+            assert await page.evaluate("window.loads") == 1  # never a page load
+            assert page.url == url + "/app"
+            states = await page.evaluate("window.states")
+            assert states[0] == "queued" and states[-1] == "admitted"
+            await context.close()

@@ -90,9 +90,12 @@ class Engine:
         return cls(
             redis,
             grace_seconds=settings.grace_seconds,
-            session_idle_seconds=settings.session_idle_seconds,
+            # Without renewal a session's clock is set once, to its full length.
+            session_idle_seconds=settings.session_idle_seconds if settings.session_renewal
+            else settings.session_max_seconds,
             session_max_seconds=settings.session_max_seconds,
-            session_first_idle_seconds=settings.session_first_idle_seconds,
+            session_first_idle_seconds=settings.session_first_idle_seconds
+            if settings.session_renewal else 0,
         )
 
     async def visit(
@@ -152,6 +155,15 @@ class Engine:
             timing.grace_ms, timing.idle_ms, timing.max_ms, timing.first_idle_ms,
             *session_ids))
         return [bool(a) for a in alive]
+
+    async def session_on(self, room: str, session_id: str) -> bool:
+        """Is the session still on (admitted, not past its expiry)? Only asks: unlike
+        :meth:`touch`, it does not keep the session alive."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zscore(room_keys(room).active, session_id)
+            pipe.time()
+            expiry, (seconds, micros) = await pipe.execute()
+        return expiry is not None and expiry > int(seconds) * 1000 + int(micros) // 1000
 
     async def release(self, room: str, session_id: str, *, linger_seconds: float = 0) -> bool:
         """End a session now, giving its slot to the next in line; with

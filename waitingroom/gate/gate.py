@@ -8,11 +8,13 @@ import logging
 import time
 
 from redis.exceptions import RedisError
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Send
 
 from waitingroom.capture.desk import CaptureDesk
 from waitingroom.fields import parse_fields
 from waitingroom.gate.routes import Handler, room_routes
+from waitingroom.gate.sockets import gated_socket
 from waitingroom.room.room import Room
 from waitingroom.room.sales import SOLD_HEADER, STOCK_HEADER
 from waitingroom.room.standing import (
@@ -23,6 +25,7 @@ from waitingroom.room.standing import (
     stand,
     status_of,
 )
+from waitingroom.status import Status
 from waitingroom.visitor.notify import Notices
 from waitingroom.visitor.pages import moved_page
 from waitingroom.visitor.pow import challenge
@@ -90,9 +93,9 @@ class RoomGate:
             if request.scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1013})
                 return
-            response = self.desk.form(standing.visitor_id,
-                                      status_of(room, standing, config, request), request,
-                                      here=request.here())
+            status = status_of(room, standing, config, request)
+            response = scripts_answer(room, status) if request.wants_json else self.desk.form(
+                standing.visitor_id, status, request, here=request.here())
             await with_cookies(response, standing.set_cookies)(request.scope, receive, send)
         elif standing.admitted:
             await self._forward(request, receive, send, standing)
@@ -102,7 +105,7 @@ class RoomGate:
             status = status_of(room, standing, config, request)
             headers = {**NO_STORE, "retry-after": str(status.poll_after_seconds)}
             if request.wants_json:
-                response = json_response(status.to_json(), headers=headers)
+                response = scripts_answer(room, status)
             elif status.state == "closed":
                 response = html_response(request.pages.closed(status, request.language()))
             elif status.state == "sold_out" and status.position is None:
@@ -124,6 +127,10 @@ class RoomGate:
         """Pass an admitted request on, if the session has fewer than its limit in
         flight; end the session if the origin says so."""
         room, session_id = self.room, standing.visitor_id
+        if request.scope["type"] == "websocket":
+            scope = request.forwarded((SESSION_HEADER, session_id.encode()))
+            await gated_socket(room, self.app, scope, receive, send, session_id)
+            return
         in_flight = room.limits.session_requests
         if not in_flight.take(session_id):
             await busy(request, 429, receive, send)
@@ -184,3 +191,14 @@ class RoomGate:
         """Stop the room's background work (the engine is the caller's to close)."""
         await self.notices.aclose()
         await self.room.aclose()
+
+
+STATE_HEADER = "x-waitingroom-state"
+"""Marks the room's own answer to a gated call (``client.js`` tells it from the shop's)."""
+
+
+def scripts_answer(room: Room, status: Status) -> Response:
+    """A script's gated call while its caller may not pass (fetch/XHR, or JSON asked
+    for): the status JSON it can act on, with ``api_wait_status``, never a page."""
+    return json_response(status.to_json(), room.settings.api_wait_status, headers={
+        **NO_STORE, "retry-after": str(status.poll_after_seconds), STATE_HEADER: status.state})

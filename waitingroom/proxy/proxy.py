@@ -24,16 +24,14 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from waitingroom.proxy.connection import Aborted, OriginConnection, OriginError, PoolBusy
+from waitingroom.proxy.headers import HOP_BY_HOP, forwarded
 from waitingroom.proxy.origin import OriginPool
+from waitingroom.proxy.websocket import OriginSockets
 from waitingroom.web.asgi import SESSION_HEADER, BodyTooLarge, ClientGone
 from waitingroom.web.request_id import REQUEST_ID_HEADER
 
 logger = logging.getLogger("waitingroom.proxy")
 
-HOP_BY_HOP = frozenset({
-    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
-    b"trailer", b"trailers", b"transfer-encoding", b"upgrade", b"proxy-connection",
-})
 # Not passed on as sent: Host names the origin; the X-Forwarded-* are rewritten; the
 # framing headers are set by what is forwarded; a body is sent without waiting for
 # 100 Continue, so the origin is not asked for one.
@@ -85,6 +83,8 @@ class OriginProxy:
                                 slot_timeout=slot_timeout, ca_file=ca_file)
         self._read_timeout = read_timeout
         self._max_body_bytes = max_body_bytes
+        self._sockets = OriginSockets(origin.rstrip("/"), connect_timeout=connect_timeout,
+                                      ca_file=ca_file)
         self._awaiting: set[_VisitorWatch] = set()
         """Exchanges awaiting the origin's answer whose visitor is not watched yet."""
         self._sweeper: asyncio.Task[None] | None = None
@@ -99,8 +99,8 @@ class OriginProxy:
             await self._lifespan(receive, send)
         elif scope["type"] == "http":
             await self._forward(scope, receive, send)
-        else:  # websockets are not proxied
-            await send({"type": "websocket.close", "code": 1003})
+        elif scope["type"] == "websocket":
+            await self._sockets.forward(scope, receive, send)
 
     async def _forward(self, scope: Scope, receive: Receive, send: Send) -> None:
         pool = self._pool
@@ -209,6 +209,7 @@ class OriginProxy:
         if self._sweeper is not None:
             self._sweeper.cancel()
         await self._pool.aclose()
+        await self._sockets.aclose()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -292,15 +293,7 @@ def request_head(scope: Scope, pool: OriginPool) -> RequestHead | None:
         if len(lengths) > 1 or not lengths[0].isdigit() or len(lengths[0]) > 18:
             return None
         length = int(lengths[0])
-    client = scope.get("client")
-    if client:
-        address = client[0].encode()
-        forwarded_for = forwarded_for + b", " + address if forwarded_for else address
-    if forwarded_for:
-        headers.append((b"x-forwarded-for", forwarded_for))
-    headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode()))
-    if host:
-        headers.append((b"x-forwarded-host", host))
+    headers += forwarded(scope, forwarded_for, host)
     if chunked:
         headers.append((b"transfer-encoding", b"chunked"))
     elif length:

@@ -120,6 +120,8 @@ class ProcessLimits:
     """Live ``/_wr/events`` streams."""
     session_requests: KeyedSlots
     """Requests in flight per admitted session."""
+    session_sockets: KeyedSlots
+    """WebSockets open per admitted session."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ProcessLimits:
@@ -130,4 +132,5 @@ class ProcessLimits:
                    RateLimit(settings.notify_per_hour_per_network / 60,
                              burst=settings.notify_per_hour_per_network),
                    Slots(settings.max_event_streams),
-                   KeyedSlots(settings.session_max_concurrent_requests))
+                   KeyedSlots(settings.session_max_concurrent_requests),
+                   KeyedSlots(settings.session_max_websockets))

@@ -42,7 +42,9 @@ _ASSET_TYPES = {"queue.css": b"text/css; charset=utf-8",
                 "dashboard.js": b"text/javascript; charset=utf-8",
                 "pow.js": b"text/javascript; charset=utf-8",
                 "leave.js": b"text/javascript; charset=utf-8",
-                "keep.js": b"text/javascript; charset=utf-8"}
+                "keep.js": b"text/javascript; charset=utf-8",
+                "client.js": b"text/javascript; charset=utf-8",
+                "client.mjs": b"text/javascript; charset=utf-8"}
 ASSETS: dict[str, tuple[bytes, bytes]] = {
     name: ((resources.files("waitingroom.web") / "static" / name).read_bytes(), content_type)
     for name, content_type in _ASSET_TYPES.items()

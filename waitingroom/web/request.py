@@ -16,6 +16,9 @@ from waitingroom.web.i18n import LANGUAGE_COOKIE
 from waitingroom.web.pages import Pages
 from waitingroom.web.request_id import REQUEST_ID_HEADER
 
+_SCRIPTED = {b"sec-fetch-dest": b"empty", b"x-requested-with": b"xmlhttprequest"}
+"""Headers (and values, lower case) that say a script made the request."""
+
 
 @dataclass(slots=True)
 class Request:
@@ -26,6 +29,9 @@ class Request:
     """The waiting room's pages and languages, to answer in."""
     cookies: dict[str, str]
     wants_json: bool
+    """A script asked (``fetch``/XHR: ``Sec-Fetch-Dest: empty`` or ``X-Requested-With:
+    XMLHttpRequest``), or the caller takes JSON and not HTML: answer JSON, never a
+    page."""
     secure: bool
     incoming_id: bytes | None = None
     """The caller's X-Request-Id header, if any."""
@@ -39,6 +45,7 @@ class Request:
               rid: str = "") -> Request:
         """Read the cookies and the ``Accept`` headers of ``scope``."""
         cookie = accept = accept_language = ""
+        scripted = False
         for name, value in scope["headers"]:
             if name == b"cookie":
                 cookie = value.decode("latin-1")
@@ -46,7 +53,9 @@ class Request:
                 accept = value.decode("latin-1")
             elif name == b"accept-language":
                 accept_language = value.decode("latin-1")
-        wants_json = "application/json" in accept and "text/html" not in accept
+            elif name in _SCRIPTED and value.lower() == _SCRIPTED[name]:
+                scripted = True
+        wants_json = scripted or ("application/json" in accept and "text/html" not in accept)
         return cls(scope, pages, cookie_parser(cookie) if cookie else {}, wants_json,
                    scope.get("scheme") in ("https", "wss"), incoming_id, rid,
                    accept_language)
