@@ -287,8 +287,9 @@ async def test_bodies_are_not_heads_and_each_request_gets_its_own_head_limit(
 async def test_a_websocket_upgrade_through_the_head_limits_is_refused_cleanly(
     rig: Rig,
 ) -> None:
-    """The proxy forwards no WebSocket (#19): an upgrade gets uvicorn's 403 through the
-    limited protocol, and the next request on a new connection is served as usual."""
+    """An upgrade the origin does not accept (this one answers it as plain HTTP) gets
+    a 403 through the limited protocol, never a 500, and the next request on a new
+    connection is served as usual."""
     upgrade = (b"GET /static/ws HTTP/1.1\r\nHost: shop.test\r\nUpgrade: websocket\r\n"
                b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                b"Sec-WebSocket-Version: 13\r\n\r\n")

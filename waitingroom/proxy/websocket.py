@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import aiohttp
@@ -33,7 +34,8 @@ class OriginSockets:
         parts = urlsplit(origin)
         self._base = urlunsplit(("wss" if parts.scheme == "https" else "ws", parts.netloc,
                                  parts.path.rstrip("/"), "", ""))
-        self._ssl = tls_context(ca_file) if parts.scheme == "https" else None
+        self._ssl: ssl.SSLContext | bool = tls_context(ca_file) if parts.scheme == "https" \
+            else True  # aiohttp's default: a plain ws:// origin uses none
         self._connect_timeout = connect_timeout
         self._session: aiohttp.ClientSession | None = None
 
