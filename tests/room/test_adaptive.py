@@ -172,6 +172,8 @@ def test_the_rule_backs_off_on_errors_and_judges_nothing_on_too_few_answers() ->
     assert failing.capacity == 30 and "errors on 10% of answers" in failing.reason
     assert decide(40, figures(errors=19), Memory(unloaded=200.0), active=40, low=5,
                   high=100).capacity == 44  # 9.5%: not errors enough to back off
+    instant = decide(40, figures(latency_ms=0), Memory(), active=40, low=5, high=100)
+    assert instant.capacity == 44  # answers under a millisecond: nothing waits, no crash
     few = decide(40, figures(requests=MIN_REQUESTS - 1), Memory(), active=40, low=5,
                  high=100)
     assert few.capacity == 40 and "too few" in few.reason

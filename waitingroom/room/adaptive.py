@@ -65,7 +65,7 @@ def decide(capacity: int, figures: IntervalFigures, memory: Memory, active: int,
         memory.cut_settled = not memory.cut_settled
     memory.unloaded = min(memory.unloaded or latency, latency)
     unloaded = memory.unloaded
-    waiting = active * max(0.0, 1 - unloaded / latency)
+    waiting = active * max(0.0, 1 - unloaded / latency) if latency > 0 else 0.0
     margin = max(1, round(0.03 * capacity))
     said = (f"latency {latency / 1000:.2f} s vs {unloaded / 1000:.2f} s unloaded{slower}: "
             f"about {waiting:.0f} of {active} sessions waiting on the origin")
