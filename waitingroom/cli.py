@@ -19,6 +19,7 @@ import uvicorn
 from waitingroom.config import environment_value, load_settings
 from waitingroom.errors import ConfigError, WaitingRoomError
 from waitingroom.ops import admin_cli
+from waitingroom.proxy.websocket import MAX_MESSAGE_BYTES
 from waitingroom.settings import ENV_PREFIX, SECRET_SETTINGS, Settings, setting_help
 from waitingroom.web.server import LimitedHttpToolsProtocol, port_in_use
 
@@ -303,7 +304,8 @@ def _serve(settings: Settings) -> None:
                 forwarded_allow_ips=settings.forwarded_allow_ips or None,
                 # The origin's own Date and Server headers pass through the proxy.
                 server_header=False, date_header=False,
-                http=LimitedHttpToolsProtocol)  # limits on request heads (server.py)
+                http=LimitedHttpToolsProtocol,  # limits on request heads (server.py)
+                ws_max_size=MAX_MESSAGE_BYTES)  # a visitor's WebSocket messages, as the origin's
 
 
 def _start_line(settings: Settings, redis_answers: bool) -> str:

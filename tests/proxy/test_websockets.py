@@ -17,6 +17,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.servers import Origin, eventually, serve_in_process, waitingroom_serve
 from waitingroom.middleware import WaitingRoomMiddleware
+from waitingroom.proxy.websocket import MAX_MESSAGE_BYTES
 from waitingroom.settings import Settings
 
 
@@ -27,6 +28,7 @@ class SocketOrigin(Origin):
     def __init__(self) -> None:
         super().__init__()
         self.open = 0
+        self.largest = 0  # the largest message received, in bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":
@@ -39,6 +41,7 @@ class SocketOrigin(Origin):
             session = dict(scope["headers"]).get(b"x-waitingroom-session", b"-").decode()
             await send({"type": "websocket.send", "text": f"hello {scope['path']} {session}"})
             while (message := await receive())["type"] == "websocket.receive":
+                self.largest = max(self.largest, len(message.get("bytes") or b""))
                 await send({"type": "websocket.send", **{
                     k: message[k] for k in ("text", "bytes") if message.get(k) is not None}})
         finally:
@@ -170,3 +173,22 @@ async def test_frames_keep_the_session_alive_and_silence_lets_it_end(
                     with pytest.raises(ConnectionClosed) as closed:  # then silence
                         await asyncio.wait_for(ws.recv(), 15)
                     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+
+async def test_a_message_over_the_limit_closes_the_socket_and_never_reaches_the_origin(
+    room_env: dict[str, str],
+) -> None:
+    origin = SocketOrigin()
+    async with serve_in_process(origin) as origin_url:
+        with waitingroom_serve({**room_env, "WAITINGROOM_ORIGIN": origin_url}) as url:
+            async with httpx.AsyncClient(base_url=url) as shopper:
+                await shopper.get("/checkout")
+                cookies = "; ".join(f"{k}={v}" for k, v in shopper.cookies.items())
+                async with connect(ws_url(url, "/checkout/live"), max_size=None,
+                                   additional_headers={"Cookie": cookies}) as ws:
+                    await ws.recv()
+                    await ws.send(b"x" * (MAX_MESSAGE_BYTES + 1))
+                    with pytest.raises(ConnectionClosed) as closed:
+                        await asyncio.wait_for(ws.recv(), 10)
+                    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+    assert origin.largest == 0  # refused by serve, not passed on
