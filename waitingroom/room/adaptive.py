@@ -116,8 +116,6 @@ class AdaptiveCapacity:
         self.interval_seconds = interval_seconds
         self._seen: dict[int, list[int]] = {}  # interval -> [answers, latency ms, errors]
         self._decided = -1
-        self.last: IntervalFigures | None = None
-        """The last interval decided by this process (for the dashboard)."""
 
     def observe(self, started: float, ok: bool) -> None:
         """Count one answer of the origin: begun at ``started`` (``time.monotonic``),
@@ -148,7 +146,6 @@ class AdaptiveCapacity:
         decision = decide(config.capacity, figures, memory, active,
                           config.capacity_min, config.capacity_max)
         await self.engine.origin.remember(self.room, asdict(memory))
-        self.last = figures
         if decision.capacity != config.capacity and await self.engine.origin.learned(
                 self.room, config.capacity, decision.capacity):
             logger.info("room %s: adaptive capacity: %s", self.room, decision.reason)
