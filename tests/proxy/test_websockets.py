@@ -15,10 +15,11 @@ from starlette.types import Receive, Scope, Send
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.servers import Origin, eventually, serve_in_process, waitingroom_serve
+from tests.servers import FaultyLink, Origin, eventually, serve_in_process, waitingroom_serve
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.proxy.websocket import MAX_MESSAGE_BYTES
 from waitingroom.settings import Settings
+from waitingroom.tools.redis_server import RedisServer
 
 
 class SocketOrigin(Origin):
@@ -192,3 +193,33 @@ async def test_a_message_over_the_limit_closes_the_socket_and_never_reaches_the_
                         await asyncio.wait_for(ws.recv(), 10)
                     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
     assert origin.largest == 0  # refused by serve, not passed on
+
+
+@pytest.mark.parametrize("redis_down", ["closed", "passes"])
+async def test_with_redis_away_a_socket_follows_redis_down(
+    redis_server: RedisServer, make_settings: Callable[..., Settings], redis_down: str,
+) -> None:
+    """Redis cut while a socket is open: ``closed`` closes it (1013, try again later),
+    as requests get the retry page; ``passes`` keeps it, frames and all."""
+    origin = SocketOrigin()
+    async with FaultyLink(redis_server.port) as link:
+        room = WaitingRoomMiddleware(origin, settings=make_settings(
+            redis_url=link.url, capacity=1, redis_down=redis_down))
+        try:
+            async with serve_in_process(room) as url, httpx.AsyncClient(base_url=url) as shopper:
+                await shopper.get("/checkout")
+                async with socket(url, "/checkout/live", shopper) as ws:
+                    await ws.recv()
+                    await link.sever()
+                    if redis_down == "closed":
+                        with pytest.raises(ConnectionClosed) as closed:
+                            await asyncio.wait_for(ws.recv(), 20)
+                        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+                    else:
+                        for n in range(4):  # beyond two session checks: still open
+                            await asyncio.sleep(1.5)  # the checks' pace, not synchronisation
+                            await ws.send(str(n))
+                            assert await ws.recv() == str(n)
+                    link.restore()
+        finally:
+            await room.aclose()
