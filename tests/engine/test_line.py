@@ -140,3 +140,37 @@ async def test_a_process_stops_looking_only_once_the_line_is_empty_and_quiet(
     assert watch.position(line.numbers["waiter"]) is None  # a question starts them again
     assert watch._task is not None
     await watch.aclose()
+
+
+async def test_closing_stops_the_looks_even_when_the_cancel_lands_with_a_wake(
+    engine: Engine,
+) -> None:
+    """Python 3.11's wait_for swallows a cancel that lands in the turn its event is
+    set: the looks went on for ever, and a shutdown waiting on them never ended (seen
+    on CI). Closing ends them whatever the cancel does, and for good."""
+    await engine.rooms.seed(ROOM, capacity=1)
+    line = Visitors(engine, ROOM)
+    await line.visit("in")
+    await line.visit("waiter")  # somebody waits: the looks would go on by themselves
+    looks: asyncio.Queue[LineView] = asyncio.Queue()
+    watch = LineWatch(engine.watch, ROOM, on_look=looks.put_nowait)
+    watch.keep_looking()
+    await asyncio.wait_for(looks.get(), 5)  # between looks, waiting on the wake
+    looking = watch._task
+    assert looking is not None
+    watch.stale()  # the wake is set, and in the same turn the cancel comes
+    await watch.aclose()
+    assert looking.done()
+    watch.keep_looking()  # a late question (a tick, a poll) starts nothing after close
+    assert watch._task is None
+
+
+async def test_the_admissions_listener_stops_for_good_when_closed(engine: Engine) -> None:
+    engine.announcements.listen()
+    await asyncio.wait_for(engine.announcements.listening.wait(), 5)
+    listening = engine.announcements._task
+    assert listening is not None
+    await engine.announcements.aclose()
+    assert listening.done() and not engine.announcements.listening.is_set()
+    engine.announcements.listen()
+    assert engine.announcements._task is None

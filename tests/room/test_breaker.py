@@ -14,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from tests.conftest import SECRET
 from tests.servers import serve_in_process, waitingroom_serve
+from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.tools.redis_server import free_port
 
 pytestmark = pytest.mark.slow
@@ -135,3 +136,22 @@ async def test_a_health_check_closes_the_breaker_without_any_order_traffic(
                     return status["state"] == "queued"
 
                 await until(queued_again, "the health check closes the breaker")
+
+
+async def test_a_tick_job_that_fails_does_not_stop_the_breakers_reports(
+    room: WaitingRoomMiddleware,
+) -> None:
+    """A job's own bug is logged; before, it ended the breaker's reports (and every
+    other tick job) for the life of the process."""
+    the_room = room.rooms.default.room
+    runs: asyncio.Queue[None] = asyncio.Queue()
+
+    async def faulty() -> None:
+        runs.put_nowait(None)
+        raise ValueError("a bug in one job")
+
+    the_room.every_tick(faulty)
+    await the_room.config()  # starts the breaker, whose tick runs the jobs
+    for _ in range(3):
+        await asyncio.wait_for(runs.get(), 5)
+    assert the_room.breaker._task is not None and not the_room.breaker._task.done()

@@ -47,6 +47,7 @@ class Announcements:
         self._redis = redis
         self._doorbells: dict[bytes, Doorbell] = {}
         self._task: asyncio.Task[None] | None = None
+        self._closed = False
         self.listening = asyncio.Event()
         """Set while subscribed."""
 
@@ -59,11 +60,12 @@ class Announcements:
 
     def listen(self) -> None:
         """Subscribe, if not yet done (and again whenever the subscription breaks)."""
-        if self._task is None:
+        if self._task is None and not self._closed:
             self._task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
-        while True:
+        # Ended by ``_closed`` as well as by a cancel, which a timed read may swallow.
+        while not self._closed:
             try:
                 await self._subscribe()
             except (RedisError, OSError) as exc:
@@ -75,7 +77,7 @@ class Announcements:
         try:
             await pubsub.psubscribe(_EVERY_ROOM)
             self.listening.set()
-            while True:
+            while not self._closed:
                 message = await pubsub.get_message(timeout=1.0)
                 if message is None or message["type"] != "pmessage":
                     continue
@@ -88,12 +90,12 @@ class Announcements:
             await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def aclose(self) -> None:
-        """Stop listening."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        """Stop listening, for good."""
+        self._closed = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait({task})
 
 
 class Doorbell:

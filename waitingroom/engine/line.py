@@ -101,6 +101,7 @@ class LineWatch:
         self._moved_here: set[int] = set()  # renamed by this process since the last look
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._closed = False
 
     def position(self, number: int) -> int | None:
         """The position of the waiter holding ``number`` if a fresh view shows it in
@@ -121,7 +122,7 @@ class LineWatch:
     def keep_looking(self) -> None:
         """Look (again) for at least :data:`IDLE_SECONDS` more."""
         self._asked_at = time.monotonic()
-        if self._task is None:
+        if self._task is None and not self._closed:
             self._task = asyncio.create_task(self._run())
 
     def stale(self) -> None:
@@ -149,7 +150,9 @@ class LineWatch:
         return view
 
     async def _run(self) -> None:
-        while True:
+        # Ended by ``_closed``, not only by a cancel: Python 3.11's wait_for swallows a
+        # cancel that lands as the wake is set, and the loop would then look for ever.
+        while not self._closed:
             try:
                 await self.look()
             except RedisError as exc:
@@ -166,10 +169,13 @@ class LineWatch:
                 return
 
     async def aclose(self) -> None:
-        """Stop looking (the waiters heard from since the last look are handed in)."""
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+        """Stop looking, for good (the waiters heard from since the last look are
+        handed in)."""
+        self._closed = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait({task})
         if self._heard:
             try:
                 await self.look()

@@ -185,10 +185,13 @@ class Room:
             except RedisError as exc:
                 logger.warning("room %s: %s waits for Redis: %s", self.name,
                                getattr(job, "__qualname__", job), exc)
+            except Exception:  # one job's fault must not stop the breaker's reports
+                logger.exception("room %s: %s failed", self.name,
+                                 getattr(job, "__qualname__", job))
 
     async def aclose(self) -> None:
         """Stop the room's background work (the engine is the caller's to close)."""
         if self._config_refresh is not None:
             await self._config_refresh
+        await self.breaker.aclose()  # its ticks may start the line's looks: stopped first
         await self.line.aclose()
-        await self.breaker.aclose()
