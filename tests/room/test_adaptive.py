@@ -6,66 +6,13 @@ decision per interval with three processes."""
 from __future__ import annotations
 
 import asyncio
-import random
 import re
-import time
 from contextlib import ExitStack
 
-import httpx
-from starlette.types import Receive, Scope, Send
-
+from tests.knee import KNEE, KneeOrigin, shop
 from tests.servers import cli, eventually, serve_in_process, waitingroom_serve
 from waitingroom.engine import Engine, IntervalFigures
 from waitingroom.room.adaptive import MIN_REQUESTS, Memory, decide
-
-KNEE = 37
-UNLOADED_SECONDS = 0.4
-
-
-class KneeOrigin:
-    """An order system that serves ``KNEE`` shoppers at once at full speed: past
-    that, every answer slows in proportion to the shoppers using it (those seen in
-    the last second; ``/done`` ends one). ``failing`` is the share of answers that are
-    500s."""
-
-    def __init__(self) -> None:
-        self.shoppers: dict[bytes, float] = {}
-        self.failing = 0.0
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
-        now, session = time.monotonic(), dict(scope["headers"]).get(b"x-waitingroom-session")
-        if session is not None:
-            self.shoppers[session] = now
-        self.shoppers = {s: seen for s, seen in self.shoppers.items() if seen > now - 1}
-        await asyncio.sleep(UNLOADED_SECONDS * max(1.0, len(self.shoppers) / KNEE))
-        if scope["path"] == "/done":
-            self.shoppers.pop(session or b"", None)
-        status = 500 if random.random() < self.failing else 200
-        release = [(b"x-waitingroom-release", b"1")] if scope["path"] == "/done" else []
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"text/plain"), *release]})
-        await send({"type": "http.response.body", "body": b"origin"})
-
-
-async def shop(url: str, shoppers: int, stop: asyncio.Event) -> None:
-    """``shoppers`` people who each join the line, wait, make 10 requests once in (no
-    time to think), finish, and join again: a line that never runs dry."""
-
-    async def one() -> None:
-        # Plain HTTP on loopback: no CA bundle to load (40 at once stall the loop).
-        async with httpx.AsyncClient(base_url=url, timeout=30, verify=False) as client:
-            while not stop.is_set():
-                answer = await client.get("/checkout")
-                if answer.text != "origin" and answer.status_code != 500:
-                    await asyncio.sleep(0.5)  # pacing the polls, not waiting on an event
-                    continue
-                for _ in range(10):
-                    await client.get("/checkout")
-                await client.get("/done")
-
-    await asyncio.gather(*(one() for _ in range(shoppers)))
 
 
 async def test_the_cap_settles_near_the_origins_knee_with_one_decision_per_interval(

@@ -174,18 +174,45 @@ async def test_dashboard_is_live_draws_charts_and_its_controls_work(
                 await dialog.accept()
 
             page.on("dialog", answer)
+
+            async def press(label: str) -> str:
+                """Press a control, accept its question: the words it asked with."""
+                await page.click(f"text={label}")
+                await async_api.expect(page.locator("#d-result")).to_have_text(
+                    "done", timeout=10_000)
+                return asked[-1]
+
             await page.fill("#i-capacity", "4")
-            await page.click("text=Set capacity")
-            await async_api.expect(page.locator("#d-result")).to_have_text("done",
-                                                                         timeout=10_000)
-            assert "Capacity 1 \u2192 4: lets in up to 3 more now" in asked[-1]
+            assert "Capacity 1 \u2192 4: lets in up to 3 more now" in await press("Set capacity")
             assert (await room.engine.rooms.config("default")).capacity == 4
             assert "danger" in (await page.get_attribute("text=Open: no queue", "class") or "")
-            await page.click("text=Pause")
-            await async_api.expect(page.locator("#d-result")).to_have_text("done",
-                                                                         timeout=10_000)
-            assert "nobody else is let in" in asked[-1]
+            assert "nobody else is let in" in await press("Pause")
             assert (await room.engine.rooms.config("default")).paused
+            # Learning the capacity, the stock and the line's limit, each from its inputs.
+            await page.fill("#i-min", "2")
+            await page.fill("#i-max", "9")
+            assert "Learn the capacity between 2 and 9 (now " in await press("Learn capacity")
+            config = await room.engine.rooms.config("default")
+            assert (config.capacity_mode, config.capacity_min, config.capacity_max) == (
+                "adaptive", 2, 9)
+            await async_api.expect(page.locator("#d-state")).to_contain_text(
+                "capacity adaptive 2\u20139", timeout=10_000)
+            await page.fill("#i-stock", "0")
+            assert "SOLD OUT" in await press("Set stock")
+            assert (await room.engine.rooms.config("default")).stock == 0
+            await page.click("text=Stop counting stock")
+            await async_api.expect(page.locator("#d-stock")).to_have_text("not counted",
+                                                                        timeout=10_000)
+            assert "Stop counting stock" in asked[-1]
+            await page.fill("#i-limit", "")  # an empty number is refused here, not sent
+            await page.click("text=Set line limit")
+            await async_api.expect(page.locator("#d-result")).to_have_text(
+                "Type a number: Longest line (0: no limit)")
+            await page.fill("#i-limit", "500")
+            said = await press("Set line limit")
+            assert "arrivals past 500 waiting are told the line is full" in said
+            assert (await room.engine.rooms.config("default")).max_waiting == 500
+            assert await page.locator("#d-captures").inner_text() == "0 (0)"
             ARTIFACTS.mkdir(exist_ok=True)
             await page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
 

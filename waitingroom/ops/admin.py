@@ -184,6 +184,7 @@ class AdminAPI:
                 "rate": snapshot["admission_rate_per_second"] or 0.0,
                 "breaker": snapshot["breaker"],
                 "captures": await self.engine.captures.count(room.name),
+                "interest": await self.engine.captures.count(room.name, interest=True),
                 "sold": snapshot["sales"]["sold"],
                 "latency_ms": snapshot["origin"]["mean_latency_ms"],
                 "errors": snapshot["origin"]["error_ratio"],

@@ -16,13 +16,20 @@ HEAD = """<!doctype html>
 """
 
 
-def _button(label: str, change: str, input_id: str = "", *, danger: bool = False) -> str:
+def _button(label: str, change: str, inputs: str = "", *, danger: bool = False) -> str:
     """A control: the change it asks for (confirmed in words by the page's script);
+    ``inputs`` names, as JSON, the input each of the change's keys is read from;
     ``danger`` for those that let many through or stop the line at once."""
-    data_input = f' data-input="{input_id}"' if input_id else ""
+    data_inputs = f" data-inputs='{inputs}'" if inputs else ""
     kind = ' class="danger"' if danger else ""
-    return (f"<button type=\"button\"{kind} data-change='{change}'{data_input}>"
+    return (f"<button type=\"button\"{kind} data-change='{change}'{data_inputs}>"
             f"{label}</button>")
+
+
+def _number(input_id: str, label: str, low: int = 0) -> str:
+    """A whole-number input, labelled, showing the live value until someone types in it."""
+    return (f'<label class="field">{label} <input id="{input_id}" type="number" '
+            f'min="{low}" aria-label="{label}" placeholder="live value"></label>')
 
 
 def dashboard_page(room: str) -> bytes:
@@ -37,7 +44,7 @@ def dashboard_page(room: str) -> bytes:
         for key, label in (("waiting", "Waiting"), ("active", "Active / capacity"),
                            ("rate", "Admission rate"), ("eta", "ETA for the last in line"),
                            ("abandoned", "Abandoned"), ("breaker", "Breaker"),
-                           ("captures", "Captures"), ("stock", "Stock left / sold"),
+                           ("captures", "Captures (interest)"), ("stock", "Stock left / sold"),
                            ("method", "Queueing method"),
                            ("origin", "Origin: mean answer / errors")))
     tiles += ('<div class="card"><p class="label">Planned changes (next 5)</p>'
@@ -50,19 +57,26 @@ def dashboard_page(room: str) -> bytes:
                            ("origin", "Capacity (dashed), origin answer time (orange) and "
                                       "errors (red), each to its own scale")))
     controls = " ".join((
-        '<input id="i-capacity" type="number" min="1" aria-label="Capacity"'
-        ' placeholder="live value">',
-        _button("Set capacity", '{"capacity": 0}', "i-capacity"),
-        '<input id="i-rate" type="number" min="0" aria-label="Rate per minute"'
-        ' placeholder="live value">',
-        _button("Set rate/min", '{"rate": 0}', "i-rate"),
+        _number("i-capacity", "Capacity", 1),
+        _button("Set capacity", '{"capacity": 0}', '{"capacity": "i-capacity"}'),
+        _number("i-rate", "Rate per minute"),
+        _button("Set rate/min", '{"rate": 0}', '{"rate": "i-rate"}'),
         _button("Pause", '{"paused": true}'), _button("Resume", '{"paused": false}'),
         _button("Gate normally", '{"mode": "normal"}'),
         _button("Capture auto", '{"capture": "auto"}'),
         _button("Capture off", '{"capture": "off"}'),
-        '<input id="i-message" type="text" maxlength="500" aria-label="Message"'
-        ' placeholder="Operator message">',
-        _button("Set message", '{"message": ""}', "i-message"),
+        '<label class="field">Message <input id="i-message" type="text" maxlength="500"'
+        ' aria-label="Message" placeholder="Operator message"></label>',
+        _button("Set message", '{"message": ""}', '{"message": "i-message"}'),
+        "<br>", _number("i-min", "Lowest capacity to learn", 1),
+        _number("i-max", "Highest capacity to learn", 1),
+        _button("Learn capacity", '{"capacity_mode": "adaptive", "capacity_min": 0, '
+                '"capacity_max": 0}', '{"capacity_min": "i-min", "capacity_max": "i-max"}'),
+        _number("i-stock", "Stock left"),
+        _button("Set stock", '{"stock": 0}', '{"stock": "i-stock"}'),
+        _button("Stop counting stock", '{"stock": null}'),
+        _number("i-limit", "Longest line (0: no limit)"),
+        _button("Set line limit", '{"max_waiting": 0}', '{"max_waiting": "i-limit"}'),
         '<span class="danger-zone">',
         _button("Open: no queue", '{"mode": "open"}', danger=True),
         _button("Close the line", '{"mode": "closed"}', danger=True),

@@ -18,7 +18,7 @@
     $("d-abandoned").textContent = s.abandoned;
     $("d-breaker").textContent = s.breaker;
     $("d-breaker").className = "num" + (s.breaker === "closed" ? "" : " bad");
-    $("d-captures").textContent = s.captures;
+    $("d-captures").textContent = s.captures + " (" + (s.interest || 0) + ")";
     var c = s.config;
     $("d-stock").textContent = c.stock === null ? "not counted" : c.stock + " / " + s.sold;
     $("d-stock").className = "num" + (c.stock === 0 ? " bad" : "");
@@ -41,7 +41,9 @@
     var eta = s.rate > 0 ? Math.round(s.waiting / s.rate) + " s" : "unknown";
     $("d-eta").textContent = eta;
     // The inputs show the live values until someone types in them.
-    [["i-capacity", c.capacity], ["i-rate", c.rate]].forEach(function (pair) {
+    [["i-capacity", c.capacity], ["i-rate", c.rate], ["i-min", c.capacity_min],
+     ["i-max", c.capacity_max], ["i-stock", c.stock === null ? "" : c.stock],
+     ["i-limit", c.max_waiting]].forEach(function (pair) {
       var input = $(pair[0]);
       if (!input.hasAttribute("data-edited")) input.value = pair[1];
     });
@@ -58,6 +60,21 @@
         : "nobody new is let in until fewer than " + n + " sessions remain (" + s.active + " now).") +
         (c.capacity_mode === "adaptive" ? " It pins the capacity: the room stops learning it." : "");
     }
+    if (body.capacity_mode === "adaptive") {
+      return "Learn the capacity between " + body.capacity_min + " and " + body.capacity_max +
+        " (now " + c.capacity + "): the room raises it while the origin answers as fast as " +
+        "when unloaded, and lowers it when answers slow or fail, by letting fewer in, never " +
+        "by ending sessions. Setting a capacity by hand pins it again.";
+    }
+    if ("stock" in body) {
+      if (body.stock === null) return "Stop counting stock: no chances are shown, and the room never sells out by stock.";
+      if (body.stock === 0) return "Stock 0: SOLD OUT. Every waiter is told at once and keeps their place; new arrivals get the sold-out page.";
+      return "Stock " + (c.stock === null ? "not counted" : c.stock) + " → " + body.stock +
+        ": each waiter is told their chance of reaching it" + (c.stock === 0 ? "; the line moves again, places kept, and those who left details are told." : ".");
+    }
+    if ("max_waiting" in body) return body.max_waiting
+      ? "Line limit " + body.max_waiting + ": arrivals past " + body.max_waiting + " waiting are told the line is full and get no place (" + waiting + " now)."
+      : "No line limit: every arrival gets a place.";
     if ("rate" in body) return body.rate ? "Admit at most " + body.rate + " a minute." : "Admit with no rate limit.";
     if ("paused" in body) return body.paused ? "Pause: nobody else is let in; the " + waiting + " keep their places."
                                              : "Resume letting people in.";
@@ -189,10 +206,15 @@
     var b = e.target.closest("button[data-change]");
     if (!b) return;
     var body = JSON.parse(b.getAttribute("data-change"));
-    if (b.hasAttribute("data-input")) {
-      var raw = $(b.getAttribute("data-input")).value, key = Object.keys(body)[0];
-      body[key] = typeof body[key] === "number" ? parseInt(raw, 10) : raw;
-    }
+    var inputs = JSON.parse(b.getAttribute("data-inputs") || "{}"), missing = "";
+    Object.keys(inputs).forEach(function (key) {
+      var input = $(inputs[key]), raw = input.value;
+      if (typeof body[key] !== "number") { body[key] = raw; return; }
+      body[key] = parseInt(raw, 10);
+      if (isNaN(body[key])) missing = missing || input.getAttribute("aria-label");
+    });
+    // An empty number is never sent: as null it would mean "off" to some keys.
+    if (missing) { $("d-result").textContent = "Type a number: " + missing; return; }
     change(body, effect(body) + "\n\nGo ahead?");
   });
   document.addEventListener("input", function (e) {
