@@ -16,6 +16,7 @@ capacity and rate. The room's own endpoints (``/_wr/status`` and the rest) take 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from functools import partial
@@ -51,6 +52,10 @@ from waitingroom.web.request_id import (
 from waitingroom.web.templates import BRAND_PREFIX, Brand
 
 logger = logging.getLogger("waitingroom")
+SHUTDOWN_SECONDS = 20.0
+"""The longest the rooms' background work may take to stop at shutdown (notices being
+sent, the last reports), below the 30 s an orchestrator usually waits before SIGKILL;
+then the Redis pool is closed anyway and the work still running is logged."""
 
 _ADMIN_PATHS = ADMIN_PREFIX + "/"
 
@@ -200,8 +205,20 @@ class WaitingRoomMiddleware:
             await self.admin.record_history(room)
 
     async def aclose(self) -> None:
-        """Stop background work and close the Redis pool (done at lifespan shutdown)."""
-        await self.rooms.aclose()
+        """Stop background work and close the Redis pool (done at lifespan shutdown),
+        in :data:`SHUTDOWN_SECONDS` at most, whatever hangs."""
+        closing = asyncio.ensure_future(self.rooms.aclose())
+        done, _ = await asyncio.wait({closing}, timeout=SHUTDOWN_SECONDS)
+        if not done:
+            running = [task.get_coro() for task in asyncio.all_tasks()
+                       if task not in (closing, asyncio.current_task())]
+            logger.error("background work still running after %g s at shutdown, left: %s",
+                         SHUTDOWN_SECONDS, running[:20])
+            closing.cancel()
+            await asyncio.wait({closing}, timeout=1.0)
+        elif not closing.cancelled() and closing.exception() is not None:
+            logger.error("stopping the rooms' background work failed",
+                         exc_info=closing.exception())
         await self.engine.aclose()
 
     def _checked_and_closed(self, receive: Receive) -> Receive:

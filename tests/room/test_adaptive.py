@@ -12,7 +12,7 @@ from contextlib import ExitStack
 from tests.knee import KNEE, KneeOrigin, shop
 from tests.servers import cli, eventually, serve_in_process, waitingroom_serve
 from waitingroom.engine import Engine, IntervalFigures
-from waitingroom.room.adaptive import MIN_REQUESTS, Memory, decide
+from waitingroom.room.adaptive import MIN_REQUESTS, PROBE_AFTER, Memory, decide
 
 
 async def test_the_cap_settles_near_the_origins_knee_with_one_decision_per_interval(
@@ -160,3 +160,13 @@ async def test_one_caller_decides_each_interval_and_never_an_older_one(engine: E
     await engine.origin.remember("adapt-test", {"means": [1.0], "ceiling": 3})
     assert await engine.origin.claim("adapt-test", 6) is None  # older: never
     assert await engine.origin.claim("adapt-test", 8) == {"means": [1.0], "ceiling": 3}
+
+
+def test_started_at_twice_the_knee_it_probes_its_way_down() -> None:
+    """It never saw the origin light, so its first answer time, already slow, was the
+    lowest it knew: before probing it held at twice the knee for ever (measured live:
+    loadtests/adaptive_live.py --start 80)."""
+    caps = closed_loop(37, [200.0] * 400, start=74)
+    first = next(i for i, cap in enumerate(caps) if cap <= 1.15 * 37)
+    assert first <= PROBE_AFTER + 30, caps[:first + 1]
+    assert all(0.85 * 37 <= cap <= 1.15 * 37 for cap in caps[first + 30:]), caps[first:]

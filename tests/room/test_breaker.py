@@ -14,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from tests.conftest import SECRET
 from tests.servers import serve_in_process, waitingroom_serve
+from waitingroom import middleware
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.tools.redis_server import free_port
 
@@ -155,3 +156,26 @@ async def test_a_tick_job_that_fails_does_not_stop_the_breakers_reports(
     for _ in range(3):
         await asyncio.wait_for(runs.get(), 5)
     assert the_room.breaker._task is not None and not the_room.breaker._task.done()
+
+
+async def test_shutdown_ends_in_bounded_time_whatever_hangs(
+    room: WaitingRoomMiddleware, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A job that never returns held shutdown for ever (an orchestrator then kills the
+    process with the Redis pool open); now it is cut off, named in the log, and the
+    pool closed."""
+    monkeypatch.setattr(middleware, "SHUTDOWN_SECONDS", 0.5)
+    the_room = room.rooms.default.room
+    stuck = asyncio.Event()
+
+    async def hangs() -> None:
+        stuck.set()
+        await asyncio.Event().wait()  # never set
+
+    the_room.every_tick(hangs)
+    await the_room.config()  # starts the breaker, whose tick runs the jobs
+    await asyncio.wait_for(stuck.wait(), 5)
+    await asyncio.wait_for(room.aclose(), 5)
+    assert "still running after 0.5 s at shutdown" in caplog.text
+    assert "BreakerClient._run" in caplog.text

@@ -28,6 +28,7 @@ from tests.servers import (
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
 from waitingroom.tools.redis_server import free_port
+from waitingroom.visitor.notifier import Notice, Notifier
 
 aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller")
 WEBHOOK_SECRET = "webhook-secret-0123456789"
@@ -219,3 +220,31 @@ async def leave_interest(client: httpx.AsyncClient, email: str) -> bool:
         "csrf": csrf, "name": "A Shopper", "email": email, "product": "waitPhone",
         "consent": "yes"})
     return sent.status_code == 200 and "WI-" in sent.text
+
+
+async def test_a_notice_cut_off_by_shutdown_is_logged_without_its_address(
+    make_settings: Callable[..., Settings], caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The webhook takes the notice and never answers; the process stops meanwhile."""
+    took, released = asyncio.Event(), asyncio.Event()
+
+    async def hangs(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            took.set()
+            await released.wait()  # no answer while the test runs
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+    async with serve_in_process(hangs) as hook_url:
+        notifier = Notifier(make_settings(
+            notify_webhook_url=hook_url, notify_webhook_secret=WEBHOOK_SECRET,
+            public_url="https://shop.example"))
+        sending = asyncio.create_task(notifier.send(
+            Notice("default", "", "+447700900123", "https://shop.example/x")))
+        await asyncio.wait_for(took.wait(), 5)
+        sending.cancel()
+        await asyncio.wait({sending})
+        released.set()  # lets the receiver's server stop
+    assert sending.cancelled()
+    assert "a notice for room default was not sent: the process stopped first" in caplog.text
+    assert "+447700900123" not in caplog.text

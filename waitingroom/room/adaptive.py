@@ -28,6 +28,14 @@ MIN_REQUESTS = 20
 """An interval with fewer answers than this decides nothing (too noisy)."""
 ERROR_RATIO = 0.1
 """The share of error answers that lowers the cap by a quarter."""
+PROBE_AFTER = 24
+"""Judged intervals since the last probe or big cut after which the room probes: it
+lowers the cap by :data:`PROBE_CUT` to see whether fewer sessions are answered faster
+(every 2 min at the default 5 s; at the knee it costs about 1% of goodput)."""
+PROBE_SOON = 2
+"""After a probe that found the origin faster with fewer: the next probe's wait."""
+PROBE_CUT = 0.1
+"""A probe's cut, as a share of the sessions inside."""
 _GRACE_SECONDS = 0.75
 """How long after an interval ends before it is decided: every process (adding its
 figures each half second) has added them by then."""
@@ -54,13 +62,18 @@ def decide(capacity: int, figures: IntervalFigures, memory: Memory, active: int,
         return Decision(new, f"errors on {figures.error_ratio:.0%} of answers ≥ "
                              f"{ERROR_RATIO:.0%}: {capacity} → {new}")
     latency = figures.mean_latency_ms
-    slower = ""
+    slower, restore = "", 0
     if memory.cut_from and active <= capacity:  # the last big cut has taken effect
         if memory.cut_settled:  # for a whole interval: judge it
-            expected = max(memory.unloaded, memory.cut_from * active / memory.cut_active)
-            if latency > (expected + memory.cut_from) / 2:  # not half the gain expected
-                memory.unloaded = latency
-                slower = " (fewer sessions were no faster: the origin is)"
+            if memory.probing:  # faster by 3/4 of what the cut should give: again
+                gain = memory.cut_from * (1 - active / memory.cut_active) * 0.75
+                memory.probe_gain, memory.probing = latency <= memory.cut_from - gain, False
+                restore = 0 if memory.probe_gain else memory.probe_from
+            else:
+                expected = max(memory.unloaded, memory.cut_from * active / memory.cut_active)
+                if latency > (expected + memory.cut_from) / 2:  # not half the gain expected
+                    memory.unloaded = latency
+                    slower = " (fewer sessions were no faster: the origin is)"
             memory.cut_from = 0.0
         memory.cut_settled = not memory.cut_settled
     memory.unloaded = min(memory.unloaded or latency, latency)
@@ -70,13 +83,28 @@ def decide(capacity: int, figures: IntervalFigures, memory: Memory, active: int,
     said = (f"latency {latency / 1000:.2f} s vs {unloaded / 1000:.2f} s unloaded{slower}: "
             f"about {waiting:.0f} of {active} sessions waiting on the origin")
     new = capacity
-    if active > capacity or memory.cut_from:
+    memory.calm += 1
+    if restore > capacity:
+        new = restore
+        said += ": fewer were answered no faster, so the cap goes back"
+    elif active > capacity or memory.cut_from:
         said += " (a lower cap is still taking effect)"
     elif waiting > max(3.0, 0.06 * capacity):
         memory.ceiling = capacity
         new = max(low, min(capacity - 1, round(active - waiting) + margin))
         if new <= 0.8 * active:  # a big cut: a gain to see past the noise
             memory.cut_from, memory.cut_active, memory.cut_settled = latency, active, False
+            memory.calm = 0  # it shows the origin lighter: as good as a probe
+    elif active >= 0.9 * capacity and memory.calm >= (
+            PROBE_SOON if memory.probe_gain else PROBE_AFTER):
+        # The unloaded time is the lowest seen: a room that never ran light (started
+        # too high, or switched on mid-launch) would take a loaded time for it and never
+        # come down. So, now and then, fewer: if they are answered faster, the origin
+        # was queueing, and the faster time is the unloaded one from now on.
+        new = max(low, min(capacity - 1, round(active * (1 - PROBE_CUT))))
+        memory.calm, memory.probing, memory.probe_from = 0, True, capacity
+        memory.cut_from, memory.cut_active, memory.cut_settled = latency, active, False
+        said += ": probing whether fewer are answered faster"
     elif waiting < margin and active >= 0.9 * capacity:  # in use, and served at once
         careful = capacity >= 0.9 * memory.ceiling > 0  # near where it last went wrong
         new = min(high, capacity + (1 if careful else max(1, round(0.1 * capacity))))
@@ -104,6 +132,14 @@ class Memory:
     """The cut has taken effect (sessions within the cap) for an interval."""
     ceiling: int = 0
     """The cap that last proved too high (growth is careful near it)."""
+    calm: int = 0
+    """Intervals judged since the last probe or big cut (:data:`PROBE_AFTER`)."""
+    probing: bool = False
+    """The cut being judged is a probe."""
+    probe_from: int = 0
+    """The cap before the last probe (it goes back there if the probe showed nothing)."""
+    probe_gain: bool = False
+    """The last probe found fewer sessions answered faster: the next comes soon."""
 
 
 class AdaptiveCapacity:

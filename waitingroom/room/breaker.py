@@ -114,7 +114,10 @@ class BreakerClient:
 
     async def aclose(self) -> None:
         """Stop reporting (after at most the report in flight)."""
-        if self._task is not None:
+        task, self._task = self._task, None
+        if task is not None:
             self._stop.set()
-            await self._task
-            self._task = None
+            await asyncio.wait({task})
+            if not task.cancelled() and task.exception() is not None:
+                logger.error("breaker reports of room %s had stopped", self.room,
+                             exc_info=task.exception())

@@ -70,11 +70,18 @@ class Notifier:
         return self._smtp is not None or bool(self._webhook)
 
     async def send(self, notice: Notice) -> None:
-        """Send ``notice`` on every channel it has an address for (errors are logged)."""
-        if notice.email and self._smtp is not None:
-            await self._with_retries("email", lambda: asyncio.to_thread(self._mail, notice))
-        if notice.phone and self._webhook:
-            await self._with_retries("webhook", lambda: self._post(notice))
+        """Send ``notice`` on every channel it has an address for (errors are logged,
+        and so is a notice cut off by the process stopping)."""
+        try:
+            if notice.email and self._smtp is not None:
+                await self._with_retries("email",
+                                         lambda: asyncio.to_thread(self._mail, notice))
+            if notice.phone and self._webhook:
+                await self._with_retries("webhook", lambda: self._post(notice))
+        except asyncio.CancelledError:
+            logger.error("a notice for room %s was not sent: the process stopped first",
+                         notice.room)
+            raise
 
     async def _with_retries(
         self, channel: str, attempt: Callable[[], Awaitable[None]]
