@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
+import sys
 from contextlib import ExitStack
+from pathlib import Path
 
 from tests.knee import KNEE, KneeOrigin, shop
 from tests.servers import cli, eventually, serve_in_process, waitingroom_serve
@@ -170,3 +173,17 @@ def test_started_at_twice_the_knee_it_probes_its_way_down() -> None:
     first = next(i for i, cap in enumerate(caps) if cap <= 1.15 * 37)
     assert first <= PROBE_AFTER + 30, caps[:first + 1]
     assert all(0.85 * 37 <= cap <= 1.15 * 37 for cap in caps[first + 30:]), caps[first:]
+
+
+def test_the_live_measurement_runs_and_reports() -> None:
+    """``loadtests/adaptive_live.py``, for a few seconds: it starts its own Redis,
+    origin and processes, and reports what the docs quote from it."""
+    script = Path(__file__).parents[2] / "loadtests" / "adaptive_live.py"
+    result = subprocess.run([sys.executable, str(script), "--interval", "1", "--seconds",
+                             "6", "--start", "30"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "adaptive capacity, interval 1 s, from 30, knee 37" in result.stdout
+    caps = re.search(r"cap every interval: ([\d ]+)", result.stdout)
+    assert caps is not None and len(caps.group(1).split()) == 6, result.stdout
+    assert re.search(r"origin served [\d.]+ on average", result.stdout), result.stdout
