@@ -187,3 +187,12 @@ def test_the_live_measurement_runs_and_reports() -> None:
     caps = re.search(r"cap every interval: ([\d ]+)", result.stdout)
     assert caps is not None and len(caps.group(1).split()) == 6, result.stdout
     assert re.search(r"origin served [\d.]+ on average", result.stdout), result.stdout
+
+
+def test_a_probe_lowers_by_a_tenth_and_never_below_capacity_min() -> None:
+    due = Memory(unloaded=200.0, calm=PROBE_AFTER)
+    probe = decide(40, figures(), due, active=40, low=5, high=100)
+    assert probe.capacity == 36 and "probing whether fewer" in probe.reason
+    at_the_floor = Memory(unloaded=200.0, calm=PROBE_AFTER)
+    held = decide(5, figures(), at_the_floor, active=5, low=5, high=100)
+    assert held.capacity == 6 and not at_the_floor.probing  # no probe: it grows instead

@@ -95,7 +95,7 @@ def decide(capacity: int, figures: IntervalFigures, memory: Memory, active: int,
         if new <= 0.8 * active:  # a big cut: a gain to see past the noise
             memory.cut_from, memory.cut_active, memory.cut_settled = latency, active, False
             memory.calm = 0  # it shows the origin lighter: as good as a probe
-    elif active >= 0.9 * capacity and memory.calm >= (
+    elif active >= 0.9 * capacity and capacity > low and memory.calm >= (
             PROBE_SOON if memory.probe_gain else PROBE_AFTER):
         # The unloaded time is the lowest seen: a room that never ran light (started
         # too high, or switched on mid-launch) would take a loaded time for it and never
