@@ -212,6 +212,11 @@ async def test_dashboard_is_live_draws_charts_and_its_controls_work(
             said = await press("Set line limit")
             assert "arrivals past 500 waiting are told the line is full" in said
             assert (await room.engine.rooms.config("default")).max_waiting == 500
+            await page.select_option("#i-method", "random")
+            assert "a fair draw among those waiting" in await press("Set method")
+            assert (await room.engine.rooms.config("default")).method == "random"
+            await async_api.expect(page.locator("#d-method")).to_contain_text(
+                "random", timeout=10_000)
             assert await page.locator("#d-captures").inner_text() == "0 (0)"
             ARTIFACTS.mkdir(exist_ok=True)
             await page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)

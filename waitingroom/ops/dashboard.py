@@ -77,6 +77,12 @@ def dashboard_page(room: str) -> bytes:
         _button("Stop counting stock", '{"stock": null}'),
         _number("i-limit", "Longest line (0: no limit)"),
         _button("Set line limit", '{"max_waiting": 0}', '{"max_waiting": "i-limit"}'),
+        '<label class="field">Queueing method <select id="i-method"'
+        ' aria-label="Queueing method">'
+        + "".join(f'<option value="{m}">{m}</option>'
+                  for m in ("fifo", "random", "passthrough", "reject"))
+        + "</select></label>",
+        _button("Set method", '{"method": ""}', '{"method": "i-method"}'),
         '<span class="danger-zone">',
         _button("Open: no queue", '{"mode": "open"}', danger=True),
         _button("Close the line", '{"mode": "closed"}', danger=True),

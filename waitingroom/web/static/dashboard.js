@@ -43,7 +43,7 @@
     // The inputs show the live values until someone types in them.
     [["i-capacity", c.capacity], ["i-rate", c.rate], ["i-min", c.capacity_min],
      ["i-max", c.capacity_max], ["i-stock", c.stock === null ? "" : c.stock],
-     ["i-limit", c.max_waiting]].forEach(function (pair) {
+     ["i-limit", c.max_waiting], ["i-method", c.method]].forEach(function (pair) {
       var input = $(pair[0]);
       if (!input.hasAttribute("data-edited")) input.value = pair[1];
     });
@@ -75,6 +75,12 @@
     if ("max_waiting" in body) return body.max_waiting
       ? "Line limit " + body.max_waiting + ": arrivals past " + body.max_waiting + " waiting are told the line is full and get no place (" + waiting + " now)."
       : "No line limit: every arrival gets a place.";
+    if ("method" in body) return {
+      fifo: "Method fifo: first come, first served; positions are shown.",
+      random: "Method random: at each admission a fair draw among those waiting; they are told they are in the draw, with no number.",
+      passthrough: "Method passthrough: EVERYONE is let in at once, however many; sessions are still counted.",
+      reject: "Method reject: no line. Who cannot walk straight in is told the room is full and gets no place; the " + waiting + " keep theirs."
+    }[body.method] || JSON.stringify(body);
     if ("rate" in body) return body.rate ? "Admit at most " + body.rate + " a minute." : "Admit with no rate limit.";
     if ("paused" in body) return body.paused ? "Pause: nobody else is let in; the " + waiting + " keep their places."
                                              : "Resume letting people in.";
@@ -218,6 +224,9 @@
     change(body, effect(body) + "\n\nGo ahead?");
   });
   document.addEventListener("input", function (e) {
+    if (e.target.id && e.target.id.indexOf("i-") === 0) e.target.setAttribute("data-edited", "");
+  });
+  document.addEventListener("change", function (e) {  // a select says so on change
     if (e.target.id && e.target.id.indexOf("i-") === 0) e.target.setAttribute("data-edited", "");
   });
   $("d-login").addEventListener("submit", function (e) {
