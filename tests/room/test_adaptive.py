@@ -89,7 +89,10 @@ async def test_errors_lower_the_cap_before_the_breaker_opens(
     assert breaker == "closed"  # it backed off before the breaker opened
     decisions = [entry for entry in await engine.rooms.read_audit("default", count=200)
                  if entry["who"] == "adaptive"]
-    assert decisions and all("errors on" in e["action"] for e in decisions)
+    # Every cut was for errors. (An interval whose random failures fell under a tenth
+    # may be judged on its answer times instead: at the floor, that can raise by one.)
+    cuts = [e for e in decisions if e["after"]["capacity"] < e["before"]["capacity"]]
+    assert cuts and all("errors on" in e["action"] for e in cuts), decisions
     assert min(e["after"]["capacity"] for e in decisions) == 8
 
 
