@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from html import escape
 
+from waitingroom.engine.rooms import METHODS
 from waitingroom.web.pages import in_room
 
 HEAD = """<!doctype html>
@@ -80,7 +81,7 @@ def dashboard_page(room: str) -> bytes:
         '<label class="field">Queueing method <select id="i-method"'
         ' aria-label="Queueing method">'
         + "".join(f'<option value="{m}">{m}</option>'
-                  for m in ("fifo", "random", "passthrough", "reject"))
+                  for m in METHODS)
         + "</select></label>",
         _button("Set method", '{"method": ""}', '{"method": "i-method"}'),
         '<span class="danger-zone">',
