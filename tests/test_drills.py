@@ -8,6 +8,7 @@ import asyncio
 import subprocess
 import time
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -50,7 +51,8 @@ async def test_slow_then_stalled_redis_costs_time_not_places_or_the_cap(
             link.delay = 0.0
             link.flowing.clear()
             waiter = next(v for v in visitors if before[id(v)]["state"] == "queued")
-            assert (await waiter.get("/_wr/status")).json() == before[id(waiter)]
+            now = (await waiter.get("/_wr/status")).json()
+            assert places({0: now}) == places({0: before[id(waiter)]})
             started = time.monotonic()
             async with httpx.AsyncClient(transport=transport, base_url="http://shop.test",
                                          headers=JSON) as newcomer:
@@ -63,7 +65,9 @@ async def test_slow_then_stalled_redis_costs_time_not_places_or_the_cap(
             # Flowing again: every place is where it was.
             link.flowing.set()
             after = {id(v): (await v.get("/_wr/status")).json() for v in visitors}
-            assert after == before
+            # (The advised poll interval follows the admission rate, which fades while
+            # nobody is let in: it may differ. The places may not.)
+            assert places(after) == places(before)
         finally:
             await asyncio.gather(*(v.aclose() for v in visitors))
             await room.aclose()
@@ -191,3 +195,8 @@ async def test_redis_down_policy_decides_who_gets_through(
                             "open": [None, None]}[policy]
     finally:
         await room.aclose()
+
+
+def places(statuses: dict[int, dict[str, Any]]) -> dict[int, tuple[str, int | None]]:
+    """Each visitor's state and position, from their status answers."""
+    return {key: (status["state"], status.get("position")) for key, status in statuses.items()}

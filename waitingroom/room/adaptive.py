@@ -28,10 +28,11 @@ MIN_REQUESTS = 20
 """An interval with fewer answers than this decides nothing (too noisy)."""
 ERROR_RATIO = 0.1
 """The share of error answers that lowers the cap by a quarter."""
-PROBE_AFTER = 24
+PROBE_AFTER = 60
 """Judged intervals since the last probe or big cut after which the room probes: it
 lowers the cap by :data:`PROBE_CUT` to see whether fewer sessions are answered faster
-(every 2 min at the default 5 s; at the knee it costs about 1% of goodput)."""
+(every 5 min at the default 5 s; at the knee it costs well under 1% of goodput).
+Longer than any test's run at 1 s intervals: noisy one-second means can chain probes."""
 PROBE_SOON = 2
 """After a probe that found the origin faster with fewer: the next probe's wait."""
 PROBE_CUT = 0.1
