@@ -57,6 +57,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                    "WAITINGROOM_GATED_PATHS": "/checkout*,/done",
                    "WAITINGROOM_ADMIN_TOKEN": f"ops:{TOKEN}",
                    "WAITINGROOM_ADAPTIVE_INTERVAL_SECONDS": str(args.interval),
+                   # The shoppers all come from loopback: one network, standing for many.
+                   "WAITINGROOM_NEW_PLACES_PER_MINUTE_PER_NETWORK": "0",
                    "WAITINGROOM_CAPTURE_SPOOL_DIR": str(redis_server.directory / "spool")}
             with ExitStack() as stack:
                 serve = [sys.executable, "-m", "waitingroom.cli", "serve", "--port", "{port}"]

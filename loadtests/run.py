@@ -106,6 +106,9 @@ def _demo_stack(capacity: int) -> Iterator[tuple[str, str, str]]:
                "WAITINGROOM_GATED_PATHS": "/checkout*", "WAITINGROOM_ADMIN_TOKEN": ADMIN_TOKEN,
                "WAITINGROOM_SESSION_IDLE_SECONDS": "30",
                "WAITINGROOM_CAPTURE": "off",  # this measures queueing, not the breaker
+               # Locust's shoppers all come from this machine: one network, which the
+               # room would hold to its share of new places (docs/loadtesting.md).
+               "WAITINGROOM_NEW_PLACES_PER_MINUTE_PER_NETWORK": "0",
                "WAITINGROOM_CAPTURE_SPOOL_DIR": str(redis_server.directory / "spool")}
         with server([sys.executable, "-m", "waitingroom.cli", "serve", "--port", "{port}"],
                     env) as url:

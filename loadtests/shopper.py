@@ -1,7 +1,8 @@
 """The launch-day shopper, a Locust persona (used by the scenario files beside it).
 
 Each task run is one new shopper (fresh cookies): look at the catalogue, ask for the
-checkout, and if sent to the queue, poll ``/_wr/status`` at the interval the room
+checkout (twice, as a browser on the first visit's page does: the second time with the
+room's cookie, which takes the place), and if sent to the queue, poll ``/_wr/status`` at the interval the room
 advises until admitted; then check out and place the order, which ends the session.
 Some give up while waiting; some leave after being let in without ordering (their
 session then ends by the idle timeout). Every answer is checked for what a shopper
@@ -69,6 +70,12 @@ class Shopper(FastHttpUser):
         OUTCOMES["arrived"] += 1
         self._expect(self.client.get("/", name="catalogue (open)", catch_response=True),
                      "waitPhone")
+        with self.client.get("/checkout", name="checkout (first visit)",
+                             catch_response=True) as answer:
+            if answer.headers.get("x-waitingroom-state") != "arriving":
+                answer.failure(f"not the first visit's page: {answer.status_code}")
+                return
+        # The page's script asks again at once, with the cookie it came with.
         with self.client.get("/checkout", name="checkout (arrive)",
                              catch_response=True) as answer:
             queued = 'id="wr-card"' in answer.text  # the queue page

@@ -50,8 +50,9 @@ def make_settings(redis_url: str, tmp_path: Path) -> Callable[..., Settings]:
 
 @pytest.fixture
 async def engine(make_settings: Callable[..., Settings]) -> AsyncIterator[Engine]:
-    """An engine on the test Redis (grace 60 s, idle 300 s, max 1800 s)."""
-    engine = Engine.from_settings(make_settings())
+    """An engine on the test Redis (grace 60 s, idle 300 s, max 1800 s, the same idle
+    after a session's first request)."""
+    engine = Engine.from_settings(make_settings(session_first_idle_seconds=0))
     yield engine
     await engine.aclose()
 

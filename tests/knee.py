@@ -8,8 +8,9 @@ import asyncio
 import random
 import time
 
-import httpx
 from starlette.types import Receive, Scope, Send
+
+from tests.servers import Browser
 
 KNEE = 37
 UNLOADED_SECONDS = 0.4
@@ -48,7 +49,7 @@ async def shop(url: str, shoppers: int, stop: asyncio.Event) -> None:
 
     async def one() -> None:
         # Plain HTTP on loopback: no CA bundle to load (40 at once stall the loop).
-        async with httpx.AsyncClient(base_url=url, timeout=30, verify=False) as client:
+        async with Browser(base_url=url, timeout=30, verify=False) as client:
             while not stop.is_set():
                 answer = await client.get("/checkout")
                 if answer.text != "origin" and answer.status_code != 500:

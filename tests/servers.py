@@ -162,6 +162,45 @@ class FaultyLink:
             sink.close()
 
 
+def is_arrival(response: httpx.Response) -> bool:
+    """Is ``response`` the room's answer to a first visit (no place until the client
+    asks again with the cookie it was given)?"""
+    if response.headers.get("x-waitingroom-state") == "arriving":
+        return True
+    return (response.headers.get("content-type", "").startswith("application/json")
+            and b'"state":"arriving"' in response.content)
+
+
+def _again(client: httpx.Client | httpx.AsyncClient, request: httpx.Request) -> httpx.Request:
+    """``request`` once more, with the cookies the client holds now."""
+    again = httpx.Request(request.method, request.url, content=request.content,
+                          headers=[(k, v) for k, v in request.headers.raw
+                                   if k.lower() != b"cookie"])
+    client.cookies.set_cookie_header(again)
+    return again
+
+
+class Browser(httpx.AsyncClient):
+    """A client that keeps cookies and, as a browser on the arrival page does
+    (``arrive.js``), asks again at once when the room answers a first visit."""
+
+    async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        response = await super().send(request, **kwargs)
+        if not kwargs.get("stream") and is_arrival(response):
+            response = await super().send(_again(self, request), **kwargs)
+        return response
+
+
+class SyncBrowser(httpx.Client):
+    """:class:`Browser`, blocking."""
+
+    def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        response = super().send(request, **kwargs)
+        if not kwargs.get("stream") and is_arrival(response):
+            response = super().send(_again(self, request), **kwargs)
+        return response
+
+
 class Mailbox:
     """An SMTP server's handler (for aiosmtpd): keeps every message; ``arrived`` is set
     on each."""
@@ -229,7 +268,7 @@ async def ops_and_shop(
         env = {**room_env, "WAITINGROOM_ORIGIN": origin_url}
         with waitingroom_serve(env) as ops_url, waitingroom_serve(env) as shop_url:
             # Plain HTTP on loopback: no CA bundle to load (40 ms each, blocking the loop).
-            clients = [httpx.AsyncClient(base_url=shop_url, verify=False)
+            clients = [Browser(base_url=shop_url, verify=False)
                        for _ in range(visitors)]
             try:
                 yield ops_url, shop_url, clients

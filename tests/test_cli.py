@@ -14,7 +14,8 @@ import pytest
 
 from tests.conftest import SECRET
 from waitingroom.cli import main
-from waitingroom.settings import SECRET_SETTINGS, Settings, setting_help
+from waitingroom.config import setting_help
+from waitingroom.settings import SECRET_SETTINGS, Settings
 from waitingroom.tools.redis_server import free_port
 
 

@@ -13,7 +13,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.servers import FaultyLink, Origin, eventually, serve_in_process, waitingroom_serve
+from tests.servers import (
+    Browser,
+    FaultyLink,
+    Origin,
+    eventually,
+    serve_in_process,
+    waitingroom_serve,
+)
 from waitingroom.app import build_proxy_app
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
@@ -31,7 +38,7 @@ async def test_slow_then_stalled_redis_costs_time_not_places_or_the_cap(
         room = WaitingRoomMiddleware(origin, settings=make_settings(
             redis_url=link.url, capacity=3, gated_paths=("/checkout*",)))
         transport = httpx.ASGITransport(app=room)
-        visitors = [httpx.AsyncClient(transport=transport, base_url="http://shop.test",
+        visitors = [Browser(transport=transport, base_url="http://shop.test",
                                       headers=JSON) for _ in range(12)]
         try:
             # Slow: 50 ms each way on every Redis exchange. Everyone still gets an
@@ -54,7 +61,7 @@ async def test_slow_then_stalled_redis_costs_time_not_places_or_the_cap(
             now = (await waiter.get("/_wr/status")).json()
             assert places({0: now}) == places({0: before[id(waiter)]})
             started = time.monotonic()
-            async with httpx.AsyncClient(transport=transport, base_url="http://shop.test",
+            async with Browser(transport=transport, base_url="http://shop.test",
                                          headers=JSON) as newcomer:
                 stalled = await asyncio.wait_for(newcomer.get("/checkout"), 60)
             print(f"stalled redis answered {stalled.status_code} after "
@@ -82,14 +89,14 @@ async def test_redis_killed_and_restarted_mid_launch_loses_no_place_or_session(
         room = WaitingRoomMiddleware(origin, settings=make_settings(
             redis_url=server.url, capacity=2, gated_paths=("/checkout*",)))
         transport = httpx.ASGITransport(app=room)
-        visitors = [httpx.AsyncClient(transport=transport, base_url="http://shop.test",
+        visitors = [Browser(transport=transport, base_url="http://shop.test",
                                       headers=JSON) for _ in range(6)]
         try:
             for visitor in visitors:
                 await visitor.get("/checkout")
             before = [(await v.get("/_wr/status")).json() for v in visitors]
             server.stop(kill=True)
-            async with httpx.AsyncClient(transport=transport, base_url="http://shop.test",
+            async with Browser(transport=transport, base_url="http://shop.test",
                                          headers=JSON) as newcomer:
                 down = await newcomer.get("/checkout")
             assert down.status_code == 503  # told to try again, not a 500
@@ -97,7 +104,7 @@ async def test_redis_killed_and_restarted_mid_launch_loses_no_place_or_session(
             after = [(await v.get("/_wr/status")).json() for v in visitors]
             assert after == before
             assert [s["state"] for s in after] == ["admitted"] * 2 + ["queued"] * 4
-            async with httpx.AsyncClient(transport=transport, base_url="http://shop.test",
+            async with Browser(transport=transport, base_url="http://shop.test",
                                          headers=JSON) as newcomer:
                 late = (await newcomer.get("/checkout")).json()
             assert (late["state"], late["position"]) == ("queued", 5)  # the cap held
@@ -116,7 +123,7 @@ async def test_a_killed_waiting_room_process_costs_nobody_their_place(
         started: list[subprocess.Popen[bytes]] = []
         with waitingroom_serve(env, started=started) as doomed, \
                 waitingroom_serve(env) as survivor:
-            visitors = [httpx.AsyncClient(headers=JSON) for _ in range(5)]
+            visitors = [Browser(headers=JSON) for _ in range(5)]
             try:
                 for visitor in visitors:
                     await visitor.get(doomed + "/checkout")
@@ -156,7 +163,7 @@ async def test_an_origin_resetting_connections_gets_visitors_a_502_and_opens_the
         settings = make_settings(origin=origin_url, capacity=5, gated_paths=("/checkout*",),
                                  breaker_min_requests=3, breaker_window_seconds=5)
         room = build_proxy_app(settings)
-        async with serve_in_process(room) as url, httpx.AsyncClient(base_url=url) as visitor:
+        async with serve_in_process(room) as url, Browser(base_url=url) as visitor:
             answers = [await visitor.get("/checkout") for _ in range(4)]
             assert [a.status_code for a in answers] == [502] * 4
             assert "not answering" in answers[0].text
@@ -185,9 +192,9 @@ async def test_redis_down_policy_decides_who_gets_through(
     holder_pass = room.tickets.issue_pass("default", holder_id)
     transport = httpx.ASGITransport(app=room)
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test",
+        async with Browser(transport=transport, base_url="http://shop.test",
                                      cookies={"wr_pass_default": holder_pass}) as holder, \
-                httpx.AsyncClient(transport=transport, base_url="http://shop.test") as new:
+                Browser(transport=transport, base_url="http://shop.test") as new:
             answers = [await holder.get("/checkout"), await new.get("/checkout")]
         assert [a.status_code for a in answers] == expected
         sessions = [session for _, session in origin.seen]

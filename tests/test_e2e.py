@@ -11,7 +11,7 @@ import pytest
 from starlette.types import Receive, Scope, Send
 
 from tests.conftest import SECRET
-from tests.servers import serve_in_process, waitingroom_serve
+from tests.servers import Browser, serve_in_process, waitingroom_serve
 
 CAPACITY = 5
 VISITORS = 120
@@ -66,7 +66,7 @@ async def _crowd(origin: CountingOrigin, processes: list[str]) -> None:
     # request sent on one the server is closing just then is lost (seen on a loaded CI
     # machine, where the 120 arrivals take over 5 s).
     limits = httpx.Limits(max_connections=2, keepalive_expiry=1.0)
-    clients = [httpx.AsyncClient(limits=limits, timeout=30) for _ in range(VISITORS)]
+    clients = [Browser(limits=limits, timeout=30) for _ in range(VISITORS)]
     json_accept = {"Accept": "application/json"}
     try:
         # Arrivals one after another, alternating processes: exact positions.
@@ -117,7 +117,7 @@ async def test_tls_behind_a_trusted_load_balancer_gets_secure_cookies(
         env = {"WAITINGROOM_SECRET": SECRET, "WAITINGROOM_REDIS_URL": redis_url,
                "WAITINGROOM_ORIGIN": origin_url, "WAITINGROOM_FORWARDED_ALLOW_IPS": trusted}
         with waitingroom_serve(env) as url:
-            async with httpx.AsyncClient() as client:
+            async with Browser() as client:
                 response = await client.get(url + "/checkout",
                                             headers={"X-Forwarded-Proto": "https"})
     assert ("; Secure" in response.headers["set-cookie"]) is secure

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import SECRET, TOKEN
+from tests.servers import Browser
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
 from waitingroom.tools.redis_server import RedisServer
@@ -33,10 +34,10 @@ async def test_every_page_of_the_room_forbids_inline_code_and_framing(
     pages: dict[str, httpx.Response] = {}
 
     async def newcomer(path: str) -> httpx.Response:
-        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as c:
+        async with Browser(transport=transport, base_url="http://shop.test") as c:
             return await c.get(path)
 
-    async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as c:
+    async with Browser(transport=transport, base_url="http://shop.test") as c:
         for _ in range(2):  # capacity 2: the third sees the queue page
             await newcomer("/x")
         pages["queue"] = await c.get("/checkout")
@@ -99,7 +100,9 @@ def fuzz_target(redis_server: RedisServer) -> Iterator[tuple[asyncio.Runner, Any
     settings = Settings(redis_url=redis_server.url, secret=(SECRET,), capacity=1,
                         gated_paths=("/checkout*",), admin_token=(f"alice:{TOKEN}",))
     room = WaitingRoomMiddleware(origin, settings=settings)
-    holder = runner.run(_call(room, "GET", "/checkout", [], b""))
+    hello = runner.run(_call(room, "GET", "/checkout", [], b""))  # a first visit
+    cookie = b"; ".join(v.split(b";")[0] for k, v in hello[1] if k == b"set-cookie")
+    holder = runner.run(_call(room, "GET", "/checkout", [(b"cookie", cookie)], b""))
     genuine = [v for k, v in holder[1] if k == b"set-cookie"]
     holder_session = origin.sessions.pop()
     yield runner, (room, origin, genuine, holder_session)
@@ -206,7 +209,7 @@ async def test_a_network_over_its_limit_gets_429_and_no_place_but_holders_carry_
     crowd = httpx.ASGITransport(app=room, client=("198.51.100.10", 4000))
     elsewhere = httpx.ASGITransport(app=room, client=("203.0.113.5", 4000))
     try:
-        clients = [httpx.AsyncClient(transport=crowd, base_url="http://shop.test")
+        clients = [Browser(transport=crowd, base_url="http://shop.test")
                    for _ in range(4)]
         answers = [await c.get("/checkout") for c in clients]
         assert [a.status_code for a in answers] == [200, 200, 200, 429]
@@ -218,7 +221,7 @@ async def test_a_network_over_its_limit_gets_429_and_no_place_but_holders_carry_
         assert as_json.status_code == 429 and "too many" in as_json.json()["error"]
         # Those who already hold a place keep polling; another network is unaffected.
         assert (await clients[2].get("/_wr/status")).json()["position"] == 2
-        async with httpx.AsyncClient(transport=elsewhere, base_url="http://shop.test") as c:
+        async with Browser(transport=elsewhere, base_url="http://shop.test") as c:
             assert (await c.get("/checkout")).status_code == 200
         for client in clients:
             await client.aclose()
@@ -243,8 +246,8 @@ async def test_a_place_costs_one_solved_challenge(
         capacity=1, gated_paths=("/checkout*",), pow_difficulty=8))
     transport = httpx.ASGITransport(app=room)
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as bot, \
-                httpx.AsyncClient(transport=transport, base_url="http://shop.test") as person:
+        async with Browser(transport=transport, base_url="http://shop.test") as bot, \
+                Browser(transport=transport, base_url="http://shop.test") as person:
             page = await bot.get("/checkout")
             assert page.status_code == 200 and 'src="/_wr/static/pow.js"' in page.text
             assert "set-cookie" not in page.headers

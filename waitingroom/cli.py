@@ -16,11 +16,11 @@ from urllib.parse import urlsplit
 
 import uvicorn
 
-from waitingroom.config import environment_value, load_settings
+from waitingroom.config import environment_value, load_settings, setting_help
 from waitingroom.errors import ConfigError, WaitingRoomError
 from waitingroom.ops import admin_cli
 from waitingroom.proxy.websocket import MAX_MESSAGE_BYTES
-from waitingroom.settings import ENV_PREFIX, SECRET_SETTINGS, Settings, setting_help
+from waitingroom.settings import ENV_PREFIX, SECRET_SETTINGS, Settings
 from waitingroom.web.server import LimitedHttpToolsProtocol, port_in_use
 
 _METAVARS = {"int": "N", "float": "X", "bool": "BOOL", "tuple[str, ...]": "A,B",

@@ -7,15 +7,19 @@ winning: defaults, a TOML file (``--config``), environment variables
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import itertools
 import json
 import os
 import tomllib
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+from waitingroom import settings as settings_module
 from waitingroom.errors import ConfigError
 from waitingroom.settings import ENV_PREFIX, Settings
 
@@ -149,3 +153,15 @@ def load_settings(
     except ConfigError as exc:
         raise ConfigError(labels.get(exc.key, exc.key), exc.problem) from None
 
+
+@cache
+def setting_help() -> dict[str, str]:
+    """Each setting's docstring, by name, as plain text (for ``serve --help``)."""
+    tree = ast.parse(Path(settings_module.__file__).read_text(encoding="utf-8"))
+    body = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Settings").body
+    docs = {}
+    for node, after in itertools.pairwise(body):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)):
+            docs[node.target.id] = " ".join(str(after.value.value).replace("``", "").split())
+    return docs

@@ -4,12 +4,9 @@ raises :class:`~waitingroom.errors.ConfigError` naming the key."""
 
 from __future__ import annotations
 
-import ast
-import itertools
 import re
 import ssl
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -62,15 +59,24 @@ class Settings:
     one who comes later still gets the first free slot, within the grace."""
     session_idle_seconds: int = 300
     """A session with no request for this long ends, and its slot goes to the next."""
-    session_first_idle_seconds: int = 0
-    """Idle time of a session that has made one request only (a tab closed right
-    after admission); 0: ``session_idle_seconds``. A shopper who reads the first page
-    longer than this loses the session."""
+    session_first_idle_seconds: int = 30
+    """Idle time of a session that has made one request only (a client that never
+    comes back, a tab closed before its page ran); 0 or more than
+    ``session_idle_seconds``: ``session_idle_seconds``. A page's ``leave.js`` says it
+    is there within a second, which makes it a session like any; a shopper who reads a
+    first page without it for longer loses the session, and gets the first free slot if
+    back within the grace."""
     session_max_seconds: int = 1800
     """A session ends this long after it began, however busy."""
     session_renewal: bool = True
     """False: fixed-length sessions, each ending ``session_max_seconds`` after its first
     request, busy or idle (no idle timeout; the origin's release still ends it)."""
+    leave_beacon: bool = True
+    """Add the room's ``leave.js`` to the shop's pages as admitted shoppers load them
+    (HTML answers to a navigation; gzip, streamed, and the page's own
+    Content-Security-Policy handled), so a closed tab frees its slot in about ten
+    seconds with no change to the shop's pages. False: the shop adds it where it wants
+    it, or closed tabs hold their slot for ``session_idle_seconds``."""
     ticket_max_age_seconds: int = 86_400
     """Queue tickets older than this are void (a fresh place at the back)."""
     gated_paths: tuple[str, ...] = ()
@@ -150,10 +156,18 @@ class Settings:
     admin_token: tuple[str, ...] = field(default=(), repr=False)
     """Admin API bearer tokens, ``name:token`` (the name goes in the audit log) or a bare
     token (audited as ``admin``); comma-separated. None configured: no admin API."""
-    new_places_per_minute_per_network: int = 0
-    """New places in line one client network (IPv4 /24, IPv6 /48) may take per minute in
-    each process, against bots minting places; 0 = no limit. Mind carrier-grade NAT:
-    many phones can share one network."""
+    new_places_per_minute_per_network: int = 60
+    """New places in line one client network (IPv4 /24, IPv6 /48) may always take per
+    minute in each process; past it, at most ``network_share`` of the places all other
+    networks took in the last minute (so a crowd behind one carrier NAT in a busy launch
+    is not held back, and a bot farm on one network is). 0 = no limit."""
+    records_per_minute_per_network: int = 20
+    """Details left (capture form and interest form) one client network may always
+    store per minute in each process; past it, at most ``network_share`` of what all
+    other networks stored in the last minute. 0 = no limit."""
+    network_share: float = 0.1
+    """The share of the last minute's new places (and details left) one network may take
+    past its floor: the most a bot farm on one network adds to the line."""
     redis_down: str = "closed"
     """What gated paths do while Redis is unreachable: ``closed`` (the 503 retry page),
     ``passes`` (holders of a genuine session pass go through; newcomers wait) or
@@ -238,8 +252,8 @@ def _check_all(settings: Settings) -> None:
     _check(settings.grace_seconds >= 6, "grace_seconds",
            "must be at least 6 (waiting pages poll every 2 seconds)")
     _check(settings.session_idle_seconds >= 1, "session_idle_seconds", "must be at least 1")
-    _check(0 <= settings.session_first_idle_seconds <= settings.session_idle_seconds,
-           "session_first_idle_seconds", "must be 0 (off) to session_idle_seconds")
+    _check(settings.session_first_idle_seconds >= 0, "session_first_idle_seconds",
+           "must be 0 (off) or more")
     _check(settings.session_max_seconds >= settings.session_idle_seconds, "session_max_seconds",
            "must be at least session_idle_seconds")
     _check(settings.ticket_max_age_seconds >= settings.grace_seconds, "ticket_max_age_seconds",
@@ -285,8 +299,9 @@ def _check_all(settings: Settings) -> None:
     _check(settings.origin_slot_timeout_seconds > 0, "origin_slot_timeout_seconds",
            "must be positive")
     _check(0 <= settings.pow_difficulty <= 24, "pow_difficulty", "must be 0 (off) to 24")
-    _check(settings.new_places_per_minute_per_network >= 0,
-           "new_places_per_minute_per_network", "must be 0 (no limit) or more")
+    for key in ("new_places_per_minute_per_network", "records_per_minute_per_network"):
+        _check(getattr(settings, key) >= 0, key, "must be 0 (no limit) or more")
+    _check(0 < settings.network_share <= 1, "network_share", "must be above 0 and at most 1")
     _check(settings.origin_timeout_seconds > 0, "origin_timeout_seconds", "must be positive")
     _check(settings.origin_connect_timeout_seconds > 0, "origin_connect_timeout_seconds",
            "must be positive")
@@ -333,16 +348,3 @@ def _check_notify(settings: Settings) -> None:
 def _check(ok: bool, key: str, problem: str) -> None:
     if not ok:
         raise ConfigError(key, problem)
-
-
-@cache
-def setting_help() -> dict[str, str]:
-    """Each setting's docstring, by name, as plain text (for ``serve --help``)."""
-    tree = ast.parse(Path(__file__).read_text(encoding="utf-8"))
-    body = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Settings").body
-    docs = {}
-    for node, after in itertools.pairwise(body):
-        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-                and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)):
-            docs[node.target.id] = " ".join(str(after.value.value).replace("``", "").split())
-    return docs

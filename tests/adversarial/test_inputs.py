@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.capture.forms import FIELDS, GOOD, csrf_of, stored
-from tests.servers import Origin
+from tests.servers import Browser, Origin
 from waitingroom.errors import ConfigError
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
@@ -21,7 +21,7 @@ JSON = {"accept": "application/json"}
 
 
 def _client(app: WaitingRoomMiddleware, host: str = "shop.test") -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{host}")
+    return Browser(transport=httpx.ASGITransport(app=app), base_url=f"http://{host}")
 
 
 @pytest.fixture
@@ -189,9 +189,9 @@ async def test_live_event_streams_are_capped_per_process(
     room = WaitingRoomMiddleware(Origin(), settings=make_settings(
         capacity=1, gated_paths=("/checkout*",), max_event_streams=1))
     try:
-        async with serve_in_process(room) as url, httpx.AsyncClient(base_url=url) as holder, \
-                httpx.AsyncClient(base_url=url) as first, \
-                httpx.AsyncClient(base_url=url) as second:
+        async with serve_in_process(room) as url, Browser(base_url=url) as holder, \
+                Browser(base_url=url) as first, \
+                Browser(base_url=url) as second:
             await holder.get("/checkout")
             await first.get("/checkout")
             await second.get("/checkout")

@@ -15,7 +15,7 @@ import redis
 
 from tests.capture.forms import FIELDS, GOOD, csrf_of, stored
 from tests.conftest import SECRET
-from tests.servers import Origin
+from tests.servers import Browser, Origin
 from waitingroom.engine import CapturedRecord, Engine
 from waitingroom.fields import parse_fields, reference_for, validate
 from waitingroom.middleware import WaitingRoomMiddleware
@@ -33,7 +33,7 @@ async def room(make_settings: Callable[..., Settings]) -> AsyncIterator[WaitingR
 
 
 def client(app: WaitingRoomMiddleware) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://shop.test")
+    return Browser(transport=httpx.ASGITransport(app=app), base_url="http://shop.test")
 
 
 async def test_forced_capture_serves_the_form_and_keeps_places(
@@ -297,7 +297,7 @@ async def test_the_capture_form_speaks_the_visitors_language(
     room = WaitingRoomMiddleware(Origin(), settings=make_settings(capture="on"))
     transport = httpx.ASGITransport(app=room)
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test",
+        async with Browser(transport=transport, base_url="http://shop.test",
                                      headers={"accept-language": "de-DE,de;q=0.9"}) as c:
             form = await c.get("/checkout")
             assert 'lang="de"' in form.text and "Hinterlassen Sie Ihre Daten" in form.text

@@ -15,6 +15,8 @@ from typing import TypeVar
 import httpx
 import pytest
 
+from tests.servers import SyncBrowser
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "deploy/local"))
 from cluster import LocalCluster
 
@@ -49,7 +51,7 @@ def _until(check: Callable[[], T], what: str, timeout: float = 30) -> T:
 def test_a_launch_on_a_redis_cluster_keeps_its_promises_through_failures(
     cluster: LocalCluster,
 ) -> None:
-    visitors = [httpx.Client(base_url=cluster.url, headers=JSON, timeout=10)
+    visitors = [SyncBrowser(base_url=cluster.url, headers=JSON, timeout=10)
                 for _ in range(12)]
     try:
         _drive(cluster, visitors)

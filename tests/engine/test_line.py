@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.places import RoomClock, Visitors
-from tests.servers import Origin
+from tests.servers import Browser, Origin
 from waitingroom.engine import Engine
 from waitingroom.engine import line as _line
 from waitingroom.engine.line import LineView, LineWatch
@@ -63,10 +63,12 @@ async def evalsha_calls(engine: Engine) -> int:
 async def test_polls_are_answered_from_the_copy_and_keep_their_places(
     make_settings: Callable[..., Settings],
 ) -> None:
-    room = WaitingRoomMiddleware(Origin(), settings=make_settings(capacity=1))
+    # The one let in makes a single request: it keeps its session as long as any.
+    room = WaitingRoomMiddleware(Origin(), settings=make_settings(
+        capacity=1, session_first_idle_seconds=0))
     transport = httpx.ASGITransport(app=room)
-    clients = [httpx.AsyncClient(transport=transport, base_url="http://shop.test",
-                                 headers=JSON) for _ in range(6)]
+    clients = [Browser(transport=transport, base_url="http://shop.test", headers=JSON)
+               for _ in range(6)]
     gate = room.rooms.default.room
     try:
         clock = await RoomClock(room.engine, ROOM).start()

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import redis
 
-from tests.servers import Origin
+from tests.servers import Browser, Origin
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
 from waitingroom.tools.redis_server import RedisServer, find_redis_server, free_port
@@ -100,7 +100,7 @@ async def test_after_a_sentinel_failover_admission_goes_on_and_the_cap_holds(
         redis_url=f"redis+sentinel://127.0.0.1:{replicated.sentinel_port}/wr", capacity=2,
         gated_paths=("/checkout*", "/done")))
     transport = httpx.ASGITransport(app=room)
-    visitors = [httpx.AsyncClient(transport=transport, base_url="http://shop.test",
+    visitors = [Browser(transport=transport, base_url="http://shop.test",
                                   headers=JSON) for _ in range(6)]
     try:
         for visitor in visitors:

@@ -13,7 +13,7 @@ import sys
 import httpx
 
 from tests.conftest import AUTH
-from tests.servers import cli, eventually, ops_and_shop
+from tests.servers import Browser, cli, eventually, ops_and_shop
 from waitingroom.engine import Engine, VisitState
 from waitingroom.tickets import new_visitor_id
 
@@ -29,7 +29,7 @@ async def test_selling_out_stops_the_line_everywhere_and_a_restock_reopens_it(
     async with ops_and_shop(room_env, visitors=4) as (ops_url, _, (ann, bob, cy, di)):
         assert cli(ops_url, "stock", "1")["config"]["stock"] == 1
         assert (await ann.get("/checkout")).status_code == 200  # capacity 1: Ann is in
-        async with httpx.AsyncClient(base_url=ops_url) as eve:  # on the other process
+        async with Browser(base_url=ops_url) as eve:  # on the other process
             assert "wr-card" in (await bob.get("/checkout")).text  # Bob waits, 1st
             assert "wr-card" in (await eve.get("/checkout")).text  # Eve waits, 2nd
             bought = await ann.get("/checkout/buy")  # the last unit
@@ -78,7 +78,7 @@ async def test_the_origin_reports_stock_on_its_answers(room_env: dict[str, str])
         entry = cli(ops_url, "audit")["entries"][0]
         assert (entry["who"], entry["action"], entry["after"]) == ("origin", "stock",
                                                                     {"stock": 0})
-        async with httpx.AsyncClient(base_url=ops_url, headers=AUTH) as ops:
+        async with Browser(base_url=ops_url, headers=AUTH) as ops:
             stopped = await ops.post("/_wr/admin/room", json={"stock": None})
             refused = await ops.post("/_wr/admin/room", json={"stock": -1})
         assert stopped.json()["config"]["stock"] is None  # not counting any more
@@ -196,7 +196,7 @@ async def test_reject_keeps_no_line(room_env: dict[str, str]) -> None:
         assert cli(ops_url, "show")["counts"]["waiting"] == 0  # nobody was given a place
         assert (await ann.get("/done")).status_code == 200  # Ann's order ends her session
         assert (await cy.get("/checkout")).text.startswith("origin:")  # the slot is free
-        async with httpx.AsyncClient(base_url=ops_url, headers=AUTH) as ops:
+        async with Browser(base_url=ops_url, headers=AUTH) as ops:
             bad = await ops.post("/_wr/admin/room", json={"method": "lottery"})
         assert bad.status_code == 400 and "method" in bad.json()["error"]
 

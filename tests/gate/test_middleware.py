@@ -15,7 +15,7 @@ import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from tests.conftest import SECRET
-from tests.servers import Origin, serve_in_process
+from tests.servers import Browser, Origin, serve_in_process
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
 from waitingroom.tickets import TICKET_SALT, Tickets
@@ -45,7 +45,7 @@ def visitor(room: WaitingRoomMiddleware) -> Callable[..., httpx.AsyncClient]:
     """A new browser (its own cookie jar) pointed at the waiting room."""
 
     def make(base_url: str = "http://shop.test", **kwargs: Any) -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=httpx.ASGITransport(app=room), base_url=base_url,
+        return Browser(transport=httpx.ASGITransport(app=room), base_url=base_url,
                                  **kwargs)
 
     return make
@@ -165,8 +165,8 @@ async def test_rotated_secrets_still_verify(
         origin, settings=make_settings(capacity=1, secret=("a-brand-new-secret-key", SECRET)))
     transport = httpx.ASGITransport(app=middleware)
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as a, \
-                httpx.AsyncClient(transport=transport, base_url="http://shop.test") as b:
+        async with Browser(transport=transport, base_url="http://shop.test") as a, \
+                Browser(transport=transport, base_url="http://shop.test") as b:
             await a.get("/checkout")
             await b.get("/checkout")
             status = (await b.get("/_wr/status")).json()
@@ -239,7 +239,7 @@ async def test_redis_down_gets_a_retry_page_not_an_error(origin: Origin) -> None
     middleware = WaitingRoomMiddleware(origin, settings=settings)
     transport = httpx.ASGITransport(app=middleware)
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as c:
+        async with Browser(transport=transport, base_url="http://shop.test") as c:
             page = await c.get("/checkout")
             assert page.status_code == 503 and "tries again" in page.text
             assert page.headers["retry-after"] == "5"
@@ -370,8 +370,8 @@ async def test_a_scripts_gated_call_gets_json_it_can_act_on_never_a_page(
         room = WaitingRoomMiddleware(origin, settings=settings)
         await room.engine.rooms.clear(ROOM)  # a new line each round
         try:
-            async with serve_in_process(room) as url, httpx.AsyncClient(base_url=url) as a, \
-                    httpx.AsyncClient(base_url=url) as b:
+            async with serve_in_process(room) as url, Browser(base_url=url) as a, \
+                    Browser(base_url=url) as b:
                 await a.get("/checkout")
                 for scripted in ({"Sec-Fetch-Dest": "empty", "Sec-Fetch-Mode": "cors"},
                                  {"X-Requested-With": "XMLHttpRequest"},

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.places import Visitors, line_ids
-from tests.servers import FaultyLink, Origin, eventually
+from tests.servers import Browser, FaultyLink, Origin, eventually
 from waitingroom.engine import HEARD_SLOTS, Engine, VisitState, connect, room_keys
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
@@ -103,7 +103,7 @@ async def shoppers(
     and ``count`` shoppers (cookie jars) of it."""
     room = WaitingRoomMiddleware(Origin(), settings=settings)
     transport = httpx.ASGITransport(app=room)
-    clients = [httpx.AsyncClient(transport=transport, base_url="http://shop.test",
+    clients = [Browser(transport=transport, base_url="http://shop.test",
                                  headers=JSON) for _ in range(count)]
     try:
         yield room, clients

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import httpx
 
 from tests.places import Visitors
-from tests.servers import Origin
+from tests.servers import Browser, Origin
 from waitingroom.engine import Engine, VisitState, room_keys
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
@@ -55,7 +55,7 @@ async def test_visitors_are_told_when_it_starts(make_settings: Callable[..., Set
         start = await server_ms(room.engine) + 120_000
         await room.engine.rooms.configure("default", start_at_ms=start)
         transport = httpx.ASGITransport(app=room)
-        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as c:
+        async with Browser(transport=transport, base_url="http://shop.test") as c:
             status = (await c.get("/_wr/status")).json()
             assert status["state"] == "prequeue" and status["position"] is None
             assert 100 <= status["eta_seconds"] <= 120

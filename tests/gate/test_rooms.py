@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import AUTH, TOKEN
-from tests.servers import cli, eventually, ops_and_shop, waitingroom_serve
+from tests.servers import Browser, cli, eventually, ops_and_shop, waitingroom_serve
 from waitingroom.middleware import WaitingRoomMiddleware
 
 
@@ -80,7 +80,7 @@ async def _drive(ops_url: str, visitors: list[httpx.AsyncClient]) -> None:
     rooms = {r["room"]: r for r in cli(ops_url, "rooms")["rooms"]}
     assert rooms["consoles"]["counts"]["active"] == 3 and rooms["consoles"]["config"]["paused"]
     assert rooms["default"]["paths"] == ["/checkout*", "/done"]
-    async with httpx.AsyncClient(base_url=ops_url) as scraper:
+    async with Browser(base_url=ops_url) as scraper:
         metrics = (await scraper.get("/_wr/metrics", headers=AUTH)).text
         assert 'waitingroom_capacity{room="consoles"} 3.0' in metrics
         assert 'waitingroom_capacity{room="default"} 1.0' in metrics
@@ -121,7 +121,7 @@ def test_cli_reports_refusals_without_a_traceback(room_env: dict[str, str]) -> N
 
 async def test_pages_and_links_of_a_created_room_name_it(room: WaitingRoomMiddleware) -> None:
     transport = httpx.ASGITransport(app=room)
-    async with httpx.AsyncClient(transport=transport, base_url="http://shop.test",
+    async with Browser(transport=transport, base_url="http://shop.test",
                                  headers=AUTH) as ops:
         made = await ops.post("/_wr/admin/rooms", json={
             "name": "tvs", "paths": ["/tvs/*"], "capacity": 1, "message": "Limited stock"})
@@ -133,9 +133,9 @@ async def test_pages_and_links_of_a_created_room_name_it(room: WaitingRoomMiddle
         dashboard = await ops.get("/_wr/admin/dashboard?room=tvs")
         assert 'data-room="tvs"' in dashboard.text
         assert (await ops.get("/_wr/admin/dashboard?room=nowhere")).status_code == 404
-    async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as first, \
-            httpx.AsyncClient(transport=transport, base_url="http://shop.test") as second, \
-            httpx.AsyncClient(transport=transport, base_url="http://shop.test") as vip:
+    async with Browser(transport=transport, base_url="http://shop.test") as first, \
+            Browser(transport=transport, base_url="http://shop.test") as second, \
+            Browser(transport=transport, base_url="http://shop.test") as vip:
         assert (await first.get("/tvs/oled")).text == "origin:/tvs/oled"
         page = (await second.get("/tvs/oled")).text
         assert 'data-room="tvs"' in page and "Limited stock" in page

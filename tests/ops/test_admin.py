@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import AUTH, TOKEN
-from tests.servers import Origin, cli, eventually, ops_and_shop
+from tests.servers import Browser, Origin, cli, eventually, ops_and_shop
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
 
@@ -64,7 +64,7 @@ async def _drive(ops_url: str, shop_url: str, visitors: list[httpx.AsyncClient])
 
     # The message, everywhere, within a second.
     cli(ops_url, "message", "Back", "in", "stock", "at", "9")
-    newcomer = httpx.AsyncClient(base_url=shop_url)
+    newcomer = Browser(base_url=shop_url)
     try:
         async def message_everywhere() -> bool:
             page = (await newcomer.get("/checkout")).text
@@ -104,7 +104,7 @@ async def _drive(ops_url: str, shop_url: str, visitors: list[httpx.AsyncClient])
     # Close the line: a newcomer is told, nobody already in line is affected.
     assert cli(ops_url, "rate", "120")["config"]["rate"] == 120
     cli(ops_url, "close")
-    latecomer = httpx.AsyncClient(base_url=shop_url)
+    latecomer = Browser(base_url=shop_url)
     try:
         async def closed_to_newcomers() -> bool:
             return (await status(latecomer))["state"] == "closed"
@@ -123,7 +123,7 @@ async def _drive(ops_url: str, shop_url: str, visitors: list[httpx.AsyncClient])
     assert audit[0]["after"] == {"mode": "closed"}
     assert audit[1]["after"] == {"rate": 120}
 
-    async with httpx.AsyncClient(base_url=ops_url) as scraper:
+    async with Browser(base_url=ops_url) as scraper:
         metrics = (await scraper.get("/_wr/metrics", headers=AUTH)).text
         assert 'waitingroom_capacity{room="default"} 3.0' in metrics
         assert 'waitingroom_admitted_total{room="default"}' in metrics
@@ -184,7 +184,7 @@ async def test_bad_admin_calls_get_4xx_and_change_nothing(
         headers = [(b"authorization", f"Bearer {TOKEN}".encode())]
     await room.rooms.default.room.config()  # the room as a first visitor leaves it
     transport = httpx.ASGITransport(app=room)
-    async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as client:
+    async with Browser(transport=transport, base_url="http://shop.test") as client:
         response = await client.request(method, path, headers=headers, content=body)
         assert response.status_code == expected
         config = await room.engine.rooms.config("default")
@@ -198,7 +198,7 @@ async def test_no_tokens_means_no_admin_api(make_settings: Callable[..., Setting
     middleware = WaitingRoomMiddleware(Origin(), settings=make_settings())
     transport = httpx.ASGITransport(app=middleware)
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as c:
+        async with Browser(transport=transport, base_url="http://shop.test") as c:
             off = await c.get("/_wr/admin/room", headers=AUTH)
             assert off.status_code == 404
             assert "admin API is off" in off.json()["error"]  # and how to turn it on:
@@ -210,7 +210,7 @@ async def test_no_tokens_means_no_admin_api(make_settings: Callable[..., Setting
 
 async def test_status_page_is_plain_cacheable_and_honest(room: WaitingRoomMiddleware) -> None:
     transport = httpx.ASGITransport(app=room)
-    async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as client:
+    async with Browser(transport=transport, base_url="http://shop.test") as client:
         page = await client.get("/_wr/status-page")
         assert page.headers["cache-control"] == "public, max-age=5"
         assert "<script" not in page.text and "Queue running" in page.text
@@ -229,10 +229,10 @@ async def test_metrics_count_the_wait_of_an_admitted_ticket_holder(
     room: WaitingRoomMiddleware,
 ) -> None:
     transport = httpx.ASGITransport(app=room)
-    async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as first, \
-            httpx.AsyncClient(transport=transport, base_url="http://shop.test") as second, \
-            httpx.AsyncClient(transport=transport, base_url="http://shop.test") as third, \
-            httpx.AsyncClient(transport=transport, base_url="http://shop.test") as scraper:
+    async with Browser(transport=transport, base_url="http://shop.test") as first, \
+            Browser(transport=transport, base_url="http://shop.test") as second, \
+            Browser(transport=transport, base_url="http://shop.test") as third, \
+            Browser(transport=transport, base_url="http://shop.test") as scraper:
         for visitor in (first, second, third):
             await visitor.get("/checkout")  # capacity 2: the third waits
         await first.get("/done")
@@ -250,7 +250,7 @@ async def test_the_grafana_dashboard_queries_only_metrics_we_export(
     used = {name for p in dashboard["panels"] for t in p["targets"]
             for name in re.findall(r"waitingroom_[a-z_]+", t["expr"])}
     transport = httpx.ASGITransport(app=room)
-    async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as c:
+    async with Browser(transport=transport, base_url="http://shop.test") as c:
         await c.get("/checkout")
         exported = (await c.get("/_wr/metrics", headers=AUTH)).text
     assert used and all(re.search(rf"^{name}[{{ ]", exported, re.M) for name in used), (
@@ -261,14 +261,14 @@ async def test_the_message_can_be_given_per_language(room: WaitingRoomMiddleware
     """Ops set the message in German beside the main one: German readers get theirs
     on every page and in the status JSON; everyone else gets the main one."""
     transport = httpx.ASGITransport(app=room)
-    async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as c:
+    async with Browser(transport=transport, base_url="http://shop.test") as c:
         changed = await c.post("/_wr/admin/room", headers=AUTH, json={
             "message": "Back at nine", "messages": {"de": "Ab neun Uhr wieder da"}})
         assert changed.status_code == 200
         assert changed.json()["config"]["messages"] == {"de": "Ab neun Uhr wieder da"}
         german = {"Accept-Language": "de", "Accept": "application/json"}
         await c.get("/checkout")  # takes the one slot
-        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as d:
+        async with Browser(transport=transport, base_url="http://shop.test") as d:
             assert (await d.get("/_wr/status", headers=german)).json()["message"] == \
                 "Ab neun Uhr wieder da"
             assert (await d.get("/_wr/status")).json()["message"] == "Back at nine"

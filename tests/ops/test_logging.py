@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import SECRET
-from tests.servers import Origin
+from tests.servers import Browser, Origin
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.ops.logging import configure
 from waitingroom.settings import Settings
@@ -43,7 +43,7 @@ async def test_request_ids_are_kept_made_or_replaced_and_passed_on(
     room = WaitingRoomMiddleware(origin, settings=make_settings(open_paths=("/login",)))
     transport = httpx.ASGITransport(app=room)
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as c:
+        async with Browser(transport=transport, base_url="http://shop.test") as c:
             headers = {"X-Request-Id": sent} if sent else {}
             response = await c.get("/login", headers=headers)
             queued = await c.get("/_wr/health", headers=headers)

@@ -10,11 +10,10 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.conftest import AUTH
-from tests.servers import Origin, cli, eventually, serve_in_process, waitingroom_serve
+from tests.servers import Browser, Origin, cli, eventually, serve_in_process, waitingroom_serve
 from waitingroom.config import load_settings
 from waitingroom.engine import Engine
 from waitingroom.errors import ConfigError
@@ -53,7 +52,7 @@ async def test_a_step_applies_once_with_three_processes_running(
                 7, "Doors open", 120)
             assert cli(urls[0], "show")["config"]["capacity"] == 7  # the cancelled one: never
             assert [s["id"] for s in cli(urls[0], "timeline")["steps"]] == [later["id"]]
-            async with httpx.AsyncClient(base_url=urls[0], headers=AUTH) as ops:
+            async with Browser(base_url=urls[0], headers=AUTH) as ops:
                 bad = await ops.post("/_wr/admin/timeline", json={
                     "in_seconds": 5, "changes": {"capacity": 0}})
                 twice = await ops.post("/_wr/admin/timeline", json={

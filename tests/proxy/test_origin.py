@@ -16,7 +16,7 @@ import httpx
 import pytest
 import trustme
 
-from tests.servers import serve_in_process
+from tests.servers import Browser, serve_in_process
 from waitingroom.engine import BreakerPolicy, Engine
 from waitingroom.proxy.origin import OriginPool
 from waitingroom.proxy.proxy import OriginProxy, request_head
@@ -98,7 +98,7 @@ async def proxied(answer: Callable[[Received], bytes | None], *,
     proxy = OriginProxy(f"{scheme}://127.0.0.1:{port}", read_timeout=5, ca_file=ca_file)
     try:
         async with serve_in_process(proxy) as url, \
-                httpx.AsyncClient(base_url=url, timeout=10) as client:
+                Browser(base_url=url, timeout=10) as client:
             yield client, origin
     finally:
         await proxy.aclose()

@@ -6,11 +6,10 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 
-import httpx
 import pytest
 from starlette.types import Receive, Scope, Send
 
-from tests.servers import read_body, serve_in_process
+from tests.servers import Browser, read_body, serve_in_process
 from waitingroom.app import build_proxy_app
 from waitingroom.settings import Settings
 from waitingroom.tools.redis_server import free_port
@@ -59,7 +58,7 @@ async def proxy(make_settings: Callable[..., Settings]) -> AsyncIterator[str]:
 
 
 async def test_forwarding_sets_forwarded_headers_and_drops_hop_by_hop(proxy: str) -> None:
-    async with httpx.AsyncClient(base_url=proxy) as client:
+    async with Browser(base_url=proxy) as client:
         response = await client.get("/open/a%20b?x=1&y=%2F", headers={
             "X-Forwarded-For": "203.0.113.9", "Connection": "keep-alive, x-secret",
             "X-Secret": "hop", "TE": "trailers", "X-Kept": "yes"})
@@ -82,7 +81,7 @@ async def test_bodies_stream_both_ways(proxy: str) -> None:
         for i in range(0, len(upload), 65536):
             yield upload[i:i + 65536]
 
-    async with httpx.AsyncClient(base_url=proxy) as client:
+    async with Browser(base_url=proxy) as client:
         sent = await client.post("/open/upload", content=upload)
         chunked = await client.post("/open/upload", content=chunks())
         big = await client.get("/open/big")
@@ -92,13 +91,13 @@ async def test_bodies_stream_both_ways(proxy: str) -> None:
 
 
 async def test_redirects_pass_to_the_visitor_unfollowed(proxy: str) -> None:
-    async with httpx.AsyncClient(base_url=proxy) as client:
+    async with Browser(base_url=proxy) as client:
         response = await client.get("/open/redirect")
     assert (response.status_code, response.headers["location"]) == (302, "/elsewhere")
 
 
 async def test_slow_origin_gets_a_504(proxy: str) -> None:
-    async with httpx.AsyncClient(base_url=proxy, timeout=10) as client:
+    async with Browser(base_url=proxy, timeout=10) as client:
         response = await client.get("/open/slow")
     assert response.status_code == 504
     assert response.headers["retry-after"] == "5"
@@ -107,14 +106,14 @@ async def test_slow_origin_gets_a_504(proxy: str) -> None:
 async def test_dead_origin_gets_a_502(make_settings: Callable[..., Settings]) -> None:
     settings = make_settings(origin=f"http://127.0.0.1:{free_port()}", open_paths=("/*",))
     async with serve_in_process(build_proxy_app(settings)) as url, \
-            httpx.AsyncClient(base_url=url) as client:
+            Browser(base_url=url) as client:
         response = await client.get("/anything")
     assert response.status_code == 502
 
 
 async def test_events_stream_positions_until_admitted(proxy: str) -> None:
-    async with httpx.AsyncClient(base_url=proxy, timeout=20) as first, \
-            httpx.AsyncClient(base_url=proxy, timeout=20) as second:
+    async with Browser(base_url=proxy, timeout=20) as first, \
+            Browser(base_url=proxy, timeout=20) as second:
         await first.get("/checkout")
         await second.get("/checkout")  # queued at position 1
         events = []

@@ -15,7 +15,14 @@ from starlette.types import Receive, Scope, Send
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.servers import FaultyLink, Origin, eventually, serve_in_process, waitingroom_serve
+from tests.servers import (
+    Browser,
+    FaultyLink,
+    Origin,
+    eventually,
+    serve_in_process,
+    waitingroom_serve,
+)
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.proxy.websocket import MAX_MESSAGE_BYTES
 from waitingroom.settings import Settings
@@ -71,8 +78,8 @@ async def socket(url: str, path: str, client: httpx.AsyncClient) -> AsyncIterato
 
 
 async def frames_both_ways_and_closed_at_session_end(url: str, origin: SocketOrigin) -> None:
-    async with httpx.AsyncClient(base_url=url) as shopper, \
-            httpx.AsyncClient(base_url=url) as waiter:
+    async with Browser(base_url=url) as shopper, \
+            Browser(base_url=url) as waiter:
         assert (await shopper.get("/checkout")).text == "origin:/checkout"  # in (capacity 1)
         await waiter.get("/checkout")  # in line
         with pytest.raises(InvalidStatus):  # gated: no socket before admission
@@ -131,7 +138,7 @@ async def test_sockets_are_bounded_per_session_and_1000_leave_nothing_behind(
         env = {**room_env, "WAITINGROOM_ORIGIN": origin_url,
                "WAITINGROOM_SESSION_MAX_WEBSOCKETS": "8"}
         with waitingroom_serve(env, started=started) as url:
-            async with httpx.AsyncClient(base_url=url) as shopper:
+            async with Browser(base_url=url) as shopper:
                 await shopper.get("/checkout")
                 async with socket(url, "/checkout/a", shopper) as first:
                     await first.recv()
@@ -175,7 +182,7 @@ async def test_frames_keep_the_session_alive_and_silence_lets_it_end(
         env = {**room_env, "WAITINGROOM_ORIGIN": origin_url,
                "WAITINGROOM_SESSION_IDLE_SECONDS": "3"}
         with waitingroom_serve(env) as url:
-            async with httpx.AsyncClient(base_url=url) as shopper:
+            async with Browser(base_url=url) as shopper:
                 await shopper.get("/checkout")
                 async with socket(url, "/checkout/live", shopper) as ws:
                     await ws.recv()
@@ -195,7 +202,7 @@ async def test_a_message_over_the_limit_closes_the_socket_and_never_reaches_the_
     origin = SocketOrigin()
     async with serve_in_process(origin) as origin_url:
         with waitingroom_serve({**room_env, "WAITINGROOM_ORIGIN": origin_url}) as url:
-            async with httpx.AsyncClient(base_url=url) as shopper:
+            async with Browser(base_url=url) as shopper:
                 await shopper.get("/checkout")
                 cookies = "; ".join(f"{k}={v}" for k, v in shopper.cookies.items())
                 async with connect(ws_url(url, "/checkout/live"), max_size=None,
@@ -219,7 +226,7 @@ async def test_with_redis_away_a_socket_follows_redis_down(
         room = WaitingRoomMiddleware(origin, settings=make_settings(
             redis_url=link.url, capacity=1, redis_down=redis_down))
         try:
-            async with serve_in_process(room) as url, httpx.AsyncClient(base_url=url) as shopper:
+            async with serve_in_process(room) as url, Browser(base_url=url) as shopper:
                 await shopper.get("/checkout")
                 async with socket(url, "/checkout/live", shopper) as ws:
                     await ws.recv()

@@ -26,7 +26,9 @@ async def test_the_cap_settles_near_the_origins_knee_with_one_decision_per_inter
         env = {**room_env, "WAITINGROOM_ORIGIN": origin_url, "WAITINGROOM_CAPACITY": "15",
                "WAITINGROOM_GATED_PATHS": "/checkout*,/done",
                "WAITINGROOM_ADAPTIVE_INTERVAL_SECONDS": "1",
-               "WAITINGROOM_SESSION_IDLE_SECONDS": "30"}
+               "WAITINGROOM_SESSION_IDLE_SECONDS": "30",
+               # 90 shoppers from loopback, one network, standing for many.
+               "WAITINGROOM_NEW_PLACES_PER_MINUTE_PER_NETWORK": "0"}
         with ExitStack() as stack:
             urls = [stack.enter_context(waitingroom_serve(env)) for _ in range(3)]
             cli(urls[0], "adaptive", "--min", "5", "--max", "60")
@@ -68,7 +70,8 @@ async def test_errors_lower_the_cap_before_the_breaker_opens(
     origin, stop = KneeOrigin(), asyncio.Event()
     async with serve_in_process(origin) as origin_url:
         env = {**room_env, "WAITINGROOM_ORIGIN": origin_url, "WAITINGROOM_CAPACITY": "30",
-               "WAITINGROOM_ADAPTIVE_INTERVAL_SECONDS": "1"}
+               "WAITINGROOM_ADAPTIVE_INTERVAL_SECONDS": "1",
+               "WAITINGROOM_NEW_PLACES_PER_MINUTE_PER_NETWORK": "0"}
         with waitingroom_serve(env) as url:
             cli(url, "adaptive", "--min", "8", "--max", "60")
             assert (await engine.rooms.config("default")).capacity == 30  # connected first

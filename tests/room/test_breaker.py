@@ -8,12 +8,11 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 from starlette.types import Receive, Scope, Send
 
 from tests.conftest import SECRET
-from tests.servers import serve_in_process, waitingroom_serve
+from tests.servers import Browser, serve_in_process, waitingroom_serve
 from waitingroom import middleware
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.tools.redis_server import free_port
@@ -69,8 +68,8 @@ async def _launch_day(env: dict[str, str], origin: FlakyOrigin, port: int, failu
                       down: contextlib.AsyncExitStack) -> None:
     with waitingroom_serve(env) as one, waitingroom_serve(env) as two:
         await down.enter_async_context(origin_on(origin, port))
-        async with httpx.AsyncClient(timeout=10) as shopper, \
-                httpx.AsyncClient(timeout=10) as waiting:
+        async with Browser(timeout=10) as shopper, \
+                Browser(timeout=10) as waiting:
             assert (await shopper.get(one + "/checkout")).text == "order:/checkout"
             assert (await waiting.get(two + "/_wr/status")).json()["position"] == 1
 
@@ -119,8 +118,8 @@ async def test_a_health_check_closes_the_breaker_without_any_order_traffic(
            "WAITINGROOM_HEALTH_CHECK_URL": f"http://127.0.0.1:{port}/health"}
     async with origin_on(origin, port):
         with waitingroom_serve(env) as url:
-            async with httpx.AsyncClient(timeout=10) as shopper, \
-                    httpx.AsyncClient(timeout=10) as waiting:
+            async with Browser(timeout=10) as shopper, \
+                    Browser(timeout=10) as waiting:
                 await shopper.get(url + "/checkout")
                 await waiting.get(url + "/checkout")
                 origin.mode = "503"

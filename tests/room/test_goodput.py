@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.places import RoomClock, Visitors
-from tests.servers import Origin, serve_in_process
+from tests.servers import Browser, Origin, serve_in_process
 from waitingroom.engine import Engine, VisitState, connect, room_keys
 from waitingroom.engine.keys import room_ms
 from waitingroom.middleware import WaitingRoomMiddleware
@@ -77,11 +77,13 @@ async def test_a_waiter_told_it_is_admitted_keeps_the_slot_while_it_comes(
     # B's page hears it (a status poll, an event stream): not yet a session...
     told = await engine.visit(ROOM, "B", number=line.numbers["B"], join=False, claim=False)
     assert told.state is ADMITTED
-    assert await engine.redis.hget(room_keys(ROOM).deadline, "B") is None
+    held = await engine.redis.hget(room_keys(ROOM).deadline, "B")
+    assert held is not None and held.startswith(b"h")  # only how long it may be held
     await clock.advance(CLAIM_WINDOW - 1)  # past the first window: held again on telling
     assert await state(line, "C") is WAITING
     assert await state(line, "B") is ADMITTED  # its page arrives
-    assert await engine.redis.hget(room_keys(ROOM).deadline, "B") is not None
+    hard = await engine.redis.hget(room_keys(ROOM).deadline, "B")
+    assert hard is not None and int(hard) != 0  # a session now: its end is set
 
 
 async def test_first_come_first_served_among_the_waiters_who_are_here(
@@ -162,8 +164,8 @@ async def _events(stream: httpx.Response) -> AsyncIterator[dict[str, object]]:
 
 
 async def test_a_waiter_holding_the_event_stream_is_told_without_polling(shop: str) -> None:
-    async with httpx.AsyncClient(base_url=shop) as first, \
-            httpx.AsyncClient(base_url=shop) as second:
+    async with Browser(base_url=shop) as first, \
+            Browser(base_url=shop) as second:
         assert (await first.get("/buy")).text == "origin:/buy"
         assert "origin" not in (await second.get("/buy")).text  # the queue page
         async with second.stream("GET", "/_wr/events") as stream:
@@ -177,7 +179,7 @@ async def test_a_waiter_holding_the_event_stream_is_told_without_polling(shop: s
 async def test_a_shopper_whose_page_went_away_ends_soon_unless_the_next_page_shows(
     shop: str, engine: Engine,
 ) -> None:
-    async with httpx.AsyncClient(base_url=shop) as shopper:
+    async with Browser(base_url=shop) as shopper:
         await shopper.get("/buy")
         session_id = next(iter(await _held(engine, "default")))
         redis_now_ms = await room_ms(engine.redis, "default")
@@ -190,7 +192,7 @@ async def test_a_shopper_whose_page_went_away_ends_soon_unless_the_next_page_sho
         assert score is not None
         assert score > redis_now_ms + 200_000  # the idle timeout again (300 s)
         assert (await shopper.get("/_wr/leave")).status_code == 404  # beacons POST
-    async with httpx.AsyncClient(base_url=shop) as stranger:
+    async with Browser(base_url=shop) as stranger:
         assert (await stranger.post("/_wr/leave")).status_code == 404  # no session
 
 
@@ -237,8 +239,8 @@ async def test_a_waiter_on_the_event_stream_is_told_after_redis_was_killed_and_c
         middleware = WaitingRoomMiddleware(
             Origin(), settings=make_settings(redis_url=server.url, capacity=1))
         async with serve_in_process(middleware) as url, \
-                httpx.AsyncClient(base_url=url) as first, \
-                httpx.AsyncClient(base_url=url) as second:
+                Browser(base_url=url) as first, \
+                Browser(base_url=url) as second:
             await first.get("/buy")
             await second.get("/buy")
             async with second.stream("GET", "/_wr/events") as stream:

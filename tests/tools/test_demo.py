@@ -9,10 +9,9 @@ import sys
 from asyncio.subprocess import PIPE, STDOUT
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.servers import eventually, serve_in_process
+from tests.servers import Browser, eventually, serve_in_process
 from waitingroom.app import build_proxy_app
 from waitingroom.capture.replay import Replayer
 from waitingroom.engine import Engine
@@ -28,7 +27,7 @@ async def test_the_demo_story(redis_url: str, tmp_path: Path) -> None:
                              spool_dir=str(tmp_path / "spool"))
     async with serve_in_process(shop.app, port=shop_port), \
             serve_in_process(build_proxy_app(settings)) as url:
-        clients = [httpx.AsyncClient(base_url=url, follow_redirects=True) for _ in range(3)]
+        clients = [Browser(base_url=url, follow_redirects=True) for _ in range(3)]
         try:
             first, second, third = clients
             assert "in use" in (await first.get("/checkout")).text
@@ -79,7 +78,7 @@ async def test_the_demo_command_prints_a_working_admin_token_and_sends_notices()
         site = f"http://127.0.0.1:{port}"
         token = re.search(r"admin token\s+(\S+)", printed)
         assert token and site + "/_wr/admin/dashboard" in printed, printed
-        async with httpx.AsyncClient(base_url=site) as ops:
+        async with Browser(base_url=site) as ops:
             room = await ops.get("/_wr/admin/room",
                                  headers={"Authorization": f"Bearer {token.group(1)}"})
             assert room.status_code == 200 and room.json()["config"]["capacity"] == 1
@@ -89,8 +88,8 @@ async def test_the_demo_command_prints_a_working_admin_token_and_sends_notices()
         assert again.returncode == 2 and b"already in use" in said
         assert b"Traceback" not in said and said.count(b"\n") == 1
 
-        async with httpx.AsyncClient(base_url=site) as shopper, \
-                httpx.AsyncClient(base_url=site) as waiter:
+        async with Browser(base_url=site) as shopper, \
+                Browser(base_url=site) as waiter:
             assert "in use" in (await shopper.get("/checkout")).text
             await waiter.get("/checkout")  # second in line: asks to be told
             told = await waiter.post("/_wr/notify", data={"email": "bo@example.com",
@@ -103,7 +102,7 @@ async def test_the_demo_command_prints_a_working_admin_token_and_sends_notices()
             notices = (await shopper.get("/notices")).text
             link = re.search(r'href="(http://[^"]+/_wr/claim\?[^"]+)"', notices)
             assert link, notices
-            async with httpx.AsyncClient() as phone:
+            async with Browser() as phone:
                 arrived = await phone.get(link.group(1).replace("&amp;", "&"),
                                           follow_redirects=True)
                 assert "in use" in arrived.text  # at the checkout, from the email's link

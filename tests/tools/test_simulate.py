@@ -10,11 +10,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 from redis.asyncio import Redis
 
-from tests.servers import Origin, serve_in_process
+from tests.servers import Browser, Origin, serve_in_process
 from waitingroom.engine import Engine
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
@@ -68,7 +67,7 @@ async def _real_run(url: str) -> tuple[float, list[float]]:
 
     async def shopper(arrives: float) -> None:
         await asyncio.sleep(arrives)  # the arrival schedule, not synchronisation
-        async with httpx.AsyncClient(base_url=url, headers={"accept": "application/json"},
+        async with Browser(base_url=url, headers={"accept": "application/json"},
                                      timeout=30) as client:
             answer = await client.get("/checkout")
             while answer.text != "origin:/checkout":

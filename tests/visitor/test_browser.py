@@ -8,35 +8,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from redis.asyncio import Redis
 from starlette.types import Receive, Scope, Send
 
 from tests.places import RoomClock
-from tests.servers import serve_in_process
+from tests.servers import Browser, serve_in_process
+from tests.visitor.chromium import ARTIFACTS, NEEDS_CHROMIUM, Beacons
 from waitingroom.app import build_proxy_app
 from waitingroom.engine import room_keys
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.room import standing
 from waitingroom.settings import Settings
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 async_api = pytest.importorskip("playwright.async_api")
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="Debian chromium not installed"),
-]
-# Flags for a closed network: no background connections, no GPU, no sandbox as root.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
+pytestmark = [pytest.mark.slow, NEEDS_CHROMIUM]
 
 
 async def shop(scope: Scope, receive: Receive, send: Send) -> None:
@@ -60,20 +50,11 @@ async def room_url(make_settings: Callable[..., Settings]) -> AsyncIterator[str]
             yield url
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[object]:
-    async with async_api.async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM,
-                                                    args=CHROMIUM_ARGS)
-        yield chromium
-        await chromium.close()
-
-
 async def test_position_updates_live_and_the_turn_lands_on_the_page_asked_for(
     room_url: str, browser: object
 ) -> None:
-    async with httpx.AsyncClient(base_url=room_url) as holder, \
-            httpx.AsyncClient(base_url=room_url) as ahead:
+    async with Browser(base_url=room_url) as holder, \
+            Browser(base_url=room_url) as ahead:
         await holder.get("/checkout")  # takes the only place
         await ahead.get("/checkout")  # first in line
         context = await browser.new_context(  # type: ignore[attr-defined]
@@ -110,7 +91,7 @@ async def test_position_updates_live_and_the_turn_lands_on_the_page_asked_for(
 async def test_without_javascript_the_page_refreshes_itself(
     room_url: str, browser: object
 ) -> None:
-    async with httpx.AsyncClient(base_url=room_url) as holder:
+    async with Browser(base_url=room_url) as holder:
         await holder.get("/checkout")
         context = await browser.new_context(java_script_enabled=False)  # type: ignore[attr-defined]
         page = await context.new_page()
@@ -131,7 +112,7 @@ async def test_dashboard_is_live_draws_charts_and_its_controls_work(
                              gated_paths=("/checkout*",), message="Doors open at nine")
     room = WaitingRoomMiddleware(shop, settings=settings)
     async with serve_in_process(room) as url:
-        visitors = [httpx.AsyncClient(base_url=url) for _ in range(4)]
+        visitors = [Browser(base_url=url) for _ in range(4)]
         closing = contextlib.AsyncExitStack()
         try:
             for visitor in visitors:
@@ -257,7 +238,7 @@ async def test_proof_of_work_earns_the_place_and_the_page_becomes_the_queue(
 async def test_the_queue_page_speaks_the_visitors_language_and_switches(
     room_url: str, browser: object
 ) -> None:
-    async with httpx.AsyncClient(base_url=room_url) as holder:
+    async with Browser(base_url=room_url) as holder:
         await holder.get("/checkout")  # takes the only place
         context = await browser.new_context(  # type: ignore[attr-defined]
             locale="fr-FR", viewport={"width": 390, "height": 844}, is_mobile=True)
@@ -289,27 +270,6 @@ async def shop_with_the_beacon(scope: Scope, receive: Receive, send: Send) -> No
     await send({"type": "http.response.body", "body": (
         f"<h1 id='shop'>shop:{scope['path']}</h1><a id='next' href='/checkout/next'>next</a>"
         "<script src='/_wr/static/leave.js' defer></script>").encode()})
-
-
-class Beacons:
-    """Wraps the room's app, recording the beacons it answers, in order."""
-
-    def __init__(self, app: Callable[[Scope, Receive, Send], Any]) -> None:
-        self.app = app
-        self.heard: list[str] = []
-        self.arrived = asyncio.Event()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
-        if scope["type"] == "http" and scope["path"] in ("/_wr/leave", "/_wr/here"):
-            self.heard.append(scope["path"].removeprefix("/_wr/"))
-            self.arrived.set()
-
-    async def wait_for(self, *names: str) -> None:
-        """Until the last beacons answered are ``names``, in that order."""
-        while self.heard[-len(names):] != list(names):
-            self.arrived.clear()
-            await asyncio.wait_for(self.arrived.wait(), 30)
 
 
 async def test_the_beacon_keeps_a_browsing_shopper_and_lets_a_leaving_one_go(
@@ -349,9 +309,10 @@ async def test_the_handoff_page_keeps_the_place_until_the_other_device_takes_it(
     fits the screen and leads back to the line."""
     monkeypatch.setattr(standing, "poll_interval", lambda *args: 1)  # the page asks each second
     settings = make_settings(capacity=1, gated_paths=("/checkout*",),
-                             session_idle_seconds=3600, session_max_seconds=7200)
+                             session_idle_seconds=3600, session_max_seconds=7200,
+                             session_first_idle_seconds=0)
     room = WaitingRoomMiddleware(shop, settings=settings)
-    async with serve_in_process(room) as url, httpx.AsyncClient(base_url=url) as holder:
+    async with serve_in_process(room) as url, Browser(base_url=url) as holder:
         clock = await RoomClock(room.engine, "default").start()
         await holder.get("/checkout")  # the one slot is taken for the whole test
         laptop = await browser.new_context(  # type: ignore[attr-defined]
@@ -408,7 +369,7 @@ async def test_every_visitor_page_passes_axe_on_a_phone(
                              message="Doors open at nine", smtp_url="smtp://127.0.0.1:9",
                              public_url="https://shop.example")
     room = WaitingRoomMiddleware(shop, settings=settings)
-    async with serve_in_process(room) as url, httpx.AsyncClient(base_url=url) as holder:
+    async with serve_in_process(room) as url, Browser(base_url=url) as holder:
         await holder.get("/checkout")
         # The axe script is injected by the test; the pages' own CSP forbids that.
         context = await browser.new_context(  # type: ignore[attr-defined]
@@ -455,7 +416,7 @@ async def test_a_page_told_to_wait_by_a_503_waits_as_told(
     unavailable = {"status": 503, "headers": {"retry-after": "30"},
                    "content_type": "application/json",
                    "body": '{"error": "temporarily unavailable"}'}
-    async with httpx.AsyncClient(base_url=room_url) as holder:
+    async with Browser(base_url=room_url) as holder:
         await holder.get("/checkout")
         context = await browser.new_context()  # type: ignore[attr-defined]
         try:
@@ -497,7 +458,7 @@ async def test_a_shops_look_and_language_load_under_the_pages_own_policy(
                              templates_dir=str(brand), locales_dir=str(locales),
                              stylesheet="/_wr/brand/shop.css", logo="/_wr/brand/logo.svg")
     room = WaitingRoomMiddleware(shop, settings=settings)
-    async with serve_in_process(room) as url, httpx.AsyncClient(base_url=url) as holder:
+    async with serve_in_process(room) as url, Browser(base_url=url) as holder:
         await holder.get("/checkout")
         context = await browser.new_context(  # type: ignore[attr-defined]
             viewport={"width": 390, "height": 844}, is_mobile=True)
@@ -529,7 +490,7 @@ async def test_the_honest_line_pages_read_well_on_a_phone_in_every_language(
     settings = make_settings(capacity=1, gated_paths=("/checkout*",), shop_name="waitPhone")
     room = WaitingRoomMiddleware(shop, settings=settings)
     engine, name = room.engine, "default"
-    async with serve_in_process(room) as url, httpx.AsyncClient(base_url=url) as holder:
+    async with serve_in_process(room) as url, Browser(base_url=url) as holder:
         await holder.get("/checkout")
         await engine.stock.set(name, 1)
         await engine.rooms.configure(name, sales_per_session=1.0)
@@ -595,7 +556,7 @@ async def test_a_single_page_shop_waits_in_line_through_client_js_without_a_page
     async with serve_in_process(spa_shop) as origin:
         settings = make_settings(origin=origin, capacity=1, gated_paths=("/checkout*",))
         async with serve_in_process(build_proxy_app(settings)) as url, \
-                httpx.AsyncClient(base_url=url) as holder:
+                Browser(base_url=url) as holder:
             await holder.get("/checkout")  # the one place is taken
             context = await browser.new_context(  # type: ignore[attr-defined]
                 viewport={"width": 390, "height": 844})
@@ -610,5 +571,6 @@ async def test_a_single_page_shop_waits_in_line_through_client_js_without_a_page
             assert await page.evaluate("window.loads") == 1  # never a page load
             assert page.url == url + "/app"
             states = await page.evaluate("window.states")
-            assert states[0] == "queued" and states[-1] == "admitted"
+            # A first visit (the app's cookie comes with it), then in line, then in.
+            assert states[:2] == ["arriving", "queued"] and states[-1] == "admitted"
             await context.close()

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.places import Visitors
-from tests.servers import Origin
+from tests.servers import Browser, Origin
 from waitingroom.engine import Engine, VisitState, room_keys
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
@@ -63,7 +63,7 @@ async def room(make_settings: Callable[..., Settings]) -> AsyncIterator[WaitingR
 
 
 def client(app: WaitingRoomMiddleware) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://shop.test")
+    return Browser(transport=httpx.ASGITransport(app=app), base_url="http://shop.test")
 
 
 async def make_invite(ops: httpx.AsyncClient, **body: object) -> str:

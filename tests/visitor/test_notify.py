@@ -17,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 
 from tests.places import RoomClock
 from tests.servers import (
+    Browser,
     Mailbox,
     Origin,
     cli,
@@ -80,7 +81,7 @@ async def _drive(room: WaitingRoomMiddleware, origin: Origin, mailbox: Mailbox,
     transport = httpx.ASGITransport(app=room)
 
     def client() -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=transport, base_url="http://shop.test")
+        return Browser(transport=transport, base_url="http://shop.test")
 
     async with client() as holder, client() as walker, client() as later, \
             client() as stranger:
@@ -139,8 +140,8 @@ async def test_an_away_visitor_is_told_when_a_session_just_runs_out(
         public_url="https://shop.example"))
     transport = httpx.ASGITransport(app=room)
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as holder, \
-                httpx.AsyncClient(transport=transport, base_url="http://shop.test") as walker:
+        async with Browser(transport=transport, base_url="http://shop.test") as holder, \
+                Browser(transport=transport, base_url="http://shop.test") as walker:
             clock = await RoomClock(room.engine, "default").start()
             assert (await holder.get("/checkout")).text == "origin:/checkout"
             await walker.get("/checkout")
@@ -165,8 +166,8 @@ async def test_the_notify_pages_speak_french_and_lead_back_to_the_line(
     french = {"Accept-Language": "fr"}
     transport = httpx.ASGITransport(app=room)
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as a, \
-                httpx.AsyncClient(transport=transport, base_url="http://shop.test") as b:
+        async with Browser(transport=transport, base_url="http://shop.test") as a, \
+                Browser(transport=transport, base_url="http://shop.test") as b:
             await a.get("/checkout")
             await b.get("/checkout")
             wrong = await b.post("/_wr/notify", headers=french,

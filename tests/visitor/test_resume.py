@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import httpx
 
-from tests.servers import Origin
+from tests.servers import Browser, Origin
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
 
@@ -22,7 +22,7 @@ async def test_a_place_moves_to_another_device_once_and_keeps_its_position(
     transport = httpx.ASGITransport(app=room)
 
     def client() -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=transport, base_url="http://shop.test")
+        return Browser(transport=transport, base_url="http://shop.test")
 
     try:
         async with client() as holder, client() as first, client() as phone, \
@@ -61,8 +61,8 @@ async def test_the_link_page_draws_the_qr_code_here_and_only_for_real_links(
     room = WaitingRoomMiddleware(Origin(), settings=make_settings(capacity=1))
     transport = httpx.ASGITransport(app=room)
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as a, \
-                httpx.AsyncClient(transport=transport, base_url="http://shop.test") as b:
+        async with Browser(transport=transport, base_url="http://shop.test") as a, \
+                Browser(transport=transport, base_url="http://shop.test") as b:
             await a.get("/x")
             await b.get("/x")
             page = await b.get("/_wr/resume-link?to=//evil.example/")

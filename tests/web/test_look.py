@@ -13,7 +13,7 @@ import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
-from tests.servers import Origin, serve_in_process
+from tests.servers import Browser, Origin, serve_in_process
 from waitingroom import WaitingRoomMiddleware
 from waitingroom.errors import ConfigError
 from waitingroom.settings import Settings
@@ -113,8 +113,8 @@ def shop(make_settings: Callable[..., Settings]) -> Callable[..., Any]:
 
 async def queue_page(url: str, path: str = "/checkout", **headers: str) -> httpx.Response:
     """What the second shopper sees (the first takes the one slot)."""
-    async with httpx.AsyncClient(base_url=url) as first, \
-            httpx.AsyncClient(base_url=url, headers=headers) as second:
+    async with Browser(base_url=url) as first, \
+            Browser(base_url=url, headers=headers) as second:
         assert (await first.get("/checkout")).status_code == 200
         return await second.get(path)
 
@@ -180,7 +180,7 @@ async def test_the_shop_brands_every_page_and_visitor_values_stay_text(
     async with shop(templates_dir=str(tmp_path), shop_name="<b>Tom</b>",
                     message="<i>soon</i>") as url:
         page = await queue_page(url, hostile)
-        async with httpx.AsyncClient(base_url=url) as client:
+        async with Browser(base_url=url) as client:
             css = await client.get("/_wr/brand/shop.css")
             svg = await client.get("/_wr/brand/logo.svg")
             missing = await client.get("/_wr/brand/../settings.py")
@@ -203,7 +203,7 @@ async def test_the_stylesheet_and_logo_settings_reach_every_page(
     async with shop(stylesheet="/_wr/brand/shop.css", logo="/static/logo.png",
                     shop_name="Tom & Jo") as url:
         page = await queue_page(url)
-        async with httpx.AsyncClient(base_url=url) as client:
+        async with Browser(base_url=url) as client:
             status = await client.get("/_wr/status-page")
     for html in (page.text, status.text):
         assert '<link rel="stylesheet" href="/_wr/brand/shop.css">' in html

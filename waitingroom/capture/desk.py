@@ -34,6 +34,7 @@ from waitingroom.web.asgi import (
     read_body,
 )
 from waitingroom.web.i18n import N_
+from waitingroom.web.limits import NetworkShare
 from waitingroom.web.request import Request
 
 logger = logging.getLogger("waitingroom.capture")
@@ -60,9 +61,11 @@ class CaptureDesk:
 
     def __init__(
         self, *, settings: Settings, room: str, engine: Engine, tickets: Tickets,
-        fields: tuple[CaptureField, ...], interest: bool = False,
+        fields: tuple[CaptureField, ...], records: NetworkShare, interest: bool = False,
     ) -> None:
         self.room = room
+        self.records = records
+        """The share of details each network may leave (per process)."""
         self.engine = engine
         self.tickets = tickets
         self.fields = fields
@@ -124,6 +127,9 @@ class CaptureDesk:
                              errors=errors)
         reference = reference_for(self._secret, self.room, visitor_id, values,
                                   "WI" if self.interest else "WR")
+        if not self.records.allow(request.scope.get("client")):
+            return self.form(visitor_id, status, request, status_code=429, values=values,
+                             notice=TOO_MANY)
         try:
             stored = await self._store(reference, visitor_id, number, values)
         except OSError:

@@ -2,8 +2,8 @@
 
 All keys of a room share the hash tag ``{room}`` and so live on one Redis Cluster
 shard. Every script is the shared library (``lua/_room.lua``, ``_line.lua``,
-``_admit.lua``) followed by the script's own file; the first :data:`CORE_KEY_COUNT`
-keys of every call are the room's core keys.
+``_sweep.lua``, ``_admit.lua``) followed by the script's own file; the first
+:data:`CORE_KEY_COUNT` keys of every call are the room's core keys.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class RoomKeys(NamedTuple):
         return self[:CORE_KEY_COUNT]
 
 
-_LIBRARY = ("_room", "_line", "_admit")
+_LIBRARY = ("_room", "_line", "_sweep", "_admit")
 """The room library, in order (each part uses the ones before it)."""
 
 CORE_KEY_COUNT = RoomKeys._fields.index("standby") + 1

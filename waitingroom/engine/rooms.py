@@ -105,7 +105,12 @@ class RoomCounts:
     admitted: int
     abandoned: int
     expired: int
+    """Sessions ended by their idle time or length."""
     released: int
+    early: int = 0
+    """Sessions that ended early (one request only, or their page went): on standby."""
+    missed: int = 0
+    """Slots held for visitors who did not come in time: on standby."""
 
 
 class RoomStore:
@@ -259,7 +264,8 @@ class RoomStore:
             waiting=in_line + invited + early,
             active=sessions,
             **{name: int(counters.get(name.encode(), 0))
-               for name in ("admitted", "abandoned", "expired", "released")},
+               for name in ("admitted", "abandoned", "expired", "released", "early",
+                            "missed")},
         )
 
     # -- rooms created at run time ---------------------------------------------------

@@ -37,6 +37,7 @@ from waitingroom.web.asgi import (
     html_response,
     json_response,
 )
+from waitingroom.web.page_script import PageScript, editable_encodings, is_navigation
 from waitingroom.web.pages import RoomLook
 from waitingroom.web.request import Request, with_cookies
 
@@ -52,10 +53,10 @@ class RoomGate:
         self.room = room
         settings = room.settings
         self.desk = CaptureDesk(settings=settings, room=room.name, engine=room.engine,
-                                tickets=room.tickets,
+                                tickets=room.tickets, records=room.limits.records,
                                 fields=parse_fields(settings.capture_fields))
         self.interest = CaptureDesk(settings=settings, room=room.name, engine=room.engine,
-                                    tickets=room.tickets,
+                                    tickets=room.tickets, records=room.limits.records,
                                     fields=parse_fields(settings.capture_fields), interest=True)
         """The same form, for details left to hear if more stock comes in."""
         self.notices = Notices(room)
@@ -68,10 +69,14 @@ class RoomGate:
         """The room's own endpoints under ``/_wr/``, by path."""
         self.look = RoomLook(settings.grace_seconds, self.notices.notifier.enabled,
                              settings.session_idle_seconds, settings.session_max_seconds)
+        self._room_attribute = f' data-room="{room.name}"'  # room names need no escaping
 
     async def __call__(self, request: Request, receive: Receive, send: Send) -> None:
         """Answer a request for a path this room gates."""
         room = self.room
+        if request.scope["type"] == "websocket":
+            await self._socket(request, receive, send)
+            return
         try:
             config = await room.config()
             if config.mode == "open":
@@ -89,23 +94,22 @@ class RoomGate:
         except ChallengeRequired:
             await challenge(room, request, receive, send)
             return
-        if room.capturing(config) and not (standing.admitted and await room.may_probe(config)):
-            if request.scope["type"] == "websocket":
-                await send({"type": "websocket.close", "code": 1013})
-                return
+        if not standing.arriving and room.capturing(config) and not (
+                standing.admitted and await room.may_probe(config)):
             status = status_of(room, standing, config, request)
             response = scripts_answer(room, status) if request.wants_json else self.desk.form(
                 standing.visitor_id, status, request, here=request.here())
             await with_cookies(response, standing.set_cookies)(request.scope, receive, send)
         elif standing.admitted:
             await self._forward(request, receive, send, standing)
-        elif request.scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008})
         else:
             status = status_of(room, standing, config, request)
             headers = {**NO_STORE, "retry-after": str(status.poll_after_seconds)}
             if request.wants_json:
                 response = scripts_answer(room, status)
+            elif status.state == "arriving":
+                response = html_response(request.pages.arriving(request.language()),
+                                         headers={**NO_STORE, STATE_HEADER: "arriving"})
             elif status.state == "closed":
                 response = html_response(request.pages.closed(status, request.language()))
             elif status.state == "sold_out" and status.position is None:
@@ -121,21 +125,45 @@ class RoomGate:
             standing.set_cookies += request.language_cookie()
             await with_cookies(response, standing.set_cookies)(request.scope, receive, send)
 
+    async def _socket(self, request: Request, receive: Receive, send: Send) -> None:
+        """A WebSocket handshake takes nothing: only a live session's socket is let
+        through (anything else is closed before it is accepted: the visitor gets 403)."""
+        room = self.room
+        session_id = room.pass_of(request)
+        try:
+            config = await room.config()
+            live = session_id is not None and await room.sessions.alive(session_id)
+        except RedisError as exc:
+            logger.warning("redis unavailable while gating %s: %s", request.scope["path"], exc)
+            await self.without_redis(request, receive, send)
+            return
+        if config.mode == "open":
+            await self.app(request.forwarded(), receive, send)
+        elif room.capturing(config):
+            await send({"type": "websocket.close", "code": 1013})
+        elif live and session_id is not None:
+            scope = request.forwarded((SESSION_HEADER, session_id.encode()))
+            await gated_socket(room, self.app, scope, receive, send, session_id)
+        else:
+            await send({"type": "websocket.close", "code": 1008})
+
     async def _forward(
         self, request: Request, receive: Receive, send: Send, standing: Standing
     ) -> None:
         """Pass an admitted request on, if the session has fewer than its limit in
         flight; end the session if the origin says so."""
         room, session_id = self.room, standing.visitor_id
-        if request.scope["type"] == "websocket":
-            scope = request.forwarded((SESSION_HEADER, session_id.encode()))
-            await gated_socket(room, self.app, scope, receive, send, session_id)
-            return
         in_flight = room.limits.session_requests
         if not in_flight.take(session_id):
             await busy(request, 429, receive, send)
             return
         scope = request.forwarded((SESSION_HEADER, session_id.encode()))
+        script = None
+        if (room.settings.leave_beacon and scope["method"] == "GET"
+                and is_navigation(scope["headers"])):
+            scope["headers"] = editable_encodings(scope["headers"])
+            script = PageScript(LEAVE_SCRIPT, self._room_attribute,
+                                request.site(room.settings.public_url))
         started = time.monotonic()
 
         async def send_wrapper(message: Message) -> None:
@@ -162,6 +190,8 @@ class RoomGate:
                     standing.set_cookies.append(request.cookie(room.pass_cookie, "", 0))
                 headers += [(b"set-cookie", c) for c in standing.set_cookies]
                 message["headers"] = headers
+            if script is not None:
+                script.edit(message)
             await send(message)
 
         try:
@@ -193,6 +223,8 @@ class RoomGate:
         await self.room.aclose()
 
 
+LEAVE_SCRIPT = "/_wr/static/leave.js"
+"""The beacon added to the shop's pages (``leave_beacon``): a closed tab says so."""
 STATE_HEADER = "x-waitingroom-state"
 """Marks the room's own answer to a gated call (``client.js`` tells it from the shop's)."""
 

@@ -20,7 +20,7 @@ from waitingroom.room.eta import AdmissionRate, WaitTimes
 from waitingroom.room.sales import Sales
 from waitingroom.room.sessions import Sessions
 from waitingroom.settings import Settings
-from waitingroom.tickets import Tickets
+from waitingroom.tickets import HELLO_MAX_AGE, Tickets
 from waitingroom.web.limits import ProcessLimits
 from waitingroom.web.request import Request
 
@@ -61,8 +61,10 @@ class Room:
                           settings.breaker_probes),
             on_tick=self._tick, health_check_url=settings.health_check_url,
             ca_file=settings.origin_ca_file)
+        self.hello_cookie = f"wr_hello_{name}"
         self.ticket_cookie = f"wr_ticket_{name}"
         self.pass_cookie = f"wr_pass_{name}"
+        self.seen_cookie = f"wr_seen_{name}"
         self._seed = (capacity, message, capture)
         self._planned = planned
         self._config: RoomConfig | None = None
@@ -124,24 +126,47 @@ class Room:
         """The visitor and arrival number a genuine ticket cookie names, if any."""
         return self.tickets.read_place(request.cookies.get(self.ticket_cookie), self.name)
 
+    def hello_of(self, request: Request) -> str | None:
+        """The visitor a genuine hello cookie (a first visit's) names, if any."""
+        return self.tickets.read_hello(request.cookies.get(self.hello_cookie), self.name)
+
     def holder_of(self, request: Request) -> tuple[str | None, int]:
-        """The visitor a genuine pass or ticket cookie names, if any, and the arrival
-        number of its place in line (0 if none)."""
+        """The visitor a genuine pass, ticket or hello cookie names, if any, and the
+        arrival number of its place in line (0 if none)."""
         session_id = self.pass_of(request)
         if session_id is not None:
             return session_id, 0
-        return self.place_of(request) or (None, 0)
+        return self.place_of(request) or (self.hello_of(request), 0)
 
     def pass_for(self, request: Request, visitor_id: str) -> bytes:
         """The pass cookie of an admitted visitor."""
         return request.cookie(self.pass_cookie, self.tickets.issue_pass(self.name, visitor_id),
                               self.settings.session_max_seconds)
 
+    def hello_for(self, request: Request, visitor_id: str) -> bytes:
+        """The hello cookie of a first visit (:data:`~waitingroom.tickets.HELLO_MAX_AGE`)."""
+        return request.cookie(self.hello_cookie, self.tickets.issue_hello(self.name, visitor_id),
+                              HELLO_MAX_AGE)
+
     def ticket_for(self, request: Request, visitor_id: str, number: int = 0) -> bytes:
         """The ticket cookie of a visitor holding place ``number`` in line (0: a lane)."""
         return request.cookie(self.ticket_cookie,
                               self.tickets.issue_ticket(self.name, visitor_id, number),
                               self.settings.ticket_max_age_seconds)
+
+    def seen_of(self, request: Request, visitor_id: str, number: int) -> tuple[int, int] | None:
+        """What the holder of place ``number`` was last told, by whichever process:
+        ``(room time ms, position)``, position 0 if told it was let in; None if unknown."""
+        return self.tickets.read_seen(request.cookies.get(self.seen_cookie), self.name,
+                                      visitor_id, number)
+
+    def seen_for(self, request: Request, visitor_id: str, number: int, server_ms: int,
+                 position: int) -> bytes:
+        """The cookie recording that place ``number`` was told ``position`` (0: let in)
+        as the line stood at ``server_ms``."""
+        return request.cookie(self.seen_cookie, self.tickets.issue_seen(
+            self.name, visitor_id, number, server_ms, position),
+            self.settings.ticket_max_age_seconds)
 
     # -- background work ---------------------------------------------------------------
 

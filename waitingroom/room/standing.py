@@ -27,6 +27,8 @@ class Standing:
     visit: Visit | None = None
     """The engine's answer, or the process's copy of the line's (waiting visitors)."""
     set_cookies: list[bytes] = field(default_factory=list)
+    arriving: bool = False
+    """A first visit: no place yet, only the cookie to ask again with (see :func:`stand`)."""
 
 
 class TooManyNewPlaces(Exception):
@@ -63,19 +65,35 @@ async def stand(room: Room, request: Request, *, join: bool, claim: bool = True)
             if joined is not None:
                 room.wait_times.observe(max(0.0, time.time() - joined))
         return standing
-    # No ticket, or a forged, expired or foreign one: a fresh place at the back.
+    # No ticket, or a forged, expired or foreign one: a fresh place at the back, once
+    # the client has shown it keeps the room's cookie (its hello).
     if room.settings.pow_difficulty:
         raise ChallengeRequired(room)
-    return await new_place(room, request, join=join, claim=claim)
+    hello = room.hello_of(request)
+    if hello is None:
+        return arriving(room, request)
+    if not join:
+        return Standing(hello, admitted=False, arriving=True)
+    standing = await new_place(room, request, hello, claim=claim)
+    standing.set_cookies.append(request.cookie(room.hello_cookie, "", 0))
+    return standing
 
 
-async def new_place(room: Room, request: Request, *, join: bool, claim: bool) -> Standing:
-    """A new visitor id (and, if ``join``, a place at the back), within the network's
-    share of new places."""
-    if not room.limits.new_places.allow_network(request.scope.get("client")):
+def arriving(room: Room, request: Request) -> Standing:
+    """A first visit: a new visitor id in a hello cookie, and no place, no slot, no
+    Redis, until the client asks again with the cookie (a client that never sends it
+    back costs the room nothing)."""
+    visitor_id = new_visitor_id()
+    return Standing(visitor_id, admitted=False, arriving=True,
+                    set_cookies=[room.hello_for(request, visitor_id)])
+
+
+async def new_place(room: Room, request: Request, visitor_id: str, *, claim: bool) -> Standing:
+    """A place at the back for ``visitor_id``, who holds none, within the share of new
+    places its network may take."""
+    if not room.limits.new_places.allow(request.scope.get("client")):
         raise TooManyNewPlaces
-    return await visit(room, request, new_visitor_id(), join=join, fresh=True, new=join,
-                       claim=claim)
+    return await visit(room, request, visitor_id, join=True, fresh=True, new=True, claim=claim)
 
 
 async def waiting(
@@ -83,14 +101,30 @@ async def waiting(
     claim: bool = True,
 ) -> Standing:
     """Where a ticket holder stands: from this process's copy of the line if it
-    shows the place (and no admission since passed it), else from Redis."""
-    position = room.line.position(number) if number > room.doorbell.head else None
+    shows the place (and no admission since passed it), else from Redis.
+
+    Each process's copy is of its own moment, and the visitor may have been told
+    something newer by another process (its ``seen`` cookie): one told it was let in
+    is asked of Redis (an older copy would send it back to the line), and a copy
+    older than the position it was told never shows a later one."""
+    seen = room.seen_of(request, visitor_id, number)
+    if seen is not None and seen[1] == 0:  # told it was let in: only Redis knows more
+        position = None
+    else:
+        position = room.line.position(number) if number > room.doorbell.head else None
     if position is None:
         return await visit(room, request, visitor_id, number, join=join, claim=claim)
     view = room.line.view
     assert view is not None  # a position came from it
-    return Standing(visitor_id, False, Visit(VisitState.WAITING, position,
-                                             view.admitted_total, view.server_ms, number))
+    standing = Standing(visitor_id, False)
+    if seen is not None and view.server_ms <= seen[0]:  # an older copy than was told
+        position = min(position, seen[1])
+    else:
+        standing.set_cookies.append(
+            room.seen_for(request, visitor_id, number, view.server_ms, position))
+    standing.visit = Visit(VisitState.WAITING, position, view.admitted_total,
+                           view.server_ms, number)
+    return standing
 
 
 async def visit(
@@ -108,12 +142,21 @@ async def visit(
         room.sessions.remember(visitor_id)
         standing.set_cookies += [room.pass_for(request, visitor_id),
                                  request.cookie(room.ticket_cookie, "", 0)]
+        if room.seen_cookie in request.cookies:
+            standing.set_cookies.append(request.cookie(room.seen_cookie, "", 0))
+    elif standing.admitted:  # only told: every process asks Redis about it from now
+        if number:
+            standing.set_cookies.append(
+                room.seen_for(request, visitor_id, number, answer.server_ms, 0))
     elif answer.state in (VisitState.WAITING, VisitState.PREQUEUE) and (
             fresh or answer.number != number):
         standing.set_cookies.append(room.ticket_for(request, visitor_id, answer.number))
     elif fresh and answer.state in (VisitState.NO_PLACE, VisitState.FULL):
         # No place, but a name: a form left now (interest in more stock) is theirs.
         standing.set_cookies.append(room.ticket_for(request, visitor_id, 0))
+    if answer.state is VisitState.WAITING and answer.number:  # a place in line: see waiting
+        standing.set_cookies.append(room.seen_for(request, visitor_id, answer.number,
+                                                  answer.server_ms, answer.position))
     return standing
 
 
@@ -144,6 +187,8 @@ def status_of(room: Room, standing: Standing, config: RoomConfig,
     message = visitor_message(config, request)
     if config.mode == "open":
         return Status(room.name, "open", message=message)
+    if standing.arriving:  # ask again at once, with the cookie just given
+        return Status(room.name, "arriving", message=message, poll_after_seconds=1)
     capturing = room.capturing(config)
     if standing.admitted or standing.visit is None:
         return Status(room.name, "capture" if capturing else "admitted", message=message)

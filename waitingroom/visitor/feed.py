@@ -31,7 +31,8 @@ _FINAL_STATES = ("admitted", "open", "capture", "closed", "moved")
 
 
 async def status(room: Room, request: Request, receive: Receive, send: Send) -> None:
-    """``GET /_wr/status``: the caller's standing as JSON (joins if holding none)."""
+    """``GET /_wr/status``: the caller's standing as JSON (joins if holding none and
+    back with the cookie of a first visit)."""
     config = await room.config()
     if config.mode == "open":  # nobody waits: asking takes no place
         answer, cookies = Status(room.name, "open",
@@ -65,6 +66,10 @@ async def _stream(room: Room, request: Request, receive: Receive, send: Send) ->
                (b"x-accel-buffering", b"no"),
                *((b"set-cookie", c) for c in standing.set_cookies)]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
+    if standing.arriving:  # no place until the cookie comes back: reconnect with it
+        body = b"retry: 1000\ndata: " + status_of(room, standing, config, request).to_json()
+        await send({"type": "http.response.body", "body": body + b"\n\n"})
+        return
     number = standing.visit.number if standing.visit else 0
     disconnected = asyncio.ensure_future(wait_for_disconnect(receive))
     deadline = time.monotonic() + EVENTS_MAX_SECONDS

@@ -75,6 +75,6 @@ async def proof_of_work(room: Room, request: Request, receive: Receive, send: Se
             request.scope, receive, send)
         return
     config = await room.config()
-    standing = await new_place(room, request, join=True, claim=False)
+    standing = await new_place(room, request, new_visitor_id(), claim=False)
     await send_json(send, status_of(room, standing, config, request).to_json(),
                     standing.set_cookies)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from starlette.types import Receive, Send
 
 from waitingroom.web.asgi import NO_STORE, html_response, json_response
-from waitingroom.web.limits import RateLimit
+from waitingroom.web.limits import NetworkShare
 from waitingroom.web.paths import RESERVED_PREFIX
 from waitingroom.web.request import Request
 
@@ -30,9 +30,9 @@ async def unavailable(request: Request, receive: Receive, send: Send) -> None:
 
 
 async def too_many_new_places(
-    request: Request, limit: RateLimit, receive: Receive, send: Send
+    request: Request, limit: NetworkShare, receive: Receive, send: Send
 ) -> None:
-    """Answer a cookieless request from a network over its new-place limit: 429."""
+    """Answer a newcomer from a network over its share of new places: 429."""
     headers = {**NO_STORE, "retry-after": str(limit.retry_after_seconds)}
     if _wants_json(request):
         response = json_response({"error": "too many new places from your network; "

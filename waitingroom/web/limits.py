@@ -1,11 +1,13 @@
-"""Limits counted in each process: token buckets (new places per network, notify-me
-requests per visitor and per network) and caps on things held at once (live event
-streams, an admitted session's requests in flight).
+"""Limits counted in each process: shares per network (new places, details left),
+token buckets (notify-me requests per visitor and per network) and caps on things held
+at once (live event streams, an admitted session's requests in flight).
 
-A bot farm can mint places by sending requests without cookies; a person gets one
-place and keeps it with the ticket. Networks, not addresses, are counted (IPv4 /24,
-IPv6 /48) so one host cannot dodge a limit by rotating through its own addresses.
-Counted per process: behind N processes the effective limit is N times the setting.
+A client that never sends the room's cookie back takes no place at all (see
+``room/standing.py``); one that does could still mint places and records as fast as it
+asks, so each network may make only a floor a minute, or a share of what everyone else
+made. Networks, not addresses, are counted (IPv4 /24, IPv6 /48) so one host cannot
+dodge a limit by rotating through its own addresses. Counted per process: behind N
+processes a floor is N times the setting (a share is the same share).
 """
 
 from __future__ import annotations
@@ -52,6 +54,54 @@ class RateLimit:
     def retry_after_seconds(self) -> int:
         """When a refused key will have a token again."""
         return max(1, round(60 / self.per_minute)) if self.per_minute else 1
+
+
+class NetworkShare:
+    """New things one client network may make (places in line, records left), per
+    process: ``floor`` a minute always, and past that at most ``share`` of what every
+    other network made in the last minute. A crowd behind one carrier NAT is a small
+    share of a launch's arrivals and is not held back; one host (or a bot farm on one
+    network) is held to the floor in a quiet room and to the share in a busy one.
+    ``floor`` 0 means no limit. The last minute is estimated from this minute's and the
+    last one's counts (a sliding window)."""
+
+    def __init__(self, floor: int, share: float) -> None:
+        self.floor = floor
+        self.share = share
+        self._minute = 0
+        self._total = (0, 0)  # (this minute's count, the last minute's)
+        self._counts: dict[str, tuple[int, int, int]] = {}  # key -> (minute, this, last)
+
+    def allow(self, client: tuple[str, int] | list[object] | None) -> bool:
+        """May the network of ``client`` (the ASGI scope's) make one more now? Counted
+        if so."""
+        if not (self.floor and client):
+            return True
+        now = time.monotonic() / 60
+        minute, into = int(now), now % 1
+        if minute != self._minute:
+            this, _ = self._total
+            self._total = (0, this if minute == self._minute + 1 else 0)
+            self._minute = minute
+        key = network_of(str(client[0]))
+        seen, this, last = self._counts.pop(key, (minute, 0, 0))
+        if seen != minute:
+            this, last = 0, this if seen == minute - 1 else 0
+        made = this + last * (1 - into)
+        others = self._total[0] + self._total[1] * (1 - into) - made
+        allowed = made < self.floor or made < self.share * others
+        if allowed:
+            this += 1
+            self._total = (self._total[0] + 1, self._total[1])
+        self._counts[key] = (minute, this, last)  # now the newest
+        if len(self._counts) > MAX_KEYS:
+            del self._counts[next(iter(self._counts))]
+        return allowed
+
+    @property
+    def retry_after_seconds(self) -> int:
+        """When a refused network may well be let make one again."""
+        return max(1, round(60 / self.floor)) if self.floor else 1
 
 
 def network_of(host: str) -> str:
@@ -112,8 +162,10 @@ class KeyedSlots:
 class ProcessLimits:
     """The limits one process keeps for all its rooms, from the settings."""
 
-    new_places: RateLimit
+    new_places: NetworkShare
     """New places in line per client network."""
+    records: NetworkShare
+    """Details left (capture and interest forms) per client network."""
     notify_per_visitor: RateLimit
     notify_per_network: RateLimit
     event_streams: Slots
@@ -126,7 +178,10 @@ class ProcessLimits:
     @classmethod
     def from_settings(cls, settings: Settings) -> ProcessLimits:
         """The limits ``settings`` ask for."""
-        return cls(RateLimit(settings.new_places_per_minute_per_network),
+        return cls(NetworkShare(settings.new_places_per_minute_per_network,
+                                settings.network_share),
+                   NetworkShare(settings.records_per_minute_per_network,
+                                settings.network_share),
                    RateLimit(settings.notify_per_hour_per_visitor / 60,
                              burst=settings.notify_per_hour_per_visitor),
                    RateLimit(settings.notify_per_hour_per_network / 60,

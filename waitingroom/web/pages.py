@@ -42,6 +42,7 @@ _ASSET_TYPES = {"queue.css": b"text/css; charset=utf-8",
                 "dashboard.js": b"text/javascript; charset=utf-8",
                 "pow.js": b"text/javascript; charset=utf-8",
                 "leave.js": b"text/javascript; charset=utf-8",
+                "arrive.js": b"text/javascript; charset=utf-8",
                 "keep.js": b"text/javascript; charset=utf-8",
                 "client.js": b"text/javascript; charset=utf-8",
                 "client.mjs": b"text/javascript; charset=utf-8"}
@@ -145,6 +146,7 @@ class Pages:
         self.brand = brand or Brand()
         self._frame = lru_cache(maxsize=512)(self._build_frame)
         self._unavailable = lru_cache(maxsize=64)(self._unavailable_page)
+        self._arriving = lru_cache(maxsize=64)(self._arriving_page)
         self._eta_html = lru_cache(maxsize=2048)(self._eta_words_html)
         self._words_html = lru_cache(maxsize=256)(self._live_words_html)
         self.env.globals["live_words"] = LIVE_WORDS
@@ -253,6 +255,14 @@ class Pages:
     def _unavailable_page(self, lang: str) -> bytes:
         return self.render("unavailable.html", lang)
 
+    def arriving(self, lang: str) -> bytes:
+        """A first visit's page: it asks again at once with the cookie it came with,
+        which takes the place (and says so if the browser keeps no cookies)."""
+        return self._arriving(lang)
+
+    def _arriving_page(self, lang: str) -> bytes:
+        return self.render("arriving.html", lang)
+
     def too_many(self, retry_after_seconds: int, lang: str) -> bytes:
         """For a newcomer whose network took too many new places just now."""
         return self.render("too_many.html", lang, retry_after_seconds=retry_after_seconds)
@@ -295,7 +305,8 @@ _FIELD = {"name": "f", "label": "F", "value": "v", "error": "e", "required": Tru
           "max_length": 10, "choices": ("a", "b"), "input_type": "text",
           "autocomplete": "on"}
 _SAMPLES: tuple[tuple[str, dict[str, Any]], ...] = (
-    ("unavailable.html", {}), ("too_many.html", {"retry_after_seconds": 5}),
+    ("unavailable.html", {}), ("arriving.html", {}),
+    ("too_many.html", {"retry_after_seconds": 5}),
     ("closed.html", {"room": "r", "message": "m"}),
     ("sold_out.html", {"room": "r", "message": "m"}),
     ("full.html", {"room": "r", "message": "m"}),

@@ -1,78 +1,6 @@
--- Admission (after _line.lua; prepended to every script): walk-aways, expired
--- sessions, who is here, filling free slots, claiming and telling.
+-- Admission (after _sweep.lua; prepended to every script): expired sessions, who is
+-- here, filling free slots, claiming and telling.
 
-
--- A new epoch: clear the ring's slots of epochs now past. True if one began and
--- walk-aways may be judged.
-local function rotate()
-  local last = tonumber(redis.call('HGET', stats, 'epoch'))
-  if last == EPOCH then return false end
-  redis.call('HSET', stats, 'epoch', EPOCH)
-  if not last then return false end  -- a new room: nothing to judge yet
-  local head, last_n = line_head(), line_end()
-  local now_slot = heard_slot(EPOCH)
-  if EPOCH - last > 1 then
-    -- A whole epoch went by in which the room heard from nobody at all: no process
-    -- was looking. Time in which nobody could be heard does not count against anyone:
-    -- whoever was heard in the grace before it counts as heard now, and the judging
-    -- starts again from here.
-    if last_n > head then
-      each_chunk(heard, head + 1, last_n, function(_, _, _, base)
-        local c = ':' .. math.floor(base / CHUNK)
-        local others = {}
-        for slot = 0, EPOCHS do
-          if heard .. ':' .. slot ~= now_slot then others[#others + 1] = heard .. ':' .. slot .. c end
-        end
-        redis.call('BITOP', 'OR', now_slot .. c, now_slot .. c, unpack(others))
-        redis.call('DEL', unpack(others))
-      end)
-    end
-    return false
-  end
-  if last_n > head then
-    each_chunk(now_slot, head + 1, last_n, function(key) redis.call('DEL', key) end)
-  end
-  return true
-end
-
--- Once per epoch: everyone in line unheard of for the whole grace (and not away with
--- a kept place) walked away. A few bitmap operations per chunk of the line.
-local function sweep(now, grace_ms)
-  local notify = string.sub(line, 1, -5) .. 'notify'
-  local lapsed = redis.call('ZRANGEBYSCORE', notify .. ':until', '-inf', now - grace_ms,
-                            'LIMIT', 0, PRUNE_BATCH)
-  if #lapsed > 0 then  -- asked to be told, but their place lapsed long ago
-    redis.call('HDEL', notify, unpack(lapsed))
-    redis.call('ZREM', notify .. ':until', unpack(lapsed))
-  end
-  local head, last_n = line_head(), line_end()
-  redis.call('ZREMRANGEBYSCORE', away, '-inf', '(' .. now)
-  if last_n <= head then return end
-  local kept = redis.call('ZRANGE', away, 0, -1)
-  local staying = heard .. ':staying'
-  local gone = 0
-  each_chunk(left, head + 1, last_n, function(key, lo, hi, base)
-    local c = ':' .. math.floor(base / CHUNK)
-    local sources = {key}
-    for slot = 0, EPOCHS do sources[#sources + 1] = heard .. ':' .. slot .. c end
-    redis.call('BITOP', 'OR', staying, unpack(sources))
-    for _, n in ipairs(kept) do
-      n = tonumber(n)
-      if n >= base + lo and n <= base + hi then redis.call('SETBIT', staying, n - base, 1) end
-    end
-    local size = math.floor(hi / 8) + 1  -- cover the range, so NOT marks all of it
-    if redis.call('STRLEN', staying) < size then redis.call('SETRANGE', staying, size - 1, '\0') end
-    local here = hi - lo + 1 - redis.call('BITCOUNT', staying, lo, hi, 'BIT')
-    if here > 0 then  -- bits past the line's end get set too: join_line clears its own
-      redis.call('BITOP', 'NOT', staying, staying)
-      redis.call('BITOP', 'OR', key, key, staying)
-      WHOLE[key] = nil
-      gone = gone + here
-    end
-  end)
-  redis.call('DEL', staying)
-  if gone > 0 then redis.call('HINCRBY', stats, 'abandoned', gone) end
-end
 
 -- Drop sessions past their expiry and waiters unheard of for longer than the grace.
 -- ``heard`` (optional): arrival numbers of waiters who asked since the last call.
@@ -96,22 +24,20 @@ local function prune(now, grace_ms, heard_numbers)
     redis.call('ZREM', active, unpack(expired))
     ACTIVE = nil
     local hard = redis.call('HMGET', deadline, unpack(expired))
-    local ended, missed = {}, {}
+    -- A slot held for a visitor who did not come (no hard end), or a session that ended
+    -- early (negative: one request only, or its page went), goes on standby: the first
+    -- free slot is theirs if they come back within the grace (see fill).
+    local counts, missed = {expired = 0, early = 0, missed = 0}, {}
     for i, id in ipairs(expired) do
-      if hard[i] then
-        ended[#ended + 1] = id
-      else  -- a slot held for a visitor who did not come: on standby (see fill)
-        missed[#missed + 1] = now + grace_ms
-        missed[#missed + 1] = id
-      end
+      local hard_end = tonumber(hard[i])
+      local kind = not hard_end and 'missed' or hard_end < 0 and 'early' or 'expired'
+      counts[kind] = counts[kind] + 1
+      if kind ~= 'expired' then missed[#missed + 1] = now + grace_ms; missed[#missed + 1] = id end
     end
-    if #ended > 0 then
-      redis.call('HDEL', deadline, unpack(ended))
-      redis.call('HINCRBY', stats, 'expired', #ended)
-    end
-    if #missed > 0 then
-      redis.call('ZADD', standby, unpack(missed))
-      redis.call('HINCRBY', stats, 'missed', #missed / 2)
+    redis.call('HDEL', deadline, unpack(expired))
+    if #missed > 0 then redis.call('ZADD', standby, unpack(missed)) end
+    for kind, count in pairs(counts) do
+      if count > 0 then redis.call('HINCRBY', stats, kind, count) end
     end
   end
   local lapsed = redis.call('ZRANGEBYSCORE', standby, '-inf', now, 'LIMIT', 0, PRUNE_BATCH)
@@ -249,6 +175,7 @@ end
 local function claim_window(grace_ms)
   return math.min(10000, math.max(2000, math.floor(grace_ms / 12)))
 end
+local HOLD_CLAIMS = 6  -- told again and again, a slot is held this many windows at most
 
 -- Where this room's admissions are announced (PUBLISH): every process holding an
 -- admitted visitor's event stream tells it at once.
@@ -290,12 +217,13 @@ local function fill(now, grace_ms)
     redis.call('HINCRBY', stats, 'missed', #absent)
   end
   if #admitted == 0 then return 0 end
-  local entries, held_until = {}, now + claim_window(grace_ms)
+  local entries, caps, held_until = {}, {}, now + claim_window(grace_ms)
   for i, id in ipairs(admitted) do
-    entries[2 * i - 1] = held_until
-    entries[2 * i] = id
+    entries[2 * i - 1], entries[2 * i] = held_until, id
+    caps[2 * i - 1], caps[2 * i] = id, 'h' .. (now + HOLD_CLAIMS * claim_window(grace_ms))
   end
   ACTIVE = active_count() + redis.call('ZADD', active, unpack(entries))
+  redis.call('HSET', deadline, unpack(caps))  -- how long telling it can hold the slot
   redis.call('HINCRBY', stats, 'admitted', #admitted)
   redis.call('PUBLISH', ANNOUNCE, line_head() .. ' ' .. table.concat(admitted, ' '))
   return #admitted
@@ -303,15 +231,23 @@ end
 
 -- Keep a session alive: its expiry moves to now + idle, never past its hard end,
 -- which is fixed the first time the session is used (its first request: then the
--- idle time is ``first_idle_ms`` if given, for sessions that make no second request).
+-- idle time is ``first_idle_ms`` if given, for sessions that make no second request,
+-- and the session may end early: its hard end is kept negative until the next).
 -- False if there is no session.
 local function claim(id, now, idle_ms, max_ms, first_idle_ms)
   if not redis.call('ZSCORE', active, id) then return false end
   local hard = tonumber(redis.call('HGET', deadline, id))
   if not hard then
     hard = now + max_ms
+    if first_idle_ms and first_idle_ms > 0 and first_idle_ms < idle_ms then
+      idle_ms = first_idle_ms
+      redis.call('HSET', deadline, id, -hard)
+    else
+      redis.call('HSET', deadline, id, hard)
+    end
+  elseif hard < 0 then  -- a second request (or the page is back): a session like any
+    hard = -hard
     redis.call('HSET', deadline, id, hard)
-    if first_idle_ms and first_idle_ms > 0 then idle_ms = first_idle_ms end
   end
   redis.call('ZADD', active, math.min(now + idle_ms, hard), id)
   return true
@@ -319,11 +255,15 @@ end
 
 -- Is ``id`` admitted? Like claim, but for a visitor only told so (a status poll, an
 -- event stream): a slot not yet claimed is held one more claim window (the visitor is
--- here, its page is on its way), a session's clock is not touched.
+-- here, its page is on its way), up to HOLD_CLAIMS windows from when it was let in (a
+-- client that asks and never comes holds nothing for long); a session's clock is not
+-- touched.
 local function told(id, now, grace_ms)
   if not redis.call('ZSCORE', active, id) then return false end
-  if redis.call('HEXISTS', deadline, id) == 0 then
-    redis.call('ZADD', active, 'XX', 'GT', now + claim_window(grace_ms), id)
+  local held = redis.call('HGET', deadline, id)
+  if held and string.sub(held, 1, 1) == 'h' then
+    local until_ms = math.min(now + claim_window(grace_ms), tonumber(string.sub(held, 2)))
+    redis.call('ZADD', active, 'XX', 'GT', until_ms, id)
   end
   return true
 end

@@ -1,4 +1,4 @@
--- The line (after _room.lua, before _admit.lua; prepended to every script): arrival
+-- The line (after _room.lua, before _sweep.lua; prepended to every script): arrival
 -- numbers, their buckets and bitmaps, positions, who was heard from, joining, leaving.
 
 -- The line. Waiter n (its arrival number) is in line while head < n <= seq, bit n of

@@ -1,5 +1,5 @@
--- Shared by every room script (prepended at load time, then _line.lua and _admit.lua;
--- not a script on its own).
+-- Shared by every room script (prepended at load time, then _line.lua, _sweep.lua and
+-- _admit.lua; not a script on its own).
 --
 -- KEYS, the same in every script, all under the room's {hash tag}:
 --   1 line     prefix of the line's buckets: 'line:<b>' HASH arrival number -> visitor
@@ -8,7 +8,10 @@
 --   2 seen     ZSET   invitee or pre-queue id -> last time the visitor asked, ms
 --   3 active   ZSET   session id -> expiry, ms (the token counter: its size is
 --                     the number of sessions; pruning by score heals it)
---   4 deadline HASH   session id -> hard end of the session, ms; set on claim
+--   4 deadline HASH   session id -> hard end of the session, ms; set on claim. Negative
+--                     while the session may end early (it made one request only, or its
+--                     page said it went): ended so, it goes on standby (see prune).
+--                     Before the claim, 'h<ms>': how long telling may hold the slot
 --   5 seq      STRING last arrival number handed out
 --   6 config   HASH   capacity, paused ("1"), mode, message, rate (admissions per
 --                     minute, 0 = no limit), stock (units left; none: not counted),
@@ -36,8 +39,9 @@
 --  13 renamed  ZSET   arrival numbers (scored by themselves) whose place moved to
 --                     another device: processes answer those from Redis, not a copy
 --  14 standby  ZSET   visitor id -> until when (ms): let in while away, they did not
---                     come within the claim window; the slot went on, and the first
---                     free slot is theirs if they come back in time (see fill)
+--                     come within the claim window, or their session ended early; the
+--                     slot went on, and the first free slot is theirs if they come back
+--                     in time (see fill)
 -- A script's own keys follow these: KEYS[CORE + 1], ... (the loader defines CORE,
 -- the number of keys above, from the same list the Python side builds them from).
 -- Times are room time in milliseconds (see now_ms), never a process's clock.

@@ -44,10 +44,18 @@
     turn.hidden = false;
     if (navigator.vibrate) navigator.vibrate([200, 100, 200]);
     var giveUp = Date.now() + 30000;
+    function ask() {
+      return fetch("/_wr/status" + room, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .catch(function () {});
+    }
+    // Asked once more just before going (an event stream cannot set cookies): the
+    // answer marks the visitor as let in for every process, and holds the slot again.
     function whenSeen() {
-      if (!document.hidden || Date.now() > giveUp) { setTimeout(go, 1500); return; }
-      fetch("/_wr/status" + room, { credentials: "same-origin", headers: { Accept: "application/json" } })
-        .catch(function () {}).then(function () { setTimeout(whenSeen, 2000); });
+      if (!document.hidden || Date.now() > giveUp) {
+        setTimeout(function () { ask().then(go); }, 1500);
+        return;
+      }
+      ask().then(function () { setTimeout(whenSeen, 2000); });
     }
     whenSeen();
   }

@@ -1,0 +1,99 @@
+"""Sessions that never come back give their slot back fast (issue 27): a session that
+made one request only ends after the short first idle time, one whose page said it went
+ends after the linger; either way its holder gets the first free slot if back within
+the grace. A slot only told about (never claimed) is held a few claim windows at most,
+however often the client asks. Room time is moved by the test (``RoomClock``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from tests.places import RoomClock, Visitors
+from waitingroom.engine import Engine, VisitState
+from waitingroom.settings import Settings
+
+ROOM = "early"
+
+
+@pytest.fixture
+async def engine(make_settings: Callable[..., Settings]) -> AsyncIterator[Engine]:
+    """An engine at the shipped session settings (first idle 30 s, idle 300 s, grace
+    60 s: claim window 5 s)."""
+    engine = Engine.from_settings(make_settings())
+    await engine.rooms.seed(ROOM, capacity=1)
+    yield engine
+    await engine.aclose()
+
+
+async def test_one_request_and_gone_frees_the_slot_after_the_first_idle(
+        engine: Engine) -> None:
+    clock = await RoomClock(engine, ROOM).start()
+    line = Visitors(engine, ROOM)
+    assert (await line.visit("tab")).state is VisitState.ADMITTED  # its one request
+    assert (await line.visit("next")).state is VisitState.WAITING
+    await clock.advance(29)
+    assert (await line.visit("next")).state is VisitState.WAITING
+    await clock.advance(2)
+    assert (await line.visit("next")).state is VisitState.ADMITTED
+    counts = await engine.rooms.counts(ROOM)
+    assert (counts.early, counts.expired) == (1, 0)
+
+
+async def test_a_second_request_makes_it_a_session_like_any(engine: Engine) -> None:
+    clock = await RoomClock(engine, ROOM).start()
+    line = Visitors(engine, ROOM)
+    await line.visit("shopper")
+    await clock.advance(10)
+    assert await engine.touch(ROOM, "shopper")  # the page's script, or the next page
+    await line.visit("next")
+    await clock.advance(290)
+    assert (await line.visit("next")).state is VisitState.WAITING
+    await clock.advance(11)
+    assert (await line.visit("next")).state is VisitState.ADMITTED
+    assert (await engine.rooms.counts(ROOM)).expired == 1
+
+
+async def test_an_early_end_keeps_the_first_free_slot_for_the_grace(engine: Engine) -> None:
+    """A shopper off to a payment provider's check (its page said it went) comes back
+    after the linger: the first free slot is theirs, before the line."""
+    clock = await RoomClock(engine, ROOM).start()
+    line = Visitors(engine, ROOM)
+    await line.visit("payer")
+    assert await engine.touch(ROOM, "payer")
+    await engine.release(ROOM, "payer", linger_seconds=10)
+    await line.visit("next")
+    await clock.advance(11)
+    assert (await line.visit("next")).state is VisitState.ADMITTED  # the slot went on
+    back = await engine.visit(ROOM, "payer")
+    assert (back.state, back.position) == (VisitState.WAITING, 1)  # first in the lane
+    assert await engine.release(ROOM, await _holder(engine))
+    assert (await engine.visit(ROOM, "payer")).state is VisitState.ADMITTED
+    await clock.advance(61)  # had they not come back, the grace would have ended it
+    assert (await engine.rooms.counts(ROOM)).early == 1
+
+
+async def test_asking_again_and_again_holds_a_slot_only_a_few_windows(
+        engine: Engine) -> None:
+    clock = await RoomClock(engine, ROOM).start()
+    line = Visitors(engine, ROOM)
+    await line.visit("holder")
+    await line.visit("asker")
+    await line.visit("next")
+    assert await engine.release(ROOM, "holder")  # the asker is let in, told only
+    for _ in range(8):  # every 4 s, as a hidden tab's page does: held meanwhile
+        told = await engine.visit(ROOM, "asker", number=line.numbers["asker"], claim=False)
+        assert told.state is VisitState.ADMITTED
+        assert (await line.visit("next")).state is VisitState.WAITING
+        await clock.advance(4)
+    # 32 s since it was let in: past six 5 s windows, the slot is held no longer.
+    assert (await line.visit("next")).state is VisitState.ADMITTED
+    counts = await engine.rooms.counts(ROOM)
+    assert counts.missed == 1
+
+
+async def _holder(engine: Engine) -> str:
+    from waitingroom.engine import room_keys
+    (holder, _), = await engine.redis.zrange(room_keys(ROOM).active, 0, 0, withscores=True)
+    return holder.decode()

@@ -1,0 +1,97 @@
+"""A visitor moving between processes (issue 27, item 6): each process answers
+waiters from its own copy of the line, each copy of its own moment. A copy older than
+what the visitor was told by another process must neither send a visitor told it was
+let in back to the line, nor show a waiter a later position than it was shown.
+
+Two rooms in this process stand for two processes on one Redis. Their copies are
+taken only when the test says (:meth:`LineWatch.look`), so which is older is known."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+
+from tests.servers import Browser, Origin
+from waitingroom.middleware import WaitingRoomMiddleware
+from waitingroom.room.room import Room
+from waitingroom.settings import Settings
+
+ROOM = "default"
+JSON = {"accept": "application/json"}
+A, B = "http://shop.test:8001", "http://shop.test:8002"
+
+
+class Processes:
+    def __init__(self, a: WaitingRoomMiddleware, b: WaitingRoomMiddleware) -> None:
+        self.a, self.b = a, b
+        self.rooms: dict[str, Room] = {A: a.rooms.default.room, B: b.rooms.default.room}
+        self.visits = 0  # visits asked of Redis, by either process
+        for room in self.rooms.values():
+            room.line._closed = True  # no looks of its own: only those the test makes
+            engine, visit = room.engine, room.engine.visit
+
+            async def counted(*args: Any, visit: Any = visit, **kwargs: Any) -> Any:
+                self.visits += 1
+                return await visit(*args, **kwargs)
+
+            engine.visit = counted  # type: ignore[method-assign]
+
+    def visitor(self) -> httpx.AsyncClient:
+        """A browser: one cookie jar for both processes (cookies ignore the port)."""
+        return Browser(headers=JSON, mounts={
+            A: httpx.ASGITransport(app=self.a), B: httpx.ASGITransport(app=self.b)})
+
+
+@asynccontextmanager
+async def processes(make_settings: Callable[..., Settings]) -> AsyncIterator[Processes]:
+    a = WaitingRoomMiddleware(Origin(), settings=make_settings(capacity=1))
+    b = WaitingRoomMiddleware(Origin(), settings=make_settings(capacity=1))
+    try:
+        yield Processes(a, b)
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_a_visitor_told_it_was_let_in_is_not_sent_back_by_an_older_copy(
+    make_settings: Callable[..., Settings],
+) -> None:
+    async with processes(make_settings) as p, p.visitor() as first, p.visitor() as shopper:
+        assert (await first.get(A + "/checkout")).status_code == 200
+        waiting = await shopper.get(A + "/checkout")
+        assert (waiting.status_code, waiting.json()["position"]) == (429, 1)
+        await p.rooms[B].line.look()  # B's copy: the shopper first in line
+        assert (await shopper.get(B + "/_wr/status")).json()["position"] == 1
+
+        session = p.a.app.seen[-1][1]  # type: ignore[attr-defined]
+        await p.a.engine.release(ROOM, session)  # the shopper is let in, in Redis
+        await p.rooms[A].line.look()  # A's copy is newer: it shows the shopper gone
+        assert (await shopper.get(A + "/_wr/status")).json()["state"] == "admitted"
+
+        # B's copy still shows the shopper first in line; it must not say so.
+        page = await shopper.get(B + "/checkout")
+        assert (page.status_code, page.text) == (200, "origin:/checkout")
+
+
+async def test_a_waiter_on_a_process_with_an_older_copy_is_never_shown_a_later_place(
+    make_settings: Callable[..., Settings],
+) -> None:
+    async with (processes(make_settings) as p, p.visitor() as first, p.visitor() as second,
+                p.visitor() as third):
+        assert (await first.get(A + "/checkout")).status_code == 200
+        await second.get(A + "/checkout")
+        await third.get(A + "/checkout")
+        await p.rooms[B].line.look()  # B's copy: the third at 2
+        session = p.a.app.seen[-1][1]  # type: ignore[attr-defined]
+        await p.a.engine.release(ROOM, session)  # the second is let in
+        await p.rooms[A].line.look()  # A's copy: the third at 1
+
+        asked = p.visits
+        assert (await third.get(A + "/_wr/status")).json()["position"] == 1
+        assert (await third.get(B + "/_wr/status")).json()["position"] == 1  # not 2
+        assert p.visits == asked  # both answered from the copies, no Redis round trip
+        await p.rooms[B].line.look()
+        assert (await third.get(B + "/_wr/status")).json()["position"] == 1
