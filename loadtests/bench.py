@@ -7,8 +7,8 @@ is reported. Machines here are 2-core and noisy, so only ratios from one run mea
 anything, and pairing rounds keeps a host that slows down mid-run from skewing them.
 Also reports Redis commands per request type and Redis memory per waiting visitor,
 then the goals (poll >= 1.0; admitted >= 1.2, so that the proxy's strictness costs
-little; <= 100 bytes a waiter): met or MISSED, and exits 1 if any is missed. Traffic
-goes to 127.0.0.1 only.
+little; a new arrival, both its requests, >= 1.0 one INCR request; <= 100 bytes a
+waiter): met or MISSED, and exits 1 if any is missed. Traffic goes to 127.0.0.1 only.
 
 Usage: python loadtests/bench.py [--seconds 5] [--rounds 3]
 """
@@ -207,16 +207,24 @@ async def arrivals_one_redis_core_sustains(redis_url: str, redis_pid: int,
 
 
 POLL = "queued status poll (/_wr/status) vs bare Starlette JSON route"
+FIRST = ("a first visit (no cookie: the arrival page and a signed hello) vs bare Starlette "
+         "route doing one Redis INCR")
+PLACE = ("the request that takes the place (the hello back: a place + signed ticket + "
+         "queue page) vs the same INCR route")
+ARRIVAL = "new arrival, both requests (first visit + the place) vs one INCR request"
 ADMITTED = "admitted request through serve vs bare aiohttp pass-through proxy"
 
 
-def cookies_for(url: str) -> tuple[str, str]:
-    """A session pass (admitted) and a queue ticket (waiting) from the capacity-1 room."""
-    with httpx.Client() as holder, httpx.Client() as waiter:
-        holder.get(url + "/checkout")
-        waiter.get(url + "/checkout")
-        return ("; ".join(f"{k}={v}" for k, v in holder.cookies.items()),
-                "; ".join(f"{k}={v}" for k, v in waiter.cookies.items()))
+def cookies_for(url: str) -> tuple[str, str, str]:
+    """A session pass (admitted) and a queue ticket (waiting) from the capacity-1 room,
+    and a first visit's hello cookie (its next request takes a place)."""
+    jar = []
+    for _ in range(3):
+        with httpx.Client() as visitor:
+            for _ in range(2 if len(jar) < 2 else 1):  # a first visit, then with its cookie
+                visitor.get(url + "/checkout")
+            jar.append("; ".join(f"{k}={v}" for k, v in visitor.cookies.items()))
+    return jar[0], jar[1], jar[2]
 
 
 def redis_cpu_per_request(redis_pid: int, label: str, url: str, cookie: str | None,
@@ -241,8 +249,10 @@ def main() -> None:
         sys.exit("bench needs wrk: apt-get install wrk")
     # At the shipped defaults: wrk's 64 connections share one session pass, exactly
     # session_max_concurrent_requests.
+    # wrk is one client network: the room's share of new places per network is off.
     room_env = {"WAITINGROOM_SECRET": SECRET, "WAITINGROOM_CAPACITY": "1",
-                "WAITINGROOM_GATED_PATHS": "/checkout*"}
+                "WAITINGROOM_GATED_PATHS": "/checkout*",
+                "WAITINGROOM_NEW_PLACES_PER_MINUTE_PER_NETWORK": "0"}
     serve = [sys.executable, "-m", "waitingroom.cli", "serve", "--port", "{port}"]
     with RedisServer() as redis_server, \
             server(uvicorn_app("loadtests.bench_apps:origin")) as origin, \
@@ -256,7 +266,7 @@ def main() -> None:
             server([*serve, "--workers", "2"],
                    {**room_env, "WAITINGROOM_ORIGIN": origin,
                     "WAITINGROOM_REDIS_URL": redis_server.url}, workers=2) as room2:
-        admitted, queued = cookies_for(room)
+        admitted, queued, hello = cookies_for(room)
         print(f"wrk -t1 -c64, {args.seconds}s x {args.rounds} rounds, medians; "
               f"{os.cpu_count()} cores")
         ratios = compare(args.rounds, args.seconds, {
@@ -264,18 +274,23 @@ def main() -> None:
                 ((bare_json + "/_wr/status", None), (room + "/_wr/status", queued)),
             ADMITTED:
                 ((bare_proxy + "/checkout", None), (room + "/checkout", admitted)),
-            "new arrival ticketed (a place + signed ticket + queue page) vs bare Starlette "
-            "route doing one Redis INCR":
+            FIRST:
                 ((bare_incr + "/checkout", None), (room + "/checkout", None)),
+            PLACE:
+                ((bare_incr + "/checkout", None), (room + "/checkout", hello)),
             "scaling: queued status poll, 2 workers vs 1":
                 ((room + "/_wr/status", queued), (room2 + "/_wr/status", queued)),
-            "scaling: new arrivals, 2 workers vs 1":
-                ((room + "/checkout", None), (room2 + "/checkout", None)),
+            "scaling: new arrivals (the request that takes the place), 2 workers vs 1":
+                ((room + "/checkout", hello), (room2 + "/checkout", hello)),
         })
+        # Counted honestly, a new arrival is both requests: their times add up.
+        ratios[ARRIVAL] = 1 / (1 / ratios[FIRST] + 1 / ratios[PLACE])
+        print(f"{ARRIVAL}: ratio {ratios[ARRIVAL]:.2f}")
         redis_pid = redis_server.pid
         assert redis_pid is not None
-        redis_cpu_per_request(redis_pid, "new arrival",
-                                                 room + "/checkout", None, args.seconds)
+        hello = cookies_for(room)[2]  # a fresh one: a hello is good for five minutes
+        redis_cpu_per_request(redis_pid, "new arrival (the request that takes the place)",
+                              room + "/checkout", hello, args.seconds)
         redis_cpu_per_request(redis_pid, "admitted request", room + "/checkout",
                               admitted, args.seconds)
         redis_cpu_per_request(redis_pid, "queued status poll (line look included)",
@@ -297,6 +312,7 @@ def main() -> None:
                                                                         quiet_pid))
     verdicts = [(f"{POLL} >= 1.0", ratios[POLL] >= 1.0, f"{ratios[POLL]:.2f}"),
                 (f"{ADMITTED} >= 1.2", ratios[ADMITTED] >= 1.2, f"{ratios[ADMITTED]:.2f}"),
+                (f"{ARRIVAL} >= 1.0", ratios[ARRIVAL] >= 1.0, f"{ratios[ARRIVAL]:.2f}"),
                 ("redis memory per waiting visitor <= 100 bytes", memory <= 100,
                  f"{memory:.0f}"),
                 ("new arrivals one Redis core sustains for one room >= 100,000/s",

@@ -6,7 +6,8 @@ its own cookies and its own network, and what the room's pages make a real brows
   interval the room advises (``poll``), then goes on to the page asked for.
 - A shop page carrying ``/_wr/static/leave.js`` (added by the room by default) says
   ``here`` half a second after it shows, and ``leave`` when it goes: on the way to the
-  next page, or when the tab is closed.
+  next page, or when the tab is closed (``closed=1``, as Chromium tells the script);
+  a queue page closed says so too (``queue.js``).
 
 Each browser comes from a loopback address of its own (127.x.y.z; Linux routes all of
 127/8 to the loopback), so the room counts it in a network of its own, as it would
@@ -23,13 +24,14 @@ from typing import Any
 import aiohttp
 
 LEAVE_SCRIPT = "/_wr/static/leave.js"
+QUEUE_SCRIPT = "/_wr/static/queue.js"
 _ADDRESSES = itertools.count(1)
 
 
 def new_address() -> str:
-    """A loopback address no other browser of this run has, in a /24 of its own."""
+    """A loopback address in a /24 no other browser of this run has (64,000 of them)."""
     n = next(_ADDRESSES)
-    return f"127.{1 + n // 65536 % 250}.{n // 256 % 256}.{1 + n % 250}"
+    return f"127.{1 + n // 256 % 250}.{n % 256}.1"
 
 
 class Browser:
@@ -46,7 +48,8 @@ class Browser:
             # No overall timeout: at the defaults a shopper may wait longer than
             # aiohttp's default five minutes, and must not be counted as walking away.
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
-        self._page_has_beacon = False
+        self._page_has_beacon = self._on_queue_page = False
+        self._here: asyncio.Task[None] | None = None
         self._beacons: set[asyncio.Task[None]] = set()
 
     def url(self, path: str) -> str:
@@ -62,8 +65,9 @@ class Browser:
             status, text, arriving = await self._get(path)
         self._went()
         self._page_has_beacon = LEAVE_SCRIPT in text
+        self._on_queue_page = QUEUE_SCRIPT in text
         if self._page_has_beacon:
-            self._beacon("here", delay=0.5)
+            self._here = self._beacon("here", delay=0.5)
         return status, text
 
     async def _get(self, path: str) -> tuple[int, str, bool]:
@@ -73,23 +77,32 @@ class Browser:
                     answer.headers.get("x-waitingroom-state") == "arriving")
 
     def close_tab(self) -> None:
-        """The shopper closes the tab: the page goes."""
-        self._went()
-        self._page_has_beacon = False
+        """The shopper closes the tab: the page goes, and (as Chromium's Navigation API
+        lets the beacon tell) with no navigation of its own."""
+        self._went(closed=True)
+        if self._on_queue_page:  # queue.js says so too: no slot held while gone
+            self._beacon("leave&closed=1")
+        self._page_has_beacon = self._on_queue_page = False
 
-    def _went(self) -> None:
+    def _went(self, *, closed: bool = False) -> None:
+        if self._here is not None and not self._here.done():
+            self._here.cancel()  # the page went before its script said it was here
         if self._page_has_beacon:
-            self._beacon("leave")
+            self._beacon("leave&closed=1" if closed else "leave")
 
-    def _beacon(self, what: str, *, delay: float = 0.0) -> None:
+    def _beacon(self, what: str, *, delay: float = 0.0) -> asyncio.Task[None]:
+        path, _, more = what.partition("&")
+        query = f"?room={self.room}" + (f"&{more}" if more else "")
+
         async def send() -> None:
             await asyncio.sleep(delay)
-            async with self.session.post(self.url(f"/_wr/{what}?room={self.room}")):
+            async with self.session.post(self.url(f"/_wr/{path}{query}")):
                 pass
 
         task = asyncio.create_task(send())
         self._beacons.add(task)
         task.add_done_callback(self._beacons.discard)
+        return task
 
     async def wait_turn(self, client: str) -> bool:
         """Wait on the queue page until let in (True), by ``client``: ``sse`` or

@@ -2,11 +2,11 @@
 
 Each task run is one new shopper (fresh cookies): look at the catalogue, ask for the
 checkout (twice, as a browser on the first visit's page does: the second time with the
-room's cookie, which takes the place), and if sent to the queue, poll ``/_wr/status`` at the interval the room
-advises until admitted; then check out and place the order, which ends the session.
-Some give up while waiting; some leave after being let in without ordering (their
-session then ends by the idle timeout). Every answer is checked for what a shopper
-must see, so a wrong page is a failure, not just a slow one.
+room's cookie, which takes the place), and if sent to the queue, poll ``/_wr/status``
+at the interval the room advises until admitted; then check out and place the order,
+which ends the session. Some give up while waiting; some leave after being let in
+without ordering (their session then ends by the idle timeout). Every answer is
+checked for what a shopper must see, so a wrong page is a failure, not just a slow one.
 
 Options (flags or environment): ``--give-up-share`` (WR_LOAD_GIVE_UP, 0.1),
 ``--leave-share`` (WR_LOAD_LEAVE, 0.1), ``--think-seconds`` (WR_LOAD_THINK, 3),
@@ -91,10 +91,12 @@ class Shopper(FastHttpUser):
                                          catch_response=True), "Checkout")
         else:
             OUTCOMES["straight in"] += 1
+        # The checkout page carries the room's leave.js: it says the page is here.
+        self.client.post("/_wr/here", name="beacon (here)")
         time.sleep(random.expovariate(1 / max(0.1, options.think_seconds)))
         if random.random() < options.leave_share:
             OUTCOMES["left without ordering"] += 1
-            return  # the session ends by the idle timeout
+            return  # the session ends by the idle timeout (no tab is closed here)
         self._expect(self.client.post("/checkout", name="place order", catch_response=True),
                      "Order placed")
         OUTCOMES["ordered"] += 1

@@ -51,9 +51,11 @@ class CountingOrigin:
 async def test_cap_and_fcfs_hold_across_processes_with_a_crowd(redis_url: str) -> None:
     origin = CountingOrigin()
     async with serve_in_process(origin) as origin_url:
+        # The crowd comes from loopback: one network, standing for many.
         env = {"WAITINGROOM_SECRET": SECRET, "WAITINGROOM_REDIS_URL": redis_url,
                "WAITINGROOM_ORIGIN": origin_url, "WAITINGROOM_CAPACITY": str(CAPACITY),
-               "WAITINGROOM_GATED_PATHS": "/checkout*"}
+               "WAITINGROOM_GATED_PATHS": "/checkout*",
+               "WAITINGROOM_NEW_PLACES_PER_MINUTE_PER_NETWORK": "0"}
         with waitingroom_serve(env) as one, waitingroom_serve(env) as two:
             await _crowd(origin, [one, two])
     assert origin.unsessioned == 0

@@ -59,7 +59,7 @@ class Settings:
     one who comes later still gets the first free slot, within the grace."""
     session_idle_seconds: int = 300
     """A session with no request for this long ends, and its slot goes to the next."""
-    session_first_idle_seconds: int = 30
+    session_first_idle_seconds: int = 10
     """Idle time of a session that has made one request only (a client that never
     comes back, a tab closed before its page ran); 0 or more than
     ``session_idle_seconds``: ``session_idle_seconds``. A page's ``leave.js`` says it
@@ -156,7 +156,7 @@ class Settings:
     admin_token: tuple[str, ...] = field(default=(), repr=False)
     """Admin API bearer tokens, ``name:token`` (the name goes in the audit log) or a bare
     token (audited as ``admin``); comma-separated. None configured: no admin API."""
-    new_places_per_minute_per_network: int = 60
+    new_places_per_minute_per_network: int = 30
     """New places in line one client network (IPv4 /24, IPv6 /48) may always take per
     minute in each process; past it, at most ``network_share`` of the places all other
     networks took in the last minute (so a crowd behind one carrier NAT in a busy launch

@@ -19,7 +19,7 @@ ROOM = "early"
 
 @pytest.fixture
 async def engine(make_settings: Callable[..., Settings]) -> AsyncIterator[Engine]:
-    """An engine at the shipped session settings (first idle 30 s, idle 300 s, grace
+    """An engine at the shipped session settings (first idle 10 s, idle 300 s, grace
     60 s: claim window 5 s)."""
     engine = Engine.from_settings(make_settings())
     await engine.rooms.seed(ROOM, capacity=1)
@@ -33,7 +33,7 @@ async def test_one_request_and_gone_frees_the_slot_after_the_first_idle(
     line = Visitors(engine, ROOM)
     assert (await line.visit("tab")).state is VisitState.ADMITTED  # its one request
     assert (await line.visit("next")).state is VisitState.WAITING
-    await clock.advance(29)
+    await clock.advance(9)
     assert (await line.visit("next")).state is VisitState.WAITING
     await clock.advance(2)
     assert (await line.visit("next")).state is VisitState.ADMITTED
@@ -45,12 +45,12 @@ async def test_a_second_request_makes_it_a_session_like_any(engine: Engine) -> N
     clock = await RoomClock(engine, ROOM).start()
     line = Visitors(engine, ROOM)
     await line.visit("shopper")
-    await clock.advance(10)
+    await clock.advance(5)
     assert await engine.touch(ROOM, "shopper")  # the page's script, or the next page
     await line.visit("next")
-    await clock.advance(290)
+    await clock.advance(299)  # 304 s: idle 300 s since the second request
     assert (await line.visit("next")).state is VisitState.WAITING
-    await clock.advance(11)
+    await clock.advance(2)
     assert (await line.visit("next")).state is VisitState.ADMITTED
     assert (await engine.rooms.counts(ROOM)).expired == 1
 
@@ -97,3 +97,59 @@ async def _holder(engine: Engine) -> str:
     from waitingroom.engine import room_keys
     (holder, _), = await engine.redis.zrange(room_keys(ROOM).active, 0, 0, withscores=True)
     return holder.decode()
+
+
+async def test_a_closed_queue_page_holds_no_slot_and_keeps_its_place(engine: Engine) -> None:
+    """A waiter whose queue page closed: its turn goes by without a slot held for it
+    (the next one present gets it at once); back within the grace, it is first in."""
+    clock = await RoomClock(engine, ROOM).start()
+    line = Visitors(engine, ROOM)
+    for visitor in ("holder", "closed", "next"):
+        await line.visit(visitor)
+    assert await engine.hide(ROOM, "closed", line.numbers["closed"])
+    assert not await engine.hide(ROOM, "next", line.numbers["closed"])  # not its place
+    assert await engine.release(ROOM, "holder")
+    assert (await line.visit("next")).state is VisitState.ADMITTED  # no slot held
+    assert (await engine.rooms.counts(ROOM)).missed == 1  # on standby, its turn kept
+    await clock.advance(5)
+    back = await line.visit("closed")
+    assert (back.state, back.position) == (VisitState.WAITING, 1)  # first in the lane
+
+
+async def test_asking_again_undoes_a_closed_page(engine: Engine) -> None:
+    line = Visitors(engine, ROOM)
+    for visitor in ("holder", "reloaded"):
+        await line.visit(visitor)
+    assert await engine.hide(ROOM, "reloaded", line.numbers["reloaded"])
+    assert (await line.visit("reloaded")).state is VisitState.WAITING  # the page is back
+    assert await engine.release(ROOM, "holder")
+    assert (await line.visit("reloaded")).state is VisitState.ADMITTED
+    assert (await engine.rooms.counts(ROOM)).missed == 0
+
+
+async def test_a_poll_heard_before_the_page_closed_does_not_undo_it(engine: Engine) -> None:
+    """A process hands in whom it heard from at its next look: a poll it answered just
+    before the page closed must not bring the waiter back; one after the close does."""
+    line = Visitors(engine, ROOM)
+    for visitor in ("holder", "gone"):
+        await line.visit(visitor)
+    number = line.numbers["gone"]
+    look = await engine.watch(ROOM)  # this process's last look
+    assert await engine.hide(ROOM, "gone", number)  # the page closes...
+    await engine.watch(ROOM, [number], look.server_ms)  # ...a poll from before it
+    assert await engine.release(ROOM, "holder")
+    assert (await engine.rooms.counts(ROOM)).missed == 1  # still gone: no slot held
+
+
+async def test_a_poll_heard_after_the_page_closed_brings_it_back(engine: Engine) -> None:
+    clock = await RoomClock(engine, ROOM).start()
+    line = Visitors(engine, ROOM)
+    for visitor in ("holder", "reloaded"):
+        await line.visit(visitor)
+    number = line.numbers["reloaded"]
+    assert await engine.hide(ROOM, "reloaded", number)
+    await clock.advance(0.5)
+    look = await engine.watch(ROOM)  # a look after the close...
+    await engine.watch(ROOM, [number], look.server_ms)  # ...then the reloaded page's poll
+    assert await engine.release(ROOM, "holder")
+    assert (await engine.rooms.counts(ROOM)).missed == 0  # here: the slot is held for it

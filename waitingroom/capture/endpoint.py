@@ -26,8 +26,9 @@ async def capture(room: Room, desk: CaptureDesk, request: Request, receive: Rece
         visitor, number = room.holder_of(request)
         response = await desk.submit(visitor, status, request, receive, number=number)
     elif method in ("GET", "HEAD"):
-        # The form for leaving details to hear of more stock takes no place in line.
-        standing = await stand(room, request, join=not desk.interest)
+        # Asking for a form takes no place in line (the gated paths give those) and
+        # starts no session (only a request that goes on to the origin does).
+        standing = await stand(room, request, join=False, claim=False)
         response = with_cookies(
             desk.form(standing.visitor_id, status_of(room, standing, config, request),
                       request, here=request.here()),

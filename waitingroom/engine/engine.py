@@ -77,6 +77,7 @@ class Engine:
         self._release = register_script(redis, "release")
         self._watch = register_script(redis, "watch")
         self._heard = register_script(redis, "heard")
+        self._hide = register_script(redis, "hide")
         self._visits: Batcher[tuple[str, int, str, str], Visit] = Batcher(self._visit_many)
         self._touches: Batcher[str, bool] = Batcher(self._touch_many)
 
@@ -131,17 +132,18 @@ class Engine:
         return [Visit(VISIT_STATES[triples[i]], triples[i + 1], admitted, now, triples[i + 2])
                 for i in range(0, len(triples), 3)]
 
-    async def watch(self, room: str, heard: Iterable[int] = ()) -> LineView:
+    async def watch(self, room: str, heard: Iterable[int] = (), since_ms: int = 0) -> LineView:
         """The room's line as it stands, for answering polls without Redis (see
         :mod:`waitingroom.engine.line`); ``heard``: arrival numbers of waiters heard
-        from since the last call, which keeps their places. Also does the room's upkeep
-        (walk-aways, expired sessions, admissions into free slots)."""
+        from since room time ``since_ms`` (the last call's), which keeps their places.
+        Also does the room's upkeep (walk-aways, expired sessions, admissions into free
+        slots)."""
         keys, heard, grace = room_keys(room).core, list(heard), self.timing.grace_ms
         while len(heard) > HEARD_PER_CALL:  # bounded work per script call
-            await self._heard(keys, (grace, *heard[-HEARD_PER_CALL:]))
+            await self._heard(keys, (grace, since_ms, *heard[-HEARD_PER_CALL:]))
             del heard[-HEARD_PER_CALL:]
         head, end, ahead, admitted, now, first_byte, left, renamed = await self._watch(
-            keys, (grace, *heard))
+            keys, (grace, since_ms, *heard))
         return LineView(head, end, ahead, admitted, now, first_byte, left,
                         frozenset(int(n) for n in renamed))
 
@@ -171,6 +173,12 @@ class Engine:
         return bool(await self._release(room_keys(room).core,
                                         (session_id, self.timing.grace_ms,
                                          int(linger_seconds * 1000))))
+
+    async def hide(self, room: str, visitor_id: str, number: int) -> bool:
+        """The waiter holding place ``number`` closed its page: its turn goes by without
+        holding a slot until it asks again (its place is kept for the grace)."""
+        return bool(await self._hide(room_keys(room).core,
+                                     (self.timing.grace_ms, visitor_id, number)))
 
     async def ping(self) -> bool:
         """True if Redis answers."""

@@ -27,7 +27,7 @@ BITMAP_CHUNK = 65536
 
 class RoomKeys(NamedTuple):
     """A room's Redis keys, all under the hash tag ``{room}`` (one Cluster slot).
-    The first ones up to ``standby``, in this order, are KEYS[1..CORE] of every
+    The first ones up to ``hidden``, in this order, are KEYS[1..CORE] of every
     script; a script's own keys follow."""
 
     line: str
@@ -44,6 +44,7 @@ class RoomKeys(NamedTuple):
     away: str
     renamed: str
     standby: str
+    hidden: str
     captures: str
     refs: str
     dead: str
@@ -66,7 +67,7 @@ class RoomKeys(NamedTuple):
 _LIBRARY = ("_room", "_line", "_sweep", "_admit")
 """The room library, in order (each part uses the ones before it)."""
 
-CORE_KEY_COUNT = RoomKeys._fields.index("standby") + 1
+CORE_KEY_COUNT = RoomKeys._fields.index("hidden") + 1
 """How many of a room's keys every script gets first (``CORE`` in the Lua scripts)."""
 
 

@@ -89,8 +89,8 @@ class LineWatch:
     stops once the line is empty and nobody asked for :data:`IDLE_SECONDS`;
     ``on_look`` gets every view."""
 
-    def __init__(self, watch: Callable[[str, Iterable[int]], Awaitable[LineView]], room: str,
-                 on_look: Callable[[LineView], None] | None = None) -> None:
+    def __init__(self, watch: Callable[[str, Iterable[int], int], Awaitable[LineView]],
+                 room: str, on_look: Callable[[LineView], None] | None = None) -> None:
         self._watch = watch
         self.room = room
         self._on_look = on_look
@@ -139,7 +139,8 @@ class LineWatch:
         """Look at the line now (handing in who was heard from)."""
         heard, self._heard = self._heard, set()
         try:
-            view = await self._watch(self.room, heard)
+            view = await self._watch(self.room, heard,
+                                     self.view.server_ms if self.view is not None else 0)
         except BaseException:
             self._heard |= heard  # handed in next time
             raise

@@ -324,9 +324,9 @@ class RoomStore:
             await self.redis.delete(*buckets[start:start + 1000])
         await self.redis.delete(
             keys.seen, keys.active, keys.deadline, keys.seq, keys.config, keys.stats,
-            keys.priority, keys.prequeue, keys.away, keys.renamed, keys.standby, keys.breaker,
-            keys.outcomes, keys.notify, f"{keys.notify}:until", keys.timeline, keys.steps,
-            keys.planned, keys.adapt)
+            keys.priority, keys.prequeue, keys.away, keys.renamed, keys.standby, keys.hidden,
+            keys.breaker, keys.outcomes, keys.notify, f"{keys.notify}:until", keys.timeline,
+            keys.steps, keys.planned, keys.adapt)
 
     # -- audit -------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """A shopper's page going away and coming back (``/_wr/static/leave.js``): a closed
-tab frees its session's slot in seconds, not after the idle time."""
+tab frees its session's slot in seconds, not after the idle time; a closed queue page
+(``queue.js``) holds no slot for its waiter when the turn comes while it is gone."""
 
 from __future__ import annotations
 
@@ -13,12 +14,18 @@ from waitingroom.web.request import Request
 LEAVE_LINGER_SECONDS = 10
 """After ``POST /_wr/leave`` (a shopper's page went away), a session ends this long
 from now unless the shopper's next page says ``POST /_wr/here`` (or makes a request)."""
+CLOSED_LINGER_SECONDS = 2
+"""The same after ``POST /_wr/leave?closed=1``: the browser said the page went with
+no navigation of its own (the tab was closed, or the address bar took it elsewhere),
+so no next page of the shop's is coming unless the shopper types it."""
 
 
 async def leave(room: Room, request: Request, receive: Receive, send: Send) -> None:
     """``POST /_wr/leave`` (``navigator.sendBeacon`` on ``pagehide``): the shopper's
-    page went away. The session ends :data:`LEAVE_LINGER_SECONDS` from now unless the
-    shopper goes on."""
+    page went away. The session ends :data:`LEAVE_LINGER_SECONDS` from now
+    (:data:`CLOSED_LINGER_SECONDS` with ``closed=1``) unless the shopper goes on. From a
+    waiter's closed queue page: its turn goes by without holding a slot until it asks
+    again (its place is kept for the grace)."""
     await _beacon(room, request, receive, send, leaving=True)
 
 
@@ -32,15 +39,20 @@ async def _beacon(
     room: Room, request: Request, receive: Receive, send: Send, *, leaving: bool
 ) -> None:
     session_id = room.pass_of(request)
+    place = room.place_of(request) if session_id is None else None
     if request.scope["method"] != "POST":
         answer = json_response({"error": "not found"}, 404)
+    elif place is not None and place[1] and leaving:  # the queue page was closed
+        await room.engine.hide(room.name, *place)
+        answer = Response(b"", 204, headers=NO_STORE)
     elif session_id is None:
         answer = json_response({"error": "no session"}, 404)
     else:
         room.sessions.forget(session_id)
         if leaving:
-            await room.engine.release(room.name, session_id,
-                                      linger_seconds=LEAVE_LINGER_SECONDS)
+            closed = b"closed=1" in request.scope["query_string"]
+            await room.engine.release(room.name, session_id, linger_seconds=(
+                CLOSED_LINGER_SECONDS if closed else LEAVE_LINGER_SECONDS))
         else:
             await room.sessions.alive(session_id)
         answer = Response(b"", 204, headers=NO_STORE)

@@ -3,7 +3,8 @@
 
 
 -- Drop sessions past their expiry and waiters unheard of for longer than the grace.
--- ``heard`` (optional): arrival numbers of waiters who asked since the last call.
+-- ``heard`` (optional): arrival numbers of waiters who asked since room time
+-- ``heard_since`` (the process's last call).
 local ACTIVE  -- sessions and held slots, read once per call and kept up to date
 local function active_count()
   ACTIVE = ACTIVE or redis.call('ZCARD', active)
@@ -11,12 +12,12 @@ local function active_count()
 end
 
 local EPOCH_MS
-local function prune(now, grace_ms, heard_numbers)
+local function prune(now, grace_ms, heard_numbers, heard_since)
   draw()
   EPOCH_MS = math.max(1, math.floor(grace_ms / EPOCHS))
   EPOCH = math.floor(now / EPOCH_MS)
   local new_epoch = rotate()
-  if heard_numbers then heard_all(heard_numbers) end
+  if heard_numbers then heard_all(heard_numbers, heard_since) end
   if new_epoch then sweep(now, grace_ms) end
   trim()
   local expired = redis.call('ZRANGEBYSCORE', active, '-inf', now, 'LIMIT', 0, PRUNE_BATCH)
@@ -56,13 +57,15 @@ end
 
 -- Is waiter n (in line) or lane visitor id (n = 0) here to take a slot now? Heard from
 -- this epoch or the last (a quarter to half the grace; polls come every few seconds
--- near the head), or away with its place kept until told (asked to be notified).
+-- near the head) and its page not gone since, or away with its place kept until told
+-- (asked to be notified).
 local function present(id, n, now)
   if n == 0 then
     local at = tonumber(redis.call('ZSCORE', seen, id))
     return at ~= nil and at >= now - 2 * EPOCH_MS
   end
-  return get_bit(heard_slot(EPOCH), n) == 1 or get_bit(heard_slot(EPOCH - 1), n) == 1
+  return (get_bit(heard_slot(EPOCH), n) == 1 or get_bit(heard_slot(EPOCH - 1), n) == 1)
+      and not (hiding() and redis.call('ZSCORE', hidden, n))
     or redis.call('ZSCORE', away, n) ~= false
 end
 

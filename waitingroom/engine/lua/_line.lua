@@ -160,12 +160,23 @@ local function heard_slot(epoch)
   return heard .. ':' .. (epoch % (EPOCHS + 1))
 end
 
-local function heard_now(n)
-  if n > line_head() and n <= line_end() then set_bit(heard_slot(EPOCH), n, 1) end
+-- Are any waiters' pages gone (see hidden in _room.lua)? Read once per call.
+local HIDING
+local function hiding()
+  if HIDING == nil then HIDING = redis.call('EXISTS', hidden) == 1 end
+  return HIDING
 end
 
--- heard_now for many numbers: one BITFIELD per chunk rather than a SETBIT each.
-local function heard_all(numbers)
+local function heard_now(n)
+  if n > line_head() and n <= line_end() then
+    set_bit(heard_slot(EPOCH), n, 1)
+    if hiding() then redis.call('ZREM', hidden, n) end
+  end
+end
+
+-- heard_now for many numbers, heard since room time ``since`` (ms): one BITFIELD per
+-- chunk rather than a SETBIT each.
+local function heard_all(numbers, since)
   local head, last_n = line_head(), line_end()
   local by_chunk = {}
   for _, n in ipairs(numbers) do
@@ -179,6 +190,16 @@ local function heard_all(numbers)
   end
   local slot = heard_slot(EPOCH)
   for c, ops in pairs(by_chunk) do redis.call('BITFIELD', slot .. ':' .. c, unpack(ops)) end
+  if #numbers == 0 or not hiding() then return end
+  -- Pages gone before ``since`` (when these began to be heard) are back; one gone since
+  -- may have been heard just before it went, and stays gone until heard again.
+  local before = {}
+  for _, n in ipairs(redis.call('ZRANGEBYSCORE', hidden, '-inf', '(' .. since)) do
+    before[tonumber(n)] = true
+  end
+  local back = {}
+  for _, n in ipairs(numbers) do if before[n] then back[#back + 1] = n end end
+  if #back > 0 then redis.call('ZREM', hidden, unpack(back)) end
 end
 
 -- The Redis server run this call runs on. A new one (a restart, a failover) may have

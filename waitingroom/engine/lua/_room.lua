@@ -42,13 +42,16 @@
 --                     come within the claim window, or their session ended early; the
 --                     slot went on, and the first free slot is theirs if they come back
 --                     in time (see fill)
+--  15 hidden   ZSET   arrival number -> when (ms) the waiter's page went away (the
+--                     queue page's pagehide): not here to take a slot until it asks
+--                     again; its place is kept for the grace as anyone's
 -- A script's own keys follow these: KEYS[CORE + 1], ... (the loader defines CORE,
 -- the number of keys above, from the same list the Python side builds them from).
 -- Times are room time in milliseconds (see now_ms), never a process's clock.
 -- Bitmaps need Redis 7 (BITCOUNT and BITPOS over BIT ranges).
 local line, seen, active, deadline, seq, config, stats, priority, prequeue, left, heard, away,
-  renamed, standby = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8],
-  KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13], KEYS[14]
+  renamed, standby, hidden = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7],
+  KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13], KEYS[14], KEYS[15]
 
 local BUCKET = 128  -- Redis keeps hashes of up to 128 short entries packed
 local EPOCHS = 4    -- unheard of for this many epochs (the grace): walked away

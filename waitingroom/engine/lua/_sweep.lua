@@ -47,6 +47,7 @@ local function sweep(now, grace_ms)
   end
   local head, last_n = line_head(), line_end()
   redis.call('ZREMRANGEBYSCORE', away, '-inf', '(' .. now)
+  redis.call('ZREMRANGEBYSCORE', hidden, '-inf', now - grace_ms)  -- swept by now
   if last_n <= head then return end
   local kept = redis.call('ZRANGE', away, 0, -1)
   local staying = heard .. ':staying'

@@ -3,17 +3,18 @@
 -- The call also does the room's upkeep: sweeps walk-aways, ends expired sessions and
 -- admits the next in line into free slots.
 -- KEYS: see _room.lua.
--- ARGV: 1 grace ms; then the arrival numbers heard from since the last call.
+-- ARGV: 1 grace ms; 2 room time (ms) of this process's last look (0: none); then the
+--       arrival numbers heard from since.
 -- Returns {head, end, lanes ahead, admitted_total, now_ms, first byte, left, renamed}:
 --   the line is the numbers head+1 .. end less those whose bit is set in ``left``
 --   (the bitmap's bytes from ``first byte`` on, as one string); ``lanes ahead`` are served before
 --   it; ``renamed``: numbers whose place moved to another device (ask Redis for those).
-local grace_ms = tonumber(ARGV[1])
+local grace_ms, heard_since = tonumber(ARGV[1]), tonumber(ARGV[2])
 local heard_numbers = {}
-for i = 2, #ARGV do heard_numbers[#heard_numbers + 1] = tonumber(ARGV[i]) end
+for i = 3, #ARGV do heard_numbers[#heard_numbers + 1] = tonumber(ARGV[i]) end
 
 local now = now_ms()
-prune(now, grace_ms, heard_numbers)
+prune(now, grace_ms, heard_numbers, heard_since)
 fill(now, grace_ms)
 local head, last_n = line_head(), line_end()
 local first_byte = math.floor((head + 1) / 8)

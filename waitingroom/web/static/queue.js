@@ -101,6 +101,17 @@
     var s = parseInt(e && e.message, 10);
     return s > 0 && s < 3600 ? s : 5;
   }
+  // The page closed (the browser says no navigation of its own went with it): the turn,
+  // if it comes before this visitor is back, holds no slot for them meanwhile. A reload
+  // asks again at once, which undoes it; the place is kept for the grace either way.
+  if (window.navigation && navigator.sendBeacon) {
+    var navigating = false;
+    navigation.addEventListener("navigate", function () { navigating = true; });
+    addEventListener("pagehide", function () {
+      if (!navigating) navigator.sendBeacon("/_wr/leave" + room + "&closed=1");
+    });
+    addEventListener("pageshow", function () { navigating = false; });
+  }
   if (window.EventSource) {
     var es = new EventSource("/_wr/events" + room);
     es.onmessage = function (e) { show(JSON.parse(e.data)); };
