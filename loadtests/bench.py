@@ -219,9 +219,9 @@ def cookies_for(url: str) -> tuple[str, str, str]:
     """A session pass (admitted) and a queue ticket (waiting) from the capacity-1 room,
     and a first visit's hello cookie (its next request takes a place)."""
     jar = []
-    for _ in range(3):
-        with httpx.Client() as visitor:
-            for _ in range(2 if len(jar) < 2 else 1):  # a first visit, then with its cookie
+    for requests in (3, 2, 1):  # a first visit, then with its cookie; the holder's page
+        with httpx.Client() as visitor:  # makes its session one like any (leave.js)
+            for _ in range(requests):
                 visitor.get(url + "/checkout")
             jar.append("; ".join(f"{k}={v}" for k, v in visitor.cookies.items()))
     return jar[0], jar[1], jar[2]

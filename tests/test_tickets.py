@@ -87,17 +87,3 @@ def test_a_cookie_from_a_process_whose_clock_runs_ahead_is_still_good(
     assert behind.read_ticket(ahead, "r") == vid
     assert behind.read_ticket(far_ahead, "r") is not None
     assert behind.read_ticket(too_far_ahead, "r") is None  # not from any sane clock
-
-
-def test_what_a_waiter_was_told_counts_only_for_its_own_place_and_rotates() -> None:
-    vid, other = new_visitor_id(), new_visitor_id()
-    seen = make(OLD).issue_seen("r", vid, 12, 1_700_000_000_123, 3)
-    rotated = make(NEW, OLD)
-    assert rotated.read_seen(seen, "r", vid, 12) == (1_700_000_000_123, 3)
-    assert rotated.read_seen(seen, "r", vid, 13) is None  # another place
-    assert rotated.read_seen(seen, "r", other, 12) is None  # another visitor
-    assert rotated.read_seen(seen, "q", vid, 12) is None  # another room
-    assert rotated.read_seen(seen.replace(".3.", ".1."), "r", vid, 12) is None  # forged
-    assert make(NEW).read_seen(seen, "r", vid, 12) is None  # a retired secret
-    for junk in (None, "", "12.1.3", "12.1.3.zz", "\uff11\uff12.1.3." + "0" * 24):
-        assert rotated.read_seen(junk, "r", vid, 12) is None

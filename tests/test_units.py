@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from waitingroom.engine import server_supported
 from waitingroom.errors import RedisServerError
 from waitingroom.room.eta import AdmissionRate
+from waitingroom.room.told import read_told, told_value
 from waitingroom.status import State, Status, poll_interval
 from waitingroom.tools.redis_server import find_redis_server, server_version
 from waitingroom.web.i18n import Languages
@@ -210,3 +211,11 @@ def test_a_chance_near_the_edge_holds_steady_while_the_estimate_wobbles() -> Non
     assert chance_of(195, stock=100, sales_per_session=0.5, active=0,
                      previous="likely").level == "uncertain"  # a real move still shows
     assert chance_of(150, stock=100, sales_per_session=0.5, active=40).level == "uncertain"
+
+
+def test_what_a_waiter_was_told_counts_only_for_its_own_place() -> None:
+    value = told_value(12, 1_700_000_000_123, 3)
+    assert read_told(value, 12) == (1_700_000_000_123, 3)
+    assert read_told(value, 13) is None  # another place
+    for junk in (None, "", "12.1", "12.1.3.4", "12.-1.3", "\uff11\uff12.1.3", "1" * 16 + ".1.1"):
+        assert read_told(junk, 12) is None

@@ -6,9 +6,7 @@ challenges.
 Each carries ``[room, id]`` signed with itsdangerous under a salt of its own, so one
 kind can never be replayed as another. A ticket (and a resume link) also carries the
 arrival number of the place in line. Secrets are given newest first: the newest
-signs, every one verifies, so keys rotate without dropping anybody's place. Beside
-the ticket, a waiter carries what it was last told (:meth:`Tickets.issue_seen`), bound
-to its id and place by a keyed hash.
+signs, every one verifies, so keys rotate without dropping anybody's place.
 """
 
 from __future__ import annotations
@@ -29,7 +27,6 @@ INVITE_SALT = "waitingroom.invite"
 CHALLENGE_SALT = "waitingroom.proof-of-work"
 RESUME_SALT = "waitingroom.resume"
 CLAIM_SALT = "waitingroom.claim"
-SEEN_SALT = b"waitingroom.seen"
 HELLO_MAX_AGE = 300
 CLAIM_MAX_AGE = 3600  # the slot held in Redis (notify_claim_seconds) ends it sooner
 RESUME_MAX_AGE = 600
@@ -43,7 +40,6 @@ CLOCK_SKEW = 300
 clock may run ahead (itsdangerous itself refuses any future time, which would cost a
 visitor the place whenever machines disagree by a second)."""
 _VISITOR_ID = re.compile(r"[A-Za-z0-9_-]{12}")
-_SEEN = re.compile(r"([0-9]{1,15})\.([0-9]{1,15})\.([0-9]{1,9})\.[0-9a-f]{24}")
 
 
 def new_visitor_id() -> str:
@@ -77,29 +73,6 @@ class Tickets:
             oldest_first, salt=RESUME_SALT, signer_kwargs=sha256), RESUME_MAX_AGE)
         self._challenge = _Reader(URLSafeTimedSerializer(
             oldest_first, salt=CHALLENGE_SALT, signer_kwargs=sha256), CHALLENGE_MAX_AGE)
-        self._seen_keys = [hashlib.blake2b(k.encode(), key=SEEN_SALT, digest_size=32).digest()
-                           for k in secret_keys]  # newest first
-
-    def issue_seen(self, room: str, visitor_id: str, number: int, server_ms: int,
-                   position: int) -> str:
-        """What the holder of place ``number`` was last told: its ``position`` (0: let
-        in) as the line stood at room time ``server_ms``. Written on most polls, so a
-        keyed BLAKE2b (a microsecond), not a timed serializer."""
-        told = f"{number}.{server_ms}.{position}"
-        return f"{told}.{_seen_mac(self._seen_keys[0], room, visitor_id, told)}"
-
-    def read_seen(self, cookie: str | None, room: str, visitor_id: str,
-                  number: int) -> tuple[int, int] | None:
-        """``(server_ms, position)`` of a genuine :meth:`issue_seen` for this visitor's
-        place ``number``; else None (none, forged, or for another place)."""
-        match = _SEEN.fullmatch(cookie or "")
-        if match is None or int(match[1]) != number:
-            return None
-        told, mac = match[0].rpartition(".")[::2]
-        if not any(secrets.compare_digest(mac, _seen_mac(key, room, visitor_id, told))
-                   for key in self._seen_keys):
-            return None
-        return int(match[2]), int(match[3])
 
     def issue_hello(self, room: str, visitor_id: str) -> str:
         """A first visit's cookie: ``visitor_id`` takes its place in ``room``'s line
@@ -181,11 +154,6 @@ class Tickets:
     def read_challenge(self, token: str | None, room: str) -> str | None:
         """The id of a genuine, unexpired challenge for ``room``; else None."""
         return self._challenge.read(token, room)
-
-
-def _seen_mac(key: bytes, room: str, visitor_id: str, told: str) -> str:
-    message = f"{room}\0{visitor_id}\0{told}".encode()
-    return hashlib.blake2b(message, key=key, digest_size=12).hexdigest()
 
 
 class _Reader:

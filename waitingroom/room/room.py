@@ -19,6 +19,7 @@ from waitingroom.room.breaker import BreakerClient
 from waitingroom.room.eta import AdmissionRate, WaitTimes
 from waitingroom.room.sales import Sales
 from waitingroom.room.sessions import Sessions
+from waitingroom.room.told import read_told, told_value
 from waitingroom.settings import Settings
 from waitingroom.tickets import HELLO_MAX_AGE, Tickets
 from waitingroom.web.limits import ProcessLimits
@@ -154,19 +155,17 @@ class Room:
                               self.tickets.issue_ticket(self.name, visitor_id, number),
                               self.settings.ticket_max_age_seconds)
 
-    def seen_of(self, request: Request, visitor_id: str, number: int) -> tuple[int, int] | None:
+    def seen_of(self, request: Request, number: int) -> tuple[int, int] | None:
         """What the holder of place ``number`` was last told, by whichever process:
-        ``(room time ms, position)``, position 0 if told it was let in; None if unknown."""
-        return self.tickets.read_seen(request.cookies.get(self.seen_cookie), self.name,
-                                      visitor_id, number)
+        ``(room time ms, position)``, position 0 if told it was let in; None if unknown
+        (see :mod:`waitingroom.room.told`)."""
+        return read_told(request.cookies.get(self.seen_cookie), number)
 
-    def seen_for(self, request: Request, visitor_id: str, number: int, server_ms: int,
-                 position: int) -> bytes:
+    def seen_for(self, request: Request, number: int, server_ms: int, position: int) -> bytes:
         """The cookie recording that place ``number`` was told ``position`` (0: let in)
         as the line stood at ``server_ms``."""
-        return request.cookie(self.seen_cookie, self.tickets.issue_seen(
-            self.name, visitor_id, number, server_ms, position),
-            self.settings.ticket_max_age_seconds)
+        return request.cookie(self.seen_cookie, told_value(number, server_ms, position),
+                              self.settings.ticket_max_age_seconds)
 
     # -- background work ---------------------------------------------------------------
 

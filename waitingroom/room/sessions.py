@@ -32,6 +32,7 @@ class Sessions:
         # Sessions Redis said were alive, until when this process takes that as still so.
         self._alive_until: dict[str, float] = {}
         self._used: set[str] = set()  # used since Redis last kept them alive
+        self._begun: set[str] = set()  # admitted here, no second request told to Redis
         self._unreleased: set[str] = set()  # ended by the origin, not yet in Redis
 
     async def alive(self, session_id: str) -> bool:
@@ -40,10 +41,13 @@ class Sessions:
         on another process, or expired) may so get at most a second more."""
         left = self._alive_until.get(session_id, 0.0) - time.monotonic()
         if left > 0:
-            # Used again more than half a check ago: kept alive in Redis by the next tick
-            # (about one Redis touch a second per busy session and process).
-            if left < SESSION_CHECK_SECONDS / 2 and len(self._used) < _SESSIONS_REMEMBERED:
+            # Used again more than half a check ago, or for the first time since it
+            # began (Redis ends a session of one request only sooner): kept alive in
+            # Redis by the next tick (about one Redis touch a second per busy session).
+            if ((left < SESSION_CHECK_SECONDS / 2 or session_id in self._begun)
+                    and len(self._used) < _SESSIONS_REMEMBERED):
                 self._used.add(session_id)
+                self._begun.discard(session_id)
             return True
         self.forget(session_id)
         if not await self.engine.touch(self.room, session_id):
@@ -51,16 +55,21 @@ class Sessions:
         self.remember(session_id)
         return True
 
-    def remember(self, session_id: str) -> None:
-        """Redis just said the session is alive (or admitted it)."""
+    def remember(self, session_id: str, *, begun: bool = False) -> None:
+        """Redis just said the session is alive (or, ``begun``, admitted it on its
+        first request: its next is told to Redis at once)."""
         if len(self._alive_until) >= _SESSIONS_REMEMBERED:
             self._alive_until.clear()  # they are asked of Redis again, nothing is lost
+            self._begun.clear()
         self._alive_until[session_id] = time.monotonic() + SESSION_CHECK_SECONDS
+        if begun:
+            self._begun.add(session_id)
 
     def forget(self, session_id: str) -> None:
         """Ask Redis about the session next time it is used."""
         self._alive_until.pop(session_id, None)
         self._used.discard(session_id)
+        self._begun.discard(session_id)
 
     async def release(self, session_id: str) -> None:
         """End the session (the origin said so). If Redis cannot take it now, it is

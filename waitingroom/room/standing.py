@@ -107,7 +107,7 @@ async def waiting(
     something newer by another process (its ``seen`` cookie): one told it was let in
     is asked of Redis (an older copy would send it back to the line), and a copy
     older than the position it was told never shows a later one."""
-    seen = room.seen_of(request, visitor_id, number)
+    seen = room.seen_of(request, number)
     if seen is not None and seen[1] == 0:  # told it was let in: only Redis knows more
         position = None
     else:
@@ -119,9 +119,8 @@ async def waiting(
     standing = Standing(visitor_id, False)
     if seen is not None and view.server_ms <= seen[0]:  # an older copy than was told
         position = min(position, seen[1])
-    else:
-        standing.set_cookies.append(
-            room.seen_for(request, visitor_id, number, view.server_ms, position))
+    elif seen is None or position != seen[1]:  # told something new: say so
+        standing.set_cookies.append(room.seen_for(request, number, view.server_ms, position))
     standing.visit = Visit(VisitState.WAITING, position, view.admitted_total,
                            view.server_ms, number)
     return standing
@@ -139,15 +138,14 @@ async def visit(
     room.rate.observe(answer.server_ms, answer.admitted_total)
     standing = Standing(visitor_id, answer.state is VisitState.ADMITTED, answer)
     if standing.admitted and claim:
-        room.sessions.remember(visitor_id)
+        room.sessions.remember(visitor_id, begun=True)
         standing.set_cookies += [room.pass_for(request, visitor_id),
                                  request.cookie(room.ticket_cookie, "", 0)]
         if room.seen_cookie in request.cookies:
             standing.set_cookies.append(request.cookie(room.seen_cookie, "", 0))
     elif standing.admitted:  # only told: every process asks Redis about it from now
         if number:
-            standing.set_cookies.append(
-                room.seen_for(request, visitor_id, number, answer.server_ms, 0))
+            standing.set_cookies.append(room.seen_for(request, number, answer.server_ms, 0))
     elif answer.state in (VisitState.WAITING, VisitState.PREQUEUE) and (
             fresh or answer.number != number):
         standing.set_cookies.append(room.ticket_for(request, visitor_id, answer.number))
@@ -155,8 +153,8 @@ async def visit(
         # No place, but a name: a form left now (interest in more stock) is theirs.
         standing.set_cookies.append(room.ticket_for(request, visitor_id, 0))
     if answer.state is VisitState.WAITING and answer.number:  # a place in line: see waiting
-        standing.set_cookies.append(room.seen_for(request, visitor_id, answer.number,
-                                                  answer.server_ms, answer.position))
+        standing.set_cookies.append(room.seen_for(request, answer.number, answer.server_ms,
+                                                  answer.position))
     return standing
 
 
