@@ -74,9 +74,9 @@ class Settings:
     leave_beacon: bool = True
     """Add the room's ``leave.js`` to the shop's pages as admitted shoppers load them
     (HTML answers to a navigation; gzip, streamed, and the page's own
-    Content-Security-Policy handled), so a closed tab frees its slot in about ten
-    seconds with no change to the shop's pages. False: the shop adds it where it wants
-    it, or closed tabs hold their slot for ``session_idle_seconds``."""
+    Content-Security-Policy handled), so a closed tab frees its slot in seconds (2 s;
+    10 s where the browser cannot say it was closed) with no change to the shop's
+    pages. False: the shop adds it where it wants it, or it does not."""
     ticket_max_age_seconds: int = 86_400
     """Queue tickets older than this are void (a fresh place at the back)."""
     gated_paths: tuple[str, ...] = ()
@@ -157,17 +157,13 @@ class Settings:
     """Admin API bearer tokens, ``name:token`` (the name goes in the audit log) or a bare
     token (audited as ``admin``); comma-separated. None configured: no admin API."""
     new_places_per_minute_per_network: int = 30
-    """New places in line one client network (IPv4 /24, IPv6 /48) may always take per
-    minute in each process; past it, at most ``network_share`` of the places all other
-    networks took in the last minute (so a crowd behind one carrier NAT in a busy launch
-    is not held back, and a bot farm on one network is). 0 = no limit."""
+    """New places one client network (IPv4 /24, IPv6 /48) may always take a minute in
+    each process; past the floors, ``network_share`` of those within them. 0: no limit."""
     records_per_minute_per_network: int = 20
-    """Details left (capture form and interest form) one client network may always
-    store per minute in each process; past it, at most ``network_share`` of what all
-    other networks stored in the last minute. 0 = no limit."""
+    """The same for details left (capture and interest forms). 0 = no limit."""
     network_share: float = 0.1
-    """The share of the last minute's new places (and details left) one network may take
-    past its floor: the most a bot farm on one network adds to the line."""
+    """What networks may take past their floors, as a share of what was taken within
+    them in the last minute: the most a bot farm adds to the line past its floors."""
     redis_down: str = "closed"
     """What gated paths do while Redis is unreachable: ``closed`` (the 503 retry page),
     ``passes`` (holders of a genuine session pass go through; newcomers wait) or
@@ -336,9 +332,10 @@ def _check_notify(settings: Settings) -> None:
     if settings.public_url:
         parts = urlsplit(settings.public_url)
         _check(parts.scheme in ("http", "https") and bool(parts.hostname)
-               and parts.path in ("", "/") and not (parts.query or parts.fragment
-                                                    or parts.username), "public_url",
-               "must be http(s)://host[:port], with no path, query or user")
+               and settings.public_url.isascii() and parts.path in ("", "/")
+               and not (parts.query or parts.fragment or parts.username), "public_url",
+               "must be http(s)://host[:port] (a name in ASCII: punycode), with no path, "
+               "query or user")
     elif settings.smtp_url or settings.notify_webhook_url:
         raise ConfigError("public_url", "is required with notify-me (smtp_url or "
                           "notify_webhook_url): the links it sends are built on it, "

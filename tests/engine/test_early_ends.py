@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from tests.places import RoomClock, Visitors
-from waitingroom.engine import Engine, VisitState
+from waitingroom.engine import Engine, VisitState, room_keys
 from waitingroom.settings import Settings
 
 ROOM = "early"
@@ -94,7 +94,6 @@ async def test_asking_again_and_again_holds_a_slot_only_a_few_windows(
 
 
 async def _holder(engine: Engine) -> str:
-    from waitingroom.engine import room_keys
     (holder, _), = await engine.redis.zrange(room_keys(ROOM).active, 0, 0, withscores=True)
     return holder.decode()
 
@@ -153,3 +152,40 @@ async def test_a_poll_heard_after_the_page_closed_brings_it_back(engine: Engine)
     await engine.watch(ROOM, [number], look.server_ms)  # ...then the reloaded page's poll
     assert await engine.release(ROOM, "holder")
     assert (await engine.rooms.counts(ROOM)).missed == 0  # here: the slot is held for it
+
+
+async def test_a_leave_at_the_end_of_a_session_ends_it_like_any(engine: Engine) -> None:
+    """A leave's linger that runs past the session's hard end is no early end: no
+    standby, no fresh session ahead of the line."""
+    clock = await RoomClock(engine, ROOM).start()
+    line = Visitors(engine, ROOM)
+    await line.visit("long")
+    assert await engine.touch(ROOM, "long")  # its second request: a session like any
+    for _ in range(6):  # busy for its whole 30 minutes
+        await clock.advance(290)
+        assert await engine.touch(ROOM, "long")
+    await line.visit("next")
+    await clock.advance(55)  # 5 s of its 1,800 left
+    await engine.release(ROOM, "long", linger_seconds=10)
+    await clock.advance(6)
+    assert (await line.visit("next")).state is VisitState.ADMITTED
+    counts = await engine.rooms.counts(ROOM)
+    assert (counts.expired, counts.early) == (1, 0)
+    back = await engine.visit(ROOM, "long")
+    assert back.state is VisitState.WAITING and back.position == 1 and back.number > 0
+
+
+async def test_one_visitor_holds_one_session_however_many_places_it_took(
+        engine: Engine) -> None:
+    """A hello sent twice takes two places under one id; when the second's turn comes,
+    it takes no second slot and leaves the session as it was."""
+    await engine.rooms.configure(ROOM, capacity=2)
+    first = await engine.visit(ROOM, "twice", new=True)
+    again = await engine.visit(ROOM, "twice", new=True)
+    assert first.state is VisitState.ADMITTED and again.state is VisitState.ADMITTED
+    active = room_keys(ROOM).active
+    assert await engine.redis.zcard(active) == 1
+    expiry = await engine.redis.zscore(active, "twice")
+    other = await engine.visit(ROOM, "other", new=True)
+    assert other.state is VisitState.ADMITTED  # the second slot was free all along
+    assert await engine.redis.zscore(active, "twice") == expiry

@@ -392,3 +392,45 @@ async def test_a_scripts_gated_call_gets_json_it_can_act_on_never_a_page(
                 await room.engine.rooms.configure("default", capture="auto")
         finally:
             await room.aclose()
+
+
+async def test_a_page_the_room_edits_is_never_sent_by_path(
+        make_settings: Callable[..., Settings]) -> None:
+    """An app offered http.response.pathsend (Starlette's FileResponse takes it) would
+    send a page the room never sees, its length then wrong: not offered for pages the
+    room adds its beacon to, offered as before otherwise."""
+    offered: list[set[str]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        offered.append(set(scope.get("extensions", {})))
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/html")]})
+        await send({"type": "http.response.body", "body": b"<p>page</p>"})
+
+    room = WaitingRoomMiddleware(app, settings=make_settings(capacity=1))
+    transport = httpx.ASGITransport(app=room)
+    try:
+        async with Browser(transport=transport, base_url="http://shop.test") as shopper:
+            await shopper.get("/checkout")
+            cookie = "; ".join(f"{k}={v}" for k, v in shopper.cookies.items())
+        for dest in (b"document", b"image"):
+            scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+                     "method": "GET", "scheme": "http", "path": "/checkout",
+                     "raw_path": b"/checkout", "query_string": b"", "root_path": "",
+                     "headers": [(b"host", b"shop.test"), (b"cookie", cookie.encode()),
+                                 (b"sec-fetch-dest", dest)],
+                     "client": ("127.0.0.1", 1), "server": ("shop.test", 80),
+                     "extensions": {"http.response.pathsend": {}}}
+
+            async def receive() -> dict[str, Any]:
+                return {"type": "http.request", "body": b""}
+
+            async def send(message: dict[str, Any]) -> None:
+                pass
+
+            await room(scope, receive, send)
+        assert offered[-2:] == [set(), {"http.response.pathsend"}]
+    finally:
+        await room.aclose()

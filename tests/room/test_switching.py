@@ -8,6 +8,8 @@ taken only when the test says (:meth:`LineWatch.look`), so which is older is kno
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -95,3 +97,54 @@ async def test_a_waiter_on_a_process_with_an_older_copy_is_never_shown_a_later_p
         assert p.visits == asked  # both answered from the copies, no Redis round trip
         await p.rooms[B].line.look()
         assert (await third.get(B + "/_wr/status")).json()["position"] == 1
+
+
+async def first_event(app: WaitingRoomMiddleware, client: httpx.AsyncClient,
+                      last_event_id: str = "") -> tuple[str, dict[str, Any]]:
+    """The first event of ``client``'s event stream from ``app`` (the stream is then
+    left at once, as a browser switching process would): its id and its status."""
+    cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items()).encode()
+    headers = [(b"host", b"shop.test"), (b"cookie", cookie)]
+    if last_event_id:
+        headers.append((b"last-event-id", last_event_id.encode()))
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "GET", "scheme": "http", "path": "/_wr/events",
+             "raw_path": b"/_wr/events", "query_string": b"", "root_path": "",
+             "headers": headers, "client": ("127.0.0.1", 1), "server": ("shop.test", 80)}
+    events: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def receive() -> dict[str, Any]:
+        await asyncio.Event().wait()  # the visitor stays until the stream is left
+        return {}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            events.put_nowait(message.get("body", b""))
+
+    stream = asyncio.create_task(app(scope, receive, send))
+    try:
+        body = await events.get()
+    finally:
+        stream.cancel()
+    fields = dict(line.split(": ", 1) for line in body.decode().strip().split("\n"))
+    return fields.get("id", ""), json.loads(fields["data"])
+
+
+async def test_an_event_stream_reconnecting_to_an_older_copy_never_shows_a_later_place(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """An event stream cannot set cookies after its first event; each event's id says
+    what was told, and the browser sends it back when it reconnects (to any process)."""
+    async with (processes(make_settings) as p, p.visitor() as first, p.visitor() as second,
+                p.visitor() as third):
+        assert (await first.get(A + "/checkout")).status_code == 200
+        await second.get(A + "/checkout")
+        await third.get(A + "/checkout")
+        await p.rooms[B].line.look()  # B's copy: the third at 2
+        session = p.a.app.seen[-1][1]  # type: ignore[attr-defined]
+        await p.a.engine.release(ROOM, session)  # the second is let in
+        await p.rooms[A].line.look()  # A's copy: the third at 1
+        told, status = await first_event(p.a, third)
+        assert status["position"] == 1 and told.endswith(".1")
+        _, status = await first_event(p.b, third, last_event_id=told)
+        assert status["position"] == 1  # not 2, from B's older copy

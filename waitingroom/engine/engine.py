@@ -151,12 +151,19 @@ class Engine:
         """Keep an admitted session alive; False if it has ended."""
         return await self._touches.submit(room, session_id)
 
-    async def _touch_many(self, room: str, session_ids: Sequence[str]) -> list[bool]:
+    async def _touch_many(self, room: str, session_ids: Sequence[str], *,
+                          mode: str = "use") -> list[bool]:
         timing = self.timing
         alive = await self._touch(room_keys(room).core, (
-            timing.grace_ms, timing.idle_ms, timing.max_ms, timing.first_idle_ms,
+            timing.grace_ms, timing.idle_ms, timing.max_ms, timing.first_idle_ms, mode,
             *session_ids))
         return [bool(a) for a in alive]
+
+    async def hold(self, room: str, session_ids: Sequence[str]) -> list[bool]:
+        """Keep alive sessions whose first request is on its way or just answered: a
+        session of one request only gets its first idle from now (and stays one), any
+        other is kept alive as by :meth:`touch`. False for each that has ended."""
+        return await self._touch_many(room, session_ids, mode="hold") if session_ids else []
 
     async def session_on(self, room: str, session_id: str) -> bool:
         """Is the session still on (admitted, not past its expiry)? Only asks: unlike

@@ -98,6 +98,7 @@ class LineWatch:
         self._seen_at = 0.0
         self._asked_at = 0.0
         self._heard: set[int] = set()
+        self._heard_since = 0
         self._moved_here: set[int] = set()  # renamed by this process since the last look
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -137,12 +138,16 @@ class LineWatch:
 
     async def look(self) -> LineView:
         """Look at the line now (handing in who was heard from)."""
-        heard, self._heard = self._heard, set()
+        # Who was heard from since the last swap, and the room time they were all heard
+        # after: the view's when that swap was made (a hide before it is undone by them,
+        # one after it may be later than a poll, so it stands: see heard_all).
+        heard, since = self._heard, self._heard_since
+        self._heard, self._heard_since = set(), self.view.server_ms if self.view else 0
         try:
-            view = await self._watch(self.room, heard,
-                                     self.view.server_ms if self.view is not None else 0)
+            view = await self._watch(self.room, heard, since)
         except BaseException:
             self._heard |= heard  # handed in next time
+            self._heard_since = min(self._heard_since, since)
             raise
         self.view, self._seen_at = view, time.monotonic()
         self._moved_here = {n for n in self._moved_here if n > view.head}

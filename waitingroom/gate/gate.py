@@ -9,7 +9,7 @@ import time
 
 from redis.exceptions import RedisError
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from waitingroom.capture.desk import CaptureDesk
 from waitingroom.fields import parse_fields
@@ -158,12 +158,11 @@ class RoomGate:
             await busy(request, 429, receive, send)
             return
         scope = request.forwarded((SESSION_HEADER, session_id.encode()))
-        script = None
-        if (room.settings.leave_beacon and scope["method"] == "GET"
-                and is_navigation(scope["headers"])):
-            scope["headers"] = editable_encodings(scope["headers"])
-            script = PageScript(LEAVE_SCRIPT, self._room_attribute,
-                                request.site(room.settings.public_url))
+        begun = standing.visit is not None  # this request starts the session
+        if scope["method"] == "GET" and is_navigation(scope["headers"]):
+            if not begun:  # the next page: an early end the last one asked for is undone
+                room.sessions.used(session_id)
+            scope, send = self._with_page_script(request, scope, send)
         started = time.monotonic()
 
         async def send_wrapper(message: Message) -> None:
@@ -190,8 +189,6 @@ class RoomGate:
                     standing.set_cookies.append(request.cookie(room.pass_cookie, "", 0))
                 headers += [(b"set-cookie", c) for c in standing.set_cookies]
                 message["headers"] = headers
-            if script is not None:
-                script.edit(message)
             await send(message)
 
         try:
@@ -202,6 +199,26 @@ class RoomGate:
             raise
         finally:
             in_flight.give(session_id)
+            if begun:
+                room.sessions.answered(session_id)
+
+    def _with_page_script(self, request: Request, scope: Scope, send: Send
+                          ) -> tuple[Scope, Send]:
+        """For a page asked for (``leave_beacon``): the scope asking the app for a page
+        the room can edit, and ``send`` adding ``leave.js`` to it; else as they were."""
+        if not self.room.settings.leave_beacon:
+            return scope, send
+        script = PageScript(LEAVE_SCRIPT, self._room_attribute,
+                            request.site(self.room.settings.public_url))
+        extensions = {name: value for name, value in scope.get("extensions", {}).items()
+                      if name not in _UNEDITED_SENDS}
+        scope = {**scope, "headers": editable_encodings(scope["headers"]),
+                 "extensions": extensions}
+
+        async def edited(message: Message) -> None:
+            await send(script.edit(message))
+
+        return scope, edited
 
     async def without_redis(self, request: Request, receive: Receive, send: Send) -> None:
         """Gate without Redis, as ``redis_down`` says: nobody, pass holders, everybody."""
@@ -223,6 +240,9 @@ class RoomGate:
         await self.room.aclose()
 
 
+_UNEDITED_SENDS = frozenset({"http.response.pathsend", "http.response.zerocopy"})
+"""Ways an app may send a body the room never sees (a file by path): offered to an app
+whose page the room edits, they would leave its length wrong."""
 LEAVE_SCRIPT = "/_wr/static/leave.js"
 """The beacon added to the shop's pages (``leave_beacon``): a closed tab says so."""
 STATE_HEADER = "x-waitingroom-state"

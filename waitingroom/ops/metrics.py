@@ -36,8 +36,11 @@ async def metrics(engine: Engine, rooms: list[Room]) -> bytes:
     counters = {name: CounterMetricFamily(name, help_text, labels=labels)
                 for name, help_text in (
         ("waitingroom_admitted", "Visitors admitted"),
-        ("waitingroom_abandoned", "Places released after the grace"),
+        ("waitingroom_abandoned", "Places and standby turns released after the grace"),
         ("waitingroom_expired", "Sessions ended by idle or maximum time"),
+        ("waitingroom_ended_early", "Sessions ended early (one request only, or their "
+                                    "page went): their first free slot kept for the grace"),
+        ("waitingroom_missed", "Slots held for visitors who did not come in time"),
         ("waitingroom_released", "Sessions ended by the origin"),
         ("waitingroom_captures", "Orders captured while the order flow was down"),
     )}
@@ -61,6 +64,8 @@ async def metrics(engine: Engine, rooms: list[Room]) -> bytes:
             ("waitingroom_admitted", counts.admitted),
             ("waitingroom_abandoned", counts.abandoned),
             ("waitingroom_expired", counts.expired),
+            ("waitingroom_ended_early", counts.early),
+            ("waitingroom_missed", counts.missed),
             ("waitingroom_released", counts.released),
             ("waitingroom_captures", await engine.captures.count(label)),
         ):

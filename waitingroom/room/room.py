@@ -52,7 +52,8 @@ class Room:
         self.wait_times = WaitTimes()
         self.doorbell = engine.announcements.doorbell(name)
         self.line = LineWatch(engine.watch, name, on_look=self._looked)
-        self.sessions = Sessions(engine, name, on_released=self.line.stale)
+        self.sessions = Sessions(engine, name, on_released=self.line.stale,
+                                 in_flight=limits.session_requests.keys)
         self.sales = Sales(engine, name, on_change=self.refresh_config)
         self.adaptive = AdaptiveCapacity(engine, name, settings.adaptive_interval_seconds)
         self.breaker = BreakerClient(
@@ -158,8 +159,14 @@ class Room:
     def seen_of(self, request: Request, number: int) -> tuple[int, int] | None:
         """What the holder of place ``number`` was last told, by whichever process:
         ``(room time ms, position)``, position 0 if told it was let in; None if unknown
-        (see :mod:`waitingroom.room.told`)."""
-        return read_told(request.cookies.get(self.seen_cookie), number)
+        (see :mod:`waitingroom.room.told`). Its cookie says, or, for an event stream
+        reconnecting, the last event it got (the later of the two)."""
+        told = read_told(request.cookies.get(self.seen_cookie), number)
+        if request.last_event_id:
+            streamed = read_told(request.last_event_id, number)
+            if told is None or (streamed is not None and streamed > told):
+                told = streamed
+        return told
 
     def seen_for(self, request: Request, number: int, server_ms: int, position: int) -> bytes:
         """The cookie recording that place ``number`` was told ``position`` (0: let in)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from redis.exceptions import RedisError
 
@@ -23,16 +23,20 @@ _UNRELEASED_KEPT = 100_000  # past this, a missed release waits for the idle tim
 
 class Sessions:
     """One room's admitted sessions as this process knows them. ``on_released`` runs
-    after each release Redis took (the next in line was let in)."""
+    after each release Redis took (the next in line was let in); ``in_flight``: the
+    sessions with a request on its way to the app now."""
 
-    def __init__(self, engine: Engine, room: str, on_released: Callable[[], None]) -> None:
+    def __init__(self, engine: Engine, room: str, on_released: Callable[[], None],
+                 in_flight: Callable[[], Iterable[str]] = tuple) -> None:
         self.engine = engine
         self.room = room
         self._on_released = on_released
+        self._in_flight = in_flight
         # Sessions Redis said were alive, until when this process takes that as still so.
         self._alive_until: dict[str, float] = {}
         self._used: set[str] = set()  # used since Redis last kept them alive
         self._begun: set[str] = set()  # admitted here, no second request told to Redis
+        self._held: set[str] = set()  # first request just answered: held at the next tick
         self._unreleased: set[str] = set()  # ended by the origin, not yet in Redis
 
     async def alive(self, session_id: str) -> bool:
@@ -54,6 +58,12 @@ class Sessions:
             return False
         self.remember(session_id)
         return True
+
+    def used(self, session_id: str) -> None:
+        """The session is in use (a page was asked for): Redis is told at the next tick,
+        so an early end its last page asked for (a leave, a reload) is undone."""
+        if len(self._used) < _SESSIONS_REMEMBERED:
+            self._used.add(session_id)
 
     def remember(self, session_id: str, *, begun: bool = False) -> None:
         """Redis just said the session is alive (or, ``begun``, admitted it on its
@@ -93,16 +103,27 @@ class Sessions:
             self._on_released()
 
     async def keep_used_alive(self) -> None:
-        """Keep alive in Redis the sessions used since it last heard of them: a
-        request answered from this process's memory still counts as use."""
+        """Keep alive in Redis the sessions used since it last heard of them (a request
+        answered from this process's memory still counts as use), and hold those whose
+        first request is on its way or just answered (its first idle counts from its
+        answer: a slow first page does not end its session)."""
         used, self._used = self._used, set()
+        held = (self._held | set(self._in_flight())) - used
+        self._held = set()
         try:
             alive = await asyncio.gather(*(self.engine.touch(self.room, s) for s in used))
+            alive += await self.engine.hold(self.room, sorted(held))
         except RedisError:
             self._used |= used  # sent again next tick
             raise
-        for session_id, is_alive in zip(used, alive, strict=True):
+        for session_id, is_alive in zip([*used, *sorted(held)], alive, strict=True):
             if is_alive:
                 self.remember(session_id)
             else:
                 self._alive_until.pop(session_id, None)
+
+    def answered(self, session_id: str) -> None:
+        """The session's first request was answered: its first idle counts from now
+        (Redis is told at the next tick)."""
+        if len(self._held) < _SESSIONS_REMEMBERED:
+            self._held.add(session_id)

@@ -8,7 +8,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Send
 
 from waitingroom.room.room import Room
-from waitingroom.web.asgi import NO_STORE, json_response
+from waitingroom.web.asgi import NO_STORE, json_response, query_params
 from waitingroom.web.request import Request
 
 LEAVE_LINGER_SECONDS = 10
@@ -16,8 +16,8 @@ LEAVE_LINGER_SECONDS = 10
 from now unless the shopper's next page says ``POST /_wr/here`` (or makes a request)."""
 CLOSED_LINGER_SECONDS = 2
 """The same after ``POST /_wr/leave?closed=1``: the browser said the page went with
-no navigation of its own (the tab was closed, or the address bar took it elsewhere),
-so no next page of the shop's is coming unless the shopper types it."""
+no navigation of its own (the tab was closed, or the address bar or the reload button
+took it elsewhere); a next page of the shop's (a reload) undoes it with its request."""
 
 
 async def leave(room: Room, request: Request, receive: Receive, send: Send) -> None:
@@ -39,10 +39,11 @@ async def _beacon(
     room: Room, request: Request, receive: Receive, send: Send, *, leaving: bool
 ) -> None:
     session_id = room.pass_of(request)
-    place = room.place_of(request) if session_id is None else None
+    closed = leaving and query_params(request.scope).get("closed") == "1"
+    place = room.place_of(request) if session_id is None and closed else None
     if request.scope["method"] != "POST":
         answer = json_response({"error": "not found"}, 404)
-    elif place is not None and place[1] and leaving:  # the queue page was closed
+    elif place is not None and place[1]:  # a waiter's page was closed
         await room.engine.hide(room.name, *place)
         answer = Response(b"", 204, headers=NO_STORE)
     elif session_id is None:
@@ -50,7 +51,6 @@ async def _beacon(
     else:
         room.sessions.forget(session_id)
         if leaving:
-            closed = b"closed=1" in request.scope["query_string"]
             await room.engine.release(room.name, session_id, linger_seconds=(
                 CLOSED_LINGER_SECONDS if closed else LEAVE_LINGER_SECONDS))
         else:

@@ -12,12 +12,14 @@ from starlette.types import Receive, Send
 
 from waitingroom.room.room import Room
 from waitingroom.room.standing import (
+    Standing,
     config_for,
     stand,
     status_of,
     visitor_message,
     waiting,
 )
+from waitingroom.room.told import told_value
 from waitingroom.status import Status
 from waitingroom.web.answers import busy
 from waitingroom.web.asgi import query_params, send_json, wait_for_disconnect
@@ -81,7 +83,7 @@ async def _stream(room: Room, request: Request, receive: Receive, send: Send) ->
                 answer = status_of(room, standing, config, request,
                                    answer.chance.level if answer and answer.chance else None)
                 payload = answer.to_json()
-                body = b"data: " + payload + b"\n\n" if payload != last else b":\n\n"
+                body = _event(standing, answer, payload) if payload != last else b":\n\n"
                 await send({"type": "http.response.body", "body": body, "more_body": True})
                 last = payload
                 if answer.state in _FINAL_STATES or time.monotonic() > deadline:
@@ -105,3 +107,13 @@ async def _stream(room: Room, request: Request, receive: Receive, send: Send) ->
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
         disconnected.cancel()
+
+
+def _event(standing: Standing, answer: Status, payload: bytes) -> bytes:
+    """One event: the status, and as its id what the waiter was told (a browser sends it
+    back when it reconnects, maybe to another process: see :meth:`Room.seen_of`)."""
+    visit = standing.visit
+    if visit is None or not visit.number or answer.position is None:
+        return b"data: " + payload + b"\n\n"
+    told = told_value(visit.number, visit.server_ms, answer.position).encode()
+    return b"id: " + told + b"\ndata: " + payload + b"\n\n"

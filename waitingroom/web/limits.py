@@ -58,19 +58,20 @@ class RateLimit:
 
 class NetworkShare:
     """New things one client network may make (places in line, records left), per
-    process: ``floor`` a minute always, and past that at most ``share`` of what every
-    other network made in the last minute. A crowd behind one carrier NAT is a small
-    share of a launch's arrivals and is not held back; one host (or a bot farm on one
-    network) is held to the floor in a quiet room and to the share in a busy one.
-    ``floor`` 0 means no limit. The last minute is estimated from this minute's and the
-    last one's counts (a sliding window)."""
+    process: ``floor`` a minute always; past that, only while everything made past a
+    floor in the last minute, by every network, stays under ``share`` of what was made
+    within the floors. A crowd behind one carrier NAT in a busy launch is a small part of
+    its arrivals and is not held back; a bot farm, on one network or on many, adds at
+    most its floors and that share. ``floor`` 0 means no limit. The last minute is
+    estimated from this minute's counts and the last one's (a sliding window)."""
 
     def __init__(self, floor: int, share: float) -> None:
         self.floor = floor
         self.share = share
         self._minute = 0
-        self._total = (0, 0)  # (this minute's count, the last minute's)
-        self._counts: dict[str, tuple[int, int, int]] = {}  # key -> (minute, this, last)
+        self._within = _Window()  # made within a network's floor
+        self._past = _Window()  # made past a network's floor
+        self._counts: dict[str, _Window] = {}
 
     def allow(self, client: tuple[str, int] | list[object] | None) -> bool:
         """May the network of ``client`` (the ASGI scope's) make one more now? Counted
@@ -79,29 +80,51 @@ class NetworkShare:
             return True
         now = time.monotonic() / 60
         minute, into = int(now), now % 1
-        if minute != self._minute:
-            this, _ = self._total
-            self._total = (0, this if minute == self._minute + 1 else 0)
-            self._minute = minute
         key = network_of(str(client[0]))
-        seen, this, last = self._counts.pop(key, (minute, 0, 0))
-        if seen != minute:
-            this, last = 0, this if seen == minute - 1 else 0
-        made = this + last * (1 - into)
-        others = self._total[0] + self._total[1] * (1 - into) - made
-        allowed = made < self.floor or made < self.share * others
-        if allowed:
-            this += 1
-            self._total = (self._total[0] + 1, self._total[1])
-        self._counts[key] = (minute, this, last)  # now the newest
+        counts = self._counts.pop(key, None) or _Window()
+        self._counts[key] = counts  # now the newest
         if len(self._counts) > MAX_KEYS:
             del self._counts[next(iter(self._counts))]
-        return allowed
+        if counts.last_minute(minute, into) < self.floor:
+            counts.add(minute)
+            self._within.add(minute)
+            return True
+        if self._past.last_minute(minute, into) + 1 <= self.share * self._within.last_minute(
+                minute, into):
+            counts.add(minute)
+            self._past.add(minute)
+            return True
+        return False
 
     @property
     def retry_after_seconds(self) -> int:
         """When a refused network may well be let make one again."""
         return max(1, round(60 / self.floor)) if self.floor else 1
+
+
+class _Window:
+    """A count over the last minute: this minute's, and the last one's weighted by how
+    much of it is still within the last sixty seconds."""
+
+    __slots__ = ("last", "minute", "this")
+
+    def __init__(self) -> None:
+        self.minute, self.this, self.last = 0, 0, 0
+
+    def _roll(self, minute: int) -> None:
+        if minute != self.minute:
+            self.this, self.last = 0, self.this if minute == self.minute + 1 else 0
+            self.minute = minute
+
+    def last_minute(self, minute: int, into: float) -> float:
+        """The count over the sixty seconds to now (``into`` the current minute)."""
+        self._roll(minute)
+        return self.this + self.last * (1 - into)
+
+    def add(self, minute: int) -> None:
+        """One more, now."""
+        self._roll(minute)
+        self.this += 1
 
 
 def network_of(host: str) -> str:
@@ -156,6 +179,10 @@ class KeyedSlots:
         taken = self._taken.pop(key) - 1
         if taken:
             self._taken[key] = taken
+
+    def keys(self) -> list[str]:
+        """The keys holding a slot now."""
+        return list(self._taken)
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,8 +66,11 @@ class PageScript:
     def __init__(self, src: str, attributes: str, origin: str) -> None:
         self._src, self._attributes, self._origin = src, attributes, origin
         self._tag = b""
+        self._bits = 0
         self._inflate: zlib._Decompress | None = None
         self._deflate: zlib._Compress | None = None
+        self._held = b""  # the compressed bytes read while nothing is sent yet
+        self._sent = False
         self._done = True  # until a page is seen
         self._broken = False
 
@@ -122,9 +125,8 @@ class PageScript:
             else:
                 edited.append((name, value))
         if coding:
-            bits = _ENCODINGS[coding]
-            self._inflate = zlib.decompressobj(bits)
-            self._deflate = zlib.compressobj(6, zlib.DEFLATED, bits)
+            self._bits = _ENCODINGS[coding]
+            self._deflate = zlib.compressobj(6, zlib.DEFLATED, self._bits)
         message["headers"] = edited
         self._done = False
 
@@ -154,18 +156,42 @@ class PageScript:
         return "; ".join(d for d in directives if d), added == "'nonce-?'"
 
     def _body(self, chunk: bytes, *, last: bool) -> bytes:
-        if self._inflate is None or self._deflate is None:
+        if self._deflate is None:
             if last:
                 self._done = True
                 return chunk + self._tag
             return chunk
         try:
-            plain = self._inflate.decompress(chunk)
-            if last:
-                plain += self._inflate.flush() + self._tag
-        except zlib.error:  # broken as sent: what was read so far is ended cleanly
-            last, plain, self._broken = True, b"", True
+            plain = self._inflated(chunk)
+        except zlib.error:
+            if not self._sent:  # not what it said it was: passed on as it came
+                self._deflate, self._tag, held = None, b"", self._held
+                return self._body(held, last=last)
+            last, plain, self._broken, self._tag = True, b"", True, b""  # ended cleanly
         if last:
             self._done = True
-            return self._deflate.compress(plain) + self._deflate.flush(zlib.Z_FINISH)
+            return self._deflate.compress(plain + self._tag) + self._deflate.flush(
+                zlib.Z_FINISH)
+        if not plain:
+            return b""  # nothing yet: until something is sent, it may still go as it came
+        self._sent, self._held = True, b""
         return self._deflate.compress(plain) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
+
+    def _inflated(self, chunk: bytes) -> bytes:
+        """The page's bytes in ``chunk``: every gzip member in turn; a deflate body in
+        zlib's framing or raw (browsers take both), told by its first bytes."""
+        if not self._sent:
+            self._held += chunk
+        if self._inflate is None:
+            if self._bits == 15 and len(self._held) < 2:
+                return b""  # too little to tell its framing yet
+            framed = self._bits != 15 or (self._held[0] & 0x0F == 8 and int.from_bytes(
+                self._held[:2], "big") % 31 == 0)
+            self._inflate = zlib.decompressobj(self._bits if framed else -15)
+            chunk = self._held
+        plain = self._inflate.decompress(chunk)
+        while self._inflate.eof and self._inflate.unused_data and self._bits == 31:
+            rest = self._inflate.unused_data  # another gzip member follows
+            self._inflate = zlib.decompressobj(31)
+            plain += self._inflate.decompress(rest)
+        return plain

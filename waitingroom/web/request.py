@@ -38,13 +38,15 @@ class Request:
     request_id: str = ""
     """This request's id (the caller's if sane); empty for the room's own endpoints."""
     accept_language: str = ""
+    last_event_id: str = ""
+    """An event stream's ``Last-Event-ID`` (a browser reconnecting says the last it got)."""
     _language: str = ""  # worked out once, on first use
 
     @classmethod
     def parse(cls, scope: Scope, pages: Pages, incoming_id: bytes | None = None,
               rid: str = "") -> Request:
         """Read the cookies and the ``Accept`` headers of ``scope``."""
-        cookie = accept = accept_language = ""
+        cookie = accept = accept_language = last_event_id = ""
         scripted = False
         for name, value in scope["headers"]:
             if name == b"cookie":
@@ -55,10 +57,12 @@ class Request:
                 accept_language = value.decode("latin-1")
             elif name in _SCRIPTED and value.lower() == _SCRIPTED[name]:
                 scripted = True
+            elif name == b"last-event-id":
+                last_event_id = value.decode("latin-1")
         wants_json = scripted or ("application/json" in accept and "text/html" not in accept)
         return cls(scope, pages, cookie_parser(cookie) if cookie else {}, wants_json,
                    scope.get("scheme") in ("https", "wss"), incoming_id, rid,
-                   accept_language)
+                   accept_language, last_event_id)
 
     def chosen_language(self) -> str | None:
         """A language picked with the switcher just now (``?lang=``), if any."""

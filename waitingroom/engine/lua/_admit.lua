@@ -26,12 +26,13 @@ local function prune(now, grace_ms, heard_numbers, heard_since)
     ACTIVE = nil
     local hard = redis.call('HMGET', deadline, unpack(expired))
     -- A slot held for a visitor who did not come (no hard end), or a session that ended
-    -- early (negative: one request only, or its page went), goes on standby: the first
-    -- free slot is theirs if they come back within the grace (see fill).
+    -- early (negative: one request only, or its page went; not one at its hard end),
+    -- goes on standby: the first free slot is theirs if they come back within the grace.
     local counts, missed = {expired = 0, early = 0, missed = 0}, {}
     for i, id in ipairs(expired) do
       local hard_end = tonumber(hard[i])
-      local kind = not hard_end and 'missed' or hard_end < 0 and 'early' or 'expired'
+      local kind = not hard_end and 'missed' or hard_end < 0 and now < -hard_end and 'early'
+        or 'expired'
       counts[kind] = counts[kind] + 1
       if kind ~= 'expired' then missed[#missed + 1] = now + grace_ms; missed[#missed + 1] = id end
     end
@@ -184,6 +185,9 @@ local HOLD_CLAIMS = 6  -- told again and again, a slot is held this many windows
 -- admitted visitor's event stream tells it at once.
 local ANNOUNCE = string.sub(line, 1, -5) .. 'admitted'
 
+-- Ids let in again by the last fill (a second place of an id already in): see visit.lua.
+local REPEATED = {}
+
 -- Admit the longest-waiting visitors who are here into the free slots, in arrival
 -- order, no faster than the admission rate: the lanes first (priority, then the
 -- pre-queue), then the line. Each must claim its slot within the claim window, or the
@@ -207,6 +211,15 @@ local function fill(now, grace_ms)
       else take_from_line(free, admitted, absent, now) end
     end
   end
+  -- One visitor, one session: a second place of an id already let in (a hello sent
+  -- twice, a retried reload) takes no second slot, nor touches the first.
+  local once, seen_ids = {}, {}
+  for _, id in ipairs(admitted) do
+    if seen_ids[id] or redis.call('ZSCORE', active, id) then REPEATED[id] = true
+    else once[#once + 1] = id end
+    seen_ids[id] = true
+  end
+  admitted = once
   if allowed ~= math.huge then  -- charge the bucket for what was really admitted
     redis.call('HSET', stats, 'bucket', tokens - #admitted, 'bucket_at', now)
   end

@@ -193,12 +193,10 @@ local function heard_all(numbers, since)
   if #numbers == 0 or not hiding() then return end
   -- Pages gone before ``since`` (when these began to be heard) are back; one gone since
   -- may have been heard just before it went, and stays gone until heard again.
-  local before = {}
-  for _, n in ipairs(redis.call('ZRANGEBYSCORE', hidden, '-inf', '(' .. since)) do
-    before[tonumber(n)] = true
+  local gone, back = redis.call('ZMSCORE', hidden, unpack(numbers)), {}
+  for i, n in ipairs(numbers) do
+    if gone[i] and tonumber(gone[i]) < since then back[#back + 1] = n end
   end
-  local back = {}
-  for _, n in ipairs(numbers) do if before[n] then back[#back + 1] = n end end
   if #back > 0 then redis.call('ZREM', hidden, unpack(back)) end
 end
 

@@ -63,8 +63,11 @@ local function join(id, claims)
     return 2, 0, 0
   end
   local n = join_line(id)
-  -- An arrival walks straight in only if everyone ahead fitted too (FCFS).
-  if fill(now, grace_ms) > 0 and admitted(id, claims) then return 1, 0, 0 end
+  -- An arrival walks straight in only if everyone ahead fitted too (FCFS), or holds a
+  -- session already (a second place of its own was its turn).
+  if (fill(now, grace_ms) > 0 or REPEATED[id]) and admitted(id, claims) then
+    return 1, 0, 0
+  end
   if rejects then  -- not let in at once (the rate, a start still to come): no place
     leave_line(n)
     return -3, 0, 0

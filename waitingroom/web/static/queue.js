@@ -106,7 +106,9 @@
   // asks again at once, which undoes it; the place is kept for the grace either way.
   if (window.navigation && navigator.sendBeacon) {
     var navigating = false;
-    navigation.addEventListener("navigate", function () { navigating = true; });
+    navigation.addEventListener("navigate", function (event) {
+      if (!event.destination.sameDocument) navigating = true;
+    });
     addEventListener("pagehide", function () {
       if (!navigating) navigator.sendBeacon("/_wr/leave" + room + "&closed=1");
     });
