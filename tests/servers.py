@@ -24,12 +24,15 @@ from waitingroom.tools.redis_server import free_port
 
 
 @asynccontextmanager
-async def serve_in_process(app: ASGIApp, port: int | None = None) -> AsyncIterator[str]:
-    """Run ``app`` under uvicorn on loopback (a free port by default); yield its URL."""
+async def serve_in_process(app: ASGIApp, port: int | None = None, *,
+                           root_path: str = "") -> AsyncIterator[str]:
+    """Run ``app`` under uvicorn on loopback (a free port by default; ``root_path`` as
+    ``uvicorn --root-path``); yield its URL."""
     port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            lifespan="on", proxy_headers=False,
-                                           server_header=False, date_header=False))
+                                           server_header=False, date_header=False,
+                                           root_path=root_path))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

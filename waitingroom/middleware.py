@@ -38,10 +38,23 @@ from waitingroom.settings import Settings
 from waitingroom.tickets import Tickets
 from waitingroom.visitor.pow import challenge
 from waitingroom.web.answers import too_many_new_places, unavailable
-from waitingroom.web.asgi import SESSION_HEADER, BadRequest, ClientGone, json_response, query_params
+from waitingroom.web.asgi import (
+    BadRequest,
+    ClientGone,
+    is_room_header,
+    json_response,
+    query_params,
+    without_room_headers,
+)
 from waitingroom.web.limits import ProcessLimits
 from waitingroom.web.pages import ASSETS, Pages
-from waitingroom.web.paths import RESERVED_PREFIX, BadPath, Router, canonical_scope
+from waitingroom.web.paths import (
+    RESERVED_PREFIX,
+    BadPath,
+    Router,
+    canonical_scope,
+    route_path,
+)
 from waitingroom.web.request import Request, forwarded
 from waitingroom.web.request_id import (
     REQUEST_ID_HEADER,
@@ -113,15 +126,16 @@ class WaitingRoomMiddleware:
         except BadPath:
             await _bad_path(scope, receive, send)
             return
-        incoming = forged_session = None
+        incoming, forged = None, False
         for name, value in scope["headers"]:  # one pass over the headers
             if name == REQUEST_ID_HEADER:
                 incoming = value
-            elif name == SESSION_HEADER:
-                forged_session = value
-        if forged_session is not None:  # only we may say who is admitted
-            scope = {**scope, "headers": [h for h in scope["headers"] if h[0] != SESSION_HEADER]}
-        path: str = scope["path"]
+            elif is_room_header(name):
+                forged = True
+        if forged:  # only we may say who is admitted, or speak for the room at all
+            scope = {**scope, "headers": [h for h in scope["headers"]
+                                          if not is_room_header(h[0])]}
+        path = route_path(scope)  # what the app will route, under a mount or a root path
         if path.startswith(RESERVED_PREFIX):
             # The waiting room's own answers (the status poll above all: the hottest
             # path) carry an id only when the caller sent one; nothing is forwarded.
@@ -129,7 +143,7 @@ class WaitingRoomMiddleware:
                 rid = request_id_from(incoming)
                 request_id.set(rid)
                 send = echo_request_id(send, rid, ours=True)
-            await self._reserved_path(scope, receive, send)
+            await self._reserved_path(scope, path, receive, send)
             return
         rid = request_id_from(incoming)
         request_id.set(rid)
@@ -143,12 +157,12 @@ class WaitingRoomMiddleware:
                                                    receive, send)
             return
         if gate is None:
-            await self.app(forwarded(scope, incoming, rid), receive, send)
+            await self.app(forwarded(scope, incoming, rid), receive, without_room_headers(send))
         else:
             await gate(Request.parse(scope, self.pages, incoming, rid), receive, send)
 
-    async def _reserved_path(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope["path"]
+    async def _reserved_path(self, scope: Scope, path: str, receive: Receive,
+                             send: Send) -> None:
         if scope["type"] != "http":
             await send({"type": "websocket.close", "code": 1008})
             return

@@ -60,32 +60,26 @@ class Settings:
     session_idle_seconds: int = 300
     """A session with no request for this long ends, and its slot goes to the next."""
     session_first_idle_seconds: int = 10
-    """Idle time of a session that has made one request only (a client that never
-    comes back, a tab closed before its page ran); 0 or more than
-    ``session_idle_seconds``: ``session_idle_seconds``. A page's ``leave.js`` says it
-    is there within a second, which makes it a session like any; a shopper who reads a
-    first page without it for longer loses the session, and gets the first free slot if
-    back within the grace."""
+    """Idle time of a session of one request only (0: ``session_idle_seconds``); the
+    page's ``leave.js`` makes it one like any within a second. Ended so, it keeps the
+    first free slot for the grace."""
     session_max_seconds: int = 1800
     """A session ends this long after it began, however busy."""
     session_renewal: bool = True
     """False: fixed-length sessions, each ending ``session_max_seconds`` after its first
     request, busy or idle (no idle timeout; the origin's release still ends it)."""
     leave_beacon: bool = True
-    """Add the room's ``leave.js`` to the shop's pages as admitted shoppers load them
-    (HTML answers to a navigation; gzip, streamed, and the page's own
-    Content-Security-Policy handled), so a closed tab frees its slot in seconds (2 s;
-    10 s where the browser cannot say it was closed) with no change to the shop's
-    pages. False: the shop adds it where it wants it, or it does not."""
+    """Add ``leave.js`` to the shop's pages as admitted shoppers load them (gzip, streams
+    and the page's own CSP handled): a closed tab frees its slot in seconds."""
     ticket_max_age_seconds: int = 86_400
     """Queue tickets older than this are void (a fresh place at the back)."""
     gated_paths: tuple[str, ...] = ()
     """Glob patterns of the order flow; empty means every path not open."""
     open_paths: tuple[str, ...] = ()
     """Glob patterns that always pass (login, static assets, ...)."""
-    case_insensitive_paths: bool = False
-    """Match gated and open paths without regard to case, for an origin that ignores
-    case in paths (IIS): else ``/CHECKOUT`` would pass a ``/checkout*`` gate."""
+    case_insensitive_paths: bool = True
+    """Gated paths match without regard to case (``/CHECKOUT`` is gated like
+    ``/checkout``), for the many origins that ignore it; open paths are always exact."""
     shop_name: str = ""
     """The shop's name, shown on the queue page and in its title (empty: none)."""
     templates_dir: str = ""
@@ -118,10 +112,17 @@ class Settings:
     over 8 KiB gets 414)."""
     max_request_headers: int = 100
     """Most request header lines ``serve`` reads (431 past it)."""
+    request_head_timeout_seconds: float = 10.0
+    """A request head must be whole this long after one is due (the connection opened,
+    or the last answer ended), or ``serve`` answers 408 and closes the connection."""
+    request_body_timeout_seconds: float = 20.0
+    """A request body may take this long, plus a second per
+    ``request_body_min_bytes_per_second`` it brings, before ``serve`` cuts it off."""
+    request_body_min_bytes_per_second: int = 500
+    """The pace a request body must keep after ``request_body_timeout_seconds``."""
     session_max_concurrent_requests: int = 64
     """Requests one admitted session may have at the app or origin at once (429 past
-    it): one pass cannot take the connections everyone else needs (an HTTP/2 page
-    load can have dozens in flight; 64 is a sixteenth of the default origin pool)."""
+    it): one pass cannot take the connections everyone else needs."""
     session_max_websockets: int = 8
     """WebSockets one admitted session may hold open at once (closed, 1008, past it)."""
     max_event_streams: int = 10_000
@@ -288,19 +289,20 @@ def _check_all(settings: Settings) -> None:
                 "session_max_concurrent_requests", "max_event_streams",
                 "notify_per_hour_per_visitor", "notify_per_hour_per_network",
                 "session_max_websockets", "capture_rate_per_minute", "breaker_min_requests",
-                "breaker_cooldown_seconds", "breaker_probes"):
+                "breaker_cooldown_seconds", "breaker_probes",
+                "request_body_min_bytes_per_second"):
         _check(getattr(settings, key) >= 1, key, "must be at least 1")
     _check(settings.max_request_head_bytes >= 1024, "max_request_head_bytes",
            "must be at least 1024")
-    _check(settings.origin_slot_timeout_seconds > 0, "origin_slot_timeout_seconds",
-           "must be positive")
+    for key in ("origin_slot_timeout_seconds", "request_head_timeout_seconds",
+                "request_body_timeout_seconds", "origin_timeout_seconds",
+                "origin_connect_timeout_seconds"):
+        _check(getattr(settings, key) > 0, key, "must be positive")
     _check(0 <= settings.pow_difficulty <= 24, "pow_difficulty", "must be 0 (off) to 24")
     for key in ("new_places_per_minute_per_network", "records_per_minute_per_network"):
         _check(getattr(settings, key) >= 0, key, "must be 0 (no limit) or more")
     _check(0 < settings.network_share <= 1, "network_share", "must be above 0 and at most 1")
-    _check(settings.origin_timeout_seconds > 0, "origin_timeout_seconds", "must be positive")
-    _check(settings.origin_connect_timeout_seconds > 0, "origin_connect_timeout_seconds",
-           "must be positive")
+
 
 
 def _check_look(settings: Settings) -> None:

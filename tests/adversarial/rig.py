@@ -27,6 +27,7 @@ from waitingroom.app import build_proxy_app
 from waitingroom.proxy.proxy import OriginProxy
 from waitingroom.settings import Settings
 from waitingroom.tools.redis_server import free_port
+from waitingroom.web.asgi import is_room_header
 from waitingroom.web.server import LimitedHttpToolsProtocol
 
 TOKEN = re.compile(rb"tok-[0-9a-z]+")
@@ -34,13 +35,17 @@ STRAY = b"tok-stray"
 """The token in answers the origin sends nobody asked for."""
 GATED = "/checkout"
 ACTS = ("ok", "early", "extra", "short-length", "no-content-body", "switch", "drip",
-        "slow", "close-mid", "chunked", "unframed")
-"""What the origin may be told to do (the ``x-act`` header), in any crowd. Also, for
+        "slow", "close-mid", "chunked", "unframed", "signals")
+"""What the origin may be told to do (the ``x-act`` header), in any crowd (``signals``:
+an answer carrying the room's own headers, in every spelling). Also, for
 tests that run visitors one after another: ``late-extra`` (a stray answer written
 after a pause: no proxy can tell it from the next answer if it lands mid-exchange)
 ``endless`` (a body dripped until the connection breaks) and ``hold`` (an answer
 that takes 2 s, to hold a connection while a test looks)."""
 
+SIGNALS = (b"X-WaitingRoom-State: forged\r\nX_WaitingRoom_Session: forged\r\n"
+           b"x-waitingroom-ignored: forged")
+"""Headers an origin's answer may carry that no visitor may ever see (``forged``)."""
 _STRAY_ANSWER = (b"HTTP/1.1 200 OK\r\ncontent-length: 16\r\nset-cookie: stolen=1\r\n\r\n"
                  + STRAY + b" 000000 ")
 
@@ -55,6 +60,8 @@ class Seen:
     act: str
     complete: bool | None = None
     """The whole body it declared arrived (None: not known yet)."""
+    forged: bool = False
+    """It carried one of the room's own headers the room did not set (any spelling)."""
 
 
 @dataclass
@@ -121,8 +128,12 @@ class MisbehavingOrigin:
         parts = line.split(" ")
         headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines)}
         act = headers.get("x-act", "ok")
+        names = [h.partition(":")[0].strip().lower() for h in lines]
         seen = Seen(parts[1] if len(parts) > 1 else line, headers.get("x-waitingroom-session", ""),
-                    headers.get("x-token", ""), act)
+                    headers.get("x-token", ""), act,
+                    forged=names.count("x-waitingroom-session") > 1 or any(
+                        is_room_header(n.encode()) and n != "x-waitingroom-session"
+                        for n in names))
         self.seen.append(seen)
         if act == "early":  # answer before reading the body, as servers may (a 404, a
             # 413); then read it, as they do before the next request
@@ -154,6 +165,8 @@ class MisbehavingOrigin:
         whole = b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
         if act in ("ok", "early"):
             writer.write(whole)
+        elif act == "signals":  # the room's headers, to be read by it or dropped
+            writer.write(whole.replace(b"\r\n\r\n", b"\r\n" + SIGNALS + b"\r\n", 1))
         elif act == "extra":
             writer.write(whole + _STRAY_ANSWER)
         elif act == "late-extra":
@@ -274,7 +287,8 @@ def running_rig(settings: Settings, admitted: int) -> Iterator[Rig]:
         port = free_port()
         uv = uvicorn.Server(uvicorn.Config(
             app, host="127.0.0.1", port=port, log_level="critical", lifespan="on",
-            http=LimitedHttpToolsProtocol, server_header=False, date_header=False))
+            http=LimitedHttpToolsProtocol.configured(settings), server_header=False,
+            date_header=False))
         task = asyncio.create_task(uv.serve())
         while not uv.started:
             if task.done():

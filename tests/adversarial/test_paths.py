@@ -44,8 +44,13 @@ def test_a_parameter_cannot_hide_a_gated_path() -> None:
     assert not router.is_open("/static;x/a.css")  # open only if open however it is read
 
 
-def test_case_folding_gates_every_case() -> None:
-    router = Router("main", ("/checkout*",), ("/static/*",), fold_case=True)
+def test_gated_paths_match_in_any_case_by_default_and_open_ones_exactly() -> None:
+    router = Router("main", ("/checkout*",), ("/static/*",))
     assert router.route("/CheckOut/Pay") == "main"
-    assert router.route("/STATIC/a.css") is None
-    assert Router("main", ("/checkout*",)).route("/CHECKOUT") is None  # off by default
+    assert router.route("/static/a.css") is None
+    assert not router.is_open("/STATIC/a.css")  # open only as written
+    everything = Router("main", (), ("/static/*",))  # every path not open is gated
+    assert everything.route("/STATIC/a.css") == "main"
+    assert Router("main", ("/checkout*",), fold_case=False).route("/CHECKOUT") is None
+    rooms = Router("main", ("/checkout*",)).with_rooms([("tv", ("/tv/*",))])
+    assert rooms.route("/TV/a") == "tv"

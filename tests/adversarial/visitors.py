@@ -10,8 +10,13 @@ from urllib.parse import unquote
 from tests.adversarial.rig import GATED, TOKEN, Rig, answers_in
 
 HOWS = ("get", "post", "hangup-body", "hangup-answer", "pipeline", "chunked-cut",
-        "huge-head", "smuggle")
-"""What a visitor may do on its connection."""
+        "huge-head", "smuggle", "pipelined-huge", "signals")
+"""What a visitor may do on its connection (``signals``: send the room's own headers
+in every spelling; ``pipelined-huge``: a small request, then an oversized head, in one
+write)."""
+FORGED = ("X-WaitingRoom-Session: forged", "X_WaitingRoom_Session: forged",
+          "X-WaitingRoom-Release: 1", "x-waitingroom-sold: 9", "X-WAITINGROOM-STOCK: 0",
+          "X-WaitingRoom-State: admitted")
 CUT_SHORT = ("hangup-body", "chunked-cut", "smuggle")
 """Visitors who never finish sending their request."""
 SPELLINGS = ("plain", "dots", "double-slash", "escaped", "open-dots", "param", "dot-param")
@@ -88,6 +93,12 @@ async def visit(rig: Rig, plan: Visit) -> bytes:
         elif plan.how == "pipeline":
             writer.write(_request(plan, plan.token, rig) + _request(plan, plan.token + "x", rig))
             expected = 2
+        elif plan.how == "pipelined-huge":  # the second head counts as much as a first
+            writer.write(_request(plan, plan.token, rig) + _request(
+                plan, plan.token + "x", rig, extra=("X-Big: " + "b" * 40_000,)))
+            expected = 2
+        elif plan.how == "signals":
+            writer.write(_request(plan, plan.token, rig, extra=FORGED))
         elif plan.how == "chunked-cut":
             writer.write(_request(plan, plan.token, rig, method="POST",
                                   extra=("Transfer-Encoding: chunked",)) + b"5\r\nhello\r\n")
@@ -116,8 +127,10 @@ async def visit(rig: Rig, plan: Visit) -> bytes:
 def check(rig: Rig, plans: list[Visit], received: list[bytes], seen_from: int) -> None:
     """The wall's properties over one batch of visitors."""
     for plan, data in zip(plans, received, strict=True):
-        # Nobody receives an answer (or a cookie) meant for another.
+        # Nobody receives an answer (or a cookie) meant for another, nor the room's own
+        # headers as an origin sent them.
         assert set(TOKEN.findall(data)) <= plan.tokens, (plan, data[:300])
+        assert b": forged" not in data, (plan, data[:300])
         if (plan.admitted and plan.how in ("get", "post") and plan.act in ("ok", "chunked")
                 and plan.spelling not in UNSAFE_SPELLINGS):
             assert plan.token.encode() in data, (plan, data[:300])  # the wall lets them in
@@ -126,7 +139,11 @@ def check(rig: Rig, plans: list[Visit], received: list[bytes], seen_from: int) -
     assert rig.settle(_PATIENCE_SECONDS), (rig.origin.busy, rig.proxy.busy_connections)
     passes = {p.token for p in plans if p.admitted} | {"tok-warmup"}
     cut = {p.token for p in plans if p.how in CUT_SHORT}
+    huge = {p.token for p in plans if p.how == "pipelined-huge"}
     for seen in rig.origin.seen[seen_from:]:
+        # Only the room speaks for the room: nothing a visitor sent posing as it arrives.
+        assert not seen.forged and seen.session != "forged", seen
+        assert seen.token.removesuffix("x") not in huge or not seen.token.endswith("x"), seen
         if gated_for_a_normalising_origin(seen.path):
             # Nothing reaches the order flow without an admitted visitor's session.
             assert seen.session in rig.passes, seen

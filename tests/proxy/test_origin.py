@@ -18,8 +18,9 @@ import trustme
 
 from tests.servers import Browser, serve_in_process
 from waitingroom.engine import BreakerPolicy, Engine
+from waitingroom.proxy.headers import request_head
 from waitingroom.proxy.origin import OriginPool
-from waitingroom.proxy.proxy import OriginProxy, request_head
+from waitingroom.proxy.proxy import OriginProxy
 from waitingroom.room.breaker import BreakerClient
 
 

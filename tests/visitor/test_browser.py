@@ -128,6 +128,12 @@ async def test_dashboard_is_live_draws_charts_and_its_controls_work(
             await page.fill("#d-token", TOKEN)
             await page.click("#d-login button")
             await async_api.expect(page.locator("#d-waiting")).to_have_text("3", timeout=10_000)
+            # The token lives in the page's memory only: nothing a script of the shop's
+            # on this site could read later (storage, cookies, the form field).
+            stored = await page.evaluate("JSON.stringify([sessionStorage, localStorage, "
+                                         "document.cookie, document.querySelector("
+                                         "'#d-token').value])")
+            assert TOKEN not in stored
             assert await page.locator("#d-active").inner_text() == "1 / 1"
             assert await page.locator("#d-stock").inner_text() == "40 / 0"
             assert await page.locator("#d-method").inner_text() == "fifo"

@@ -35,7 +35,9 @@ from waitingroom.web.asgi import (
     RELEASE_HEADER,
     SESSION_HEADER,
     html_response,
+    is_room_header,
     json_response,
+    without_room_headers,
 )
 from waitingroom.web.page_script import PageScript, editable_encodings, is_navigation
 from waitingroom.web.pages import RoomLook
@@ -80,7 +82,7 @@ class RoomGate:
         try:
             config = await room.config()
             if config.mode == "open":
-                await self.app(request.forwarded(), receive, send)
+                await self.app(request.forwarded(), receive, without_room_headers(send))
                 return
             standing = await stand(room, request, join=True)
             config = await config_for(room, standing, config)
@@ -138,7 +140,7 @@ class RoomGate:
             await self.without_redis(request, receive, send)
             return
         if config.mode == "open":
-            await self.app(request.forwarded(), receive, send)
+            await self.app(request.forwarded(), receive, without_room_headers(send))
         elif room.capturing(config):
             await send({"type": "websocket.close", "code": 1013})
         elif live and session_id is not None:
@@ -180,7 +182,7 @@ class RoomGate:
                         sold = value
                     elif lower == STOCK_HEADER:
                         stock = value
-                    else:
+                    elif not is_room_header(name):  # nothing else posing as the room's
                         headers.append((name, value))
                 if sold is not None or stock is not None:
                     await room.sales.heard(sold, stock, (await room.config()).stock)
@@ -228,9 +230,9 @@ class RoomGate:
             # Admitted within capacity when the pass was issued; its session may have
             # ended since, so this can exceed the cap by those whose sessions ended.
             await self.app(request.forwarded((SESSION_HEADER, session_id.encode())),
-                           receive, send)
+                           receive, without_room_headers(send))
         elif policy == "open":
-            await self.app(request.forwarded(), receive, send)
+            await self.app(request.forwarded(), receive, without_room_headers(send))
         else:
             await unavailable(request, receive, send)
 

@@ -14,52 +14,33 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import AsyncIterator
-from typing import NamedTuple
-from urllib.parse import quote
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from waitingroom.proxy.connection import Aborted, OriginConnection, OriginError, PoolBusy
-from waitingroom.proxy.headers import HOP_BY_HOP, forwarded
+from waitingroom.proxy.headers import RequestHead, request_head, response_headers
 from waitingroom.proxy.origin import OriginPool
 from waitingroom.proxy.websocket import OriginSockets
-from waitingroom.web.asgi import SESSION_HEADER, BodyTooLarge, ClientGone
-from waitingroom.web.request_id import REQUEST_ID_HEADER
+from waitingroom.web.asgi import BodyTooLarge, ClientGone
+from waitingroom.web.limits import RateLimit, network_of
 
 logger = logging.getLogger("waitingroom.proxy")
 
-# Not passed on as sent: Host names the origin; the X-Forwarded-* are rewritten; the
-# framing headers are set by what is forwarded; a body is sent without waiting for
-# 100 Continue, so the origin is not asked for one.
-_SKIP_REQUEST = HOP_BY_HOP | {b"host", b"x-forwarded-for", b"x-forwarded-proto",
-                              b"x-forwarded-host", b"content-length", b"expect"}
-# Headers the waiting room adds for the origin: a visitor's Connection header cannot
-# name them away.
-_OURS = frozenset({SESSION_HEADER, REQUEST_ID_HEADER})
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# Bytes a request target cannot hold (a server in front should have refused them).
-_BAD_TARGET = re.compile(rb"[\x00-\x20\x7f]")
 _WATCH_AFTER_SECONDS = 0.5
 """An answer slower than this (give or take half) starts watching for the visitor
 hanging up."""
-
-
-class RequestHead(NamedTuple):
-    """A request as it goes to the origin: its head, and the body's framing."""
-
-    head: bytes
-    length: int | None
-    """The body's declared length; None if chunked or without a body."""
-    chunked: bool
-
-    @property
-    def has_body(self) -> bool:
-        """Does a body follow the head?"""
-        return self.chunked or bool(self.length)
+BUFFERED_BODY_BYTES = 64 * 1024
+"""A body of at most this many bytes (a form, a JSON call) is read whole before an
+origin connection is taken: a visitor who sends it slowly holds none meanwhile."""
+NETWORK_SHARE = 5
+"""One client network may have at most this fraction (a fifth) of the origin pool's
+exchanges in flight at once (its bodies being read included), and never fewer than
+:data:`NETWORK_FLOOR`: no address can starve the admitted shoppers of connections."""
+NETWORK_FLOOR = 32
 
 
 class OriginProxy:
@@ -83,6 +64,10 @@ class OriginProxy:
                                 slot_timeout=slot_timeout, ca_file=ca_file)
         self._read_timeout = read_timeout
         self._max_body_bytes = max_body_bytes
+        self._network_cap = max(NETWORK_FLOOR, max_connections // NETWORK_SHARE)
+        self._in_flight: dict[str, int] = {}
+        """Exchanges in flight per client network."""
+        self._refused_networks = RateLimit(1)
         self._sockets = OriginSockets(origin.rstrip("/"), connect_timeout=connect_timeout,
                                       ca_file=ca_file)
         self._awaiting: set[_VisitorWatch] = set()
@@ -103,14 +88,33 @@ class OriginProxy:
             await self._sockets.forward(scope, receive, send)
 
     async def _forward(self, scope: Scope, receive: Receive, send: Send) -> None:
-        pool = self._pool
-        request = request_head(scope, pool)
+        request = request_head(scope, self._pool)
         if request is None:
             await _plain(400, b"Bad request.\n")(scope, receive, send)
             return
         if request.length is not None and request.length > self._max_body_bytes:
             await _plain(413, b"The request is too large.\n")(scope, receive, send)
             return
+        client = scope.get("client")
+        network = network_of(str(client[0])) if client else ""
+        in_flight = self._in_flight.get(network, 0)
+        if in_flight >= self._network_cap:
+            if self._refused_networks.allow(network):  # said once a minute, not per refusal
+                logger.warning("network %s has %d exchanges in flight: refused", network,
+                               in_flight)
+            await _origin_failed(PoolBusy("the network's share"))[1](scope, receive, send)
+            return
+        self._in_flight[network] = in_flight + 1
+        try:
+            await self._exchange(scope, receive, send, request)
+        finally:
+            left = self._in_flight.pop(network) - 1
+            if left:
+                self._in_flight[network] = left
+
+    async def _exchange(self, scope: Scope, receive: Receive, send: Send,
+                        request: RequestHead) -> None:
+        pool = self._pool
         method: str = scope["method"]
         watch = _VisitorWatch(receive)
         body = self._body(receive, watch, request.length) if request.has_body else None
@@ -118,6 +122,10 @@ class OriginProxy:
             self._watch_soon(watch)
         try:
             try:
+                if body is not None and request.length is not None and (
+                        request.length <= BUFFERED_BODY_BYTES):
+                    # Read whole first: a slow sender holds no origin connection.
+                    body = _replay([chunk async for chunk in body])
                 origin = await pool.request(request.head, body, chunked=request.chunked,
                                             no_body=method == "HEAD",
                                             safe=method in _SAFE_METHODS, lent=watch.lend)
@@ -136,7 +144,7 @@ class OriginProxy:
                 return
             try:
                 await send({"type": "http.response.start", "status": origin.status,
-                            "headers": _response_headers(origin.headers)})
+                            "headers": response_headers(origin.headers)})
                 if origin.complete:  # arrived with its head: one message
                     await send({"type": "http.response.body", "body": origin.whole_body()})
                     return
@@ -257,61 +265,10 @@ class _VisitorWatch:
             self._task.cancel()
 
 
-def request_head(scope: Scope, pool: OriginPool) -> RequestHead | None:
-    """The request line and headers for the origin, and the body's framing; None if
-    the request is not one to pass on (a target that could split the request, or a
-    length that is not one plain number)."""
-    path: bytes = scope.get("raw_path") or quote(scope["path"]).encode()
-    query: bytes = scope["query_string"]
-    target = pool.prefix + path + (b"?" + query if query else b"")
-    if _BAD_TARGET.search(target):
-        return None
-    method: str = scope["method"]
-    headers: list[tuple[bytes, bytes]] = []
-    forwarded_for = host = b""
-    lengths: list[bytes] = []
-    chunked = False
-    connection_tokens: set[bytes] = set()
-    for name, value in scope["headers"]:
-        if name in _SKIP_REQUEST:
-            if name == b"content-length":
-                lengths.append(value.strip())
-            elif name == b"transfer-encoding":
-                chunked = True
-            elif name == b"host":
-                host = value
-            elif name == b"x-forwarded-for":
-                forwarded_for = value
-            elif name == b"connection":
-                connection_tokens.update(t.strip().lower() for t in value.split(b","))
-        else:
-            headers.append((name, value))
-    if connection_tokens - _OURS:  # headers named in Connection are hop-by-hop too
-        headers = [(n, v) for n, v in headers if n not in connection_tokens or n in _OURS]
-    length: int | None = None
-    if not chunked and lengths:  # chunked wins over a length beside it (never both)
-        if len(lengths) > 1 or not lengths[0].isdigit() or len(lengths[0]) > 18:
-            return None
-        length = int(lengths[0])
-    headers += forwarded(scope, forwarded_for, host)
-    if chunked:
-        headers.append((b"transfer-encoding", b"chunked"))
-    elif length:
-        headers.append((b"content-length", b"%d" % length))
-    lines = [method.encode(), b" ", target, b" HTTP/1.1\r\nhost: ", pool.host_header, b"\r\n"]
-    for name, value in headers:
-        lines += (name, b": ", value, b"\r\n")
-    lines.append(b"\r\n")
-    return RequestHead(b"".join(lines), length, chunked)
-
-
-def _response_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """The origin's response headers less hop-by-hop ones (and those named in Connection)."""
-    dropped = HOP_BY_HOP
-    for name, value in headers:
-        if name == b"connection":
-            dropped = dropped | {t.strip().lower() for t in value.split(b",")}
-    return [(name, value) for name, value in headers if name not in dropped]
+async def _replay(chunks: list[bytes]) -> AsyncIterator[bytes]:
+    """A body already read, as the pool takes one."""
+    for chunk in chunks:
+        yield chunk
 
 
 def _plain(status: int, text: bytes, *, close: bool = False) -> Response:

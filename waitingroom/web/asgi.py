@@ -8,12 +8,36 @@ from collections.abc import Mapping
 from urllib.parse import parse_qsl, quote
 
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 SESSION_HEADER = b"x-waitingroom-session"
 """Names the admitted session on every request the origin is sent (the origin contract)."""
 RELEASE_HEADER = b"x-waitingroom-release"
 """An origin answer carrying ``X-WaitingRoom-Release: 1`` ends that session at once."""
+
+
+def is_room_header(name: bytes) -> bool:
+    """Is ``name`` one of the room's own headers (``X-WaitingRoom-*``), in any spelling a
+    server or framework may read as one (any case, ``_`` for ``-``: WSGI's
+    ``HTTP_X_WAITINGROOM_…``)? Only the room may send those, either way."""
+    return name[:1] in b"xX" and name[1:14].lower().replace(b"_", b"-") == b"-waitingroom-"
+
+
+def without_room_headers(send: Send) -> Send:
+    """``send`` for an origin's answer: any of the room's own headers in it (the
+    origin's signals to the room, or anything posing as them) never reaches the
+    visitor."""
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = message.get("headers", ())
+            if any(is_room_header(name) for name, _ in headers):
+                message["headers"] = [(n, v) for n, v in headers if not is_room_header(n)]
+        await send(message)
+
+    return wrapped
+
+
 NO_STORE = {"cache-control": "no-store"}
 PAGE_SECURITY = {
     # Every script and style comes from /_wr/static/: no inline code can run, and no

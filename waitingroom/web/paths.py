@@ -82,6 +82,18 @@ def canonical_scope(scope: Scope) -> Scope:
     return {**scope, "path": canonical.path, "raw_path": canonical.raw}
 
 
+def route_path(scope: Scope) -> str:
+    """The path the app routes: ``path`` less the ``root_path`` it runs under (a
+    Starlette ``Mount``, ``uvicorn --root-path``), as Starlette and WSGI do: ASGI servers
+    and mounts put the root path in ``path`` too, and a gate matched on that would let
+    ``/shop/checkout`` through to the route ``/checkout``."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root):len(root) + 1] in ("/", ""):
+        return path[len(root):] or "/"
+    return path
+
+
 def _escape(match: re.Match[bytes]) -> bytes:
     """One ``%XX``: decoded if unreserved, refused if it would change the path's
     structure or hide a control character, else kept in upper case."""
@@ -102,8 +114,8 @@ def _unescape(canonical: bytes) -> bytes:
 def _compile(patterns: Sequence[str], fold_case: bool) -> re.Pattern[str] | None:
     if not patterns:
         return None
-    return re.compile("|".join(fnmatch.translate(p.lower() if fold_case else p)
-                               for p in patterns))
+    return re.compile("|".join(fnmatch.translate(p) for p in patterns),
+                      re.IGNORECASE if fold_case else 0)
 
 
 def _without_params(path: str) -> str:
@@ -118,20 +130,22 @@ class Router:
     then the configured room's gated patterns, where none means every other path.
     The reserved prefix ``/_wr/`` belongs to the waiting room and is never routed.
     Paths are canonical (:func:`canonical_path`); one with ``;params`` is gated if it
-    is gated as written or as read by a server that drops them. ``fold_case`` matches
-    without regard to case, for origins that ignore it (IIS).
+    is gated as written or as read by a server that drops them. ``fold_case``: gated
+    patterns match without regard to case (many origins ignore it: IIS, ASP.NET, CDN
+    rules), the safe side, as a false match only queues a visitor; open patterns are
+    always matched exactly, as a false match there would let one through.
     """
 
     def __init__(
         self, room: str, gated: Sequence[str] = (), open_: Sequence[str] = (),
-        rooms: Sequence[tuple[str, Sequence[str]]] = (), *, fold_case: bool = False,
+        rooms: Sequence[tuple[str, Sequence[str]]] = (), *, fold_case: bool = True,
     ) -> None:
         self._room = room
         self._gated_source = tuple(gated)
         self._open_source = tuple(open_)
         self._fold_case = fold_case
         self._gated = _compile(gated, fold_case)
-        self._open = _compile(open_, fold_case)
+        self._open = _compile(open_, False)
         self._rooms = [(name, _compile(paths, fold_case)) for name, paths in rooms]
 
     def with_rooms(self, rooms: Sequence[tuple[str, Sequence[str]]]) -> Router:
@@ -152,8 +166,6 @@ class Router:
         return None
 
     def _readings(self, path: str) -> tuple[str, ...]:
-        if self._fold_case:
-            path = path.lower()
         return (path, _without_params(path)) if ";" in path else (path,)
 
     def _is_open(self, path: str) -> bool:

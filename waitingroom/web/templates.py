@@ -82,18 +82,22 @@ def check_escaping(env: Environment, templates_dir: str) -> None:
 
 def brand_files(templates_dir: str) -> dict[str, tuple[bytes, bytes]]:
     """The files in ``templates_dir/static/`` by name: (body, content type), read once.
-    Only plain names of known types, each at most 1 MiB, at most 100 of them."""
+    Only regular files (a link, which could lead out of the folder, stops start-up) with
+    plain names of known types, each at most 1 MiB, at most 100 of them."""
     folder = Path(templates_dir) / "static"
     if not templates_dir or not folder.is_dir():
         return {}
+    if folder.is_symlink():
+        raise TemplatesError(f"{folder}: a link, not a folder of the shop's own")
     found: dict[str, tuple[bytes, bytes]] = {}
     for path in sorted(folder.iterdir()):
         if path.name.startswith("."):
             continue
         content_type = _BRAND_TYPES.get(path.suffix.lower())
-        if not path.is_file() or content_type is None or not _BRAND_NAME.fullmatch(path.name):
-            raise TemplatesError(f"{path}: brand files are plain files named with letters, "
-                                 f"digits, '.', '_' and '-', of a type among "
+        if (path.is_symlink() or not path.is_file() or content_type is None
+                or not _BRAND_NAME.fullmatch(path.name)):
+            raise TemplatesError(f"{path}: brand files are regular files (not links) named "
+                                 f"with letters, digits, '.', '_' and '-', of a type among "
                                  f"{', '.join(sorted(_BRAND_TYPES))}")
         body = path.read_bytes()
         if len(body) > _BRAND_FILE_BYTES:

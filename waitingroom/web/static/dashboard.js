@@ -5,7 +5,9 @@
   var $ = function (id) { return document.getElementById(id); };
   var samples = [];
   var latest = null;  // the last sample: what the controls' confirmations describe
-  var token = sessionStorage.getItem("wr-admin-token") || "";
+  // Kept in this page's memory only: never in storage a script of the shop's, on the
+  // same site, could read later. Reloading the dashboard asks for it again.
+  var token = "";
   var room = $("d-room").getAttribute("data-room");
   var inRoom = "?room=" + encodeURIComponent(room);
 
@@ -223,15 +225,15 @@
     if (missing) { $("d-result").textContent = "Type a number: " + missing; return; }
     change(body, effect(body) + "\n\nGo ahead?");
   });
-  document.addEventListener("input", function (e) {
+  function edited(e) {  // an input says so on input, a select on change
     if (e.target.id && e.target.id.indexOf("i-") === 0) e.target.setAttribute("data-edited", "");
-  });
-  document.addEventListener("change", function (e) {  // a select says so on change
-    if (e.target.id && e.target.id.indexOf("i-") === 0) e.target.setAttribute("data-edited", "");
-  });
+  }
+  document.addEventListener("input", edited);
+  document.addEventListener("change", edited);
   $("d-login").addEventListener("submit", function (e) {
     e.preventDefault();
-    token = $("d-token").value; sessionStorage.setItem("wr-admin-token", token);
+    token = $("d-token").value;
+    $("d-token").value = "";
     stream();
   });
   window.addEventListener("resize", draw);
