@@ -37,7 +37,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=3)
     args = parser.parse_args()
     room_env = {"WAITINGROOM_SECRET": SECRET, "WAITINGROOM_CAPACITY": "1",
-                "WAITINGROOM_GATED_PATHS": "/checkout*"}
+                "WAITINGROOM_GATED_PATHS": "/checkout*",
+                "WAITINGROOM_NEW_PLACES_PER_MINUTE_PER_NETWORK": "0"}  # wrk: one network
     with tempfile.TemporaryDirectory() as scratch:
         base = str(Path(scratch) / "base")
         subprocess.run(["git", "-C", ROOT, "worktree", "add", "--detach", "-q", base,
@@ -49,7 +50,7 @@ def main() -> None:
                        "WAITINGROOM_REDIS_URL": redis_server.url}
                 with server(_serve_from(base), env) as old, \
                         server(_serve_from(ROOT), env) as new:
-                    admitted, queued = cookies_for(new)
+                    admitted, queued, hello = cookies_for(new)
                     print(f"this tree vs {args.base}: wrk -t1 -c64, {args.seconds}s x "
                           f"{args.rounds} rounds, medians")
                     compare(args.rounds, args.seconds, {
@@ -57,7 +58,9 @@ def main() -> None:
                                              (new + "/checkout", admitted)),
                         "queued status poll": ((old + "/_wr/status", queued),
                                                (new + "/_wr/status", queued)),
-                        "new arrival": ((old + "/checkout", None), (new + "/checkout", None)),
+                        "first visit": ((old + "/checkout", None), (new + "/checkout", None)),
+                        "the request that takes the place": ((old + "/checkout", hello),
+                                                             (new + "/checkout", hello)),
                     })
         finally:
             subprocess.run(["git", "-C", ROOT, "worktree", "remove", "--force", base],

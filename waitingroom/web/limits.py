@@ -12,6 +12,7 @@ processes a floor is N times the setting (a share is the same share).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import time
 from dataclasses import dataclass
@@ -127,9 +128,11 @@ class _Window:
         self.this += 1
 
 
+@functools.lru_cache(maxsize=16384)
 def network_of(host: str) -> str:
     """The network ``host`` is counted in: its IPv4 /24 or IPv6 /48 (a name or a unix
-    socket path counts as itself)."""
+    socket path counts as itself). Remembered: parsing an address costs 7 us, a
+    fifteenth of an admitted request."""
     try:
         address = ipaddress.ip_address(host)
     except ValueError:

@@ -76,7 +76,6 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._in_body = False
         self._refused = False
         self._due: tuple[float, int] | None = None  # (deadline, status): what is awaited
-        self._body_started = 0.0
         self._body_bytes = 0
         self._timer: asyncio.TimerHandle | None = None
 
@@ -103,6 +102,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                 self._refuse(431)
                 return
         HttpToolsProtocol.data_received(self, data)
+        if self._in_body and self._due is None and not self._refused:  # a body began
+            self._expect(self.body_seconds, 0)
 
     def on_message_begin(self) -> None:
         """A new head begins (pipelined ones included): counted from nothing."""
@@ -112,12 +113,16 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def on_url(self, url: bytes) -> None:
         """Part of the head: counted (so is every pipelined request's)."""
         self._count(len(url))
-        super().on_url(url)
+        HttpToolsProtocol.on_url(self, url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         """Part of the head: counted (so is every pipelined request's)."""
-        self._count(len(name) + len(value) + 4)
-        super().on_header(name, value)
+        self._head_bytes += len(name) + len(value) + 4
+        self._unfinished = 0
+        if self._head_bytes > self.max_head_bytes:
+            self._refuse(431)
+            raise _Refused
+        HttpToolsProtocol.on_header(self, name, value)
 
     def on_headers_complete(self) -> None:
         """The head is in: refuse a long URL or too many headers, else on to the app
@@ -130,29 +135,24 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._refuse(431)
             raise _Refused
         HttpToolsProtocol.on_headers_complete(self)
-        self._in_body = any(name == b"transfer-encoding" or (
-            name == b"content-length" and value.strip(b"0 \t") != b"")
-            for name, value in self.headers)
-        if self._in_body:
-            self._body_started, self._body_bytes = time.monotonic(), 0
-            self._expect(self.body_seconds, 0)
-        else:
-            self._due = None
+        # A body follows unless the message completes at once (in the same parse, as a
+        # request without one does): data_received starts its deadline if so.
+        self._in_body, self._body_bytes, self._due = True, 0, None
 
     def on_body(self, body: bytes) -> None:
         """More of the body: the deadline moves on by what it brought."""
         self._body_bytes += len(body)
-        super().on_body(body)
+        HttpToolsProtocol.on_body(self, body)
 
     def on_message_complete(self) -> None:
         """The body is in: nothing is due until the answer is sent."""
         self._in_body = False
         self._due = None
-        super().on_message_complete()
+        HttpToolsProtocol.on_message_complete(self)
 
     def on_response_complete(self) -> None:
         """The answer is sent: the next head is due (unless it is in, pipelined)."""
-        super().on_response_complete()
+        HttpToolsProtocol.on_response_complete(self)
         if not (self.transport.is_closing() or self.pipeline or self._in_body):
             self._await_head()
 
