@@ -4,15 +4,22 @@ against the API schemas (kubernetes-validate, offline), nginx's config with
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
+from tests.conftest import AUTH, SECRET, TOKEN
+from tests.servers import waitingroom_serve
+from waitingroom.cli import GRACEFUL_SHUTDOWN_SECONDS
 from waitingroom.config import load_settings
+from waitingroom.middleware import SHUTDOWN_SECONDS
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 
@@ -30,15 +37,19 @@ def test_kubernetes_manifests_match_the_api_schemas(manifest: Path) -> None:
                                      strict=True)
 
 
-def test_the_kubernetes_settings_load_and_the_probes_split_liveness_from_redis() -> None:
+def test_the_kubernetes_settings_load_and_neither_probe_follows_redis() -> None:
     config = _documents(DEPLOY / "k8s/configmap.yaml")[0]["data"]
     secret = _documents(DEPLOY / "k8s/secret.example.yaml")[0]["stringData"]
     settings = load_settings(environ={**config, **secret})  # type: ignore[dict-item]
     assert settings.capacity == 300 and settings.gated_paths == ("/checkout*", "/basket*")
     container = _documents(DEPLOY / "k8s/deployment.yaml")[0]["spec"]["template"][  # type: ignore[index]
         "spec"]["containers"][0]
-    assert container["readinessProbe"]["httpGet"]["path"] == "/_wr/health"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/_wr/ready"
     assert container["livenessProbe"]["httpGet"]["path"] == "/_wr/live"
+    assert container["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "5"]
+    pod = _documents(DEPLOY / "k8s/deployment.yaml")[0]["spec"]["template"]["spec"]  # type: ignore[index]
+    # The grace covers the pre-stop pause, serve's graceful end and the room's shutdown.
+    assert pod["terminationGracePeriodSeconds"] > 5 + GRACEFUL_SHUTDOWN_SECONDS + SHUTDOWN_SECONDS
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
 
 
@@ -74,3 +85,36 @@ def test_nginx_accepts_the_example_config(tmp_path: Path) -> None:
     result = subprocess.run(["nginx", "-t", "-p", str(tmp_path), "-c",
                              str(tmp_path / "nginx.conf")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.slow
+def test_serve_on_sigterm_ends_its_event_streams_and_exits_within_the_grace(
+    redis_url: str,
+) -> None:
+    """What the manifests' grace period is measured against: SIGTERM with a waiter's
+    event stream open ends the stream (the page reconnects elsewhere) and the process
+    exits cleanly, well inside the 45 s Kubernetes is told to wait."""
+    started: list[subprocess.Popen[bytes]] = []
+    env = {"WAITINGROOM_REDIS_URL": redis_url, "WAITINGROOM_SECRET": SECRET,
+           "WAITINGROOM_ORIGIN": "http://127.0.0.1:9", "WAITINGROOM_CAPACITY": "1",
+           "WAITINGROOM_NEW_PLACES_PER_MINUTE_PER_NETWORK": "0",
+           "WAITINGROOM_ADMIN_TOKEN": TOKEN}
+    with waitingroom_serve(env, started=started) as url, \
+            httpx.Client(base_url=url, headers={"accept": "application/json"}) as holder, \
+            httpx.Client(base_url=url, headers={"accept": "application/json"}) as waiter:
+        assert holder.get("/_wr/status").json()["state"] == "arriving"
+        assert holder.get("/_wr/status").json()["state"] == "admitted"  # the one slot
+        assert waiter.get("/_wr/status").json()["state"] == "arriving"
+        assert waiter.get("/_wr/status").json()["state"] == "queued"
+        assert holder.post("/_wr/admin/room", json={"paused": True},  # nobody goes in
+                           headers=AUTH).status_code == 200
+        with waiter.stream("GET", "/_wr/events", timeout=60) as stream:
+            lines = stream.iter_lines()
+            assert next(lines).startswith(("id:", "data:", "event:"))
+            started[0].send_signal(signal.SIGTERM)
+            rest: list[str] = []
+            with contextlib.suppress(httpx.RemoteProtocolError):  # cut at the deadline
+                rest.extend(lines)  # ends: the server closed the stream
+        # uvicorn re-raises the signal once it has shut down cleanly: -SIGTERM, in time.
+        assert started[0].wait(timeout=45) == -signal.SIGTERM
+    assert not [line for line in rest if '"admitted"' in line]  # ended, not let in

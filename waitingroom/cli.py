@@ -23,6 +23,12 @@ from waitingroom.proxy.websocket import MAX_MESSAGE_BYTES
 from waitingroom.settings import ENV_PREFIX, SECRET_SETTINGS, Settings
 from waitingroom.web.server import LimitedHttpToolsProtocol, port_in_use
 
+GRACEFUL_SHUTDOWN_SECONDS = 10
+"""On SIGTERM, ``serve`` stops taking connections, lets requests in flight finish and
+ends the rest (event streams) after this; the room's own shutdown then takes at most
+``middleware.SHUTDOWN_SECONDS`` (20 s). An orchestrator's grace period must cover
+both, and any pre-stop pause (deploy/k8s: 5 + 10 + 20 < 45 s)."""
+
 _METAVARS = {"int": "N", "float": "X", "bool": "BOOL", "tuple[str, ...]": "A,B",
              "tuple[tuple[int, str], ...]": "JSON"}
 
@@ -305,6 +311,9 @@ def _serve(settings: Settings) -> None:
                 # The origin's own Date and Server headers pass through the proxy.
                 server_header=False, date_header=False,
                 http=LimitedHttpToolsProtocol,  # limits on request heads (server.py)
+                # On SIGTERM: open event streams are ended after this (their pages
+                # reconnect to another process), then the room stops its background work.
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
                 ws_max_size=MAX_MESSAGE_BYTES)  # a visitor's WebSocket messages, as the origin's
 
 

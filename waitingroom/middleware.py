@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from functools import partial
 from typing import Any
 
@@ -102,6 +103,7 @@ class WaitingRoomMiddleware:
             engine=self.engine, make_gate=self._created_gate)
         self.admin = AdminAPI(engine=self.engine, rooms=self.rooms, tokens=settings.admin_token,
                               issue_invite=self.tickets.issue_invite)
+        self._stopping = False
 
     def _gate(self, name: str, *, capacity: int, message: str = "", capture: str = "auto",
               planned: tuple[tuple[int, dict[str, Any]], ...] = ()) -> RoomGate:
@@ -178,6 +180,8 @@ class WaitingRoomMiddleware:
                 await self._health(request, receive, send)
             elif path == "/_wr/live":  # liveness: this process answers, whatever Redis does
                 await json_response({"status": "ok"})(scope, receive, send)
+            elif path == "/_wr/ready":
+                await self._ready(request, receive, send)
             elif path.startswith(_ADMIN_PATHS) or path == "/_wr/metrics":
                 await self.admin(scope, receive, send)
             elif path in self.rooms.default.routes:
@@ -214,6 +218,21 @@ class WaitingRoomMiddleware:
         body = {"status": "ok" if healthy else "unavailable", "room": self.settings.room}
         await json_response(body, 200 if healthy else 503)(request.scope, receive, send)
 
+    async def _ready(self, request: Request, receive: Receive, send: Send) -> None:
+        """``GET /_wr/ready``: may a load balancer send visitors here? Yes while the
+        process serves, whatever Redis does: with Redis gone every visitor gets the
+        room's answer for it (``redis_down``), which is the room's to give, not the
+        load balancer's error. Says what Redis does, from the room's last report (no
+        Redis call: a hung Redis cannot make the probe time out)."""
+        if self._stopping:
+            await json_response({"status": "stopping"}, 503)(request.scope, receive, send)
+            return
+        silent = self.rooms.default.room.breaker.redis_silent_since()
+        redis = "answers" if silent is None else "unreachable since " + time.strftime(
+            "%Y-%m-%dT%H:%M:%SZ", time.gmtime(silent))
+        await json_response({"status": "ready", "room": self.settings.room, "redis": redis})(
+            request.scope, receive, send)
+
     async def _sample_for_dashboard(self, room: Room) -> None:
         if self.admin.enabled:
             await self.admin.record_history(room)
@@ -221,6 +240,7 @@ class WaitingRoomMiddleware:
     async def aclose(self) -> None:
         """Stop background work and close the Redis pool (done at lifespan shutdown),
         in :data:`SHUTDOWN_SECONDS` at most, whatever hangs."""
+        self._stopping = True
         closing = asyncio.ensure_future(self.rooms.aclose())
         done, _ = await asyncio.wait({closing}, timeout=SHUTDOWN_SECONDS)
         if not done:

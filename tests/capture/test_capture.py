@@ -16,6 +16,7 @@ import redis
 from tests.capture.forms import FIELDS, GOOD, csrf_of, stored
 from tests.conftest import SECRET
 from tests.servers import Browser, Origin
+from waitingroom.capture.spool import Spool
 from waitingroom.engine import CapturedRecord, Engine
 from waitingroom.fields import parse_fields, reference_for, validate
 from waitingroom.middleware import WaitingRoomMiddleware
@@ -304,3 +305,19 @@ async def test_the_capture_form_speaks_the_visitors_language(
             assert "Meine Daten senden" in form.text
     finally:
         await room.aclose()
+
+
+async def test_each_spool_drains_its_own_room_only(tmp_path: Path) -> None:
+    """The capture desk of room ``default`` never takes the interest desk's spooled
+    records (``default.interest``) for orders: both spool to one folder."""
+    orders, interest = Spool(tmp_path, "default"), Spool(tmp_path, "default.interest")
+    await orders.append({"reference": "WR-ORDER"})
+    await interest.append({"reference": "WR-INTEREST"})
+    (tmp_path / "default.4242.jsonl").write_text('{"reference": "WR-OLD-NAME"}\n')
+    drained: dict[str, list[str]] = {"default": [], "default.interest": []}
+    for spool in (orders, interest):
+        async def store(record: dict[str, Any], room: str = spool.room) -> None:
+            drained[room].append(record["reference"])
+        await spool.drain(store)
+    assert drained == {"default": ["WR-OLD-NAME", "WR-ORDER"],
+                       "default.interest": ["WR-INTEREST"]}

@@ -580,3 +580,34 @@ async def test_a_single_page_shop_waits_in_line_through_client_js_without_a_page
             # A first visit (the app's cookie comes with it), then in line, then in.
             assert states[:2] == ["arriving", "queued"] and states[-1] == "admitted"
             await context.close()
+
+
+async def test_the_queue_page_says_it_is_reconnecting_while_redis_is_away_and_recovers(
+    redis_server: Any, make_settings: Callable[..., Settings], browser: object,
+) -> None:
+    """Redis stalls under a waiting shopper's page: the page says it is reconnecting
+    and that the place is kept (not only "Updated 28 s ago"), and goes back to live
+    updates by itself once Redis answers."""
+    from tests.servers import FaultyLink
+
+    async with FaultyLink(redis_server.port) as link, serve_in_process(shop) as origin:
+        settings = make_settings(origin=origin, capacity=1, gated_paths=("/checkout*",),
+                                 redis_url=link.url)
+        async with serve_in_process(build_proxy_app(settings)) as url, \
+                Browser(base_url=url) as holder:
+            await holder.get("/checkout")  # takes the only place
+            context = await browser.new_context()  # type: ignore[attr-defined]
+            try:
+                page = await context.new_page()
+                await page.goto(url + "/checkout")
+                updated = page.locator("#wr-updated")
+                await async_api.expect(updated).to_contain_text("Updated", timeout=15_000)
+                link.flowing.clear()
+                await async_api.expect(updated).to_contain_text("Reconnecting",
+                                                                timeout=15_000)
+                await async_api.expect(updated).to_contain_text("Your place is kept")
+                link.flowing.set()
+                await async_api.expect(updated).to_contain_text("Updated", timeout=15_000)
+                assert await page.locator("#wr-position").inner_text() == "1"
+            finally:
+                await context.close()

@@ -1,9 +1,10 @@
 """Captures taken while Redis is unreachable: a local append-only file, fsync'd.
 
-Each process appends to its own file ``<room>.<pid>.jsonl`` under an exclusive
-lock, and flushes and fsyncs before the visitor is shown a reference. A drain takes
-every file of the room it can lock (a dead process's too), stores each record in
-Redis (idempotent by reference), then empties the file.
+Each process appends to its own file ``<room>.<host>-<pid>.jsonl`` (the host named so
+that processes on several machines can share one folder) under an exclusive lock, and
+flushes and fsyncs before the visitor is shown a reference. A drain takes every file
+of the room it can lock (a dead process's too), stores each record in Redis
+(idempotent by reference), then empties the file.
 """
 
 from __future__ import annotations
@@ -13,11 +14,15 @@ import fcntl
 import json
 import logging
 import os
+import re
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger("waitingroom.spool")
+_WRITER = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) + f"-{os.getpid()}"
+"""This process, as its spool files name it: host and process id, with no dot."""
 
 
 class Spool:
@@ -26,7 +31,7 @@ class Spool:
     def __init__(self, directory: str | Path, room: str) -> None:
         self.directory = Path(directory)
         self.room = room
-        self.path = self.directory / f"{room}.{os.getpid()}.jsonl"
+        self.path = self.directory / f"{room}.{_WRITER}.jsonl"
 
     async def append(self, record: dict[str, Any]) -> None:
         """Write ``record`` and fsync it; raises OSError if the disk refuses."""
@@ -52,9 +57,12 @@ class Spool:
         return any(p.stat().st_size for p in self._files())
 
     def _files(self) -> list[Path]:
+        """This room's spool files (of every writer), and no other room's: the glob
+        alone would take ``<room>.interest.<writer>.jsonl`` for one of ``<room>``'s."""
         if not self.directory.is_dir():
             return []
-        return sorted(self.directory.glob(f"{self.room}.*.jsonl"))
+        return sorted(path for path in self.directory.glob(f"{self.room}.*.jsonl")
+                      if "." not in path.name[len(self.room) + 1:-len(".jsonl")])
 
     async def drain(self, store: Callable[[dict[str, Any]], Awaitable[None]]) -> int:
         """Store every spooled record with ``store``; return how many were drained.

@@ -35,9 +35,7 @@ gets 401, and tokens are never logged.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
-import json
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -58,6 +56,7 @@ from waitingroom.ops.admin_bodies import (
     parsed_body,
 )
 from waitingroom.ops.dashboard import dashboard_page
+from waitingroom.ops.dashboard_events import dashboard_events
 from waitingroom.ops.history import History
 from waitingroom.ops.metrics import metrics
 from waitingroom.room.room import Room
@@ -66,8 +65,6 @@ from waitingroom.web.asgi import html_response, json_response, query_params
 ADMIN_PREFIX = "/_wr/admin"
 ADMIN_OFF = ("the admin API is off: set WAITINGROOM_ADMIN_TOKEN (or admin_token in the "
              "config file) to turn it on")
-_EVENTS_EVERY_SECONDS = 2.0
-_EVENTS_MAX_SECONDS = 600  # the dashboard reconnects
 
 
 class AdminAPI:
@@ -201,13 +198,8 @@ class AdminAPI:
         if history.due():
             history.add(await self.sample(room))
 
-    async def _events(self, room: Room) -> AsyncIterator[bytes]:
-        history = json.dumps(list(self._history(room).samples))
-        yield f"event: history\ndata: {history}\n\n".encode()
-        deadline = time.monotonic() + _EVENTS_MAX_SECONDS
-        while time.monotonic() < deadline:
-            yield f"data: {json.dumps(await self.sample(room))}\n\n".encode()
-            await asyncio.sleep(_EVENTS_EVERY_SECONDS)
+    def _events(self, room: Room) -> AsyncIterator[bytes]:
+        return dashboard_events(room, list(self._history(room).samples), self.sample)
 
     async def snapshot(self, room: Room) -> dict[str, Any]:
         """The room as ops see it."""
@@ -305,3 +297,4 @@ class AdminAPI:
         await self.engine.rooms.change(room.name, who, "update", changes)
         await room.refresh_config()
         return json_response(await self.snapshot(room))
+

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 
 import aiohttp
@@ -25,6 +26,9 @@ from waitingroom.tls import tls_context
 logger = logging.getLogger("waitingroom.breaker")
 REPORT_INTERVAL_SECONDS = 0.5
 HEALTH_CHECK_TIMEOUT_SECONDS = 5.0
+SILENT_AFTER_SECONDS = 1.5
+"""Redis is taken as unreachable once no report has been answered for this long (three
+report intervals): a Redis that hangs is found out long before a command times out."""
 
 
 class BreakerClient:
@@ -51,13 +55,27 @@ class BreakerClient:
         self._tls: ssl.SSLContext | bool = tls_context(ca_file) if ca_file else True
         self._successes = 0
         self._failures = 0
+        self.redis_heard_at = time.time()
+        """When Redis last answered a report (wall clock, seconds)."""
+        self.redis_changed = asyncio.Event()
+        """Set (and replaced) when Redis falls silent or answers again."""
         self._task: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
 
     def start(self) -> None:
         """Start reporting in the background (idempotent; needs a running loop)."""
         if self._task is None:
             self._task = asyncio.create_task(self._run())
+            self._watch = asyncio.create_task(self._watch_redis())
+
+    def redis_silent_since(self) -> float | None:
+        """When Redis was last heard, if it has been silent for
+        :data:`SILENT_AFTER_SECONDS` (wall clock, seconds); None while it answers."""
+        heard = self.redis_heard_at
+        if self._task is None or time.time() - heard <= SILENT_AFTER_SECONDS:
+            return None  # answering, or not asked yet (the room not yet in use)
+        return heard
 
     def record(self, ok: bool) -> None:
         """Count one order-flow outcome (a 5xx, timeout or connection error is not ok)."""
@@ -85,6 +103,7 @@ class BreakerClient:
             self._failures += failures
             logger.warning("could not report to the breaker: %s", exc)
             return
+        self.redis_heard_at = time.time()
         if result.state != self.state:
             logger.warning("breaker of room %s is now %s", self.room, result.state)
         self.state = result.state
@@ -102,6 +121,18 @@ class BreakerClient:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), REPORT_INTERVAL_SECONDS)
 
+    async def _watch_redis(self) -> None:
+        """Beside the reports (which a hung Redis holds up): tell those waiting on
+        :attr:`redis_changed` when Redis falls silent or answers again."""
+        silent = False
+        while not self._stop.is_set():
+            if (self.redis_silent_since() is not None) != silent:
+                silent = not silent
+                changed, self.redis_changed = self.redis_changed, asyncio.Event()
+                changed.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), REPORT_INTERVAL_SECONDS / 2)
+
     async def _healthy(self) -> bool:
         timeout = aiohttp.ClientTimeout(total=HEALTH_CHECK_TIMEOUT_SECONDS)
         try:
@@ -117,7 +148,7 @@ class BreakerClient:
         task, self._task = self._task, None
         if task is not None:
             self._stop.set()
-            await asyncio.wait({task})
+            await asyncio.wait({task, *([self._watch] if self._watch else [])})
             if not task.cancelled() and task.exception() is not None:
                 logger.error("breaker reports of room %s had stopped", self.room,
                              exc_info=task.exception())

@@ -5,6 +5,7 @@ and the background work done every half second."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -214,11 +215,9 @@ class Room:
             try:
                 await job()
             except RedisError as exc:
-                logger.warning("room %s: %s waits for Redis: %s", self.name,
-                               getattr(job, "__qualname__", job), exc)
+                logger.warning("room %s: %s waits for Redis: %s", self.name, _named(job), exc)
             except Exception:  # one job's fault must not stop the breaker's reports
-                logger.exception("room %s: %s failed", self.name,
-                                 getattr(job, "__qualname__", job))
+                logger.exception("room %s: %s failed", self.name, _named(job))
 
     async def aclose(self) -> None:
         """Stop the room's background work (the engine is the caller's to close)."""
@@ -226,3 +225,10 @@ class Room:
             await self._config_refresh
         await self.breaker.aclose()  # its ticks may start the line's looks: stopped first
         await self.line.aclose()
+
+
+def _named(job: Callable[[], Awaitable[None]]) -> str:
+    """A tick job's name for the log: its function's, through any ``partial``."""
+    while isinstance(job, functools.partial):
+        job = job.func
+    return str(getattr(job, "__qualname__", type(job).__name__))

@@ -11,6 +11,7 @@ emails go to a local mail sink whose messages the shop shows at ``/notices``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import secrets
 import signal
@@ -202,6 +203,9 @@ async def run_demo(*, port: int = 8000, capacity: int = 3) -> None:
                           "there or pick another port (waitingroom demo --port 8001, or "
                           "make demo PORT=8001)")
     token = secrets.token_urlsafe(16)
+    # Every line the demo's servers log has a time (uvicorn's own format has none).
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S", level=logging.WARNING)
     with RedisServer() as redis_server:
         shop_port = free_port()
         # The shop forgets an idle session a second before the room ends it, so a slot
@@ -214,9 +218,9 @@ async def run_demo(*, port: int = 8000, capacity: int = 3) -> None:
                                  spool_dir=str(redis_server.directory / "spool"))
         servers = [
             uvicorn.Server(uvicorn.Config(shop.app, host="127.0.0.1", port=shop_port,
-                                          log_level="warning")),
+                                          log_level="warning", log_config=None)),
             uvicorn.Server(uvicorn.Config(build_proxy_app(settings), host="127.0.0.1",
-                                          port=port, log_level="warning",
+                                          port=port, log_level="warning", log_config=None,
                                           server_header=False, date_header=False)),
         ]
         def stop(signum: int, frame: object) -> None:

@@ -30,6 +30,11 @@ logger = logging.getLogger("waitingroom")
 EVENTS_MAX_SECONDS = 300
 """An event stream ends after this; the browser's EventSource reconnects."""
 _FINAL_STATES = ("admitted", "open", "capture", "closed", "moved")
+_OUTAGE_EVENT = b"event: outage\ndata: {}\n\n"
+"""Told to the page while Redis does not answer: it says it is reconnecting."""
+_OUTAGE_RETRY_SECONDS = 1.0
+"""While Redis does not answer, it is asked again this often (so the page hears of
+its return within about a second)."""
 
 
 async def status(room: Room, request: Request, receive: Receive, send: Send) -> None:
@@ -90,20 +95,34 @@ async def _stream(room: Room, request: Request, receive: Receive, send: Send) ->
                     break
                 # Asked again at the advised interval (which keeps the place), or at
                 # once when the doorbell rings: the visitor was let in.
+                # Or when Redis falls silent or answers again.
                 rung = asyncio.ensure_future(bell.wait())
-                done, _ = await asyncio.wait({disconnected, rung},
+                redis = asyncio.ensure_future(room.breaker.redis_changed.wait())
+                done, _ = await asyncio.wait({disconnected, rung, redis},
                                              timeout=answer.poll_after_seconds,
                                              return_when=asyncio.FIRST_COMPLETED)
                 rung.cancel()
+                redis.cancel()
                 if disconnected in done:
                     return
                 bell.clear()
-                try:
-                    config = await room.config()
-                    standing = await waiting(room, request, standing.visitor_id, number,
-                                             join=True, claim=False)
-                except RedisError:
-                    logger.warning("redis unavailable during /_wr/events; retrying")
+                while True:
+                    try:
+                        if room.breaker.redis_silent_since() is not None:
+                            raise RedisError("Redis has not answered the room's reports")
+                        config = await room.config()
+                        standing = await waiting(room, request, standing.visitor_id, number,
+                                                 join=True, claim=False)
+                        break
+                    except RedisError:
+                        if last:
+                            logger.warning("redis unavailable during /_wr/events; retrying")
+                        last = b""  # the page is told of the outage; then anew once back
+                        await send({"type": "http.response.body", "body": _OUTAGE_EVENT,
+                                    "more_body": True})
+                        if (await asyncio.wait({disconnected},
+                                               timeout=_OUTAGE_RETRY_SECONDS))[0]:
+                            return
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
         disconnected.cancel()

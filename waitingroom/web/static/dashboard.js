@@ -171,12 +171,32 @@
     }).catch(function () {});
   }
 
+  // What the status line says: "live" only while figures arrive; else since when
+  // they are frozen, and why if the server said.
+  var heardAt = 0, watchdog = null;
+  function status(text, frozen) {
+    $("d-status").textContent = text;
+    document.body.classList.toggle("d-frozen", !!frozen);
+  }
+  function clock(ms) { return new Date(ms).toLocaleTimeString(); }
+  function heard() {
+    heardAt = Date.now();
+    clearTimeout(watchdog);
+    watchdog = setTimeout(function () {  // two samples missed: say so, whatever the cause
+      status("no figures since " + clock(heardAt) + ": figures frozen", true);
+    }, 5000);
+  }
+
   function stream() {
     listRooms();
-    $("d-status").textContent = "connecting…";
+    status("connecting…", heardAt > 0);
     fetch("/_wr/admin/events" + inRoom, { headers: auth() }).then(function (r) {
-      if (r.status === 401) { $("d-status").textContent = "wrong token"; return; }
-      $("d-status").textContent = "live";
+      if (r.status === 401) { status("wrong token"); return; }
+      if (!r.ok) {
+        status("the server answered " + r.status + (heardAt ? " (figures frozen since " +
+               clock(heardAt) + ")" : "") + "; retrying…", true);
+        setTimeout(stream, 3000); return;
+      }
       var reader = r.body.getReader(), decoder = new TextDecoder(), buffer = "";
       function pump() {
         return reader.read().then(function (part) {
@@ -189,15 +209,23 @@
             if (!data) return;
             if (e.indexOf("event: history") === 0) {
               samples = JSON.parse(data); draw();
+            } else if (e.indexOf("event: outage") === 0) {
+              clearTimeout(watchdog);
+              status("Redis unreachable since " + clock(JSON.parse(data).redis_unheard_since_ms) +
+                     ": figures frozen", true);
             } else {
-              add(JSON.parse(data));
+              add(JSON.parse(data)); heard(); status("live");
             }
           });
           return pump();
         });
       }
       return pump();
-    }).catch(function () { $("d-status").textContent = "reconnecting…"; setTimeout(stream, 3000); });
+    }).catch(function () {
+      status("reconnecting…" + (heardAt ? " (figures frozen since " + clock(heardAt) + ")" : ""),
+             heardAt > 0);
+      setTimeout(stream, 3000);
+    });
   }
 
   function change(body, question) {

@@ -80,22 +80,34 @@
     msg.textContent = st.message || "";
     msg.hidden = !st.message;
   }
-  setInterval(function () {
+  // While answers fail (the room's Redis away, the network gone), the page says it is
+  // reconnecting rather than only how old its figures are.
+  var failing = false;
+  function age() {
     if (updatedAt && !leaving) {
       var n = Math.round((Date.now() - updatedAt) / 1000);
-      $("wr-updated").textContent = words("updated").replace("{n}", String(n));
+      $("wr-updated").textContent = words(failing ? "reconnecting" : "updated")
+        .replace("{n}", String(n));
     }
-  }, 1000);
+  }
+  setInterval(age, 1000);
+  function failed() { failing = true; age(); }
   // An answer that is not a status (the room's Redis away: 503, or a busy process:
-  // 429) is waited out as it says (Retry-After), never asked again at once.
+  // 429) is waited out as it says (Retry-After), never asked again at
+  // once; once answers come again, the event stream is tried again.
   function poll() {
     fetch("/_wr/status" + room + (shown ? "&chance=" + shown : ""), { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (r) {
         if (!r.ok) throw new Error(r.headers.get("Retry-After") || "5");
         return r.json();
       })
-      .then(function (st) { show(st); if (!leaving) setTimeout(poll, st.poll_after_seconds * 1000); })
-      .catch(function (e) { setTimeout(poll, retryAfter(e) * 1000); });
+      .then(function (st) {
+        var recovered = failing;
+        failing = false; show(st);
+        if (leaving) return;
+        if (recovered && window.EventSource) listen(); else setTimeout(poll, st.poll_after_seconds * 1000);
+      })
+      .catch(function (e) { failed(); setTimeout(poll, retryAfter(e) * 1000); });
   }
   function retryAfter(e) {
     var s = parseInt(e && e.message, 10);
@@ -114,11 +126,19 @@
     });
     addEventListener("pageshow", function () { navigating = false; });
   }
-  if (window.EventSource) {
+  // The event stream, falling back to polling when it gives up (it retries by itself
+  // first: meanwhile the page says it is reconnecting).
+  function listen() {
     var es = new EventSource("/_wr/events" + room);
-    es.onmessage = function (e) { show(JSON.parse(e.data)); };
-    es.onerror = function () { if (es.readyState === 2 && !leaving) poll(); };
-  } else {
-    poll();
+    es.onmessage = function (e) { failing = false; show(JSON.parse(e.data)); };
+    es.addEventListener("outage", failed);  // the room's Redis away: the stream stays
+    es.onerror = function () {
+      if (leaving) return;
+      if (es.readyState === 2) { failed(); poll(); return; }
+      // Reconnecting by itself (a stream the server ended does so at once): said only
+      // if it is not back within two seconds.
+      setTimeout(function () { if (es.readyState !== 1 && !leaving) failed(); }, 2000);
+    };
   }
+  if (window.EventSource) listen(); else poll();
 })();

@@ -1,0 +1,136 @@
+"""Redis stalled under a live room, watched as an orchestrator and an ops engineer
+watch it (issue 30): readiness stays as the rule says (ready: the room answers for
+Redis), visitors get the room's answer, the dashboard's stream and a waiter's event
+stream say "outage" within about two seconds and "back" within two seconds of Redis
+answering again, and nothing in the log is an ASGI error or a repr."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+
+from tests.conftest import AUTH, TOKEN
+from tests.servers import Browser, FaultyLink, Origin, eventually, serve_in_process
+from waitingroom.middleware import WaitingRoomMiddleware
+from waitingroom.settings import Settings
+from waitingroom.tools.redis_server import RedisServer
+
+JSON = {"accept": "application/json"}
+NOTICE_BOUND = 2.5  # the promise is 2 s; a bound on a hung test with room for a busy host
+
+
+@dataclass
+class Heard:
+    """Server-Sent Events read from a stream: (when, event name, data)."""
+
+    events: list[tuple[float, str, str]] = field(default_factory=list)
+
+    def since(self, moment: float, name: str) -> list[tuple[float, str, str]]:
+        return [e for e in self.events if e[0] >= moment and e[1] == name]
+
+
+async def _listen(client: httpx.AsyncClient, url: str, heard: Heard,
+                  headers: dict[str, str]) -> None:
+    async with client.stream("GET", url, headers=headers, timeout=None) as answer:
+        assert answer.status_code == 200
+        name, data = "message", ""
+        async for line in answer.aiter_lines():
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: "):
+                data = line[6:]
+            elif not line and data:
+                heard.events.append((time.monotonic(), name, data))
+                name, data = "message", ""
+
+
+@pytest.mark.slow
+async def test_a_stalled_redis_is_told_truthfully_and_never_takes_the_process_out(
+    redis_server: RedisServer, make_settings: Callable[..., Settings],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING)
+    async with FaultyLink(redis_server.port) as link:
+        room = WaitingRoomMiddleware(Origin(), settings=make_settings(
+            redis_url=link.url, capacity=1, gated_paths=("/checkout*",),
+            admin_token=(f"alice:{TOKEN}",)))
+        async with serve_in_process(room) as url, \
+                Browser(base_url=url, headers=JSON) as holder, \
+                Browser(base_url=url, headers=JSON) as waiter, \
+                httpx.AsyncClient(base_url=url) as probe:
+            assert (await holder.get("/checkout/a")).status_code == 200
+            assert (await waiter.get("/checkout/a")).json()["state"] == "queued"
+            dashboard, page = Heard(), Heard()
+            listening = [asyncio.create_task(_listen(probe, "/_wr/admin/events", dashboard,
+                                                     AUTH)),
+                         asyncio.create_task(_listen(waiter, "/_wr/events", page, JSON))]
+            try:
+                await eventually(lambda: _true(dashboard.since(0, "message")),
+                                 "the dashboard's first sample", within=10)
+                await eventually(lambda: _true(page.since(0, "message")),
+                                 "the waiter's first status", within=10)
+                ready = await probe.get("/_wr/ready")
+                assert ready.status_code == 200 and ready.json()["redis"] == "answers"
+
+                stalled = time.monotonic()
+                link.flowing.clear()
+                # Probed as a kubelet would (every half second, 1 s timeout): ready,
+                # every time, and it says why the figures are old.
+                kubelet = asyncio.create_task(_probe_until(probe, stalled + 4))
+                await eventually(lambda: _true(dashboard.since(stalled, "outage")),
+                                 "the dashboard hears of the outage", within=NOTICE_BOUND)
+                await eventually(lambda: _true(page.since(stalled, "outage")),
+                                 "the queue page hears of the outage", within=NOTICE_BOUND)
+                answers = await kubelet
+                assert answers and all(a == 200 for a, _ in answers), answers
+                assert any(body["redis"].startswith("unreachable since ") for _, body in answers)
+                async with Browser(base_url=url, headers=JSON, timeout=15) as newcomer:
+                    turned = await asyncio.wait_for(newcomer.get("/checkout/a"), 15)
+                assert turned.status_code == 503 and turned.headers["retry-after"] == "5"
+                print(f"outage told: dashboard "
+                      f"{dashboard.since(stalled, 'outage')[0][0] - stalled:.2f} s, "
+                      f"queue page {page.since(stalled, 'outage')[0][0] - stalled:.2f} s")
+
+                back = time.monotonic()
+                link.flowing.set()
+                await eventually(lambda: _true(dashboard.since(back, "message")),
+                                 "the dashboard's figures again", within=NOTICE_BOUND)
+                await eventually(lambda: _true(page.since(back, "message")),
+                                 "the waiter's status again", within=NOTICE_BOUND)
+                recovered = json.loads(page.since(back, "message")[0][2])
+                assert recovered["state"] == "queued" and recovered["position"] == 1
+                assert (await probe.get("/_wr/ready")).json()["redis"] == "answers"
+            finally:
+                for task in listening:
+                    task.cancel()
+                await asyncio.gather(*listening, return_exceptions=True)
+        await room.aclose()
+    logged = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)
+    assert "Expected ASGI message" not in logged
+    assert "functools.partial" not in logged and " object at 0x" not in logged
+
+
+async def _true(value: object) -> bool:
+    return bool(value)
+
+
+async def _probe_until(client: httpx.AsyncClient, until: float
+                       ) -> list[tuple[int, dict[str, str]]]:
+    """``/_wr/ready`` every half second with a kubelet's 1 s timeout, until ``until``:
+    the statuses and bodies (a timeout counts as 0)."""
+    answers: list[tuple[int, dict[str, str]]] = []
+    while time.monotonic() < until:
+        try:
+            answer = await client.get("/_wr/ready", timeout=1.0)
+            answers.append((answer.status_code, answer.json()))
+        except httpx.TimeoutException:
+            answers.append((0, {}))
+        await asyncio.sleep(0.5)
+    return answers
