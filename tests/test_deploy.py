@@ -118,3 +118,23 @@ def test_serve_on_sigterm_ends_its_event_streams_and_exits_within_the_grace(
         # uvicorn re-raises the signal once it has shut down cleanly: -SIGTERM, in time.
         assert started[0].wait(timeout=45) == -signal.SIGTERM
     assert not [line for line in rest if '"admitted"' in line]  # ended, not let in
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None,
+                    reason="promtool not installed (apt-get install prometheus)")
+def test_the_alert_rules_are_valid_and_each_fires_when_it_should() -> None:
+    rules = DEPLOY / "prometheus"
+    checked = subprocess.run(["promtool", "check", "rules", "alerts.yml"], cwd=rules,
+                             capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    tested = subprocess.run(["promtool", "test", "rules", "alerts_test.yml"], cwd=rules,
+                            capture_output=True, text=True)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    alerts = {rule["alert"] for group in yaml.safe_load((rules / "alerts.yml").read_text())[
+        "groups"] for rule in group["rules"]}
+    unit_tested = set(re.findall(r"alertname: (\w+)", (rules / "alerts_test.yml").read_text()))
+    assert alerts == unit_tested  # every alert has its unit test
+    runbook = (DEPLOY.parent / "docs/operations.md").read_text()
+    for anchor in re.findall(r"operations\.md#([a-z-]+)", (rules / "alerts.yml").read_text()):
+        heading = anchor.replace("-", " ")
+        assert re.search(rf"^#+ {heading}$", runbook, re.M | re.I), anchor

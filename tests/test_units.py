@@ -98,9 +98,10 @@ def test_poll_interval_grows_with_distance_but_stays_inside_the_grace() -> None:
 
 
 def test_wait_times_histogram() -> None:
-    from waitingroom.room.eta import WaitTimes
+    from waitingroom.room.eta import WAIT_BUCKETS
+    from waitingroom.web.histogram import Histogram
 
-    waits = WaitTimes()
+    waits = Histogram(WAIT_BUCKETS)
     for seconds in (1, 20, 20, 9000):
         waits.observe(seconds)
     buckets = dict(waits.cumulative())

@@ -47,6 +47,7 @@ from waitingroom.web.asgi import (
     query_params,
     without_room_headers,
 )
+from waitingroom.web.histogram import LATENCIES
 from waitingroom.web.limits import ProcessLimits
 from waitingroom.web.pages import ASSETS, Pages
 from waitingroom.web.paths import (
@@ -102,7 +103,8 @@ class WaitingRoomMiddleware:
                           fold_case=settings.case_insensitive_paths),
             engine=self.engine, make_gate=self._created_gate)
         self.admin = AdminAPI(engine=self.engine, rooms=self.rooms, tokens=settings.admin_token,
-                              issue_invite=self.tickets.issue_invite)
+                              issue_invite=self.tickets.issue_invite,
+                              metrics_tokens=settings.metrics_token)
         self._stopping = False
 
     def _gate(self, name: str, *, capacity: int, message: str = "", capture: str = "auto",
@@ -161,7 +163,9 @@ class WaitingRoomMiddleware:
         if gate is None:
             await self.app(forwarded(scope, incoming, rid), receive, without_room_headers(send))
         else:
+            started = time.perf_counter()
             await gate(Request.parse(scope, self.pages, incoming, rid), receive, send)
+            LATENCIES.observe("gated", time.perf_counter() - started)
 
     async def _reserved_path(self, scope: Scope, path: str, receive: Receive,
                              send: Send) -> None:
@@ -188,6 +192,10 @@ class WaitingRoomMiddleware:
                 gate = await self._room_asked_for(scope)
                 if gate is None:
                     await json_response({"error": "no such room"}, 404)(scope, receive, send)
+                elif path == "/_wr/status":
+                    started = time.perf_counter()
+                    await gate.routes[path](request, receive, send)
+                    LATENCIES.observe("poll", time.perf_counter() - started)
                 else:
                     await gate.routes[path](request, receive, send)
             else:

@@ -21,7 +21,8 @@ REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster",
                  "redis+sentinel")
 _MAX_MESSAGE_LENGTH = 500
 _MAX_PLANNED = 100
-SECRET_SETTINGS = frozenset({"secret", "admin_token", "smtp_url", "notify_webhook_secret"})
+SECRET_SETTINGS = frozenset({"secret", "admin_token", "metrics_token", "smtp_url",
+                             "notify_webhook_secret"})
 """Settings taken from the environment or the config file only, never from a flag (a
 process's arguments are visible to every user of the machine)."""
 
@@ -157,6 +158,8 @@ class Settings:
     admin_token: tuple[str, ...] = field(default=(), repr=False)
     """Admin API bearer tokens, ``name:token`` (the name goes in the audit log) or a bare
     token (audited as ``admin``); comma-separated. None configured: no admin API."""
+    metrics_token: tuple[str, ...] = field(default=(), repr=False)
+    """Bearer tokens that may read ``/_wr/metrics`` and nothing else (a scraper's)."""
     new_places_per_minute_per_network: int = 30
     """New places one client network (IPv4 /24, IPv6 /48) may always take a minute in
     each process; past the floors, ``network_share`` of those within them. 0: no limit."""
@@ -177,20 +180,17 @@ class Settings:
     notify_webhook_url: str = ""
     """Notify me by webhook (e.g. an SMS gateway): JSON POSTed with an HMAC signature."""
     notify_webhook_secret: str = field(default="", repr=False)
-    """The notify-me webhook's HMAC key, at least 16 characters (environment or config
-    file only)."""
+    """The notify-me webhook's HMAC key, at least 16 characters."""
     notify_claim_seconds: int = 900
     """How long a notified visitor has to come back once it is their turn."""
     notify_per_hour_per_visitor: int = 5
     """Notify-me requests one place in line may make per hour (per process)."""
     notify_per_hour_per_network: int = 30
-    """Notify-me requests one client network may make per hour (per process), so the
-    room cannot be used to send messages to strangers in bulk."""
+    """Notify-me requests one client network may make per hour (per process)."""
     public_url: str = ""
-    """The site's address as visitors reach it (``https://shop.example``): every link
-    the room sends or shows for opening elsewhere (notify-me, continue on another
-    device) is built on it. Required with notify-me; without it, a link shown on a
-    page takes the request's own ``Host``."""
+    """The site's address as visitors reach it (``https://shop.example``), for links sent
+    or shown for elsewhere (notify-me, another device). Required with notify-me; without
+    it, a link shown on a page takes the request's own ``Host``."""
     pow_difficulty: int = 0
     """Proof of work before a new place in line, in leading zero bits of SHA-256 (16 is
     about a second on a phone); 0 = none. Needs JavaScript (or an API client that
@@ -260,9 +260,10 @@ def _check_all(settings: Settings) -> None:
                else "open_paths", f"{pattern!r} must start with /")
     _check(len(settings.message) <= _MAX_MESSAGE_LENGTH, "message",
            f"at most {_MAX_MESSAGE_LENGTH} characters")
-    for entry in settings.admin_token:
-        _check(len(entry.rpartition(":")[2]) >= _MIN_SECRET_LENGTH, "admin_token",
-               f"each token needs at least {_MIN_SECRET_LENGTH} characters")
+    for key in ("admin_token", "metrics_token"):
+        for entry in getattr(settings, key):
+            _check(len(entry.rpartition(":")[2]) >= _MIN_SECRET_LENGTH, key,
+                   f"each token needs at least {_MIN_SECRET_LENGTH} characters")
     _check(settings.capture in ("auto", "on", "off"), "capture", "must be auto, on or off")
     try:
         parse_fields(settings.capture_fields)

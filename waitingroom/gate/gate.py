@@ -39,6 +39,7 @@ from waitingroom.web.asgi import (
     json_response,
     without_room_headers,
 )
+from waitingroom.web.histogram import LATENCIES
 from waitingroom.web.page_script import PageScript, editable_encodings, is_navigation
 from waitingroom.web.pages import RoomLook
 from waitingroom.web.request import Request, with_cookies
@@ -169,6 +170,7 @@ class RoomGate:
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
+                LATENCIES.observe("origin", time.monotonic() - started)
                 room.breaker.record(message["status"] < 500)
                 room.adaptive.observe(started, message["status"] < 500)
                 headers = []  # one pass: the origin's headers less its signals to us

@@ -72,13 +72,15 @@ class AdminAPI:
 
     def __init__(
         self, *, engine: Engine, rooms: RoomDirectory, tokens: Sequence[str],
-        issue_invite: Callable[[str, str], str],
+        issue_invite: Callable[[str, str], str], metrics_tokens: Sequence[str] = (),
     ) -> None:
+        """``metrics_tokens`` may read ``/_wr/metrics`` only (so may ``tokens``)."""
         self.engine = engine
         self.rooms = rooms
         # "name:token" or a bare token; kept as bytes for the constant-time comparison.
         self._tokens = [(entry.rpartition(":")[0] or "admin",
                          entry.rpartition(":")[2].encode()) for entry in tokens]
+        self._scrapers = [("metrics", token.encode()) for token in metrics_tokens]
         self._issue_invite = issue_invite
         self._histories: dict[str, History] = {}
 
@@ -87,18 +89,29 @@ class AdminAPI:
         """False when no token is configured: the admin API then does not exist."""
         return bool(self._tokens)
 
-    def authenticate(self, scope: Scope) -> str | None:
-        """The name of the caller's token, or None (compared in constant time)."""
+    def authenticate(self, scope: Scope, *, scraping: bool = False) -> str | None:
+        """The name of the caller's admin token (or, ``scraping``, a metrics token), or
+        None (compared in constant time)."""
         header = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
         scheme, _, presented = header.partition(b" ")
         who = None
-        for name, token in self._tokens:  # every token is compared: no early exit
+        for name, token in self._tokens + (self._scrapers if scraping else []):
+            # Every token is compared: no early exit.
             if hmac.compare_digest(presented.strip(), token) and scheme.lower() == b"bearer":
                 who = name
         return who
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self.enabled:
+        if scope["path"] == "/_wr/metrics" and (self._scrapers or self._tokens):
+            if self.authenticate(scope, scraping=True) is None:
+                response = json_response({"error": "unauthorized"}, 401)
+            elif scope["method"] != "GET":
+                response = json_response({"error": "method not allowed"}, 405)
+            else:
+                rooms = [gate.room for gate in await self.rooms.all()]
+                response = Response(await metrics(self.engine, rooms),
+                                    media_type="text/plain; version=0.0.4")
+        elif not self.enabled:
             response = json_response({"error": ADMIN_OFF}, 404)
         elif scope["path"] == ADMIN_PREFIX + "/dashboard" and scope["method"] == "GET":
             # The page itself holds no data; everything it shows needs the token.
@@ -131,10 +144,6 @@ class AdminAPI:
 
     async def _route(self, scope: Scope, receive: Receive, who: str) -> Response:
         method, path = scope["method"], scope["path"]
-        if path == "/_wr/metrics" and method == "GET":
-            rooms = [gate.room for gate in await self.rooms.all()]
-            return Response(await metrics(self.engine, rooms),
-                            media_type="text/plain; version=0.0.4")
         if path == ADMIN_PREFIX + "/rooms":
             if method == "GET":
                 return json_response({"rooms": [await self.snapshot(gate.room)

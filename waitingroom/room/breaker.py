@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 
 from waitingroom.engine import BreakerPolicy, Engine
 from waitingroom.tls import tls_context
+from waitingroom.web.histogram import LATENCIES
 
 logger = logging.getLogger("waitingroom.breaker")
 REPORT_INTERVAL_SECONDS = 0.5
@@ -55,6 +56,8 @@ class BreakerClient:
         self._tls: ssl.SSLContext | bool = tls_context(ca_file) if ca_file else True
         self._successes = 0
         self._failures = 0
+        self.outcomes = [0, 0]
+        """Order-flow outcomes this process has seen: [errors, answers < 500]."""
         self.redis_heard_at = time.time()
         """When Redis last answered a report (wall clock, seconds)."""
         self.redis_changed = asyncio.Event()
@@ -83,6 +86,7 @@ class BreakerClient:
             self._successes += 1
         else:
             self._failures += 1
+        self.outcomes[ok] += 1
 
     async def take_probe(self) -> bool:
         """While half-open: may this request go to the origin as a probe?"""
@@ -95,6 +99,7 @@ class BreakerClient:
         """Send the counted outcomes now and refresh the state."""
         successes, failures = self._successes, self._failures
         self._successes = self._failures = 0
+        asked = time.perf_counter()
         try:
             result = await self.engine.breaker.report(self.room, successes, failures,
                                                       self.policy)
@@ -104,6 +109,7 @@ class BreakerClient:
             logger.warning("could not report to the breaker: %s", exc)
             return
         self.redis_heard_at = time.time()
+        LATENCIES.observe("redis", time.perf_counter() - asked)
         if result.state != self.state:
             logger.warning("breaker of room %s is now %s", self.room, result.state)
         self.state = result.state

@@ -52,28 +52,3 @@ class AdmissionRate:
 
 
 WAIT_BUCKETS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0)
-
-
-class WaitTimes:
-    """A histogram of waits (join to admission, seconds) seen by this process."""
-
-    def __init__(self) -> None:
-        self.counts = [0] * (len(WAIT_BUCKETS) + 1)  # the last is +Inf
-        self.total = 0.0
-
-    def observe(self, seconds: float) -> None:
-        """Count one admitted visitor who waited ``seconds``."""
-        self.total += seconds
-        for i, bound in enumerate(WAIT_BUCKETS):
-            if seconds <= bound:
-                self.counts[i] += 1
-                return
-        self.counts[-1] += 1
-
-    def cumulative(self) -> list[tuple[str, int]]:
-        """``(le, count)`` pairs as Prometheus histograms want them."""
-        pairs, running = [], 0
-        for bound, count in zip([*map(str, WAIT_BUCKETS), "+Inf"], self.counts, strict=True):
-            running += count
-            pairs.append((bound, running))
-        return pairs

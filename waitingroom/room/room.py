@@ -17,12 +17,13 @@ from waitingroom.engine import BreakerPolicy, Engine, RoomConfig
 from waitingroom.engine.line import LineView, LineWatch
 from waitingroom.room.adaptive import AdaptiveCapacity
 from waitingroom.room.breaker import BreakerClient
-from waitingroom.room.eta import AdmissionRate, WaitTimes
+from waitingroom.room.eta import WAIT_BUCKETS, AdmissionRate
 from waitingroom.room.sales import Sales
 from waitingroom.room.sessions import Sessions
 from waitingroom.room.told import read_told, told_value
 from waitingroom.settings import Settings
 from waitingroom.tickets import HELLO_MAX_AGE, Tickets
+from waitingroom.web.histogram import Histogram
 from waitingroom.web.limits import ProcessLimits
 from waitingroom.web.request import Request
 
@@ -50,7 +51,8 @@ class Room:
         self.tickets = tickets
         self.limits = limits
         self.rate = AdmissionRate()
-        self.wait_times = WaitTimes()
+        self.wait_times = Histogram(WAIT_BUCKETS)
+        """Join-to-admission waits of visitors this process let in (seconds)."""
         self.doorbell = engine.announcements.doorbell(name)
         self.line = LineWatch(engine.watch, name, on_look=self._looked)
         self.sessions = Sessions(engine, name, on_released=self.line.stale,

@@ -1,0 +1,104 @@
+"""``/_wr/metrics`` as Prometheus aggregates it (issue 30): two ``serve`` processes on one
+Redis, visitors moving between them; every room-wide series reads the same from both
+(so ``max by (room)`` is the truth and ``sum`` is not), every per-process series adds
+up over the processes (so ``sum`` is), and a metrics token reads the metrics and
+nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import AUTH, SECRET, TOKEN
+from tests.servers import Browser, Origin, serve_in_process, waitingroom_serve
+from waitingroom.middleware import WaitingRoomMiddleware
+from waitingroom.settings import Settings
+
+SCRAPER = "scraper-token-0123456789abcdef"
+JSON = {"accept": "application/json"}
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def _samples(text: str) -> Samples:
+    """Every sample of a scrape, keyed by name and labels (process_* left out)."""
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples
+            if s.name.startswith("waitingroom_")}
+
+
+@pytest.mark.slow
+async def test_room_wide_series_agree_across_processes_and_per_process_ones_add_up(
+    redis_url: str,
+) -> None:
+    async with serve_in_process(Origin()) as origin:
+        env = {"WAITINGROOM_REDIS_URL": redis_url, "WAITINGROOM_SECRET": SECRET,
+               "WAITINGROOM_ORIGIN": origin, "WAITINGROOM_CAPACITY": "2",
+               "WAITINGROOM_GATED_PATHS": "/checkout*", "WAITINGROOM_ROOM": "metrics",
+               "WAITINGROOM_NEW_PLACES_PER_MINUTE_PER_NETWORK": "0",
+               "WAITINGROOM_ADMIN_TOKEN": TOKEN, "WAITINGROOM_METRICS_TOKEN": SCRAPER}
+        with contextlib.ExitStack() as stack:
+            a, b = [await asyncio.to_thread(stack.enter_context, waitingroom_serve(env))
+                    for _ in range(2)]
+            visitors = [Browser(headers=JSON) for _ in range(5)]
+            try:
+                for i, visitor in enumerate(visitors):  # 2 admitted, 3 in line
+                    await visitor.get((a if i % 2 else b) + "/checkout/x")
+                polls = {a: 0, b: 0}
+                for i, visitor in enumerate(visitors[2:] * 3):  # waiters switch process
+                    url = a if i % 3 else b
+                    assert (await visitor.get(url + "/_wr/status")).json()["state"] == "queued"
+                    polls[url] += 1
+                scrapes = []
+                for url in (a, b):
+                    answer = await visitors[0].get(
+                        url + "/_wr/metrics", headers={"authorization": f"Bearer {SCRAPER}"})
+                    assert answer.status_code == 200
+                    scrapes.append(_samples(answer.text))
+            finally:
+                await asyncio.gather(*(v.aclose() for v in visitors))
+    room = (("room", "metrics"),)
+    truth = {"waitingroom_queue_length": 3, "waitingroom_active_sessions": 2,
+             "waitingroom_capacity": 2, "waitingroom_admitted_total": 2}
+    for name, value in truth.items():  # max is the truth; sum would double it
+        assert [scrape[(name, room)] for scrape in scrapes] == [value, value], name
+    room_wide = {key for key in scrapes[0] if ("room", "metrics") in key[1]
+                 and not key[0].startswith(("waitingroom_wait_seconds",
+                                            "waitingroom_origin_answers"))}
+    assert room_wide and all(scrapes[0][k] == scrapes[1][k] for k in room_wide)
+    assert scrapes[0][("waitingroom_breaker_state", (*room, ("state", "closed")))] == 1
+    assert scrapes[0][("waitingroom_breaker_state", (*room, ("state", "open")))] == 0
+    # Per process: each counts its own polls; their sum is every poll.
+    poll_count = [scrape[("waitingroom_request_seconds_count", (("kind", "poll"),))]
+                  for scrape in scrapes]
+    assert poll_count == [polls[a], polls[b]] and sum(poll_count) == 9
+    assert all(scrape[("waitingroom_redis_up", ())] == 1 for scrape in scrapes)
+
+
+async def test_a_metrics_token_reads_the_metrics_and_nothing_else(
+    make_settings: Callable[..., Settings],
+) -> None:
+    room = WaitingRoomMiddleware(Origin(), settings=make_settings(
+        admin_token=(f"alice:{TOKEN}",), metrics_token=(SCRAPER,)))
+    scraper = {"authorization": f"Bearer {SCRAPER}"}
+    transport = httpx.ASGITransport(app=room)
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as ops:
+        assert (await ops.get("/_wr/metrics", headers=scraper)).status_code == 200
+        assert (await ops.get("/_wr/metrics", headers=AUTH)).status_code == 200
+        assert (await ops.get("/_wr/metrics")).status_code == 401
+        assert (await ops.post("/_wr/metrics", headers=scraper)).status_code == 405
+        for path in ("/_wr/admin/room", "/_wr/admin/audit", "/_wr/admin/events"):
+            assert (await ops.get(path, headers=scraper)).status_code == 401, path
+        assert (await ops.post("/_wr/admin/room", json={"capacity": 99},
+                               headers=scraper)).status_code == 401
+    await room.aclose()
+    alone = WaitingRoomMiddleware(Origin(), settings=make_settings(metrics_token=(SCRAPER,)))
+    transport = httpx.ASGITransport(app=alone)
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as ops:
+        assert (await ops.get("/_wr/metrics", headers=scraper)).status_code == 200
+        assert (await ops.get("/_wr/admin/room", headers=scraper)).status_code == 404
+    await alone.aclose()
