@@ -18,7 +18,8 @@ def build_proxy_app(settings: Settings) -> WaitingRoomMiddleware:
                          max_connections=settings.origin_max_connections,
                          slot_timeout=settings.origin_slot_timeout_seconds,
                          max_body_bytes=settings.max_request_body_bytes,
-                         ca_file=settings.origin_ca_file)
+                         ca_file=settings.origin_ca_file,
+                         trust_forwarded_for=bool(settings.forwarded_allow_ips))
     return WaitingRoomMiddleware(origin, settings=settings)
 
 

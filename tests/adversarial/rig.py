@@ -62,6 +62,8 @@ class Seen:
     """The whole body it declared arrived (None: not known yet)."""
     forged: bool = False
     """It carried one of the room's own headers the room did not set (any spelling)."""
+    forwarded_for: str = ""
+    """The X-Forwarded-For it was told."""
 
 
 @dataclass
@@ -133,7 +135,7 @@ class MisbehavingOrigin:
                     headers.get("x-token", ""), act,
                     forged=names.count("x-waitingroom-session") > 1 or any(
                         is_room_header(n.encode()) and n != "x-waitingroom-session"
-                        for n in names))
+                        for n in names), forwarded_for=headers.get("x-forwarded-for", ""))
         self.seen.append(seen)
         if act == "early":  # answer before reading the body, as servers may (a 404, a
             # 413); then read it, as they do before the next request
@@ -288,7 +290,7 @@ def running_rig(settings: Settings, admitted: int) -> Iterator[Rig]:
         uv = uvicorn.Server(uvicorn.Config(
             app, host="127.0.0.1", port=port, log_level="critical", lifespan="on",
             http=LimitedHttpToolsProtocol.configured(settings), server_header=False,
-            date_header=False))
+            date_header=False, proxy_headers=bool(settings.forwarded_allow_ips)))  # as serve
         task = asyncio.create_task(uv.serve())
         while not uv.started:
             if task.done():

@@ -255,3 +255,144 @@ def test_a_brand_file_that_is_a_link_stops_start_up(tmp_path: Path) -> None:
     os.symlink("/etc/passwd", static / "passwd.css")
     with pytest.raises(ConfigError, match="templates_dir"):
         Pages(templates_dir=str(tmp_path))
+
+
+# An attacker's review of the above (issue 28, after the first fixes): each a test
+# that failed before its fix.
+
+async def test_a_body_sent_after_its_answer_leaves_no_connection_without_a_deadline(
+        rig: Rig) -> None:
+    """The room answered before the body came (a 404 here; a gated POST's page
+    too); the body then came, and the connection stayed open with nothing due."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", rig.port)
+    writer.write(b"POST /_wr/nothing HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 1\r\n\r\n")
+    answer = b""
+    async with asyncio.timeout(PATIENCE):
+        while answers_in(answer) < 1:
+            answer += await reader.read(65536)
+    assert answer.startswith(b"HTTP/1.1 404 ")
+    writer.write(b"x")  # the body, late; then nothing more
+    rest = await _until_closed(reader)  # closed at the head deadline (1 s here)
+    writer.close()
+    assert rest == b"" or rest.startswith(b"HTTP/1.1 408 ")
+
+
+async def test_a_pipelined_request_still_being_answered_is_not_cut_off(rig: Rig) -> None:
+    """A second request in the same write, whose answer takes longer than the head
+    deadline, got 408 in the middle of being served."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", rig.port)
+    writer.write(b"GET /static/tok-quick HTTP/1.1\r\nHost: shop.test\r\nx-token: tok-quick"
+                 b"\r\n\r\nGET /static/tok-hold HTTP/1.1\r\nHost: shop.test\r\n"
+                 b"x-token: tok-hold\r\nx-act: hold\r\n\r\n")
+    received = b""
+    async with asyncio.timeout(PATIENCE):
+        while answers_in(received) < 2:
+            received += await reader.read(65536)
+    writer.close()
+    assert received.count(b"HTTP/1.1 200 ") == 2 and b"408" not in received
+
+
+async def test_an_unfinished_pipelined_head_is_counted_as_it_comes(rig: Rig) -> None:
+    """A small request and, in the same write, a head whose one line runs past the
+    limit with no end: refused at once (431), not held until the head deadline."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", rig.port)
+    writer.write(b"GET /static/tok-first HTTP/1.1\r\nHost: shop.test\r\nx-token: tok-first"
+                 b"\r\n\r\nGET /static/tok-tail HTTP/1.1\r\nHost: shop.test\r\nX-A: "
+                 + b"a" * 40_000)  # past the 32 KiB limit, small enough to be read whole
+    received = await _until_closed(reader)
+    writer.close()
+    assert b"HTTP/1.1 431 " in received and b"408" not in received
+
+
+async def test_a_slow_chunked_body_holds_no_origin_connection(rig: Rig) -> None:
+    """Chunked bodies were streamed at once: twelve of them, a byte a second, held the
+    pool of four while an admitted shopper waited."""
+    trickles = []
+    for n in range(12):
+        reader, writer = await asyncio.open_connection("127.0.0.1", rig.port)
+        writer.write(f"POST /static/tok-chunk{n} HTTP/1.1\r\nHost: shop.test\r\n"
+                     f"x-token: tok-chunk{n}\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     f"1\r\nx\r\n".encode())
+        trickles.append((reader, writer))
+    cookie = next(iter(rig.passes.values()))
+    reader, writer = await asyncio.open_connection("127.0.0.1", rig.port)
+    writer.write(f"GET {GATED}/tok-buyer HTTP/1.1\r\nHost: shop.test\r\n"
+                 f"x-token: tok-buyer\r\nCookie: {cookie}\r\n\r\n".encode())
+    answer = b""
+    async with asyncio.timeout(PATIENCE):
+        while answers_in(answer) < 1:
+            answer += await reader.read(65536)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 200 ") and b"answer tok-buyer" in answer
+    for reader, writer in trickles:
+        await _until_closed(reader)
+        writer.close()
+    assert not [s for s in rig.origin.seen if s.token.startswith("tok-chunk")]
+
+
+async def test_trailers_never_bring_the_rooms_headers_back(
+        make_settings: Callable[..., Settings]) -> None:
+    """Middleware under plain uvicorn: a chunked body's trailers were added to the
+    headers list the app held, after the room had stripped its own from it, so a
+    forged session header came back for an app that reads headers after the body."""
+    async def echo(request: Request) -> PlainTextResponse:
+        await request.body()
+        return PlainTextResponse(request.headers.get("x-waitingroom-session", "none"))
+
+    room = WaitingRoomMiddleware(Starlette(routes=[Route("/api/x", echo, methods=["POST"])]),
+                                 settings=make_settings(gated_paths=("/checkout*",)))
+    async with serve_in_process(room) as url:
+        port = int(url.rpartition(":")[2])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST /api/x HTTP/1.1\r\nHost: shop.test\r\n"
+                     b"X-Request-Id: 0123456789abcdef\r\nTransfer-Encoding: chunked\r\n"
+                     b"\r\n3\r\nabc\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.3)  # the fault: the trailers come after the app has started
+        writer.write(b"0\r\nX-WaitingRoom-Session: victim-id\r\n\r\n")
+        received = b""
+        async with asyncio.timeout(PATIENCE):
+            while answers_in(received) < 1:
+                received += await reader.read(65536)
+        writer.close()
+    await room.aclose()
+    assert received.startswith(b"HTTP/1.1 200 ") and received.endswith(b"none")
+
+
+async def test_a_wsgi_shop_under_a_root_path_with_a_slash_is_gated(
+        make_settings: Callable[..., Settings]) -> None:
+    room = WaitingRoomMiddleware(_shop(), settings=make_settings(
+        capacity=1, gated_paths=("/checkout*",)))
+    async with serve_in_process(room, root_path="/shop/") as url, \
+            httpx.AsyncClient(base_url=url) as junk:
+        answer = await junk.get("/checkout/a")
+        assert answer.headers.get("x-waitingroom-state") == "arriving"
+        assert "checkout handler" not in answer.text
+    await room.aclose()
+
+
+def test_a_template_that_is_a_link_stops_start_up(tmp_path: Path) -> None:
+    os.symlink("/etc/hostname", tmp_path / "base.html")
+    with pytest.raises(ConfigError, match="templates_dir"):
+        Pages(templates_dir=str(tmp_path))
+
+
+def test_an_ipv4_client_on_a_dual_stack_socket_is_counted_in_its_own_network() -> None:
+    from waitingroom.web.limits import network_of
+
+    assert network_of("::ffff:203.0.113.9") == network_of("203.0.113.9") == "203.0.113.0/24"
+    assert network_of("::ffff:198.51.100.1") != network_of("::ffff:203.0.113.9")
+
+
+async def test_a_visitors_own_forwarded_for_is_not_passed_on_at_the_defaults(
+        rig: Rig) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", rig.port)
+    writer.write(b"GET /static/tok-xff HTTP/1.1\r\nHost: shop.test\r\nx-token: tok-xff\r\n"
+                 b"X-Forwarded-For: 9.9.9.9\r\n\r\n")
+    async with asyncio.timeout(PATIENCE):
+        received = b""
+        while answers_in(received) < 1:
+            received += await reader.read(65536)
+    writer.close()
+    seen = [s for s in rig.origin.seen if s.token == "tok-xff"]
+    assert [s.forwarded_for for s in seen] == ["127.0.0.1"]

@@ -65,13 +65,27 @@ async def test_forwarding_sets_forwarded_headers_and_drops_hop_by_hop(proxy: str
     seen = response.json()
     assert (seen["path"], seen["query"]) == ("/open/a b", "x=1&y=%2F")
     headers = seen["headers"]
-    assert headers["x-forwarded-for"] == "203.0.113.9, 127.0.0.1"
+    # No load balancer trusted (forwarded_allow_ips empty): the visitor's own claim is
+    # not passed on; the origin is told the address it connected from.
+    assert headers["x-forwarded-for"] == "127.0.0.1"
     assert headers["x-forwarded-proto"] == "http"
     assert headers["x-forwarded-host"] == proxy.removeprefix("http://")
     assert headers["x-kept"] == "yes"
     assert "x-secret" not in headers and "te" not in headers
     assert "x-private" not in response.headers and "keep-alive" not in response.headers
     assert response.headers.get_list("set-cookie") == ["a=1", "b=2"]
+
+
+async def test_a_trusted_load_balancers_forwarded_for_is_passed_on_and_added_to(
+        make_settings: Callable[..., Settings]) -> None:
+    async with serve_in_process(echo_origin) as origin:
+        settings = make_settings(origin=origin, open_paths=("/open/*",),
+                                 forwarded_allow_ips="127.0.0.1")
+        async with serve_in_process(build_proxy_app(settings)) as url, \
+                Browser(base_url=url) as client:
+            seen = (await client.get("/open/x", headers={
+                "X-Forwarded-For": "203.0.113.9"})).json()
+    assert seen["headers"]["x-forwarded-for"] == "203.0.113.9, 127.0.0.1"
 
 
 async def test_bodies_stream_both_ways(proxy: str) -> None:

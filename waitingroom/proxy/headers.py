@@ -60,10 +60,12 @@ class RequestHead(NamedTuple):
         return self.chunked or bool(self.length)
 
 
-def request_head(scope: Scope, pool: OriginPool) -> RequestHead | None:
+def request_head(scope: Scope, pool: OriginPool, trust_forwarded_for: bool = False
+                 ) -> RequestHead | None:
     """The request line and headers for the origin, and the body's framing; None if
     the request is not one to pass on (a target that could split the request, or a
-    length that is not one plain number)."""
+    length that is not one plain number). The client's X-Forwarded-For is kept (and
+    added to) only if ``trust_forwarded_for`` (a load balancer's)."""
     path: bytes = scope.get("raw_path") or quote(scope["path"]).encode()
     query: bytes = scope["query_string"]
     target = pool.prefix + path + (b"?" + query if query else b"")
@@ -83,7 +85,7 @@ def request_head(scope: Scope, pool: OriginPool) -> RequestHead | None:
                 chunked = True
             elif name == b"host":
                 host = value
-            elif name == b"x-forwarded-for":
+            elif name == b"x-forwarded-for" and trust_forwarded_for:
                 forwarded_for = value
             elif name == b"connection":
                 connection_tokens.update(t.strip().lower() for t in value.split(b","))

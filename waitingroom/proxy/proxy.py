@@ -25,7 +25,7 @@ from waitingroom.proxy.headers import RequestHead, request_head, response_header
 from waitingroom.proxy.origin import OriginPool
 from waitingroom.proxy.websocket import OriginSockets
 from waitingroom.web.asgi import BodyTooLarge, ClientGone
-from waitingroom.web.limits import RateLimit, network_of
+from waitingroom.web.limits import RateLimit, Slots, network_of
 
 logger = logging.getLogger("waitingroom.proxy")
 
@@ -34,8 +34,12 @@ _WATCH_AFTER_SECONDS = 0.5
 """An answer slower than this (give or take half) starts watching for the visitor
 hanging up."""
 BUFFERED_BODY_BYTES = 64 * 1024
-"""A body of at most this many bytes (a form, a JSON call) is read whole before an
-origin connection is taken: a visitor who sends it slowly holds none meanwhile."""
+"""A body of at most this many bytes (a form, a JSON call), chunked or not, is read
+whole before an origin connection is taken: a visitor who sends it slowly holds none
+meanwhile. A longer one (an upload) is streamed, and needs one of a few slots."""
+STREAMED_SHARE = 10
+"""At most this fraction (a tenth) of the origin pool's connections carry streamed
+uploads at once (8 at least): uploads sent at a crawl cannot take the pool."""
 NETWORK_SHARE = 5
 """One client network may have at most this fraction (a fifth) of the origin pool's
 exchanges in flight at once (its bodies being read included), and never fewer than
@@ -58,6 +62,7 @@ class OriginProxy:
         slot_timeout: float = 5.0,
         max_body_bytes: int = 10 * 1024 * 1024,
         ca_file: str = "",
+        trust_forwarded_for: bool = False,
     ) -> None:
         self._pool = OriginPool(origin.rstrip("/"), connect_timeout=connect_timeout,
                                 read_timeout=read_timeout, max_connections=max_connections,
@@ -65,11 +70,16 @@ class OriginProxy:
         self._read_timeout = read_timeout
         self._max_body_bytes = max_body_bytes
         self._network_cap = max(NETWORK_FLOOR, max_connections // NETWORK_SHARE)
+        self._streams = Slots(max(8, max_connections // STREAMED_SHARE))
+        """Streamed uploads (bodies over :data:`BUFFERED_BODY_BYTES`) in flight."""
         self._in_flight: dict[str, int] = {}
         """Exchanges in flight per client network."""
         self._refused_networks = RateLimit(1)
+        self._trust_forwarded_for = trust_forwarded_for
+        """Pass on the X-Forwarded-For a client sent (a trusted load balancer's), or
+        only the address it connected from (a visitor's own is not believed)."""
         self._sockets = OriginSockets(origin.rstrip("/"), connect_timeout=connect_timeout,
-                                      ca_file=ca_file)
+                                      ca_file=ca_file, trust_forwarded_for=trust_forwarded_for)
         self._awaiting: set[_VisitorWatch] = set()
         """Exchanges awaiting the origin's answer whose visitor is not watched yet."""
         self._sweeper: asyncio.Task[None] | None = None
@@ -85,16 +95,35 @@ class OriginProxy:
         elif scope["type"] == "http":
             await self._forward(scope, receive, send)
         elif scope["type"] == "websocket":
-            await self._sockets.forward(scope, receive, send)
+            network = self._take_network(scope)
+            if network is None:
+                await send({"type": "websocket.close", "code": 1013})  # try again later
+                return
+            try:
+                await self._sockets.forward(scope, receive, send)
+            finally:
+                self._give_network(network)
 
     async def _forward(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = request_head(scope, self._pool)
+        request = request_head(scope, self._pool, self._trust_forwarded_for)
         if request is None:
             await _plain(400, b"Bad request.\n")(scope, receive, send)
             return
         if request.length is not None and request.length > self._max_body_bytes:
             await _plain(413, b"The request is too large.\n")(scope, receive, send)
             return
+        network = self._take_network(scope)
+        if network is None:
+            await _origin_failed(PoolBusy("the network's share"))[1](scope, receive, send)
+            return
+        try:
+            await self._exchange(scope, receive, send, request)
+        finally:
+            self._give_network(network)
+
+    def _take_network(self, scope: Scope) -> str | None:
+        """Count an exchange or a socket against its client network's share; None if
+        that network has its share in flight already."""
         client = scope.get("client")
         network = network_of(str(client[0])) if client else ""
         in_flight = self._in_flight.get(network, 0)
@@ -102,15 +131,14 @@ class OriginProxy:
             if self._refused_networks.allow(network):  # said once a minute, not per refusal
                 logger.warning("network %s has %d exchanges in flight: refused", network,
                                in_flight)
-            await _origin_failed(PoolBusy("the network's share"))[1](scope, receive, send)
-            return
+            return None
         self._in_flight[network] = in_flight + 1
-        try:
-            await self._exchange(scope, receive, send, request)
-        finally:
-            left = self._in_flight.pop(network) - 1
-            if left:
-                self._in_flight[network] = left
+        return network
+
+    def _give_network(self, network: str) -> None:
+        left = self._in_flight.pop(network) - 1
+        if left:
+            self._in_flight[network] = left
 
     async def _exchange(self, scope: Scope, receive: Receive, send: Send,
                         request: RequestHead) -> None:
@@ -120,12 +148,14 @@ class OriginProxy:
         body = self._body(receive, watch, request.length) if request.has_body else None
         if body is None:
             self._watch_soon(watch)
+        streaming = False
         try:
             try:
-                if body is not None and request.length is not None and (
-                        request.length <= BUFFERED_BODY_BYTES):
-                    # Read whole first: a slow sender holds no origin connection.
-                    body = _replay([chunk async for chunk in body])
+                if body is not None:  # what a slow sender sends holds no origin connection
+                    body, whole = await _buffered(body)
+                    if not whole and not self._streams.take():
+                        raise PoolBusy("every slot for streamed uploads is taken")
+                    streaming = not whole
                 origin = await pool.request(request.head, body, chunked=request.chunked,
                                             no_body=method == "HEAD",
                                             safe=method in _SAFE_METHODS, lent=watch.lend)
@@ -160,6 +190,8 @@ class OriginProxy:
             finally:
                 pool.release(origin)
         finally:
+            if streaming:
+                self._streams.give()
             self._awaiting.discard(watch)
             watch.stop()
 
@@ -265,10 +297,27 @@ class _VisitorWatch:
             self._task.cancel()
 
 
-async def _replay(chunks: list[bytes]) -> AsyncIterator[bytes]:
-    """A body already read, as the pool takes one."""
+async def _buffered(body: AsyncIterator[bytes]) -> tuple[AsyncIterator[bytes], bool]:
+    """``body`` read up to :data:`BUFFERED_BODY_BYTES`: as the pool takes one, and
+    whether it is whole (else the rest follows as it arrives)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in body:
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > BUFFERED_BODY_BYTES:
+            return _replay(chunks, body), False
+    return _replay(chunks), True
+
+
+async def _replay(chunks: list[bytes], rest: AsyncIterator[bytes] | None = None
+                  ) -> AsyncIterator[bytes]:
+    """A body's chunks already read, then ``rest`` as it arrives."""
     for chunk in chunks:
         yield chunk
+    if rest is not None:
+        async for chunk in rest:
+            yield chunk
 
 
 def _plain(status: int, text: bytes, *, close: bool = False) -> Response:

@@ -30,7 +30,11 @@ _HANDSHAKE = HOP_BY_HOP | {
 class OriginSockets:
     """Forward WebSocket connections to ``origin`` (``http[s]://host:port[/prefix]``)."""
 
-    def __init__(self, origin: str, *, connect_timeout: float, ca_file: str = "") -> None:
+    def __init__(self, origin: str, *, connect_timeout: float, ca_file: str = "",
+                 trust_forwarded_for: bool = False) -> None:
+        """``trust_forwarded_for``: pass on a client's X-Forwarded-For (a load
+        balancer's), else only the address it connected from."""
+        self._trust_forwarded_for = trust_forwarded_for
         parts = urlsplit(origin)
         self._base = urlunsplit(("wss" if parts.scheme == "https" else "ws", parts.netloc,
                                  parts.path.rstrip("/"), "", ""))
@@ -44,12 +48,15 @@ class OriginSockets:
         if (await receive())["type"] != "websocket.connect":
             return
         if self._session is None:
-            self._session = aiohttp.ClientSession(auto_decompress=False)
+            # No pool limit (aiohttp's default is 100 sockets at once, for every
+            # visitor together): the proxy bounds sockets per client network instead.
+            self._session = aiohttp.ClientSession(
+                auto_decompress=False, connector=aiohttp.TCPConnector(limit=0))
         headers, host, forwarded_for, offered = [], b"", b"", []
         for name, value in scope["headers"]:
             if name == b"host":
                 host = value
-            elif name == b"x-forwarded-for":
+            elif name == b"x-forwarded-for" and self._trust_forwarded_for:
                 forwarded_for = value
             elif name == b"sec-websocket-protocol":
                 offered += [p.strip() for p in value.decode("latin-1").split(",") if p.strip()]

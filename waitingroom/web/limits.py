@@ -130,13 +130,15 @@ class _Window:
 
 @functools.lru_cache(maxsize=16384)
 def network_of(host: str) -> str:
-    """The network ``host`` is counted in: its IPv4 /24 or IPv6 /48 (a name or a unix
-    socket path counts as itself). Remembered: parsing an address costs 7 us, a
-    fifteenth of an admitted request."""
+    """The network ``host`` is counted in: its IPv4 /24 (an IPv4-mapped IPv6 address's
+    too) or IPv6 /48 (a name or a unix socket path counts as itself). Remembered:
+    parsing an address costs 7 us, a fifteenth of an admitted request."""
     try:
-        address = ipaddress.ip_address(host)
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(host)
     except ValueError:
         return host
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # an IPv4 client on a dual-stack socket
     prefix = 24 if address.version == 4 else 48
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
 

@@ -88,7 +88,7 @@ def route_path(scope: Scope) -> str:
     and mounts put the root path in ``path`` too, and a gate matched on that would let
     ``/shop/checkout`` through to the route ``/checkout``."""
     path: str = scope["path"]
-    root: str = scope.get("root_path", "")
+    root: str = scope.get("root_path", "").rstrip("/")  # "/shop/" mounts as "/shop" does
     if root and path.startswith(root) and path[len(root):len(root) + 1] in ("/", ""):
         return path[len(root):] or "/"
     return path

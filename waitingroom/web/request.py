@@ -138,11 +138,12 @@ def with_cookies(response: Response, cookies: list[bytes]) -> Response:
 def forwarded(
     scope: Scope, incoming_id: bytes | None, rid: str, *extra: tuple[bytes, bytes]
 ) -> Scope:
-    """A copy of ``scope`` carrying the request id and ``extra`` headers (``scope``
-    itself when there is nothing to add)."""
+    """A copy of ``scope`` carrying the request id and ``extra`` headers, with a list of
+    headers of its own always: a server may add a chunked body's trailers to the list
+    it gave (uvicorn does), after the room's headers were stripped from it."""
     encoded = rid.encode()
     if incoming_id == encoded and not extra:
-        return scope
+        return {**scope, "headers": [*scope["headers"]]}
     headers = scope["headers"]
     if incoming_id is not None:
         headers = [h for h in headers if h[0] != REQUEST_ID_HEADER]

@@ -102,8 +102,17 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                 self._refuse(431)
                 return
         HttpToolsProtocol.data_received(self, data)
-        if self._in_body and self._due is None and not self._refused:  # a body began
-            self._expect(self.body_seconds, 0)
+        if self._refused:
+            return
+        if self._in_body:
+            if self._due is None:  # a body began: it is due at a pace
+                self._expect(self.body_seconds, 0)
+        elif (newline := data.rfind(b"\n")) >= 0:
+            # The lines before it were parsed and counted as each ended; what follows
+            # is a head's unfinished line (a pipelined one's too), counted as it grows.
+            self._unfinished = len(data) - newline - 1
+            if self._head_bytes + self._unfinished > self.max_head_bytes:
+                self._refuse(431)
 
     def on_message_begin(self) -> None:
         """A new head begins (pipelined ones included): counted from nothing."""
@@ -116,13 +125,16 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         HttpToolsProtocol.on_url(self, url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        """Part of the head: counted (so is every pipelined request's)."""
+        """Part of the head: counted (so is every pipelined request's). A chunked body's
+        trailers are counted and dropped: uvicorn would add them to the headers the app
+        already has, after the room stripped its own from them."""
         self._head_bytes += len(name) + len(value) + 4
         self._unfinished = 0
         if self._head_bytes > self.max_head_bytes:
             self._refuse(431)
             raise _Refused
-        HttpToolsProtocol.on_header(self, name, value)
+        if not self._in_body:
+            HttpToolsProtocol.on_header(self, name, value)
 
     def on_headers_complete(self) -> None:
         """The head is in: refuse a long URL or too many headers, else on to the app
@@ -145,15 +157,20 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         HttpToolsProtocol.on_body(self, body)
 
     def on_message_complete(self) -> None:
-        """The body is in: nothing is due until the answer is sent."""
+        """The body is in: nothing is due until the answer is sent, or, if it was sent
+        before the body was whole, the next head is due now."""
         self._in_body = False
         self._due = None
         HttpToolsProtocol.on_message_complete(self)
+        if self.cycle is not None and self.cycle.response_complete and not self.pipeline:
+            self._await_head()
 
     def on_response_complete(self) -> None:
-        """The answer is sent: the next head is due (unless it is in, pipelined)."""
+        """The answer is sent: the next head is due (unless one is in, pipelined: it
+        runs now, and the head after it is due when its answer is sent)."""
+        pipelined = bool(self.pipeline)
         HttpToolsProtocol.on_response_complete(self)
-        if not (self.transport.is_closing() or self.pipeline or self._in_body):
+        if not (self.transport.is_closing() or pipelined or self._in_body):
             self._await_head()
 
     def send_400_response(self, msg: str) -> None:

@@ -60,10 +60,14 @@ def environment(templates_dir: str = "") -> Environment:
 
 
 def check_escaping(env: Environment, templates_dir: str) -> None:
-    """Refuse an operator's template that can turn escaping off, or does not parse."""
+    """Refuse an operator's template that can turn escaping off, or does not parse, and
+    any link in the folder (it could serve a file from outside it as a page)."""
     folder = Path(templates_dir)
     for path in sorted(folder.rglob("*")):
         name = path.relative_to(folder).as_posix()
+        if path.is_symlink():
+            raise TemplatesError(f"{path}: a link; templates and brand files are the "
+                                 "shop's own regular files")
         if not path.is_file() or name.startswith("static/"):
             continue
         try:
