@@ -38,7 +38,7 @@ from pathlib import Path
 import httpx
 import redis
 
-from waitingroom.tools.redis_server import RedisServer
+from waitingroom.tools.redis_server import RedisServer, free_port
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -91,6 +91,9 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--out", default=os.path.join(ROOT, "loadtest-report"))
     parser.add_argument("--max-error-rate", type=float, default=0.01)
     parser.add_argument("--max-poll-p99-ms", type=float, default=1000)
+    parser.add_argument("--workers", type=int, default=0,
+                        help="run Locust as a master and this many worker processes (as "
+                             "across machines, here on one): 0 runs one process")
     return parser.parse_args()
 
 
@@ -195,8 +198,24 @@ def _run_locust(args: argparse.Namespace, url: str, out: Path) -> int:
                "--outcomes-file", str(out / "outcomes.json")]
     print(f"{args.scenario}: {args.seconds:g} s of shoppers, then up to "
           f"{args.drain_seconds:g} s for the line to drain; a line every 10 s", flush=True)
-    return subprocess.run(command, cwd=HERE,
-                          timeout=args.seconds + args.drain_seconds + 120).returncode
+    timeout = args.seconds + args.drain_seconds + 120
+    if not args.workers:
+        return subprocess.run(command, cwd=HERE, timeout=timeout).returncode
+    port = free_port()
+    master = [*command, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port",
+              str(port), "--expect-workers", str(args.workers)]
+    worker = [sys.executable, "-m", "locust", "-f", str(HERE / f"{args.scenario}.py"),
+              "--worker", "--master-host", "127.0.0.1", "--master-port", str(port),
+              "--loglevel", "WARNING", "--think-seconds", str(args.think_seconds)]
+    workers = [subprocess.Popen(worker, cwd=HERE) for _ in range(args.workers)]
+    try:
+        return subprocess.run(master, cwd=HERE, timeout=timeout).returncode
+    finally:
+        for process in workers:  # they leave when the master quits
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 def _locust_rows(out: Path, name: str) -> list[dict[str, str]]:
@@ -254,11 +273,13 @@ def _explained(args: argparse.Namespace, out: Path, rows: list[dict[str, float]]
     path = out / "outcomes.json"
     seen = json.loads(path.read_text()) if path.exists() else {}
     after_wait = int(stats.get("checkout (admitted)", {}).get("Request Count", 0) or 0)
+    reporting = seen.get("workers reporting")
     lines = [f"  shoppers: {seen.get('arrived', 0)} arrived; {seen.get('straight in', 0)} "
              f"straight in, {seen.get('let in after waiting', 0)} let in after waiting "
              f"(Locust's 'checkout (admitted)': {after_wait}), {seen.get('gave up', 0)} gave "
              f"up waiting, {seen.get('left without ordering', 0)} left without ordering, "
-             f"{seen.get('ordered', 0)} ordered"]
+             f"{seen.get('ordered', 0)} ordered"
+             + (f" (from {reporting} workers)" if reporting is not None else "")]
     if rows:
         last = rows[-1]
         told = last.get("admitted", 0) - seen.get("straight in", 0) - seen.get(

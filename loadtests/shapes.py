@@ -4,13 +4,20 @@ Each takes its figures from flags or the environment (``--seconds``/WR_LOAD_SECO
 ``--base-users``/WR_LOAD_BASE_USERS, ``--peak-users``/WR_LOAD_PEAK_USERS). When its
 time is up no new shopper arrives, and those still in line go on until they are
 served (``DRAINING``), for at most ``--drain-seconds``; then the run stops.
+
+Run distributed (``--master`` and ``--worker`` processes), the shape runs on the master
+only: it tells every worker the plan (``wr_plan``: its share of the target, and whether
+the run is draining) as it changes, so each worker's shoppers thin out as the master's
+would.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from locust import LoadTestShape, events
+from locust.runners import MasterRunner, WorkerRunner
 
 
 @events.init_command_line_parser.add_listener
@@ -34,8 +41,21 @@ finishes one while there are more than this starts no other (Locust never stops 
 shopper in the middle of a visit, holding a session or a place)."""
 
 
+@events.init.add_listener
+def _hear_the_plan(environment: Any, **_: Any) -> None:
+    if isinstance(environment.runner, WorkerRunner):
+        environment.runner.register_message("wr_plan", _planned)
+
+
+def _planned(msg: Any, **_: Any) -> None:
+    """On a worker: the master's plan, this worker's share of it."""
+    global DRAINING, TARGET
+    TARGET, DRAINING = msg.data["target"], msg.data["draining"]
+
+
 class _Shape(LoadTestShape):
     abstract = True
+    _told: tuple[int, bool, int] | None = None
 
     def tick(self) -> tuple[int, float] | None:
         """Users and spawn rate now; once the run's time is up, the users left (each
@@ -46,8 +66,10 @@ class _Shape(LoadTestShape):
         done = self.get_run_time() / options.seconds
         if done < 1:
             TARGET, rate = self.users_at(done, options.base_users, options.peak_users)
+            self._tell_workers()
             return max(TARGET, self.runner.user_count), rate
         DRAINING = True
+        self._tell_workers()
         left = self.runner.user_count
         over = self.get_run_time() >= options.seconds + options.drain_seconds
         return None if left == 0 or over else (left, max(1, options.peak_users))
@@ -55,6 +77,17 @@ class _Shape(LoadTestShape):
     def users_at(self, done: float, base: int, peak: int) -> tuple[int, float]:
         """Users and spawn rate when ``done`` (0-1) of the run has passed."""
         raise NotImplementedError
+
+    def _tell_workers(self) -> None:
+        """On a master: each worker's share of the target (Locust spreads users evenly),
+        and whether the run drains, whenever either changes."""
+        runner = self.runner
+        if not isinstance(runner, MasterRunner) or not runner.worker_count:
+            return
+        plan = (math.ceil(TARGET / runner.worker_count), DRAINING, runner.worker_count)
+        if plan != self._told:
+            self._told = plan
+            runner.send_message("wr_plan", {"target": plan[0], "draining": plan[1]})
 
 
 class LaunchSpike(_Shape):

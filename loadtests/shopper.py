@@ -26,6 +26,7 @@ import shapes
 from locust import FastHttpUser, events, task
 from locust.contrib.fasthttp import ResponseContextManager
 from locust.exception import StopUser
+from locust.runners import MasterRunner, WorkerRunner
 
 JSON = {"Accept": "application/json"}
 GIVE_UP_AFTER_SECONDS = (5.0, 60.0)
@@ -45,12 +46,36 @@ def _options(parser: Any) -> None:
                         help="write how the visits ended here, as JSON, at the end")
 
 
+REPORTERS: set[str] = set()
+"""On a master: the workers whose shoppers' outcomes reached it."""
+
+
+@events.report_to_master.add_listener
+def _send_outcomes(data: dict[str, Any], **_: Any) -> None:
+    """On a worker: the outcomes since the last report go to the master with it."""
+    data["wr_outcomes"] = dict(OUTCOMES)
+    OUTCOMES.clear()
+
+
+@events.worker_report.add_listener
+def _add_outcomes(client_id: str, data: dict[str, Any], **_: Any) -> None:
+    """On a master: a worker's outcomes added to the run's."""
+    if data.get("wr_outcomes"):
+        OUTCOMES.update(data["wr_outcomes"])
+        REPORTERS.add(client_id)
+
+
 @events.quitting.add_listener
 def _write_outcomes(environment: Any, **_: Any) -> None:
+    """The run's outcomes, by the master (with how many workers reported) or by a
+    process running alone; never by a worker."""
     path = environment.parsed_options.outcomes_file
-    if path:
+    if path and not isinstance(environment.runner, WorkerRunner):
+        outcomes: dict[str, Any] = dict(OUTCOMES)
+        if isinstance(environment.runner, MasterRunner):
+            outcomes["workers reporting"] = len(REPORTERS)
         with open(path, "w", encoding="utf-8") as f:
-            json.dump(dict(OUTCOMES), f)
+            json.dump(outcomes, f)
 
 
 class Shopper(FastHttpUser):

@@ -353,3 +353,26 @@ async def test_the_random_draw_is_fair_and_never_over_capacity(engine: Engine) -
     chi_square = sum((c - expected) ** 2 / expected for c in counts)
     assert chi_square < 29.88, counts  # p = 0.0001 for 7 degrees of freedom
     assert min(counts) > 0
+
+
+async def test_every_breaker_change_is_audited_once_with_what_caused_it(
+    engine: Engine,
+) -> None:
+    """Two processes report to one breaker; each change of state is in the audit log
+    once, by "breaker", with the figures that caused it (issue 30: the dashboard, the
+    audit and the metrics tell one story)."""
+    from waitingroom.engine import BreakerPolicy
+
+    policy = BreakerPolicy(window_seconds=10, failure_ratio=0.5, min_requests=4,
+                           cooldown_seconds=0, probes=1)
+    assert (await engine.breaker.report("r", 1, 1, policy)).state == "closed"
+    assert (await engine.breaker.report("r", 0, 3, policy)).state == "open"  # 4 of 5
+    assert (await engine.breaker.report("r", 0, 0, policy)).state == "half"  # cooled
+    assert (await engine.breaker.report("r", 0, 0, policy)).state == "half"
+    assert (await engine.breaker.report("r", 1, 0, policy)).state == "closed"
+    entries = [e for e in reversed(await engine.rooms.read_audit("r"))
+               if e["action"] == "breaker"]
+    assert [(e["who"], e["before"]["state"], e["after"]["state"]) for e in entries] == [
+        ("breaker", "closed", "open"), ("breaker", "open", "half"),
+        ("breaker", "half", "closed")]
+    assert entries[0]["after"]["why"] == {"failures": 4, "requests": 5, "window_seconds": 10}

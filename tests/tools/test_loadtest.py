@@ -92,3 +92,26 @@ def test_a_verdict_from_no_figures_says_so(tmp_path: Path) -> None:
     sampler = run._Sampler("http://127.0.0.1:9", None, "token", None)
     verdict = run._verdict(args, tmp_path, sampler, 0)
     assert verdict.startswith("NO DATA") and str(tmp_path) in verdict
+
+
+@pytest.mark.slow
+def test_a_spike_from_a_master_and_two_workers_counts_every_workers_shoppers(
+        tmp_path: Path) -> None:
+    """Locust across machines (here: a master and two worker processes): the shape's
+    plan reaches the workers (their shoppers thin out and drain as the master says;
+    before, every worker's shoppers stopped at once), and the verdict counts the
+    shoppers of both workers."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "loadtests/run.py"), "--seconds", "8", "--base-users", "4",
+         "--peak-users", "30", "--capacity", "4", "--think-seconds", "0.5", "--workers", "2",
+         "--out", str(tmp_path)], capture_output=True, text=True, timeout=180, cwd=ROOT)
+    verdict = (tmp_path / "verdict.txt").read_text() if (tmp_path / "verdict.txt").exists() \
+        else result.stdout + result.stderr
+    assert result.returncode == 0, verdict
+    assert verdict.startswith("PASS") and "(from 2 workers)" in verdict, verdict
+    counts = re.search(r"(\d+) arrived; (\d+) straight in, (\d+) let in after waiting "
+                       r"\(Locust's 'checkout \(admitted\)': (\d+)\), (\d+) gave up", verdict)
+    assert counts, verdict
+    arrived, straight, waited, locust_waited, gave_up = map(int, counts.groups())
+    assert arrived > 20 and waited > 0  # a crowd that queued, not one that stopped at once
+    assert waited == locust_waited and arrived == straight + waited + gave_up

@@ -4,13 +4,15 @@ by one (``lua/probe.lua``)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
 from waitingroom.engine.keys import register_script, room_keys
+from waitingroom.engine.rooms import AUDIT_LENGTH
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +49,10 @@ class BreakerStore:
         """Add order-flow outcomes to the shared breaker and return its state."""
         keys = room_keys(room)
         state, opened_at = await self._report(
-            (*keys.core, keys.breaker, keys.outcomes),
+            (*keys.core, keys.breaker, keys.outcomes, keys.audit),
             (successes, failures, policy.window_seconds, policy.failure_ratio,
-             policy.min_requests, policy.cooldown_seconds * 1000, policy.probes),
+             policy.min_requests, policy.cooldown_seconds * 1000, policy.probes,
+             AUDIT_LENGTH),
         )
         return BreakerState(state.decode(), int(opened_at))
 
@@ -63,3 +66,12 @@ class BreakerStore:
         """The breaker's state as stored (``closed`` if it never opened)."""
         state = cast(bytes | None, await self.redis.hget(room_keys(room).breaker, "state"))
         return state.decode() if state else "closed"
+
+    async def last_change(self, room: str) -> dict[str, Any] | None:
+        """When the breaker last changed state and why (the figures that moved it, as
+        audited), or None if it never did."""
+        changed_at, why = cast(list[bytes | None], await self.redis.hmget(
+            room_keys(room).breaker, ["changed_at", "why"]))
+        if changed_at is None or why is None:
+            return None
+        return {"at_ms": int(changed_at), "why": json.loads(why)}

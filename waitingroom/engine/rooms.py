@@ -20,7 +20,7 @@ MODES = ("normal", "open", "closed")
 METHODS = ("fifo", "random", "passthrough", "reject")
 CAPACITY_MODES = ("fixed", "adaptive")
 CAPTURE_MODES = ("auto", "on", "off")
-_AUDIT_LENGTH = 10_000
+AUDIT_LENGTH = 10_000  # entries (about) a room's audit log keeps
 ROOMS_KEY = "wr:rooms"
 """The registry of rooms created at run time (name -> JSON definition); not under
 any room's hash tag, so on a Redis Cluster it lives on one shard of its own."""
@@ -335,7 +335,7 @@ class RoomStore:
         """Append to the room's audit log (who, what, before/after; Redis time as id)."""
         await self.redis.xadd(room_keys(room).audit, {
             "who": who, "action": action, "before": json.dumps(before),
-            "after": json.dumps(after)}, maxlen=_AUDIT_LENGTH, approximate=True)
+            "after": json.dumps(after)}, maxlen=AUDIT_LENGTH, approximate=True)
 
     async def read_audit(self, room: str, count: int = 50) -> list[dict[str, Any]]:
         """The newest audit entries, newest first."""

@@ -189,6 +189,7 @@ class AdminAPI:
                 "admitted": counts["admitted"], "abandoned": counts["abandoned"],
                 "rate": snapshot["admission_rate_per_second"] or 0.0,
                 "breaker": snapshot["breaker"],
+                "breaker_change": snapshot["breaker_change"],
                 "captures": await self.engine.captures.count(room.name),
                 "interest": await self.engine.captures.count(room.name, interest=True),
                 "sold": snapshot["sales"]["sold"],
@@ -217,6 +218,7 @@ class AdminAPI:
         return {"room": room.name, "paths": list(self.rooms.paths_of(room.name)),
                 "config": asdict(config), "counts": asdict(counts),
                 "breaker": await self.engine.breaker.state(room.name),
+                "breaker_change": await self.engine.breaker.last_change(room.name),
                 "sales": asdict(await self.engine.stock.figures(room.name)),
                 "origin": await self._origin(room),
                 "admission_rate_per_second": room.rate.per_second()}

@@ -39,9 +39,10 @@ def dashboard_page(room: str) -> bytes:
         title=f"Dashboard \u2013 {escape(room)}",
         extra=('<link rel="stylesheet" href="/_wr/static/dashboard.css">\n'
                '<script src="/_wr/static/dashboard.js" defer></script>\n'))
+    notes = {"breaker": '<p class="note" id="d-breaker-why"></p>'}  # since when, and why
     tiles = "".join(
         f'<div class="card"><p class="label">{label}</p>'
-        f'<p class="num" id="d-{key}">\u2013</p></div>'
+        f'<p class="num" id="d-{key}">\u2013</p>{notes.get(key, "")}</div>'
         for key, label in (("waiting", "Waiting"), ("active", "Active / capacity"),
                            ("rate", "Admission rate"), ("eta", "ETA for the last in line"),
                            ("abandoned", "Abandoned"), ("breaker", "Breaker"),

@@ -13,6 +13,18 @@
 
   function auth() { return { Authorization: "Bearer " + token }; }
 
+  // Why the breaker is as it is: what moved it last, and when (the audit log's words).
+  function breakerWhy(change) {
+    if (!change) return "never opened";
+    var w = change.why, since = "since " + new Date(change.at_ms).toLocaleTimeString() + ": ";
+    if (w.failures !== undefined)
+      return since + w.failures + " of " + w.requests + " answers failed in " + w.window_seconds + " s";
+    if (w.probe_failures !== undefined) return since + "a probe failed";
+    if (w.cooldown_seconds !== undefined) return since + "probing after " + w.cooldown_seconds + " s";
+    if (w.probes_ok !== undefined) return since + w.probes_ok + " probes answered";
+    return since + JSON.stringify(w);
+  }
+
   function show(s) {
     $("d-waiting").textContent = s.waiting;
     $("d-active").textContent = s.active + " / " + s.capacity;
@@ -20,6 +32,7 @@
     $("d-abandoned").textContent = s.abandoned;
     $("d-breaker").textContent = s.breaker;
     $("d-breaker").className = "num" + (s.breaker === "closed" ? "" : " bad");
+    $("d-breaker-why").textContent = breakerWhy(s.breaker_change);
     $("d-captures").textContent = s.captures + " (" + (s.interest || 0) + ")";
     var c = s.config;
     $("d-stock").textContent = c.stock === null ? "not counted" : c.stock + " / " + s.sold;
