@@ -105,7 +105,6 @@ class WaitingRoomMiddleware:
         self.admin = AdminAPI(engine=self.engine, rooms=self.rooms, tokens=settings.admin_token,
                               issue_invite=self.tickets.issue_invite,
                               metrics_tokens=settings.metrics_token)
-        self._stopping = False
 
     def _gate(self, name: str, *, capacity: int, message: str = "", capture: str = "auto",
               planned: tuple[tuple[int, dict[str, Any]], ...] = ()) -> RoomGate:
@@ -230,14 +229,10 @@ class WaitingRoomMiddleware:
         """``GET /_wr/ready``: may a load balancer send visitors here? Yes while the
         process serves, whatever Redis does: with Redis gone every visitor gets the
         room's answer for it (``redis_down``), which is the room's to give, not the
-        load balancer's error. Says what Redis does, from the room's last report (no
-        Redis call: a hung Redis cannot make the probe time out)."""
-        if self._stopping:
-            await json_response({"status": "stopping"}, 503)(request.scope, receive, send)
-            return
-        silent = self.rooms.default.room.breaker.redis_silent_since()
-        redis = "answers" if silent is None else "unreachable since " + time.strftime(
-            "%Y-%m-%dT%H:%M:%SZ", time.gmtime(silent))
+        load balancer's error. Says what Redis does, from the room's reports (no Redis
+        call: a hung Redis cannot make the probe time out). A stopping process stops
+        listening first: its probe is refused."""
+        redis = self.rooms.default.room.redis_watch.state()
         await json_response({"status": "ready", "room": self.settings.room, "redis": redis})(
             request.scope, receive, send)
 
@@ -248,7 +243,6 @@ class WaitingRoomMiddleware:
     async def aclose(self) -> None:
         """Stop background work and close the Redis pool (done at lifespan shutdown),
         in :data:`SHUTDOWN_SECONDS` at most, whatever hangs."""
-        self._stopping = True
         closing = asyncio.ensure_future(self.rooms.aclose())
         done, _ = await asyncio.wait({closing}, timeout=SHUTDOWN_SECONDS)
         if not done:

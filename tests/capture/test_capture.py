@@ -321,3 +321,25 @@ async def test_each_spool_drains_its_own_room_only(tmp_path: Path) -> None:
         await spool.drain(store)
     assert drained == {"default": ["WR-OLD-NAME", "WR-ORDER"],
                        "default.interest": ["WR-INTEREST"]}
+
+
+def test_a_capture_written_while_a_drainer_unlinks_its_file_lands_in_a_file_that_exists(
+    tmp_path: Path,
+) -> None:
+    """A shared spool: a writer waiting for the lock of a file that a drainer then
+    empties and unlinks must not write into the unlinked file (its visitor would hold a
+    reference to a record nobody can find)."""
+    import fcntl
+    import threading
+
+    spool = Spool(tmp_path, "default")
+    spool.path.touch()
+    with open(spool.path, "r+") as drainer:
+        fcntl.flock(drainer, fcntl.LOCK_EX)  # the drainer holds it...
+        writing = threading.Thread(target=spool._append, args=('{"reference": "WR-LATE"}',))
+        writing.start()
+        writing.join(0.2)  # ...while the writer waits for the lock
+        spool.path.unlink()  # drained: emptied and unlinked
+    writing.join(5)
+    assert not writing.is_alive()
+    assert "WR-LATE" in spool.path.read_text()

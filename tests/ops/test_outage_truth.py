@@ -134,3 +134,58 @@ async def _probe_until(client: httpx.AsyncClient, until: float
             answers.append((0, {}))
         await asyncio.sleep(0.5)
     return answers
+
+
+async def test_a_process_that_never_reached_redis_says_so_and_its_scrape_answers_in_time(
+    redis_server: RedisServer, make_settings: Callable[..., Settings],
+) -> None:
+    """Started while Redis hangs: ready (the room answers for Redis), its body says
+    Redis was not reached yet (not "answers"), and /_wr/metrics answers within a scrape's
+    time with redis_up 0, although the room registry was never read."""
+    async with FaultyLink(redis_server.port) as link:
+        link.flowing.clear()
+        room = WaitingRoomMiddleware(Origin(), settings=make_settings(
+            redis_url=link.url, admin_token=(f"alice:{TOKEN}",)))
+        transport = httpx.ASGITransport(app=room)
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as ops:
+            ready = await ops.get("/_wr/ready")
+            assert ready.status_code == 200 and ready.json()["redis"] == "not reached yet"
+            scrape = await asyncio.wait_for(ops.get("/_wr/metrics", headers=AUTH), 8)
+            assert scrape.status_code == 200 and "\nwaitingroom_redis_up 0.0" in scrape.text
+        link.flowing.set()
+        await room.aclose()
+
+
+async def test_an_origin_that_hangs_is_never_taken_for_a_silent_redis(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """The half-open breaker's health check hangs on the origin (up to 5 s) in the loop
+    that also runs the room's tick jobs: Redis answers all the while, and must read so
+    (it did not: the watch was the report loop's)."""
+    from waitingroom.room.redis_watch import SILENT_AFTER_SECONDS
+
+    held: list[asyncio.StreamWriter] = []
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # holds the connection, answers nothing
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/health"
+    room = WaitingRoomMiddleware(Origin(), settings=make_settings(
+        health_check_url=url, breaker_min_requests=1, breaker_cooldown_seconds=1,
+        breaker_probes=1))
+    gate = room.rooms.default.room
+    try:
+        await gate.config()  # starts the room's reports and its watch
+        for _ in range(3):
+            gate.breaker.record(False)
+        await eventually(lambda: _true(gate.breaker.state == "half"), "half-open", within=5)
+        await asyncio.sleep(SILENT_AFTER_SECONDS + 1)  # the fault lasting: a probe hangs
+        assert gate.redis_watch.silent_since() is None
+        assert gate.redis_watch.state() == "answers"
+    finally:
+        await room.aclose()
+        server.close()
+        for writer in held:
+            writer.close()
+        await server.wait_closed()

@@ -40,8 +40,16 @@ class Spool:
     def _append(self, line: str) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         created = not self.path.exists()
-        with open(self.path, "a", encoding="utf-8") as file:
+        while True:
+            file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed below)
             fcntl.flock(file, fcntl.LOCK_EX)
+            try:  # a drainer may have emptied and unlinked it while we waited for the lock
+                if os.fstat(file.fileno()).st_ino == os.stat(self.path).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            file.close()
+        with file:
             file.write(line + "\n")
             file.flush()
             os.fsync(file.fileno())

@@ -35,6 +35,7 @@ gets 401, and tokens are never logged.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import secrets
 import time
@@ -43,6 +44,7 @@ from dataclasses import asdict
 from typing import Any
 from urllib.parse import urlencode
 
+from redis.exceptions import RedisError
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
@@ -108,8 +110,7 @@ class AdminAPI:
             elif scope["method"] != "GET":
                 response = json_response({"error": "method not allowed"}, 405)
             else:
-                rooms = [gate.room for gate in await self.rooms.all()]
-                response = Response(await metrics(self.engine, rooms),
+                response = Response(await metrics(self.engine, await self._scraped_rooms()),
                                     media_type="text/plain; version=0.0.4")
         elif not self.enabled:
             response = json_response({"error": ADMIN_OFF}, 404)
@@ -124,6 +125,15 @@ class AdminAPI:
         else:
             response = await self._route(scope, receive, who)
         await response(scope, receive, send)
+
+    async def _scraped_rooms(self) -> list[Room]:
+        """Every room, or the configured one if the registry cannot be read soon (a
+        process started while Redis is away): a scrape must answer in time."""
+        try:
+            async with asyncio.timeout(1.0):
+                return [gate.room for gate in await self.rooms.all()]
+        except (RedisError, TimeoutError):
+            return [self._default]
 
     @property
     def _default(self) -> Room:

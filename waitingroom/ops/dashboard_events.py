@@ -34,7 +34,7 @@ async def dashboard_events(room: Room, history: list[dict[str, Any]],
     deadline = time.monotonic() + MAX_SECONDS
     while time.monotonic() < deadline:
         asked_at = time.time()
-        if room.breaker.redis_silent_since() is not None:  # known silent: said at once
+        if room.redis_watch.silent_since() is not None:  # known silent: said at once
             yield _outage(room, asked_at)
             await _until_redis_changes(room, OUTAGE_NOTICE_SECONDS)
             continue
@@ -55,12 +55,12 @@ async def dashboard_events(room: Room, history: list[dict[str, Any]],
 
 async def _until_redis_changes(room: Room, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(room.breaker.redis_changed.wait(), seconds)
+        await asyncio.wait_for(room.redis_watch.changed.wait(), seconds)
 
 
 def _outage(room: Room, asked_at: float) -> bytes:
     """An ``outage`` event: Redis unheard since the room's last answered report, or
     since the sample was asked for (milliseconds since the epoch)."""
-    silent = room.breaker.redis_silent_since()
+    silent = room.redis_watch.silent_since()
     since = int(1000 * min(asked_at, silent if silent is not None else asked_at))
     return f"event: outage\ndata: {json.dumps({'redis_unheard_since_ms': since})}\n\n".encode()

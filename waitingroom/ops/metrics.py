@@ -8,12 +8,18 @@ Two kinds of series, told apart in their help texts (docs/operations.md, "Metric
 - **per process** (``waitingroom_request_seconds``, ``_wait_seconds``, ``_redis_up``,
   ``process_*``): this process's own; ``sum`` them.
 
-While Redis does not answer, the room-wide series are left out and
-``waitingroom_redis_up`` is 0: the scrape itself still succeeds.
+While Redis does not answer (the rooms' reports say so, or it does not answer the
+scrape within :data:`REDIS_PATIENCE_SECONDS`), the room-wide series are left out and
+``waitingroom_redis_up`` is 0: the scrape itself still succeeds, in time.
+
+Room-wide counters come from Redis: after a failover to a replica that was behind, or
+an ``appendfsync everysec`` restart, one can go back a little, which ``rate()`` reads as
+a reset.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
@@ -31,6 +37,8 @@ from waitingroom.web.histogram import LATENCIES
 
 ROOM_WIDE = " (room-wide: every process reports the same; aggregate with max by (room))"
 PER_PROCESS = " (this process's: aggregate with sum)"
+REDIS_PATIENCE_SECONDS = 2.0
+"""The most a scrape waits for Redis (Prometheus gives a scrape 10 s by default)."""
 BREAKER_STATES = ("closed", "open", "half")
 
 
@@ -39,15 +47,19 @@ async def metrics(engine: Engine, rooms: list[Room]) -> bytes:
     families: list[Metric] = [*_per_process(rooms)]
     redis_up = GaugeMetricFamily("waitingroom_redis_up", "1 if Redis answered this scrape"
                                  + PER_PROCESS)
-    redis_latency = GaugeMetricFamily("waitingroom_redis_latency_seconds",
-                                      "One PING round trip, timed at the scrape" + PER_PROCESS)
+    redis_latency = GaugeMetricFamily(
+        "waitingroom_redis_latency_seconds", "One PING round trip, timed at the scrape "
+        "(this process's: aggregate with max)")
     started = time.perf_counter()
     try:
-        await engine.ping()
-        redis_latency.add_metric([], time.perf_counter() - started)
-        families += await _room_wide(engine, rooms)
+        if any(room.redis_watch.silent_since() is not None for room in rooms):
+            raise RedisError("the room's reports go unanswered")
+        async with asyncio.timeout(REDIS_PATIENCE_SECONDS):
+            await engine.ping()
+            redis_latency.add_metric([], time.perf_counter() - started)
+            families += await _room_wide(engine, rooms)
         redis_up.add_metric([], 1)
-    except RedisError:
+    except (RedisError, TimeoutError):
         redis_up.add_metric([], 0)
     families += [redis_up, redis_latency]
     registry = CollectorRegistry(auto_describe=False)

@@ -27,9 +27,6 @@ from waitingroom.web.histogram import LATENCIES
 logger = logging.getLogger("waitingroom.breaker")
 REPORT_INTERVAL_SECONDS = 0.5
 HEALTH_CHECK_TIMEOUT_SECONDS = 5.0
-SILENT_AFTER_SECONDS = 1.5
-"""Redis is taken as unreachable once no report has been answered for this long (three
-report intervals): a Redis that hangs is found out long before a command times out."""
 
 
 class BreakerClient:
@@ -58,27 +55,13 @@ class BreakerClient:
         self._failures = 0
         self.outcomes = [0, 0]
         """Order-flow outcomes this process has seen: [errors, answers < 500]."""
-        self.redis_heard_at = time.time()
-        """When Redis last answered a report (wall clock, seconds)."""
-        self.redis_changed = asyncio.Event()
-        """Set (and replaced) when Redis falls silent or answers again."""
         self._task: asyncio.Task[None] | None = None
-        self._watch: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
 
     def start(self) -> None:
         """Start reporting in the background (idempotent; needs a running loop)."""
         if self._task is None:
             self._task = asyncio.create_task(self._run())
-            self._watch = asyncio.create_task(self._watch_redis())
-
-    def redis_silent_since(self) -> float | None:
-        """When Redis was last heard, if it has been silent for
-        :data:`SILENT_AFTER_SECONDS` (wall clock, seconds); None while it answers."""
-        heard = self.redis_heard_at
-        if self._task is None or time.time() - heard <= SILENT_AFTER_SECONDS:
-            return None  # answering, or not asked yet (the room not yet in use)
-        return heard
 
     def record(self, ok: bool) -> None:
         """Count one order-flow outcome (a 5xx, timeout or connection error is not ok)."""
@@ -106,9 +89,9 @@ class BreakerClient:
         except RedisError as exc:
             self._successes += successes
             self._failures += failures
+            LATENCIES.observe("redis", time.perf_counter() - asked)  # failures take time too
             logger.warning("could not report to the breaker: %s", exc)
             return
-        self.redis_heard_at = time.time()
         LATENCIES.observe("redis", time.perf_counter() - asked)
         if result.state != self.state:
             logger.warning("breaker of room %s is now %s", self.room, result.state)
@@ -127,18 +110,6 @@ class BreakerClient:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), REPORT_INTERVAL_SECONDS)
 
-    async def _watch_redis(self) -> None:
-        """Beside the reports (which a hung Redis holds up): tell those waiting on
-        :attr:`redis_changed` when Redis falls silent or answers again."""
-        silent = False
-        while not self._stop.is_set():
-            if (self.redis_silent_since() is not None) != silent:
-                silent = not silent
-                changed, self.redis_changed = self.redis_changed, asyncio.Event()
-                changed.set()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), REPORT_INTERVAL_SECONDS / 2)
-
     async def _healthy(self) -> bool:
         timeout = aiohttp.ClientTimeout(total=HEALTH_CHECK_TIMEOUT_SECONDS)
         try:
@@ -154,7 +125,7 @@ class BreakerClient:
         task, self._task = self._task, None
         if task is not None:
             self._stop.set()
-            await asyncio.wait({task, *([self._watch] if self._watch else [])})
+            await asyncio.wait({task})
             if not task.cancelled() and task.exception() is not None:
                 logger.error("breaker reports of room %s had stopped", self.room,
                              exc_info=task.exception())

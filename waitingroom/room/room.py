@@ -18,6 +18,7 @@ from waitingroom.engine.line import LineView, LineWatch
 from waitingroom.room.adaptive import AdaptiveCapacity
 from waitingroom.room.breaker import BreakerClient
 from waitingroom.room.eta import WAIT_BUCKETS, AdmissionRate
+from waitingroom.room.redis_watch import RedisWatch
 from waitingroom.room.sales import Sales
 from waitingroom.room.sessions import Sessions
 from waitingroom.room.told import read_told, told_value
@@ -66,6 +67,8 @@ class Room:
                           settings.breaker_probes),
             on_tick=self._tick, health_check_url=settings.health_check_url,
             ca_file=settings.origin_ca_file)
+        self.redis_watch = RedisWatch(engine)
+        """Does Redis answer this process (pages, dashboard, readiness, metrics)?"""
         self.hello_cookie = f"wr_hello_{name}"
         self.ticket_cookie = f"wr_ticket_{name}"
         self.pass_cookie = f"wr_pass_{name}"
@@ -95,6 +98,7 @@ class Room:
                                          capture=capture)
             await self.engine.timeline.plan_once(self.name, self._planned)
             self.breaker.start()
+            self.redis_watch.start()
             self._config = await self.engine.rooms.config(self.name)
             self._config_expires = time.monotonic() + _CONFIG_TTL_SECONDS
         elif time.monotonic() > self._config_expires and self._config_refresh is None:
@@ -226,6 +230,7 @@ class Room:
         if self._config_refresh is not None:
             await self._config_refresh
         await self.breaker.aclose()  # its ticks may start the line's looks: stopped first
+        await self.redis_watch.aclose()
         await self.line.aclose()
 
 

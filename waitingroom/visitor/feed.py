@@ -23,6 +23,7 @@ from waitingroom.room.told import told_value
 from waitingroom.status import Status
 from waitingroom.web.answers import busy
 from waitingroom.web.asgi import query_params, send_json, wait_for_disconnect
+from waitingroom.web.limits import RateLimit
 from waitingroom.web.request import Request
 
 logger = logging.getLogger("waitingroom")
@@ -32,6 +33,8 @@ EVENTS_MAX_SECONDS = 300
 _FINAL_STATES = ("admitted", "open", "capture", "closed", "moved")
 _OUTAGE_EVENT = b"event: outage\ndata: {}\n\n"
 """Told to the page while Redis does not answer: it says it is reconnecting."""
+_OUTAGE_LOGGED = RateLimit(1)
+"""An outage is logged once a minute per room, not once per open stream."""
 _OUTAGE_RETRY_SECONDS = 1.0
 """While Redis does not answer, it is asked again this often (so the page hears of
 its return within about a second)."""
@@ -97,7 +100,7 @@ async def _stream(room: Room, request: Request, receive: Receive, send: Send) ->
                 # once when the doorbell rings: the visitor was let in.
                 # Or when Redis falls silent or answers again.
                 rung = asyncio.ensure_future(bell.wait())
-                redis = asyncio.ensure_future(room.breaker.redis_changed.wait())
+                redis = asyncio.ensure_future(room.redis_watch.changed.wait())
                 done, _ = await asyncio.wait({disconnected, rung, redis},
                                              timeout=answer.poll_after_seconds,
                                              return_when=asyncio.FIRST_COMPLETED)
@@ -108,20 +111,24 @@ async def _stream(room: Room, request: Request, receive: Receive, send: Send) ->
                 bell.clear()
                 while True:
                     try:
-                        if room.breaker.redis_silent_since() is not None:
+                        if room.redis_watch.silent_since() is not None:
                             raise RedisError("Redis has not answered the room's reports")
                         config = await room.config()
                         standing = await waiting(room, request, standing.visitor_id, number,
                                                  join=True, claim=False)
                         break
                     except RedisError:
-                        if last:
+                        if last and _OUTAGE_LOGGED.allow(room.name):  # not one per stream
                             logger.warning("redis unavailable during /_wr/events; retrying")
                         last = b""  # the page is told of the outage; then anew once back
                         await send({"type": "http.response.body", "body": _OUTAGE_EVENT,
                                     "more_body": True})
                         if (await asyncio.wait({disconnected},
                                                timeout=_OUTAGE_RETRY_SECONDS))[0]:
+                            return
+                        if time.monotonic() > deadline:  # ended as any stream is
+                            await send({"type": "http.response.body", "body": b"",
+                                        "more_body": False})
                             return
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
