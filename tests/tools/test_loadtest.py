@@ -22,14 +22,18 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.mark.slow
 def test_a_short_launch_spike_passes_and_reports(tmp_path: Path) -> None:
+    """Run as across machines: a Locust master and two workers (make soak, below, runs
+    one process). The shape's plan reaches the workers (before issue 30 every worker's
+    shoppers stopped at once) and the verdict counts both workers' shoppers."""
     result = subprocess.run(
-        [sys.executable, str(ROOT / "loadtests/run.py"), "--seconds", "8", "--base-users", "3",
-         "--peak-users", "30", "--capacity", "4", "--think-seconds", "0.5",
-         "--out", str(tmp_path)], capture_output=True, text=True, timeout=120, cwd=ROOT)
+        [sys.executable, str(ROOT / "loadtests/run.py"), "--seconds", "8", "--base-users", "4",
+         "--peak-users", "30", "--capacity", "4", "--think-seconds", "0.5", "--workers", "2",
+         "--out", str(tmp_path)], capture_output=True, text=True, timeout=180, cwd=ROOT)
     verdict = (tmp_path / "verdict.txt").read_text() if (tmp_path / "verdict.txt").exists() \
         else result.stdout + result.stderr
     assert result.returncode == 0, verdict
     assert verdict.startswith("PASS") and "origin sessions at most" in verdict
+    assert "(from 2 workers)" in verdict
     assert "0 overloads" in verdict
     longest_line = int(re.search(r"longest line (\d+)", verdict).group(1))  # type: ignore[union-attr]
     assert longest_line > 0  # the crowd really queued
@@ -93,25 +97,3 @@ def test_a_verdict_from_no_figures_says_so(tmp_path: Path) -> None:
     verdict = run._verdict(args, tmp_path, sampler, 0)
     assert verdict.startswith("NO DATA") and str(tmp_path) in verdict
 
-
-@pytest.mark.slow
-def test_a_spike_from_a_master_and_two_workers_counts_every_workers_shoppers(
-        tmp_path: Path) -> None:
-    """Locust across machines (here: a master and two worker processes): the shape's
-    plan reaches the workers (their shoppers thin out and drain as the master says;
-    before, every worker's shoppers stopped at once), and the verdict counts the
-    shoppers of both workers."""
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "loadtests/run.py"), "--seconds", "8", "--base-users", "4",
-         "--peak-users", "30", "--capacity", "4", "--think-seconds", "0.5", "--workers", "2",
-         "--out", str(tmp_path)], capture_output=True, text=True, timeout=180, cwd=ROOT)
-    verdict = (tmp_path / "verdict.txt").read_text() if (tmp_path / "verdict.txt").exists() \
-        else result.stdout + result.stderr
-    assert result.returncode == 0, verdict
-    assert verdict.startswith("PASS") and "(from 2 workers)" in verdict, verdict
-    counts = re.search(r"(\d+) arrived; (\d+) straight in, (\d+) let in after waiting "
-                       r"\(Locust's 'checkout \(admitted\)': (\d+)\), (\d+) gave up", verdict)
-    assert counts, verdict
-    arrived, straight, waited, locust_waited, gave_up = map(int, counts.groups())
-    assert arrived > 20 and waited > 0  # a crowd that queued, not one that stopped at once
-    assert waited == locust_waited and arrived == straight + waited + gave_up
