@@ -25,7 +25,7 @@ from waitingroom.room.told import read_told, told_value
 from waitingroom.settings import Settings
 from waitingroom.tickets import HELLO_MAX_AGE, Tickets
 from waitingroom.web.histogram import Histogram
-from waitingroom.web.limits import ProcessLimits
+from waitingroom.web.limits import ProcessLimits, RateLimit
 from waitingroom.web.request import Request
 
 logger = logging.getLogger("waitingroom")
@@ -67,6 +67,7 @@ class Room:
                           settings.breaker_probes),
             on_tick=self._tick, health_check_url=settings.health_check_url,
             ca_file=settings.origin_ca_file)
+        self._told_waiting = RateLimit(1)
         self.redis_watch = RedisWatch(engine)
         """Does Redis answer this process (pages, dashboard, readiness, metrics)?"""
         self.hello_cookie = f"wr_hello_{name}"
@@ -220,8 +221,10 @@ class Room:
         for job in self._jobs:
             try:
                 await job()
-            except RedisError as exc:
-                logger.warning("room %s: %s waits for Redis: %s", self.name, _named(job), exc)
+            except RedisError as exc:  # said once a minute per job, not twice a second
+                if self._told_waiting.allow(_named(job)):
+                    logger.warning("room %s: %s waits for Redis: %s", self.name, _named(job),
+                                   exc)
             except Exception:  # one job's fault must not stop the breaker's reports
                 logger.exception("room %s: %s failed", self.name, _named(job))
 
