@@ -280,3 +280,18 @@ def test_a_request_with_both_framings_goes_on_chunked_only() -> None:
     assert b"transfer-encoding: chunked\r\n" in request.head
     assert b"content-length" not in request.head
     assert (request.has_body, request.chunked, request.length) == (True, True, None)
+
+
+def test_one_network_may_hold_only_its_share_of_what_is_in_flight() -> None:
+    """One address (or its /24, or an IPv4 client on a dual-stack socket) takes at most
+    a fifth of the pool's exchanges, 32 at least; another network is not held back."""
+    from waitingroom.proxy.proxy import NETWORK_FLOOR
+
+    proxy = OriginProxy("http://127.0.0.1:9", max_connections=4)
+    attacker = [{"client": (f"203.0.113.{n % 250}", 1000 + n)} for n in range(NETWORK_FLOOR)]
+    taken = [proxy._take_network(scope) for scope in attacker]
+    assert taken == ["203.0.113.0/24"] * NETWORK_FLOOR
+    assert proxy._take_network({"client": ("::ffff:203.0.113.77", 1)}) is None
+    assert proxy._take_network({"client": ("198.51.100.7", 1)}) == "198.51.100.0/24"
+    proxy._in_flight.give("203.0.113.0/24")  # one exchange ends: one more may start
+    assert proxy._take_network({"client": ("203.0.113.9", 1)}) == "203.0.113.0/24"

@@ -25,7 +25,7 @@ from waitingroom.proxy.headers import RequestHead, request_head, response_header
 from waitingroom.proxy.origin import OriginPool
 from waitingroom.proxy.websocket import OriginSockets
 from waitingroom.web.asgi import BodyTooLarge, ClientGone
-from waitingroom.web.limits import RateLimit, Slots, network_of
+from waitingroom.web.limits import KeyedSlots, RateLimit, Slots, network_of
 
 logger = logging.getLogger("waitingroom.proxy")
 
@@ -69,11 +69,10 @@ class OriginProxy:
                                 slot_timeout=slot_timeout, ca_file=ca_file)
         self._read_timeout = read_timeout
         self._max_body_bytes = max_body_bytes
-        self._network_cap = max(NETWORK_FLOOR, max_connections // NETWORK_SHARE)
         self._streams = Slots(max(8, max_connections // STREAMED_SHARE))
         """Streamed uploads (bodies over :data:`BUFFERED_BODY_BYTES`) in flight."""
-        self._in_flight: dict[str, int] = {}
-        """Exchanges in flight per client network."""
+        self._in_flight = KeyedSlots(max(NETWORK_FLOOR, max_connections // NETWORK_SHARE))
+        """Exchanges and sockets in flight per client network."""
         self._refused_networks = RateLimit(1)
         self._trust_forwarded_for = trust_forwarded_for
         """Pass on the X-Forwarded-For a client sent (a trusted load balancer's), or
@@ -102,7 +101,7 @@ class OriginProxy:
             try:
                 await self._sockets.forward(scope, receive, send)
             finally:
-                self._give_network(network)
+                self._in_flight.give(network)
 
     async def _forward(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = request_head(scope, self._pool, self._trust_forwarded_for)
@@ -119,26 +118,19 @@ class OriginProxy:
         try:
             await self._exchange(scope, receive, send, request)
         finally:
-            self._give_network(network)
+            self._in_flight.give(network)
 
     def _take_network(self, scope: Scope) -> str | None:
         """Count an exchange or a socket against its client network's share; None if
         that network has its share in flight already."""
         client = scope.get("client")
         network = network_of(str(client[0])) if client else ""
-        in_flight = self._in_flight.get(network, 0)
-        if in_flight >= self._network_cap:
-            if self._refused_networks.allow(network):  # said once a minute, not per refusal
-                logger.warning("network %s has %d exchanges in flight: refused", network,
-                               in_flight)
-            return None
-        self._in_flight[network] = in_flight + 1
-        return network
-
-    def _give_network(self, network: str) -> None:
-        left = self._in_flight.pop(network) - 1
-        if left:
-            self._in_flight[network] = left
+        if self._in_flight.take(network):
+            return network
+        if self._refused_networks.allow(network):  # said once a minute, not per refusal
+            logger.warning("network %s has %d exchanges in flight: refused", network,
+                           self._in_flight.size)
+        return None
 
     async def _exchange(self, scope: Scope, receive: Receive, send: Send,
                         request: RequestHead) -> None:
