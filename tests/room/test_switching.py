@@ -78,18 +78,25 @@ async def test_a_visitor_told_it_was_let_in_is_not_sent_back_by_an_older_copy(
         assert (page.status_code, page.text) == (200, "origin:/checkout")
 
 
+async def _b_one_place_behind_a(p: Processes, first: httpx.AsyncClient,
+                                 second: httpx.AsyncClient, third: httpx.AsyncClient) -> None:
+    """Three visitors through A; B's copy of the line sees the third at 2; then the
+    second is let in and A's copy sees the third at 1 (B's not yet)."""
+    assert (await first.get(A + "/checkout")).status_code == 200
+    await second.get(A + "/checkout")
+    await third.get(A + "/checkout")
+    await p.rooms[B].line.look()  # B's copy: the third at 2
+    session = p.a.app.seen[-1][1]  # type: ignore[attr-defined]
+    await p.a.engine.release(ROOM, session)  # the second is let in
+    await p.rooms[A].line.look()  # A's copy: the third at 1
+
+
 async def test_a_waiter_on_a_process_with_an_older_copy_is_never_shown_a_later_place(
     make_settings: Callable[..., Settings],
 ) -> None:
     async with (processes(make_settings) as p, p.visitor() as first, p.visitor() as second,
                 p.visitor() as third):
-        assert (await first.get(A + "/checkout")).status_code == 200
-        await second.get(A + "/checkout")
-        await third.get(A + "/checkout")
-        await p.rooms[B].line.look()  # B's copy: the third at 2
-        session = p.a.app.seen[-1][1]  # type: ignore[attr-defined]
-        await p.a.engine.release(ROOM, session)  # the second is let in
-        await p.rooms[A].line.look()  # A's copy: the third at 1
+        await _b_one_place_behind_a(p, first, second, third)
 
         asked = p.visits
         assert (await third.get(A + "/_wr/status")).json()["position"] == 1
@@ -137,13 +144,7 @@ async def test_an_event_stream_reconnecting_to_an_older_copy_never_shows_a_later
     what was told, and the browser sends it back when it reconnects (to any process)."""
     async with (processes(make_settings) as p, p.visitor() as first, p.visitor() as second,
                 p.visitor() as third):
-        assert (await first.get(A + "/checkout")).status_code == 200
-        await second.get(A + "/checkout")
-        await third.get(A + "/checkout")
-        await p.rooms[B].line.look()  # B's copy: the third at 2
-        session = p.a.app.seen[-1][1]  # type: ignore[attr-defined]
-        await p.a.engine.release(ROOM, session)  # the second is let in
-        await p.rooms[A].line.look()  # A's copy: the third at 1
+        await _b_one_place_behind_a(p, first, second, third)
         told, status = await first_event(p.a, third)
         assert status["position"] == 1 and told.endswith(".1")
         _, status = await first_event(p.b, third, last_event_id=told)
