@@ -219,7 +219,19 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
                              b"content-length: %d\r\nconnection: close\r\n\r\n%s"
                              % (status, _REASONS[status], len(text), text))
-        self.transport.close()
+        # A lingering close: what the visitor sent past the refusal is left unread, and
+        # closing now would reset the connection, which can destroy the answer on its way.
+        # The answer goes with a FIN; the connection is closed a moment later.
+        self.flow.pause_reading()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            self.loop.call_later(_LINGER_SECONDS, self.transport.close)
+        else:
+            self.transport.close()
+
+
+_LINGER_SECONDS = 2.0
+"""How long a refused connection stays half-closed for its answer to be read."""
 
 
 class _Refused(Exception):
