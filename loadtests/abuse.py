@@ -47,7 +47,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 from bench import server  # noqa: E402
 from browsing import Browser  # noqa: E402
 
-from tests.servers import serve_in_process  # noqa: E402
+from waitingroom.tools.local_server import serve_in_process  # noqa: E402
 
 SECRET = "abuse-benchmark-secret-0123456789"
 TICKETS = Tickets([SECRET], ticket_max_age=86_400, pass_max_age=86_400)

@@ -2,7 +2,7 @@
 finds a knee it is not told, and how close it then stays.
 
 Three real ``waitingroom serve`` processes, Redis, and the tests' knee origin
-(``tests/knee.py``: 37 shoppers at full speed, 0.4 s an answer; past 37 every answer
+(``loadtests/knee.py``: 37 shoppers at full speed, 0.4 s an answer; past 37 every answer
 slows in proportion). A steady line of 90 shoppers, each making 10 requests once in,
 then finishing and joining again. The room starts at ``--start`` (15) with adaptive
 capacity between 5 and 200, deciding every ``--interval`` seconds (5, the default a
@@ -31,11 +31,11 @@ import httpx
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 from bench import server  # noqa: E402
+from knee import KNEE, KneeOrigin, shop  # noqa: E402
 
-from tests.knee import KNEE, KneeOrigin, shop  # noqa: E402
-from tests.servers import serve_in_process  # noqa: E402
 from waitingroom.engine import Engine  # noqa: E402
 from waitingroom.settings import Settings  # noqa: E402
+from waitingroom.tools.local_server import serve_in_process  # noqa: E402
 from waitingroom.tools.redis_server import RedisServer  # noqa: E402
 
 SECRET = "adaptive-live-secret-0123456789"

@@ -51,7 +51,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 from bench import server  # noqa: E402
 from browsing import Browser  # noqa: E402
 
-from tests.servers import serve_in_process  # noqa: E402
+from waitingroom.tools.local_server import serve_in_process  # noqa: E402
 
 SECRET = "goodput-benchmark-secret-0123456789"
 CAPACITY = 20

@@ -35,8 +35,8 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 from bench import server  # noqa: E402
 from browsing import Browser  # noqa: E402
 
-from tests.servers import serve_in_process  # noqa: E402
 from waitingroom.settings import Settings  # noqa: E402
+from waitingroom.tools.local_server import serve_in_process  # noqa: E402
 from waitingroom.tools.redis_server import RedisServer  # noqa: E402
 
 SECRET = "slowloris-benchmark-secret-0123456789"

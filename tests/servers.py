@@ -16,33 +16,11 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import httpx
-import uvicorn
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from tests.conftest import TOKEN
+from waitingroom.tools.local_server import serve_in_process as serve_in_process  # re-exported
 from waitingroom.tools.redis_server import free_port
-
-
-@asynccontextmanager
-async def serve_in_process(app: ASGIApp, port: int | None = None, *,
-                           root_path: str = "") -> AsyncIterator[str]:
-    """Run ``app`` under uvicorn on loopback (a free port by default; ``root_path`` as
-    ``uvicorn --root-path``); yield its URL."""
-    port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on", proxy_headers=False,
-                                           server_header=False, date_header=False,
-                                           root_path=root_path))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()  # raises the start-up error
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 @contextmanager
@@ -107,6 +85,7 @@ class FaultyLink:
         self.lose_next_reply = False
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
 
     @property
     def url(self) -> str:
@@ -120,16 +99,22 @@ class FaultyLink:
     async def __aexit__(self, *exc: object) -> None:
         assert self._server is not None
         self._server.close()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._drop_all()
 
     async def sever(self) -> None:
         """Cut the link: reset every connection and refuse new ones until restored."""
         self.cut = True
+        await self._drop_all()
+
+    async def _drop_all(self) -> None:
+        """Stop every pipe and close both ends of every connection (a pipe cancelled
+        before it ran would otherwise leave its socket open)."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for writer in self._writers:
+            writer.transport.abort()
+        self._writers.clear()
 
     def restore(self) -> None:
         """Accept connections again after :meth:`sever`."""
@@ -137,10 +122,12 @@ class FaultyLink:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.cut:
-            writer.close()
+            writer.transport.abort()
             return
+        self._writers.add(writer)
         upstream_reader, upstream_writer = await asyncio.open_connection(
             "127.0.0.1", self.target_port)
+        self._writers.add(upstream_writer)
         for source, sink, replies in ((reader, upstream_writer, False),
                                       (upstream_reader, writer, True)):
             task = asyncio.create_task(self._pipe(source, sink, replies=replies))

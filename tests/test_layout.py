@@ -12,7 +12,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "waitingroom"
 
-SHARED = ("errors", "tls", "fields", "settings", "config", "status", "tickets")
+SHARED = ("errors", "tls", "fields", "settings", "settings_fields", "setting_types", "config",
+          "status", "tickets")
 """The shared vocabulary: any module may import these (they import only each other)."""
 LAYERS = {
     "engine": 1, "web": 1,
@@ -142,3 +143,25 @@ def test_lua_scripts_stay_small(script: str) -> None:
 def test_every_package_says_what_it_owns_and_may_import(package: str) -> None:
     doc = ast.get_docstring(ast.parse((PACKAGE / package / "__init__.py").read_text()))
     assert doc and "May import" in doc, f"waitingroom/{package}/__init__.py"
+
+
+LOADTESTS = PACKAGE.parent / "loadtests"
+
+
+@pytest.mark.parametrize("path", sorted(p.name for p in LOADTESTS.glob("*.py")))
+def test_the_load_tests_stand_on_their_own(path: str) -> None:
+    """``loadtests/`` imports the package and itself, never ``tests/``: a measurement
+    does not change when a test helper does."""
+    tree = ast.parse((LOADTESTS / path).read_text())
+    imported = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names]
+    imported += [node.module for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.module]
+    assert not [name for name in imported if name.split(".")[0] == "tests"], path
+
+
+def test_every_lua_script_is_a_file_in_lua() -> None:
+    """Scripts are registered from ``engine/lua/`` by one loader, never written inline."""
+    inline = [name for name, path in MODULES.items()
+              if name != "waitingroom.engine.keys" and ".register_script(" in path.read_text()]
+    assert inline == []

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from waitingroom.config import load_settings
+from waitingroom.config import environment_value, load_settings
 from waitingroom.errors import ConfigError
+from waitingroom.settings import ENV_PREFIX, Settings
 
 GOOD_SECRET = "0123456789abcdef-secret"
 
@@ -83,3 +84,51 @@ def test_serve_refuses_to_start_and_says_why(args: list[str], env: dict[str, str
     assert result.returncode == 2
     assert result.stderr.startswith(expected)
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("environ", "expected"), [
+    ({"WAITINGROOM_PORT": "70000"}, "WAITINGROOM_PORT: must be 1-65535"),
+    ({"WAITINGROOM_CAPACITY": "2.5"}, "WAITINGROOM_CAPACITY: must be a whole number, got '2.5'"),
+    ({"WAITINGROOM_CAPTURE": "maybe"}, "WAITINGROOM_CAPTURE: must be auto, on or off, got 'maybe'"),
+    ({"WAITINGROOM_NETWORK_SHARE": "0"},
+     "WAITINGROOM_NETWORK_SHARE: must be above 0 and at most 1"),
+    ({"WAITINGROOM_SHOP_NAME": "x" * 101}, "WAITINGROOM_SHOP_NAME: at most 100 characters"),
+    ({"WAITINGROOM_SESSION_IDLE_SECONDS": "3600"},  # past the maximum's default
+     "session_max_seconds: must be at least session_idle_seconds"),
+    ({"WAITINGROOM_LEAVE_BEACON": "perhaps"},
+     "WAITINGROOM_LEAVE_BEACON: must be true or false, got 'perhaps'"),
+])
+def test_each_problem_is_said_in_words(environ: dict[str, str], expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ=environ)
+    assert str(caught.value) == expected
+
+
+def test_a_secret_is_never_echoed_in_an_error(tmp_path: Path) -> None:
+    config = tmp_path / "room.toml"
+    config.write_text('secret = 12345678901234567890\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config_file=config, environ={})
+    assert str(caught.value).startswith("secret (in room.toml): must be")
+    assert "1234" not in str(caught.value)
+
+
+def test_settings_built_in_code_name_the_key_too() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings(capacity=0)
+    assert (caught.value.key, caught.value.problem) == ("capacity", "must be at least 1")
+
+
+def test_every_setting_survives_the_trip_through_the_environment() -> None:
+    """``serve`` hands its settings to worker processes as ``WAITINGROOM_*`` variables:
+    every setting, set away from its default, comes back the same."""
+    changed = {"room": "launch", "origin": "http://shop:8001", "port": 8100, "workers": 2,
+               "capacity": 7, "api_wait_status": 503, "network_share": 0.25,
+               "secret": (GOOD_SECRET + "1", GOOD_SECRET + "2"), "leave_beacon": False,
+               "gated_paths": ("/checkout*", "/cart"), "capture": "on",
+               "timeline": ((1_800_000_000_000, '{"capacity": 3}'),),
+               "redis_down": "passes", "message": "Doors, at nine"}
+    settings = Settings(**changed)
+    environ = {ENV_PREFIX + name.upper(): environment_value(getattr(settings, name))
+               for name in Settings.model_fields}
+    assert load_settings(environ=environ) == settings

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import os
 import sys
 import time
@@ -16,7 +15,7 @@ from urllib.parse import urlsplit
 
 import uvicorn
 
-from waitingroom.config import environment_value, load_settings, setting_help
+from waitingroom.config import environment_value, load_settings
 from waitingroom.errors import ConfigError, WaitingRoomError
 from waitingroom.ops import admin_cli
 from waitingroom.proxy.websocket import MAX_MESSAGE_BYTES
@@ -28,10 +27,6 @@ GRACEFUL_SHUTDOWN_SECONDS = 10
 ends the rest (event streams) after this; the room's own shutdown then takes at most
 ``middleware.SHUTDOWN_SECONDS`` (20 s). An orchestrator's grace period must cover
 both, and any pre-stop pause (deploy/k8s: 5 + 10 + 20 < 45 s)."""
-
-_METAVARS = {"int": "N", "float": "X", "bool": "BOOL", "tuple[str, ...]": "A,B",
-             "tuple[tuple[int, str], ...]": "JSON"}
-
 
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The command's parser, and each subcommand's by name."""
@@ -45,16 +40,15 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
                     "read only from there, never from a flag: WAITINGROOM_SECRET holds the "
                     "signing secrets, comma-separated, newest first.")
     serve.add_argument("--config", metavar="FILE", help="TOML file of settings")
-    docs = setting_help()
-    for f in dataclasses.fields(Settings):
-        if f.name not in SECRET_SETTINGS:
-            default = ",".join(f.default) if isinstance(f.default, tuple) else f.default
+    docs = Settings.help_texts()
+    for name, field in Settings.model_fields.items():
+        if name not in SECRET_SETTINGS:
+            default = ",".join(field.default) if isinstance(field.default, tuple) else field.default
             shown = "none" if default == "" else str(default).lower() if isinstance(
                 default, bool) else default
-            serve.add_argument("--" + f.name.replace("_", "-"), dest=f.name,
-                               metavar=_METAVARS.get(str(f.type), "TEXT"),
-                               help=f"{docs.get(f.name, '')} (default: {shown})"
-                               .replace("%", "%%"))
+            serve.add_argument("--" + name.replace("_", "-"), dest=name,
+                               metavar=Settings.kind_of(name),
+                               help=f"{docs[name]} (default: {shown})".replace("%", "%%"))
 
     replay = commands.add_parser(
         "replay", help="post captured orders to the backend in arrival order, exactly once "
@@ -300,8 +294,8 @@ def _serve(settings: Settings) -> None:
     print(_start_line(settings, asyncio.run(_redis_answers(settings))), file=sys.stderr,
           flush=True)
     # Worker processes rebuild the same settings from the environment.
-    for f in dataclasses.fields(Settings):
-        os.environ[ENV_PREFIX + f.name.upper()] = environment_value(getattr(settings, f.name))
+    for name in Settings.model_fields:
+        os.environ[ENV_PREFIX + name.upper()] = environment_value(getattr(settings, name))
     uvicorn.run("waitingroom.app:proxy_app_from_environment", factory=True,
                 log_config=None,  # ours: JSON lines, set up in each worker by the factory
                 host=settings.host, port=settings.port, workers=settings.workers,

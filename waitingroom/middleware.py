@@ -27,12 +27,11 @@ from redis.exceptions import RedisError
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from waitingroom.engine import Engine, RoomDefinition
+from waitingroom.engine import Engine, RoomChange, RoomDefinition
 from waitingroom.errors import ConfigError
 from waitingroom.gate.directory import RoomDirectory
 from waitingroom.gate.gate import RoomGate
 from waitingroom.ops.admin import ADMIN_PREFIX, AdminAPI
-from waitingroom.ops.admin_bodies import checked_changes
 from waitingroom.room.room import Room
 from waitingroom.room.standing import ChallengeRequired, TooManyNewPlaces
 from waitingroom.settings import Settings
@@ -302,7 +301,7 @@ def _planned(settings: Settings) -> tuple[tuple[int, dict[str, Any]], ...]:
     steps = []
     for number, (at_ms, text) in enumerate(settings.timeline, 1):
         try:
-            steps.append((at_ms, checked_changes(json.loads(text))))
+            steps.append((at_ms, RoomChange.parse(json.loads(text)).as_json()))
         except ValueError as exc:
             raise ConfigError("timeline", f"step {number}: {exc}") from None
     return tuple(steps)

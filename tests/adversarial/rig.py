@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import httptools
 import httpx
@@ -283,7 +283,7 @@ def running_rig(settings: Settings, admitted: int) -> Iterator[Rig]:
 
     async def main() -> None:
         server = await origin.start()
-        app = build_proxy_app(replace(settings, origin=f"http://127.0.0.1:{origin.port}"))
+        app = build_proxy_app(settings.model_copy(update={"origin": f"http://127.0.0.1:{origin.port}"}))
         assert isinstance(app.app, OriginProxy)
         proxies.append(app.app)
         port = free_port()

@@ -117,7 +117,7 @@ async def test_dashboard_is_live_draws_charts_and_its_controls_work(
         try:
             for visitor in visitors:
                 await visitor.get("/checkout")  # one in, three waiting
-            await room.engine.stock.set("default", 40)
+            await room.engine.rooms.configure("default", stock=40)
             await room.engine.timeline.add("default", {"mode": "<b>closed</b>"}, "ops",
                                            in_seconds=3600)
             context = await browser.new_context(  # type: ignore[attr-defined]
@@ -216,7 +216,6 @@ async def test_dashboard_is_live_draws_charts_and_its_controls_work(
         finally:
             await closing.aclose()
             await asyncio.gather(*(v.aclose() for v in visitors))
-            await room.aclose()
 
 
 async def test_proof_of_work_earns_the_place_and_the_page_becomes_the_queue(
@@ -347,7 +346,6 @@ async def test_the_handoff_page_keeps_the_place_until_the_other_device_takes_it(
         finally:
             await laptop.close()
             await phone.close()
-            await room.aclose()
 
 
 async def _accessible(page: Any, name: str) -> None:
@@ -409,7 +407,6 @@ async def test_every_visitor_page_passes_axe_on_a_phone(
             await _accessible(fresh, "a11y-closed")
         finally:
             await context.close()
-            await room.aclose()
 
 
 async def test_a_page_told_to_wait_by_a_503_waits_as_told(
@@ -484,7 +481,6 @@ async def test_a_shops_look_and_language_load_under_the_pages_own_policy(
                                   full_page=True)
         finally:
             await context.close()
-            await room.aclose()
     assert background == "rgb(1, 2, 3)" and logo == 120 and refused == []
 
 
@@ -498,7 +494,7 @@ async def test_the_honest_line_pages_read_well_on_a_phone_in_every_language(
     engine, name = room.engine, "default"
     async with serve_in_process(room) as url, Browser(base_url=url) as holder:
         await holder.get("/checkout")
-        await engine.stock.set(name, 1)
+        await engine.rooms.configure(name, stock=1)
         await engine.rooms.configure(name, sales_per_session=1.0)
         await asyncio.gather(*(engine.visit(name, f"ahead-{i}", new=True) for i in range(30)))
         context = await browser.new_context(  # type: ignore[attr-defined]
@@ -520,7 +516,7 @@ async def test_the_honest_line_pages_read_well_on_a_phone_in_every_language(
                 await async_api.expect(fresh.locator("h1")).to_have_text(words)
                 await _accessible(fresh, f"a11y-full-{lang}")
             await engine.rooms.configure(name, max_waiting=0)
-            await engine.stock.set(name, 0)
+            await engine.rooms.configure(name, stock=0)
             await room.rooms.default.room.refresh_config()
             for lang, words in (("en", "Sold out"), ("fr", "Épuisé"), ("de", "Ausverkauft")):
                 fresh = await context.new_page()
@@ -530,7 +526,6 @@ async def test_the_honest_line_pages_read_well_on_a_phone_in_every_language(
                 await _accessible(fresh, f"a11y-sold-out-{lang}")
         finally:
             await context.close()
-            await room.aclose()
 
 
 SPA = b"""<!doctype html><html lang="en"><title>app</title>

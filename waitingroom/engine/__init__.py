@@ -21,6 +21,7 @@ from waitingroom.engine.engine import Engine
 from waitingroom.engine.keys import BITMAP_CHUNK, HEARD_SLOTS, LINE_BUCKET, room_keys
 from waitingroom.engine.origin_figures import IntervalFigures
 from waitingroom.engine.places import NoticesDue
+from waitingroom.engine.room_change import RoomChange
 from waitingroom.engine.rooms import RoomConfig, RoomCounts, RoomDefinition, RoomExists
 from waitingroom.engine.stock import StockFigures
 from waitingroom.engine.timeline import Step
@@ -36,6 +37,7 @@ __all__ = [
     "Engine",
     "IntervalFigures",
     "NoticesDue",
+    "RoomChange",
     "RoomConfig",
     "RoomCounts",
     "RoomDefinition",

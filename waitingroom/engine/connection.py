@@ -92,5 +92,5 @@ def _sentinel_primary(address: str, options: dict[str, Any]) -> Redis:
         host, _, port = entry.rpartition(":")
         sentinels.append((host, int(port)) if host else (entry, 26379))
     timeouts = {name: options[name] for name in ("socket_timeout", "socket_connect_timeout")}
-    sentinel = Sentinel(sentinels, sentinel_kwargs=timeouts, **options)  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(sentinels, sentinel_kwargs=timeouts, **options)
     return cast(Redis, sentinel.master_for(service, db=int(db or 0)))

@@ -87,7 +87,7 @@ class Announcements:
                     doorbell.admitted(int(head), [v.decode() for v in visitor_ids])
         finally:
             self.listening.clear()
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()
 
     async def aclose(self) -> None:
         """Stop listening, for good."""

@@ -58,7 +58,7 @@ class Engine:
                              session_max_seconds * 1000, session_first_idle_seconds * 1000)
         self.stock = StockStore(redis)
         """What each room sells: the stock left and the units sold."""
-        self.rooms = RoomStore(redis, self.stock)
+        self.rooms = RoomStore(redis)
         """Config, counts, the registry of rooms made at run time, the audit log."""
         self.captures = CaptureStore(redis)
         """Captured orders and their replay."""

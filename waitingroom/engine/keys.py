@@ -83,9 +83,13 @@ def visitor_key(room: str, kind: str, name: str) -> str:
     return f"wr:{{{room}}}:{kind}:{name}"
 
 
-def register_script(redis: Redis | RedisCluster, name: str) -> AsyncScript:
-    """The script ``lua/<name>.lua``, with the room library before it."""
+def register_script(redis: Redis | RedisCluster, name: str, *,
+                    library: bool = True) -> AsyncScript:
+    """The script ``lua/<name>.lua``, with the room library before it (a room script:
+    its first keys are the room's core keys) unless not ``library``."""
     lua = resources.files("waitingroom.engine") / "lua"
+    if not library:
+        return redis.register_script((lua / f"{name}.lua").read_text())
     parts = [(lua / f"{part}.lua").read_text() for part in (*_LIBRARY, name)]
     return redis.register_script(f"local CORE = {CORE_KEY_COUNT}\n" + "\n".join(parts))
 

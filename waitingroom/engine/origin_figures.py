@@ -11,24 +11,10 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from waitingroom.engine.keys import room_keys
+from waitingroom.engine.keys import register_script, room_keys
 
 _KEEP_SECONDS = 600
 """How long one interval's figures are kept (the dashboard reads the recent ones)."""
-
-_CLAIM = """
-local last = tonumber(redis.call('HGET', KEYS[1], 'decided') or '-1')
-if last >= tonumber(ARGV[1]) then return false end
-redis.call('HSET', KEYS[1], 'decided', ARGV[1])
-return redis.call('HGET', KEYS[1], 'memory') or ''
-"""
-
-_LEARNED = """
-if redis.call('HGET', KEYS[1], 'capacity_mode') ~= 'adaptive'
-    or redis.call('HGET', KEYS[1], 'capacity') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'capacity', ARGV[2])
-return 1
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +44,7 @@ class OriginFigures:
 
     def __init__(self, redis: Redis | RedisCluster) -> None:
         self.redis = redis
-        self._claim = redis.register_script(_CLAIM)
-        self._learned = redis.register_script(_LEARNED)
+        self._claim = register_script(redis, "claim_interval", library=False)
 
     async def add(self, room: str, interval: int, figures: IntervalFigures) -> None:
         """Add one process's ``figures`` to ``interval``'s."""
@@ -90,8 +75,3 @@ class OriginFigures:
     async def remember(self, room: str, memory: dict[str, Any]) -> None:
         """Keep what the next decision needs."""
         await self.redis.hset(room_keys(room).adapt, "memory", json.dumps(memory))
-
-    async def learned(self, room: str, was: int, capacity: int) -> bool:
-        """Set the cap an adaptive decision came to, if the room is still adaptive at
-        ``was`` (ops who pinned it meanwhile win); whether it was set."""
-        return bool(await self._learned((room_keys(room).config,), (was, capacity)))

@@ -4,28 +4,28 @@ created at run time, and the audit log of every change."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, cast
+from dataclasses import dataclass, field
+from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.typing import EncodableT, FieldT
 
-from waitingroom.engine.keys import HEARD_SLOTS, LINE_BUCKET, chunks, room_keys, server_ms
-from waitingroom.engine.stock import StockStore
+from waitingroom.engine.keys import (
+    HEARD_SLOTS,
+    LINE_BUCKET,
+    chunks,
+    register_script,
+    room_keys,
+    server_ms,
+)
+from waitingroom.engine.room_change import RoomChange
 
-MODES = ("normal", "open", "closed")
-METHODS = ("fifo", "random", "passthrough", "reject")
-CAPACITY_MODES = ("fixed", "adaptive")
-CAPTURE_MODES = ("auto", "on", "off")
 AUDIT_LENGTH = 10_000  # entries (about) a room's audit log keeps
 ROOMS_KEY = "wr:rooms"
 """The registry of rooms created at run time (name -> JSON definition); not under
 any room's hash tag, so on a Redis Cluster it lives on one shard of its own."""
 MAX_ROOMS = 100
-_LANGUAGE = re.compile(r"[a-z]{2,3}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,9 +116,9 @@ class RoomCounts:
 class RoomStore:
     """Every room's config, counts, registry and audit log (``Engine.rooms``)."""
 
-    def __init__(self, redis: Redis | RedisCluster, stock: StockStore) -> None:
+    def __init__(self, redis: Redis | RedisCluster) -> None:
         self.redis = redis
-        self._stock = stock
+        self._change = register_script(redis, "change")
 
     async def seed(
         self, room: str, *, capacity: int, message: str = "", capture: str = "auto"
@@ -134,78 +134,23 @@ class RoomStore:
             pipe.hsetnx(config_key, "message_at", await server_ms(self.redis))
             await pipe.execute()
 
-    async def configure(
-        self,
-        room: str,
-        *,
-        capacity: int | None = None,
-        paused: bool | None = None,
-        mode: str | None = None,
-        message: str | None = None,
-        capture: str | None = None,
-        rate: int | None = None,
-        start_at_ms: int | None = None,
-        messages: dict[str, str] | None = None,
-        max_waiting: int | None = None,
-        sales_per_session: float | None = None,
-        stock: int | Literal["off"] | None = None,
-        method: str | None = None,
-        capacity_mode: str | None = None,
-        capacity_min: int | None = None,
-        capacity_max: int | None = None,
-    ) -> None:
-        """Change a room's live config; every process sees it within a second.
-        ``messages``: the message in other languages, by code (an empty one is
-        removed: that language then gets ``message``). ``stock``: the units left
-        (``"off"``: stop counting)."""
-        if stock is not None:  # a restock is stamped: those who asked are told once
-            await self._stock.set(room, None if stock == "off" else stock)
-        if capacity is not None and capacity < 1:
-            raise ValueError("capacity must be at least 1")
-        if capacity_mode is not None and capacity_mode not in CAPACITY_MODES:
-            raise ValueError(f"capacity_mode must be one of {', '.join(CAPACITY_MODES)}")
-        if method is not None and method not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(METHODS)}")
-        if mode is not None and mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}")
-        if rate is not None and rate < 0:
-            raise ValueError("rate must be 0 (no limit) or more")
-        if sales_per_session is not None and not 0.01 <= sales_per_session <= 1000:
-            raise ValueError("sales_per_session must be 0.01-1000")
-        if max_waiting is not None and max_waiting < 0:
-            raise ValueError("max_waiting must be 0 (no limit) or more")
-        if capture is not None and capture not in CAPTURE_MODES:
-            raise ValueError(f"capture must be one of {', '.join(CAPTURE_MODES)}")
-        changes: dict[str, float | str | None] = {
-            "capacity": capacity, "mode": mode, "message": message, "capture": capture,
-            "rate": rate, "start_at": start_at_ms, "max_waiting": max_waiting,
-            "sales_per_session": sales_per_session,
-            "method": method, "capacity_mode": capacity_mode, "capacity_min": capacity_min,
-            "capacity_max": capacity_max,
-            "paused": None if paused is None else str(int(paused))}
-        mapping: dict[FieldT, EncodableT] = {
-            k: v for k, v in changes.items() if v is not None}
-        for lang, text in (messages or {}).items():
-            if not _LANGUAGE.fullmatch(lang):
-                raise ValueError("messages are keyed by language codes (en, fr, ...)")
-            mapping[f"message:{lang}"] = text
-        if message is not None or messages:
-            mapping["message_at"] = await server_ms(self.redis)
-        if mapping:
-            await self.redis.hset(room_keys(room).config, mapping=mapping)
+    async def change(self, room: str, who: str, action: str, change: RoomChange, *,
+                     audited: bool = True, only_if: dict[str, str] | None = None) -> bool:
+        """Make ``change`` and audit what really changed, as ``who`` did by ``action``
+        (unless not ``audited``), in one step; every process sees it within a second.
+        With ``only_if`` (config field: value), only if each holds now: whether it was
+        made."""
+        conditions = [part for pair in (only_if or {}).items() for part in pair]
+        keys = room_keys(room)
+        return bool(await self._change(
+            (*keys.core, keys.audit),
+            (who, action, "1" if audited else "", AUDIT_LENGTH, len(conditions) // 2,
+             *conditions, *change.as_config())))
 
-    async def change(self, room: str, who: str, action: str,
-                     changes: dict[str, Any]) -> RoomConfig:
-        """:meth:`configure` ``changes`` and audit what really changed, as ``who``
-        did by ``action``; the config after."""
-        before = await self.config(room)
-        await self.configure(room, **changes)
-        after = await self.config(room)
-        old, new = asdict(before), asdict(after)
-        keys = [k for k in old if old[k] != new[k]]
-        await self.audit(room, who, action, {k: old[k] for k in keys},
-                         {k: new[k] for k in keys})
-        return after
+    async def configure(self, room: str, **fields: Any) -> None:
+        """:meth:`change` ``room`` by ``fields`` (as :class:`RoomChange` takes them),
+        unaudited: the capacity planner's private Redis, and tests."""
+        await self.change(room, "", "", RoomChange(**fields), audited=False)
 
     async def set_clock(self, room: str, now_ms: int) -> None:
         """Run ``room`` on simulated time from now on: the capacity planner's private

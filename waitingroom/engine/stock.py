@@ -1,5 +1,6 @@
-"""What a room sells: the stock left (set by ops or reported by the origin), the units
-sold (``lua/sell.lua``) and the sales per session they come to."""
+"""What a room sells: the units sold (``lua/sell.lua``), the sales per session they come
+to, and the details left for a restock. The stock left is set as any live setting is
+(:meth:`RoomStore.change`: ops, the timeline, the origin's reports)."""
 
 from __future__ import annotations
 
@@ -37,15 +38,7 @@ class StockStore:
     def __init__(self, redis: Redis | RedisCluster) -> None:
         self.redis = redis
         self._sell = register_script(redis, "sell")
-        self._set = register_script(redis, "set_stock")
         self._take_interest = register_script(redis, "take_interest")
-
-    async def set(self, room: str, units: int | None) -> None:
-        """Count ``units`` as the stock left (0: sold out; None: stop counting); a
-        restock from 0 is stamped for :meth:`take_interest`."""
-        if units is not None and units < 0:
-            raise ValueError("stock must be 0 or more")
-        await self._set(room_keys(room).core, ("" if units is None else units,))
 
     async def take_interest(self, room: str, count: int = 100) -> list[dict[str, str]]:
         """Up to ``count`` of the details left (``/_wr/interest``) before the last

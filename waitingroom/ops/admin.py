@@ -312,10 +312,10 @@ class AdminAPI:
         return json_response({"cancelled": asdict(step)})
 
     async def _change(self, room: Room, receive: Receive, who: str) -> Response:
-        changes = await parsed_body(receive, parse_changes)
-        if isinstance(changes, Response):
-            return changes
-        await self.engine.rooms.change(room.name, who, "update", changes)
+        body = await parsed_body(receive, parse_changes)
+        if isinstance(body, Response):
+            return body
+        await self.engine.rooms.change(room.name, who, "update", body["change"])
         await room.refresh_config()
         return json_response(await self.snapshot(room))
 

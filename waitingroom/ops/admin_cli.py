@@ -16,7 +16,7 @@ import urllib.request
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from waitingroom.config import epoch_ms
+from waitingroom.setting_types import epoch_ms
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 

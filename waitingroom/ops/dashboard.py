@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from html import escape
 
-from waitingroom.engine.rooms import METHODS
+from waitingroom.engine.room_change import METHODS
 from waitingroom.web.pages import in_room
 
 HEAD = """<!doctype html>

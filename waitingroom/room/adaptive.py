@@ -20,7 +20,7 @@ import math
 import time
 from dataclasses import asdict, dataclass
 
-from waitingroom.engine import Engine, IntervalFigures, RoomConfig
+from waitingroom.engine import Engine, IntervalFigures, RoomChange, RoomConfig
 
 logger = logging.getLogger("waitingroom")
 
@@ -183,10 +183,10 @@ class AdaptiveCapacity:
         decision = decide(config.capacity, figures, memory, active,
                           config.capacity_min, config.capacity_max)
         await self.engine.origin.remember(self.room, asdict(memory))
-        if decision.capacity != config.capacity and await self.engine.origin.learned(
-                self.room, config.capacity, decision.capacity):
+        # Made only if the room is still adaptive at the cap judged: ops who pinned it
+        # meanwhile win.
+        if decision.capacity != config.capacity and await self.engine.rooms.change(
+                self.room, "adaptive", f"interval {ended}: {decision.reason}",
+                RoomChange(capacity=decision.capacity),
+                only_if={"capacity_mode": "adaptive", "capacity": str(config.capacity)}):
             logger.info("room %s: adaptive capacity: %s", self.room, decision.reason)
-            await self.engine.rooms.audit(self.room, "adaptive",
-                                          f"interval {ended}: {decision.reason}",
-                                          {"capacity": config.capacity},
-                                          {"capacity": decision.capacity})

@@ -13,7 +13,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from waitingroom.engine import BreakerPolicy, Engine, RoomConfig
+from waitingroom.engine import BreakerPolicy, Engine, RoomChange, RoomConfig
 from waitingroom.engine.line import LineView, LineWatch
 from waitingroom.room.adaptive import AdaptiveCapacity
 from waitingroom.room.breaker import BreakerClient
@@ -195,7 +195,8 @@ class Room:
         for step in steps:
             try:
                 await self.engine.rooms.change(self.name, f"timeline:{step.who}",
-                                               f"timeline {step.id}", step.changes)
+                                               f"timeline {step.id}",
+                                               RoomChange.parse(step.changes))
             except ValueError as exc:  # checked when planned; never retried if it fails
                 logger.error("room %s: timeline step %s not applied: %s", self.name,
                              step.id, exc)

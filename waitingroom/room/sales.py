@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from redis.exceptions import RedisError
 
-from waitingroom.engine import Engine, RoomConfig, StockFigures
+from waitingroom.engine import Engine, RoomChange, RoomConfig, StockFigures
 
 logger = logging.getLogger("waitingroom")
 
@@ -75,12 +75,12 @@ class Sales:
             return
         if left == known:
             return
-        await self.engine.stock.set(self.room, left)
         last, at = self._audited
         turned = (left == 0) != (known == 0)
-        if turned or (left != last and time.monotonic() - at >= _AUDIT_EVERY_SECONDS):
+        audited = turned or (left != last and time.monotonic() - at >= _AUDIT_EVERY_SECONDS)
+        if audited:
             self._audited = (left, time.monotonic())
-            await self.engine.rooms.audit(self.room, "origin", "stock", {"stock": known},
-                                          {"stock": left})
+        await self.engine.rooms.change(self.room, "origin", "stock", RoomChange(stock=left),
+                                       audited=audited)
         if turned:
             await self._on_change()

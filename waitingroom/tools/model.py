@@ -51,7 +51,7 @@ def model_launch(plan: Plan) -> Outcome:
     lapsed: set[int] = set()
     sessions: list[float] = []  # when each session ends, on the origin's clock (a heap)
     work = 0.0  # the origin's clock: it runs slower than time past the knee
-    memory, judged, next_judgement = Memory(), [0.0, 0.0], plan.adaptive_interval_seconds
+    memory, judged, next_judgement = Memory(), [0.0, 0.0], float(plan.adaptive_interval_seconds)
     capacity, rate = plan.capacity, plan.rate_per_minute  # as the timeline changes them
     bucket = burst = max(1.0, math.ceil(rate / 60))
     # A slot found free is taken at the head's next poll: half a second on average (the

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -52,7 +52,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def configured(cls, settings: Settings) -> type[LimitedHttpToolsProtocol]:
         """A protocol class with the limits of ``settings`` (this one left as it is),
         for a server run in a process that runs others too."""
-        protocol = type(cls.__name__, (cls,), {})
+        protocol = cast(type[LimitedHttpToolsProtocol], type(cls.__name__, (cls,), {}))
         protocol.configure(settings)
         return protocol
 

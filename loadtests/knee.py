@@ -1,6 +1,6 @@
 """An origin with a knee the room is not told, and a line of shoppers that never runs
-dry: what adaptive capacity is tested (``tests/room/test_adaptive.py``) and measured
-(``loadtests/adaptive_live.py``) against."""
+dry: what adaptive capacity is measured (``loadtests/adaptive_live.py``) and tested
+(``tests/room/test_adaptive.py``) against."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 
 from starlette.types import Receive, Scope, Send
 
-from tests.servers import Browser
+from loadtests.browsing import Browser
 
 KNEE = 37
 UNLOADED_SECONDS = 0.4
@@ -48,15 +48,17 @@ async def shop(url: str, shoppers: int, stop: asyncio.Event) -> None:
     time to think), finish, and join again: a line that never runs dry."""
 
     async def one() -> None:
-        # Plain HTTP on loopback: no CA bundle to load (40 at once stall the loop).
-        async with Browser(base_url=url, timeout=30, verify=False) as client:
+        browser = Browser([url])
+        try:
             while not stop.is_set():
-                answer = await client.get("/checkout")
-                if answer.text != "origin" and answer.status_code != 500:
+                status, text = await browser.open("/checkout")
+                if text != "origin" and status != 500:
                     await asyncio.sleep(0.5)  # pacing the polls, not waiting on an event
                     continue
                 for _ in range(10):
-                    await client.get("/checkout")
-                await client.get("/done")
+                    await browser.open("/checkout")
+                await browser.open("/done")
+        finally:
+            await browser.aclose()
 
     await asyncio.gather(*(one() for _ in range(shoppers)))
