@@ -16,11 +16,11 @@ import argparse
 import timeit
 from collections.abc import Callable
 
-from waitingroom.capture.pages import capture_page
+from waitingroom.capture.form_pages import capture_page
 from waitingroom.fields import parse_fields
 from waitingroom.settings import Settings
 from waitingroom.status import Status
-from waitingroom.web.pages import Pages, RoomLook
+from waitingroom.web.renderer import Pages, RoomLook
 
 PAGE_PER_POLL = 10.0
 CACHE_SAVES = 20.0

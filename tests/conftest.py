@@ -66,12 +66,26 @@ def room_env(redis_url: str) -> dict[str, str]:
 
 
 @pytest.fixture
-async def room(make_settings: Callable[..., Settings]) -> AsyncIterator[WaitingRoomMiddleware]:
-    """The middleware in process (capacity 2, admin tokens of alice and bob) around
-    the test origin."""
+async def make_room(
+    make_settings: Callable[..., Settings],
+) -> AsyncIterator[Callable[..., WaitingRoomMiddleware]]:
+    """Build the middleware in process around ``app`` (the test origin by default) with
+    settings as :func:`make_settings` takes them; each is closed after the test."""
     from tests.servers import Origin
 
-    middleware = WaitingRoomMiddleware(Origin(), settings=make_settings(
-        admin_token=(f"alice:{TOKEN}", "bob:another-token-0123456789")))
-    yield middleware
-    await middleware.aclose()
+    built: list[WaitingRoomMiddleware] = []
+
+    def make(app: Any = None, **settings: Any) -> WaitingRoomMiddleware:
+        built.append(WaitingRoomMiddleware(app or Origin(), settings=make_settings(**settings)))
+        return built[-1]
+
+    yield make
+    for middleware in built:
+        await middleware.aclose()
+
+
+@pytest.fixture
+def room(make_room: Callable[..., WaitingRoomMiddleware]) -> WaitingRoomMiddleware:
+    """The middleware in process (capacity 2, admin tokens of alice and bob) around
+    the test origin."""
+    return make_room(admin_token=(f"alice:{TOKEN}", "bob:another-token-0123456789"))

@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import httpx
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tests.conftest import TOKEN
 from waitingroom.tools.local_server import serve_in_process as serve_in_process  # re-exported
@@ -179,6 +179,16 @@ class Browser(httpx.AsyncClient):
         if not kwargs.get("stream") and is_arrival(response):
             response = await super().send(_again(self, request), **kwargs)
         return response
+
+
+def in_process(app: ASGIApp, *, address: tuple[str, int] | None = None,
+               host: str = "shop.test", browser: bool = True, **kwargs: Any) -> httpx.AsyncClient:
+    """A client of ``app`` in this process (no server), from ``address`` if given: a
+    :class:`Browser` (cookies kept, first visits asked again), or, not ``browser``, a
+    plain client that does neither of its own accord."""
+    transport = httpx.ASGITransport(app=app, **({"client": address} if address else {}))
+    kind = Browser if browser else httpx.AsyncClient
+    return kind(transport=transport, base_url=f"http://{host}", **kwargs)
 
 
 class SyncBrowser(httpx.Client):

@@ -18,8 +18,8 @@ from waitingroom.room.told import read_told, told_value
 from waitingroom.status import State, Status, poll_interval
 from waitingroom.tools.redis_server import find_redis_server, server_version
 from waitingroom.web.i18n import Languages
-from waitingroom.web.pages import eta_range
 from waitingroom.web.paths import Router
+from waitingroom.web.renderer import eta_range
 
 
 def test_eta_comes_from_the_measured_rate() -> None:

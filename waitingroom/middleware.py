@@ -25,7 +25,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from waitingroom.engine import Engine, RoomChange, RoomDefinition
 from waitingroom.errors import ConfigError
@@ -47,8 +47,8 @@ from waitingroom.web.asgi import (
     without_room_headers,
 )
 from waitingroom.web.histogram import LATENCIES
+from waitingroom.web.lifespan import around_lifespan
 from waitingroom.web.limits import ProcessLimits
-from waitingroom.web.pages import ASSETS, Pages
 from waitingroom.web.paths import (
     RESERVED_PREFIX,
     BadPath,
@@ -56,6 +56,7 @@ from waitingroom.web.paths import (
     canonical_scope,
     route_path,
 )
+from waitingroom.web.renderer import ASSETS, Pages
 from waitingroom.web.request import Request, forwarded
 from waitingroom.web.request_id import (
     REQUEST_ID_HEADER,
@@ -118,7 +119,8 @@ class WaitingRoomMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await self.app(scope, self._checked_and_closed(receive), send)
+            await around_lifespan(self.app, scope, receive, send, startup=self._start,
+                                  shutdown=self.aclose)
             return
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
@@ -256,23 +258,15 @@ class WaitingRoomMiddleware:
                          exc_info=closing.exception())
         await self.engine.aclose()
 
-    def _checked_and_closed(self, receive: Receive) -> Receive:
-        async def wrapped() -> Message:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                try:
-                    if await self.engine.check_server():  # seeded, its timeline planned
-                        await self.rooms.default.room.config()
-                except ConfigError as exc:  # the room's scripts would fail on every call
-                    logger.error("waitingroom cannot run on this Redis: %s", exc)
-                except RedisError as exc:  # seeded by the first visitor instead
-                    logger.warning("room %s not seeded at start-up: %s", self.settings.room,
-                                   exc)
-            elif message["type"] == "lifespan.shutdown":
-                await self.aclose()
-            return message
-
-        return wrapped
+    async def _start(self) -> None:
+        """At start-up: check the Redis server and seed the room (or say why not)."""
+        try:
+            if await self.engine.check_server():  # seeded, its timeline planned
+                await self.rooms.default.room.config()
+        except ConfigError as exc:  # the room's scripts would fail on every call
+            logger.error("waitingroom cannot run on this Redis: %s", exc)
+        except RedisError as exc:  # seeded by the first visitor instead
+            logger.warning("room %s not seeded at start-up: %s", self.settings.room, exc)
 
 
 async def _bad_path(scope: Scope, receive: Receive, send: Send) -> None:

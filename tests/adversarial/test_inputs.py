@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.capture.forms import FIELDS, GOOD, csrf_of, stored
-from tests.servers import Browser, Origin
+from tests.servers import Browser, Origin, in_process
 from waitingroom.errors import ConfigError
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
@@ -21,7 +21,7 @@ JSON = {"accept": "application/json"}
 
 
 def _client(app: WaitingRoomMiddleware, host: str = "shop.test") -> httpx.AsyncClient:
-    return Browser(transport=httpx.ASGITransport(app=app), base_url=f"http://{host}")
+    return in_process(app, host=host)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ Each against the middleware in process with a real Redis, the client's address s
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -15,10 +15,9 @@ import redis.asyncio as aioredis
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from tests.servers import Browser, Origin, serve_in_process
+from tests.servers import in_process, serve_in_process
 from waitingroom.engine import room_keys
 from waitingroom.middleware import WaitingRoomMiddleware
-from waitingroom.settings import Settings
 from waitingroom.web import limits
 
 KEYS = room_keys("default")
@@ -27,12 +26,9 @@ JUNK = ("203.0.113.7", 40000)
 
 
 @pytest.fixture
-async def room(make_settings: Callable[..., Settings]) -> AsyncIterator[WaitingRoomMiddleware]:
+def room(make_room: Callable[..., WaitingRoomMiddleware]) -> WaitingRoomMiddleware:
     """The room at its shipped defaults, but for the capacity and its gated paths."""
-    middleware = WaitingRoomMiddleware(Origin(), settings=make_settings(
-        capacity=3, gated_paths=("/checkout*",)))
-    yield middleware
-    await middleware.aclose()
+    return make_room(capacity=3, gated_paths=("/checkout*",))
 
 
 @pytest.fixture
@@ -45,9 +41,7 @@ def still_minute(monkeypatch: pytest.MonkeyPatch) -> None:
 def client(room: WaitingRoomMiddleware, address: tuple[str, int] = JUNK, *,
            browser: bool = False, **kwargs: Any) -> httpx.AsyncClient:
     """A client at ``address``: a browser keeps cookies, junk throws them away."""
-    transport = httpx.ASGITransport(app=room, client=address)
-    kind = Browser if browser else httpx.AsyncClient
-    return kind(transport=transport, base_url="http://shop.test", **kwargs)
+    return in_process(room, address=address, browser=browser, **kwargs)
 
 
 async def junk(room: WaitingRoomMiddleware, path: str, count: int, **headers: str) -> set[int]:

@@ -24,7 +24,7 @@ from tests.servers import Browser, serve_in_process
 from waitingroom.errors import ConfigError
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
-from waitingroom.web.pages import Pages
+from waitingroom.web.renderer import Pages
 
 PATIENCE = 15.0  # a bound on a hung test, not a speed expectation
 

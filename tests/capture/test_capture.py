@@ -15,7 +15,7 @@ import redis
 
 from tests.capture.forms import FIELDS, GOOD, csrf_of, stored
 from tests.conftest import SECRET
-from tests.servers import Browser, Origin
+from tests.servers import Browser, Origin, in_process
 from waitingroom.capture.spool import Spool
 from waitingroom.engine import CapturedRecord, Engine
 from waitingroom.fields import parse_fields, reference_for, validate
@@ -25,16 +25,12 @@ from waitingroom.tools.redis_server import RedisServer
 
 ROOM = "default"
 @pytest.fixture
-async def room(make_settings: Callable[..., Settings]) -> AsyncIterator[WaitingRoomMiddleware]:
-    middleware = WaitingRoomMiddleware(
-        Origin(), settings=make_settings(capacity=1, capture="on", capture_fields=FIELDS,
-                                         capture_rate_per_minute=3))
-    yield middleware
-    await middleware.aclose()
+def room(make_room: Callable[..., WaitingRoomMiddleware]) -> WaitingRoomMiddleware:
+    return make_room(capacity=1, capture="on", capture_fields=FIELDS,
+                     capture_rate_per_minute=3)
 
 
-def client(app: WaitingRoomMiddleware) -> httpx.AsyncClient:
-    return Browser(transport=httpx.ASGITransport(app=app), base_url="http://shop.test")
+client = in_process
 
 
 async def test_forced_capture_serves_the_form_and_keeps_places(

@@ -7,7 +7,7 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -19,7 +19,7 @@ from tests.servers import Browser, Origin, serve_in_process
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
 from waitingroom.tickets import TICKET_SALT, Tickets
-from waitingroom.web.pages import Pages, RoomLook
+from waitingroom.web.renderer import Pages, RoomLook
 from waitingroom.web.templates import Brand
 
 ROOM = "default"
@@ -31,13 +31,9 @@ def origin() -> Origin:
 
 
 @pytest.fixture
-async def room(
-    origin: Origin, make_settings: Callable[..., Settings]
-) -> AsyncIterator[WaitingRoomMiddleware]:
-    middleware = WaitingRoomMiddleware(
-        origin, settings=make_settings(capacity=1, open_paths=("/static/*", "/login")))
-    yield middleware
-    await middleware.aclose()
+def room(origin: Origin, make_room: Callable[..., WaitingRoomMiddleware]
+         ) -> WaitingRoomMiddleware:
+    return make_room(origin, capacity=1, open_paths=("/static/*", "/login"))
 
 
 @pytest.fixture

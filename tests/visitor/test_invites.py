@@ -3,16 +3,15 @@ anybody back, and honours use limits, expiry and signatures."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import httpx
 import pytest
 
 from tests.places import Visitors
-from tests.servers import Browser, Origin
+from tests.servers import in_process
 from waitingroom.engine import Engine, VisitState, room_keys
 from waitingroom.middleware import WaitingRoomMiddleware
-from waitingroom.settings import Settings
 
 ROOM = "default"
 TOKEN = "ops-token-0123456789abcdef"
@@ -55,15 +54,11 @@ async def test_expired_and_unknown_invites_are_refused(engine: Engine) -> None:
 
 
 @pytest.fixture
-async def room(make_settings: Callable[..., Settings]) -> AsyncIterator[WaitingRoomMiddleware]:
-    middleware = WaitingRoomMiddleware(Origin(), settings=make_settings(
-        capacity=1, admin_token=(f"ops:{TOKEN}",)))
-    yield middleware
-    await middleware.aclose()
+def room(make_room: Callable[..., WaitingRoomMiddleware]) -> WaitingRoomMiddleware:
+    return make_room(capacity=1, admin_token=(f"ops:{TOKEN}",))
 
 
-def client(app: WaitingRoomMiddleware) -> httpx.AsyncClient:
-    return Browser(transport=httpx.ASGITransport(app=app), base_url="http://shop.test")
+client = in_process
 
 
 async def make_invite(ops: httpx.AsyncClient, **body: object) -> str:

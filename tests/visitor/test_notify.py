@@ -29,7 +29,7 @@ from tests.servers import (
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
 from waitingroom.tools.redis_server import free_port
-from waitingroom.visitor.notifier import Notice, Notifier
+from waitingroom.visitor.notify_delivery import Notice, Notifier
 
 aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller")
 WEBHOOK_SECRET = "webhook-secret-0123456789"

@@ -256,10 +256,10 @@ def test_look_settings_are_checked_at_start_up(
 
 
 def test_the_empty_capture_form_is_built_once_and_each_visitor_gets_their_own() -> None:
-    from waitingroom.capture.pages import capture_page
+    from waitingroom.capture.form_pages import capture_page
     from waitingroom.fields import parse_fields
     from waitingroom.status import Status
-    from waitingroom.web.pages import Pages
+    from waitingroom.web.renderer import Pages
 
     pages, fields = Pages(), parse_fields("name:text:required,email:email:required")
 
@@ -280,7 +280,7 @@ def test_the_empty_capture_form_is_built_once_and_each_visitor_gets_their_own() 
 def test_a_queue_page_its_script_cannot_update_is_pointed_out_at_start_up(
     tmp_path: Path, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from waitingroom.web.pages import Pages
+    from waitingroom.web.renderer import Pages
 
     (tmp_path / "queue.html").write_text(
         '{% extends "base.html" %}{% block content %}<p>{{ position }}</p>{% endblock %}',

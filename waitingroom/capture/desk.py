@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 from starlette.responses import Response
 from starlette.types import Receive
 
-from waitingroom.capture import pages
+from waitingroom.capture import form_pages
 from waitingroom.capture.spool import Spool
 from waitingroom.engine import Engine
 from waitingroom.fields import CaptureField, reference_for, validate
@@ -97,7 +97,7 @@ class CaptureDesk:
             if notice:
                 body["error"] = notice
             return json_response(body, status_code)
-        html = pages.capture_page(request.pages, self.fields, csrf=csrf, values=values,
+        html = form_pages.capture_page(request.pages, self.fields, csrf=csrf, values=values,
                                   errors=errors, lang=request.language(), status=status,
                                   notice=notice, here=here, interest=self.interest)
         return html_response(html, status_code)
@@ -141,7 +141,7 @@ class CaptureDesk:
                              notice=TOO_MANY)
         if request.wants_json:
             return json_response({"state": "captured", "reference": reference})
-        return html_response(pages.captured_page(request.pages, reference, request.language(),
+        return html_response(form_pages.captured_page(request.pages, reference, request.language(),
                                                  interest=self.interest))
 
     async def _store(

@@ -14,13 +14,13 @@ run twice (a command whose reply was lost is sent again).
 May import: the shared modules (``settings``, ``errors``) only.
 """
 
-from waitingroom.engine.breaker import BreakerPolicy, BreakerState
+from waitingroom.engine.breaker_store import BreakerPolicy, BreakerState
 from waitingroom.engine.captures import CapturedRecord
-from waitingroom.engine.connection import connect, server_supported, too_old_version
 from waitingroom.engine.engine import Engine
 from waitingroom.engine.keys import BITMAP_CHUNK, HEARD_SLOTS, LINE_BUCKET, room_keys
 from waitingroom.engine.origin_figures import IntervalFigures
 from waitingroom.engine.places import NoticesDue
+from waitingroom.engine.redis_connect import connect, server_supported, too_old_version
 from waitingroom.engine.room_change import RoomChange
 from waitingroom.engine.rooms import RoomConfig, RoomCounts, RoomDefinition, RoomExists
 from waitingroom.engine.stock import StockFigures

@@ -14,15 +14,15 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
+from waitingroom.engine.announcements import Announcements
 from waitingroom.engine.batch import Batcher
-from waitingroom.engine.breaker import BreakerStore
+from waitingroom.engine.breaker_store import BreakerStore
 from waitingroom.engine.captures import CaptureStore
-from waitingroom.engine.connection import OLDEST_REDIS, connect, too_old_version
-from waitingroom.engine.doorbell import Announcements
 from waitingroom.engine.keys import register_script, room_keys
 from waitingroom.engine.line import LineView
 from waitingroom.engine.origin_figures import OriginFigures
 from waitingroom.engine.places import PlaceStore
+from waitingroom.engine.redis_connect import OLDEST_REDIS, connect, too_old_version
 from waitingroom.engine.rooms import RoomStore
 from waitingroom.engine.stock import StockStore
 from waitingroom.engine.timeline import TimelineStore
@@ -40,7 +40,7 @@ class Engine:
     Each method is at most one round trip; concurrent :meth:`visit` and :meth:`touch`
     calls for a room share one. Scripts are idempotent per visitor or session id,
     because a command whose connection broke is sent again (see
-    :mod:`waitingroom.engine.connection`). The features' own Redis access is in
+    :mod:`waitingroom.engine.redis_connect`). The features' own Redis access is in
     :attr:`rooms`, :attr:`captures`, :attr:`breaker` and :attr:`places`.
     """
 

@@ -26,8 +26,8 @@ from waitingroom.room.standing import (
     status_of,
 )
 from waitingroom.status import Status
-from waitingroom.visitor.notify import Notices
-from waitingroom.visitor.pages import moved_page
+from waitingroom.visitor.feature_pages import moved_page
+from waitingroom.visitor.notify_signup import Notices
 from waitingroom.visitor.pow import challenge
 from waitingroom.web.answers import busy, too_many_new_places, unavailable
 from waitingroom.web.asgi import (
@@ -41,7 +41,7 @@ from waitingroom.web.asgi import (
 )
 from waitingroom.web.histogram import LATENCIES
 from waitingroom.web.page_script import PageScript, editable_encodings, is_navigation
-from waitingroom.web.pages import RoomLook
+from waitingroom.web.renderer import RoomLook
 from waitingroom.web.request import Request, with_cookies
 
 logger = logging.getLogger("waitingroom")

@@ -12,7 +12,7 @@ from waitingroom.capture.desk import CaptureDesk
 from waitingroom.capture.endpoint import capture
 from waitingroom.room.room import Room
 from waitingroom.visitor import beacons, feed, invites, pow, resume
-from waitingroom.visitor.notify import Notices
+from waitingroom.visitor.notify_signup import Notices
 from waitingroom.visitor.status_page import status_page
 from waitingroom.web.request import Request
 

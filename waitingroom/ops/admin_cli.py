@@ -16,6 +16,7 @@ import urllib.request
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from waitingroom.engine.room_change import METHODS
 from waitingroom.setting_types import epoch_ms
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -59,6 +60,13 @@ def add_parser(commands: Any) -> None:
                        help="the waiting room's base URL")
     admin.add_argument("--room", help="the room to act on (default: the configured room)")
     sub = admin.add_subparsers(dest="admin_command", required=True)
+    _live_commands(sub)
+    _planned_commands(sub)
+    _room_commands(sub)
+
+
+def _live_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Reading the room and changing its live settings now."""
     sub.add_parser("show", help="config, numbers and breaker state")
     sub.add_parser("audit", help="recent changes: who, when, before and after")
     sub.add_parser("capacity", help="set the concurrent sessions allowed (pinned: an "
@@ -84,8 +92,7 @@ def add_parser(commands: Any) -> None:
     sub.add_parser("method", help="how the line works: fifo (first come, first served), "
                    "random (a fair draw at each free place), passthrough (count sessions, "
                    "let everyone in) or reject (no line: who cannot walk in is turned "
-                   "away)").add_argument("method", choices=("fifo", "random", "passthrough",
-                                                            "reject"))
+                   "away)").add_argument("method", choices=METHODS)
     sub.add_parser("max-waiting", help="the longest the line may grow; past it arrivals "
                    "get a 'line is full' page and no place (0: no limit)").add_argument(
         "value", type=int)
@@ -94,6 +101,10 @@ def add_parser(commands: Any) -> None:
     stock.add_argument("units", type=_units, help="a whole number, or off")
     stock.add_argument("--per-session", type=float, help="units a session buys, assumed "
                        "until 20 sessions have ended (default 1)")
+
+
+def _planned_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """A start time, invitations and changes planned for later."""
     schedule = sub.add_parser("schedule", help="a start time with a pre-queue: arrivals "
                               "before it are placed in random order at the start")
     when = schedule.add_mutually_exclusive_group(required=True)
@@ -114,6 +125,10 @@ def add_parser(commands: Any) -> None:
                       "mode=closed message='Back at nine' stock=off")
     sub.add_parser("timeline", help="the changes planned, soonest first")
     sub.add_parser("cancel", help="drop a planned change").add_argument("id")
+
+
+def _room_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Rooms created and removed at run time."""
     sub.add_parser("rooms", help="every room with its paths and numbers")
     create = sub.add_parser("create-room", help="a room of its own for some paths, with "
                             "its own capacity and rate")

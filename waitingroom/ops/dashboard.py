@@ -6,7 +6,7 @@ from __future__ import annotations
 from html import escape
 
 from waitingroom.engine.room_change import METHODS
-from waitingroom.web.pages import in_room
+from waitingroom.web.renderer import in_room
 
 HEAD = """<!doctype html>
 <html lang="{lang}"><head><meta charset="utf-8">
@@ -39,6 +39,26 @@ def dashboard_page(room: str) -> bytes:
         title=f"Dashboard \u2013 {escape(room)}",
         extra=('<link rel="stylesheet" href="/_wr/static/dashboard.css">\n'
                '<script src="/_wr/static/dashboard.js" defer></script>\n'))
+    tiles, charts, controls = _tiles(), _charts(), _controls()
+    return (head + f"""<h1 id="d-room" data-room="{escape(room)}">Room {escape(room)}</h1>
+<nav class="note" id="d-rooms" aria-label="Rooms"></nav>
+<form id="d-login" class="card"><label for="d-token">Admin token</label>
+<input id="d-token" type="password" autocomplete="current-password">
+<button>Connect</button> <span id="d-status" role="status"></span></form>
+<p id="d-state" class="note"></p>
+<div class="grid">{tiles}</div>
+<div class="charts">{charts}</div>
+<div class="card controls"><p class="label">Controls (each says what it will do, then asks)
+</p>{controls}
+<p id="d-result" role="status"></p></div>
+<p class="note"><a href="{escape(in_room("/_wr/status-page", room))}">Public status page</a>
+</p>
+</main></body></html>
+""").encode()
+
+
+def _tiles() -> str:
+    """The numbers, one card each (filled in by dashboard.js)."""
     notes = {"breaker": '<p class="note" id="d-breaker-why"></p>'}  # since when, and why
     tiles = "".join(
         f'<div class="card"><p class="label">{label}</p>'
@@ -51,14 +71,23 @@ def dashboard_page(room: str) -> bytes:
                            ("origin", "Origin: mean answer / errors")))
     tiles += ('<div class="card"><p class="label">Planned changes (next 5)</p>'
               '<ol id="d-steps" class="note"></ol></div>')
-    charts = "".join(
+    return tiles
+
+
+def _charts() -> str:
+    """The last hour, drawn by dashboard.js."""
+    return "".join(
         f'<div class="card"><p class="label">{label}</p><canvas id="c-{key}"></canvas></div>'
         for key, label in (("waiting", "Waiting, last hour"),
                            ("active", "Active sessions (green) and capacity (red, dashed)"),
                            ("rate", "Admissions per minute"),
                            ("origin", "Capacity (dashed), origin answer time (orange) and "
                                       "errors (red), each to its own scale")))
-    controls = " ".join((
+
+
+def _controls() -> str:
+    """Every live change ops make from here, each a button saying what it will do."""
+    return " ".join((
         _number("i-capacity", "Capacity", 1),
         _button("Set capacity", '{"capacity": 0}', '{"capacity": "i-capacity"}'),
         _number("i-rate", "Rate per minute"),
@@ -90,18 +119,3 @@ def dashboard_page(room: str) -> bytes:
         _button("Close the line", '{"mode": "closed"}', danger=True),
         _button("Capture on", '{"capture": "on"}', danger=True), "</span>",
     ))
-    return (head + f"""<h1 id="d-room" data-room="{escape(room)}">Room {escape(room)}</h1>
-<nav class="note" id="d-rooms" aria-label="Rooms"></nav>
-<form id="d-login" class="card"><label for="d-token">Admin token</label>
-<input id="d-token" type="password" autocomplete="current-password">
-<button>Connect</button> <span id="d-status" role="status"></span></form>
-<p id="d-state" class="note"></p>
-<div class="grid">{tiles}</div>
-<div class="charts">{charts}</div>
-<div class="card controls"><p class="label">Controls (each says what it will do, then asks)
-</p>{controls}
-<p id="d-result" role="status"></p></div>
-<p class="note"><a href="{escape(in_room("/_wr/status-page", room))}">Public status page</a>
-</p>
-</main></body></html>
-""").encode()

@@ -1,4 +1,4 @@
-"""The pool of keep-alive connections to one origin (:mod:`waitingroom.proxy.connection`
+"""The pool of keep-alive connections to one origin (:mod:`waitingroom.proxy.origin_connection`
 says when a connection may be reused)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from urllib.parse import urlsplit
 
-from waitingroom.proxy.connection import Aborted, OriginConnection, OriginError, PoolBusy
+from waitingroom.proxy.origin_connection import Aborted, OriginConnection, OriginError, PoolBusy
 from waitingroom.tls import tls_context
 
 

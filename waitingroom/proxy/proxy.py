@@ -20,9 +20,9 @@ from collections.abc import AsyncIterator
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from waitingroom.proxy.connection import Aborted, OriginConnection, OriginError, PoolBusy
 from waitingroom.proxy.headers import RequestHead, request_head, response_headers
 from waitingroom.proxy.origin import OriginPool
+from waitingroom.proxy.origin_connection import Aborted, OriginConnection, OriginError, PoolBusy
 from waitingroom.proxy.websocket import OriginSockets
 from waitingroom.web.asgi import BodyTooLarge, ClientGone
 from waitingroom.web.limits import KeyedSlots, RateLimit, Slots, network_of

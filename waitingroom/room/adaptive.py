@@ -63,20 +63,7 @@ def decide(capacity: int, figures: IntervalFigures, memory: Memory, active: int,
         return Decision(new, f"errors on {figures.error_ratio:.0%} of answers ≥ "
                              f"{ERROR_RATIO:.0%}: {capacity} → {new}")
     latency = figures.mean_latency_ms
-    slower, restore = "", 0
-    if memory.cut_from and active <= capacity:  # the last big cut has taken effect
-        if memory.cut_settled:  # for a whole interval: judge it
-            if memory.probing:  # faster by 3/4 of what the cut should give: again
-                gain = memory.cut_from * (1 - active / memory.cut_active) * 0.75
-                memory.probe_gain, memory.probing = latency <= memory.cut_from - gain, False
-                restore = 0 if memory.probe_gain else memory.probe_from
-            else:
-                expected = max(memory.unloaded, memory.cut_from * active / memory.cut_active)
-                if latency > (expected + memory.cut_from) / 2:  # not half the gain expected
-                    memory.unloaded = latency
-                    slower = " (fewer sessions were no faster: the origin is)"
-            memory.cut_from = 0.0
-        memory.cut_settled = not memory.cut_settled
+    slower, restore = _judge_last_cut(memory, latency, active, capacity)
     memory.unloaded = min(memory.unloaded or latency, latency)
     unloaded = memory.unloaded
     waiting = active * max(0.0, 1 - unloaded / latency) if latency > 0 else 0.0
@@ -111,6 +98,28 @@ def decide(capacity: int, figures: IntervalFigures, memory: Memory, active: int,
         new = min(high, capacity + (1 if careful else max(1, round(0.1 * capacity))))
     new = max(low, min(high, new))
     return Decision(new, f"{said}: {capacity} → {new}" if new != capacity else said)
+
+
+def _judge_last_cut(memory: Memory, latency: float, active: int,
+                    capacity: int) -> tuple[str, int]:
+    """Once the last big cut has taken effect for a whole interval, what it showed:
+    words to add if the origin itself got slower, and the cap to go back to if a probe
+    was answered no faster (0: none)."""
+    slower, restore = "", 0
+    if memory.cut_from and active <= capacity:  # the last big cut has taken effect
+        if memory.cut_settled:  # for a whole interval: judge it
+            if memory.probing:  # faster by 3/4 of what the cut should give: again
+                gain = memory.cut_from * (1 - active / memory.cut_active) * 0.75
+                memory.probe_gain, memory.probing = latency <= memory.cut_from - gain, False
+                restore = 0 if memory.probe_gain else memory.probe_from
+            else:
+                expected = max(memory.unloaded, memory.cut_from * active / memory.cut_active)
+                if latency > (expected + memory.cut_from) / 2:  # not half the gain expected
+                    memory.unloaded = latency
+                    slower = " (fewer sessions were no faster: the origin is)"
+            memory.cut_from = 0.0
+        memory.cut_settled = not memory.cut_settled
+    return slower, restore
 
 
 @dataclass(slots=True)

@@ -79,7 +79,8 @@ class RedisWatch:
                 if self._failing_since is None:
                     self._failing_since = self.heard_at
             finally:
-                ping.cancel()
+                ping.cancel()  # given up, and waited for: its connection goes back to the
+                await asyncio.wait({ping})  # pool before the pool is closed, not after
                 self._asked_at = None
             self._tell()
             with contextlib.suppress(TimeoutError):

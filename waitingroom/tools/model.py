@@ -37,106 +37,154 @@ _SAMPLE_EVERY_SECONDS = 1.0
 
 def model_launch(plan: Plan) -> Outcome:
     """Run ``plan`` through the admission rules in simulated time, without Redis."""
-    rng = random.Random(plan.seed)
-    hazard = -math.log(1 - plan.abandon_per_minute) / 60
-    outcome = Outcome()
-    arrived: list[float] = []
-    let_in: set[int] = set()
-    line: deque[int] = deque()  # shoppers in line, first come first
-    # Shoppers by when they give up, then by when the room lets their place lapse (a
-    # grace later): lapsed ones still in line no longer count as waiting, as in the room.
-    giving_up: list[tuple[float, int]] = []
-    gone: set[int] = set()
-    lapsing: list[tuple[float, int]] = []
-    lapsed: set[int] = set()
-    sessions: list[float] = []  # when each session ends, on the origin's clock (a heap)
-    work = 0.0  # the origin's clock: it runs slower than time past the knee
-    memory, judged, next_judgement = Memory(), [0.0, 0.0], float(plan.adaptive_interval_seconds)
-    capacity, rate = plan.capacity, plan.rate_per_minute  # as the timeline changes them
-    bucket = burst = max(1.0, math.ceil(rate / 60))
-    # A slot found free is taken at the head's next poll: half a second on average (the
-    # queue page asks every second once its turn is due).
-    claim_delay = poll_interval(1, plan.grace_seconds, 1.0) / 2
-    tick, t, next_sample = plan.tick_seconds, 0.0, 0.0
-    stock = plan.stock  # units left, as the room counts them (sold as sessions end)
-    while t <= plan.max_hours * 3600:
-        for step in plan.steps_due(t - tick if t else -1.0, t):
-            capacity = step.capacity or capacity
+    launch = _Launch(plan)
+    while launch.t <= plan.max_hours * 3600:
+        launch.step()
+        if launch.over():
+            break
+    if launch.line:
+        launch.outcome.drain_seconds = None
+    return launch.outcome
+
+
+class _Launch:
+    """One launch in the model: the line, the sessions and the origin, tick by tick."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.rng = random.Random(plan.seed)
+        self.hazard = -math.log(1 - plan.abandon_per_minute) / 60
+        self.outcome = Outcome()
+        self.arrived: list[float] = []
+        self.let_in: set[int] = set()
+        self.line: deque[int] = deque()  # shoppers in line, first come first
+        # Shoppers by when they give up, then by when the room lets their place lapse (a
+        # grace later): lapsed ones still in line no longer count as waiting, as in the
+        # room.
+        self.giving_up: list[tuple[float, int]] = []
+        self.gone: set[int] = set()
+        self.lapsing: list[tuple[float, int]] = []
+        self.lapsed: set[int] = set()
+        self.sessions: list[float] = []  # when each session ends, on the origin's clock
+        self.work = 0.0  # the origin's clock: it runs slower than time past the knee
+        self.memory, self.judged = Memory(), [0.0, 0.0]
+        self.next_judgement = float(plan.adaptive_interval_seconds)
+        self.capacity, self.rate = plan.capacity, plan.rate_per_minute  # as steps change them
+        self.bucket = self.burst = max(1.0, math.ceil(self.rate / 60))
+        # A slot found free is taken at the head's next poll: half a second on average
+        # (the queue page asks every second once its turn is due).
+        self.claim_delay = poll_interval(1, plan.grace_seconds, 1.0) / 2
+        self.tick, self.t, self.next_sample = plan.tick_seconds, 0.0, 0.0
+        self.stock = plan.stock  # units left, as the room counts them (sold as sessions end)
+
+    @property
+    def waiting(self) -> int:
+        """Shoppers in line whose places have not lapsed."""
+        return len(self.line) - len(self.lapsed)
+
+    def step(self) -> None:
+        """One tick: planned changes, ended sessions, arrivals, walk-aways, admissions,
+        the origin's work and the adaptive cap, a sample."""
+        self._apply_steps()
+        self._end_sessions()
+        self._arrive()
+        self._give_up()
+        self._admit()
+        self._serve()
+        if self.t >= self.next_sample:
+            self.outcome.samples.append(Sample(
+                self.t, self.outcome.arrived, self.waiting, len(self.sessions),
+                len(self.outcome.waits), self.outcome.abandoned, self.capacity))
+            self.next_sample += _SAMPLE_EVERY_SECONDS
+        self.t += self.tick
+
+    def over(self) -> bool:
+        """Drained, or sold out with no restock to come, once arrivals have ended."""
+        return self.t > self.plan.arrivals.end_seconds and (
+            not self.line or self.stock == 0) and not self.plan.steps_due(
+            self.t - self.tick, math.inf)  # (none still to apply)
+
+    def _apply_steps(self) -> None:
+        for step in self.plan.steps_due(self.t - self.tick if self.t else -1.0, self.t):
+            self.capacity = step.capacity or self.capacity
             if step.rate_per_minute is not None:
-                rate = step.rate_per_minute
-                burst = max(1.0, math.ceil(rate / 60))
-            stock = stock if step.stock is None else step.stock
-        while sessions and sessions[0] <= work:
-            heapq.heappop(sessions)
-            outcome.completed += 1
-            if stock is not None:
-                stock = max(0, stock - units_bought(rng, plan.sales_per_session))
-                if stock == 0 and outcome.sold_out_seconds is None:
-                    outcome.sold_out_seconds = t
-                    outcome.waiting_at_sell_out = len(line) - len(lapsed)
-        for _ in range(round(plan.arrivals.expected(t + tick)) - outcome.arrived):
+                self.rate = step.rate_per_minute
+                self.burst = max(1.0, math.ceil(self.rate / 60))
+            self.stock = self.stock if step.stock is None else step.stock
+
+    def _end_sessions(self) -> None:
+        while self.sessions and self.sessions[0] <= self.work:
+            heapq.heappop(self.sessions)
+            self.outcome.completed += 1
+            if self.stock is not None:
+                self.stock = max(0, self.stock - units_bought(self.rng,
+                                                              self.plan.sales_per_session))
+                if self.stock == 0 and self.outcome.sold_out_seconds is None:
+                    self.outcome.sold_out_seconds = self.t
+                    self.outcome.waiting_at_sell_out = self.waiting
+
+    def _arrive(self) -> None:
+        outcome, t = self.outcome, self.t
+        for _ in range(round(self.plan.arrivals.expected(t + self.tick)) - outcome.arrived):
             outcome.arrived += 1
-            if stock == 0:  # the sold-out page: no place
+            if self.stock == 0:  # the sold-out page: no place
                 outcome.turned_away += 1
-                arrived.append(t)
+                self.arrived.append(t)
                 continue
-            if stock is not None and chance_of(
-                    len(line) - len(lapsed) + 1, stock=stock, active=len(sessions),
-                    sales_per_session=plan.sales_per_session).level == "unlikely":
+            if self.stock is not None and chance_of(
+                    self.waiting + 1, stock=self.stock, active=len(self.sessions),
+                    sales_per_session=self.plan.sales_per_session).level == "unlikely":
                 outcome.told_unlikely += 1  # as the room would tell them on joining
-            patience = rng.expovariate(hazard) if hazard > 0 else math.inf
-            line.append(len(arrived))
+            patience = self.rng.expovariate(self.hazard) if self.hazard > 0 else math.inf
+            self.line.append(len(self.arrived))
             if patience < math.inf:
-                heapq.heappush(giving_up, (t + patience, len(arrived)))
-            arrived.append(t)
-        while giving_up and giving_up[0][0] <= t:
-            when, shopper = heapq.heappop(giving_up)
-            if shopper not in let_in:
-                outcome.abandoned += 1
-                gone.add(shopper)
-                heapq.heappush(lapsing, (when + plan.grace_seconds, shopper))
-        while lapsing and lapsing[0][0] <= t:
-            shopper = heapq.heappop(lapsing)[1]
-            if shopper in gone:
-                lapsed.add(shopper)
-        if rate:
-            bucket = min(burst, bucket + tick * rate / 60)
-        while line and len(sessions) < capacity and stock != 0 and (
-                not rate or bucket >= 1):
-            shopper = line.popleft()
-            if shopper in gone:  # the slot goes to the next who is here
-                gone.discard(shopper)
-                lapsed.discard(shopper)
+                heapq.heappush(self.giving_up, (t + patience, len(self.arrived)))
+            self.arrived.append(t)
+
+    def _give_up(self) -> None:
+        while self.giving_up and self.giving_up[0][0] <= self.t:
+            when, shopper = heapq.heappop(self.giving_up)
+            if shopper not in self.let_in:
+                self.outcome.abandoned += 1
+                self.gone.add(shopper)
+                heapq.heappush(self.lapsing, (when + self.plan.grace_seconds, shopper))
+        while self.lapsing and self.lapsing[0][0] <= self.t:
+            shopper = heapq.heappop(self.lapsing)[1]
+            if shopper in self.gone:
+                self.lapsed.add(shopper)
+
+    def _admit(self) -> None:
+        if self.rate:
+            self.bucket = min(self.burst, self.bucket + self.tick * self.rate / 60)
+        while self.line and len(self.sessions) < self.capacity and self.stock != 0 and (
+                not self.rate or self.bucket >= 1):
+            shopper = self.line.popleft()
+            if shopper in self.gone:  # the slot goes to the next who is here
+                self.gone.discard(shopper)
+                self.lapsed.discard(shopper)
                 continue
-            let_in.add(shopper)
-            bucket -= 1
-            came = t + claim_delay
-            outcome.waits.append(came - arrived[shopper])
-            outcome.drain_seconds = came
-            heapq.heappush(sessions, work + claim_delay + plan.session_seconds)
-        outcome.max_active = max(outcome.max_active, len(sessions))
-        speed = plan.origin.speed(len(sessions)) if plan.origin else 1.0
-        work += tick * speed
-        if plan.origin and sessions:  # each session asks again as soon as answered
+            self.let_in.add(shopper)
+            self.bucket -= 1
+            came = self.t + self.claim_delay
+            self.outcome.waits.append(came - self.arrived[shopper])
+            self.outcome.drain_seconds = came
+            heapq.heappush(self.sessions,
+                           self.work + self.claim_delay + self.plan.session_seconds)
+        self.outcome.max_active = max(self.outcome.max_active, len(self.sessions))
+
+    def _serve(self) -> None:
+        """The origin works (slower past its knee); an adaptive room judges its answers."""
+        plan = self.plan
+        speed = plan.origin.speed(len(self.sessions)) if plan.origin else 1.0
+        self.work += self.tick * speed
+        if plan.origin and self.sessions:  # each session asks again as soon as answered
             answer_ms = plan.origin.answer_ms / speed
-            answers = len(sessions) * tick * 1000 / answer_ms
-            outcome.answers.append((answer_ms, answers))
-            judged = [judged[0] + answers, judged[1] + answers * answer_ms]
-        if plan.adaptive and t >= next_judgement:
-            figures = IntervalFigures(round(judged[0]), round(judged[1]), 0)
-            capacity = decide(capacity, figures, memory, len(sessions), *plan.adaptive).capacity
-            judged, next_judgement = [0.0, 0.0], t + plan.adaptive_interval_seconds
-        if t >= next_sample:
-            outcome.samples.append(Sample(t, outcome.arrived, len(line) - len(lapsed),
-                                          len(sessions), len(outcome.waits),
-                                          outcome.abandoned, capacity))
-            next_sample += _SAMPLE_EVERY_SECONDS
-        t += tick
-        if t > plan.arrivals.end_seconds and (not line or stock == 0) and not (
-                plan.steps_due(t - tick, math.inf)):  # (none still to apply)
-            break  # drained, or sold out with no restock to come
-    if line:
-        outcome.drain_seconds = None
-    return outcome
-
-
+            answers = len(self.sessions) * self.tick * 1000 / answer_ms
+            self.outcome.answers.append((answer_ms, answers))
+            self.judged = [self.judged[0] + answers, self.judged[1] + answers * answer_ms]
+        if plan.adaptive and self.t >= self.next_judgement:
+            figures = IntervalFigures(round(self.judged[0]), round(self.judged[1]), 0)
+            self.capacity = decide(self.capacity, figures, self.memory, len(self.sessions),
+                                   *plan.adaptive).capacity
+            self.judged = [0.0, 0.0]
+            self.next_judgement = self.t + plan.adaptive_interval_seconds

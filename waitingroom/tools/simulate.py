@@ -43,84 +43,120 @@ async def simulate(plan: Plan, engine: Engine,
     await engine.rooms.clear(_ROOM)
     await engine.rooms.configure(_ROOM, capacity=plan.capacity, rate=plan.rate_per_minute,
                                  stock=plan.stock)
-    rng = random.Random(plan.seed)
-    # Giving up at a constant hazard: patience is exponentially distributed.
-    hazard = -math.log(1 - plan.abandon_per_minute) / 60
-    outcome = Outcome()
-    # (next poll, arrived, gives up, id, arrival number of the place held)
-    polls: list[tuple[float, float, float, str, int]] = []
-    sessions: list[tuple[float, str]] = []  # (release at, session id)
-    waiting = 0
-    stock_left = plan.stock
-    rate = AdmissionRate()  # as the gates measure it: their advice to poll follows it
-    next_sample = 0.0
-    t = 0.0
-    while t <= plan.max_hours * 3600:
-        await engine.rooms.set_clock(_ROOM, _START_MS + round(t * 1000))
+    run = _Run(plan, engine)
+    while run.t <= plan.max_hours * 3600:
+        await run.step(report)
+        if run.over():
+            break
+    if run.waiting:
+        run.outcome.drain_seconds = None
+    return run.outcome
+
+
+class _Run:
+    """One simulated launch against the room's scripts, tick by tick."""
+
+    def __init__(self, plan: Plan, engine: Engine) -> None:
+        self.plan, self.engine = plan, engine
+        self.rng = random.Random(plan.seed)
+        # Giving up at a constant hazard: patience is exponentially distributed.
+        self.hazard = -math.log(1 - plan.abandon_per_minute) / 60
+        self.outcome = Outcome()
+        # (next poll, arrived, gives up, id, arrival number of the place held)
+        self.polls: list[tuple[float, float, float, str, int]] = []
+        self.sessions: list[tuple[float, str]] = []  # (release at, session id)
+        self.waiting = 0
+        self.stock_left = plan.stock
+        self.rate = AdmissionRate()  # as the gates measure it: their advice to poll follows
+        self.next_sample = 0.0
+        self.t = 0.0
+
+    async def step(self, report: Callable[[Sample], None] | None) -> None:
+        """One tick: the clock, planned changes, sessions ending (and buying), arrivals,
+        the polls due, a sample."""
+        plan, t = self.plan, self.t
+        await self.engine.rooms.set_clock(_ROOM, _START_MS + round(t * 1000))
         for step in plan.steps_due(t - plan.tick_seconds if t else -1.0, t):
-            await engine.rooms.configure(_ROOM, capacity=step.capacity,
-                                         rate=step.rate_per_minute, stock=step.stock)
+            await self.engine.rooms.configure(_ROOM, capacity=step.capacity,
+                                              rate=step.rate_per_minute, stock=step.stock)
             if step.stock:
-                stock_left = step.stock
+                self.stock_left = step.stock
+        await self._end_sessions()
+        for _ in range(round(plan.arrivals.expected(t + plan.tick_seconds))
+                       - self.outcome.arrived):
+            patience = self.rng.expovariate(self.hazard) if self.hazard > 0 else math.inf
+            heapq.heappush(self.polls, (t, t, t + patience, new_visitor_id(), 0))
+            self.outcome.arrived += 1
+            self.waiting += 1
+        await self._poll()
+        if t >= self.next_sample:
+            await self._sample(report)
+        self.t += plan.tick_seconds
+
+    def over(self) -> bool:
+        """Drained, or sold out with no restock to come, once arrivals have ended."""
+        plan = self.plan
+        return self.t > plan.arrivals.end_seconds and (
+            not self.waiting or self.stock_left == 0) and not plan.steps_due(
+                self.t - plan.tick_seconds, math.inf)  # (none still to apply)
+
+    async def _end_sessions(self) -> None:
         due_releases = []
-        while sessions and sessions[0][0] <= t:
-            due_releases.append(heapq.heappop(sessions)[1])
-        await asyncio.gather(*(engine.release(_ROOM, s) for s in due_releases))
-        if plan.stock is not None:  # each session buys as it ends, as the origin would say
+        while self.sessions and self.sessions[0][0] <= self.t:
+            due_releases.append(heapq.heappop(self.sessions)[1])
+        await asyncio.gather(*(self.engine.release(_ROOM, s) for s in due_releases))
+        if self.plan.stock is not None:  # each session buys as it ends, as the origin says
             for _ in due_releases:
-                left = await engine.stock.sold(_ROOM, units_bought(rng, plan.sales_per_session))
-                if left == 0 and outcome.sold_out_seconds is None:
-                    outcome.sold_out_seconds, outcome.waiting_at_sell_out = t, waiting
-            stock_left = (await engine.rooms.config(_ROOM)).stock
-        for _ in range(round(plan.arrivals.expected(t + plan.tick_seconds)) - outcome.arrived):
-            patience = rng.expovariate(hazard) if hazard > 0 else math.inf
-            heapq.heappush(polls, (t, t, t + patience, new_visitor_id(), 0))
-            outcome.arrived += 1
-            waiting += 1
+                left = await self.engine.stock.sold(
+                    _ROOM, units_bought(self.rng, self.plan.sales_per_session))
+                if left == 0 and self.outcome.sold_out_seconds is None:
+                    self.outcome.sold_out_seconds = self.t
+                    self.outcome.waiting_at_sell_out = self.waiting
+            self.stock_left = (await self.engine.rooms.config(_ROOM)).stock
+
+    async def _poll(self) -> None:
+        """The waiters whose poll is due ask; each is let in, told again, or gone."""
+        plan, t, outcome = self.plan, self.t, self.outcome
         due = []
-        while polls and polls[0][0] <= t:
-            waiter = heapq.heappop(polls)
+        while self.polls and self.polls[0][0] <= t:
+            waiter = heapq.heappop(self.polls)
             if waiter[2] <= t:  # stops asking; the room drops the place after the grace
                 outcome.abandoned += 1
-                waiting -= 1
+                self.waiting -= 1
             else:
                 due.append(waiter)
-        visits = await asyncio.gather(*(engine.visit(_ROOM, w[3], number=w[4]) for w in due))
+        visits = await asyncio.gather(*(self.engine.visit(_ROOM, w[3], number=w[4])
+                                        for w in due))
         for (_, arrived, gives_up, visitor_id, number), visit in zip(due, visits, strict=True):
-            rate.observe(visit.server_ms, visit.admitted_total)
+            self.rate.observe(visit.server_ms, visit.admitted_total)
             if visit.state is VisitState.NO_PLACE:  # sold out: the page, no place
                 outcome.turned_away += 1
-                waiting -= 1
+                self.waiting -= 1
                 continue
             if plan.stock is not None and number == 0 and visit.position and chance_of(
-                    visit.position, stock=stock_left or 0, active=len(sessions),
+                    visit.position, stock=self.stock_left or 0, active=len(self.sessions),
                     sales_per_session=plan.sales_per_session).level == "unlikely":
                 outcome.told_unlikely += 1  # told on joining, as the room tells them
             if visit.state is VisitState.ADMITTED:
-                waiting -= 1
+                self.waiting -= 1
                 outcome.waits.append(t - arrived)
                 outcome.drain_seconds = t
-                heapq.heappush(sessions, (t + plan.session_seconds, visitor_id))
+                heapq.heappush(self.sessions, (t + plan.session_seconds, visitor_id))
             else:
                 next_poll = t + poll_interval(visit.position, plan.grace_seconds,
-                                              rate.per_second())
-                heapq.heappush(polls, (next_poll, arrived, gives_up, visitor_id, visit.number))
-        if t >= next_sample:
-            counts = await engine.rooms.counts(_ROOM)
-            outcome.max_active = max(outcome.max_active, counts.active)
-            outcome.samples.append(Sample(t, outcome.arrived, counts.waiting, counts.active,
-                                          len(outcome.waits), outcome.abandoned))
-            if report is not None:
-                report(outcome.samples[-1])
-            next_sample += _SAMPLE_EVERY_SECONDS
-        t += plan.tick_seconds
-        if t > plan.arrivals.end_seconds and (
-                not waiting or stock_left == 0) and not plan.steps_due(
-                    t - plan.tick_seconds, math.inf):  # (none still to apply)
-            break  # drained, or sold out with no restock to come
-    if waiting:
-        outcome.drain_seconds = None
-    return outcome
+                                              self.rate.per_second())
+                heapq.heappush(self.polls,
+                               (next_poll, arrived, gives_up, visitor_id, visit.number))
+
+    async def _sample(self, report: Callable[[Sample], None] | None) -> None:
+        counts = await self.engine.rooms.counts(_ROOM)
+        outcome = self.outcome
+        outcome.max_active = max(outcome.max_active, counts.active)
+        outcome.samples.append(Sample(self.t, outcome.arrived, counts.waiting, counts.active,
+                                      len(outcome.waits), outcome.abandoned))
+        if report is not None:
+            report(outcome.samples[-1])
+        self.next_sample += _SAMPLE_EVERY_SECONDS
 
 
 async def plan_launch(plan: Plan, report: Callable[[Sample], None] | None = None) -> Outcome:

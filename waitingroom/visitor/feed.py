@@ -10,6 +10,7 @@ import time
 from redis.exceptions import RedisError
 from starlette.types import Receive, Send
 
+from waitingroom.engine import RoomConfig
 from waitingroom.room.room import Room
 from waitingroom.room.standing import (
     Standing,
@@ -109,30 +110,43 @@ async def _stream(room: Room, request: Request, receive: Receive, send: Send) ->
                 if disconnected in done:
                     return
                 bell.clear()
-                while True:
-                    try:
-                        if room.redis_watch.silent_since() is not None:
-                            raise RedisError("Redis has not answered the room's reports")
-                        config = await room.config()
-                        standing = await waiting(room, request, standing.visitor_id, number,
-                                                 join=True, claim=False)
-                        break
-                    except RedisError:
-                        if last and _OUTAGE_LOGGED.allow(room.name):  # not one per stream
-                            logger.warning("redis unavailable during /_wr/events; retrying")
-                        last = b""  # the page is told of the outage; then anew once back
-                        await send({"type": "http.response.body", "body": _OUTAGE_EVENT,
-                                    "more_body": True})
-                        if (await asyncio.wait({disconnected},
-                                               timeout=_OUTAGE_RETRY_SECONDS))[0]:
-                            return
-                        if time.monotonic() > deadline:  # ended as any stream is
-                            await send({"type": "http.response.body", "body": b"",
-                                        "more_body": False})
-                            return
+                asked = await _ask_again(room, request, standing, number, send, disconnected,
+                                         deadline, told=bool(last))
+                if asked is None:
+                    return
+                config, standing, outage = asked
+                if outage:
+                    last = b""  # the page was told of the outage: anew now Redis is back
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
         disconnected.cancel()
+
+
+async def _ask_again(room: Room, request: Request, standing: Standing, number: int,
+                     send: Send, disconnected: asyncio.Future[None], deadline: float, *,
+                     told: bool) -> tuple[RoomConfig, Standing, bool] | None:
+    """The room's config and the waiter's standing asked anew, and whether Redis was
+    away meanwhile: while it does not answer, the page is told of the outage and asked
+    again every few seconds. None if the visitor went, or the stream's time ran out
+    (then it has ended)."""
+    outage = False
+    while True:
+        try:
+            if room.redis_watch.silent_since() is not None:
+                raise RedisError("Redis has not answered the room's reports")
+            config = await room.config()
+            return config, await waiting(room, request, standing.visitor_id, number,
+                                         join=True, claim=False), outage
+        except RedisError:
+            if told and not outage and _OUTAGE_LOGGED.allow(room.name):  # not one per stream
+                logger.warning("redis unavailable during /_wr/events; retrying")
+            outage = True
+            await send({"type": "http.response.body", "body": _OUTAGE_EVENT, "more_body": True})
+            if (await asyncio.wait({disconnected}, timeout=_OUTAGE_RETRY_SECONDS))[0]:
+                return None
+            if time.monotonic() > deadline:  # ended as any stream is
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return None
 
 
 def _event(standing: Standing, answer: Status, payload: bytes) -> bytes:

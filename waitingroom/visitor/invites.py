@@ -10,7 +10,7 @@ from starlette.types import Receive, Send
 from waitingroom.engine import VisitState
 from waitingroom.room.room import Room
 from waitingroom.tickets import new_visitor_id
-from waitingroom.visitor.pages import invite_refused_page
+from waitingroom.visitor.feature_pages import invite_refused_page
 from waitingroom.web.asgi import NO_STORE, html_response, query_params
 from waitingroom.web.request import Request, same_site, with_cookies
 

@@ -16,7 +16,7 @@ from starlette.types import Receive, Send
 from waitingroom.room.room import Room
 from waitingroom.room.standing import new_place, status_of
 from waitingroom.tickets import CHALLENGE_MAX_AGE, new_visitor_id
-from waitingroom.visitor.pages import challenge_page
+from waitingroom.visitor.feature_pages import challenge_page
 from waitingroom.web.asgi import html_response, json_response, send_json, small_form
 from waitingroom.web.paths import RESERVED_PREFIX
 from waitingroom.web.request import Request

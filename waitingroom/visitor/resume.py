@@ -12,7 +12,7 @@ from starlette.types import Receive, Send
 
 from waitingroom.room.room import Room
 from waitingroom.tickets import RESUME_MAX_AGE, new_visitor_id
-from waitingroom.visitor.pages import resume_link_page, resume_refused_page
+from waitingroom.visitor.feature_pages import resume_link_page, resume_refused_page
 from waitingroom.web.asgi import NO_STORE, html_response, json_response, query_params
 from waitingroom.web.request import Request, same_site, with_cookies
 

@@ -13,7 +13,7 @@ from starlette.types import Scope
 
 from waitingroom.web.asgi import safe_location, same_origin_path
 from waitingroom.web.i18n import LANGUAGE_COOKIE
-from waitingroom.web.pages import Pages
+from waitingroom.web.renderer import Pages
 from waitingroom.web.request_id import REQUEST_ID_HEADER
 
 _SCRIPTED = {b"sec-fetch-dest": b"empty", b"x-requested-with": b"xmlhttprequest"}

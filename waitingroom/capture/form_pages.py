@@ -7,7 +7,7 @@ from functools import lru_cache
 
 from waitingroom.fields import CaptureField
 from waitingroom.status import Status
-from waitingroom.web.pages import Pages
+from waitingroom.web.renderer import Pages
 
 _AUTOCOMPLETE = {"name": "name", "email": "email", "phone": "tel"}
 _INPUT_TYPES = {"email": "email", "phone": "tel"}

@@ -14,8 +14,8 @@ from waitingroom.engine import VisitState
 from waitingroom.fields import e164, parse_fields, validate
 from waitingroom.room.room import Room
 from waitingroom.tickets import CLAIM_MAX_AGE
-from waitingroom.visitor.notifier import Notice, Notifier
-from waitingroom.visitor.pages import notify_page, resume_refused_page
+from waitingroom.visitor.feature_pages import notify_page, resume_refused_page
+from waitingroom.visitor.notify_delivery import Notice, Notifier
 from waitingroom.web.asgi import (
     NO_STORE,
     BadRequest,

@@ -3,7 +3,7 @@ invites and the proof-of-work challenge."""
 
 from __future__ import annotations
 
-from waitingroom.web.pages import Pages
+from waitingroom.web.renderer import Pages
 
 
 def notify_page(pages: Pages, lang: str, *, room: str = "", here: str = "/",

@@ -1,0 +1,49 @@
+"""A middleware's own start-up and shutdown, around the app's lifespan: run whether or
+not the app it wraps speaks the lifespan protocol (many plain ASGI apps return at once,
+or raise, on a ``lifespan`` scope; the server then never says start or stop to anyone
+in the chain, and what the middleware opened would never be closed)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+logger = logging.getLogger("waitingroom")
+
+
+async def around_lifespan(app: ASGIApp, scope: Scope, receive: Receive, send: Send, *,
+                          startup: Callable[[], Awaitable[None]],
+                          shutdown: Callable[[], Awaitable[None]]) -> None:
+    """Run ``app``'s lifespan with ``startup`` done as the server's start-up message
+    arrives (before the app's own) and ``shutdown`` as its shutdown message does. If
+    ``app`` ends, or raises, without having asked for a message, speak the protocol in
+    its place, so ours still run."""
+    asked = False
+
+    async def ours_first() -> Message:
+        nonlocal asked
+        message = await receive()
+        asked = True
+        if message["type"] == "lifespan.startup":
+            await startup()
+        elif message["type"] == "lifespan.shutdown":
+            await shutdown()
+        return message
+
+    try:
+        await app(scope, ours_first, send)
+    except Exception:
+        if asked:
+            raise
+        logger.debug("the app does not speak the lifespan protocol", exc_info=True)
+    if asked:
+        return
+    while True:  # the app did not: we do
+        message = await ours_first()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
