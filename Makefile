@@ -20,12 +20,13 @@ PORT ?= 8000
 demo: install
 	$(PYTHON) -m waitingroom.cli demo --port $(PORT)
 
-# `make test`: the checks, then the independent tests on four workers (most of a test
-# waits on sockets and timers), then the timing-sensitive ones (marked serial) alone.
-# `pytest` alone runs everything in one process; `make fast` is the parallel lane only.
+# `make test`: the checks, then the timing-sensitive tests (marked serial) alone on a
+# quiet machine, then the rest on four workers (most of a test waits on sockets and
+# timers). `pytest` alone runs everything in one process; `make fast` is the parallel
+# lane only.
 test: install check
-	$(PYTHON) -m pytest -n 4 -m "not serial"
 	$(PYTHON) -m pytest -m serial
+	$(PYTHON) -m pytest -n 4 -m "not serial"
 
 fast:
 	$(PYTHON) -m pytest -n 4 -m "not serial" -q

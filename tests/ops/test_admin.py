@@ -22,7 +22,7 @@ GRAFANA_DASHBOARD = Path(__file__).resolve().parents[2] / "deploy/grafana/waitin
 
 
 @pytest.mark.slow
-@pytest.mark.serial  # "within a second", as the docs promise: alone, after the parallel lane
+@pytest.mark.serial  # "within a second", as the docs promise: alone, before the parallel lane
 async def test_admin_changes_reach_visitors_on_another_process(
     room_env: dict[str, str],
 ) -> None:

@@ -21,7 +21,7 @@ from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
 
 
-@pytest.mark.serial  # its steps are due in seconds: alone, after the parallel lane
+@pytest.mark.serial  # its steps are due in seconds: alone, before the parallel lane
 async def test_a_step_applies_once_with_three_processes_running(
     room_env: dict[str, str],
 ) -> None:

@@ -130,7 +130,7 @@ def open_files(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-@pytest.mark.serial  # it counts the process's open files: alone, after the parallel lane
+@pytest.mark.serial  # it counts the process's open files: alone, before the parallel lane
 async def test_sockets_are_bounded_per_session_and_1000_leave_nothing_behind(
     room_env: dict[str, str],
 ) -> None:

@@ -20,7 +20,7 @@ from waitingroom.engine import Engine, IntervalFigures
 from waitingroom.room.adaptive import MIN_REQUESTS, PROBE_AFTER, Memory, decide
 
 
-@pytest.mark.serial  # it measures: alone, after the parallel lane
+@pytest.mark.serial  # it measures: alone, before the parallel lane
 async def test_the_cap_settles_near_the_origins_knee_with_one_decision_per_interval(
     room_env: dict[str, str], engine: Engine,
 ) -> None:
@@ -67,7 +67,7 @@ async def test_the_cap_settles_near_the_origins_knee_with_one_decision_per_inter
     assert all(e["at_ms"] <= pin["at_ms"] for e in decisions)  # none after the pin
 
 
-@pytest.mark.serial  # it measures: alone, after the parallel lane
+@pytest.mark.serial  # it measures: alone, before the parallel lane
 async def test_errors_lower_the_cap_before_the_breaker_opens(
     room_env: dict[str, str], engine: Engine,
 ) -> None:
@@ -185,7 +185,7 @@ def test_started_at_twice_the_knee_it_probes_its_way_down() -> None:
     assert all(0.85 * 37 <= cap <= 1.15 * 37 for cap in caps[first + 30:]), caps[first:]
 
 
-@pytest.mark.serial  # it measures: alone, after the parallel lane
+@pytest.mark.serial  # it measures: alone, before the parallel lane
 def test_the_live_measurement_runs_and_reports() -> None:
     """``loadtests/adaptive_live.py``, for a few seconds: it starts its own Redis,
     origin and processes, and reports what the docs quote from it."""

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.mark.slow
-@pytest.mark.serial  # it measures: alone, after the parallel lane
+@pytest.mark.serial  # it measures: alone, before the parallel lane
 def test_a_short_launch_spike_passes_and_reports(tmp_path: Path) -> None:
     """Run as across machines: a Locust master and two workers (make soak, below, runs
     one process). The shape's plan reaches the workers (before issue 30 every worker's
@@ -68,7 +68,7 @@ def _make_recipe(target: str) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.serial  # it measures: alone, after the parallel lane
+@pytest.mark.serial  # it measures: alone, before the parallel lane
 def test_make_soak_as_documented_finds_its_own_figures(tmp_path: Path) -> None:
     """``make soak``'s own command line (a relative ``--out``), shortened by flags and
     run from another directory: the verdict reads the figures Locust wrote."""
