@@ -151,10 +151,10 @@ async def test_a_tick_job_that_fails_does_not_stop_the_breakers_reports(
         raise ValueError("a bug in one job")
 
     the_room.every_tick(faulty)
-    await the_room.config()  # starts the breaker, whose tick runs the jobs
+    await the_room.config()  # starts the room's ticker, which runs the jobs
     for _ in range(3):
         await asyncio.wait_for(runs.get(), 5)
-    assert the_room.breaker._task is not None and not the_room.breaker._task.done()
+    assert the_room.ticker.running
 
 
 async def test_shutdown_ends_in_bounded_time_whatever_hangs(
@@ -173,8 +173,8 @@ async def test_shutdown_ends_in_bounded_time_whatever_hangs(
         await asyncio.Event().wait()  # never set
 
     the_room.every_tick(hangs)
-    await the_room.config()  # starts the breaker, whose tick runs the jobs
+    await the_room.config()  # starts the room's ticker, which runs the jobs
     await asyncio.wait_for(stuck.wait(), 5)
     await asyncio.wait_for(room.aclose(), 5)
     assert "still running after 0.5 s at shutdown" in caplog.text
-    assert "BreakerClient._run" in caplog.text
+    assert "Ticker._run" in caplog.text

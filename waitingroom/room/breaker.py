@@ -1,21 +1,19 @@
 """A process's view of its room's shared circuit breaker.
 
-Outcomes of order-flow requests are counted in memory and reported every half
-second in one round trip, which also moves the shared breaker on and returns its
-state; so one process seeing the origin fail switches every process within the
-window plus half a second, and the order flow pays no extra round trip per request.
+Outcomes of order-flow requests are counted in memory and reported every half second
+(the first job of the room's ticker) in one round trip, which also moves the shared
+breaker on and returns its state; so one process seeing the origin fail switches every
+process within the window plus half a second, and the order flow pays no extra round
+trip per request.
 While half-open it can probe a health-check URL itself, so it closes again even when
 no admitted visitor happens to make a request.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable
 
 import aiohttp
 from redis.exceptions import RedisError
@@ -38,7 +36,6 @@ class BreakerClient:
         room: str,
         policy: BreakerPolicy,
         *,
-        on_tick: Callable[[], Awaitable[None]] | None = None,
         health_check_url: str = "",
         ca_file: str = "",
     ) -> None:
@@ -48,20 +45,12 @@ class BreakerClient:
         self.room = room
         self.policy = policy
         self.state = "closed"
-        self._on_tick = on_tick
         self._health_check_url = health_check_url
         self._tls: ssl.SSLContext | bool = tls_context(ca_file) if ca_file else True
         self._successes = 0
         self._failures = 0
         self.outcomes = [0, 0]
         """Order-flow outcomes this process has seen: [errors, answers < 500]."""
-        self._task: asyncio.Task[None] | None = None
-        self._stop = asyncio.Event()
-
-    def start(self) -> None:
-        """Start reporting in the background (idempotent; needs a running loop)."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run())
 
     def record(self, ok: bool) -> None:
         """Count one order-flow outcome (a 5xx, timeout or connection error is not ok)."""
@@ -97,18 +86,12 @@ class BreakerClient:
             logger.warning("breaker of room %s is now %s", self.room, result.state)
         self.state = result.state
 
-    async def _run(self) -> None:
-        # Stopped by an event, not by cancellation: a cancel can be swallowed on the way
-        # (client libraries, task groups), and the loop would then never end.
-        while not self._stop.is_set():
+    async def tick(self) -> None:
+        """Report; while half-open, probe the health check URL (if any) and report that."""
+        await self.report()
+        if self.state == "half" and self._health_check_url and await self.take_probe():
+            self.record(await self._healthy())
             await self.report()
-            if self.state == "half" and self._health_check_url and await self.take_probe():
-                self.record(await self._healthy())
-                await self.report()
-            if self._on_tick is not None:
-                await self._on_tick()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), REPORT_INTERVAL_SECONDS)
 
     async def _healthy(self) -> bool:
         timeout = aiohttp.ClientTimeout(total=HEALTH_CHECK_TIMEOUT_SECONDS)
@@ -119,13 +102,3 @@ class BreakerClient:
                 return response.status < 500
         except (aiohttp.ClientError, TimeoutError):
             return False
-
-    async def aclose(self) -> None:
-        """Stop reporting (after at most the report in flight)."""
-        task, self._task = self._task, None
-        if task is not None:
-            self._stop.set()
-            await asyncio.wait({task})
-            if not task.cancelled() and task.exception() is not None:
-                logger.error("breaker reports of room %s had stopped", self.room,
-                             exc_info=task.exception())

@@ -5,7 +5,6 @@ and the background work done every half second."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -21,11 +20,12 @@ from waitingroom.room.eta import WAIT_BUCKETS, AdmissionRate
 from waitingroom.room.redis_watch import RedisWatch
 from waitingroom.room.sales import Sales
 from waitingroom.room.sessions import Sessions
+from waitingroom.room.ticker import Ticker
 from waitingroom.room.told import read_told, told_value
 from waitingroom.settings import Settings
 from waitingroom.tickets import HELLO_MAX_AGE, Tickets
 from waitingroom.web.histogram import Histogram
-from waitingroom.web.limits import ProcessLimits, RateLimit
+from waitingroom.web.limits import ProcessLimits
 from waitingroom.web.request import Request
 
 logger = logging.getLogger("waitingroom")
@@ -65,9 +65,7 @@ class Room:
             BreakerPolicy(settings.breaker_window_seconds, settings.breaker_failure_ratio,
                           settings.breaker_min_requests, settings.breaker_cooldown_seconds,
                           settings.breaker_probes),
-            on_tick=self._tick, health_check_url=settings.health_check_url,
-            ca_file=settings.origin_ca_file)
-        self._told_waiting = RateLimit(1)
+            health_check_url=settings.health_check_url, ca_file=settings.origin_ca_file)
         self.redis_watch = RedisWatch(engine)
         """Does Redis answer this process (pages, dashboard, readiness, metrics)?"""
         self.hello_cookie = f"wr_hello_{name}"
@@ -79,26 +77,26 @@ class Room:
         self._config: RoomConfig | None = None
         self._config_expires = 0.0
         self._config_refresh: asyncio.Task[None] | None = None
-        self._jobs: list[Callable[[], Awaitable[None]]] = [
-            self.sessions.release_again, self.sessions.keep_used_alive, self._read_sales,
-            self._apply_due_steps, self._adapt]
+        self.ticker = Ticker(name, [
+            self.breaker.tick, self.sessions.release_again, self.sessions.keep_used_alive,
+            self._read_sales, self._apply_due_steps, self._adapt])
 
     def every_tick(self, job: Callable[[], Awaitable[None]]) -> None:
-        """Run ``job`` every half second beside the breaker's report (a Redis error
-        in it is logged, and it runs again next tick)."""
-        self._jobs.append(job)
+        """Run ``job`` every half second after the room's own (a Redis error in it is
+        logged, and it runs again next tick)."""
+        self.ticker.add(job)
 
     # -- the live config ---------------------------------------------------------------
 
     async def config(self) -> RoomConfig:
         """The room's live config, at most a second old; refreshed in the background.
-        The first call seeds a room Redis does not know yet and starts the breaker."""
+        The first call seeds a room Redis does not know yet and starts its ticker."""
         if self._config is None:
             capacity, message, capture = self._seed
             await self.engine.rooms.seed(self.name, capacity=capacity, message=message,
                                          capture=capture)
             await self.engine.timeline.plan_once(self.name, self._planned)
-            self.breaker.start()
+            self.ticker.start()
             self.redis_watch.start()
             self._config = await self.engine.rooms.config(self.name)
             self._config_expires = time.monotonic() + _CONFIG_TTL_SECONDS
@@ -218,28 +216,10 @@ class Room:
         self.rate.observe(view.server_ms, view.admitted_total)
         self.doorbell.passed(view.head)
 
-    async def _tick(self) -> None:
-        for job in self._jobs:
-            try:
-                await job()
-            except RedisError as exc:  # said once a minute per job, not twice a second
-                if self._told_waiting.allow(_named(job)):
-                    logger.warning("room %s: %s waits for Redis: %s", self.name, _named(job),
-                                   exc)
-            except Exception:  # one job's fault must not stop the breaker's reports
-                logger.exception("room %s: %s failed", self.name, _named(job))
-
     async def aclose(self) -> None:
         """Stop the room's background work (the engine is the caller's to close)."""
         if self._config_refresh is not None:
             await self._config_refresh
-        await self.breaker.aclose()  # its ticks may start the line's looks: stopped first
+        await self.ticker.aclose()  # its jobs may start the line's looks: stopped first
         await self.redis_watch.aclose()
         await self.line.aclose()
-
-
-def _named(job: Callable[[], Awaitable[None]]) -> str:
-    """A tick job's name for the log: its function's, through any ``partial``."""
-    while isinstance(job, functools.partial):
-        job = job.func
-    return str(getattr(job, "__qualname__", type(job).__name__))
