@@ -27,13 +27,13 @@ from redis.exceptions import RedisError
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from waitingroom.door.standing import ChallengeRequired, TooManyNewPlaces
 from waitingroom.engine import Engine, RoomChange, RoomDefinition
 from waitingroom.errors import ConfigError
 from waitingroom.gate.directory import RoomDirectory
 from waitingroom.gate.gate import RoomGate
 from waitingroom.ops.admin import ADMIN_PREFIX, AdminAPI
 from waitingroom.room.room import Room
-from waitingroom.room.standing import ChallengeRequired, TooManyNewPlaces
 from waitingroom.settings import Settings
 from waitingroom.tickets import Tickets
 from waitingroom.visitor.pow import challenge

@@ -14,10 +14,10 @@ import pytest
 
 from tests.places import RoomClock, Visitors
 from tests.servers import Browser, Origin, serve_in_process
+from waitingroom.door import standing
 from waitingroom.engine import Engine, VisitState, connect, room_keys
 from waitingroom.engine.keys import room_ms
 from waitingroom.middleware import WaitingRoomMiddleware
-from waitingroom.room import standing
 from waitingroom.settings import Settings
 from waitingroom.tools.redis_server import RedisServer
 from waitingroom.visitor import beacons

@@ -20,9 +20,9 @@ from tests.places import RoomClock
 from tests.servers import Browser, serve_in_process
 from tests.visitor.chromium import ARTIFACTS, NEEDS_CHROMIUM, Beacons
 from waitingroom.app import build_proxy_app
+from waitingroom.door import standing
 from waitingroom.engine import room_keys
 from waitingroom.middleware import WaitingRoomMiddleware
-from waitingroom.room import standing
 from waitingroom.settings import Settings
 
 async_api = pytest.importorskip("playwright.async_api")

@@ -6,5 +6,5 @@ export (``export``).
 Keeps: a reference is shown only once the details are durably stored (Redis with
 the AOF fsync'd, or the spool fsync'd); every capture is replayed once, in order.
 
-May import: ``room``, ``engine``, ``web`` and the shared modules.
+May import: ``door``, ``room``, ``engine``, ``web`` and the shared modules.
 """

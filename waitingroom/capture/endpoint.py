@@ -9,8 +9,9 @@ from starlette.responses import Response
 from starlette.types import Receive, Send
 
 from waitingroom.capture.desk import CaptureDesk
+from waitingroom.door import cookies
+from waitingroom.door.standing import stand, status_of, visitor_message
 from waitingroom.room.room import Room
-from waitingroom.room.standing import stand, status_of, visitor_message
 from waitingroom.status import Status
 from waitingroom.web.request import Request, with_cookies
 
@@ -23,7 +24,7 @@ async def capture(room: Room, desk: CaptureDesk, request: Request, receive: Rece
     if method == "POST":
         status = Status(room.name, "capture",
                         message=visitor_message(config, request))
-        visitor, number = room.holder_of(request)
+        visitor, number = cookies.holder_of(room, request)
         response = await desk.submit(visitor, status, request, receive, number=number)
     elif method in ("GET", "HEAD"):
         # Asking for a form takes no place in line (the gated paths give those) and

@@ -6,6 +6,6 @@ gates, kept up with the registry in Redis (``directory``).
 Keeps: never more sessions than the room's capacity; only the gate adds the session
 header the origin trusts.
 
-May import: ``capture``, ``visitor``, ``room``, ``engine``, ``web`` and the shared
+May import: ``capture``, ``visitor``, ``door``, ``room``, ``engine``, ``web`` and the shared
 modules.
 """

@@ -12,12 +12,8 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from waitingroom.capture.desk import CaptureDesk
-from waitingroom.fields import parse_fields
-from waitingroom.gate.routes import Handler, room_routes
-from waitingroom.gate.sockets import gated_socket
-from waitingroom.room.room import Room
-from waitingroom.room.sales import SOLD_HEADER, STOCK_HEADER
-from waitingroom.room.standing import (
+from waitingroom.door import cookies
+from waitingroom.door.standing import (
     ChallengeRequired,
     Standing,
     TooManyNewPlaces,
@@ -25,6 +21,11 @@ from waitingroom.room.standing import (
     stand,
     status_of,
 )
+from waitingroom.fields import parse_fields
+from waitingroom.gate.routes import Handler, room_routes
+from waitingroom.gate.sockets import gated_socket
+from waitingroom.room.room import Room
+from waitingroom.room.sales import SOLD_HEADER, STOCK_HEADER
 from waitingroom.status import Status
 from waitingroom.visitor.feature_pages import moved_page
 from waitingroom.visitor.notify_signup import Notices
@@ -132,7 +133,7 @@ class RoomGate:
         """A WebSocket handshake takes nothing: only a live session's socket is let
         through (anything else is closed before it is accepted: the visitor gets 403)."""
         room = self.room
-        session_id = room.pass_of(request)
+        session_id = cookies.pass_of(room, request)
         try:
             config = await room.config()
             live = session_id is not None and await room.sessions.alive(session_id)
@@ -190,7 +191,7 @@ class RoomGate:
                     await room.sales.heard(sold, stock, (await room.config()).stock)
                 if release:
                     await room.sessions.release(session_id)
-                    standing.set_cookies.append(request.cookie(room.pass_cookie, "", 0))
+                    standing.set_cookies.append(request.cookie(cookies.pass_cookie(room), "", 0))
                 headers += [(b"set-cookie", c) for c in standing.set_cookies]
                 message["headers"] = headers
             await send(message)
@@ -227,7 +228,7 @@ class RoomGate:
     async def without_redis(self, request: Request, receive: Receive, send: Send) -> None:
         """Gate without Redis, as ``redis_down`` says: nobody, pass holders, everybody."""
         policy = self.room.settings.redis_down
-        session_id = self.room.pass_of(request)
+        session_id = cookies.pass_of(self.room, request)
         if policy == "passes" and session_id is not None:
             # Admitted within capacity when the pass was issued; its session may have
             # ended since, so this can exceed the cap by those whose sessions ended.

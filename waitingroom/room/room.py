@@ -21,12 +21,10 @@ from waitingroom.room.redis_watch import RedisWatch
 from waitingroom.room.sales import Sales
 from waitingroom.room.sessions import Sessions
 from waitingroom.room.ticker import Ticker
-from waitingroom.room.told import read_told, told_value
 from waitingroom.settings import Settings
-from waitingroom.tickets import HELLO_MAX_AGE, Tickets
+from waitingroom.tickets import Tickets
 from waitingroom.web.histogram import Histogram
 from waitingroom.web.limits import ProcessLimits
-from waitingroom.web.request import Request
 
 logger = logging.getLogger("waitingroom")
 
@@ -68,10 +66,6 @@ class Room:
             health_check_url=settings.health_check_url, ca_file=settings.origin_ca_file)
         self.redis_watch = RedisWatch(engine)
         """Does Redis answer this process (pages, dashboard, readiness, metrics)?"""
-        self.hello_cookie = f"wr_hello_{name}"
-        self.ticket_cookie = f"wr_ticket_{name}"
-        self.pass_cookie = f"wr_pass_{name}"
-        self.seen_cookie = f"wr_seen_{name}"
         self._seed = (capacity, message, capture)
         self._planned = planned
         self._config: RoomConfig | None = None
@@ -123,62 +117,6 @@ class Room:
         """May this admitted request go through as one of the half-open breaker's probes?"""
         return (config.capture == "auto" and self.breaker.state == "half"
                 and await self.breaker.take_probe())
-
-    # -- the visitor's cookies -----------------------------------------------------------
-
-    def pass_of(self, request: Request) -> str | None:
-        """The session a genuine pass cookie names, if any."""
-        return self.tickets.read_pass(request.cookies.get(self.pass_cookie), self.name)
-
-    def place_of(self, request: Request) -> tuple[str, int] | None:
-        """The visitor and arrival number a genuine ticket cookie names, if any."""
-        return self.tickets.read_place(request.cookies.get(self.ticket_cookie), self.name)
-
-    def hello_of(self, request: Request) -> str | None:
-        """The visitor a genuine hello cookie (a first visit's) names, if any."""
-        return self.tickets.read_hello(request.cookies.get(self.hello_cookie), self.name)
-
-    def holder_of(self, request: Request) -> tuple[str | None, int]:
-        """The visitor a genuine pass, ticket or hello cookie names, if any, and the
-        arrival number of its place in line (0 if none)."""
-        session_id = self.pass_of(request)
-        if session_id is not None:
-            return session_id, 0
-        return self.place_of(request) or (self.hello_of(request), 0)
-
-    def pass_for(self, request: Request, visitor_id: str) -> bytes:
-        """The pass cookie of an admitted visitor."""
-        return request.cookie(self.pass_cookie, self.tickets.issue_pass(self.name, visitor_id),
-                              self.settings.session_max_seconds)
-
-    def hello_for(self, request: Request, visitor_id: str) -> bytes:
-        """The hello cookie of a first visit (:data:`~waitingroom.tickets.HELLO_MAX_AGE`)."""
-        return request.cookie(self.hello_cookie, self.tickets.issue_hello(self.name, visitor_id),
-                              HELLO_MAX_AGE)
-
-    def ticket_for(self, request: Request, visitor_id: str, number: int = 0) -> bytes:
-        """The ticket cookie of a visitor holding place ``number`` in line (0: a lane)."""
-        return request.cookie(self.ticket_cookie,
-                              self.tickets.issue_ticket(self.name, visitor_id, number),
-                              self.settings.ticket_max_age_seconds)
-
-    def seen_of(self, request: Request, number: int) -> tuple[int, int] | None:
-        """What the holder of place ``number`` was last told, by whichever process:
-        ``(room time ms, position)``, position 0 if told it was let in; None if unknown
-        (see :mod:`waitingroom.room.told`). Its cookie says, or, for an event stream
-        reconnecting, the last event it got (the later of the two)."""
-        told = read_told(request.cookies.get(self.seen_cookie), number)
-        if request.last_event_id:
-            streamed = read_told(request.last_event_id, number)
-            if told is None or (streamed is not None and streamed > told):
-                told = streamed
-        return told
-
-    def seen_for(self, request: Request, number: int, server_ms: int, position: int) -> bytes:
-        """The cookie recording that place ``number`` was told ``position`` (0: let in)
-        as the line stood at ``server_ms``."""
-        return request.cookie(self.seen_cookie, told_value(number, server_ms, position),
-                              self.settings.ticket_max_age_seconds)
 
     # -- background work ---------------------------------------------------------------
 

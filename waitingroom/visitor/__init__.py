@@ -7,5 +7,5 @@ proof of work (``pow``); their pages (``pages``).
 Keeps: asking is not using (a status answer never starts a session); every
 once-only link is spent in Redis; no redirect leaves the site.
 
-May import: ``room``, ``engine``, ``web`` and the shared modules.
+May import: ``door``, ``room``, ``engine``, ``web`` and the shared modules.
 """

@@ -7,6 +7,7 @@ from __future__ import annotations
 from starlette.responses import Response
 from starlette.types import Receive, Send
 
+from waitingroom.door import cookies
 from waitingroom.room.room import Room
 from waitingroom.web.asgi import NO_STORE, json_response, query_params
 from waitingroom.web.request import Request
@@ -38,9 +39,9 @@ async def here(room: Room, request: Request, receive: Receive, send: Send) -> No
 async def _beacon(
     room: Room, request: Request, receive: Receive, send: Send, *, leaving: bool
 ) -> None:
-    session_id = room.pass_of(request)
+    session_id = cookies.pass_of(room, request)
     closed = leaving and query_params(request.scope).get("closed") == "1"
-    place = room.place_of(request) if session_id is None and closed else None
+    place = cookies.place_of(room, request) if session_id is None and closed else None
     if request.scope["method"] != "POST":
         answer = json_response({"error": "not found"}, 404)
     elif place is not None and place[1]:  # a waiter's page was closed

@@ -10,9 +10,7 @@ import time
 from redis.exceptions import RedisError
 from starlette.types import Receive, Send
 
-from waitingroom.engine import RoomConfig
-from waitingroom.room.room import Room
-from waitingroom.room.standing import (
+from waitingroom.door.standing import (
     Standing,
     config_for,
     stand,
@@ -20,6 +18,8 @@ from waitingroom.room.standing import (
     visitor_message,
     waiting,
 )
+from waitingroom.engine import RoomConfig
+from waitingroom.room.room import Room
 from waitingroom.room.told import told_value
 from waitingroom.status import Status
 from waitingroom.web.answers import busy

@@ -7,6 +7,7 @@ from __future__ import annotations
 from starlette.responses import Response
 from starlette.types import Receive, Send
 
+from waitingroom.door import cookies
 from waitingroom.engine import VisitState
 from waitingroom.room.room import Room
 from waitingroom.tickets import new_visitor_id
@@ -20,7 +21,7 @@ async def redeem(room: Room, request: Request, receive: Receive, send: Send) -> 
     query = query_params(request.scope)
     invite_id = room.tickets.read_invite(query.get("t"), room.name)
     target = same_site(query.get("to"))
-    visitor_id, number = room.holder_of(request)
+    visitor_id, number = cookies.holder_of(room, request)
     visitor_id = visitor_id or new_visitor_id()
     await room.config()
     visit = (await room.engine.places.redeem_invite(room.name, invite_id, visitor_id,
@@ -31,6 +32,6 @@ async def redeem(room: Room, request: Request, receive: Receive, send: Send) -> 
             request.scope, receive, send)
         return
     response = Response(b"", 303, headers={**NO_STORE, "location": target})
-    cookie = (room.pass_for(request, visitor_id) if visit.state is VisitState.ADMITTED
-              else room.ticket_for(request, visitor_id))
+    cookie = (cookies.pass_for(room, request, visitor_id) if visit.state is VisitState.ADMITTED
+              else cookies.ticket_for(room, request, visitor_id))
     await with_cookies(response, [cookie])(request.scope, receive, send)

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 from starlette.responses import Response
 from starlette.types import Receive, Send
 
+from waitingroom.door import cookies
 from waitingroom.engine import VisitState
 from waitingroom.fields import e164, parse_fields, validate
 from waitingroom.room.room import Room
@@ -43,7 +44,7 @@ class Notices:
         """``POST /_wr/notify`` (form or JSON: ``email`` and/or ``phone``, ``to``): tell
         me when it's my turn. The place is kept while the visitor is away. Limited per
         place and per network; numbers must be E.164 (``+447700900123``)."""
-        place = self.room.place_of(request)
+        place = cookies.place_of(self.room, request)
         if request.scope["method"] != "POST" or not self.notifier.enabled:
             answer = json_response({"error": "not found"}, 404)
         elif place is None:
@@ -107,7 +108,7 @@ class Notices:
             return
         response = Response(b"", 303, headers={**NO_STORE,
                                                "location": same_site(query.get("to"))})
-        await with_cookies(response, [room.pass_for(request, visitor_id)])(
+        await with_cookies(response, [cookies.pass_for(room, request, visitor_id)])(
             request.scope, receive, send)
 
     async def send_due(self) -> None:

@@ -13,8 +13,8 @@ import hashlib
 
 from starlette.types import Receive, Send
 
+from waitingroom.door.standing import new_place, status_of
 from waitingroom.room.room import Room
-from waitingroom.room.standing import new_place, status_of
 from waitingroom.tickets import CHALLENGE_MAX_AGE, new_visitor_id
 from waitingroom.visitor.feature_pages import challenge_page
 from waitingroom.web.asgi import html_response, json_response, send_json, small_form

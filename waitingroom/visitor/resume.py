@@ -10,6 +10,7 @@ import segno
 from starlette.responses import Response
 from starlette.types import Receive, Send
 
+from waitingroom.door import cookies
 from waitingroom.room.room import Room
 from waitingroom.tickets import RESUME_MAX_AGE, new_visitor_id
 from waitingroom.visitor.feature_pages import resume_link_page, resume_refused_page
@@ -20,7 +21,7 @@ from waitingroom.web.request import Request, same_site, with_cookies
 async def link(room: Room, request: Request, receive: Receive, send: Send) -> None:
     """``GET /_wr/resume-link?to=/path``: the link and its QR code; JSON
     ``{"url", "expires_in_seconds"}`` for apps."""
-    place = room.place_of(request)
+    place = cookies.place_of(room, request)
     if place is None:
         await json_response({"error": "no place in line to move"}, 404)(
             request.scope, receive, send)
@@ -70,5 +71,5 @@ async def resume(room: Room, request: Request, receive: Receive, send: Send) -> 
         return
     room.line.moved(visit.number)
     response = Response(b"", 303, headers={**NO_STORE, "location": same_site(query.get("to"))})
-    await with_cookies(response, [room.ticket_for(request, new_id, visit.number)])(
+    await with_cookies(response, [cookies.ticket_for(room, request, new_id, visit.number)])(
         request.scope, receive, send)

@@ -7,8 +7,8 @@ import time
 
 from starlette.types import Receive, Send
 
+from waitingroom.door.standing import visitor_message
 from waitingroom.room.room import Room
-from waitingroom.room.standing import visitor_message
 from waitingroom.web.asgi import NO_STORE, html_response, json_response
 from waitingroom.web.renderer import state_words
 from waitingroom.web.request import Request

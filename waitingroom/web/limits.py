@@ -3,7 +3,7 @@ token buckets (notify-me requests per visitor and per network) and caps on thing
 at once (live event streams, an admitted session's requests in flight).
 
 A client that never sends the room's cookie back takes no place at all (see
-``room/standing.py``); one that does could still mint places and records as fast as it
+``door/standing.py``); one that does could still mint places and records as fast as it
 asks, so each network may make only a floor a minute, or a share of what everyone else
 made. Networks, not addresses, are counted (IPv4 /24, IPv6 /48) so one host cannot
 dodge a limit by rotating through its own addresses. Counted per process: behind N

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from waitingroom.door import cookies
 from waitingroom.engine import RoomConfig, Visit, VisitState
 from waitingroom.room.chance import chance_of
 from waitingroom.room.room import Room
@@ -47,16 +48,16 @@ async def stand(room: Room, request: Request, *, join: bool, claim: bool = True)
     """Work out where the visitor stands, taking a place at the back if ``join`` and
     they hold none. ``claim``: the request goes on to the origin if admitted (else the
     visitor is only told: see :meth:`Engine.visit`)."""
-    session_id = room.pass_of(request)
+    session_id = cookies.pass_of(room, request)
     if session_id is not None:
         if await room.sessions.alive(session_id):
             return Standing(session_id, admitted=True)
         # The session ended (idle, maximum, released): back of the line, same id.
         standing = await visit(room, request, session_id, join=join, fresh=True, claim=claim)
         if not standing.admitted:  # else a new pass already replaces the old one
-            standing.set_cookies.append(request.cookie(room.pass_cookie, "", 0))
+            standing.set_cookies.append(request.cookie(cookies.pass_cookie(room), "", 0))
         return standing
-    ticket = request.cookies.get(room.ticket_cookie)
+    ticket = request.cookies.get(cookies.ticket_cookie(room))
     place = room.tickets.read_place(ticket, room.name)
     if place is not None:
         standing = await waiting(room, request, *place, join=join, claim=claim)
@@ -69,13 +70,13 @@ async def stand(room: Room, request: Request, *, join: bool, claim: bool = True)
     # the client has shown it keeps the room's cookie (its hello).
     if room.settings.pow_difficulty:
         raise ChallengeRequired(room)
-    hello = room.hello_of(request)
+    hello = cookies.hello_of(room, request)
     if hello is None:
         return arriving(room, request)
     if not join:
         return Standing(hello, admitted=False, arriving=True)
     standing = await new_place(room, request, hello, claim=claim)
-    standing.set_cookies.append(request.cookie(room.hello_cookie, "", 0))
+    standing.set_cookies.append(request.cookie(cookies.hello_cookie(room), "", 0))
     return standing
 
 
@@ -85,7 +86,7 @@ def arriving(room: Room, request: Request) -> Standing:
     back costs the room nothing)."""
     visitor_id = new_visitor_id()
     return Standing(visitor_id, admitted=False, arriving=True,
-                    set_cookies=[room.hello_for(request, visitor_id)])
+                    set_cookies=[cookies.hello_for(room, request, visitor_id)])
 
 
 async def new_place(room: Room, request: Request, visitor_id: str, *, claim: bool) -> Standing:
@@ -107,7 +108,7 @@ async def waiting(
     something newer by another process (its ``seen`` cookie): one told it was let in
     is asked of Redis (an older copy would send it back to the line), and a copy
     older than the position it was told never shows a later one."""
-    seen = room.seen_of(request, number)
+    seen = cookies.seen_of(room, request, number)
     if seen is not None and seen[1] == 0:  # told it was let in: only Redis knows more
         position = None
     else:
@@ -120,7 +121,8 @@ async def waiting(
     if seen is not None and view.server_ms <= seen[0]:  # an older copy than was told
         position = min(position, seen[1])
     elif seen is None or position != seen[1]:  # told something new: say so
-        standing.set_cookies.append(room.seen_for(request, number, view.server_ms, position))
+        standing.set_cookies.append(cookies.seen_for(room, request, number, view.server_ms,
+                                                     position))
     standing.visit = Visit(VisitState.WAITING, position, view.admitted_total,
                            view.server_ms, number)
     return standing
@@ -139,21 +141,22 @@ async def visit(
     standing = Standing(visitor_id, answer.state is VisitState.ADMITTED, answer)
     if standing.admitted and claim:
         room.sessions.remember(visitor_id, begun=True)
-        standing.set_cookies += [room.pass_for(request, visitor_id),
-                                 request.cookie(room.ticket_cookie, "", 0)]
-        if room.seen_cookie in request.cookies:
-            standing.set_cookies.append(request.cookie(room.seen_cookie, "", 0))
+        standing.set_cookies += [cookies.pass_for(room, request, visitor_id),
+                                 request.cookie(cookies.ticket_cookie(room), "", 0)]
+        if cookies.seen_cookie(room) in request.cookies:
+            standing.set_cookies.append(request.cookie(cookies.seen_cookie(room), "", 0))
     elif standing.admitted:  # only told: every process asks Redis about it from now
         if number:
-            standing.set_cookies.append(room.seen_for(request, number, answer.server_ms, 0))
+            standing.set_cookies.append(cookies.seen_for(room, request, number,
+                                                         answer.server_ms, 0))
     elif answer.state in (VisitState.WAITING, VisitState.PREQUEUE) and (
             fresh or answer.number != number):
-        standing.set_cookies.append(room.ticket_for(request, visitor_id, answer.number))
+        standing.set_cookies.append(cookies.ticket_for(room, request, visitor_id, answer.number))
     elif fresh and answer.state in (VisitState.NO_PLACE, VisitState.FULL):
         # No place, but a name: a form left now (interest in more stock) is theirs.
-        standing.set_cookies.append(room.ticket_for(request, visitor_id, 0))
+        standing.set_cookies.append(cookies.ticket_for(room, request, visitor_id, 0))
     if answer.state is VisitState.WAITING and answer.number:  # a place in line: see waiting
-        standing.set_cookies.append(room.seen_for(request, answer.number, answer.server_ms,
+        standing.set_cookies.append(cookies.seen_for(room, request, answer.number, answer.server_ms,
                                                   answer.position))
     return standing
 
