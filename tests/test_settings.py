@@ -97,11 +97,23 @@ def test_serve_refuses_to_start_and_says_why(args: list[str], env: dict[str, str
      "session_max_seconds: must be at least session_idle_seconds"),
     ({"WAITINGROOM_LEAVE_BEACON": "perhaps"},
      "WAITINGROOM_LEAVE_BEACON: must be true or false, got 'perhaps'"),
+    ({"WAITINGROOM_NETWORK_SHARE": "abc"},  # a type error said as such, not the bounds
+     "WAITINGROOM_NETWORK_SHARE: must be a number, got 'abc'"),
 ])
+
 def test_each_problem_is_said_in_words(environ: dict[str, str], expected: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(environ=environ)
     assert str(caught.value) == expected
+
+
+def test_numbers_and_flags_are_read_as_written() -> None:
+    settings = load_settings(environ={"WAITINGROOM_CAPACITY": " +1_000 ",
+                                      "WAITINGROOM_LEAVE_BEACON": " Off "})
+    assert (settings.capacity, settings.leave_beacon) == (1000, False)
+    for environ in ({"WAITINGROOM_SESSION_RENEWAL": "t"}, {"WAITINGROOM_CAPACITY": "2.0"}):
+        with pytest.raises(ConfigError):
+            load_settings(environ=environ)
 
 
 def test_a_secret_is_never_echoed_in_an_error(tmp_path: Path) -> None:

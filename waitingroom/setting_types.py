@@ -24,10 +24,27 @@ MIN_SECRET_LENGTH = 16
 
 
 def _whole(raw: Any) -> Any:
-    """A whole number as written in a file, a variable or a flag (never true/false)."""
-    if isinstance(raw, bool) or (isinstance(raw, str) and not re.fullmatch(r"\s*-?\d+\s*", raw)):
+    """A whole number as written in a file, a variable or a flag (never true/false, never
+    2.0)."""
+    if isinstance(raw, bool) or not isinstance(raw, int | str):
         raise ValueError(f"must be a whole number, got {raw!r}")
-    return int(raw) if isinstance(raw, str) else raw
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"must be a whole number, got {raw!r}") from None
+
+
+_FLAGS = {"true": True, "1": True, "yes": True, "on": True,
+          "false": False, "0": False, "no": False, "off": False}
+
+
+def _flag(raw: Any) -> Any:
+    """true or false as written (true/false, yes/no, on/off, 1/0, any case)."""
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in _FLAGS:
+        return _FLAGS[raw.strip().lower()]
+    raise ValueError(f"must be true or false, got {raw!r}")
 
 
 def _number(raw: Any) -> Any:
@@ -123,6 +140,7 @@ def _capture_form(spec: str) -> str:
 
 Whole = Annotated[int, BeforeValidator(_whole)]
 Number = Annotated[float, BeforeValidator(_number)]
+Flag = Annotated[bool, BeforeValidator(_flag)]
 Items = Annotated[tuple[str, ...], BeforeValidator(_items)]
 Paths = Annotated[Items, _checked(lambda ps: all(p.startswith("/") for p in ps),
                                   "each pattern must start with /")]

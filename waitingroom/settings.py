@@ -88,6 +88,8 @@ def _problem(error: ErrorDetails, field: FieldInfo | None, *, shows_value: bool)
     if kind in ("too_long", "string_too_long"):
         unit = "characters" if kind == "string_too_long" else "entries"
         return f"at most {context['max_length']} {unit}"
+    if kind.endswith(("_type", "_parsing")) or kind == "int_from_float":
+        return f"must be {_KINDS.get(kind.partition('_')[0], 'valid')}{got}"
     if "ge" in bounds and "le" in bounds:
         return f"must be {bounds['ge']}-{bounds['le']}"
     if "gt" in bounds and "le" in bounds:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from waitingroom.setting_types import (
     AtLeastOne,
     CaptureForm,
+    Flag,
     Folder,
     Paths,
     PemFile,
@@ -97,10 +98,10 @@ class Sessions(Group):
     session_max_seconds: Whole = Field(1800, description=(
         "A session ends this long after it began, however busy (at least "
         "``session_idle_seconds``)."))
-    session_renewal: bool = Field(True, description=(
+    session_renewal: Flag = Field(True, description=(
         "False: fixed-length sessions, each ending ``session_max_seconds`` after its first "
         "request, busy or idle (no idle timeout; the origin's release still ends it)."))
-    leave_beacon: bool = Field(True, description=(
+    leave_beacon: Flag = Field(True, description=(
         "Add ``leave.js`` to the shop's pages as admitted shoppers load them (gzip, "
         "streams and the page's own CSP handled): a closed tab frees its slot in seconds."))
     ticket_max_age_seconds: Whole = Field(86_400, description=(
@@ -110,7 +111,7 @@ class Sessions(Group):
         "Glob patterns of the order flow; empty means every path not open."))
     open_paths: Paths = Field((), description=(
         "Glob patterns that always pass (login, static assets, ...)."))
-    case_insensitive_paths: bool = Field(True, description=(
+    case_insensitive_paths: Flag = Field(True, description=(
         "Gated paths match without regard to case (``/CHECKOUT`` is gated like "
         "``/checkout``), for the many origins that ignore it; open paths are always "
         "exact."))

@@ -26,10 +26,18 @@ ROOM = "launch"
     ({"sales_per_session": 0}, "sales_per_session must be a number 0.01-1000"),
     ({"capcity": 5, "moode": 1}, "unknown fields: capcity, moode"),
     ({}, "changes must be a non-empty object"),
+    ({"capacity": None}, "capacity must be a whole number 1-10000000"),  # not a pin alone
+    ({"mode": None}, "mode must be one of normal, open, closed"),
+    ({"capacity": 5, "capacity_mode": None}, "capacity_mode must be one of fixed, adaptive"),
 ])
 def test_a_bad_change_is_said_in_words(body: dict[str, object], said: str) -> None:
     with pytest.raises(ValueError, match="^" + said):
         RoomChange.parse(body)
+
+
+def test_null_means_something_for_stock_and_message_only() -> None:
+    assert RoomChange.parse({"message": None}).as_config() == []  # left as it is
+    assert RoomChange.parse({"stock": None}).stock == "off"
 
 
 def test_a_capacity_set_by_hand_is_pinned_and_null_stock_stops_counting() -> None:

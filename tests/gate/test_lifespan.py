@@ -1,6 +1,6 @@
 """The middleware starts and stops with the server whatever app it wraps: one that
 ignores the lifespan protocol, one that raises on it, one that speaks it (whose own
-start-up and shutdown still happen)."""
+start-up and shutdown still happen), and two that leave it after the start-up."""
 
 from __future__ import annotations
 
@@ -46,7 +46,24 @@ async def speaks(scope: Scope, receive: Receive, send: Send) -> None:
             return
 
 
-@pytest.mark.parametrize("app", [ignores, raises, speaks])
+async def leaves(scope: Scope, receive: Receive, send: Send) -> None:
+    """An app that starts and then returns, its shutdown never heard."""
+    if scope["type"] != "lifespan":
+        await ignores(scope, receive, send)
+        return
+    await receive()
+    await send({"type": "lifespan.startup.complete"})
+
+
+async def walks_off(scope: Scope, receive: Receive, send: Send) -> None:
+    """An app that reads its start-up and returns without a word."""
+    if scope["type"] != "lifespan":
+        await ignores(scope, receive, send)
+        return
+    await receive()
+
+
+@pytest.mark.parametrize("app", [ignores, raises, speaks, leaves, walks_off])
 async def test_the_room_starts_and_stops_with_the_server_whatever_it_wraps(
         app: Callable[..., object], redis_url: str) -> None:
     said.clear()

@@ -34,6 +34,7 @@ _SAID = {
     "stock": f"stock must be a whole number 0-{MAX_STOCK}, or null to stop counting",
 }
 """What is wrong with a field that is not a bounded whole number or a choice."""
+_NULLABLE = ("stock", "message")
 
 
 class RoomChange(BaseModel):
@@ -89,13 +90,22 @@ class RoomChange(BaseModel):
         unknown = set(data) - set(cls.model_fields)
         if unknown:
             raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
+        nulls = sorted(k for k, v in data.items() if v is None and k not in _NULLABLE)
+        if nulls:  # null is "stop counting" for stock, "leave it" for message: no other
+            raise ValueError(_wording(nulls[0]))
         data = dict(data)
         if "stock" in data and data["stock"] is None:
             data["stock"] = "off"
         if "capacity" in data:
             data.setdefault("capacity_mode", "fixed")
+        return cls.of(**data)
+
+    @classmethod
+    def of(cls, **fields: Any) -> RoomChange:
+        """A change of ``fields`` (None: left as it is); ValueError saying what is wrong,
+        in the admin API's words."""
         try:
-            return cls(**data)
+            return cls(**{k: v for k, v in fields.items() if v is not None})
         except ValidationError as exc:
             raise ValueError(_said(exc)) from None
 
@@ -124,9 +134,13 @@ class RoomChange(BaseModel):
 def _said(exc: ValidationError) -> str:
     """The first thing wrong, in the admin API's words."""
     error = exc.errors()[0]
-    name = str(error["loc"][0]) if error["loc"] else ""
     if error["type"] == "value_error":
         return str(error.get("ctx", {}).get("error", error["msg"]))
+    return _wording(str(error["loc"][0]) if error["loc"] else "")
+
+
+def _wording(name: str) -> str:
+    """What field ``name`` must be."""
     choices = {"mode": MODES, "capture": CAPTURE_MODES, "method": METHODS,
                "capacity_mode": CAPACITY_MODES}
     if name in choices:

@@ -148,9 +148,10 @@ class RoomStore:
              *conditions, *change.as_config())))
 
     async def configure(self, room: str, **fields: Any) -> None:
-        """:meth:`change` ``room`` by ``fields`` (as :class:`RoomChange` takes them),
-        unaudited: the capacity planner's private Redis, and tests."""
-        await self.change(room, "", "", RoomChange(**fields), audited=False)
+        """:meth:`change` ``room`` by ``fields`` (as :meth:`RoomChange.of` takes them;
+        ValueError saying what is wrong), unaudited: the capacity planner's private
+        Redis, and tests."""
+        await self.change(room, "", "", RoomChange.of(**fields), audited=False)
 
     async def set_clock(self, room: str, now_ms: int) -> None:
         """Run ``room`` on simulated time from now on: the capacity planner's private

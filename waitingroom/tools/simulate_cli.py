@@ -83,7 +83,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     started = time.monotonic()
     if args.exact:
-        outcome = asyncio.run(simulate.plan_launch(plan, _Progress(plan, started)))
+        try:
+            outcome = asyncio.run(simulate.plan_launch(plan, _Progress(plan, started)))
+        except ValueError as exc:  # a value the room itself refuses (a capacity past 10M)
+            print(f"waitingroom: {exc}", file=sys.stderr)
+            return 2
     else:
         outcome = model.model_launch(plan)
     how = "the room's own scripts" if args.exact else "the quick model (--exact: the scripts)"

@@ -18,29 +18,35 @@ async def around_lifespan(app: ASGIApp, scope: Scope, receive: Receive, send: Se
                           shutdown: Callable[[], Awaitable[None]]) -> None:
     """Run ``app``'s lifespan with ``startup`` done as the server's start-up message
     arrives (before the app's own) and ``shutdown`` as its shutdown message does. If
-    ``app`` ends, or raises, without having asked for a message, speak the protocol in
-    its place, so ours still run."""
-    asked = False
+    ``app`` leaves the protocol before its end (it returns, or raises before asking for
+    a message, or returns after its start-up), finish it in its place, so ours run."""
+    received: set[str] = set()
+    sent: set[str] = set()
 
     async def ours_first() -> Message:
-        nonlocal asked
         message = await receive()
-        asked = True
+        received.add(message["type"])
         if message["type"] == "lifespan.startup":
             await startup()
         elif message["type"] == "lifespan.shutdown":
             await shutdown()
         return message
 
+    async def noted(message: Message) -> None:
+        sent.add(message["type"])
+        await send(message)
+
     try:
-        await app(scope, ours_first, send)
+        await app(scope, ours_first, noted)
     except Exception:
-        if asked:
+        if received:
             raise
         logger.debug("the app does not speak the lifespan protocol", exc_info=True)
-    if asked:
+    if "lifespan.shutdown" in received or "lifespan.startup.failed" in sent:
         return
-    while True:  # the app did not: we do
+    if "lifespan.startup" in received and "lifespan.startup.complete" not in sent:
+        await send({"type": "lifespan.startup.complete"})
+    while True:  # the app has left: we go on
         message = await ours_first()
         if message["type"] == "lifespan.startup":
             await send({"type": "lifespan.startup.complete"})
