@@ -112,7 +112,7 @@ class WaitingRoomMiddleware:
                     limits=self.limits, capacity=capacity, message=message, capture=capture,
                     planned=planned)
         room.every_tick(partial(self._sample_for_dashboard, room))
-        return RoomGate(self.app, room)
+        return RoomGate(self.app, room, self.pages)
 
     def _created_gate(self, room: RoomDefinition) -> RoomGate:
         return self._gate(room.name, capacity=room.capacity)
@@ -157,14 +157,14 @@ class WaitingRoomMiddleware:
             gate = await self.rooms.for_path(path)
         except RedisError as exc:  # only before the room registry was first read
             logger.warning("redis unavailable while routing %s: %s", path, exc)
-            await self.rooms.default.without_redis(Request.parse(scope, self.pages, incoming, rid),
-                                                   receive, send)
+            request = Request.parse(scope, self.pages.languages, incoming, rid)
+            await self.rooms.default.without_redis(request, receive, send)
             return
         if gate is None:
             await self.app(forwarded(scope, incoming, rid), receive, without_room_headers(send))
         else:
             started = time.perf_counter()
-            await gate(Request.parse(scope, self.pages, incoming, rid), receive, send)
+            await gate(Request.parse(scope, self.pages.languages, incoming, rid), receive, send)
             LATENCIES.observe("gated", time.perf_counter() - started)
 
     async def _reserved_path(self, scope: Scope, path: str, receive: Receive,
@@ -178,7 +178,7 @@ class WaitingRoomMiddleware:
         if asset is not None:
             await _static(asset)(scope, receive, send)
             return
-        request = Request.parse(scope, self.pages)
+        request = Request.parse(scope, self.pages.languages)
         try:
             if path == "/_wr/health":
                 await self._health(request, receive, send)
@@ -202,11 +202,12 @@ class WaitingRoomMiddleware:
                 await json_response({"error": "not found"}, 404)(scope, receive, send)
         except RedisError as exc:  # every handler answers only after its Redis work
             logger.warning("redis unavailable for %s: %s", path, exc)
-            await unavailable(request, receive, send)
+            await unavailable(self.pages, request, receive, send)
         except TooManyNewPlaces:
-            await too_many_new_places(request, self.limits.new_places, receive, send)
+            await too_many_new_places(self.pages, request, self.limits.new_places, receive,
+                                      send)
         except ChallengeRequired as needed:
-            await challenge(needed.room, request, receive, send)
+            await challenge(needed.room, self.pages, request, receive, send)
         except BadRequest as bad:
             await json_response({"error": str(bad)}, 400)(scope, receive, send)
         except ClientGone:

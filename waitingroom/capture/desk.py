@@ -35,6 +35,7 @@ from waitingroom.web.asgi import (
 )
 from waitingroom.web.i18n import N_
 from waitingroom.web.limits import NetworkShare
+from waitingroom.web.renderer import Pages
 from waitingroom.web.request import Request
 
 logger = logging.getLogger("waitingroom.capture")
@@ -61,9 +62,11 @@ class CaptureDesk:
 
     def __init__(
         self, *, settings: Settings, room: str, engine: Engine, tickets: Tickets,
-        fields: tuple[CaptureField, ...], records: NetworkShare, interest: bool = False,
+        fields: tuple[CaptureField, ...], records: NetworkShare, pages: Pages,
+        interest: bool = False,
     ) -> None:
         self.room = room
+        self.pages = pages
         self.records = records
         """The share of details each network may leave (per process)."""
         self.engine = engine
@@ -85,7 +88,7 @@ class CaptureDesk:
         token. ``notice`` is a message; ``errors`` are :data:`waitingroom.fields.ERRORS`
         codes."""
         csrf = self.tickets.issue_csrf(self.room, visitor_id)
-        languages = request.pages.languages
+        languages = request.languages
         if request.wants_json:
             by_name = {f.name: f for f in self.fields}
             body = {**status.as_dict(), "csrf": csrf,
@@ -97,7 +100,7 @@ class CaptureDesk:
             if notice:
                 body["error"] = notice
             return json_response(body, status_code)
-        html = form_pages.capture_page(request.pages, self.fields, csrf=csrf, values=values,
+        html = form_pages.capture_page(self.pages, self.fields, csrf=csrf, values=values,
                                   errors=errors, lang=request.language(), status=status,
                                   notice=notice, here=here, interest=self.interest)
         return html_response(html, status_code)
@@ -141,7 +144,7 @@ class CaptureDesk:
                              notice=TOO_MANY)
         if request.wants_json:
             return json_response({"state": "captured", "reference": reference})
-        return html_response(form_pages.captured_page(request.pages, reference, request.language(),
+        return html_response(form_pages.captured_page(self.pages, reference, request.language(),
                                                  interest=self.interest))
 
     async def _store(

@@ -42,7 +42,7 @@ from waitingroom.web.asgi import (
 )
 from waitingroom.web.histogram import LATENCIES
 from waitingroom.web.page_script import PageScript, editable_encodings, is_navigation
-from waitingroom.web.renderer import RoomLook
+from waitingroom.web.renderer import Pages, RoomLook
 from waitingroom.web.request import Request, with_cookies
 
 logger = logging.getLogger("waitingroom")
@@ -52,24 +52,27 @@ class RoomGate:
     """Gate one room's order flow: FCFS admission up to the room's live capacity.
     Also holds the room's own endpoints (:attr:`routes`)."""
 
-    def __init__(self, app: ASGIApp, room: Room) -> None:
+    def __init__(self, app: ASGIApp, room: Room, pages: Pages) -> None:
         self.app = app
         self.room = room
+        self.pages = pages
+        """The visitor's pages, rendered."""
         settings = room.settings
         self.desk = CaptureDesk(settings=settings, room=room.name, engine=room.engine,
                                 tickets=room.tickets, records=room.limits.records,
-                                fields=parse_fields(settings.capture_fields))
+                                fields=parse_fields(settings.capture_fields), pages=pages)
         self.interest = CaptureDesk(settings=settings, room=room.name, engine=room.engine,
                                     tickets=room.tickets, records=room.limits.records,
-                                    fields=parse_fields(settings.capture_fields), interest=True)
+                                    fields=parse_fields(settings.capture_fields), interest=True,
+                                    pages=pages)
         """The same form, for details left to hear if more stock comes in."""
-        self.notices = Notices(room)
+        self.notices = Notices(room, pages)
         room.every_tick(self.desk.drain_spool)
         room.every_tick(self.interest.drain_spool)
         room.every_tick(self.notices.send_due)
         room.every_tick(self.notices.tell_restock)
-        self.routes: dict[str, Handler] = room_routes(room, self.desk, self.interest,
-                                                      self.notices)
+        self.routes: dict[str, Handler] = room_routes(room, pages, self.desk,
+                                                      self.interest, self.notices)
         """The room's own endpoints under ``/_wr/``, by path."""
         self.look = RoomLook(settings.grace_seconds, self.notices.notifier.enabled,
                              settings.session_idle_seconds, settings.session_max_seconds)
@@ -93,10 +96,11 @@ class RoomGate:
             await self.without_redis(request, receive, send)
             return
         except TooManyNewPlaces:
-            await too_many_new_places(request, room.limits.new_places, receive, send)
+            await too_many_new_places(self.pages, request, room.limits.new_places, receive,
+                                      send)
             return
         except ChallengeRequired:
-            await challenge(room, request, receive, send)
+            await challenge(room, self.pages, request, receive, send)
             return
         if not standing.arriving and room.capturing(config) and not (
                 standing.admitted and await room.may_probe(config)):
@@ -112,18 +116,18 @@ class RoomGate:
             if request.wants_json:
                 response = scripts_answer(room, status)
             elif status.state == "arriving":
-                response = html_response(request.pages.arriving(request.language()),
+                response = html_response(self.pages.arriving(request.language()),
                                          headers={**NO_STORE, STATE_HEADER: "arriving"})
             elif status.state == "closed":
-                response = html_response(request.pages.closed(status, request.language()))
+                response = html_response(self.pages.closed(status, request.language()))
             elif status.state == "sold_out" and status.position is None:
-                response = html_response(request.pages.sold_out(status, request.language()))
+                response = html_response(self.pages.sold_out(status, request.language()))
             elif status.state == "full":
-                response = html_response(request.pages.full(status, request.language()))
+                response = html_response(self.pages.full(status, request.language()))
             elif status.state == "moved":
-                response = html_response(moved_page(request.pages, request.language()))
+                response = html_response(moved_page(self.pages, request.language()))
             else:
-                body = request.pages.queue(status, look=self.look, lang=request.language(),
+                body = self.pages.queue(status, look=self.look, lang=request.language(),
                                            here=request.here())
                 response = html_response(body, headers=headers)
             standing.set_cookies += request.language_cookie()
@@ -237,7 +241,7 @@ class RoomGate:
         elif policy == "open":
             await self.app(request.forwarded(), receive, without_room_headers(send))
         else:
-            await unavailable(request, receive, send)
+            await unavailable(self.pages, request, receive, send)
 
     async def aclose(self) -> None:
         """Stop the room's background work (the engine is the caller's to close)."""

@@ -13,10 +13,11 @@ from waitingroom.room.room import Room
 from waitingroom.tickets import new_visitor_id
 from waitingroom.visitor.feature_pages import invite_refused_page
 from waitingroom.web.asgi import NO_STORE, html_response, query_params
+from waitingroom.web.renderer import Pages
 from waitingroom.web.request import Request, same_site, with_cookies
 
 
-async def redeem(room: Room, request: Request, receive: Receive, send: Send) -> None:
+async def redeem(room: Room, pages: Pages, request: Request, receive: Receive, send: Send) -> None:
     """Use the invite for the caller (giving up any place held), then go on to ``to``."""
     query = query_params(request.scope)
     invite_id = room.tickets.read_invite(query.get("t"), room.name)
@@ -28,7 +29,7 @@ async def redeem(room: Room, request: Request, receive: Receive, send: Send) -> 
                                                     number=number)
              if invite_id else None)
     if visit is None:
-        await html_response(invite_refused_page(request.pages, request.language()), 403)(
+        await html_response(invite_refused_page(pages, request.language()), 403)(
             request.scope, receive, send)
         return
     response = Response(b"", 303, headers={**NO_STORE, "location": target})

@@ -25,6 +25,7 @@ from waitingroom.web.asgi import (
     query_params,
     small_form,
 )
+from waitingroom.web.renderer import Pages
 from waitingroom.web.request import Request, same_site, with_cookies
 
 _NOTIFY_FIELDS = parse_fields("email:email,phone:phone")
@@ -33,8 +34,9 @@ _NOTIFY_FIELDS = parse_fields("email:email,phone:phone")
 class Notices:
     """One room's notify-me requests: taken, kept, and sent when their turn comes."""
 
-    def __init__(self, room: Room) -> None:
+    def __init__(self, room: Room, pages: Pages) -> None:
         self.room = room
+        self.pages = pages
         self.notifier = Notifier(room.settings)
         self._sending: set[asyncio.Task[None]] = set()
         self._restock_told = 0
@@ -74,7 +76,7 @@ class Notices:
         if errors and not request.wants_json:  # the form again, saying what is wrong
             lang = request.language()
             said = "; ".join(_said(request, name, code, lang) for name, code in errors.items())
-            return html_response(notify_page(request.pages, lang, room=room.name, here=target,
+            return html_response(notify_page(self.pages, lang, room=room.name, here=target,
                                              error=said), 400)
         if errors:
             return json_response({"error": "check the fields", "errors": {
@@ -90,7 +92,7 @@ class Notices:
             return json_response({"state": "notify", "email": values.get("email") or None,
                                   "phone": values.get("phone") or None})
         return html_response(notify_page(
-            request.pages, request.language(), here=target,
+            self.pages, request.language(), here=target,
             claim_minutes=max(1, room.settings.notify_claim_seconds // 60)))
 
     async def claim(self, request: Request, receive: Receive, send: Send) -> None:
@@ -103,7 +105,7 @@ class Notices:
                                                          ttl_seconds=CLAIM_MAX_AGE):
             visit = await room.engine.visit(room.name, visitor_id, join=False)
         if visitor_id is None or visit is None or visit.state is not VisitState.ADMITTED:
-            await html_response(resume_refused_page(request.pages, request.language()), 403)(
+            await html_response(resume_refused_page(self.pages, request.language()), 403)(
                 request.scope, receive, send)
             return
         response = Response(b"", 303, headers={**NO_STORE,
@@ -172,5 +174,5 @@ def _checked(fields: dict[str, str], unreadable: str) -> tuple[dict[str, str], d
 
 def _said(request: Request, name: str, code: str, lang: str) -> str:
     """Field ``name``'s error code in words (an unreadable form's words are its own)."""
-    return request.pages.languages.field_error(
+    return request.languages.field_error(
         code, lang, next((f.max_length for f in _NOTIFY_FIELDS if f.name == name), 0))

@@ -19,6 +19,7 @@ from waitingroom.tickets import CHALLENGE_MAX_AGE, new_visitor_id
 from waitingroom.visitor.feature_pages import challenge_page
 from waitingroom.web.asgi import html_response, json_response, send_json, small_form
 from waitingroom.web.paths import RESERVED_PREFIX
+from waitingroom.web.renderer import Pages
 from waitingroom.web.request import Request
 
 MAX_DIFFICULTY = 24
@@ -40,7 +41,8 @@ def solve(challenge: str, difficulty: int) -> str:
     return str(nonce)
 
 
-async def challenge(room: Room, request: Request, receive: Receive, send: Send) -> None:
+async def challenge(room: Room, pages: Pages, request: Request, receive: Receive,
+                    send: Send) -> None:
     """Answer a newcomer with a proof-of-work challenge instead of a place."""
     token = room.tickets.issue_challenge(room.name, new_visitor_id())
     difficulty = room.settings.pow_difficulty
@@ -51,12 +53,13 @@ async def challenge(room: Room, request: Request, receive: Receive, send: Send) 
              "solve": "POST /_wr/pow with challenge and nonce, where SHA-256 of "
                       "'challenge:nonce' starts with difficulty zero bits"}, 403)
     else:
-        response = html_response(challenge_page(request.pages, request.language(),
+        response = html_response(challenge_page(pages, request.language(),
                                                 room.name, token, difficulty))
     await response(request.scope, receive, send)
 
 
-async def proof_of_work(room: Room, request: Request, receive: Receive, send: Send) -> None:
+async def proof_of_work(room: Room, pages: Pages, request: Request, receive: Receive,
+                        send: Send) -> None:
     """``POST /_wr/pow``: a solved challenge (form or JSON) buys one new place."""
     if request.scope["method"] != "POST":
         await json_response({"error": "method not allowed"}, 405)(

@@ -15,10 +15,11 @@ from waitingroom.room.room import Room
 from waitingroom.tickets import RESUME_MAX_AGE, new_visitor_id
 from waitingroom.visitor.feature_pages import resume_link_page, resume_refused_page
 from waitingroom.web.asgi import NO_STORE, html_response, json_response, query_params
+from waitingroom.web.renderer import Pages
 from waitingroom.web.request import Request, same_site, with_cookies
 
 
-async def link(room: Room, request: Request, receive: Receive, send: Send) -> None:
+async def link(room: Room, pages: Pages, request: Request, receive: Receive, send: Send) -> None:
     """``GET /_wr/resume-link?to=/path``: the link and its QR code; JSON
     ``{"url", "expires_in_seconds"}`` for apps."""
     place = cookies.place_of(room, request)
@@ -35,7 +36,7 @@ async def link(room: Room, request: Request, receive: Receive, send: Send) -> No
     else:
         url = request.site(room.settings.public_url) + "/_wr/resume?" + params
         response = html_response(resume_link_page(
-            request.pages, url, "/_wr/qr.svg?" + params, request.language(), room=room.name,
+            pages, url, "/_wr/qr.svg?" + params, request.language(), room=room.name,
             back=same_site(query.get("to")), here="/_wr/resume-link?" + urlencode(
                 {"room": room.name, "to": same_site(query.get("to"))})))
     await response(request.scope, receive, send)
@@ -56,7 +57,7 @@ async def qr(room: Room, request: Request, receive: Receive, send: Send) -> None
                    media_type="image/svg+xml")(request.scope, receive, send)
 
 
-async def resume(room: Room, request: Request, receive: Receive, send: Send) -> None:
+async def resume(room: Room, pages: Pages, request: Request, receive: Receive, send: Send) -> None:
     """``GET /_wr/resume?t=…&to=/path`` on the new device: the place moves here, at
     the same position; the old device is told it moved. Each link works once."""
     query = query_params(request.scope)
@@ -66,7 +67,7 @@ async def resume(room: Room, request: Request, receive: Receive, send: Send) -> 
         room.name, old[0], new_id, number=old[1],
         marker_seconds=room.settings.ticket_max_age_seconds) if old else None)
     if visit is None:
-        await html_response(resume_refused_page(request.pages, request.language()), 403)(
+        await html_response(resume_refused_page(pages, request.language()), 403)(
             request.scope, receive, send)
         return
     room.line.moved(visit.number)

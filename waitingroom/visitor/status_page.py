@@ -10,11 +10,12 @@ from starlette.types import Receive, Send
 from waitingroom.door.standing import visitor_message
 from waitingroom.room.room import Room
 from waitingroom.web.asgi import NO_STORE, html_response, json_response
-from waitingroom.web.renderer import state_words
+from waitingroom.web.renderer import Pages, state_words
 from waitingroom.web.request import Request
 
 
-async def status_page(room: Room, request: Request, receive: Receive, send: Send) -> None:
+async def status_page(room: Room, pages: Pages, request: Request, receive: Receive,
+                      send: Send) -> None:
     """The room's state in words and the operator's message. Cacheable for 5 s."""
     config = await room.config()
     if config.mode in ("open", "closed"):
@@ -40,7 +41,7 @@ async def status_page(room: Room, request: Request, receive: Receive, send: Send
         headers = ({**NO_STORE} if remember else
                    {**headers, "vary": "Accept-Language, Cookie"})
         response = html_response(
-            request.pages.status(state, visitor_message(config, request) or "",
+            pages.status(state, visitor_message(config, request) or "",
                               config.message_at_ms,
                               request.language(), request.here()), headers=headers)
         response.raw_headers += [(b"set-cookie", c) for c in remember]

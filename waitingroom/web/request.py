@@ -12,8 +12,7 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from waitingroom.web.asgi import safe_location, same_origin_path
-from waitingroom.web.i18n import LANGUAGE_COOKIE
-from waitingroom.web.renderer import Pages
+from waitingroom.web.i18n import LANGUAGE_COOKIE, Languages
 from waitingroom.web.request_id import REQUEST_ID_HEADER
 
 _SCRIPTED = {b"sec-fetch-dest": b"empty", b"x-requested-with": b"xmlhttprequest"}
@@ -25,8 +24,8 @@ class Request:
     """The parts of a request the waiting room reads, parsed once."""
 
     scope: Scope
-    pages: Pages
-    """The waiting room's pages and languages, to answer in."""
+    languages: Languages
+    """The languages the waiting room speaks (the visitor's is picked from them)."""
     cookies: dict[str, str]
     wants_json: bool
     """A script asked (``fetch``/XHR: ``Sec-Fetch-Dest: empty`` or ``X-Requested-With:
@@ -43,7 +42,7 @@ class Request:
     _language: str = ""  # worked out once, on first use
 
     @classmethod
-    def parse(cls, scope: Scope, pages: Pages, incoming_id: bytes | None = None,
+    def parse(cls, scope: Scope, languages: Languages, incoming_id: bytes | None = None,
               rid: str = "") -> Request:
         """Read the cookies and the ``Accept`` headers of ``scope``."""
         cookie = accept = accept_language = last_event_id = ""
@@ -60,7 +59,7 @@ class Request:
             elif name == b"last-event-id":
                 last_event_id = value.decode("latin-1")
         wants_json = scripted or ("application/json" in accept and "text/html" not in accept)
-        return cls(scope, pages, cookie_parser(cookie) if cookie else {}, wants_json,
+        return cls(scope, languages, cookie_parser(cookie) if cookie else {}, wants_json,
                    scope.get("scheme") in ("https", "wss"), incoming_id, rid,
                    accept_language, last_event_id)
 
@@ -70,12 +69,12 @@ class Request:
         if b"lang=" not in query:
             return None
         lang = dict(parse_qsl(query.decode("latin-1"))).get("lang")
-        return lang if lang in self.pages.languages else None
+        return lang if lang in self.languages else None
 
     def language(self) -> str:
         """The language to answer this visitor's pages in."""
         if not self._language:
-            self._language = self.pages.languages.pick(
+            self._language = self.languages.pick(
                 self.chosen_language() or self.cookies.get(LANGUAGE_COOKIE),
                 self.accept_language)
         return self._language
