@@ -5,7 +5,7 @@ encoded, and forms whose bytes are not the text they claim to be."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from urllib.parse import quote
 
 import httpx
@@ -25,15 +25,12 @@ def _client(app: WaitingRoomMiddleware, host: str = "shop.test") -> httpx.AsyncC
 
 
 @pytest.fixture
-async def notifying(make_settings: Callable[..., Settings]) -> AsyncIterator[
-        WaitingRoomMiddleware]:
+def notifying(make_room: Callable[..., WaitingRoomMiddleware]) -> WaitingRoomMiddleware:
     """Capacity 1 (held by nobody yet), notify-me by webhook, public_url set."""
-    room = WaitingRoomMiddleware(Origin(), settings=make_settings(
+    return make_room(
         capacity=1, gated_paths=("/checkout*",), notify_webhook_url="http://127.0.0.1:9/hook",
         notify_webhook_secret="webhook-secret-0123456789", public_url="https://shop.example",
-        notify_per_hour_per_visitor=2, notify_per_hour_per_network=3))
-    yield room
-    await room.aclose()
+        notify_per_hour_per_visitor=2, notify_per_hour_per_network=3)
 
 
 # 9. Links sent elsewhere are built on public_url; notify-me is bounded and validated.
@@ -127,12 +124,8 @@ async def test_a_query_that_is_not_utf8_gets_400(make_settings: Callable[..., Se
 # 11. A capture is stored exactly as sent, or not at all.
 
 @pytest.fixture
-async def capturing(make_settings: Callable[..., Settings]) -> AsyncIterator[
-        WaitingRoomMiddleware]:
-    room = WaitingRoomMiddleware(Origin(), settings=make_settings(
-        capacity=1, capture="on", capture_fields=FIELDS))
-    yield room
-    await room.aclose()
+def capturing(make_room: Callable[..., WaitingRoomMiddleware]) -> WaitingRoomMiddleware:
+    return make_room(capacity=1, capture="on", capture_fields=FIELDS)
 
 
 @pytest.mark.parametrize(("body", "content_type"), [
