@@ -53,7 +53,7 @@ class _Launch:
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self.rng = random.Random(plan.seed)
-        self.hazard = -math.log(1 - plan.abandon_per_minute) / 60
+        self.hazard = plan.give_up_hazard
         self.outcome = Outcome()
         self.arrived: list[float] = []
         self.let_in: set[int] = set()

@@ -138,6 +138,12 @@ class Plan:
     """Adaptive capacity between these bounds (None: the capacity is fixed)."""
     adaptive_interval_seconds: int = 5
 
+    @property
+    def give_up_hazard(self) -> float:
+        """Those waiting give up at this constant rate a second (so patience is
+        exponential), from the share who give up each minute."""
+        return -math.log(1 - self.abandon_per_minute) / 60
+
     def steps_due(self, after: float, until: float) -> list[PlannedStep]:
         """The steps due in (``after``, ``until``] seconds, in time order."""
         return sorted((s for s in self.steps if after < s.minute * 60 <= until),

@@ -59,8 +59,7 @@ class _Run:
     def __init__(self, plan: Plan, engine: Engine) -> None:
         self.plan, self.engine = plan, engine
         self.rng = random.Random(plan.seed)
-        # Giving up at a constant hazard: patience is exponentially distributed.
-        self.hazard = -math.log(1 - plan.abandon_per_minute) / 60
+        self.hazard = plan.give_up_hazard
         self.outcome = Outcome()
         # (next poll, arrived, gives up, id, arrival number of the place held)
         self.polls: list[tuple[float, float, float, str, int]] = []
