@@ -4,6 +4,7 @@ every writer, written and audited in one step, made only while its conditions ho
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 
@@ -108,3 +109,22 @@ async def test_concurrent_changes_each_audit_what_they_did(engine: Engine) -> No
         e["after"]["capacity"] for e in entries[:-1]]  # type: ignore[index]
     assert await engine.redis.hget(room_keys(ROOM).config, "capacity") == str(
         entries[-1]["after"]["capacity"]).encode()  # type: ignore[index]
+
+
+async def test_the_audit_and_the_config_tell_one_story(engine: Engine) -> None:
+    """change.lua types the config hash for the audit as RoomStore.config does for the
+    dashboard and the CLI: after a change of every live field, each audited value is
+    the one the config reads, and the audit knows every field of RoomConfig (a field
+    added in Python and not in the script would be missing from the audit)."""
+    await engine.rooms.seed(ROOM, capacity=5)
+    change = RoomChange.parse({
+        "capacity": 9, "paused": True, "mode": "closed", "message": "Soon",
+        "messages": {"de": "Bald"}, "capture": "on", "rate": 60, "start_at_ms": 1_000,
+        "stock": 3, "max_waiting": 50, "sales_per_session": 1.5, "method": "random",
+        "capacity_mode": "adaptive", "capacity_min": 2, "capacity_max": 40})
+    await engine.rooms.change(ROOM, "ops", "update", change)
+    after = (await engine.rooms.read_audit(ROOM))[0]["after"]
+    config = dataclasses.asdict(await engine.rooms.config(ROOM))
+    assert isinstance(after, dict)
+    assert {k: config[k] for k in after} == after
+    assert set(after) | {"restocked_at_ms", "next_step_ms"} == set(config)
