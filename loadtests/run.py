@@ -58,7 +58,8 @@ def main() -> int:
             url, shop_url, redis_url = args.url.rstrip("/"), None, ""
             token = os.environ.get("WAITINGROOM_ADMIN_TOKEN", "").rpartition(":")[2]
         else:
-            url, shop_url, redis_url = stack.enter_context(_demo_stack(args.capacity))
+            url, shop_url, redis_url = stack.enter_context(
+                _demo_stack(args.capacity, args.session_idle_seconds))
             token = ADMIN_TOKEN.rpartition(":")[2]
         sampler = _Sampler(url, shop_url, token, None if args.url else redis_url)
         sampler.start()
@@ -83,6 +84,9 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--capacity", type=int, default=20,
                         help="the demo shop's checkout capacity (demo stack only)")
     parser.add_argument("--think-seconds", type=float, default=3.0)
+    parser.add_argument("--session-idle-seconds", type=int, default=30,
+                        help="the room's session_idle_seconds: how long a shopper who "
+                             "leaves without ordering holds a session (demo stack only)")
     parser.add_argument("--drain-seconds", type=float, default=120,
                         help="after the run, how long those still in line may take to be "
                              "served (no new shoppers meanwhile)")
@@ -98,16 +102,17 @@ def _arguments() -> argparse.Namespace:
 
 
 @contextmanager
-def _demo_stack(capacity: int) -> Iterator[tuple[str, str, str]]:
+def _demo_stack(capacity: int, idle_seconds: int) -> Iterator[tuple[str, str, str]]:
     """Redis, the demo shop and ``waitingroom serve`` in front of it; yields the room's,
     the shop's and Redis's URLs."""
     with RedisServer() as redis_server, \
             server([*uvicorn_app("loadtests.run:demo_shop"), "--factory"],
-                   {"WR_LOAD_CAPACITY": str(capacity)}) as shop_url:
+                   {"WR_LOAD_CAPACITY": str(capacity),
+                    "WR_LOAD_IDLE_SECONDS": str(idle_seconds)}) as shop_url:
         env = {"WAITINGROOM_SECRET": SECRET, "WAITINGROOM_REDIS_URL": redis_server.url,
                "WAITINGROOM_ORIGIN": shop_url, "WAITINGROOM_CAPACITY": str(capacity),
                "WAITINGROOM_GATED_PATHS": "/checkout*", "WAITINGROOM_ADMIN_TOKEN": ADMIN_TOKEN,
-               "WAITINGROOM_SESSION_IDLE_SECONDS": "30",
+               "WAITINGROOM_SESSION_IDLE_SECONDS": str(idle_seconds),
                "WAITINGROOM_CAPTURE": "off",  # this measures queueing, not the breaker
                # Locust's shoppers all come from this machine: one network, which the
                # room would hold to its share of new places (docs/loadtesting.md).
@@ -120,10 +125,12 @@ def _demo_stack(capacity: int) -> Iterator[tuple[str, str, str]]:
 
 def demo_shop() -> object:
     """App factory for the demo shop process (its sessions idle out a second before
-    the room's 30 s, so a slot the room hands on is free at the shop too)."""
+    the room's, so a slot the room hands on is free at the shop too)."""
     from waitingroom.tools.demo import DemoShop
 
-    return DemoShop(capacity=int(os.environ["WR_LOAD_CAPACITY"]), session_idle_seconds=29).app
+    idle_seconds = max(1, int(os.environ["WR_LOAD_IDLE_SECONDS"]) - 1)
+    return DemoShop(capacity=int(os.environ["WR_LOAD_CAPACITY"]),
+                    session_idle_seconds=idle_seconds).app
 
 
 class _Sampler(threading.Thread):

@@ -29,6 +29,7 @@ def test_a_short_launch_spike_passes_and_reports(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "loadtests/run.py"), "--seconds", "8", "--base-users", "4",
          "--peak-users", "30", "--capacity", "4", "--think-seconds", "0.5", "--workers", "2",
+         "--session-idle-seconds", "5",
          "--out", str(tmp_path)], capture_output=True, text=True, timeout=180, cwd=ROOT)
     verdict = (tmp_path / "verdict.txt").read_text() if (tmp_path / "verdict.txt").exists() \
         else result.stdout + result.stderr
@@ -77,7 +78,7 @@ def test_make_soak_as_documented_finds_its_own_figures(tmp_path: Path) -> None:
     command[1] = str(ROOT / command[1])  # loadtests/run.py, from wherever we are
     result = subprocess.run(
         [*command, "--seconds", "8", "--base-users", "3", "--peak-users", "20",
-         "--capacity", "4", "--think-seconds", "0.5"],
+         "--capacity", "4", "--think-seconds", "0.5", "--session-idle-seconds", "5"],
         capture_output=True, text=True, timeout=120, cwd=tmp_path)
     out = tmp_path / command[command.index("--out") + 1]
     verdict = (out / "verdict.txt").read_text()
