@@ -31,12 +31,11 @@ JSON = {"accept": "application/json"}
 
 @pytest.mark.slow
 async def test_slow_then_stalled_redis_costs_time_not_places_or_the_cap(
-    redis_server: RedisServer, redis_url: str, make_settings: Callable[..., Settings],
+    redis_server: RedisServer, redis_url: str, make_room: Callable[..., WaitingRoomMiddleware],
 ) -> None:
     origin = Origin()
     async with FaultyLink(redis_server.port) as link:
-        room = WaitingRoomMiddleware(origin, settings=make_settings(
-            redis_url=link.url, capacity=3, gated_paths=("/checkout*",)))
+        room = make_room(origin, redis_url=link.url, capacity=3, gated_paths=("/checkout*",))
         transport = httpx.ASGITransport(app=room)
         visitors = [Browser(transport=transport, base_url="http://shop.test",
                                       headers=JSON) for _ in range(12)]
@@ -82,12 +81,11 @@ async def test_slow_then_stalled_redis_costs_time_not_places_or_the_cap(
 
 @pytest.mark.slow
 async def test_redis_killed_and_restarted_mid_launch_loses_no_place_or_session(
-    make_settings: Callable[..., Settings],
+    make_room: Callable[..., WaitingRoomMiddleware],
 ) -> None:
     origin = Origin()
     with RedisServer(appendfsync="always") as server:
-        room = WaitingRoomMiddleware(origin, settings=make_settings(
-            redis_url=server.url, capacity=2, gated_paths=("/checkout*",)))
+        room = make_room(origin, redis_url=server.url, capacity=2, gated_paths=("/checkout*",))
         transport = httpx.ASGITransport(app=room)
         visitors = [Browser(transport=transport, base_url="http://shop.test",
                                       headers=JSON) for _ in range(6)]
@@ -179,29 +177,25 @@ async def test_an_origin_resetting_connections_gets_visitors_a_502_and_opens_the
 @pytest.mark.parametrize(("policy", "expected"), [
     ("closed", [503, 503]), ("passes", [200, 503]), ("open", [200, 200])])
 async def test_redis_down_policy_decides_who_gets_through(
-    make_settings: Callable[..., Settings], policy: str, expected: list[int],
+    make_room: Callable[..., WaitingRoomMiddleware], policy: str, expected: list[int],
 ) -> None:
     from waitingroom.tickets import new_visitor_id
     from waitingroom.tools.redis_server import free_port
 
     origin = Origin()
-    room = WaitingRoomMiddleware(origin, settings=make_settings(
-        redis_url=f"redis://127.0.0.1:{free_port()}/0", redis_down=policy,
-        gated_paths=("/checkout*",)))
+    room = make_room(origin, redis_url=f"redis://127.0.0.1:{free_port()}/0", redis_down=policy,
+                     gated_paths=("/checkout*",))
     holder_id = new_visitor_id()
     holder_pass = room.tickets.issue_pass("default", holder_id)
     transport = httpx.ASGITransport(app=room)
-    try:
-        async with Browser(transport=transport, base_url="http://shop.test",
-                                     cookies={"wr_pass_default": holder_pass}) as holder, \
-                Browser(transport=transport, base_url="http://shop.test") as new:
-            answers = [await holder.get("/checkout"), await new.get("/checkout")]
-        assert [a.status_code for a in answers] == expected
-        sessions = [session for _, session in origin.seen]
-        assert sessions == {"closed": [], "passes": [holder_id],
-                            "open": [None, None]}[policy]
-    finally:
-        await room.aclose()
+    async with Browser(transport=transport, base_url="http://shop.test",
+                                 cookies={"wr_pass_default": holder_pass}) as holder, \
+            Browser(transport=transport, base_url="http://shop.test") as new:
+        answers = [await holder.get("/checkout"), await new.get("/checkout")]
+    assert [a.status_code for a in answers] == expected
+    sessions = [session for _, session in origin.seen]
+    assert sessions == {"closed": [], "passes": [holder_id],
+                        "open": [None, None]}[policy]
 
 
 def places(statuses: dict[int, dict[str, Any]]) -> dict[int, tuple[str, int | None]]:

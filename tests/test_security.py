@@ -202,31 +202,28 @@ def test_a_slow_limit_still_allows_its_burst() -> None:
 
 
 async def test_a_network_over_its_limit_gets_429_and_no_place_but_holders_carry_on(
-    make_settings: Callable[..., Settings],
+    make_room: Callable[..., WaitingRoomMiddleware],
 ) -> None:
-    room = WaitingRoomMiddleware(_Recorder(), settings=make_settings(
-        capacity=1, gated_paths=("/checkout*",), new_places_per_minute_per_network=3))
+    room = make_room(_Recorder(), capacity=1, gated_paths=("/checkout*",),
+                     new_places_per_minute_per_network=3)
     crowd = httpx.ASGITransport(app=room, client=("198.51.100.10", 4000))
     elsewhere = httpx.ASGITransport(app=room, client=("203.0.113.5", 4000))
-    try:
-        clients = [Browser(transport=crowd, base_url="http://shop.test")
-                   for _ in range(4)]
-        answers = [await c.get("/checkout") for c in clients]
-        assert [a.status_code for a in answers] == [200, 200, 200, 429]
-        refused = answers[3]
-        assert refused.headers["retry-after"] == "20" and "set-cookie" not in refused.headers
-        assert "tries again by itself" in refused.text
-        assert refused.headers["content-security-policy"]
-        as_json = await clients[3].get("/_wr/status")
-        assert as_json.status_code == 429 and "too many" in as_json.json()["error"]
-        # Those who already hold a place keep polling; another network is unaffected.
-        assert (await clients[2].get("/_wr/status")).json()["position"] == 2
-        async with Browser(transport=elsewhere, base_url="http://shop.test") as c:
-            assert (await c.get("/checkout")).status_code == 200
-        for client in clients:
-            await client.aclose()
-    finally:
-        await room.aclose()
+    clients = [Browser(transport=crowd, base_url="http://shop.test")
+               for _ in range(4)]
+    answers = [await c.get("/checkout") for c in clients]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    refused = answers[3]
+    assert refused.headers["retry-after"] == "20" and "set-cookie" not in refused.headers
+    assert "tries again by itself" in refused.text
+    assert refused.headers["content-security-policy"]
+    as_json = await clients[3].get("/_wr/status")
+    assert as_json.status_code == 429 and "too many" in as_json.json()["error"]
+    # Those who already hold a place keep polling; another network is unaffected.
+    assert (await clients[2].get("/_wr/status")).json()["position"] == 2
+    async with Browser(transport=elsewhere, base_url="http://shop.test") as c:
+        assert (await c.get("/checkout")).status_code == 200
+    for client in clients:
+        await client.aclose()
 
 
 # -- proof of work -----------------------------------------------------------------
@@ -240,40 +237,36 @@ def test_a_solution_has_the_leading_zero_bits_asked_for() -> None:
 
 
 async def test_a_place_costs_one_solved_challenge(
-    make_settings: Callable[..., Settings],
+    make_room: Callable[..., WaitingRoomMiddleware],
 ) -> None:
-    room = WaitingRoomMiddleware(_Recorder(), settings=make_settings(
-        capacity=1, gated_paths=("/checkout*",), pow_difficulty=8))
+    room = make_room(_Recorder(), capacity=1, gated_paths=("/checkout*",), pow_difficulty=8)
     transport = httpx.ASGITransport(app=room)
-    try:
-        async with Browser(transport=transport, base_url="http://shop.test") as bot, \
-                Browser(transport=transport, base_url="http://shop.test") as person:
-            page = await bot.get("/checkout")
-            assert page.status_code == 200 and 'src="/_wr/static/pow.js"' in page.text
-            assert "set-cookie" not in page.headers
-            asked = await bot.get("/_wr/status")
-            assert asked.status_code == 403 and asked.json()["difficulty"] == 8
-            assert (await room.engine.rooms.counts("default")).waiting == 0  # no place yet
-            challenge = asked.json()["challenge"]
-            nonce = solve(challenge, 8)
+    async with Browser(transport=transport, base_url="http://shop.test") as bot, \
+            Browser(transport=transport, base_url="http://shop.test") as person:
+        page = await bot.get("/checkout")
+        assert page.status_code == 200 and 'src="/_wr/static/pow.js"' in page.text
+        assert "set-cookie" not in page.headers
+        asked = await bot.get("/_wr/status")
+        assert asked.status_code == 403 and asked.json()["difficulty"] == 8
+        assert (await room.engine.rooms.counts("default")).waiting == 0  # no place yet
+        challenge = asked.json()["challenge"]
+        nonce = solve(challenge, 8)
 
-            earned = await bot.post("/_wr/pow", data={"challenge": challenge, "nonce": nonce})
-            assert earned.status_code == 200 and earned.json()["state"] == "admitted"
-            again = await person.post("/_wr/pow", json={"challenge": challenge,
-                                                          "nonce": nonce})
-            assert again.status_code == 403  # one challenge, one place
-            wrong = (await person.get("/_wr/status")).json()["challenge"]
-            unsolved = next(str(n) for n in range(10**6) if not solves(wrong, str(n), 8))
-            assert (await person.post("/_wr/pow", data={"challenge": wrong,
-                                                        "nonce": unsolved})).status_code == 403
-            forged = wrong[:-2] + ("AA" if wrong[-2:] != "AA" else "BB")
-            assert (await person.post("/_wr/pow", data={"challenge": forged,
-                                                        "nonce": solve(forged, 8)})
-                    ).status_code == 403
-            assert (await person.get("/_wr/pow")).status_code == 405
-            joined = await person.post("/_wr/pow", data={"challenge": wrong,
-                                                         "nonce": solve(wrong, 8)})
-            assert joined.json()["position"] == 1
-            assert (await person.get("/_wr/status")).json()["position"] == 1
-    finally:
-        await room.aclose()
+        earned = await bot.post("/_wr/pow", data={"challenge": challenge, "nonce": nonce})
+        assert earned.status_code == 200 and earned.json()["state"] == "admitted"
+        again = await person.post("/_wr/pow", json={"challenge": challenge,
+                                                      "nonce": nonce})
+        assert again.status_code == 403  # one challenge, one place
+        wrong = (await person.get("/_wr/status")).json()["challenge"]
+        unsolved = next(str(n) for n in range(10**6) if not solves(wrong, str(n), 8))
+        assert (await person.post("/_wr/pow", data={"challenge": wrong,
+                                                    "nonce": unsolved})).status_code == 403
+        forged = wrong[:-2] + ("AA" if wrong[-2:] != "AA" else "BB")
+        assert (await person.post("/_wr/pow", data={"challenge": forged,
+                                                    "nonce": solve(forged, 8)})
+                ).status_code == 403
+        assert (await person.get("/_wr/pow")).status_code == 405
+        joined = await person.post("/_wr/pow", data={"challenge": wrong,
+                                                     "nonce": solve(wrong, 8)})
+        assert joined.json()["position"] == 1
+        assert (await person.get("/_wr/status")).json()["position"] == 1

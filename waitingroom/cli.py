@@ -12,15 +12,11 @@ from collections.abc import Sequence
 from typing import TextIO
 from urllib.parse import urlsplit
 
-import uvicorn
-
 from waitingroom.config import environment_value, load_settings
 from waitingroom.errors import ConfigError, WaitingRoomError
 from waitingroom.ops import admin_cli
-from waitingroom.proxy.websocket import MAX_MESSAGE_BYTES
 from waitingroom.settings import ENV_PREFIX, SECRET_SETTINGS, Settings
 from waitingroom.tools import simulate_cli
-from waitingroom.web.server import LimitedHttpToolsProtocol, port_in_use
 
 GRACEFUL_SHUTDOWN_SECONDS = 10
 """On SIGTERM, ``serve`` stops taking connections, lets requests in flight finish and
@@ -131,6 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             asyncio.run(_demo(args.port, args.capacity))
         elif args.command == "demo-shop":
+            import uvicorn
+
             from waitingroom.tools.demo import DemoShop
 
             shop = DemoShop(capacity=args.capacity,
@@ -206,6 +204,11 @@ async def _export(settings: Settings, fmt: str, out: TextIO, interest: bool) -> 
 
 
 def _serve(settings: Settings) -> None:
+    import uvicorn  # here: the admin commands start in a fraction of the time
+
+    from waitingroom.proxy.websocket import MAX_MESSAGE_BYTES
+    from waitingroom.web.server import LimitedHttpToolsProtocol, port_in_use
+
     settings.require("origin", "secret")
     if port_in_use(settings.host, settings.port):
         raise ConfigError("port", f"{settings.host}:{settings.port} is already in use: stop "

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.capture.forms import FIELDS, GOOD, csrf_of, stored
-from tests.servers import Browser, Origin, in_process
+from tests.servers import Browser, in_process
 from waitingroom.errors import ConfigError
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.settings import Settings
@@ -28,9 +28,9 @@ def _client(app: WaitingRoomMiddleware, host: str = "shop.test") -> httpx.AsyncC
 def notifying(make_room: Callable[..., WaitingRoomMiddleware]) -> WaitingRoomMiddleware:
     """Capacity 1 (held by nobody yet), notify-me by webhook, public_url set."""
     return make_room(
-        capacity=1, gated_paths=("/checkout*",), notify_webhook_url="http://127.0.0.1:9/hook",
-        notify_webhook_secret="webhook-secret-0123456789", public_url="https://shop.example",
-        notify_per_hour_per_visitor=2, notify_per_hour_per_network=3)
+                     capacity=1, gated_paths=("/checkout*",), notify_webhook_url="http://127.0.0.1:9/hook",
+                     notify_webhook_secret="webhook-secret-0123456789", public_url="https://shop.example",
+                     notify_per_hour_per_visitor=2, notify_per_hour_per_network=3)
 
 
 # 9. Links sent elsewhere are built on public_url; notify-me is bounded and validated.
@@ -92,33 +92,28 @@ async def test_numbers_to_text_must_be_e164(notifying: WaitingRoomMiddleware,
 @pytest.mark.parametrize("target", ["/caf\u00e9/\u20ac?q=\U0001f600", "/a b", "/%ff",
                                     "//evil.example/", "/\\evil"])
 async def test_resume_links_with_any_target_redirect_safely(
-    make_settings: Callable[..., Settings], target: str,
+    make_room: Callable[..., WaitingRoomMiddleware], target: str,
 ) -> None:
-    room = WaitingRoomMiddleware(Origin(), settings=make_settings(
-        capacity=1, gated_paths=("/checkout*",)))
-    try:
-        async with _client(room) as holder, _client(room) as phone, _client(room) as laptop:
-            await holder.get("/checkout")
-            await phone.get("/checkout")
-            link = (await phone.get("/_wr/resume-link?to=" + quote(target, safe=""),
-                                    headers=JSON)).json()
-            moved = await laptop.get(link["url"])
-        assert moved.status_code == 303
-        location = moved.headers["location"]
-        assert location.isascii() and location.startswith("/")
-        assert not location.startswith("//") and "\\" not in location
-    finally:
-        await room.aclose()
+    room = make_room(capacity=1, gated_paths=("/checkout*",))
+    async with _client(room) as holder, _client(room) as phone, _client(room) as laptop:
+        await holder.get("/checkout")
+        await phone.get("/checkout")
+        link = (await phone.get("/_wr/resume-link?to=" + quote(target, safe=""),
+                                headers=JSON)).json()
+        moved = await laptop.get(link["url"])
+    assert moved.status_code == 303
+    location = moved.headers["location"]
+    assert location.isascii() and location.startswith("/")
+    assert not location.startswith("//") and "\\" not in location
 
 
-async def test_a_query_that_is_not_utf8_gets_400(make_settings: Callable[..., Settings]) -> None:
-    room = WaitingRoomMiddleware(Origin(), settings=make_settings(capacity=1))
-    try:
-        async with _client(room) as visitor:
-            answer = await visitor.get("/_wr/status?room=%ff")
-        assert answer.status_code == 400
-    finally:
-        await room.aclose()
+async def test_a_query_that_is_not_utf8_gets_400(
+    make_room: Callable[..., WaitingRoomMiddleware],
+) -> None:
+    room = make_room(capacity=1)
+    async with _client(room) as visitor:
+        answer = await visitor.get("/_wr/status?room=%ff")
+    assert answer.status_code == 400
 
 
 # 11. A capture is stored exactly as sent, or not at all.
@@ -159,44 +154,37 @@ async def test_a_capture_that_is_not_utf8_gets_the_form_back_and_is_not_stored(
 
 
 async def test_a_link_shown_without_public_url_never_takes_a_hostile_host(
-    make_settings: Callable[..., Settings],
+    make_room: Callable[..., WaitingRoomMiddleware],
 ) -> None:
-    room = WaitingRoomMiddleware(Origin(), settings=make_settings(capacity=1))
-    try:
-        async with _client(room) as holder, _client(room) as phone:
-            await holder.get("/checkout")
-            await phone.get("/checkout")
-            page = await phone.get("/_wr/resume-link?to=/checkout",
-                                   headers={"host": 'evil.example/"><b>x'})
-        assert page.status_code == 200
-        assert "http://localhost/_wr/resume?" in page.text and "evil.example" not in page.text
-    finally:
-        await room.aclose()
+    room = make_room(capacity=1)
+    async with _client(room) as holder, _client(room) as phone:
+        await holder.get("/checkout")
+        await phone.get("/checkout")
+        page = await phone.get("/_wr/resume-link?to=/checkout",
+                               headers={"host": 'evil.example/"><b>x'})
+    assert page.status_code == 200
+    assert "http://localhost/_wr/resume?" in page.text and "evil.example" not in page.text
 
 
 async def test_live_event_streams_are_capped_per_process(
-    make_settings: Callable[..., Settings],
+    make_room: Callable[..., WaitingRoomMiddleware],
 ) -> None:
     from tests.servers import serve_in_process
 
-    room = WaitingRoomMiddleware(Origin(), settings=make_settings(
-        capacity=1, gated_paths=("/checkout*",), max_event_streams=1))
-    try:
-        async with serve_in_process(room) as url, Browser(base_url=url) as holder, \
-                Browser(base_url=url) as first, \
-                Browser(base_url=url) as second:
-            await holder.get("/checkout")
-            await first.get("/checkout")
-            await second.get("/checkout")
-            async with first.stream("GET", "/_wr/events") as stream:
-                assert stream.status_code == 200
-                await anext(stream.aiter_lines())  # the stream is live and counted
-                refused = await second.get("/_wr/events")
-                assert refused.status_code == 503 and refused.headers["retry-after"]
-            async with asyncio.timeout(15):  # the server sees the hang-up, frees the slot
-                while room.limits.event_streams.taken:  # noqa: ASYNC110 (a count, no event)
-                    await asyncio.sleep(0.01)
-            async with second.stream("GET", "/_wr/events") as stream:  # the slot is back
-                assert stream.status_code == 200
-    finally:
-        await room.aclose()
+    room = make_room(capacity=1, gated_paths=("/checkout*",), max_event_streams=1)
+    async with serve_in_process(room) as url, Browser(base_url=url) as holder, \
+            Browser(base_url=url) as first, \
+            Browser(base_url=url) as second:
+        await holder.get("/checkout")
+        await first.get("/checkout")
+        await second.get("/checkout")
+        async with first.stream("GET", "/_wr/events") as stream:
+            assert stream.status_code == 200
+            await anext(stream.aiter_lines())  # the stream is live and counted
+            refused = await second.get("/_wr/events")
+            assert refused.status_code == 503 and refused.headers["retry-after"]
+        async with asyncio.timeout(15):  # the server sees the hang-up, frees the slot
+            while room.limits.event_streams.taken:  # noqa: ASYNC110 (a count, no event)
+                await asyncio.sleep(0.01)
+        async with second.stream("GET", "/_wr/events") as stream:  # the slot is back
+            assert stream.status_code == 200

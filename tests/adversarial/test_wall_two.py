@@ -175,9 +175,8 @@ def _wsgi_shop(environ: dict[str, Any], start_response: Any) -> list[bytes]:
 
 
 async def test_a_mounted_shop_is_gated_on_the_path_it_routes(
-        make_settings: Callable[..., Settings]) -> None:
-    room = WaitingRoomMiddleware(_shop(), settings=make_settings(
-        capacity=1, gated_paths=("/checkout*",)))
+        make_room: Callable[..., WaitingRoomMiddleware]) -> None:
+    room = make_room(_shop(), capacity=1, gated_paths=("/checkout*",))
     parent = Starlette(routes=[Mount("/shop", app=room)])
     async with serve_in_process(parent) as url, httpx.AsyncClient(base_url=url) as junk:
         answer = await junk.get("/shop/checkout/a")
@@ -187,29 +186,25 @@ async def test_a_mounted_shop_is_gated_on_the_path_it_routes(
             admitted = await shopper.get("/shop/checkout/a")
             assert admitted.text.startswith("checkout handler, session ")
             assert not admitted.text.endswith("none")
-    await room.aclose()
 
 
 async def test_a_shop_under_a_root_path_is_gated_on_the_path_it_routes(
-        make_settings: Callable[..., Settings]) -> None:
-    room = WaitingRoomMiddleware(_shop(), settings=make_settings(
-        capacity=1, gated_paths=("/checkout*",)))
+        make_room: Callable[..., WaitingRoomMiddleware]) -> None:
+    room = make_room(_shop(), capacity=1, gated_paths=("/checkout*",))
     async with serve_in_process(room, root_path="/shop") as url, \
             httpx.AsyncClient(base_url=url) as junk:
         answer = await junk.get("/checkout/a")  # the app routes /checkout/a
         assert answer.headers.get("x-waitingroom-state") == "arriving"
         assert "checkout handler" not in answer.text
-    await room.aclose()
 
 
 @pytest.mark.filterwarnings("ignore:starlette.middleware.wsgi is deprecated")
 async def test_a_wsgi_shop_is_gated_and_never_hears_the_rooms_headers_from_a_visitor(
-        make_settings: Callable[..., Settings]) -> None:
+        make_room: Callable[..., WaitingRoomMiddleware]) -> None:
     from starlette.middleware.wsgi import WSGIMiddleware  # as shops still use it
 
     shop = Starlette(routes=[Mount("/", app=WSGIMiddleware(_wsgi_shop))])
-    room = WaitingRoomMiddleware(shop, settings=make_settings(
-        capacity=1, gated_paths=("/checkout*",)))
+    room = make_room(shop, capacity=1, gated_paths=("/checkout*",))
     forged = {"X_WaitingRoom_Session": "forged-wsgi", "x-waitingroom-sold": "9"}
     async with serve_in_process(room) as url, httpx.AsyncClient(base_url=url) as junk:
         open_page = await junk.get("/account", headers=forged)
@@ -220,13 +215,12 @@ async def test_a_wsgi_shop_is_gated_and_never_hears_the_rooms_headers_from_a_vis
             admitted = await shopper.get("/checkout/a", headers=forged)
         assert admitted.text.startswith("wsgi /checkout/a HTTP_X_WAITINGROOM_SESSION=")
         assert "forged" not in admitted.text and "," not in admitted.text.split("=", 1)[1]
-    await room.aclose()
 
 
 # 4. The room's signal headers crossed the wall, both ways.
 
 async def test_the_rooms_headers_never_cross_the_wall_in_any_spelling(
-        make_settings: Callable[..., Settings]) -> None:
+        make_room: Callable[..., WaitingRoomMiddleware]) -> None:
     heard: list[list[bytes]] = []
 
     async def origin(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -238,8 +232,7 @@ async def test_the_rooms_headers_never_cross_the_wall_in_any_spelling(
             (b"X-WaitingRoom-Release", b"1"), (b"content-type", b"text/plain")]})
         await send({"type": "http.response.body", "body": b"origin"})
 
-    room = WaitingRoomMiddleware(origin, settings=make_settings(
-        capacity=1, gated_paths=("/checkout*",)))
+    room = make_room(origin, capacity=1, gated_paths=("/checkout*",))
     sent = {"X-WaitingRoom-Sold": "5", "X-WaitingRoom-Stock": "0",
             "X-WaitingRoom-Release": "1", "X-WaitingRoom-State": "admitted",
             "X_WaitingRoom_Session": "victim-id"}
@@ -251,7 +244,6 @@ async def test_the_rooms_headers_never_cross_the_wall_in_any_spelling(
         await visitor.get("/checkout/a", headers=sent)  # admitted, gated
         assert [h for h in heard[-1] if b"waitingroom" in h.lower()] == [
             b"x-waitingroom-session"]
-    await room.aclose()
 
 
 # 7. Brand files followed symlinks out of their folder.
@@ -306,7 +298,7 @@ async def test_an_unfinished_pipelined_head_is_counted_as_it_comes(rig: Rig) -> 
 
 
 async def test_trailers_never_bring_the_rooms_headers_back(
-        make_settings: Callable[..., Settings]) -> None:
+        make_room: Callable[..., WaitingRoomMiddleware]) -> None:
     """Middleware under plain uvicorn: a chunked body's trailers were added to the
     headers list the app held, after the room had stripped its own from it, so a
     forged session header came back for an app that reads headers after the body."""
@@ -314,8 +306,8 @@ async def test_trailers_never_bring_the_rooms_headers_back(
         await request.body()
         return PlainTextResponse(request.headers.get("x-waitingroom-session", "none"))
 
-    room = WaitingRoomMiddleware(Starlette(routes=[Route("/api/x", echo, methods=["POST"])]),
-                                 settings=make_settings(gated_paths=("/checkout*",)))
+    room = make_room(Starlette(routes=[Route("/api/x", echo, methods=["POST"])]),
+                     gated_paths=("/checkout*",))
     async with serve_in_process(room) as url:
         port = int(url.rpartition(":")[2])
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -327,20 +319,17 @@ async def test_trailers_never_bring_the_rooms_headers_back(
         writer.write(b"0\r\nX-WaitingRoom-Session: victim-id\r\n\r\n")
         received = await _answers(reader)
         writer.close()
-    await room.aclose()
     assert received.startswith(b"HTTP/1.1 200 ") and received.endswith(b"none")
 
 
 async def test_a_wsgi_shop_under_a_root_path_with_a_slash_is_gated(
-        make_settings: Callable[..., Settings]) -> None:
-    room = WaitingRoomMiddleware(_shop(), settings=make_settings(
-        capacity=1, gated_paths=("/checkout*",)))
+        make_room: Callable[..., WaitingRoomMiddleware]) -> None:
+    room = make_room(_shop(), capacity=1, gated_paths=("/checkout*",))
     async with serve_in_process(room, root_path="/shop/") as url, \
             httpx.AsyncClient(base_url=url) as junk:
         answer = await junk.get("/checkout/a")
         assert answer.headers.get("x-waitingroom-state") == "arriving"
         assert "checkout handler" not in answer.text
-    await room.aclose()
 
 
 def test_a_template_that_is_a_link_stops_start_up(tmp_path: Path) -> None:

@@ -289,18 +289,15 @@ async def test_waitaof_runs_on_the_connection_that_wrote_the_capture(
 
 
 async def test_the_capture_form_speaks_the_visitors_language(
-    make_settings: Callable[..., Settings],
+    make_room: Callable[..., WaitingRoomMiddleware],
 ) -> None:
-    room = WaitingRoomMiddleware(Origin(), settings=make_settings(capture="on"))
+    room = make_room(capture="on")
     transport = httpx.ASGITransport(app=room)
-    try:
-        async with Browser(transport=transport, base_url="http://shop.test",
-                                     headers={"accept-language": "de-DE,de;q=0.9"}) as c:
-            form = await c.get("/checkout")
-            assert 'lang="de"' in form.text and "Hinterlassen Sie Ihre Daten" in form.text
-            assert "Meine Daten senden" in form.text
-    finally:
-        await room.aclose()
+    async with Browser(transport=transport, base_url="http://shop.test",
+                                 headers={"accept-language": "de-DE,de;q=0.9"}) as c:
+        form = await c.get("/checkout")
+        assert 'lang="de"' in form.text and "Hinterlassen Sie Ihre Daten" in form.text
+        assert "Meine Daten senden" in form.text
 
 
 async def test_each_spool_drains_its_own_room_only(tmp_path: Path) -> None:

@@ -12,12 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.places import RoomClock, Visitors
-from tests.servers import Browser, Origin
+from tests.servers import Browser
 from waitingroom.engine import Engine
 from waitingroom.engine import line as _line
 from waitingroom.engine.line import LineView, LineWatch
 from waitingroom.middleware import WaitingRoomMiddleware
-from waitingroom.settings import Settings
 
 ROOM = "default"
 JSON = {"accept": "application/json"}
@@ -61,11 +60,10 @@ async def evalsha_calls(engine: Engine) -> int:
 
 
 async def test_polls_are_answered_from_the_copy_and_keep_their_places(
-    make_settings: Callable[..., Settings],
+    make_room: Callable[..., WaitingRoomMiddleware],
 ) -> None:
     # The one let in makes a single request: it keeps its session as long as any.
-    room = WaitingRoomMiddleware(Origin(), settings=make_settings(
-        capacity=1, session_first_idle_seconds=0))
+    room = make_room(capacity=1, session_first_idle_seconds=0)
     transport = httpx.ASGITransport(app=room)
     clients = [Browser(transport=transport, base_url="http://shop.test", headers=JSON)
                for _ in range(6)]
@@ -99,7 +97,6 @@ async def test_polls_are_answered_from_the_copy_and_keep_their_places(
     finally:
         for client in clients:
             await client.aclose()
-        await room.aclose()
 
 
 async def test_the_view_matches_what_redis_says_for_every_waiter(engine: Engine) -> None:

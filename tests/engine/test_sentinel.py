@@ -15,7 +15,6 @@ import redis
 
 from tests.servers import Browser, Origin
 from waitingroom.middleware import WaitingRoomMiddleware
-from waitingroom.settings import Settings
 from waitingroom.tools.redis_server import RedisServer, find_redis_server, free_port
 
 JSON = {"accept": "application/json"}
@@ -93,12 +92,11 @@ def replicated(tmp_path: Path) -> Iterator[_Replicated]:
 
 @pytest.mark.slow
 async def test_after_a_sentinel_failover_admission_goes_on_and_the_cap_holds(
-    replicated: _Replicated, make_settings: Callable[..., Settings],
+    replicated: _Replicated, make_room: Callable[..., WaitingRoomMiddleware],
 ) -> None:
     origin = Origin()
-    room = WaitingRoomMiddleware(origin, settings=make_settings(
-        redis_url=f"redis+sentinel://127.0.0.1:{replicated.sentinel_port}/wr", capacity=2,
-        gated_paths=("/checkout*", "/done")))
+    room = make_room(origin, capacity=2, gated_paths=("/checkout*", "/done"),
+                     redis_url=f"redis+sentinel://127.0.0.1:{replicated.sentinel_port}/wr")
     transport = httpx.ASGITransport(app=room)
     visitors = [Browser(transport=transport, base_url="http://shop.test",
                                   headers=JSON) for _ in range(6)]
@@ -132,4 +130,3 @@ async def test_after_a_sentinel_failover_admission_goes_on_and_the_cap_holds(
         assert (await visitors[3].get("/_wr/status")).json()["position"] == 1  # cap 2
     finally:
         await asyncio.gather(*(v.aclose() for v in visitors))
-        await room.aclose()

@@ -154,25 +154,21 @@ async def test_forged_pass_is_not_admitted(visitor: Callable[..., httpx.AsyncCli
 
 
 async def test_rotated_secrets_still_verify(
-    origin: Origin, make_settings: Callable[..., Settings]
+    origin: Origin, make_room: Callable[..., WaitingRoomMiddleware]
 ) -> None:
     old = Tickets([SECRET], ticket_max_age=86_400, pass_max_age=1800)
-    middleware = WaitingRoomMiddleware(
-        origin, settings=make_settings(capacity=1, secret=("a-brand-new-secret-key", SECRET)))
+    middleware = make_room(origin, capacity=1, secret=("a-brand-new-secret-key", SECRET))
     transport = httpx.ASGITransport(app=middleware)
-    try:
-        async with Browser(transport=transport, base_url="http://shop.test") as a, \
-                Browser(transport=transport, base_url="http://shop.test") as b:
-            await a.get("/checkout")
-            await b.get("/checkout")
-            status = (await b.get("/_wr/status")).json()
-            b.cookies.set(f"wr_ticket_{ROOM}", old.issue_ticket(ROOM, "abcdefghijkl"),
-                          domain="shop.test")
-            rejoined = (await b.get("/_wr/status")).json()
-            assert status["position"] == 1 and rejoined["position"] == 2
-            assert "wr_ticket" not in (await b.get("/_wr/status")).headers.get("set-cookie", "")
-    finally:
-        await middleware.aclose()
+    async with Browser(transport=transport, base_url="http://shop.test") as a, \
+            Browser(transport=transport, base_url="http://shop.test") as b:
+        await a.get("/checkout")
+        await b.get("/checkout")
+        status = (await b.get("/_wr/status")).json()
+        b.cookies.set(f"wr_ticket_{ROOM}", old.issue_ticket(ROOM, "abcdefghijkl"),
+                      domain="shop.test")
+        rejoined = (await b.get("/_wr/status")).json()
+        assert status["position"] == 1 and rejoined["position"] == 2
+        assert "wr_ticket" not in (await b.get("/_wr/status")).headers.get("set-cookie", "")
 
 
 async def test_open_paths_and_health_take_no_place(
@@ -227,24 +223,22 @@ async def test_pause_and_open_modes(
         assert (await bob.get("/checkout")).text == "origin:/checkout"
 
 
-async def test_redis_down_gets_a_retry_page_not_an_error(origin: Origin) -> None:
+async def test_redis_down_gets_a_retry_page_not_an_error(
+    origin: Origin, make_room: Callable[..., WaitingRoomMiddleware],
+) -> None:
     from waitingroom.tools.redis_server import free_port
 
-    settings = Settings(secret=(SECRET,), redis_url=f"redis://127.0.0.1:{free_port()}/0",
-                        open_paths=("/static/*",))
-    middleware = WaitingRoomMiddleware(origin, settings=settings)
+    middleware = make_room(origin, redis_url=f"redis://127.0.0.1:{free_port()}/0",
+                           open_paths=("/static/*",))
     transport = httpx.ASGITransport(app=middleware)
-    try:
-        async with Browser(transport=transport, base_url="http://shop.test") as c:
-            page = await c.get("/checkout")
-            assert page.status_code == 503 and "tries again" in page.text
-            assert page.headers["retry-after"] == "5"
-            assert (await c.get("/_wr/status")).status_code == 503
-            assert (await c.get("/_wr/status?room=other")).status_code == 503
-            assert (await c.get("/_wr/health")).json()["status"] == "unavailable"
-            assert (await c.get("/static/logo.png")).text == "origin:/static/logo.png"
-    finally:
-        await middleware.aclose()
+    async with Browser(transport=transport, base_url="http://shop.test") as c:
+        page = await c.get("/checkout")
+        assert page.status_code == 503 and "tries again" in page.text
+        assert page.headers["retry-after"] == "5"
+        assert (await c.get("/_wr/status")).status_code == 503
+        assert (await c.get("/_wr/status?room=other")).status_code == 503
+        assert (await c.get("/_wr/health")).json()["status"] == "unavailable"
+        assert (await c.get("/static/logo.png")).text == "origin:/static/logo.png"
     assert origin.seen == [("/static/logo.png", None)]
 
 
@@ -391,7 +385,7 @@ async def test_a_scripts_gated_call_gets_json_it_can_act_on_never_a_page(
 
 
 async def test_a_page_the_room_edits_is_never_sent_by_path(
-        make_settings: Callable[..., Settings]) -> None:
+        make_room: Callable[..., WaitingRoomMiddleware]) -> None:
     """An app offered http.response.pathsend (Starlette's FileResponse takes it) would
     send a page the room never sees, its length then wrong: not offered for pages the
     room adds its beacon to, offered as before otherwise."""
@@ -405,28 +399,25 @@ async def test_a_page_the_room_edits_is_never_sent_by_path(
                     "headers": [(b"content-type", b"text/html")]})
         await send({"type": "http.response.body", "body": b"<p>page</p>"})
 
-    room = WaitingRoomMiddleware(app, settings=make_settings(capacity=1))
+    room = make_room(app, capacity=1)
     transport = httpx.ASGITransport(app=room)
-    try:
-        async with Browser(transport=transport, base_url="http://shop.test") as shopper:
-            await shopper.get("/checkout")
-            cookie = "; ".join(f"{k}={v}" for k, v in shopper.cookies.items())
-        for dest in (b"document", b"image"):
-            scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-                     "method": "GET", "scheme": "http", "path": "/checkout",
-                     "raw_path": b"/checkout", "query_string": b"", "root_path": "",
-                     "headers": [(b"host", b"shop.test"), (b"cookie", cookie.encode()),
-                                 (b"sec-fetch-dest", dest)],
-                     "client": ("127.0.0.1", 1), "server": ("shop.test", 80),
-                     "extensions": {"http.response.pathsend": {}}}
+    async with Browser(transport=transport, base_url="http://shop.test") as shopper:
+        await shopper.get("/checkout")
+        cookie = "; ".join(f"{k}={v}" for k, v in shopper.cookies.items())
+    for dest in (b"document", b"image"):
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+                 "method": "GET", "scheme": "http", "path": "/checkout",
+                 "raw_path": b"/checkout", "query_string": b"", "root_path": "",
+                 "headers": [(b"host", b"shop.test"), (b"cookie", cookie.encode()),
+                             (b"sec-fetch-dest", dest)],
+                 "client": ("127.0.0.1", 1), "server": ("shop.test", 80),
+                 "extensions": {"http.response.pathsend": {}}}
 
-            async def receive() -> dict[str, Any]:
-                return {"type": "http.request", "body": b""}
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b""}
 
-            async def send(message: dict[str, Any]) -> None:
-                pass
+        async def send(message: dict[str, Any]) -> None:
+            pass
 
-            await room(scope, receive, send)
-        assert offered[-2:] == [set(), {"http.response.pathsend"}]
-    finally:
-        await room.aclose()
+        await room(scope, receive, send)
+    assert offered[-2:] == [set(), {"http.response.pathsend"}]

@@ -8,10 +8,9 @@ from collections.abc import Callable
 import httpx
 
 from tests.places import Visitors
-from tests.servers import Browser, Origin
+from tests.servers import Browser
 from waitingroom.engine import Engine, VisitState, room_keys
 from waitingroom.middleware import WaitingRoomMiddleware
-from waitingroom.settings import Settings
 from waitingroom.tickets import new_visitor_id
 
 ROOM = "launch"
@@ -48,21 +47,20 @@ async def test_nobody_is_admitted_before_the_start_then_a_fair_draw(engine: Engi
     assert [visits[v].position for v in drawn[3:]] == list(range(1, 197))
 
 
-async def test_visitors_are_told_when_it_starts(make_settings: Callable[..., Settings]) -> None:
-    room = WaitingRoomMiddleware(Origin(), settings=make_settings(capacity=5))
-    try:
-        await room.engine.rooms.seed("default", capacity=5)
-        start = await server_ms(room.engine) + 120_000
-        await room.engine.rooms.configure("default", start_at_ms=start)
-        transport = httpx.ASGITransport(app=room)
-        async with Browser(transport=transport, base_url="http://shop.test") as c:
-            status = (await c.get("/_wr/status")).json()
-            assert status["state"] == "prequeue" and status["position"] is None
-            assert 100 <= status["eta_seconds"] <= 120
-            page = await c.get("/checkout")
-            assert "places are drawn" in page.text or "random order" in page.text
-            assert "origin" not in page.text
-            words = (await c.get("/_wr/status-page.json")).json()
-            assert words["state"] == "scheduled"
-    finally:
-        await room.aclose()
+async def test_visitors_are_told_when_it_starts(
+    make_room: Callable[..., WaitingRoomMiddleware],
+) -> None:
+    room = make_room(capacity=5)
+    await room.engine.rooms.seed("default", capacity=5)
+    start = await server_ms(room.engine) + 120_000
+    await room.engine.rooms.configure("default", start_at_ms=start)
+    transport = httpx.ASGITransport(app=room)
+    async with Browser(transport=transport, base_url="http://shop.test") as c:
+        status = (await c.get("/_wr/status")).json()
+        assert status["state"] == "prequeue" and status["position"] is None
+        assert 100 <= status["eta_seconds"] <= 120
+        page = await c.get("/checkout")
+        assert "places are drawn" in page.text or "random order" in page.text
+        assert "origin" not in page.text
+        words = (await c.get("/_wr/status-page.json")).json()
+        assert words["state"] == "scheduled"

@@ -14,9 +14,8 @@ import httpx
 import pytest
 
 from tests.conftest import AUTH, TOKEN
-from tests.servers import Browser, Origin, cli, eventually, ops_and_shop
+from tests.servers import Browser, cli, eventually, ops_and_shop
 from waitingroom.middleware import WaitingRoomMiddleware
-from waitingroom.settings import Settings
 
 GRAFANA_DASHBOARD = Path(__file__).resolve().parents[2] / "deploy/grafana/waitingroom.json"
 
@@ -195,18 +194,17 @@ async def test_bad_admin_calls_get_4xx_and_change_nothing(
     assert TOKEN not in caplog.text
 
 
-async def test_no_tokens_means_no_admin_api(make_settings: Callable[..., Settings]) -> None:
-    middleware = WaitingRoomMiddleware(Origin(), settings=make_settings())
+async def test_no_tokens_means_no_admin_api(
+    make_room: Callable[..., WaitingRoomMiddleware],
+) -> None:
+    middleware = make_room()
     transport = httpx.ASGITransport(app=middleware)
-    try:
-        async with Browser(transport=transport, base_url="http://shop.test") as c:
-            off = await c.get("/_wr/admin/room", headers=AUTH)
-            assert off.status_code == 404
-            assert "admin API is off" in off.json()["error"]  # and how to turn it on:
-            assert "WAITINGROOM_ADMIN_TOKEN" in off.json()["error"]
-            assert (await c.get("/_wr/metrics", headers=AUTH)).status_code == 404
-    finally:
-        await middleware.aclose()
+    async with Browser(transport=transport, base_url="http://shop.test") as c:
+        off = await c.get("/_wr/admin/room", headers=AUTH)
+        assert off.status_code == 404
+        assert "admin API is off" in off.json()["error"]  # and how to turn it on:
+        assert "WAITINGROOM_ADMIN_TOKEN" in off.json()["error"]
+        assert (await c.get("/_wr/metrics", headers=AUTH)).status_code == 404
 
 
 async def test_status_page_is_plain_cacheable_and_honest(room: WaitingRoomMiddleware) -> None:

@@ -17,7 +17,6 @@ from tests.conftest import SECRET
 from tests.servers import Browser, Origin
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.ops.logging import configure
-from waitingroom.settings import Settings
 from waitingroom.tools.redis_server import free_port
 from waitingroom.web.request_id import request_id_from
 
@@ -37,18 +36,15 @@ class IdOrigin(Origin):
 @pytest.mark.parametrize(("sent", "kept"), [("abc-123", True), ("", False),
                                              ("x" * 65, False), ("bad id!", False)])
 async def test_request_ids_are_kept_made_or_replaced_and_passed_on(
-    make_settings: Callable[..., Settings], sent: str, kept: bool
+    make_room: Callable[..., WaitingRoomMiddleware], sent: str, kept: bool
 ) -> None:
     origin = IdOrigin()
-    room = WaitingRoomMiddleware(origin, settings=make_settings(open_paths=("/login",)))
+    room = make_room(origin, open_paths=("/login",))
     transport = httpx.ASGITransport(app=room)
-    try:
-        async with Browser(transport=transport, base_url="http://shop.test") as c:
-            headers = {"X-Request-Id": sent} if sent else {}
-            response = await c.get("/login", headers=headers)
-            queued = await c.get("/_wr/health", headers=headers)
-    finally:
-        await room.aclose()
+    async with Browser(transport=transport, base_url="http://shop.test") as c:
+        headers = {"X-Request-Id": sent} if sent else {}
+        response = await c.get("/login", headers=headers)
+        queued = await c.get("/_wr/health", headers=headers)
     rid = response.headers["x-request-id"]
     assert origin.ids == [rid]
     assert (rid == sent) is kept

@@ -17,7 +17,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import AUTH, SECRET, TOKEN
 from tests.servers import Browser, Origin, serve_in_process, waitingroom_serve
 from waitingroom.middleware import WaitingRoomMiddleware
-from waitingroom.settings import Settings
 
 SCRAPER = "scraper-token-0123456789abcdef"
 JSON = {"accept": "application/json"}
@@ -80,10 +79,9 @@ async def test_room_wide_series_agree_across_processes_and_per_process_ones_add_
 
 
 async def test_a_metrics_token_reads_the_metrics_and_nothing_else(
-    make_settings: Callable[..., Settings],
+    make_room: Callable[..., WaitingRoomMiddleware],
 ) -> None:
-    room = WaitingRoomMiddleware(Origin(), settings=make_settings(
-        admin_token=(f"alice:{TOKEN}",), metrics_token=(SCRAPER,)))
+    room = make_room(admin_token=(f"alice:{TOKEN}",), metrics_token=(SCRAPER,))
     scraper = {"authorization": f"Bearer {SCRAPER}"}
     transport = httpx.ASGITransport(app=room)
     async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as ops:
@@ -95,10 +93,8 @@ async def test_a_metrics_token_reads_the_metrics_and_nothing_else(
             assert (await ops.get(path, headers=scraper)).status_code == 401, path
         assert (await ops.post("/_wr/admin/room", json={"capacity": 99},
                                headers=scraper)).status_code == 401
-    await room.aclose()
-    alone = WaitingRoomMiddleware(Origin(), settings=make_settings(metrics_token=(SCRAPER,)))
+    alone = make_room(metrics_token=(SCRAPER,))
     transport = httpx.ASGITransport(app=alone)
     async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as ops:
         assert (await ops.get("/_wr/metrics", headers=scraper)).status_code == 200
         assert (await ops.get("/_wr/admin/room", headers=scraper)).status_code == 404
-    await alone.aclose()

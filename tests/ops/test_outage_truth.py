@@ -17,9 +17,8 @@ import httpx
 import pytest
 
 from tests.conftest import AUTH, TOKEN
-from tests.servers import Browser, FaultyLink, Origin, eventually, serve_in_process
+from tests.servers import Browser, FaultyLink, eventually, serve_in_process
 from waitingroom.middleware import WaitingRoomMiddleware
-from waitingroom.settings import Settings
 from waitingroom.tools.redis_server import RedisServer
 
 JSON = {"accept": "application/json"}
@@ -53,14 +52,13 @@ async def _listen(client: httpx.AsyncClient, url: str, heard: Heard,
 
 @pytest.mark.slow
 async def test_a_stalled_redis_is_told_truthfully_and_never_takes_the_process_out(
-    redis_server: RedisServer, make_settings: Callable[..., Settings],
+    redis_server: RedisServer, make_room: Callable[..., WaitingRoomMiddleware],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING)
     async with FaultyLink(redis_server.port) as link:
-        room = WaitingRoomMiddleware(Origin(), settings=make_settings(
-            redis_url=link.url, capacity=1, gated_paths=("/checkout*",),
-            admin_token=(f"alice:{TOKEN}",)))
+        room = make_room(redis_url=link.url, capacity=1, gated_paths=("/checkout*",),
+                         admin_token=(f"alice:{TOKEN}",))
         async with serve_in_process(room) as url, \
                 Browser(base_url=url, headers=JSON) as holder, \
                 Browser(base_url=url, headers=JSON) as waiter, \
@@ -137,15 +135,14 @@ async def _probe_until(client: httpx.AsyncClient, until: float
 
 
 async def test_a_process_that_never_reached_redis_says_so_and_its_scrape_answers_in_time(
-    redis_server: RedisServer, make_settings: Callable[..., Settings],
+    redis_server: RedisServer, make_room: Callable[..., WaitingRoomMiddleware],
 ) -> None:
     """Started while Redis hangs: ready (the room answers for Redis), its body says
     Redis was not reached yet (not "answers"), and /_wr/metrics answers within a scrape's
     time with redis_up 0, although the room registry was never read."""
     async with FaultyLink(redis_server.port) as link:
         link.flowing.clear()
-        room = WaitingRoomMiddleware(Origin(), settings=make_settings(
-            redis_url=link.url, admin_token=(f"alice:{TOKEN}",)))
+        room = make_room(redis_url=link.url, admin_token=(f"alice:{TOKEN}",))
         transport = httpx.ASGITransport(app=room)
         async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as ops:
             ready = await ops.get("/_wr/ready")
@@ -157,7 +154,7 @@ async def test_a_process_that_never_reached_redis_says_so_and_its_scrape_answers
 
 
 async def test_an_origin_that_hangs_is_never_taken_for_a_silent_redis(
-    make_settings: Callable[..., Settings],
+    make_room: Callable[..., WaitingRoomMiddleware],
 ) -> None:
     """The half-open breaker's health check hangs on the origin (up to 5 s) in the loop
     that also runs the room's tick jobs: Redis answers all the while, and must read so
@@ -171,9 +168,8 @@ async def test_an_origin_that_hangs_is_never_taken_for_a_silent_redis(
 
     server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
     url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/health"
-    room = WaitingRoomMiddleware(Origin(), settings=make_settings(
-        health_check_url=url, breaker_min_requests=1, breaker_cooldown_seconds=1,
-        breaker_probes=1))
+    room = make_room(health_check_url=url, breaker_min_requests=1, breaker_cooldown_seconds=1,
+                     breaker_probes=1)
     gate = room.rooms.default.room
     try:
         await gate.config()  # starts the room's reports and its watch
@@ -184,7 +180,6 @@ async def test_an_origin_that_hangs_is_never_taken_for_a_silent_redis(
         assert gate.redis_watch.silent_since() is None
         assert gate.redis_watch.state() == "answers"
     finally:
-        await room.aclose()
         server.close()
         for writer in held:
             writer.close()

@@ -18,7 +18,6 @@ from waitingroom.config import load_settings
 from waitingroom.engine import Engine
 from waitingroom.errors import ConfigError
 from waitingroom.middleware import WaitingRoomMiddleware
-from waitingroom.settings import Settings
 
 
 @pytest.mark.serial  # its steps are due in seconds: alone, before the parallel lane
@@ -108,7 +107,7 @@ async def test_the_config_files_timeline_is_applied_once_and_stays_done_after_re
 
 
 def test_a_config_files_timeline_that_cannot_be_used_stops_start_up(
-    make_settings: Callable[..., Settings], tmp_path: Path,
+    make_room: Callable[..., WaitingRoomMiddleware], tmp_path: Path,
 ) -> None:
     config = tmp_path / "room.toml"
     for text, problem in (
@@ -123,7 +122,7 @@ def test_a_config_files_timeline_that_cannot_be_used_stops_start_up(
     for changes, problem in (({"capacity": 0}, "capacity"), ({"shoe_size": 9}, "shoe_size")):
         planned = ((0, json.dumps(changes)),)
         with pytest.raises(ConfigError) as refused:
-            WaitingRoomMiddleware(Origin(), settings=make_settings(timeline=planned))
+            make_room(timeline=planned)
         assert refused.value.key == "timeline" and problem in str(refused.value)
         assert "step 1" in str(refused.value)
     steps = [{"at": "2026-12-01T09:00:00Z", "rate": n} for n in range(101)]

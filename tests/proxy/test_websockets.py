@@ -25,7 +25,6 @@ from tests.servers import (
 )
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.proxy.websocket import MAX_MESSAGE_BYTES
-from waitingroom.settings import Settings
 from waitingroom.tools.redis_server import RedisServer
 
 
@@ -114,16 +113,12 @@ async def test_websockets_through_serve(room_env: dict[str, str]) -> None:
 
 
 async def test_websockets_through_the_middleware(
-    make_settings: Callable[..., Settings],
+    make_room: Callable[..., WaitingRoomMiddleware],
 ) -> None:
     origin = SocketOrigin()
-    room = WaitingRoomMiddleware(origin, settings=make_settings(
-        capacity=1, gated_paths=("/checkout*", "/done")))
-    try:
-        async with serve_in_process(room) as url:
-            await frames_both_ways_and_closed_at_session_end(url, origin)
-    finally:
-        await room.aclose()
+    room = make_room(origin, capacity=1, gated_paths=("/checkout*", "/done"))
+    async with serve_in_process(room) as url:
+        await frames_both_ways_and_closed_at_session_end(url, origin)
 
 
 def open_files(pid: int) -> int:
@@ -220,14 +215,13 @@ async def test_a_message_over_the_limit_closes_the_socket_and_never_reaches_the_
 
 @pytest.mark.parametrize("redis_down", ["closed", "passes"])
 async def test_with_redis_away_a_socket_follows_redis_down(
-    redis_server: RedisServer, make_settings: Callable[..., Settings], redis_down: str,
+    redis_server: RedisServer, make_room: Callable[..., WaitingRoomMiddleware], redis_down: str,
 ) -> None:
     """Redis cut while a socket is open: ``closed`` closes it (1013, try again later),
     as requests get the retry page; ``passes`` keeps it, frames and all."""
     origin = SocketOrigin()
     async with FaultyLink(redis_server.port) as link:
-        room = WaitingRoomMiddleware(origin, settings=make_settings(
-            redis_url=link.url, capacity=1, redis_down=redis_down))
+        room = make_room(origin, redis_url=link.url, capacity=1, redis_down=redis_down)
         try:
             async with serve_in_process(room) as url, Browser(base_url=url) as shopper:
                 await shopper.get("/checkout")

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.places import RoomClock, Visitors
-from tests.servers import Browser, Origin, serve_in_process
+from tests.servers import Browser, serve_in_process
 from waitingroom.door import standing
 from waitingroom.engine import Engine, VisitState, connect, room_keys
 from waitingroom.engine.keys import room_ms
@@ -147,14 +147,13 @@ async def test_the_doorbell_rings_the_moment_redis_lets_the_waiter_in(engine: En
 
 @pytest.fixture
 async def shop(
-    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch,
+    make_room: Callable[..., WaitingRoomMiddleware], monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[str]:
     # Waiting pages would ask again only after an hour: what they learn sooner was pushed.
     monkeypatch.setattr(standing, "poll_interval", lambda *args: 3600)
-    middleware = WaitingRoomMiddleware(Origin(), settings=make_settings(capacity=1))
+    middleware = make_room(capacity=1)
     async with serve_in_process(middleware) as url:
         yield url
-    await middleware.aclose()
 
 
 async def _events(stream: httpx.Response) -> AsyncIterator[dict[str, object]]:
@@ -231,13 +230,12 @@ async def test_a_session_that_makes_no_second_request_ends_after_the_first_idle(
 
 @pytest.mark.slow
 async def test_a_waiter_on_the_event_stream_is_told_after_redis_was_killed_and_came_back(
-    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch,
+    make_room: Callable[..., WaitingRoomMiddleware], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Waiting pages would ask again only after an hour: what they learn sooner was pushed.
     monkeypatch.setattr(standing, "poll_interval", lambda *args: 3600)
     with RedisServer(appendfsync="always") as server:
-        middleware = WaitingRoomMiddleware(
-            Origin(), settings=make_settings(redis_url=server.url, capacity=1))
+        middleware = make_room(redis_url=server.url, capacity=1)
         async with serve_in_process(middleware) as url, \
                 Browser(base_url=url) as first, \
                 Browser(base_url=url) as second:

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 
-from tests.servers import Browser, Origin
+from tests.servers import Browser
 from waitingroom.middleware import WaitingRoomMiddleware
 from waitingroom.room.room import Room
-from waitingroom.settings import Settings
 
 ROOM = "default"
 JSON = {"accept": "application/json"}
@@ -47,30 +46,25 @@ class Processes:
             A: httpx.ASGITransport(app=self.a), B: httpx.ASGITransport(app=self.b)})
 
 
-@asynccontextmanager
-async def processes(make_settings: Callable[..., Settings]) -> AsyncIterator[Processes]:
-    a = WaitingRoomMiddleware(Origin(), settings=make_settings(capacity=1))
-    b = WaitingRoomMiddleware(Origin(), settings=make_settings(capacity=1))
-    try:
-        yield Processes(a, b)
-    finally:
-        await a.aclose()
-        await b.aclose()
+@pytest.fixture
+def processes(make_room: Callable[..., WaitingRoomMiddleware]) -> Processes:
+    """Two processes of one room (capacity 1), in this one."""
+    return Processes(make_room(capacity=1), make_room(capacity=1))
 
 
 async def test_a_visitor_told_it_was_let_in_is_not_sent_back_by_an_older_copy(
-    make_settings: Callable[..., Settings],
+    processes: Processes,
 ) -> None:
-    async with processes(make_settings) as p, p.visitor() as first, p.visitor() as shopper:
+    async with processes.visitor() as first, processes.visitor() as shopper:
         assert (await first.get(A + "/checkout")).status_code == 200
         waiting = await shopper.get(A + "/checkout")
         assert (waiting.status_code, waiting.json()["position"]) == (429, 1)
-        await p.rooms[B].line.look()  # B's copy: the shopper first in line
+        await processes.rooms[B].line.look()  # B's copy: the shopper first in line
         assert (await shopper.get(B + "/_wr/status")).json()["position"] == 1
 
-        session = p.a.app.seen[-1][1]  # type: ignore[attr-defined]
-        await p.a.engine.release(ROOM, session)  # the shopper is let in, in Redis
-        await p.rooms[A].line.look()  # A's copy is newer: it shows the shopper gone
+        session = processes.a.app.seen[-1][1]  # type: ignore[attr-defined]
+        await processes.a.engine.release(ROOM, session)  # the shopper is let in, in Redis
+        await processes.rooms[A].line.look()  # A's copy is newer: it shows the shopper gone
         assert (await shopper.get(A + "/_wr/status")).json()["state"] == "admitted"
 
         # B's copy still shows the shopper first in line; it must not say so.
@@ -78,31 +72,32 @@ async def test_a_visitor_told_it_was_let_in_is_not_sent_back_by_an_older_copy(
         assert (page.status_code, page.text) == (200, "origin:/checkout")
 
 
-async def _b_one_place_behind_a(p: Processes, first: httpx.AsyncClient,
-                                 second: httpx.AsyncClient, third: httpx.AsyncClient) -> None:
+async def _b_one_place_behind_a(processes: Processes, first: httpx.AsyncClient,
+                                 second: httpx.AsyncClient,
+                                 third: httpx.AsyncClient) -> None:
     """Three visitors through A; B's copy of the line sees the third at 2; then the
     second is let in and A's copy sees the third at 1 (B's not yet)."""
     assert (await first.get(A + "/checkout")).status_code == 200
     await second.get(A + "/checkout")
     await third.get(A + "/checkout")
-    await p.rooms[B].line.look()  # B's copy: the third at 2
-    session = p.a.app.seen[-1][1]  # type: ignore[attr-defined]
-    await p.a.engine.release(ROOM, session)  # the second is let in
-    await p.rooms[A].line.look()  # A's copy: the third at 1
+    await processes.rooms[B].line.look()  # B's copy: the third at 2
+    session = processes.a.app.seen[-1][1]  # type: ignore[attr-defined]
+    await processes.a.engine.release(ROOM, session)  # the second is let in
+    await processes.rooms[A].line.look()  # A's copy: the third at 1
 
 
 async def test_a_waiter_on_a_process_with_an_older_copy_is_never_shown_a_later_place(
-    make_settings: Callable[..., Settings],
+    processes: Processes,
 ) -> None:
-    async with (processes(make_settings) as p, p.visitor() as first, p.visitor() as second,
-                p.visitor() as third):
-        await _b_one_place_behind_a(p, first, second, third)
+    async with (processes.visitor() as first, processes.visitor() as second,
+                processes.visitor() as third):
+        await _b_one_place_behind_a(processes, first, second, third)
 
-        asked = p.visits
+        asked = processes.visits
         assert (await third.get(A + "/_wr/status")).json()["position"] == 1
         assert (await third.get(B + "/_wr/status")).json()["position"] == 1  # not 2
-        assert p.visits == asked  # both answered from the copies, no Redis round trip
-        await p.rooms[B].line.look()
+        assert processes.visits == asked  # both answered from the copies, no Redis round trip
+        await processes.rooms[B].line.look()
         assert (await third.get(B + "/_wr/status")).json()["position"] == 1
 
 
@@ -138,14 +133,14 @@ async def first_event(app: WaitingRoomMiddleware, client: httpx.AsyncClient,
 
 
 async def test_an_event_stream_reconnecting_to_an_older_copy_never_shows_a_later_place(
-    make_settings: Callable[..., Settings],
+    processes: Processes,
 ) -> None:
     """An event stream cannot set cookies after its first event; each event's id says
     what was told, and the browser sends it back when it reconnects (to any process)."""
-    async with (processes(make_settings) as p, p.visitor() as first, p.visitor() as second,
-                p.visitor() as third):
-        await _b_one_place_behind_a(p, first, second, third)
-        told, status = await first_event(p.a, third)
+    async with (processes.visitor() as first, processes.visitor() as second,
+                processes.visitor() as third):
+        await _b_one_place_behind_a(processes, first, second, third)
+        told, status = await first_event(processes.a, third)
         assert status["position"] == 1 and told.endswith(".1")
-        _, status = await first_event(p.b, third, last_event_id=told)
+        _, status = await first_event(processes.b, third, last_event_id=told)
         assert status["position"] == 1  # not 2, from B's older copy

@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from tests.servers import Browser, Origin, serve_in_process
+from tests.servers import Browser, serve_in_process
 from waitingroom.engine import Engine
 from waitingroom.middleware import WaitingRoomMiddleware
-from waitingroom.settings import Settings
 from waitingroom.tools.model import model_launch
 from waitingroom.tools.plan import ArrivalCurve, Outcome, Plan
 from waitingroom.tools.simulate import simulate
@@ -89,16 +88,12 @@ async def _real_run(url: str) -> tuple[float, list[float]]:
 
 @pytest.mark.slow
 async def test_planner_predicts_the_drain_time_of_a_real_run(
-    make_settings: Callable[..., Settings], redis_url: str,
+    make_room: Callable[..., WaitingRoomMiddleware], redis_url: str,
 ) -> None:
-    settings = make_settings(capacity=CAPACITY, grace_seconds=GRACE_SECONDS,
-                             gated_paths=("/checkout", "/done"))
-    middleware = WaitingRoomMiddleware(Origin(), settings=settings)
-    try:
-        async with serve_in_process(middleware) as url:
-            real_drain, real_waits = await _real_run(url)
-    finally:
-        await middleware.aclose()
+    middleware = make_room(capacity=CAPACITY, grace_seconds=GRACE_SECONDS,
+                           gated_paths=("/checkout", "/done"))
+    async with serve_in_process(middleware) as url:
+        real_drain, real_waits = await _real_run(url)
 
     per_minute = ARRIVALS_PER_SECOND * 60
     plan = Plan(ArrivalCurve([(0, per_minute), (ARRIVING_SECONDS / 60, per_minute)]),

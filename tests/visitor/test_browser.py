@@ -106,11 +106,10 @@ TOKEN = "dashboard-token-0123456789"
 
 
 async def test_dashboard_is_live_draws_charts_and_its_controls_work(
-    make_settings: Callable[..., Settings], browser: object
+    make_room: Callable[..., WaitingRoomMiddleware], browser: object
 ) -> None:
-    settings = make_settings(capacity=1, admin_token=(f"ops:{TOKEN}",),
-                             gated_paths=("/checkout*",), message="Doors open at nine")
-    room = WaitingRoomMiddleware(shop, settings=settings)
+    room = make_room(shop, capacity=1, admin_token=(f"ops:{TOKEN}",),
+                     gated_paths=("/checkout*",), message="Doors open at nine")
     async with serve_in_process(room) as url:
         visitors = [Browser(base_url=url) for _ in range(4)]
         closing = contextlib.AsyncExitStack()
@@ -307,16 +306,16 @@ async def test_the_beacon_keeps_a_browsing_shopper_and_lets_a_leaving_one_go(
 
 
 async def test_the_handoff_page_keeps_the_place_until_the_other_device_takes_it(
-    make_settings: Callable[..., Settings], browser: object, monkeypatch: pytest.MonkeyPatch,
+    make_room: Callable[..., WaitingRoomMiddleware], browser: object,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Five minutes on the "continue on another device" page (room time, moved by the
     test) and the link still moves the place, at the same position; on a phone the page
     fits the screen and leads back to the line."""
     monkeypatch.setattr(standing, "poll_interval", lambda *args: 1)  # the page asks each second
-    settings = make_settings(capacity=1, gated_paths=("/checkout*",),
-                             session_idle_seconds=3600, session_max_seconds=7200,
-                             session_first_idle_seconds=0)
-    room = WaitingRoomMiddleware(shop, settings=settings)
+    room = make_room(shop, capacity=1, gated_paths=("/checkout*",),
+                     session_idle_seconds=3600, session_max_seconds=7200,
+                     session_first_idle_seconds=0)
     async with serve_in_process(room) as url, Browser(base_url=url) as holder:
         clock = await RoomClock(room.engine, "default").start()
         await holder.get("/checkout")  # the one slot is taken for the whole test
@@ -365,14 +364,13 @@ async def _accessible(page: Any, name: str) -> None:
 
 
 async def test_every_visitor_page_passes_axe_on_a_phone(
-    make_settings: Callable[..., Settings], browser: object,
+    make_room: Callable[..., WaitingRoomMiddleware], browser: object,
 ) -> None:
     """The queue, capture, notify, handoff, status and closed pages, in two languages,
     at 390 px: no serious or critical accessibility problem."""
-    settings = make_settings(capacity=1, gated_paths=("/checkout*",), shop_name="waitPhone",
-                             message="Doors open at nine", smtp_url="smtp://127.0.0.1:9",
-                             public_url="https://shop.example")
-    room = WaitingRoomMiddleware(shop, settings=settings)
+    room = make_room(shop, capacity=1, gated_paths=("/checkout*",), shop_name="waitPhone",
+                     message="Doors open at nine", smtp_url="smtp://127.0.0.1:9",
+                     public_url="https://shop.example")
     async with serve_in_process(room) as url, Browser(base_url=url) as holder:
         await holder.get("/checkout")
         # The axe script is injected by the test; the pages' own CSP forbids that.
@@ -442,7 +440,7 @@ async def test_a_page_told_to_wait_by_a_503_waits_as_told(
 
 
 async def test_a_shops_look_and_language_load_under_the_pages_own_policy(
-    make_settings: Callable[..., Settings], browser: object, tmp_path: Path,
+    make_room: Callable[..., WaitingRoomMiddleware], browser: object, tmp_path: Path,
 ) -> None:
     """The shop's stylesheet and logo (its brand files) and a language added by a
     catalog alone, in Chromium at 390 px, with the pages' Content-Security-Policy on."""
@@ -457,10 +455,9 @@ async def test_a_shops_look_and_language_load_under_the_pages_own_policy(
     locales.mkdir()
     (locales / "es.po").write_text('msgid "You\'re in line"\nmsgstr "Estás en la fila"\n',
                                    encoding="utf-8")
-    settings = make_settings(capacity=1, gated_paths=("/checkout*",), shop_name="Tienda",
-                             templates_dir=str(brand), locales_dir=str(locales),
-                             stylesheet="/_wr/brand/shop.css", logo="/_wr/brand/logo.svg")
-    room = WaitingRoomMiddleware(shop, settings=settings)
+    room = make_room(shop, capacity=1, gated_paths=("/checkout*",), shop_name="Tienda",
+                     templates_dir=str(brand), locales_dir=str(locales),
+                     stylesheet="/_wr/brand/shop.css", logo="/_wr/brand/logo.svg")
     async with serve_in_process(room) as url, Browser(base_url=url) as holder:
         await holder.get("/checkout")
         context = await browser.new_context(  # type: ignore[attr-defined]
@@ -485,12 +482,11 @@ async def test_a_shops_look_and_language_load_under_the_pages_own_policy(
 
 
 async def test_the_honest_line_pages_read_well_on_a_phone_in_every_language(
-    make_settings: Callable[..., Settings], browser: object,
+    make_room: Callable[..., WaitingRoomMiddleware], browser: object,
 ) -> None:
     """The unlikely chance on the queue page, sold out and a full line, in English,
     French and German at 390 px: the words shown, nothing serious for axe-core."""
-    settings = make_settings(capacity=1, gated_paths=("/checkout*",), shop_name="waitPhone")
-    room = WaitingRoomMiddleware(shop, settings=settings)
+    room = make_room(shop, capacity=1, gated_paths=("/checkout*",), shop_name="waitPhone")
     engine, name = room.engine, "default"
     async with serve_in_process(room) as url, Browser(base_url=url) as holder:
         await holder.get("/checkout")

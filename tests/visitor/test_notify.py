@@ -55,7 +55,7 @@ class _Webhook:
 
 @pytest.mark.slow
 async def test_a_notified_visitor_gets_one_message_and_the_link_admits_once(
-    make_settings: Callable[..., Settings],
+    make_room: Callable[..., WaitingRoomMiddleware],
 ) -> None:
     mailbox, webhook = Mailbox(), _Webhook()
     smtp = aiosmtpd_controller.Controller(mailbox, hostname="127.0.0.1", port=free_port())
@@ -63,11 +63,10 @@ async def test_a_notified_visitor_gets_one_message_and_the_link_admits_once(
     origin = Origin()
     try:
         async with serve_in_process(webhook) as hook_url:
-            room = WaitingRoomMiddleware(origin, settings=make_settings(
-                capacity=1, gated_paths=("/checkout*", "/done"),
-                smtp_url=f"smtp://127.0.0.1:{smtp.port}", notify_webhook_url=hook_url,
-                public_url="https://shop.example",
-                notify_webhook_secret=WEBHOOK_SECRET, notify_claim_seconds=900))
+            room = make_room(origin, capacity=1, gated_paths=("/checkout*", "/done"),
+                             smtp_url=f"smtp://127.0.0.1:{smtp.port}", notify_webhook_url=hook_url,
+                             public_url="https://shop.example",
+                             notify_webhook_secret=WEBHOOK_SECRET, notify_claim_seconds=900)
             try:
                 await _drive(room, origin, mailbox, webhook)
             finally:
@@ -128,16 +127,15 @@ async def _drive(room: WaitingRoomMiddleware, origin: Origin, mailbox: Mailbox,
 
 @pytest.mark.slow
 async def test_an_away_visitor_is_told_when_a_session_just_runs_out(
-    make_settings: Callable[..., Settings],
+    make_room: Callable[..., WaitingRoomMiddleware],
 ) -> None:
     """Nobody polls and nobody finishes: the only shopper's session ends by its idle
     timeout. The room's upkeep must still let the away visitor in, and tell them."""
     mailbox = Mailbox()
     smtp = aiosmtpd_controller.Controller(mailbox, hostname="127.0.0.1", port=free_port())
     smtp.start()
-    room = WaitingRoomMiddleware(Origin(), settings=make_settings(
-        capacity=1, gated_paths=("/checkout*",), smtp_url=f"smtp://127.0.0.1:{smtp.port}",
-        public_url="https://shop.example"))
+    room = make_room(capacity=1, gated_paths=("/checkout*",), smtp_url=f"smtp://127.0.0.1:{smtp.port}",
+                     public_url="https://shop.example")
     transport = httpx.ASGITransport(app=room)
     try:
         async with Browser(transport=transport, base_url="http://shop.test") as holder, \
@@ -153,32 +151,27 @@ async def test_an_away_visitor_is_told_when_a_session_just_runs_out(
         assert message_from_bytes(mailbox.messages[0], policy=policy.default)["To"] == (
             "bo@example.com")
     finally:
-        await room.aclose()
         smtp.stop()
 
 
 async def test_the_notify_pages_speak_french_and_lead_back_to_the_line(
-    make_settings: Callable[..., Settings],
+    make_room: Callable[..., WaitingRoomMiddleware],
 ) -> None:
-    room = WaitingRoomMiddleware(Origin(), settings=make_settings(
-        capacity=1, smtp_url="smtp://127.0.0.1:9", public_url="https://shop.example",
-        notify_claim_seconds=600))
+    room = make_room(capacity=1, smtp_url="smtp://127.0.0.1:9", public_url="https://shop.example",
+                     notify_claim_seconds=600)
     french = {"Accept-Language": "fr"}
     transport = httpx.ASGITransport(app=room)
-    try:
-        async with Browser(transport=transport, base_url="http://shop.test") as a, \
-                Browser(transport=transport, base_url="http://shop.test") as b:
-            await a.get("/checkout")
-            await b.get("/checkout")
-            wrong = await b.post("/_wr/notify", headers=french,
-                                 data={"phone": "0612", "to": "/checkout"})
-            assert wrong.status_code == 400 and "veuillez saisir un numéro" in wrong.text
-            done = await b.post("/_wr/notify", headers=french,
-                                data={"email": "bo@example.com", "to": "/checkout"})
-            assert done.status_code == 200 and "10 minutes pour l&#39;ouvrir" in done.text
-            assert '<a href="/checkout">Retour à la file</a>' in done.text
-    finally:
-        await room.aclose()
+    async with Browser(transport=transport, base_url="http://shop.test") as a, \
+            Browser(transport=transport, base_url="http://shop.test") as b:
+        await a.get("/checkout")
+        await b.get("/checkout")
+        wrong = await b.post("/_wr/notify", headers=french,
+                             data={"phone": "0612", "to": "/checkout"})
+        assert wrong.status_code == 400 and "veuillez saisir un numéro" in wrong.text
+        done = await b.post("/_wr/notify", headers=french,
+                            data={"email": "bo@example.com", "to": "/checkout"})
+        assert done.status_code == 200 and "10 minutes pour l&#39;ouvrir" in done.text
+        assert '<a href="/checkout">Retour à la file</a>' in done.text
 
 
 async def test_a_restock_tells_those_who_left_their_details_once(

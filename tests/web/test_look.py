@@ -13,7 +13,7 @@ import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
-from tests.servers import Browser, Origin, serve_in_process
+from tests.servers import Browser, serve_in_process
 from waitingroom import WaitingRoomMiddleware
 from waitingroom.errors import ConfigError
 from waitingroom.settings import Settings
@@ -94,19 +94,15 @@ msgstr[2] "najwyżej {n} znaków"
 
 
 @pytest.fixture
-def shop(make_settings: Callable[..., Settings]) -> Callable[..., Any]:
+def shop(make_room: Callable[..., WaitingRoomMiddleware]) -> Callable[..., Any]:
     """A waiting room (capacity 1, /checkout gated) around the test origin, served by
     uvicorn on loopback, with ``overrides`` in its settings."""
 
     @asynccontextmanager
     async def start(**overrides: Any) -> AsyncIterator[str]:
-        settings = make_settings(capacity=1, gated_paths=("/checkout*",), **overrides)
-        middleware = WaitingRoomMiddleware(Origin(), settings=settings)
-        try:
-            async with serve_in_process(middleware) as url:
-                yield url
-        finally:
-            await middleware.aclose()
+        async with serve_in_process(make_room(capacity=1, gated_paths=("/checkout*",),
+                                              **overrides)) as url:
+            yield url
 
     return start
 
@@ -154,12 +150,12 @@ async def test_a_right_to_left_language_reads_right_to_left(
     ("qq.po", 'msgid "x"\nmsgstr "y"\n', "qq.po"),  # no such language
 ])
 def test_a_catalog_that_cannot_be_used_stops_start_up_naming_it(
-    make_settings: Callable[..., Settings], tmp_path: Path, name: str, text: str,
+    make_room: Callable[..., WaitingRoomMiddleware], tmp_path: Path, name: str, text: str,
     problem: str,
 ) -> None:
     (tmp_path / name).write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError) as refused:
-        WaitingRoomMiddleware(Origin(), settings=make_settings(locales_dir=str(tmp_path)))
+        make_room(locales_dir=str(tmp_path))
     assert refused.value.key == "locales_dir" and problem in str(refused.value)
 
 
@@ -218,11 +214,11 @@ async def test_the_stylesheet_and_logo_settings_reach_every_page(
     ("{{ position + 1 }}", "TypeError"),  # a live value is text, placed after building
 ])
 def test_a_template_that_could_turn_escaping_off_or_fail_stops_start_up(
-    make_settings: Callable[..., Settings], tmp_path: Path, template: str, problem: str,
+    make_room: Callable[..., WaitingRoomMiddleware], tmp_path: Path, template: str, problem: str,
 ) -> None:
     (tmp_path / "queue.html").write_text(template, encoding="utf-8")
     with pytest.raises(ConfigError) as refused:
-        WaitingRoomMiddleware(Origin(), settings=make_settings(templates_dir=str(tmp_path)))
+        make_room(templates_dir=str(tmp_path))
     assert refused.value.key == "templates_dir" and problem in str(refused.value)
 
 
@@ -231,14 +227,14 @@ def test_a_template_that_could_turn_escaping_off_or_fail_stops_start_up(
     ({"a b.css": ""}, "a b.css"),
 ])
 def test_brand_files_are_plain_known_types(
-    make_settings: Callable[..., Settings], tmp_path: Path, files: dict[str, str],
+    make_room: Callable[..., WaitingRoomMiddleware], tmp_path: Path, files: dict[str, str],
     problem: str,
 ) -> None:
     (tmp_path / "static").mkdir()
     for name, text in files.items():
         (tmp_path / "static" / name).write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError) as refused:
-        WaitingRoomMiddleware(Origin(), settings=make_settings(templates_dir=str(tmp_path)))
+        make_room(templates_dir=str(tmp_path))
     assert refused.value.key == "templates_dir" and problem in str(refused.value)
 
 
