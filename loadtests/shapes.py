@@ -13,6 +13,7 @@ would.
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -31,6 +32,18 @@ def _options(parser: Any) -> None:
     parser.add_argument("--drain-seconds", type=float, env_var="WR_LOAD_DRAIN", default=120,
                         help="after the run, how long those still in line may take to be "
                              "served (no new shoppers meanwhile)")
+
+
+class _NoSpawnRateWarning(logging.Filter):
+    """Locust warns of a spawn rate over 100/s at every change of the shape's tick (64
+    times in ``make soak``, burying the progress lines): these shapes ask for that rate
+    on purpose (a launch is a spike), so the warning says nothing here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "spawn rate is very high" not in record.getMessage()
+
+
+logging.getLogger("locust.runners").addFilter(_NoSpawnRateWarning())
 
 
 DRAINING = False
