@@ -241,7 +241,7 @@ class Origin:
 
 def cli(url: str, *args: str) -> dict[str, Any]:
     result = subprocess.run(
-        [sys.executable, "-m", "waitingroom.cli", "admin", "--url", url, *args],
+        [sys.executable, "-m", "waitingroom.cli", "admin", "--url", url, *args, "--json"],
         env={**os.environ, "WAITINGROOM_ADMIN_TOKEN": TOKEN}, capture_output=True, text=True,
         timeout=30)
     assert result.returncode == 0, result.stderr

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.metadata
 import os
 import sys
 from collections.abc import Sequence
@@ -27,6 +28,8 @@ both, and any pre-stop pause (deploy/k8s: 5 + 10 + 20 < 45 s)."""
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The command's parser, and each subcommand's by name."""
     parser = argparse.ArgumentParser(prog="waitingroom", description=__doc__.replace("``", ""))
+    parser.add_argument("--version", action="version",
+                        version=f"waitingroom {importlib.metadata.version('waitingroom')}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     _serve_flags(commands)
@@ -150,8 +153,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WaitingRoomError as exc:
         print(f"waitingroom: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        pass
+    except KeyboardInterrupt:  # Ctrl-C: what the shell expects of an interrupted command
+        print(file=sys.stderr)
+        return 130
     return 0
 
 

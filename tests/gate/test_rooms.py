@@ -112,7 +112,7 @@ def test_cli_reports_refusals_without_a_traceback(room_env: dict[str, str]) -> N
                                (("revoke-room", "default"), "400"),
                                (("--room", "nowhere", "show"), "404")):
             result = subprocess.run(
-                [sys.executable, "-m", "waitingroom.cli", "admin", "--url", url, *args],
+                [sys.executable, "-m", "waitingroom.cli", "admin", "--url", url, *args, "--json"],
                 env={**os.environ, "WAITINGROOM_ADMIN_TOKEN": TOKEN}, capture_output=True,
                 text=True, timeout=30)
             assert result.returncode == 1 and result.stderr.startswith("waitingroom: ")

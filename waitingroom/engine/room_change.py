@@ -48,6 +48,7 @@ class RoomChange(BaseModel):
     """``normal`` (gate the order flow), ``open`` (let everyone through) or ``closed``
     (no new places; the line drains in order)."""
     message: str | None = Field(default=None, max_length=MESSAGE_LIMIT)
+    """The operator's message on every page; ``""`` clears it in every language."""
     messages: dict[str, str] | None = Field(default=None, max_length=20)
     """The message in other languages, by code (an empty one is removed: that language
     then gets ``message``)."""

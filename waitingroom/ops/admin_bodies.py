@@ -4,6 +4,7 @@ anything wrong is a 400 saying which field and why."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,9 @@ MAX_INVITE_USES = 10_000
 MAX_INVITE_SECONDS = 30 * 86_400
 MAX_ROOM_PATHS = 20
 _PATH_LIMIT = 200
+PAST_TOLERANCE_MS = 60_000
+"""A planned step's ``at_ms`` may lie this far behind this process's clock (another
+machine's clock may run late); further back it is refused, not applied at once."""
 
 
 async def parsed_body(
@@ -105,4 +109,6 @@ def parse_step(body: bytes) -> dict[str, Any]:
         raise ValueError("give at_ms (epoch ms) or in_seconds, one of them")
     when = ({"at_ms": _whole(data, "at_ms", 0, 2**53, 0)} if "at_ms" in data else
             {"in_seconds": _whole(data, "in_seconds", 0, 366 * 86_400, 0)})
+    if "at_ms" in when and when["at_ms"] < time.time() * 1000 - PAST_TOLERANCE_MS:
+        raise ValueError("at_ms is in the past: in_seconds 0 applies the change at once")
     return {**when, "changes": RoomChange.parse(data.get("changes")).as_json()}

@@ -4,11 +4,11 @@
 -- reports, audited apart), the audit's length, then N and N field/value conditions
 -- (the change is made only if each field holds that value now: adaptive capacity
 -- yields to ops who pinned the cap meanwhile), then field/value pairs to write.
--- A message set is stamped (message_at); a stock of '' stops counting; a restock from
--- 0 is stamped (restocked_at) so those who left their details are told once
--- (take_interest.lua). The audit entry holds, of the room's config as ops read it
--- (RoomConfig), the fields that changed: before and after. Returns 1, or 0 if a
--- condition did not hold (nothing written).
+-- A message set is stamped (message_at), an empty one clears every language's; a stock
+-- of '' stops counting; a restock from 0 is stamped (restocked_at) so those who left
+-- their details are told once (take_interest.lua). The audit entry holds, of the
+-- room's config as ops read it (RoomConfig), the fields that changed: before and
+-- after. Returns 1, or 0 if a condition did not hold (nothing written).
 local audit = KEYS[CORE + 1]
 local who, action, audited, length = ARGV[1], ARGV[2], ARGV[3] == '1', ARGV[4]
 local conditions = tonumber(ARGV[5])
@@ -54,6 +54,13 @@ for i = 6 + 2 * conditions, #ARGV, 2 do
   local field, value = ARGV[i], ARGV[i + 1]
   if field == 'stock' and value == '' then
     redis.call('HDEL', config, 'stock')
+  elseif field == 'message' and value == '' then
+    -- No message: in no language either (a translation given in this same change is
+    -- written after, as RoomChange.as_config orders the fields).
+    redis.call('HSET', config, 'message', '')
+    for _, name in ipairs(redis.call('HKEYS', config)) do
+      if string.sub(name, 1, 8) == 'message:' then redis.call('HDEL', config, name) end
+    end
   else
     redis.call('HSET', config, field, value)
   end
