@@ -151,6 +151,8 @@ async def test_each_waiter_is_told_their_chance_and_it_does_not_flicker(
             "likely", "likely", "uncertain", "uncertain", "unlikely", "unlikely"]
         assert chances[0] == {"level": "likely", "reach": 199, "stock": 100,
                               "sales_per_session": 0.5}
+        # Ops read the figure the waiters are judged on (it read the default 1.0).
+        assert cli(ops_url, "show")["sales"]["sales_per_session"] == 0.5
         # The page sends back what it showed; polling again changes nothing.
         near = waiters[3]
         for _ in range(5):

@@ -54,8 +54,9 @@ class StockStore:
         left = int(await self._sell(room_keys(room).core, (units,)))
         return None if left < 0 else left
 
-    async def figures(self, room: str, prior: float = 1.0) -> StockFigures:
-        """The room's stock, sales and sales per session (``prior`` until measured)."""
+    async def figures(self, room: str, prior: float) -> StockFigures:
+        """The room's stock, sales and sales per session (``prior``, the room's
+        ``sales_per_session``, until measured)."""
         keys = room_keys(room)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hget(keys.config, "stock")

@@ -229,7 +229,8 @@ class AdminAPI:
                 "config": asdict(config), "counts": asdict(counts),
                 "breaker": await self.engine.breaker.state(room.name),
                 "breaker_change": await self.engine.breaker.last_change(room.name),
-                "sales": asdict(await self.engine.stock.figures(room.name)),
+                "sales": asdict(await self.engine.stock.figures(room.name,
+                                                                config.sales_per_session)),
                 "origin": await self._origin(room),
                 "admission_rate_per_second": room.rate.per_second()}
 
