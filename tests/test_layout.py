@@ -5,6 +5,8 @@ grows past what a reader takes in at once (a function: 60 lines)."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -184,3 +186,20 @@ def test_the_room_knows_no_http(module: str) -> None:
             or name in ("waitingroom.web.request", "waitingroom.web.asgi",
                         "waitingroom.web.answers")]
     assert not http, f"{module} imports {http}"
+
+
+def test_the_public_api_is_what_it_says_and_loads_only_when_asked() -> None:
+    """Every name in ``waitingroom.__all__`` is found where ``_HOMES`` says (the lazy
+    loader and the list type checkers read name the same exports), and importing the
+    package (as the admin command does) loads no middleware."""
+    code = ("import sys, importlib, waitingroom\n"
+            "assert 'waitingroom.middleware' not in sys.modules, 'loaded eagerly'\n"
+            "assert sorted(waitingroom.__all__) == sorted(waitingroom._HOMES)\n"
+            "for name, home in waitingroom._HOMES.items():\n"
+            "    home = importlib.import_module(home)\n"
+            "    assert getattr(waitingroom, name) is getattr(home, name), name\n"
+            "try:\n    waitingroom.WaitingRoomMiddlewar\nexcept AttributeError:\n    pass\n"
+            "else:\n    raise AssertionError('a misspelt name was found')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr

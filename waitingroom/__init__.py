@@ -8,7 +8,7 @@ features (``capture``, ``visitor``), over ``room``, over ``engine`` and ``web``;
 ``tls`` are the shared vocabulary of them all.
 
 Each export is imported when first asked for: ``import waitingroom.cli`` (an admin
-command, a second's worth of imports it never uses) does not load the middleware.
+command) does not load the middleware, 0.4 s of imports it never uses.
 """
 
 from __future__ import annotations
@@ -49,13 +49,30 @@ _HOMES = {
     "load_settings": "waitingroom.config",
 }
 
-__all__ = sorted(_HOMES)
+__all__ = [  # a literal list, as type checkers read it: the names of _HOMES
+    "ConfigError",
+    "Engine",
+    "OriginProxy",
+    "RedisServerError",
+    "RoomConfig",
+    "RoomCounts",
+    "Settings",
+    "Status",
+    "Visit",
+    "VisitState",
+    "WaitingRoomError",
+    "WaitingRoomMiddleware",
+    "build_proxy_app",
+    "load_settings",
+]
 
 
-def __getattr__(name: str) -> Any:
-    """An export, imported from its home module the first time it is asked for."""
-    if name not in _HOMES:
-        raise AttributeError(f"module 'waitingroom' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_HOMES[name]), name)
-    globals()[name] = value
-    return value
+if not TYPE_CHECKING:  # to a type checker, a name not exported is still an error
+
+    def __getattr__(name: str) -> Any:
+        """An export, imported from its home module the first time it is asked for."""
+        if name not in _HOMES:
+            raise AttributeError(f"module 'waitingroom' has no attribute {name!r}")
+        value = getattr(importlib.import_module(_HOMES[name]), name)
+        globals()[name] = value
+        return value

@@ -27,9 +27,10 @@ def _client(app: WaitingRoomMiddleware, host: str = "shop.test") -> httpx.AsyncC
 @pytest.fixture
 def notifying(make_room: Callable[..., WaitingRoomMiddleware]) -> WaitingRoomMiddleware:
     """Capacity 1 (held by nobody yet), notify-me by webhook, public_url set."""
-    return make_room(
-                     capacity=1, gated_paths=("/checkout*",), notify_webhook_url="http://127.0.0.1:9/hook",
-                     notify_webhook_secret="webhook-secret-0123456789", public_url="https://shop.example",
+    return make_room(capacity=1, gated_paths=("/checkout*",),
+                     notify_webhook_url="http://127.0.0.1:9/hook",
+                     notify_webhook_secret="webhook-secret-0123456789",
+                     public_url="https://shop.example",
                      notify_per_hour_per_visitor=2, notify_per_hour_per_network=3)
 
 

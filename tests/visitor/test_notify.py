@@ -134,8 +134,8 @@ async def test_an_away_visitor_is_told_when_a_session_just_runs_out(
     mailbox = Mailbox()
     smtp = aiosmtpd_controller.Controller(mailbox, hostname="127.0.0.1", port=free_port())
     smtp.start()
-    room = make_room(capacity=1, gated_paths=("/checkout*",), smtp_url=f"smtp://127.0.0.1:{smtp.port}",
-                     public_url="https://shop.example")
+    room = make_room(capacity=1, gated_paths=("/checkout*",),
+                     smtp_url=f"smtp://127.0.0.1:{smtp.port}", public_url="https://shop.example")
     transport = httpx.ASGITransport(app=room)
     try:
         async with Browser(transport=transport, base_url="http://shop.test") as holder, \
@@ -151,6 +151,7 @@ async def test_an_away_visitor_is_told_when_a_session_just_runs_out(
         assert message_from_bytes(mailbox.messages[0], policy=policy.default)["To"] == (
             "bo@example.com")
     finally:
+        await room.aclose()  # before its mail server goes: nothing sent to a dead port
         smtp.stop()
 
 
