@@ -42,8 +42,14 @@ async def test_selling_out_stops_the_line_everywhere_and_a_restock_reopens_it(
             await eventually(told_everywhere, "every waiter, on both processes, told")
             assert (await state_of(bob))["position"] == 1  # kept, for a restock
             assert (await state_of(eve))["position"] == 2
-            # Sold out: nobody more is let in, though Ann's slot is free.
-            assert "wr-card" in (await bob.get("/checkout")).text
+            # Sold out: nobody more is let in, though Ann's slot is free. Bob's page
+            # says so and only so: no wait, no chance of the stock reaching him, and a
+            # way to hear of a restock.
+            page = (await bob.get("/checkout")).text
+            assert "wr-card" in page and 'id="wr-wait" hidden' in page
+            assert '<p class="chance" id="wr-chance" data-level=""></p>' in page
+            assert 'id="wr-interest" hidden' not in page
+            assert (await state_of(bob)).get("chance") is None
             newcomer = await cy.get("/checkout")
             assert newcomer.status_code == 200 and "Sold out" in newcomer.text
             assert "wr-card" not in newcomer.text  # told the truth, given no place

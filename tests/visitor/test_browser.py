@@ -82,6 +82,7 @@ async def test_position_updates_live_and_the_turn_lands_on_the_page_asked_for(
         # The turn has a moment: the tab's title says so, and how long the session lasts.
         await async_api.expect(page).to_have_title(re.compile("your turn"), timeout=15_000)
         await async_api.expect(page.locator("#wr-turn")).to_contain_text("up to 30 minutes")
+        await async_api.expect(page.locator("#wr-place")).to_be_hidden()  # no "place 1" now
         await page.wait_for_selector("#shop", timeout=15_000)
         assert await page.locator("#shop").inner_text() == "shop:/checkout"
         assert page.url == room_url + "/checkout?item=waitphone"

@@ -218,6 +218,7 @@ def status_of(room: Room, standing: Standing, config: RoomConfig,
         message=message,
         poll_after_seconds=poll_interval(position, grace, room.rate.per_second()),
         chance=None if figures is None or figures.stock is None or config.stock is None
+        or state == "sold_out"  # nothing left: "sold out for now" says it all
         else chance_of(position, stock=config.stock, active=figures.active,
                        sales_per_session=figures.sales_per_session,
                        previous=previous_chance),

@@ -111,8 +111,8 @@ _STATE_WORDS = {"paused": "paused", "prequeue": "prequeue", "sold_out": "sold-ou
 
 _LIVE_PARTS = ('id="wr-card"', 'id="wr-position"', 'id="wr-eta"', "/_wr/static/queue.js")
 """What the queue page's script needs of the page to update it live."""
-_QUEUE_LIVE = ("refresh", "position", "eta", "state", "chance", "chance_level",
-               "interest_hidden")
+_QUEUE_LIVE = ("refresh", "position", "wait_hidden", "eta", "state", "chance",
+               "chance_level", "interest_hidden")
 """The queue page's live values, in the order :meth:`Pages.queue` gives them."""
 
 
@@ -222,10 +222,11 @@ class Pages:
             str(status.poll_after_seconds),
             self._words_html("in-draw", lang) if status.state == "draw" else
             "\u2013" if status.position is None else str(status.position),
+            " hidden" if status.state == "sold_out" else "",  # no wait: nothing is left
             self._eta_html(minutes, lang),
             self._words_html(_STATE_WORDS.get(status.state, ""), lang),
             self._words_html("chance-" + level if level else "", lang), level,
-            "" if level == "unlikely" else " hidden"))
+            "" if level == "unlikely" or status.state == "sold_out" else " hidden"))
 
     def _eta_words_html(self, minutes: int | None, lang: str) -> str:
         return str(escape(self.eta_words(minutes, lang)))

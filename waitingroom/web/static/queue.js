@@ -42,6 +42,7 @@
     var turn = $("wr-turn");
     turn.textContent = words("your-turn") + " " + words("your-turn-session");
     turn.hidden = false;
+    $("wr-place").hidden = true;  // a place and a wait no longer say anything true
     if (navigator.vibrate) navigator.vibrate([200, 100, 200]);
     var giveUp = Date.now() + 30000;
     function ask() {
@@ -68,14 +69,15 @@
     $("wr-position").textContent = st.state === "draw" ? words("in-draw")
       : st.position === null ? "\u2013" : st.position;
     if (st.position) progress(st.position);
-    $("wr-eta").textContent = st.state === "sold_out" ? "\u2013" : minutes(st.eta_seconds);
+    $("wr-wait").hidden = st.state === "sold_out";  // nothing left to wait for
+    $("wr-eta").textContent = minutes(st.eta_seconds);
     $("wr-state").textContent = st.state === "paused" || st.state === "prequeue"
       || st.state === "draw" ? words(st.state) : st.state === "sold_out" ? words("sold-out") : "";
     var chance = $("wr-chance");
     shown = st.chance ? st.chance.level : "";
     chance.textContent = shown ? words("chance-" + shown) : "";
     chance.setAttribute("data-level", shown);
-    $("wr-interest").hidden = shown !== "unlikely";
+    $("wr-interest").hidden = shown !== "unlikely" && st.state !== "sold_out";
     var msg = $("wr-message");
     msg.textContent = st.message || "";
     msg.hidden = !st.message;
