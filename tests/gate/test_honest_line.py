@@ -198,8 +198,13 @@ async def test_reject_keeps_no_line(room_env: dict[str, str]) -> None:
         cli(ops_url, "method", "reject")
         await asyncio.sleep(1.1)  # every process has read it
         assert (await ann.get("/checkout")).text.startswith("origin:")  # a free slot: in
-        turned = await bob.get("/checkout")
-        assert "The line is full" in turned.text and "wr-card" not in turned.text
+        turned = await bob.get("/checkout?size=9")
+        # Nobody is waiting: the page says there is no line, not that it is full; when
+        # to come back; and offers the other languages of this very page.
+        assert "Every place is taken" in turned.text and "wr-card" not in turned.text
+        assert "keeps no line" in turned.text and "a minute or two" in turned.text
+        assert "The line is full" not in turned.text and "As many people" not in turned.text
+        assert 'href="/checkout?size=9&amp;lang=fr"' in turned.text
         assert (await bob.get("/_wr/status")).json()["state"] == "full"
         assert cli(ops_url, "show")["counts"]["waiting"] == 0  # nobody was given a place
         assert (await ann.get("/done")).status_code == 200  # Ann's order ends her session

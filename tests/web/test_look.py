@@ -204,6 +204,7 @@ async def test_the_stylesheet_and_logo_settings_reach_every_page(
     for html in (page.text, status.text):
         assert '<link rel="stylesheet" href="/_wr/brand/shop.css">' in html
         assert '<img src="/static/logo.png" alt="Tom &amp; Jo">' in html
+        assert html.count('<p class="shop">Tom &amp; Jo</p>') == 1  # every page, once
 
 
 @pytest.mark.parametrize(("template", "problem"), [

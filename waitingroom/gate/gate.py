@@ -119,11 +119,15 @@ class RoomGate:
                 response = html_response(self.pages.arriving(request.language()),
                                          headers={**NO_STORE, STATE_HEADER: "arriving"})
             elif status.state == "closed":
-                response = html_response(self.pages.closed(status, request.language()))
+                response = html_response(self.pages.closed(status, request.language(),
+                                                           request.here()))
             elif status.state == "sold_out" and status.position is None:
-                response = html_response(self.pages.sold_out(status, request.language()))
+                response = html_response(self.pages.sold_out(status, request.language(),
+                                                             request.here()))
             elif status.state == "full":
-                response = html_response(self.pages.full(status, request.language()))
+                response = html_response(self.pages.full(
+                    status, request.language(), request.here(),
+                    no_line=config.method == "reject"))
             elif status.state == "moved":
                 response = html_response(moved_page(self.pages, request.language()))
             else:

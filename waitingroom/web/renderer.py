@@ -268,19 +268,21 @@ class Pages:
         """For a newcomer whose network took too many new places just now."""
         return self.render("too_many.html", lang, retry_after_seconds=retry_after_seconds)
 
-    def closed(self, status: Status, lang: str) -> bytes:
+    def closed(self, status: Status, lang: str, here: str = "") -> bytes:
         """For a newcomer once ops have closed the line."""
-        return self.render("closed.html", lang, room=status.room,
+        return self.render("closed.html", lang, here=here, room=status.room,
                            message=status.message or "")
 
-    def sold_out(self, status: Status, lang: str) -> bytes:
+    def sold_out(self, status: Status, lang: str, here: str = "") -> bytes:
         """For a newcomer while the room has nothing left to sell."""
-        return self.render("sold_out.html", lang, room=status.room,
+        return self.render("sold_out.html", lang, here=here, room=status.room,
                            message=status.message or "")
 
-    def full(self, status: Status, lang: str) -> bytes:
-        """For a newcomer while the line is as long as ops allow."""
-        return self.render("full.html", lang, room=status.room, message=status.message or "")
+    def full(self, status: Status, lang: str, here: str = "", *, no_line: bool = False) -> bytes:
+        """For a newcomer while the line is as long as ops allow (``no_line``: the room
+        keeps none, method ``reject``, and every place is taken)."""
+        return self.render("full.html", lang, here=here, room=status.room,
+                           message=status.message or "", no_line=no_line)
 
     def status(self, state: str, message: str, message_at_ms: int, lang: str,
                here: str = "") -> bytes:
@@ -310,7 +312,8 @@ _SAMPLES: tuple[tuple[str, dict[str, Any]], ...] = (
     ("too_many.html", {"retry_after_seconds": 5}),
     ("closed.html", {"room": "r", "message": "m"}),
     ("sold_out.html", {"room": "r", "message": "m"}),
-    ("full.html", {"room": "r", "message": "m"}),
+    ("full.html", {"room": "r", "message": "m", "no_line": False}),
+    ("full.html", {"room": "r", "message": "m", "no_line": True}),
     ("status.html", {"state": "queueing", "message": "m", "posted": "p"}),
     ("notify.html", {"room": "r", "error": "", "claim_minutes": 15}),
     ("notify.html", {"room": "r", "error": "e", "claim_minutes": 15}),
