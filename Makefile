@@ -15,10 +15,12 @@ install:
 		|| { echo "install: deploy/constraints.txt could not be met; resolving afresh" >&2; \
 		     $(PIP) install -q -e '.[test,load]'; }
 
-# The demo listens on 127.0.0.1:$(PORT): make demo PORT=8001 if 8000 is taken.
+# The demo listens on 127.0.0.1:$(PORT): make demo PORT=8001 if 8000 is taken. Its
+# CROWD of make-believe shoppers keeps a line moving (make demo CROWD=0: only you).
 PORT ?= 8000
+CROWD ?= 8
 demo: install
-	$(PYTHON) -m waitingroom.cli demo --port $(PORT)
+	$(PYTHON) -m waitingroom.cli demo --port $(PORT) --crowd $(CROWD)
 
 # `make test`: the checks, then the timing-sensitive tests (marked serial) alone on a
 # quiet machine, then the rest on four workers (most of a test waits on sockets and

@@ -110,6 +110,9 @@ def _demo_flags(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--capacity", type=int, default=3,
                       help="concurrent checkout sessions the demo shop can serve")
+    demo.add_argument("--crowd", type=int, default=0, metavar="N",
+                      help="N make-believe shoppers coming and going, so the line forms "
+                           "and moves by itself (default: none)")
 
 
 def _room_flags(parser: argparse.ArgumentParser) -> None:
@@ -128,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "admin":
             return admin_cli.run(args)
         if args.command == "demo":
-            asyncio.run(_demo(args.port, args.capacity))
+            asyncio.run(_demo(args.port, args.capacity, args.crowd))
         elif args.command == "demo-shop":
             import uvicorn
 
@@ -169,10 +172,10 @@ async def _redis_answers(settings: Settings) -> bool:
         await engine.aclose()
 
 
-async def _demo(port: int, capacity: int) -> None:
+async def _demo(port: int, capacity: int, crowd: int) -> None:
     from waitingroom.tools.demo import run_demo
 
-    await run_demo(port=port, capacity=capacity)
+    await run_demo(port=port, capacity=capacity, crowd=crowd)
 
 
 async def _replay(settings: Settings, args: argparse.Namespace) -> int:

@@ -109,3 +109,37 @@ async def test_the_demo_command_prints_a_working_admin_token_and_sends_notices()
     finally:
         demo.terminate()
         await asyncio.wait_for(demo.wait(), 30)
+
+
+async def test_the_demo_crowd_forms_a_line_that_moves_and_never_overloads_the_shop() -> None:
+    """``waitingroom demo --crowd 6`` for a shop of 2 checkouts: the make-believe
+    shoppers queue, are let in as others order, and the shop never holds more than 2."""
+    port = free_port()
+    demo = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "waitingroom.cli", "demo", "--port", str(port), "--capacity",
+        "2", "--crowd", "6", stdout=PIPE, stderr=STDOUT)
+    try:
+        assert demo.stdout is not None
+        printed = ""
+        while "make-believe shoppers" not in printed:
+            line = (await asyncio.wait_for(demo.stdout.readline(), 60)).decode()
+            assert line, printed
+            printed += line
+        assert "6 make-believe shoppers are coming and going" in printed
+        token = re.search(r"admin token\s+(\S+)", printed)
+        assert token, printed
+        longest = 0
+        async with Browser(base_url=f"http://127.0.0.1:{port}",
+                           headers={"Authorization": f"Bearer {token.group(1)}"}) as ops:
+            async def moved_on() -> bool:
+                nonlocal longest
+                counts = (await ops.get("/_wr/admin/room")).json()["counts"]
+                longest = max(longest, counts["waiting"])
+                return bool(longest > 0 and counts["admitted"] >= 5)
+            await eventually(moved_on, "a line formed and three were let in from it",
+                             within=60)
+            shop = (await ops.get("/api/stats")).json()
+        assert shop["overloads"] == 0 and shop["peak_sessions"] <= 2, shop
+    finally:
+        demo.terminate()
+        await asyncio.wait_for(demo.wait(), 30)

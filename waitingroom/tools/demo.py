@@ -29,6 +29,7 @@ from starlette.routing import Route
 from waitingroom.app import build_proxy_app
 from waitingroom.errors import ConfigError
 from waitingroom.settings import Settings
+from waitingroom.tools.demo_crowd import Crowd
 from waitingroom.tools.redis_server import RedisServer, free_port
 from waitingroom.web.server import port_in_use
 
@@ -194,8 +195,9 @@ def demo_settings(
     )
 
 
-async def run_demo(*, port: int = 8000, capacity: int = 3) -> None:
-    """Run Redis, a mail sink, the shop and the waiting room until interrupted."""
+async def run_demo(*, port: int = 8000, capacity: int = 3, crowd: int = 0) -> None:
+    """Run Redis, a mail sink, the shop and the waiting room until interrupted; with
+    ``crowd``, that many make-believe shoppers in turn (:mod:`demo_crowd`)."""
     from aiosmtpd.controller import Controller
 
     if port_in_use("127.0.0.1", port):
@@ -233,27 +235,38 @@ async def run_demo(*, port: int = 8000, capacity: int = 3) -> None:
             # uvicorn marks a server started with a flag, not an event.
             while not all(s.started for s in servers) and not serving.done():  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
+            shoppers = Crowd(f"http://127.0.0.1:{port}", crowd)
             if all(s.started for s in servers):
-                print(_welcome(port, capacity, token, redis_server.url), flush=True)
-            await serving
+                print(_welcome(port, capacity, token, redis_server.url, crowd), flush=True)
+                shoppers.start()
+            try:
+                await serving
+            finally:
+                await shoppers.stop()
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             mail.stop()
 
 
-def _welcome(port: int, capacity: int, token: str, redis_url: str) -> str:
+def _welcome(port: int, capacity: int, token: str, redis_url: str, crowd: int) -> str:
     """What the demo prints once it is listening."""
     site = f"http://127.0.0.1:{port}"
+    crowd_tip = (f"{crowd} make-believe shoppers are coming and going: watch the line on "
+                 "the dashboard, and join it" if crowd else
+                 "add a crowd of make-believe shoppers: waitingroom demo --crowd 10")
     return f"""waitingroom demo is running (Ctrl-C to stop):
   the shop, behind the waiting room   {site}/   (checkout capacity {capacity})
   the ops dashboard                   {site}/_wr/admin/dashboard
       admin token                     {token}
   notify-me messages sent             {site}/notices
 Try it:
+  - {crowd_tip};
   - open {site}/checkout in {capacity + 1} or more browsers (or private windows): the
     first {capacity} get in, the rest wait in line, live;
-  - from the dashboard, raise the capacity and watch the line move;
+  - the shop holds {capacity} checkouts: raise the room's capacity past that on the
+    dashboard and the shop fails; the breaker steps in within a second, the line
+    keeps its places and shoppers leave their details instead;
   - press "Break the order system" on the shop's front page: checkouts switch to the
     data-capture form. Fix it, then replay what was captured:
       waitingroom replay --redis-url {redis_url} --to {site}/api/orders
