@@ -107,6 +107,7 @@ async def _drive(room: WaitingRoomMiddleware, origin: Origin, mailbox: Mailbox,
         # Built on public_url, whatever Host the visitor's requests carried.
         link = re.search(r"https://shop\.example(/_wr/claim\?\S+)", message.get_content())
         assert link is not None
+        assert "within the next 15 minutes" in message.get_content()  # notify_claim_seconds
         await asyncio.wait_for(webhook.called.wait(), 15)  # sent beside the email
         body, signature = webhook.calls[0]
         expected = hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
@@ -118,6 +119,8 @@ async def _drive(room: WaitingRoomMiddleware, origin: Origin, mailbox: Mailbox,
         claimed = await later.get(link.group(1))
         assert claimed.status_code == 303 and claimed.headers["location"] == "/checkout"
         assert (await later.get("/checkout")).text == "origin:/checkout"
+        again = await later.get(link.group(1))  # the same phone, the email opened again
+        assert again.status_code == 303 and again.headers["location"] == "/checkout"
         walker_id = origin.seen[-1][1]
         assert walker_id and (await stranger.get(link.group(1))).status_code == 403
         assert len({s for _, s in origin.seen if s}) == 2  # the holder, then the walker

@@ -39,6 +39,8 @@ class Notice:
     link: str
     """The one-time link that admits the visitor (for a restock: the shop)."""
     restock: bool = False
+    claim_minutes: int = 1
+    """How long the link holds the visitor's turn (``notify_claim_seconds``)."""
 
     @property
     def subject(self) -> str:
@@ -51,7 +53,8 @@ class Notice:
         if self.restock:
             return (f"You asked to hear if more stock came in: it has. The line is moving "
                     f"again; join it here:\n\n{self.link}\n")
-        return (f"It's your turn. Open this link within the next minutes to go straight "
+        minutes = "minute" if self.claim_minutes == 1 else f"{self.claim_minutes} minutes"
+        return (f"It's your turn. Open this link within the next {minutes} to go straight "
                 f"in (it works once):\n\n{self.link}\n")
 
 

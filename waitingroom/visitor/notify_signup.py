@@ -96,13 +96,15 @@ class Notices:
             claim_minutes=max(1, room.settings.notify_claim_seconds // 60)))
 
     async def claim(self, request: Request, receive: Receive, send: Send) -> None:
-        """``GET /_wr/claim?t=…``: a notified visitor's link. It admits them, once."""
+        """``GET /_wr/claim?t=…``: a notified visitor's link. It admits them, once; the
+        device it admitted, opening it again, is taken on to the shop."""
         room = self.room
         query = query_params(request.scope)
         visitor_id = room.tickets.read_claim(query.get("t"), room.name)
         visit = None
-        if visitor_id and await room.engine.places.spend(room.name, "claim-" + visitor_id,
-                                                         ttl_seconds=CLAIM_MAX_AGE):
+        if visitor_id and (visitor_id == cookies.pass_of(room, request)  # in already
+                           or await room.engine.places.spend(
+                               room.name, "claim-" + visitor_id, ttl_seconds=CLAIM_MAX_AGE)):
             visit = await room.engine.visit(room.name, visitor_id, join=False)
         if visitor_id is None or visit is None or visit.state is not VisitState.ADMITTED:
             await html_response(resume_refused_page(self.pages, request.language()), 403)(
@@ -130,7 +132,8 @@ class Notices:
             link = record["origin"] + "/_wr/claim?" + urlencode(
                 {"room": room.name, "t": room.tickets.issue_claim(room.name, visitor_id),
                  "to": record["to"]})
-            self._send(Notice(room.name, record["email"], record["phone"], link))
+            self._send(Notice(room.name, record["email"], record["phone"], link,
+                              claim_minutes=max(1, room.settings.notify_claim_seconds // 60)))
 
     async def tell_restock(self) -> None:
         """After a restock, tell those who left their details (``/_wr/interest``) before
