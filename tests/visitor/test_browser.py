@@ -124,6 +124,8 @@ async def test_dashboard_is_live_draws_charts_and_its_controls_work(
                 viewport={"width": 1200, "height": 900})
             closing.push_async_callback(context.close)  # ends the page's open stream
             page = await context.new_page()
+            errors: list[str] = []  # the console's (a resource that 404s says so there)
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             await page.goto(url + "/_wr/admin/dashboard")
             await page.fill("#d-token", TOKEN)
             await page.click("#d-login button")
@@ -139,9 +141,12 @@ async def test_dashboard_is_live_draws_charts_and_its_controls_work(
             assert await page.locator("#d-method").inner_text() == "fifo"
             assert re.fullmatch(r"\d+ ms / \d+\.\d%",
                                 await page.locator("#d-origin").inner_text())
-            assert "capacity fixed" in await page.locator("#d-state").inner_text()
+            state = await page.locator("#d-state").inner_text()
+            assert "capacity fixed" in state and "message \u201cDoors open at nine\u201d" in state
             planned = await page.locator("#d-steps li").inner_text()
-            assert '"mode":"<b>closed</b>"' in planned  # shown as text, never markup
+            # In words and UTC, as the CLI and the status page say it; text, never markup.
+            assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d(:\d\d)?Z: mode=<b>closed</b>",
+                                planned), planned
             assert await page.locator("#d-steps b").count() == 0
             # Charts need two samples; the stream sends one every two seconds.
             painted = """() => {
@@ -169,12 +174,23 @@ async def test_dashboard_is_live_draws_charts_and_its_controls_work(
                     "done", timeout=10_000)
                 return asked[-1]
 
+            await page.fill("#i-capacity", "0")  # refused here, before any question
+            await page.click("text=Set capacity")
+            await async_api.expect(page.locator("#d-result")).to_have_text(
+                "Capacity: a whole number, 1 or more")
+            assert asked == []
             await page.fill("#i-capacity", "4")
             assert "Capacity 1 \u2192 4: lets in up to 3 more now" in await press("Set capacity")
             assert (await room.engine.rooms.config("default")).capacity == 4
             assert "danger" in (await page.get_attribute("text=Open: no queue", "class") or "")
             assert "nobody else is let in" in await press("Pause")
             assert (await room.engine.rooms.config("default")).paused
+            await async_api.expect(page.locator("#d-state")).to_contain_text(
+                "PAUSED", timeout=10_000)
+            assert "bad" in (await page.get_attribute("#d-state", "class") or "")
+            # Bounds never set are offered around the capacity (was: min 1, max 0).
+            await async_api.expect(page.locator("#i-max")).to_have_value("8", timeout=10_000)
+            await async_api.expect(page.locator("#i-min")).to_have_value("1")
             # Learning the capacity, the stock and the line's limit, each from its inputs.
             await page.fill("#i-min", "2")
             await page.fill("#i-max", "9")
@@ -187,6 +203,9 @@ async def test_dashboard_is_live_draws_charts_and_its_controls_work(
             await page.fill("#i-stock", "0")
             assert "SOLD OUT" in await press("Set stock")
             assert (await room.engine.rooms.config("default")).stock == 0
+            await async_api.expect(page.locator("#d-state")).to_contain_text(
+                "SOLD OUT \u00b7 PAUSED", timeout=10_000)
+            assert await page.locator("#d-eta").inner_text() == "sold out"  # not a time
             await page.click("text=Stop counting stock")
             await async_api.expect(page.locator("#d-stock")).to_have_text("not counted",
                                                                         timeout=10_000)
@@ -194,7 +213,7 @@ async def test_dashboard_is_live_draws_charts_and_its_controls_work(
             await page.fill("#i-limit", "")  # an empty number is refused here, not sent
             await page.click("text=Set line limit")
             await async_api.expect(page.locator("#d-result")).to_have_text(
-                "Type a number: Longest line (0: no limit)")
+                "Longest line (0: no limit): a whole number, 0 or more")
             await page.fill("#i-limit", "500")
             said = await press("Set line limit")
             assert "arrivals past 500 waiting are told the line is full" in said
@@ -205,6 +224,7 @@ async def test_dashboard_is_live_draws_charts_and_its_controls_work(
             await async_api.expect(page.locator("#d-method")).to_contain_text(
                 "random", timeout=10_000)
             assert await page.locator("#d-captures").inner_text() == "0 (0)"
+            assert errors == []
             ARTIFACTS.mkdir(exist_ok=True)
             await page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
 

@@ -38,6 +38,7 @@ def dashboard_page(room: str) -> bytes:
     head = HEAD.format(lang="en",
         title=f"Dashboard \u2013 {escape(room)}",
         extra=('<link rel="stylesheet" href="/_wr/static/dashboard.css">\n'
+               '<link rel="icon" href="data:,">\n'  # no /favicon.ico asked of the shop
                '<script src="/_wr/static/dashboard.js" defer></script>\n'))
     tiles, charts, controls = _tiles(), _charts(), _controls()
     return (head + f"""<h1 id="d-room" data-room="{escape(room)}">Room {escape(room)}</h1>

@@ -45,19 +45,29 @@
     steps.textContent = "";
     (s.steps || []).forEach(function (step) {  // text only: never markup from the API
       var li = document.createElement("li");
-      li.textContent = new Date(step.at_ms).toLocaleString() + ": " + JSON.stringify(step.changes);
+      li.textContent = utc(step.at_ms) + ": " + Object.keys(step.changes).map(function (k) {
+        return k + "=" + (step.changes[k] === null ? "off" : step.changes[k]);
+      }).join(" ");
       steps.appendChild(li);
     });
     if (!steps.firstChild) steps.textContent = "none";
-    $("d-state").textContent = (c.paused ? "paused, " : "") + "mode " + c.mode +
+    // What stops or bypasses the line first, in capitals, then the rest of the state.
+    var alarms = [c.stock === 0 && "SOLD OUT", c.paused && "PAUSED",
+                  c.mode === "closed" && "LINE CLOSED", c.mode === "open" && "QUEUE OFF",
+                  c.capture === "on" && "CAPTURE FORCED ON"].filter(Boolean);
+    $("d-state").textContent = alarms.concat(["mode " + c.mode +
       (c.capacity_mode === "adaptive" ? ", capacity adaptive " + c.capacity_min + "\u2013" +
        c.capacity_max : ", capacity fixed") +
-      ", capture " + c.capture + (c.rate ? ", rate " + c.rate + "/min" : "");
-    var eta = s.rate > 0 ? Math.round(s.waiting / s.rate) + " s" : "unknown";
-    $("d-eta").textContent = eta;
+      ", capture " + c.capture + (c.rate ? ", rate " + c.rate + "/min" : "") +
+      (c.message ? ", message \u201c" + c.message + "\u201d" : ", no message")]).join(" \u00b7 ");
+    $("d-state").className = alarms.length ? "note bad" : "note";
+    $("d-eta").textContent = c.stock === 0 ? "sold out" : c.paused ? "paused"
+      : s.rate > 0 ? Math.round(s.waiting / s.rate) + " s" : "unknown";
     // The inputs show the live values until someone types in them.
-    [["i-capacity", c.capacity], ["i-rate", c.rate], ["i-min", c.capacity_min],
-     ["i-max", c.capacity_max], ["i-stock", c.stock === null ? "" : c.stock],
+    // Learning bounds never set (max 0) are offered around the capacity now.
+    [["i-capacity", c.capacity], ["i-rate", c.rate], ["i-min", c.capacity_min || 1],
+     ["i-max", c.capacity_max || Math.max(2 * c.capacity, c.capacity_min || 1)],
+     ["i-message", c.message], ["i-stock", c.stock === null ? "" : c.stock],
      ["i-limit", c.max_waiting], ["i-method", c.method]].forEach(function (pair) {
       var input = $(pair[0]);
       if (!input.hasAttribute("data-edited")) input.value = pair[1];
@@ -192,6 +202,10 @@
     document.body.classList.toggle("d-frozen", !!frozen);
   }
   function clock(ms) { return new Date(ms).toLocaleTimeString(); }
+  // A planned time as the CLI and the status page write it: UTC, seconds if any.
+  function utc(ms) {
+    return new Date(ms).toISOString().slice(0, 19).replace("T", " ").replace(/:00$/, "") + "Z";
+  }
   function heard() {
     heardAt = Date.now();
     clearTimeout(watchdog);
@@ -257,13 +271,19 @@
     var body = JSON.parse(b.getAttribute("data-change"));
     var inputs = JSON.parse(b.getAttribute("data-inputs") || "{}"), missing = "";
     Object.keys(inputs).forEach(function (key) {
-      var input = $(inputs[key]), raw = input.value;
+      var input = $(inputs[key]), raw = input.value, low = parseInt(input.min || "0", 10);
       if (typeof body[key] !== "number") { body[key] = raw; return; }
-      body[key] = parseInt(raw, 10);
-      if (isNaN(body[key])) missing = missing || input.getAttribute("aria-label");
+      body[key] = Number(raw);
+      if (raw === "" || !Number.isInteger(body[key]) || body[key] < low) {
+        missing = missing || input.getAttribute("aria-label") + ": a whole number, " + low + " or more";
+      }
     });
-    // An empty number is never sent: as null it would mean "off" to some keys.
-    if (missing) { $("d-result").textContent = "Type a number: " + missing; return; }
+    if (!missing && body.capacity_min > body.capacity_max) {
+      missing = "The highest capacity to learn must be at least the lowest";
+    }
+    // Refused here, before any question: an empty number sent as null would mean "off"
+    // to some keys, and the room would refuse the rest after the confirmation.
+    if (missing) { $("d-result").textContent = missing; return; }
     change(body, effect(body) + "\n\nGo ahead?");
   });
   function edited(e) {  // an input says so on input, a select on change
