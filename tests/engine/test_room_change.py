@@ -61,7 +61,8 @@ async def test_a_change_writes_and_audits_only_what_changed(engine: Engine) -> N
     assert (entry["who"], entry["action"]) == ("alice", "update")
     before, after = entry["before"], entry["after"]
     assert isinstance(before, dict) and isinstance(after, dict)
-    assert set(after) == {"paused", "stock", "messages", "message_at_ms"}  # capacity: same
+    assert set(after) == {"paused", "stock", "messages", "message_at_ms",  # capacity: same
+                          "sold_out_at_ms"}  # stamped: the stock ran out
     assert (before["paused"], after["paused"]) == (False, True)
     assert (before["stock"], after["stock"]) == (None, 0)
     assert (before["messages"], after["messages"]) == ({}, {"fr": "Bientôt"})
@@ -72,7 +73,8 @@ async def test_a_change_writes_and_audits_only_what_changed(engine: Engine) -> N
 async def test_a_restock_is_stamped_and_off_stops_counting(engine: Engine) -> None:
     await engine.rooms.seed(ROOM, capacity=5)
     await engine.rooms.configure(ROOM, stock=0)
-    assert (await engine.rooms.config(ROOM)).restocked_at_ms == 0
+    sold_out = await engine.rooms.config(ROOM)
+    assert sold_out.restocked_at_ms == 0 and sold_out.sold_out_at_ms > 0
     await engine.rooms.configure(ROOM, stock=12)
     assert (await engine.rooms.config(ROOM)).restocked_at_ms > 0
     await engine.rooms.change(ROOM, "ops", "update", RoomChange.parse({"stock": None}))
@@ -127,4 +129,4 @@ async def test_the_audit_and_the_config_tell_one_story(engine: Engine) -> None:
     config = dataclasses.asdict(await engine.rooms.config(ROOM))
     assert isinstance(after, dict)
     assert {k: config[k] for k in after} == after
-    assert set(after) | {"restocked_at_ms", "next_step_ms"} == set(config)
+    assert set(after) | {"restocked_at_ms", "sold_out_at_ms", "next_step_ms"} == set(config)

@@ -28,6 +28,7 @@ async def test_selling_out_stops_the_line_everywhere_and_a_restock_reopens_it(
 ) -> None:
     async with ops_and_shop(room_env, visitors=4) as (ops_url, _, (ann, bob, cy, di)):
         assert cli(ops_url, "stock", "1")["config"]["stock"] == 1
+        cli(ops_url, "message", "Selling", "fast!")
         assert (await ann.get("/checkout")).status_code == 200  # capacity 1: Ann is in
         async with Browser(base_url=ops_url) as eve:  # on the other process
             assert "wr-card" in (await bob.get("/checkout")).text  # Bob waits, 1st
@@ -50,6 +51,14 @@ async def test_selling_out_stops_the_line_everywhere_and_a_restock_reopens_it(
             assert '<p class="chance" id="wr-chance" data-level=""></p>' in page
             assert 'id="wr-interest" hidden' not in page
             assert (await state_of(bob)).get("chance") is None
+            # "Selling fast!" no longer says the truth: not shown while sold out; a
+            # message posted since is.
+            assert (await state_of(bob))["message"] is None and "Selling fast" not in page
+            cli(ops_url, "message", "More", "on", "Friday")
+
+            async def told_friday() -> bool:
+                return (await state_of(eve))["message"] == "More on Friday"
+            await eventually(told_friday, "a message posted while sold out is shown")
             newcomer = await cy.get("/checkout")
             assert newcomer.status_code == 200 and "Sold out" in newcomer.text
             assert "wr-card" not in newcomer.text  # told the truth, given no place
@@ -82,8 +91,8 @@ async def test_the_origin_reports_stock_on_its_answers(room_env: dict[str, str])
         answer = await bob.get("/checkout")
         assert "Sold out" in answer.text and "wr-card" not in answer.text
         entry = cli(ops_url, "audit")["entries"][0]
-        assert (entry["who"], entry["action"], entry["after"]) == ("origin", "stock",
-                                                                    {"stock": 0})
+        assert (entry["who"], entry["action"], entry["after"]["stock"]) == ("origin", "stock", 0)
+        assert set(entry["after"]) == {"stock", "sold_out_at_ms"}  # when it ran out
         async with Browser(base_url=ops_url, headers=AUTH) as ops:
             stopped = await ops.post("/_wr/admin/room", json={"stock": None})
             refused = await ops.post("/_wr/admin/room", json={"stock": -1})

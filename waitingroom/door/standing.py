@@ -163,7 +163,10 @@ async def visit(
 
 def visitor_message(config: RoomConfig, request: Request | None) -> str | None:
     """The operator's message in the language ``request`` reads (worked out only when
-    ops gave the message in more than one: a poll does not pay for it otherwise)."""
+    ops gave the message in more than one: a poll does not pay for it otherwise); none
+    while sold out if it was posted before (a "selling fast" no longer says the truth)."""
+    if config.sold_out and config.message_at_ms < config.sold_out_at_ms:
+        return None
     if config.messages and request is not None:
         return config.message_in(request.language()) or None
     return config.message or None

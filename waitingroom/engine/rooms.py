@@ -62,6 +62,9 @@ class RoomConfig:
     straight in gets the 'line is full' page and no place)."""
     restocked_at_ms: int = 0
     """When the stock last came back from 0 (room time, ms); 0: never."""
+    sold_out_at_ms: int = 0
+    """When the stock last ran out (room time, ms); 0: never. A message posted before
+    it is not shown while the room is sold out (it no longer says the truth)."""
     next_step_ms: int | None = None
     """When the room's next planned change is due (Redis time, ms); None if none."""
     capacity_mode: str = "fixed"
@@ -182,6 +185,7 @@ class RoomStore:
             max_waiting=int(raw.get(b"max_waiting", 0)),
             method=raw.get(b"method", b"fifo").decode(),
             restocked_at_ms=int(raw.get(b"restocked_at", 0)),
+            sold_out_at_ms=int(raw.get(b"sold_out_at", 0)),
             sales_per_session=float(raw.get(b"sales_per_session", 1.0)),
             capacity_mode=raw.get(b"capacity_mode", b"fixed").decode(),
             capacity_min=int(raw.get(b"capacity_min", 1)),

@@ -6,7 +6,7 @@
 -- yields to ops who pinned the cap meanwhile), then field/value pairs to write.
 -- A message set is stamped (message_at), an empty one clears every language's; a stock
 -- of '' stops counting; a restock from 0 is stamped (restocked_at) so those who left
--- their details are told once (take_interest.lua). The audit entry holds, of the
+-- their details are told once (take_interest.lua); a stock set to 0 (sold_out_at). The audit entry holds, of the
 -- room's config as ops read it (RoomConfig), the fields that changed: before and
 -- after. Returns 1, or 0 if a condition did not hold (nothing written).
 local audit = KEYS[CORE + 1]
@@ -18,7 +18,8 @@ end
 
 -- The config hash as RoomConfig holds it (engine/rooms.py, RoomStore.config).
 local NUMBERS = {capacity = 0, rate = 0, max_waiting = 0, capacity_min = 1, capacity_max = 0,
-                 sales_per_session = 1, start_at = 0, message_at = 0, restocked_at = 0}
+                 sales_per_session = 1, start_at = 0, message_at = 0, restocked_at = 0,
+                 sold_out_at = 0}
 local TEXTS = {mode = 'normal', message = '', capture = 'auto', method = 'fifo',
                capacity_mode = 'fixed'}
 local function typed()
@@ -27,8 +28,7 @@ local function typed()
   for i = 1, #raw, 2 do hash[raw[i]] = raw[i + 1] end
   local out = {paused = hash.paused == '1', messages = {}}
   for name, default in pairs(NUMBERS) do
-    local field = (name == 'start_at' or name == 'message_at' or name == 'restocked_at')
-      and name .. '_ms' or name
+    local field = string.sub(name, -3) == '_at' and name .. '_ms' or name
     out[field] = tonumber(hash[name]) or default
   end
   for name, default in pairs(TEXTS) do out[name] = hash[name] or default end
@@ -66,6 +66,9 @@ for i = 6 + 2 * conditions, #ARGV, 2 do
   end
   if field == 'stock' and value ~= '' and stock_before == 0 and tonumber(value) > 0 then
     redis.call('HSET', config, 'restocked_at', real_ms())
+  end
+  if field == 'stock' and value == '0' and stock_before ~= 0 then
+    redis.call('HSET', config, 'sold_out_at', real_ms())
   end
   if field == 'message' or string.sub(field, 1, 8) == 'message:' then stamp_message = true end
 end
