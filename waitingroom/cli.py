@@ -199,7 +199,8 @@ async def _export(settings: Settings, fmt: str, out: TextIO, interest: bool) -> 
     from waitingroom.fields import parse_fields
 
     engine = Engine.from_settings(settings)
-    names = [f.name for f in parse_fields(settings.capture_fields)]
+    form = settings.interest_fields if interest else settings.capture_fields
+    names = [f.name for f in parse_fields(form)]
     try:
         count = await export_captures(engine, settings.room, out, fmt=fmt, field_names=names,
                                       interest=interest)

@@ -189,6 +189,10 @@ class Capture(Group):
         "store:text,consent:consent:required", description=(
             "The capture form: comma-separated ``name:kind[:required][:max length]``; kinds "
             "``text``, ``email``, ``phone``, ``consent``, ``choice(a|b|c)``."))
+    interest_fields: CaptureForm = Field(
+        "name:text,email:email:required,phone:phone,consent:consent:required", description=(
+            "The 'hear if more comes in' form (``/_wr/interest``), as ``capture_fields``: "
+            "contact details only, as nothing is ordered."))
     capture_spool_dir: str = Field("waitingroom-spool", description=(
         "Local folder for captures taken while Redis is unreachable (fsync'd)."))
     capture_rate_per_minute: AtLeastOne = Field(5, description=(

@@ -59,7 +59,8 @@ async def test_the_form_speaks_the_visitors_language_end_to_end(
         await holder.get("/checkout")
         form = (await visitor.get("/checkout", headers=german)).text
         assert '<html lang="de" dir="ltr">' in form and "Ich bin einverstanden" in form
-        assert ">E-Mail</label>" in form and ">Tarif</label>" in form
+        assert '>E-Mail <span class="req">(erforderlich)</span></label>' in form
+        assert ">Tarif" in form  # required fields say so in the label, before any error
         assert "Auswählen" in form and "I agree" not in form
         assert 'hreflang="fr"' in form  # the language switcher
         assert "weiterhin Nummer 1" in form  # the place is kept, said plainly
@@ -96,8 +97,8 @@ async def test_a_submission_is_stored_once_with_its_place(room: WaitingRoomMiddl
 
 
 BAD_INPUTS: dict[str, tuple[dict[str, Any], int, str]] = {
-    "missing required": ({**GOOD, "name": ""}, 400, "this field is required"),
-    "oversized": ({**GOOD, "name": "x" * 41}, 400, "at most 40 characters"),
+    "missing required": ({**GOOD, "name": ""}, 400, "This field is required."),
+    "oversized": ({**GOOD, "name": "x" * 41}, 400, "At most 40 characters."),
     "bad email": ({**GOOD, "email": "not-an-email"}, 400, "email address"),
     "unknown choice": ({**GOOD, "plan": "free"}, 400, "pick one of the options"),
     "consent missing": ({k: v for k, v in GOOD.items() if k != "consent"}, 400,

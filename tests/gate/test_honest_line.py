@@ -122,8 +122,7 @@ async def test_a_full_line_refuses_the_next_arrival_without_taking_a_place(
         form = await late.get("/_wr/interest")
         csrf = form.text.split('name="csrf" value="')[1].split('"')[0]
         sent = await late.post("/_wr/interest", data={
-            "csrf": csrf, "name": "Bo Example", "email": "bo@example.com",
-            "product": "waitPhone", "consent": "yes"})
+            "csrf": csrf, "name": "Bo Example", "email": "bo@example.com", "consent": "yes"})
         assert sent.status_code == 200 and "WI-" in sent.text
         assert await engine.captures.count("default", interest=True) == 1
         counts = cli(ops_url, "show")["counts"]
@@ -245,10 +244,12 @@ async def test_those_turned_away_or_unlikely_can_leave_details_kept_apart_from_o
         form = await late.get("/_wr/interest")
         assert form.status_code == 200 and 'action="/_wr/interest?room=default"' in form.text
         assert "does not reserve or buy anything" in form.text
+        # Contact details only: nothing is ordered here (the order form asks a product).
+        assert 'name="email"' in form.text and 'name="product"' not in form.text
+        assert "contacted if more comes in" in form.text and "my order" not in form.text
         csrf = form.text.split('name="csrf" value="')[1].split('"')[0]
         sent = await late.post("/_wr/interest", data={
-            "csrf": csrf, "name": "Ann Example", "email": "ann@example.com",
-            "product": "waitPhone", "consent": "yes"})
+            "csrf": csrf, "name": "Ann Example", "email": "ann@example.com", "consent": "yes"})
         assert sent.status_code == 200 and "WI-" in sent.text
         assert "contact people in the order they left their details" in sent.text
         assert cli(ops_url, "show")["counts"]["waiting"] == 21  # no place was taken
@@ -262,6 +263,7 @@ async def test_those_turned_away_or_unlikely_can_leave_details_kept_apart_from_o
         record = json.loads(exported.stdout)
         assert record["reference"].startswith("WI-")
         assert record["fields"]["email"] == "ann@example.com"
+        assert "product" not in record["fields"]  # the export's columns are the form's
 
 
 

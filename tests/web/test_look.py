@@ -271,7 +271,7 @@ def test_the_empty_capture_form_is_built_once_and_each_visitor_gets_their_own() 
     assert 'value="token-cy&amp;"' in cy and "Nummer 12." in cy and "Nummer 8" not in cy
     assert "Nummer" not in di  # no place in line: nothing said about one
     assert "Ann" not in bob + cy + di  # one visitor's answer is never kept for another
-    assert 'value="Ann &lt;x&gt;"' in ann and "dieses Feld ist erforderlich" in ann
+    assert 'value="Ann &lt;x&gt;"' in ann and "Dieses Feld ist erforderlich." in ann
 
 
 def test_a_queue_page_its_script_cannot_update_is_pointed_out_at_start_up(

@@ -63,9 +63,10 @@ class RoomGate:
                                 fields=parse_fields(settings.capture_fields), pages=pages)
         self.interest = CaptureDesk(settings=settings, room=room.name, engine=room.engine,
                                     tickets=room.tickets, records=room.limits.records,
-                                    fields=parse_fields(settings.capture_fields), interest=True,
+                                    fields=parse_fields(settings.interest_fields), interest=True,
                                     pages=pages)
-        """The same form, for details left to hear if more stock comes in."""
+        """A form of contact details only, for those who want to hear if more stock
+        comes in."""
         self.notices = Notices(room, pages)
         room.every_tick(self.desk.drain_spool)
         room.every_tick(self.interest.drain_spool)
