@@ -418,6 +418,20 @@ async def test_every_visitor_page_passes_axe_on_a_phone(
                 await _accessible(page, f"a11y-capture-{lang}")
             await page.click("form[action*='capture'] button")  # nothing filled in
             await _accessible(page, "a11y-capture-errors")
+            await page.set_viewport_size({"width": 320, "height": 640})  # the smallest
+            for field, value in (("name", "Bo Example"), ("email", "bo@example.com"),
+                                 ("product", "waitPhone 3G")):
+                await page.fill(f"#f-{field}", value)
+            await page.check("input[name=consent]")
+            await page.click("form[action*='capture'] button")
+            reference = page.locator(".ref")
+            await async_api.expect(reference).to_contain_text("WR-")
+            fits = await reference.evaluate("e => e.scrollWidth <= e.clientWidth")
+            assert fits, await reference.inner_text()  # the reference stays on the card
+            # In German, the language last chosen: a way back, and what happens next.
+            assert await page.get_attribute("text=Zurück zum Shop", "href") == "/"
+            assert "über die angegebenen Kontaktdaten" in await page.inner_text("main")
+            await _accessible(page, "a11y-receipt")
             await room.engine.rooms.configure("default", capture="auto", mode="closed")
             await room.rooms.default.room.refresh_config()
             fresh = await context.new_page()
