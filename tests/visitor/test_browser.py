@@ -280,7 +280,7 @@ async def test_the_queue_page_speaks_the_visitors_language_and_switches(
             ARTIFACTS.mkdir(exist_ok=True)
             await page.screenshot(path=str(ARTIFACTS / "queue-page-de.png"), full_page=True)
             await page.goto(room_url + "/_wr/status-page")  # the choice is remembered
-            assert await page.locator("h1").inner_text() == "Status"
+            assert await page.locator("h1").inner_text() == "Status der Warteschlange"
             assert "Warteschlange läuft" in await page.inner_text("body")
         finally:
             await context.close()
