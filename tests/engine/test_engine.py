@@ -41,6 +41,20 @@ async def test_first_arrivals_walk_in_up_to_capacity(engine: Engine) -> None:
     assert (await engine.rooms.counts(ROOM)).active == 2
 
 
+async def test_sessions_ended_by_time_are_not_counted_before_any_sweep(engine: Engine) -> None:
+    """A quiet room (nobody asking, so nothing sweeps) tells ops and adaptive capacity
+    the sessions still running, not those whose idle time ran out."""
+    clock = await RoomClock(engine, ROOM).start()
+    line = Visitors(engine, ROOM)
+    await engine.rooms.seed(ROOM, capacity=3)
+    for name in ("a", "b", "c"):
+        await line.visit(name)
+    assert (await engine.rooms.counts(ROOM)).active == 3
+    await clock.advance(3600)  # every session's idle time is over; no script has run
+    assert await engine.redis.zcard(room_keys(ROOM).active) == 3  # not swept yet
+    assert (await engine.rooms.counts(ROOM)).active == 0
+
+
 async def test_positions_are_exact_and_drop_as_people_leave(engine: Engine) -> None:
     line = Visitors(engine, ROOM)
     clock = await RoomClock(engine, ROOM).start()

@@ -110,10 +110,12 @@ async def server_ms(redis: Redis | RedisCluster) -> int:
 
 
 async def room_ms(redis: Redis | RedisCluster, room: str) -> int:
-    """The room's clock now (Redis time less the outages it skipped: ``now_ms`` in
-    ``_room.lua``)."""
+    """The room's clock now (Redis time, or the planner's simulated time, less the
+    outages it skipped: ``now_ms`` in ``_room.lua``)."""
+    keys = room_keys(room)
+    now = await server_ms(redis)  # alone: TIME names no key, which a Cluster pipeline needs
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.time()
-        pipe.hget(room_keys(room).stats, "skipped")
-        (seconds, micros), skipped = await pipe.execute()
-    return int(seconds) * 1000 + int(micros) // 1000 - int(float(skipped or 0))
+        pipe.hget(keys.stats, "skipped")
+        pipe.hget(keys.config, "clock")
+        skipped, clock = await pipe.execute()
+    return (int(clock) if clock else now) - int(float(skipped or 0))

@@ -17,6 +17,7 @@ from waitingroom.engine.keys import (
     chunks,
     register_script,
     room_keys,
+    room_ms,
     server_ms,
 )
 from waitingroom.engine.room_change import RoomChange
@@ -193,23 +194,24 @@ class RoomStore:
         )
 
     async def counts(self, room: str) -> RoomCounts:
-        """Read a room's queue length, active sessions and counters."""
+        """Read a room's queue length, active sessions (those not yet ended by their
+        idle or total time, swept or not: a quiet room sweeps only when asked) and
+        counters."""
         keys = room_keys(room)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zcard(keys.priority)
             pipe.zcard(keys.prequeue)
-            pipe.zcard(keys.active)
             pipe.hgetall(keys.stats)
             pipe.get(keys.seq)
-            invited, early, sessions, counters, end = await pipe.execute()
+            invited, early, counters, end = await pipe.execute()
         head, end = int(counters.get(b"head", 0)), int(end or 0)
-        in_line = 0
-        if end > head:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for key, lo, hi in chunks(keys.left, head + 1, end):
-                    pipe.execute_command("BITCOUNT", key, lo, hi, "BIT")
-                walked = sum(await pipe.execute())
-            in_line = end - head - walked
+        now = await room_ms(self.redis, room)  # a session's score is when it ends
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zcount(keys.active, f"({now}", "+inf")
+            for key, lo, hi in chunks(keys.left, head + 1, end) if end > head else ():
+                pipe.execute_command("BITCOUNT", key, lo, hi, "BIT")
+            sessions, *walked = await pipe.execute()
+        in_line = end - head - sum(walked) if end > head else 0
         return RoomCounts(
             waiting=in_line + invited + early,
             active=sessions,
