@@ -75,11 +75,25 @@ async def test_a_restock_is_stamped_and_off_stops_counting(engine: Engine) -> No
     await engine.rooms.configure(ROOM, stock=0)
     sold_out = await engine.rooms.config(ROOM)
     assert sold_out.restocked_at_ms == 0 and sold_out.sold_out_at_ms > 0
+    await engine.rooms.configure(ROOM, stock=0)  # sold out still: the moment it ran out stays
+    assert (await engine.rooms.config(ROOM)).sold_out_at_ms == sold_out.sold_out_at_ms
     await engine.rooms.configure(ROOM, stock=12)
     assert (await engine.rooms.config(ROOM)).restocked_at_ms > 0
     await engine.rooms.change(ROOM, "ops", "update", RoomChange.parse({"stock": None}))
     assert (await engine.rooms.config(ROOM)).stock is None
     assert (await _audit(engine))[0]["after"] == {"stock": None}
+
+
+async def test_clearing_the_message_clears_every_language_but_those_given_with_it(
+        engine: Engine) -> None:
+    await engine.rooms.seed(ROOM, capacity=5)
+    await engine.rooms.configure(ROOM, message="Soon", messages={"de": "Bald", "fr": "Bientôt"})
+    await engine.rooms.change(ROOM, "ops", "update", RoomChange.parse(
+        {"message": "", "messages": {"fr": "Demain"}}))
+    config = await engine.rooms.config(ROOM)
+    assert (config.message, config.messages) == ("", {"fr": "Demain"})
+    await engine.rooms.configure(ROOM, message="")
+    assert (await engine.rooms.config(ROOM)).messages == {}
 
 
 async def test_a_condition_that_no_longer_holds_changes_and_audits_nothing(

@@ -67,7 +67,7 @@ def test_times_in_the_past_are_refused_unless_now_is_said(url: str) -> None:
     for command in ("plan", "schedule"):
         args = ["capacity=5"] if command == "plan" else []
         refused = admin(url, command, "--at", "2020-01-01T00:00:00Z", *args)
-        assert refused.returncode != 0
+        assert refused.returncode == 2  # a command line that cannot be sent
         assert "2020-01-01 00:00Z is in the past: --now to apply it at once" in refused.stderr
     assert cli(url, "timeline")["steps"] == []
     planned = admin(url, "plan", "--now", "capacity=19")
@@ -96,7 +96,7 @@ def test_clearing_the_message_clears_it_in_every_language(url: str) -> None:
     config = cli(url, "show")["config"]
     assert config["message"] == "" and config["messages"] == {}
     told = admin(url, "message")
-    assert told.returncode != 0 and "give the text, or --clear" in told.stderr
+    assert told.returncode == 2 and "give the text, or --clear" in told.stderr
 
 
 def test_bad_numbers_are_refused_before_anything_is_sent(url: str) -> None:
@@ -178,8 +178,13 @@ def test_at_a_terminal_a_dangerous_change_is_asked_about_first(url: str) -> None
     assert told.ended() == 0 and "[y/N]" not in told.seen and "admin-cli: closed" in told.seen
     cli(url, "normal")
 
-    harmless = Terminal(url, "capacity", "20")  # nothing to ask
+    harmless = Terminal(url, "capacity", "20", "--yes")  # nothing to ask; --yes still taken
     assert harmless.ended() == 0 and "[y/N]" not in harmless.seen
+
+    zero = Terminal(url, "stock", "00")  # sold out however the 0 is written
+    zero.wait_for("Mark the configured room sold out (the line is told)? [y/N] ")
+    zero.type("n")
+    assert zero.ended() == 1 and cli(url, "show")["config"]["stock"] is None
 
 
 def test_ctrl_c_at_the_question_exits_130_and_changes_nothing(url: str) -> None:

@@ -223,6 +223,16 @@ async def test_dashboard_is_live_draws_charts_and_its_controls_work(
             assert (await room.engine.rooms.config("default")).method == "random"
             await async_api.expect(page.locator("#d-method")).to_contain_text(
                 "random", timeout=10_000)
+            # Capture forced on: the Breaker tile says so beside "closed", in red, and the
+            # state line in capitals; auto gives the breaker the say again.
+            assert "Force capture ON" in await press("Capture on")
+            await async_api.expect(page.locator("#d-breaker")).to_have_text(
+                "closed \u00b7 capture on", timeout=10_000)
+            assert "bad" in (await page.get_attribute("#d-breaker", "class") or "")
+            await async_api.expect(page.locator("#d-state")).to_contain_text("CAPTURE FORCED ON")
+            assert "breaker decide" in await press("Capture auto")
+            await async_api.expect(page.locator("#d-breaker")).to_have_text(
+                "closed", timeout=10_000)
             assert await page.locator("#d-captures").inner_text() == "0 (0)"
             assert errors == []
             ARTIFACTS.mkdir(exist_ok=True)

@@ -165,7 +165,7 @@ def visitor_message(config: RoomConfig, request: Request | None) -> str | None:
     """The operator's message in the language ``request`` reads (worked out only when
     ops gave the message in more than one: a poll does not pay for it otherwise); none
     while sold out if it was posted before (a "selling fast" no longer says the truth)."""
-    if config.sold_out and config.message_at_ms < config.sold_out_at_ms:
+    if not config.message_stands:
         return None
     if config.messages and request is not None:
         return config.message_in(request.language()) or None

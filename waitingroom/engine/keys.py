@@ -118,4 +118,11 @@ async def room_ms(redis: Redis | RedisCluster, room: str) -> int:
         pipe.hget(keys.stats, "skipped")
         pipe.hget(keys.config, "clock")
         skipped, clock = await pipe.execute()
-    return (int(clock) if clock else now) - int(float(skipped or 0))
+    return room_time(now, skipped, clock)
+
+
+def room_time(server_now_ms: int, skipped: bytes | None, clock: bytes | None) -> int:
+    """The room's clock from Redis time, the room's ``skipped`` outages and the
+    planner's ``clock`` (simulated time, if set), as ``now_ms`` in ``_room.lua`` keeps it
+    (an outage still under way is not yet skipped)."""
+    return (int(clock) if clock else server_now_ms) - int(float(skipped or 0))

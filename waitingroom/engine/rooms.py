@@ -17,7 +17,7 @@ from waitingroom.engine.keys import (
     chunks,
     register_script,
     room_keys,
-    room_ms,
+    room_time,
     server_ms,
 )
 from waitingroom.engine.room_change import RoomChange
@@ -78,6 +78,12 @@ class RoomConfig:
     def sold_out(self) -> bool:
         """No stock left: nobody more is let in and no new place is given."""
         return self.stock is not None and self.stock <= 0
+
+    @property
+    def message_stands(self) -> bool:
+        """Whether the operator's message is shown: not while sold out if posted before
+        the room sold out (a "selling fast" no longer says the truth)."""
+        return not (self.sold_out and self.message_at_ms < self.sold_out_at_ms)
 
     def message_in(self, lang: str) -> str:
         """The operator's message for a visitor reading ``lang``."""
@@ -203,9 +209,11 @@ class RoomStore:
             pipe.zcard(keys.prequeue)
             pipe.hgetall(keys.stats)
             pipe.get(keys.seq)
-            invited, early, counters, end = await pipe.execute()
+            pipe.hget(keys.config, "clock")
+            invited, early, counters, end, clock = await pipe.execute()
         head, end = int(counters.get(b"head", 0)), int(end or 0)
-        now = await room_ms(self.redis, room)  # a session's score is when it ends
+        # A session's score is when it ends, by the room's clock.
+        now = room_time(await server_ms(self.redis), counters.get(b"skipped"), clock)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zcount(keys.active, f"({now}", "+inf")
             for key, lo, hi in chunks(keys.left, head + 1, end) if end > head else ():

@@ -16,7 +16,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NoReturn
 from urllib.parse import quote, urlencode
 
 from waitingroom.engine.room_change import METHODS
@@ -68,12 +69,12 @@ def add_parser(commands: Any) -> None:
     _live_commands(sub)
     _planned_commands(sub)
     _room_commands(sub)
-    for name, command in sub.choices.items():
+    for command in sub.choices.values():
         command.add_argument("--json", action="store_true",
                              help="print the whole answer as JSON, not a summary")
-        if name in _QUESTIONS:
-            command.add_argument("--yes", "-y", action="store_true",
-                                 help="do not ask first (for scripts at a terminal)")
+        command.add_argument("--yes", "-y", action="store_true",
+                             help="do not ask first, where a change would (for scripts at a "
+                                  "terminal)")
 
 
 def _live_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -210,7 +211,7 @@ def _stock(args: argparse.Namespace) -> dict[str, object]:
 def _message(args: argparse.Namespace) -> dict[str, object]:
     text = "" if args.clear else " ".join(args.text)
     if not text and not args.clear:
-        raise SystemExit("waitingroom: message: give the text, or --clear")
+        _refuse("message: give the text, or --clear")
     return {"messages": {args.lang: text}} if args.lang else {"message": text}
 
 
@@ -227,11 +228,16 @@ def _at_ms(text: str) -> int:
     try:
         at_ms = epoch_ms(text)
     except ValueError as exc:
-        raise SystemExit(f"waitingroom: --at {exc}") from None
+        _refuse(f"--at {exc}")
     if at_ms < time.time() * 1000:
-        raise SystemExit(f"waitingroom: --at {utc(at_ms)} is in the past: --now to apply "
-                         "it at once")
+        _refuse(f"--at {utc(at_ms)} is in the past: --now to apply it at once")
     return at_ms
+
+
+def _refuse(problem: str) -> NoReturn:
+    """A command line that cannot be sent, said in one line: exit 2, as argparse's own."""
+    print(f"waitingroom: {problem}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def _room(args: argparse.Namespace) -> str:
@@ -239,7 +245,7 @@ def _room(args: argparse.Namespace) -> str:
 
 
 # command -> what it would do that a person should confirm (None: nothing to ask)
-_QUESTIONS: dict[str, Any] = {
+_QUESTIONS: dict[str, Callable[[argparse.Namespace], str | None]] = {
     "open": lambda a: f"Let everyone into {_room(a)} at once, with no line",
     "close": lambda a: f"Take no new places in {_room(a)} (the line drains)",
     "pause": lambda a: f"Admit nobody new to {_room(a)} until resume",
@@ -248,7 +254,7 @@ _QUESTIONS: dict[str, Any] = {
         "off": f"Never fall back to capture in {_room(a)}, even when orders fail",
     }.get(a.setting),
     "stock": lambda a: (f"Mark {_room(a)} sold out (the line is told)"
-                        if a.units == "0" else None),
+                        if a.units != "off" and int(a.units) == 0 else None),
     "method": lambda a: {
         "reject": f"Turn away everyone who cannot walk straight into {_room(a)}",
         "passthrough": f"Let everyone into {_room(a)}, counting sessions only",
@@ -265,8 +271,9 @@ def _confirmed(args: argparse.Namespace) -> bool:
     question = ask(args) if ask else None
     if question is None or args.yes or not sys.stdin.isatty():
         return True
+    print(f"{question}? [y/N] ", end="", file=sys.stderr, flush=True)  # stdout may be a file
     try:
-        answer = input(f"{question}? [y/N] ")
+        answer = input()
     except EOFError:
         return False
     return answer.strip().lower() in {"y", "yes"}

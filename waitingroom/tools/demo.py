@@ -174,11 +174,14 @@ _LINK = re.compile(r"https?://[^\s<>\"']+")
 
 def demo_settings(
     *, redis_url: str, shop_port: int, port: int, capacity: int, spool_dir: str,
-    admin_token: str = "", smtp_port: int = 0,
+    admin_token: str = "", smtp_port: int = 0, crowd: bool = False,
 ) -> Settings:
     """The waiting room of the demo: checkout gated, a quick breaker, a fresh secret;
-    with ``admin_token`` the admin API, with ``smtp_port`` notify-me by email."""
+    with ``admin_token`` the admin API, with ``smtp_port`` notify-me by email; with a
+    ``crowd`` (which comes from this machine, as you do) no limit on new places per
+    network, which would count the crowd's places against your own windows."""
     return Settings(
+        new_places_per_minute_per_network=0 if crowd else 30,
         admin_token=(f"demo:{admin_token}",) if admin_token else (),
         smtp_url=f"smtp://127.0.0.1:{smtp_port}" if smtp_port else "",
         public_url=f"http://127.0.0.1:{port}" if smtp_port else "",
@@ -217,7 +220,8 @@ async def run_demo(*, port: int = 8000, capacity: int = 3, crowd: int = 0) -> No
         mail.start()
         settings = demo_settings(redis_url=redis_server.url, shop_port=shop_port, port=port,
                                  capacity=capacity, admin_token=token, smtp_port=mail.port,
-                                 spool_dir=str(redis_server.directory / "spool"))
+                                 spool_dir=str(redis_server.directory / "spool"),
+                                 crowd=crowd > 0)
         servers = [
             uvicorn.Server(uvicorn.Config(shop.app, host="127.0.0.1", port=shop_port,
                                           log_level="warning", log_config=None)),

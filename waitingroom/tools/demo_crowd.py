@@ -17,6 +17,8 @@ THINK_SECONDS = (4.0, 10.0)
 """How long a shopper spends at the checkout before ordering."""
 REST_SECONDS = (2.0, 8.0)
 """Between one shopper leaving and the next arriving in their stead."""
+TURNED_AWAY_REST_SECONDS = (20.0, 40.0)
+"""After a shopper was turned away (closed, sold out, capture): the next comes later."""
 
 
 class Crowd:
@@ -42,13 +44,16 @@ class Crowd:
     async def _turns(self, delay: float) -> None:
         await asyncio.sleep(delay)
         while True:
+            served = False
             # The room or shop away for a moment (the demo's own break): go on.
             with contextlib.suppress(aiohttp.ClientError, TimeoutError, ValueError):
-                await self._visit()
-            await asyncio.sleep(random.uniform(*REST_SECONDS))
+                served = await self._visit()
+            await asyncio.sleep(random.uniform(*(REST_SECONDS if served
+                                                 else TURNED_AWAY_REST_SECONDS)))
 
-    async def _visit(self) -> None:
-        """One shopper's visit, from the first request to the order."""
+    async def _visit(self) -> bool:
+        """One shopper's visit, from the first request to the order; False if the
+        shopper was turned away."""
         timeout = aiohttp.ClientTimeout(total=30)
         jar = aiohttp.CookieJar(unsafe=True)  # the demo's site is an address: keep its cookies
         async with aiohttp.ClientSession(self.site, timeout=timeout, cookie_jar=jar) as browser:
@@ -60,7 +65,7 @@ class Crowd:
                 if status.get("state") in ("admitted", "open"):
                     break
                 if status.get("state") not in ("queued", "paused", "prequeue", "draw"):
-                    return  # turned away (closed, sold out, capture): this one goes home
+                    return False  # turned away (closed, sold out, capture): goes home
                 await asyncio.sleep(max(1.0, wait, status.get("poll_after_seconds") or 0))
             async with browser.get("/checkout") as answer:
                 await answer.read()
@@ -68,6 +73,7 @@ class Crowd:
             async with browser.post("/checkout") as answer:
                 if answer.status == 200:
                     self.orders += 1
+                return answer.status == 200
 
     @staticmethod
     async def _arrive(browser: aiohttp.ClientSession) -> None:

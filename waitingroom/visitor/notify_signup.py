@@ -93,7 +93,7 @@ class Notices:
                                   "phone": values.get("phone") or None})
         return html_response(notify_page(
             self.pages, request.language(), here=target,
-            claim_minutes=max(1, room.settings.notify_claim_seconds // 60)))
+            claim_minutes=claim_minutes(room)))
 
     async def claim(self, request: Request, receive: Receive, send: Send) -> None:
         """``GET /_wr/claim?t=…``: a notified visitor's link. It admits them, once; the
@@ -133,7 +133,7 @@ class Notices:
                 {"room": room.name, "t": room.tickets.issue_claim(room.name, visitor_id),
                  "to": record["to"]})
             self._send(Notice(room.name, record["email"], record["phone"], link,
-                              claim_minutes=max(1, room.settings.notify_claim_seconds // 60)))
+                              claim_minutes=claim_minutes(room)))
 
     async def tell_restock(self) -> None:
         """After a restock, tell those who left their details (``/_wr/interest``) before
@@ -179,3 +179,9 @@ def _said(request: Request, name: str, code: str, lang: str) -> str:
     """Field ``name``'s error code in words (an unreadable form's words are its own)."""
     return request.languages.field_error(
         code, lang, next((f.max_length for f in _NOTIFY_FIELDS if f.name == name), 0))
+
+
+def claim_minutes(room: Room) -> int:
+    """How long a notified visitor's link holds their turn, in whole minutes (at least
+    one): what the page promises and the message says."""
+    return max(1, room.settings.notify_claim_seconds // 60)

@@ -6,9 +6,10 @@
 -- yields to ops who pinned the cap meanwhile), then field/value pairs to write.
 -- A message set is stamped (message_at), an empty one clears every language's; a stock
 -- of '' stops counting; a restock from 0 is stamped (restocked_at) so those who left
--- their details are told once (take_interest.lua); a stock set to 0 (sold_out_at). The audit entry holds, of the
--- room's config as ops read it (RoomConfig), the fields that changed: before and
--- after. Returns 1, or 0 if a condition did not hold (nothing written).
+-- their details are told once (take_interest.lua); a stock set to 0 is stamped
+-- (sold_out_at). The audit entry holds, of the room's config as ops read it
+-- (RoomConfig), the fields that changed: before and after. Returns 1, or 0 if a
+-- condition did not hold (nothing written).
 local audit = KEYS[CORE + 1]
 local who, action, audited, length = ARGV[1], ARGV[2], ARGV[3] == '1', ARGV[4]
 local conditions = tonumber(ARGV[5])

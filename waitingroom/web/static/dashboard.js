@@ -30,11 +30,12 @@
     $("d-active").textContent = s.active + " / " + s.capacity;
     $("d-rate").textContent = (s.rate * 60).toFixed(1) + "/min";
     $("d-abandoned").textContent = s.abandoned;
-    $("d-breaker").textContent = s.breaker;
-    $("d-breaker").className = "num" + (s.breaker === "closed" ? "" : " bad");
+    var c = s.config;
+    // The breaker, and what ops set over it: capture forced on or off decides, not it.
+    $("d-breaker").textContent = s.breaker + (c.capture === "auto" ? "" : " \u00b7 capture " + c.capture);
+    $("d-breaker").className = "num" + (s.breaker === "closed" && c.capture !== "on" ? "" : " bad");
     $("d-breaker-why").textContent = breakerWhy(s.breaker_change);
     $("d-captures").textContent = s.captures + " (" + (s.interest || 0) + ")";
-    var c = s.config;
     $("d-stock").textContent = c.stock === null ? "not counted" : c.stock + " / " + s.sold;
     $("d-stock").className = "num" + (c.stock === 0 ? " bad" : "");
     $("d-origin").textContent = Math.round(s.latency_ms || 0) + " ms / " +
@@ -59,7 +60,9 @@
       (c.capacity_mode === "adaptive" ? ", capacity adaptive " + c.capacity_min + "\u2013" +
        c.capacity_max : ", capacity fixed") +
       ", capture " + c.capture + (c.rate ? ", rate " + c.rate + "/min" : "") +
-      (c.message ? ", message \u201c" + c.message + "\u201d" : ", no message")]).join(" \u00b7 ");
+      (c.message ? ", message \u201c" + c.message + "\u201d" +
+       (s.message_shown === false ? " (hidden: posted before it sold out)" : "") : ", no message")
+    ]).join(" \u00b7 ");
     $("d-state").className = alarms.length ? "note bad" : "note";
     $("d-eta").textContent = c.stock === 0 ? "sold out" : c.paused ? "paused"
       : s.rate > 0 ? Math.round(s.waiting / s.rate) + " s" : "unknown";
