@@ -207,7 +207,7 @@ class AdminAPI:
                 "errors": snapshot["origin"]["error_ratio"],
                 "steps": [{"at_ms": step.at_ms, "changes": step.changes} for step in
                           (await self.engine.timeline.steps(room.name))[:5]],
-                "message_shown": snapshot["message_shown"], "config": config}
+                "config": config}
 
     def _history(self, room: Room) -> History:
         return self._histories.setdefault(room.name, History())
@@ -222,13 +222,12 @@ class AdminAPI:
         return dashboard_events(room, list(self._history(room).samples), self.sample)
 
     async def snapshot(self, room: Room) -> dict[str, Any]:
-        """The room as ops see it."""
+        """The room as ops see it (``config.message_shown``: do visitors see the message)."""
         config = await self.engine.rooms.config(room.name)
         counts = await self.engine.rooms.counts(room.name)
         return {"room": room.name, "paths": list(self.rooms.paths_of(room.name)),
-                "config": asdict(config), "counts": asdict(counts),
-                "message_shown": config.message_stands,  # what visitors see of it
-                "breaker": await self.engine.breaker.state(room.name),
+                "config": {**asdict(config), "message_shown": config.message_stands},
+                "counts": asdict(counts), "breaker": await self.engine.breaker.state(room.name),
                 "breaker_change": await self.engine.breaker.last_change(room.name),
                 "sales": asdict(await self.engine.stock.figures(room.name,
                                                                 config.sales_per_session)),

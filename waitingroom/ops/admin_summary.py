@@ -32,11 +32,11 @@ def room_line(snapshot: dict[str, Any]) -> str:
     parts = [f"{snapshot['room']}: {config['mode']}",
              f"{counts['active']} of {config['capacity']} in ({adaptive})",
              f"{counts['waiting']} waiting", f"breaker {snapshot['breaker']}"]
-    parts += _unusual(config, snapshot.get("message_shown", True))
+    parts += _unusual(config)
     return ", ".join(parts)
 
 
-def _unusual(config: dict[str, Any], message_shown: bool) -> list[str]:
+def _unusual(config: dict[str, Any]) -> list[str]:
     """What is set away from its default, as ops would say it."""
     said = []
     if config["paused"]:
@@ -57,7 +57,8 @@ def _unusual(config: dict[str, Any], message_shown: bool) -> list[str]:
         languages = sorted(config["messages"])
         said.append(f"message {config['message']!r}"
                     + (f" (+{', '.join(languages)})" if languages else "")
-                    + ("" if message_shown else " (hidden: posted before it sold out)"))
+                    + ("" if config.get("message_shown", True)
+                       else " (hidden: posted before it sold out)"))
     return said
 
 
