@@ -185,10 +185,10 @@ def test_started_at_twice_the_knee_it_probes_its_way_down() -> None:
     assert all(0.85 * 37 <= cap <= 1.15 * 37 for cap in caps[first + 30:]), caps[first:]
 
 
-@pytest.mark.serial  # it measures: alone, before the parallel lane
 def test_the_live_measurement_runs_and_reports() -> None:
     """``loadtests/adaptive_live.py``, for a few seconds: it starts its own Redis,
-    origin and processes, and reports what the docs quote from it."""
+    origin and processes, and reports what the docs quote from it. (Not in the serial
+    lane: it checks the report's shape, one cap a second, whatever the machine's load.)"""
     script = Path(__file__).parents[2] / "loadtests" / "adaptive_live.py"
     result = subprocess.run([sys.executable, str(script), "--interval", "1", "--seconds",
                              "6", "--start", "30"], capture_output=True, text=True,
