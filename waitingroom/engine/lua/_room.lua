@@ -99,6 +99,22 @@ local function real_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- The stock, from `before` to `after` (nil: not counted), by ops or by a sale: the
+-- moment it runs out (sold_out_at: older messages are then not shown) and the moment it
+-- comes back from none (restocked_at: those who left their details are told) stamped.
+local function set_stock(before, after)
+  if after == nil then
+    redis.call('HDEL', config, 'stock')
+    return
+  end
+  redis.call('HSET', config, 'stock', after)
+  if after == 0 and before ~= 0 then
+    redis.call('HSET', config, 'sold_out_at', real_ms())
+  elseif before == 0 and after > 0 then
+    redis.call('HSET', config, 'restocked_at', real_ms())
+  end
+end
+
 -- Room time: Redis time less every outage, and never going back (a failover to a
 -- server whose clock is behind). Waiters, reservations and sessions all age by it, so
 -- an outage, however long, costs nobody their place or their session.

@@ -5,9 +5,8 @@
 -- (the change is made only if each field holds that value now: adaptive capacity
 -- yields to ops who pinned the cap meanwhile), then field/value pairs to write.
 -- A message set is stamped (message_at), an empty one clears every language's; a stock
--- of '' stops counting; a restock from 0 is stamped (restocked_at) so those who left
--- their details are told once (take_interest.lua); a stock set to 0 is stamped
--- (sold_out_at). The audit entry holds, of the room's config as ops read it
+-- of '' stops counting; a stock run out or back from 0 is stamped (set_stock, in
+-- _room.lua). The audit entry holds, of the room's config as ops read it
 -- (RoomConfig), the fields that changed: before and after. Returns 1, or 0 if a
 -- condition did not hold (nothing written).
 local audit = KEYS[CORE + 1]
@@ -53,8 +52,8 @@ local stock_before = tonumber(redis.call('HGET', config, 'stock'))
 local stamp_message = false
 for i = 6 + 2 * conditions, #ARGV, 2 do
   local field, value = ARGV[i], ARGV[i + 1]
-  if field == 'stock' and value == '' then
-    redis.call('HDEL', config, 'stock')
+  if field == 'stock' then
+    set_stock(stock_before, tonumber(value))  -- '': stop counting
   elseif field == 'message' and value == '' then
     -- No message: in no language either (a translation given in this same change is
     -- written after, as RoomChange.as_config orders the fields).
@@ -64,12 +63,6 @@ for i = 6 + 2 * conditions, #ARGV, 2 do
     end
   else
     redis.call('HSET', config, field, value)
-  end
-  if field == 'stock' and value ~= '' and stock_before == 0 and tonumber(value) > 0 then
-    redis.call('HSET', config, 'restocked_at', real_ms())
-  end
-  if field == 'stock' and value == '0' and stock_before ~= 0 then
-    redis.call('HSET', config, 'sold_out_at', real_ms())
   end
   if field == 'message' or string.sub(field, 1, 8) == 'message:' then stamp_message = true end
 end
