@@ -239,11 +239,18 @@ class Origin:
         await send({"type": "http.response.body", "body": b"origin:" + scope["path"].encode()})
 
 
-def cli(url: str, *args: str) -> dict[str, Any]:
-    result = subprocess.run(
-        [sys.executable, "-m", "waitingroom.cli", "admin", "--url", url, *args, "--json"],
+def admin(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``waitingroom admin`` as a script runs it: no terminal (stdin not the one pytest
+    was started from, where a change would ask first and wait), its output as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "waitingroom.cli", "admin", "--url", url, *args],
         env={**os.environ, "WAITINGROOM_ADMIN_TOKEN": TOKEN}, capture_output=True, text=True,
-        timeout=30)
+        timeout=30, stdin=subprocess.DEVNULL)
+
+
+def cli(url: str, *args: str) -> dict[str, Any]:
+    """``waitingroom admin ... --json``, which must succeed: its answer."""
+    result = admin(url, *args, "--json")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)  # type: ignore[no-any-return]
 

@@ -3,16 +3,13 @@ with its own paths, capacity and rate, seen by visitors of another process."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import AUTH, TOKEN
-from tests.servers import Browser, cli, eventually, ops_and_shop, waitingroom_serve
+from tests.conftest import AUTH
+from tests.servers import Browser, admin, cli, eventually, ops_and_shop, waitingroom_serve
 from waitingroom.middleware import WaitingRoomMiddleware
 
 
@@ -111,10 +108,7 @@ def test_cli_reports_refusals_without_a_traceback(room_env: dict[str, str]) -> N
                                (("revoke-room", "nowhere"), "404"),
                                (("revoke-room", "default"), "400"),
                                (("--room", "nowhere", "show"), "404")):
-            result = subprocess.run(
-                [sys.executable, "-m", "waitingroom.cli", "admin", "--url", url, *args, "--json"],
-                env={**os.environ, "WAITINGROOM_ADMIN_TOKEN": TOKEN}, capture_output=True,
-                text=True, timeout=30)
+            result = admin(url, *args, "--json")
             assert result.returncode == 1 and result.stderr.startswith("waitingroom: ")
             assert f"answered {expected}: " in result.stderr and "{" not in result.stderr
             assert "Traceback" not in result.stderr

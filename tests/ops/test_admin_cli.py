@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import TOKEN
-from tests.servers import cli, waitingroom_serve
+from tests.servers import admin, cli, waitingroom_serve
 from waitingroom.ops.admin_summary import audit_line, room_line, step_line, utc
 from waitingroom.tools.redis_server import RedisServer
 
@@ -38,13 +38,6 @@ def url(redis_server: RedisServer) -> Iterator[str]:
            "WAITINGROOM_ADMIN_TOKEN": f"alice:{TOKEN}"}
     with waitingroom_serve(env) as served:
         yield served
-
-
-def admin(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """The command without a terminal (as from a script), its output as text."""
-    return subprocess.run([sys.executable, "-m", "waitingroom.cli", "admin", "--url", url,
-                           *args], env=ENV, capture_output=True, text=True, timeout=30,
-                          stdin=subprocess.DEVNULL)
 
 
 def test_answers_are_a_line_by_default_and_whole_with_json(url: str) -> None:
