@@ -110,15 +110,9 @@ def _demo_flags(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--capacity", type=int, default=3,
                       help="concurrent checkout sessions the demo shop can serve")
-    demo.add_argument("--crowd", type=_count, default=0, metavar="N",
+    demo.add_argument("--crowd", type=admin_cli.whole_number, default=0, metavar="N",
                       help="N make-believe shoppers coming and going, so the line forms "
                            "and moves by itself (default: none)")
-
-
-def _count(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r}: a whole number, 0 or more")
-    return int(text)
 
 
 def _room_flags(parser: argparse.ArgumentParser) -> None:

@@ -214,6 +214,9 @@ def test_summaries_say_what_is_unusual() -> None:
     assert room_line(snapshot) == (
         "default: normal, 12 of 40 in (adaptive 5-60), 300 waiting, breaker closed, PAUSED, "
         "capture on, rate 600/min, SOLD OUT, message 'Back at nine' (+de)")
+    stale = {**snapshot, "config": {**config, "message_shown": False}}  # as visitors see it
+    assert room_line(stale).endswith("message 'Back at nine' (+de) (hidden: posted before "
+                                     "it sold out)")
     at = 1_764_579_600_000  # 2025-12-01 09:00Z
     assert utc(at) == "2025-12-01 09:00Z" and utc(at + 5000) == "2025-12-01 09:00:05Z"
     assert step_line({"id": "s1", "at_ms": at, "changes": {"capacity": 500, "stock": None},

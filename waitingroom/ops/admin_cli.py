@@ -96,7 +96,7 @@ def _live_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     sub.add_parser("normal", help="gate the order flow again")
     sub.add_parser("close", help="take no new places; the line drains in order")
     sub.add_parser("rate", help="admissions per minute on top of the cap (0: no "
-                   "limit)").add_argument("value", type=_whole, help="per minute, 0 or more")
+                   "limit)").add_argument("value", type=whole_number, help="per minute, 0 or more")
     message = sub.add_parser("message", help="set (or --clear) the operator message")
     message.add_argument("text", nargs="*", help="the message, e.g. Back in stock at 9")
     message.add_argument("--clear", action="store_true",
@@ -112,7 +112,7 @@ def _live_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
                    "away)").add_argument("method", choices=METHODS, help="the way the line works")
     sub.add_parser("max-waiting", help="the longest the line may grow; past it arrivals "
                    "get a 'line is full' page and no place (0: no limit)").add_argument(
-        "value", type=_whole, help="places, 0 or more")
+        "value", type=whole_number, help="places, 0 or more")
     stock = sub.add_parser("stock", help="the units left to sell (0: sold out; off: stop "
                            "counting); the origin may report it too")
     stock.add_argument("units", type=_units, help="a whole number, or off")
@@ -126,7 +126,7 @@ def _planned_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
                               "before it are placed in random order at the start")
     when = schedule.add_mutually_exclusive_group(required=True)
     when.add_argument("--at", help="ISO 8601 time with a zone, e.g. 2026-11-23T09:00:00Z")
-    when.add_argument("--in", dest="in_seconds", type=_whole, help="seconds from now")
+    when.add_argument("--in", dest="in_seconds", type=whole_number, help="seconds from now")
     when.add_argument("--now", action="store_true", help="start at once")
     when.add_argument("--clear", action="store_true", help="remove the schedule")
     invite = sub.add_parser("invite", help="a signed link to the priority lane (staff, VIPs)")
@@ -139,7 +139,7 @@ def _planned_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
                           "plan --at 2026-12-01T09:00:00Z mode=normal capacity=500)")
     moment = plan.add_mutually_exclusive_group(required=True)
     moment.add_argument("--at", help="ISO 8601 time with a zone")
-    moment.add_argument("--in", dest="in_seconds", type=_whole, help="seconds from now")
+    moment.add_argument("--in", dest="in_seconds", type=whole_number, help="seconds from now")
     moment.add_argument("--now", action="store_true", help="apply at once (as a step)")
     plan.add_argument("changes", nargs="+", type=_setting, metavar="name=value",
                       help="live settings as for the room: capacity=500 rate=2000 "
@@ -159,7 +159,7 @@ def _room_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
                         help="glob patterns it gates, e.g. '/consoles/*'")
     create.add_argument("--capacity", type=_at_least_one, required=True,
                         help="its concurrent sessions")
-    create.add_argument("--rate", type=_whole, default=0, help="admissions per minute (0: no "
+    create.add_argument("--rate", type=whole_number, default=0, help="admissions per minute (0: no "
                         "limit)")
     sub.add_parser("revoke-room", help="remove a created room; its paths fall back to the "
                    "configured room").add_argument("name", help="the room's name")
@@ -177,7 +177,8 @@ def _setting(text: str) -> tuple[str, object]:
         return name, value
 
 
-def _whole(text: str) -> int:
+def whole_number(text: str) -> int:
+    """An argument that is a whole number, 0 or more (argparse's ``type``)."""
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"{text!r}: a whole number, 0 or more")
     return int(text)
