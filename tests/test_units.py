@@ -57,6 +57,19 @@ def test_eta_window_slides_and_resets() -> None:
     assert rate.per_second() is None
 
 
+def test_a_slow_shop_measures_its_rate_over_more_than_a_minute() -> None:
+    """A minute holding fewer than ten admissions is too few to go by: the span reaches
+    back until it holds ten; a busy room's is the last minute."""
+    slow = AdmissionRate()
+    for at_s, admitted in ((0, 0), (60, 8), (120, 12)):
+        slow.observe(at_s * 1000, admitted)
+    assert slow.per_second() == 12 / 120
+    busy = AdmissionRate()
+    for at_s, admitted in ((0, 0), (60, 100), (120, 400)):
+        busy.observe(at_s * 1000, admitted)
+    assert busy.per_second() == 300 / 60
+
+
 def test_no_admissions_means_no_eta_rather_than_infinity() -> None:
     rate = AdmissionRate()
     rate.observe(0, 5)

@@ -4,6 +4,7 @@ waiter's poll, and the waiters it heard from keep their places."""
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable
 
 import httpx
@@ -17,6 +18,7 @@ from waitingroom.engine import Engine
 from waitingroom.engine import line as _line
 from waitingroom.engine.line import LineView, LineWatch
 from waitingroom.middleware import WaitingRoomMiddleware
+from waitingroom.room.eta import AdmissionRate
 
 ROOM = "default"
 JSON = {"accept": "application/json"}
@@ -47,6 +49,30 @@ def test_a_view_gives_the_position_counting_only_those_still_ahead(
     if head < number <= end and number not in kept:
         expected = ahead + sum(1 for n in range(head + 1, number) if n not in kept) + 1
     assert view.position(number) == expected
+    # Those served before whoever comes after ``number``: walk-aways not counted.
+    assert view.through(number) == ahead + sum(
+        1 for n in range(head + 1, min(number, end) + 1) if n not in kept)
+
+
+def test_the_eta_counts_those_ahead_who_will_leave_before_their_turn() -> None:
+    """Half a place a second goes in, and as many again leave (tab closed, walked
+    away): a waiter at 40 is told about 63 s, not the 80 s that 40 at half a place a
+    second would make, and not the 40 s that counting every leaver would."""
+    rate = AdmissionRate()
+    rate.observe_line(LineView(0, 100, 0, 0, 0, 0, b"", frozenset()))
+    for second in range(1, 61):  # each second: 0.5 let in, 0.5 of those left leave
+        walked = set(range(100 - second // 2 + 1, 101))  # from the back, say
+        view = LineView(second // 2, 100, 0, second // 2, second * 1000, 0,
+                        _bitmap(0, walked, 100), frozenset())
+        rate.observe_line(view)
+    assert view.through(100) == 40 and rate.per_second() == 0.5
+    hazard = 30 / (60 * (100 + 40) / 2)  # left otherwise, per waiter ahead and second
+    assert rate.eta_seconds(40) == math.ceil(math.log1p(hazard * 40 / 0.5) / hazard) == 64
+    quiet = AdmissionRate()  # nobody leaves: the place over the rate, as before
+    for second in range(61):
+        quiet.observe_line(LineView(second // 2, 100, 0, second // 2, second * 1000, 0, b"",
+                                    frozenset()))
+    assert quiet.eta_seconds(40) == 80
 
 
 def test_a_renamed_place_is_not_answered_from_the_view() -> None:

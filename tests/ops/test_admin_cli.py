@@ -210,10 +210,13 @@ def test_summaries_say_what_is_unusual() -> None:
               "method": "fifo", "rate": 600, "max_waiting": 0, "stock": 0,
               "start_at_ms": 0, "message": "Back at nine", "messages": {"de": "Ab neun"}}
     snapshot = {"room": "default", "config": config, "breaker": "closed",
-                "counts": {"active": 12, "waiting": 300}}
+                "counts": {"active": 12, "waiting": 300}, "eta_last_seconds": None}
     assert room_line(snapshot) == (
         "default: normal, 12 of 40 in (adaptive 5-60), 300 waiting, breaker closed, PAUSED, "
         "capture on, rate 600/min, SOLD OUT, message 'Back at nine' (+de)")
+    told = {**snapshot, "eta_last_seconds": 719}  # what the last in line's page says
+    assert "300 waiting (last: ~12 min), breaker" in room_line(told)
+    assert "(last: under a minute)" in room_line({**snapshot, "eta_last_seconds": 59})
     stale = {**snapshot, "config": {**config, "message_shown": False}}  # as visitors see it
     assert room_line(stale).endswith("message 'Back at nine' (+de) (hidden: posted before "
                                      "it sold out)")

@@ -72,6 +72,15 @@ class LineView:
             return None
         return number - self._base - walked
 
+    def through(self, number: int) -> int:
+        """How many are served before the waiter after ``number``: the lanes ahead and
+        those in line with numbers up to ``number``. It falls as the line moves, by
+        admissions and by walk-aways ahead alike."""
+        if number <= self.head:
+            return self.ahead
+        number = min(number, self.end)
+        return number - self._base - self._walked(number + 1)
+
     def _walked(self, number: int) -> int:
         """Walk-aways with arrival numbers below ``number`` (counted from
         ``first_byte``; ``number`` at least ``8 * first_byte``)."""

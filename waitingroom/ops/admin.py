@@ -198,6 +198,7 @@ class AdminAPI:
                 "active": counts["active"], "capacity": config["capacity"],
                 "admitted": counts["admitted"], "abandoned": counts["abandoned"],
                 "rate": snapshot["admission_rate_per_second"] or 0.0,
+                "eta_last": snapshot["eta_last_seconds"],
                 "breaker": snapshot["breaker"],
                 "breaker_change": snapshot["breaker_change"],
                 "captures": await self.engine.captures.count(room.name),
@@ -222,7 +223,9 @@ class AdminAPI:
         return dashboard_events(room, list(self._history(room).samples), self.sample)
 
     async def snapshot(self, room: Room) -> dict[str, Any]:
-        """The room as ops see it (``config.message_shown``: do visitors see the message)."""
+        """The room as ops see it (``config.message_shown``: do visitors see the message;
+        ``eta_last_seconds``: the wait the last in line is told, None if nobody waits or
+        before the rate is known)."""
         config = await self.engine.rooms.config(room.name)
         counts = await self.engine.rooms.counts(room.name)
         return {"room": room.name, "paths": list(self.rooms.paths_of(room.name)),
@@ -231,16 +234,10 @@ class AdminAPI:
                 "breaker_change": await self.engine.breaker.last_change(room.name),
                 "sales": asdict(await self.engine.stock.figures(room.name,
                                                                 config.sales_per_session)),
-                "origin": await self._origin(room),
-                "admission_rate_per_second": room.rate.per_second()}
-
-    async def _origin(self, room: Room) -> dict[str, Any]:
-        """How the origin answered admitted shoppers in the last whole interval."""
-        seconds = room.adaptive.interval_seconds
-        figures = await self.engine.origin.interval(room.name, int(time.time() // seconds) - 1)
-        return {"interval_seconds": seconds, "requests": figures.requests,
-                "mean_latency_ms": round(figures.mean_latency_ms, 1),
-                "error_ratio": round(figures.error_ratio, 4)}
+                "origin": await _origin(self.engine, room),
+                "admission_rate_per_second": room.rate.per_second(),
+                "eta_last_seconds": room.rate.eta_seconds(counts.waiting)
+                if counts.waiting else None}
 
     async def _create_room(self, receive: Receive, who: str) -> Response:
         request = await parsed_body(receive, parse_room)
@@ -320,3 +317,11 @@ class AdminAPI:
         await room.refresh_config()
         return json_response(await self.snapshot(room))
 
+
+async def _origin(engine: Engine, room: Room) -> dict[str, Any]:
+    """How the origin answered admitted shoppers in the last whole interval."""
+    seconds = room.adaptive.interval_seconds
+    figures = await engine.origin.interval(room.name, int(time.time() // seconds) - 1)
+    return {"interval_seconds": seconds, "requests": figures.requests,
+            "mean_latency_ms": round(figures.mean_latency_ms, 1),
+            "error_ratio": round(figures.error_ratio, 4)}

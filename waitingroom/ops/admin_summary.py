@@ -31,9 +31,18 @@ def room_line(snapshot: dict[str, Any]) -> str:
                 if config["capacity_mode"] == "adaptive" else "fixed")
     parts = [f"{snapshot['room']}: {config['mode']}",
              f"{counts['active']} of {config['capacity']} in ({adaptive})",
-             f"{counts['waiting']} waiting", f"breaker {snapshot['breaker']}"]
+             f"{counts['waiting']} waiting{_last_told(snapshot['eta_last_seconds'])}",
+             f"breaker {snapshot['breaker']}"]
     parts += _unusual(config)
     return ", ".join(parts)
+
+
+def _last_told(eta_seconds: int | None) -> str:
+    """The wait the last in line is told, as the dashboard says it."""
+    if eta_seconds is None:
+        return ""
+    return " (last: under a minute)" if eta_seconds < 60 else (
+        f" (last: ~{round(eta_seconds / 60)} min)")
 
 
 def _unusual(config: dict[str, Any]) -> list[str]:

@@ -151,7 +151,7 @@ class Room:
     def _looked(self, view: LineView) -> None:
         """Every look at the line: the admission rate, and streams whose place the
         head has passed are woken (an announcement missed is so made up for)."""
-        self.rate.observe(view.server_ms, view.admitted_total)
+        self.rate.observe_line(view)
         self.doorbell.passed(view.head)
 
     async def aclose(self) -> None:
