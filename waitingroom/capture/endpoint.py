@@ -33,7 +33,7 @@ async def capture(room: Room, desk: CaptureDesk, request: Request, receive: Rece
         response = with_cookies(
             desk.form(standing.visitor_id, status_of(room, standing, config, request),
                       request, here=request.here()),
-            standing.set_cookies)
+            [*standing.set_cookies, *request.language_cookie()])
     else:
         response = Response(b"", 405, headers={"allow": "GET, HEAD, POST"})
     await response(request.scope, receive, send)

@@ -108,6 +108,7 @@ class RoomGate:
             status = status_of(room, standing, config, request)
             response = scripts_answer(room, status) if request.wants_json else self.desk.form(
                 standing.visitor_id, status, request, here=request.here())
+            standing.set_cookies += request.language_cookie()
             await with_cookies(response, standing.set_cookies)(request.scope, receive, send)
         elif standing.admitted:
             await self._forward(request, receive, send, standing)

@@ -89,6 +89,7 @@ LIVE_WORDS = {
     "eta-soon": N_("less than a minute"),
     "eta-minute": N_("about 1 minute"),
     "eta-minutes": N_("{low} to {high} minutes"),
+    "eta-exact": N_("about {n} minutes"),
     "paused": N_("Entry is paused for a moment. You keep your place."),
     "prequeue": N_("The sale starts soon. Everyone here before the start gets a place in "
                    "random order at the start, so there is no need to rush: keep this "
@@ -223,22 +224,23 @@ class Pages:
             self._words_html("in-draw", lang) if status.state == "draw" else
             "\u2013" if status.position is None else str(status.position),
             " hidden" if status.state == "sold_out" else "",  # no wait: nothing is left
-            self._eta_html(minutes, lang),
+            self._eta_html(minutes, lang, exact=status.state == "prequeue"),
             self._words_html(_STATE_WORDS.get(status.state, ""), lang),
             self._words_html("chance-" + level if level else "", lang), level,
             "" if level == "unlikely" or status.state == "sold_out" else " hidden"))
 
-    def _eta_words_html(self, minutes: int | None, lang: str) -> str:
-        return str(escape(self.eta_words(minutes, lang)))
+    def _eta_words_html(self, minutes: int | None, lang: str, *, exact: bool = False) -> str:
+        return str(escape(self.eta_words(minutes, lang, exact=exact)))
 
     def _live_words_html(self, name: str, lang: str) -> str:
         """The words :data:`LIVE_WORDS` names (nothing for another name), escaped."""
         return (str(escape(self.languages.gettext(lang, LIVE_WORDS[name])))
                 if name in LIVE_WORDS else "")
 
-    def eta_words(self, minutes: int | None, lang: str) -> str:
+    def eta_words(self, minutes: int | None, lang: str, *, exact: bool = False) -> str:
         """The expected wait in words (``minutes``: 0 for under one, None for not yet
-        measured): a range once measured, never a guess."""
+        measured): a range once measured, never a guess; ``exact``: a known time (to
+        the sale's start), no range."""
         gettext = self.languages.gettext
         if minutes is None:
             return gettext(lang, LIVE_WORDS["eta-unknown"])
@@ -246,6 +248,8 @@ class Pages:
             return gettext(lang, LIVE_WORDS["eta-soon"])
         if minutes <= 1:
             return gettext(lang, LIVE_WORDS["eta-minute"])
+        if exact:
+            return gettext(lang, LIVE_WORDS["eta-exact"], n=minutes)
         low, high = eta_range(minutes)
         return gettext(lang, LIVE_WORDS["eta-minutes"], low=low, high=high)
 

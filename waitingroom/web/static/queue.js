@@ -10,11 +10,12 @@
   var updatedAt = 0, leaving = false;
   var shown = $("wr-chance").getAttribute("data-level");  // told again, so it holds steady
   function words(key) { return card.getAttribute("data-" + key); }  // in the page's language
-  function minutes(s) {
+  function minutes(s, exact) {  // exact: a known time (the sale's start), no range
     if (s === null) return words("eta-unknown");
     if (s < 60) return words("eta-soon");
     var m = Math.round(s / 60);
     if (m <= 1) return words("eta-minute");
+    if (exact) return words("eta-exact").replace("{n}", m);
     var spread = Math.max(1, Math.round(m * 0.2));  // as pages.eta_range
     return words("eta-minutes").replace("{low}", Math.max(1, m - spread))
       .replace("{high}", m + spread);
@@ -43,6 +44,8 @@
     turn.textContent = words("your-turn") + " " + words("your-turn-session");
     turn.hidden = false;
     $("wr-place").hidden = true;  // a place and a wait no longer say anything true
+    var notify = document.querySelector("form[action*='/_wr/notify']");
+    if (notify) notify.hidden = true;  // nothing left to be told of
     if (navigator.vibrate) navigator.vibrate([200, 100, 200]);
     var giveUp = Date.now() + 30000;
     function ask() {
@@ -70,7 +73,7 @@
       : st.position === null ? "\u2013" : st.position;
     if (st.position) progress(st.position);
     $("wr-wait").hidden = st.state === "sold_out";  // nothing left to wait for
-    $("wr-eta").textContent = minutes(st.eta_seconds);
+    $("wr-eta").textContent = minutes(st.eta_seconds, st.state === "prequeue");
     $("wr-state").textContent = st.state === "paused" || st.state === "prequeue"
       || st.state === "draw" ? words(st.state) : st.state === "sold_out" ? words("sold-out") : "";
     var chance = $("wr-chance");
