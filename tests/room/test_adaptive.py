@@ -9,15 +9,17 @@ import asyncio
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 from loadtests.knee import KNEE, KneeOrigin, shop
-from tests.servers import cli, eventually, serve_in_process, waitingroom_serve
+from tests.servers import Browser, cli, eventually, serve_in_process, waitingroom_serve
 from waitingroom.engine import Engine, IntervalFigures
-from waitingroom.room.adaptive import MIN_REQUESTS, PROBE_AFTER, Memory, decide
+from waitingroom.middleware import WaitingRoomMiddleware
+from waitingroom.room.adaptive import MIN_REQUESTS, PROBE_AFTER, Memory, decide, proves
 
 
 @pytest.mark.serial  # it measures: alone, before the parallel lane
@@ -65,6 +67,8 @@ async def test_the_cap_settles_near_the_origins_knee_with_one_decision_per_inter
     pin = next(e for e in await engine.rooms.read_audit("default", count=500)
                if e["who"] == "alice" and e["after"].get("capacity") == 20)
     assert all(e["at_ms"] <= pin["at_ms"] for e in decisions)  # none after the pin
+    # It answered slower past the knee, never with errors: as many as were inside.
+    assert await engine.origin.proven("default") >= 0.85 * KNEE
 
 
 @pytest.mark.serial  # it measures: alone, before the parallel lane
@@ -101,6 +105,31 @@ async def test_errors_lower_the_cap_before_the_breaker_opens(
     cuts = [e for e in decisions if e["after"]["capacity"] < e["before"]["capacity"]]
     assert cuts and all("errors on" in e["action"] for e in cuts), decisions
     assert min(e["after"]["capacity"] for e in decisions) == 8
+
+
+async def test_a_fixed_room_learns_how_many_sessions_its_origin_served_well(
+    make_room: Callable[..., WaitingRoomMiddleware],
+) -> None:
+    """Three shoppers busy in a fixed room of three, the origin answering well: the
+    room keeps 3 as the most it has served at once (the dashboard warns past it)."""
+    room = make_room(capacity=3, gated_paths=("/checkout*",), adaptive_interval_seconds=1)
+    async with serve_in_process(room) as url:
+        shoppers = [Browser(base_url=url) for _ in range(3)]
+        try:
+            async def busy() -> bool:
+                for shopper in shoppers:
+                    assert (await shopper.get("/checkout/cart")).text == "origin:/checkout/cart"
+                return await room.engine.origin.proven("default") == 3
+            await eventually(busy, "3 sessions served well, proven", within=10)
+        finally:
+            await asyncio.gather(*(s.aclose() for s in shoppers))
+
+
+def test_only_a_busy_interval_with_few_errors_proves_anything() -> None:
+    assert proves(figures(requests=30), active=3)
+    assert not proves(figures(requests=30, errors=3), active=3)  # a tenth failed
+    assert not proves(figures(requests=4), active=3)  # too few answers to say
+    assert not proves(figures(requests=20), active=40)  # most sessions idle
 
 
 def figures(requests: int = 200, latency_ms: float = 200, errors: int = 0) -> IntervalFigures:

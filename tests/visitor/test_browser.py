@@ -118,6 +118,7 @@ async def test_dashboard_is_live_draws_charts_and_its_controls_work(
             for visitor in visitors:
                 await visitor.get("/checkout")  # one in, three waiting
             await room.engine.rooms.configure("default", stock=40)
+            await room.engine.origin.prove("default", 3)  # served 3 at once, well
             await room.engine.timeline.add("default", {"mode": "<b>closed</b>"}, "ops",
                                            in_seconds=3600)
             context = await browser.new_context(  # type: ignore[attr-defined]
@@ -179,8 +180,12 @@ async def test_dashboard_is_live_draws_charts_and_its_controls_work(
             await async_api.expect(page.locator("#d-result")).to_have_text(
                 "Capacity: a whole number, 1 or more")
             assert asked == []
+            await page.fill("#i-capacity", "3")
+            assert "WARNING" not in await press("Set capacity")  # as many as served well
             await page.fill("#i-capacity", "4")
-            assert "Capacity 1 \u2192 4: lets in up to 3 more now" in await press("Set capacity")
+            said = await press("Set capacity")
+            assert "\u2192 4: lets in up to 3 more now" in said
+            assert "WARNING: the origin has served at most 3 sessions at once" in said
             assert (await room.engine.rooms.config("default")).capacity == 4
             assert "danger" in (await page.get_attribute("text=Open: no queue", "class") or "")
             assert "nobody else is let in" in await press("Pause")

@@ -1,6 +1,7 @@
 """How a room's origin answers its admitted shoppers, as every process saw it, by
-interval (requests, total latency, errors), and the one decision per interval that
-adaptive capacity makes from them (:meth:`OriginFigures.claim`)."""
+interval (requests, total latency, errors), the one decision per interval that
+adaptive capacity makes from them (:meth:`OriginFigures.claim`), and the most sessions
+it has served at once without trouble (:meth:`OriginFigures.proven`)."""
 
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ class OriginFigures:
     def __init__(self, redis: Redis | RedisCluster) -> None:
         self.redis = redis
         self._claim = register_script(redis, "claim_interval", library=False)
+        self._prove = register_script(redis, "prove", library=False)
 
     async def add(self, room: str, interval: int, figures: IntervalFigures) -> None:
         """Add one process's ``figures`` to ``interval``'s."""
@@ -71,6 +73,16 @@ class OriginFigures:
         if memory is None:
             return None
         return dict(json.loads(memory)) if memory else {}
+
+    async def prove(self, room: str, sessions: int) -> int:
+        """The origin served ``sessions`` at once without trouble: keep the most it
+        ever has, and return it."""
+        return int(await self._prove((room_keys(room).adapt,), (sessions,)))
+
+    async def proven(self, room: str) -> int:
+        """The most sessions the origin has served at once without trouble (0: not
+        seen yet)."""
+        return int(await self.redis.hget(room_keys(room).adapt, "proven") or 0)
 
     async def remember(self, room: str, memory: dict[str, Any]) -> None:
         """Keep what the next decision needs."""

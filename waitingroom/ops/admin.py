@@ -206,6 +206,7 @@ class AdminAPI:
                 "sold": snapshot["sales"]["sold"],
                 "latency_ms": snapshot["origin"]["mean_latency_ms"],
                 "errors": snapshot["origin"]["error_ratio"],
+                "proven": snapshot["origin"]["proven_sessions"],
                 "steps": [{"at_ms": step.at_ms, "changes": step.changes} for step in
                           (await self.engine.timeline.steps(room.name))[:5]],
                 "config": config}
@@ -319,9 +320,11 @@ class AdminAPI:
 
 
 async def _origin(engine: Engine, room: Room) -> dict[str, Any]:
-    """How the origin answered admitted shoppers in the last whole interval."""
+    """How the origin answered admitted shoppers in the last whole interval, and the
+    most sessions it has served at once without trouble (0: not seen yet)."""
     seconds = room.adaptive.interval_seconds
     figures = await engine.origin.interval(room.name, int(time.time() // seconds) - 1)
     return {"interval_seconds": seconds, "requests": figures.requests,
             "mean_latency_ms": round(figures.mean_latency_ms, 1),
-            "error_ratio": round(figures.error_ratio, 4)}
+            "error_ratio": round(figures.error_ratio, 4),
+            "proven_sessions": await engine.origin.proven(room.name)}

@@ -28,6 +28,9 @@ MIN_REQUESTS = 20
 """An interval with fewer answers than this decides nothing (too noisy)."""
 ERROR_RATIO = 0.1
 """The share of error answers that lowers the cap by a quarter."""
+PROVEN_MIN_REQUESTS = 5
+"""An interval with fewer answers proves nothing about how many sessions the origin
+serves well."""
 PROBE_AFTER = 60
 """Judged intervals since the last probe or big cut after which the room probes: it
 lowers the cap by :data:`PROBE_CUT` to see whether fewer sessions are answered faster
@@ -122,6 +125,13 @@ def _judge_last_cut(memory: Memory, latency: float, active: int,
     return slower, restore
 
 
+def proves(figures: IntervalFigures, active: int) -> bool:
+    """Did the origin serve ``active`` sessions well in an interval: busy (a request
+    per session at least, :data:`PROVEN_MIN_REQUESTS` in all) and few errors?"""
+    return (figures.requests >= max(PROVEN_MIN_REQUESTS, active)
+            and figures.error_ratio < ERROR_RATIO)
+
+
 @dataclass(slots=True)
 class Memory:
     """What the decisions keep between intervals."""
@@ -173,14 +183,15 @@ class AdaptiveCapacity:
         seen[2] += not ok
 
     async def tick(self, config: RoomConfig) -> None:
-        """Add this process's figures to Redis; decide the last interval if it is the
-        room's turn to and this process wins it."""
+        """Add this process's figures to Redis; judge the last interval if this
+        process wins it: the sessions the origin served well (any room), the cap (an
+        adaptive room)."""
         seen, self._seen = self._seen, {}
         for interval, (answers, latency_ms, errors) in seen.items():
             await self.engine.origin.add(self.room, interval,
                                          IntervalFigures(answers, latency_ms, errors))
         ended = int((time.time() - _GRACE_SECONDS) // self.interval_seconds) - 1
-        if config.capacity_mode != "adaptive" or ended <= self._decided:
+        if ended <= self._decided:
             return
         self._decided = ended
         kept = await self.engine.origin.claim(self.room, ended)
@@ -188,6 +199,10 @@ class AdaptiveCapacity:
             return  # another process decides this one
         figures = await self.engine.origin.interval(self.room, ended)
         active = (await self.engine.rooms.counts(self.room)).active
+        if proves(figures, active):
+            await self.engine.origin.prove(self.room, active)
+        if config.capacity_mode != "adaptive":
+            return
         memory = Memory(**kept)
         decision = decide(config.capacity, figures, memory, active,
                           config.capacity_min, config.capacity_max)

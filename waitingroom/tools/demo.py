@@ -269,8 +269,9 @@ Try it:
   - open {site}/checkout in {capacity + 1} or more browsers (or private windows): the
     first {capacity} get in, the rest wait in line, live;
   - the shop holds {capacity} checkouts: raise the room's capacity past that on the
-    dashboard and the shop fails; the breaker steps in within a second, the line
-    keeps its places and shoppers leave their details instead;
+    dashboard (it warns: the most the shop has served well so far) and the shop
+    fails; the breaker steps in within a second, the line keeps its places and
+    shoppers leave their details instead;
   - press "Break the order system" on the shop's front page: checkouts switch to the
     data-capture form. Fix it, then replay what was captured:
       waitingroom replay --redis-url {redis_url} --to {site}/api/orders

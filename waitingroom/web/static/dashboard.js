@@ -82,18 +82,26 @@
   function effect(body) {
     var s = latest || { waiting: 0, active: 0, config: {} }, c = s.config;
     var waiting = s.waiting + " waiting";
+    // Past what the origin has shown it serves well: said before it is tried.
+    function untested(n) {
+      return s.proven && n > s.proven ? "\n\nWARNING: the origin has served at most " + s.proven +
+        " sessions at once without trouble; past that it may slow down or fail (the breaker " +
+        "then sends shoppers to the details form). Learn capacity finds its limit instead." : "";
+    }
     if ("capacity" in body) {
       var n = body.capacity;
       return "Capacity " + c.capacity + " \u2192 " + n + ": " + (n > s.active
         ? "lets in up to " + (n - s.active) + " more now (" + s.active + " in the order flow)."
         : "nobody new is let in until fewer than " + n + " sessions remain (" + s.active + " now).") +
-        (c.capacity_mode === "adaptive" ? " It pins the capacity: the room stops learning it." : "");
+        (c.capacity_mode === "adaptive" ? " It pins the capacity: the room stops learning it." : "") +
+        untested(n);
     }
     if (body.capacity_mode === "adaptive") {
       return "Learn the capacity between " + body.capacity_min + " and " + body.capacity_max +
         " (now " + c.capacity + "): the room raises it while the origin answers as fast as " +
         "when unloaded, and lowers it when answers slow or fail, by letting fewer in, never " +
-        "by ending sessions. Setting a capacity by hand pins it again.";
+        "by ending sessions. Setting a capacity by hand pins it again." +
+        (s.proven ? " The origin has served at most " + s.proven + " at once without trouble." : "");
     }
     if ("stock" in body) {
       if (body.stock === null) return "Stop counting stock: no chances are shown, and the room never sells out by stock.";
