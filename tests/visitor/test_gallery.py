@@ -164,6 +164,8 @@ async def test_every_page_in_every_state_in_every_language(
             await picture("no-line", newcomer)
             await change(method="random")
             await picture("draw", newcomer)
+            await at("/checkout")("en")  # a draw has no order to promise
+            assert "first come, first served" not in await page.inner_text("main")
             await change(method="fifo", start_at_ms=int(time.time() * 1000) + 600_000)
             await picture("prequeue", newcomer)
             await change(start_at_ms=0, capture="on")

@@ -215,7 +215,8 @@ class Pages:
         """The page a waiting visitor sees in place of the page they asked for."""
         # framed(), less its general work: this page answers every new arrival.
         frame = self._frame("queue.html", lang, _unmarked(here), _QUEUE_LIVE, (
-            ("room", status.room), ("message", status.message or ""), ("look", look)))
+            ("room", status.room), ("message", status.message or ""), ("look", look),
+            ("drawn", status.state == "draw")))
         minutes = status.eta_seconds if status.eta_seconds is None else (
             0 if status.eta_seconds < 60 else round(status.eta_seconds / 60))
         level = status.chance.level if status.chance else ""
