@@ -3,6 +3,7 @@ Sentinels, with the timeouts, retries and health checks every call relies on."""
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, cast
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -29,6 +30,12 @@ old server fails once, is replaced and the command sent again)."""
 _RETRIES = 3
 # A pooled connection idle this long is checked (PING) before use.
 _HEALTH_CHECK_SECONDS = 5
+CLUSTER_REFRESH_SECONDS = 0.1
+"""After a connection error, how soon a process may ask a Cluster again which node
+holds which slots (redis-py >= 8.2 waits a second by default: after a failover that
+left visitors 503s up to a second after the replica had won; loadtests/failover.py).
+During an outage it costs each process a CLUSTER SLOTS to a live node per tenth of a
+second."""
 
 
 def _client_options() -> dict[str, Any]:
@@ -54,6 +61,8 @@ def connect(redis_url: str) -> Redis | RedisCluster:
     if scheme == "redis+sentinel":
         return _sentinel_primary(rest, options)
     if scheme.endswith("+cluster"):
+        if "topology_refresh_min_interval" in inspect.signature(RedisCluster).parameters:
+            options["topology_refresh_min_interval"] = CLUSTER_REFRESH_SECONDS
         return RedisCluster.from_url(f"{scheme.removesuffix('+cluster')}://{rest}",
                                      max_connections=_POOL_SIZE, **options)
     pool = BlockingConnectionPool.from_url(redis_url, max_connections=_POOL_SIZE,
