@@ -84,24 +84,6 @@ async def test_a_restock_is_stamped_and_off_stops_counting(engine: Engine) -> No
     assert (await _audit(engine))[0]["after"] == {"stock": None}
 
 
-async def test_a_message_posted_before_the_line_closed_is_not_shown_while_closed(
-        engine: Engine) -> None:
-    """"Places first come, first served!" says nothing true to a closed line: hidden
-    (ops still see it, and why); a message posted since stands; reopened, it shows."""
-    await engine.rooms.seed(ROOM, capacity=5, message="Come in!")
-    await engine.rooms.configure(ROOM, mode="closed")
-    closed = await engine.rooms.config(ROOM)
-    assert closed.closed_at_ms >= closed.message_at_ms > 0
-    assert (closed.message_stands, closed.message_hidden_by) == (False, "closed")
-    await engine.rooms.configure(ROOM, mode="closed", paused=True)  # closed still: same
-    assert (await engine.rooms.config(ROOM)).closed_at_ms == closed.closed_at_ms
-    await engine.rooms.configure(ROOM, mode="normal")
-    assert (await engine.rooms.config(ROOM)).message_stands  # open again: it shows
-    await engine.rooms.configure(ROOM, mode="closed")
-    await engine.rooms.configure(ROOM, message="Closed for today")
-    assert (await engine.rooms.config(ROOM)).message_hidden_by is None
-
-
 async def test_clearing_the_message_clears_every_language_but_those_given_with_it(
         engine: Engine) -> None:
     await engine.rooms.seed(ROOM, capacity=5)
@@ -162,4 +144,3 @@ async def test_the_audit_and_the_config_tell_one_story(engine: Engine) -> None:
     assert isinstance(after, dict)
     assert {k: config[k] for k in after} == after
     assert set(after) | {"restocked_at_ms", "sold_out_at_ms", "next_step_ms"} == set(config)
-    assert after["closed_at_ms"] > 0  # closed in this change: stamped

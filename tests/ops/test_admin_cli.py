@@ -208,8 +208,7 @@ def test_summaries_say_what_is_unusual() -> None:
     config = {"capacity": 40, "capacity_mode": "adaptive", "capacity_min": 5,
               "capacity_max": 60, "mode": "normal", "paused": True, "capture": "on",
               "method": "fifo", "rate": 600, "max_waiting": 0, "stock": 0,
-              "start_at_ms": 0, "message": "Back at nine", "messages": {"de": "Ab neun"},
-              "message_hidden_by": None}
+              "start_at_ms": 0, "message": "Back at nine", "messages": {"de": "Ab neun"}}
     snapshot = {"room": "default", "config": config, "breaker": "closed",
                 "counts": {"active": 12, "waiting": 300}, "eta_last_seconds": None}
     assert room_line(snapshot) == (
@@ -218,11 +217,9 @@ def test_summaries_say_what_is_unusual() -> None:
     told = {**snapshot, "eta_last_seconds": 719}  # what the last in line's page says
     assert "300 waiting (last: ~12 min), breaker" in room_line(told)
     assert "(last: under a minute)" in room_line({**snapshot, "eta_last_seconds": 59})
-    stale = {**snapshot, "config": {**config, "message_hidden_by": "sold out"}}
+    stale = {**snapshot, "config": {**config, "message_shown": False}}  # as visitors see it
     assert room_line(stale).endswith("message 'Back at nine' (+de) (hidden: posted before "
-                                     "it sold out)")  # as visitors see it
-    closed = {**snapshot, "config": {**config, "message_hidden_by": "closed"}}
-    assert room_line(closed).endswith("(hidden: posted before it closed)")
+                                     "it sold out)")
     at = 1_764_579_600_000  # 2025-12-01 09:00Z
     assert utc(at) == "2025-12-01 09:00Z" and utc(at + 5000) == "2025-12-01 09:00:05Z"
     assert step_line({"id": "s1", "at_ms": at, "changes": {"capacity": 500, "stock": None},

@@ -164,8 +164,7 @@ async def visit(
 def visitor_message(config: RoomConfig, request: Request | None) -> str | None:
     """The operator's message in the language ``request`` reads (worked out only when
     ops gave the message in more than one: a poll does not pay for it otherwise); none
-    while sold out or closed if it was posted before (a "selling fast" no longer says
-    the truth)."""
+    while sold out if it was posted before (a "selling fast" no longer says the truth)."""
     if not config.message_stands:
         return None
     if config.messages and request is not None:

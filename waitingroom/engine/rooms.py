@@ -66,9 +66,6 @@ class RoomConfig:
     sold_out_at_ms: int = 0
     """When the stock last ran out (room time, ms); 0: never. A message posted before
     it is not shown while the room is sold out (it no longer says the truth)."""
-    closed_at_ms: int = 0
-    """When the line was last closed (Redis time, ms); 0: never. A message posted
-    before it is not shown while the line is closed."""
     next_step_ms: int | None = None
     """When the room's next planned change is due (Redis time, ms); None if none."""
     capacity_mode: str = "fixed"
@@ -84,19 +81,9 @@ class RoomConfig:
 
     @property
     def message_stands(self) -> bool:
-        """Whether the operator's message is shown: not while sold out or closed if
-        posted before that began (a "selling fast" no longer says the truth)."""
-        return self.message_hidden_by is None
-
-    @property
-    def message_hidden_by(self) -> str | None:
-        """``sold out`` or ``closed`` if the message is not shown for it (posted before
-        the room sold out or closed), else None."""
-        if self.sold_out and self.message_at_ms < self.sold_out_at_ms:
-            return "sold out"
-        if self.mode == "closed" and self.message_at_ms < self.closed_at_ms:
-            return "closed"
-        return None
+        """Whether the operator's message is shown: not while sold out if posted before
+        the room sold out (a "selling fast" no longer says the truth)."""
+        return not (self.sold_out and self.message_at_ms < self.sold_out_at_ms)
 
     def message_in(self, lang: str) -> str:
         """The operator's message for a visitor reading ``lang``."""
@@ -206,7 +193,6 @@ class RoomStore:
             method=raw.get(b"method", b"fifo").decode(),
             restocked_at_ms=int(raw.get(b"restocked_at", 0)),
             sold_out_at_ms=int(raw.get(b"sold_out_at", 0)),
-            closed_at_ms=int(raw.get(b"closed_at", 0)),
             sales_per_session=float(raw.get(b"sales_per_session", 1.0)),
             capacity_mode=raw.get(b"capacity_mode", b"fixed").decode(),
             capacity_min=int(raw.get(b"capacity_min", 1)),

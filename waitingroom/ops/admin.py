@@ -224,15 +224,13 @@ class AdminAPI:
         return dashboard_events(room, list(self._history(room).samples), self.sample)
 
     async def snapshot(self, room: Room) -> dict[str, Any]:
-        """The room as ops see it (``config.message_shown``: do visitors see the message,
-        ``message_hidden_by``: ``sold out`` or ``closed`` if they do not;
+        """The room as ops see it (``config.message_shown``: do visitors see the message;
         ``eta_last_seconds``: the wait the last in line is told, None if nobody waits or
         before the rate is known)."""
         config = await self.engine.rooms.config(room.name)
         counts = await self.engine.rooms.counts(room.name)
         return {"room": room.name, "paths": list(self.rooms.paths_of(room.name)),
-                "config": {**asdict(config), "message_shown": config.message_stands,
-                           "message_hidden_by": config.message_hidden_by},
+                "config": {**asdict(config), "message_shown": config.message_stands},
                 "counts": asdict(counts), "breaker": await self.engine.breaker.state(room.name),
                 "breaker_change": await self.engine.breaker.last_change(room.name),
                 "sales": asdict(await self.engine.stock.figures(room.name,

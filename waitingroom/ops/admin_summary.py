@@ -66,8 +66,8 @@ def _unusual(config: dict[str, Any]) -> list[str]:
         languages = sorted(config["messages"])
         said.append(f"message {config['message']!r}"
                     + (f" (+{', '.join(languages)})" if languages else "")
-                    + (f" (hidden: posted before it {config['message_hidden_by']})"
-                       if config["message_hidden_by"] else ""))
+                    + ("" if config.get("message_shown", True)
+                       else " (hidden: posted before it sold out)"))
     return said
 
 

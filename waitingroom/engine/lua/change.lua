@@ -6,7 +6,7 @@
 -- yields to ops who pinned the cap meanwhile), then field/value pairs to write.
 -- A message set is stamped (message_at), an empty one clears every language's; a stock
 -- of '' stops counting; a stock run out or back from 0 is stamped (set_stock, in
--- _room.lua); so is closing the line (closed_at). The audit entry holds, of the room's config as ops read it
+-- _room.lua). The audit entry holds, of the room's config as ops read it
 -- (RoomConfig), the fields that changed: before and after. Returns 1, or 0 if a
 -- condition did not hold (nothing written).
 local audit = KEYS[CORE + 1]
@@ -19,7 +19,7 @@ end
 -- The config hash as RoomConfig holds it (engine/rooms.py, RoomStore.config).
 local NUMBERS = {capacity = 0, rate = 0, max_waiting = 0, capacity_min = 1, capacity_max = 0,
                  sales_per_session = 1, start_at = 0, message_at = 0, restocked_at = 0,
-                 sold_out_at = 0, closed_at = 0}
+                 sold_out_at = 0}
 local TEXTS = {mode = 'normal', message = '', capture = 'auto', method = 'fifo',
                capacity_mode = 'fixed'}
 local function typed()
@@ -49,7 +49,6 @@ end
 
 local before = audited and typed()
 local stock_before = tonumber(redis.call('HGET', config, 'stock'))
-local mode_before = redis.call('HGET', config, 'mode') or 'normal'
 local stamp_message = false
 for i = 6 + 2 * conditions, #ARGV, 2 do
   local field, value = ARGV[i], ARGV[i + 1]
@@ -68,9 +67,6 @@ for i = 6 + 2 * conditions, #ARGV, 2 do
   if field == 'message' or string.sub(field, 1, 8) == 'message:' then stamp_message = true end
 end
 if stamp_message then redis.call('HSET', config, 'message_at', real_ms()) end
-if mode_before ~= 'closed' and redis.call('HGET', config, 'mode') == 'closed' then
-  redis.call('HSET', config, 'closed_at', real_ms())  -- older messages are then not shown
-end
 
 if audited then
   local after = typed()

@@ -61,8 +61,7 @@
        c.capacity_max : ", capacity fixed") +
       ", capture " + c.capture + (c.rate ? ", rate " + c.rate + "/min" : "") +
       (c.message ? ", message \u201c" + c.message + "\u201d" +
-       (c.message_shown === false ? " (hidden: posted before it " +
-        (c.message_hidden_by === "closed" ? "closed" : "sold out") + ")" : "") : ", no message")
+       (c.message_shown === false ? " (hidden: posted before it sold out)" : "") : ", no message")
     ]).join(" \u00b7 ");
     $("d-state").className = alarms.length ? "note bad" : "note";
     $("d-eta").textContent = c.stock === 0 ? "sold out" : c.paused ? "paused"
