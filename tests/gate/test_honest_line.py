@@ -56,6 +56,7 @@ async def test_selling_out_stops_the_line_everywhere_and_a_restock_reopens_it(
             assert (await state_of(bob))["message"] is None and "Selling fast" not in page
             shown = cli(ops_url, "show")  # ops are told the same: kept, but not shown
             assert shown["config"]["message_shown"] is False
+            assert shown["eta_last_seconds"] is None  # nobody is let in: no wait to tell
             assert shown["config"]["message"] == "Selling fast!"
             cli(ops_url, "message", "More", "on", "Friday")
 

@@ -180,6 +180,35 @@ def test_at_a_terminal_a_dangerous_change_is_asked_about_first(url: str) -> None
     assert zero.ended() == 1 and cli(url, "show")["config"]["stock"] is None
 
 
+def test_a_capacity_past_what_the_origin_has_served_is_warned_of_and_asked_about(
+    url: str, redis_server: RedisServer,
+) -> None:
+    """As the dashboard does: the origin served 3 at once without trouble, so 5 gets a
+    warning (on stderr, for scripts too) and, at a terminal, a question."""
+    import redis
+
+    from waitingroom.engine import room_keys
+
+    cli(url, "capacity", "3")
+    with redis.Redis.from_url(redis_server.url) as store:
+        store.hset(room_keys("admin-cli").adapt, "proven", 3)
+    try:
+        declined = Terminal(url, "capacity", "5")
+        declined.wait_for("Set the capacity to 5 anyway? [y/N] ")
+        declined.type("n")
+        assert declined.ended() == 1 and cli(url, "show")["config"]["capacity"] == 3
+        assert "served at most 3 sessions at once without trouble" in declined.seen
+        scripted = admin(url, "capacity", "5")  # no terminal: done, and warned
+        assert scripted.returncode == 0 and "warning: the origin has served at most 3" in (
+            scripted.stderr)
+        within = admin(url, "capacity", "3")  # as many as it has served: nothing to say
+        assert within.returncode == 0 and "warning" not in within.stderr
+    finally:
+        cli(url, "capacity", "20")
+        with redis.Redis.from_url(redis_server.url) as store:
+            store.hdel(room_keys("admin-cli").adapt, "proven")
+
+
 def test_ctrl_c_at_the_question_exits_130_and_changes_nothing(url: str) -> None:
     cli(url, "normal")
     interrupted = Terminal(url, "close")

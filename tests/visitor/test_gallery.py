@@ -37,7 +37,7 @@ SHOTS: dict[str, tuple[State | None, str, str]] = {
     "no-line": ("full", "Method reject: every place taken, no line kept",
                 "This sale keeps no line"),
     "draw": ("draw", "Method random: in the draw", "You're in the draw"),
-    "prequeue": ("prequeue", "Before the sale starts: the countdown, exact",
+    "prequeue": ("prequeue", "Before the sale starts: the time to the start",
                  "Expected wait: about 10 minutes"),
     "turn": ("admitted", "The turn has come", "It's your turn!"),
     "capture": ("capture", "Orders taken as details (the order system is down)",
@@ -154,6 +154,7 @@ async def test_every_page_in_every_state_in_every_language(
             await picture("paused", at("/checkout"))
             await change(paused=False, stock=0)
             await picture("sold-out-in-line", at("/checkout"))
+            assert await page.locator("form[action*='/_wr/notify']").count() == 0  # no turn
             await picture("interest", at("/_wr/interest"))
             await picture("sold-out", newcomer)
             await change(stock="off")
@@ -166,6 +167,7 @@ async def test_every_page_in_every_state_in_every_language(
             await picture("draw", newcomer)
             await at("/checkout")("en")  # a draw has no order to promise
             assert "first come, first served" not in await page.inner_text("main")
+            assert await page.locator("#wr-wait").is_hidden()  # no order to wait in
             await change(method="fifo", start_at_ms=int(time.time() * 1000) + 600_000)
             await picture("prequeue", newcomer)
             await change(start_at_ms=0, capture="on")
@@ -246,5 +248,6 @@ def _turn(page: Any, url: str, change: Callable[..., Awaitable[None]],
         await change(paused=False, capacity=1000)
         await page.locator("#wr-turn").filter(has_text=re.compile(r"\w")).wait_for()
         await page.locator("form[action*='/_wr/notify']").wait_for(state="hidden")
+        await page.locator("h1").filter(has_text=re.compile("turn|tour|Reihe")).wait_for()
         await page.unroute(f"{url}/checkout*")
     return show

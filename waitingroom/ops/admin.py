@@ -225,8 +225,8 @@ class AdminAPI:
 
     async def snapshot(self, room: Room) -> dict[str, Any]:
         """The room as ops see it (``config.message_shown``: do visitors see the message;
-        ``eta_last_seconds``: the wait the last in line is told, None if nobody waits or
-        before the rate is known)."""
+        ``eta_last_seconds``: the wait the last in line is told, None as on their page:
+        nobody waits, sold out, paused, or the rate not known yet)."""
         config = await self.engine.rooms.config(room.name)
         counts = await self.engine.rooms.counts(room.name)
         return {"room": room.name, "paths": list(self.rooms.paths_of(room.name)),
@@ -238,7 +238,7 @@ class AdminAPI:
                 "origin": await _origin(self.engine, room),
                 "admission_rate_per_second": room.rate.per_second(),
                 "eta_last_seconds": room.rate.eta_seconds(counts.waiting)
-                if counts.waiting else None}
+                if counts.waiting and not (config.sold_out or config.paused) else None}
 
     async def _create_room(self, receive: Receive, who: str) -> Response:
         request = await parsed_body(receive, parse_room)

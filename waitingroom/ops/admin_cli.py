@@ -265,11 +265,12 @@ _QUESTIONS: dict[str, Callable[[argparse.Namespace], str | None]] = {
 }
 
 
-def _confirmed(args: argparse.Namespace) -> bool:
+def _confirmed(args: argparse.Namespace, question: str | None = None) -> bool:
     """Whether to go ahead: asked of the person at the terminal when the change is one
-    of :data:`_QUESTIONS` (no terminal, or ``--yes``: go ahead)."""
+    of :data:`_QUESTIONS` or ``question`` is given (no terminal, or ``--yes``: go
+    ahead)."""
     ask = _QUESTIONS.get(args.admin_command)
-    question = ask(args) if ask else None
+    question = question or (ask(args) if ask else None)
     if question is None or args.yes or not sys.stdin.isatty():
         return True
     print(f"{question}? [y/N] ", end="", file=sys.stderr, flush=True)  # stdout may be a file
@@ -287,30 +288,55 @@ def run(args: argparse.Namespace) -> int:
     if not token:
         print("waitingroom: WAITINGROOM_ADMIN_TOKEN: is required", file=sys.stderr)
         return 2
-    if not _confirmed(args):
+    untested = _untested(args, token)
+    if untested:  # said to scripts too, on stderr
+        print(f"waitingroom: warning: {untested}", file=sys.stderr)
+    if not _confirmed(args, untested and f"Set the capacity to {args.value} anyway"):
         print("waitingroom: nothing changed", file=sys.stderr)
         return 1
     method, path, build = _COMMANDS[args.admin_command]
     if callable(path):
         path = path(args)
-    if args.room and args.admin_command not in _ROOMLESS:
-        path += "?" + urlencode({"room": args.room})
-    data = json.dumps(build(args)).encode() if build else None
-    request = urllib.request.Request(  # noqa: S310 (the operator's own URL)
-        args.url.rstrip("/") + "/_wr/admin" + path, data=data, method=method,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            answer = json.load(response)
-            print(json.dumps(answer, indent=2) if args.json
-                  else summary(args.admin_command, answer))
-            return 0
+        answer = _call(args, token, method, path, build(args) if build else None)
+        print(json.dumps(answer, indent=2) if args.json
+              else summary(args.admin_command, answer))
+        return 0
     except urllib.error.HTTPError as exc:
         print(f"waitingroom: {args.url} answered {exc.code}: {_problem(exc.read())}",
               file=sys.stderr)
     except (urllib.error.URLError, OSError) as exc:
         print(f"waitingroom: cannot reach {args.url}: {exc}", file=sys.stderr)
     return 1
+
+
+def _call(args: argparse.Namespace, token: str, method: str, path: str,
+          body: object) -> Any:
+    """One call of the admin API: its JSON answer (urllib's errors raised)."""
+    if args.room and args.admin_command not in _ROOMLESS:
+        path += "?" + urlencode({"room": args.room})
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(  # noqa: S310 (the operator's own URL)
+        args.url.rstrip("/") + "/_wr/admin" + path, data=data, method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        return json.load(response)
+
+
+def _untested(args: argparse.Namespace, token: str) -> str | None:
+    """For ``capacity``: why a cap past the most sessions the origin has served well
+    may hurt (None if it is not past it, or that is not known)."""
+    if args.admin_command != "capacity":
+        return None
+    try:
+        proven = int(_call(args, token, "GET", "/room", None)["origin"]["proven_sessions"])
+    except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError):
+        return None  # the change itself will say what is wrong
+    if not proven or args.value <= proven:
+        return None
+    return (f"the origin has served at most {proven} sessions at once without trouble; "
+            "past that it may slow down or fail (the breaker then sends shoppers to the "
+            "details form): `adaptive` finds its limit")
 
 
 def _problem(body: bytes) -> str:

@@ -216,7 +216,8 @@ class Pages:
         # framed(), less its general work: this page answers every new arrival.
         frame = self._frame("queue.html", lang, _unmarked(here), _QUEUE_LIVE, (
             ("room", status.room), ("message", status.message or ""), ("look", look),
-            ("drawn", status.state == "draw")))
+            ("drawn", status.state in ("draw", "prequeue")),
+            ("sold_out", status.state == "sold_out")))
         minutes = status.eta_seconds if status.eta_seconds is None else (
             0 if status.eta_seconds < 60 else round(status.eta_seconds / 60))
         level = status.chance.level if status.chance else ""
@@ -224,7 +225,8 @@ class Pages:
             str(status.poll_after_seconds),
             self._words_html("in-draw", lang) if status.state == "draw" else
             "\u2013" if status.position is None else str(status.position),
-            " hidden" if status.state == "sold_out" else "",  # no wait: nothing is left
+            # No wait: nothing is left, or no order to wait in.
+            " hidden" if status.state in ("sold_out", "draw") else "",
             self._eta_html(minutes, lang, exact=status.state == "prequeue"),
             self._words_html(_STATE_WORDS.get(status.state, ""), lang),
             self._words_html("chance-" + level if level else "", lang), level,

@@ -44,6 +44,7 @@
     turn.textContent = words("your-turn") + " " + words("your-turn-session");
     turn.hidden = false;
     $("wr-place").hidden = true;  // a place and a wait no longer say anything true
+    document.querySelector("h1").textContent = words("your-turn");
     var notify = document.querySelector("form[action*='/_wr/notify']");
     if (notify) notify.hidden = true;  // nothing left to be told of
     if (navigator.vibrate) navigator.vibrate([200, 100, 200]);
@@ -72,7 +73,11 @@
     $("wr-position").textContent = st.state === "draw" ? words("in-draw")
       : st.position === null ? "\u2013" : st.position;
     if (st.position) progress(st.position);
-    $("wr-wait").hidden = st.state === "sold_out";  // nothing left to wait for
+    $("wr-position").classList.toggle("words", st.state === "draw");
+    // Nothing left to wait for, or no order to wait in.
+    $("wr-wait").hidden = st.state === "sold_out" || st.state === "draw";
+    var notify = document.querySelector("form[action*='/_wr/notify']");
+    if (notify) notify.hidden = st.state === "sold_out";  // no turn to be told of
     $("wr-eta").textContent = minutes(st.eta_seconds, st.state === "prequeue");
     $("wr-state").textContent = st.state === "paused" || st.state === "prequeue"
       || st.state === "draw" ? words(st.state) : st.state === "sold_out" ? words("sold-out") : "";
