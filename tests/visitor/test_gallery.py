@@ -50,6 +50,10 @@ SHOTS: dict[str, tuple[State | None, str, str]] = {
     "status": (None, "The status page, for everyone", "Queue status"),
     "handoff": (None, "Continue on another device", "Open this link, or scan the code"),
     "moved": ("moved", "The place moved to another device", "Your place moved"),
+    "notify-done": (None, "Left an address to be told when it's their turn",
+                    "Done: we'll send you a link when it's your turn"),
+    "link-refused": (None, "A notify-me or handoff link used already or expired",
+                     "This link can't be used"),
 }
 """Each picture's name: the state its page is in (None: a page of its own), what it
 shows, and English words its page says (not in French or German)."""
@@ -193,6 +197,14 @@ async def test_every_page_in_every_state_in_every_language(
             await change(mode="normal", paused=True)  # newcomers wait, whatever is free
             await picture("handoff", _handoff(page, url, newcomer))
             await picture("moved", _moved(page, url, context, browser, newcomer))
+            assert await page.locator("nav a[hreflang]").count() == 2  # the other languages
+
+            async def notified(lang: str) -> None:
+                await newcomer(lang)
+                await page.fill("#n-email", "bo@example.com")
+                await page.click("form[action*='/_wr/notify'] button")
+            await picture("notify-done", notified)
+            await picture("link-refused", at("/_wr/claim?t=used-or-made-up"))
             await picture("turn", _turn(page, url, change, newcomer))
         finally:
             await context.close()

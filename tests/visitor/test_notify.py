@@ -96,8 +96,12 @@ async def _drive(room: WaitingRoomMiddleware, origin: Origin, mailbox: Mailbox,
                                   data={"email": "ann@example.com", "phone": "+44 7700 900123",
                                         "to": "/checkout"})
         assert asked.status_code == 200 and asked.json()["state"] == "notify"
-        bad = await later.post("/_wr/notify", data={"email": "nope"})
-        assert bad.status_code == 404  # holds no place
+        bad = await later.post("/_wr/notify", data={"email": "nope", "to": "/checkout"},
+                               follow_redirects=False)  # holds no place: back to the page,
+        assert (bad.status_code, bad.headers["location"]) == (303, "/checkout")  # a place
+        told = await later.post("/_wr/notify", headers={"accept": "application/json"},
+                                data={"email": "bo@example.com"})
+        assert told.status_code == 404 and told.json()["error"] == "no place in line"
         assert not mailbox.messages and not webhook.calls  # not their turn yet
 
         await holder.get("/done")  # a slot frees: the walker is admitted, while away

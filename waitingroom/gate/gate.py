@@ -131,7 +131,8 @@ class RoomGate:
                     status, request.language(), request.here(),
                     no_line=config.method == "reject"))
             elif status.state == "moved":
-                response = html_response(moved_page(self.pages, request.language()))
+                response = html_response(moved_page(self.pages, request.language(),
+                                                    request.here()))
             else:
                 body = self.pages.queue(status, look=self.look, lang=request.language(),
                                            here=request.here())

@@ -24,9 +24,10 @@ def resume_link_page(pages: Pages, url: str, qr_src: str, lang: str, *, room: st
                         room=room, back=back)
 
 
-def moved_page(pages: Pages, lang: str) -> bytes:
-    """For the old device once its place moved to another one."""
-    return pages.render("moved.html", lang)
+def moved_page(pages: Pages, lang: str, here: str = "") -> bytes:
+    """For the old device once its place moved to another one (``here``: the page
+    asked for, for the language switcher)."""
+    return pages.render("moved.html", lang, here=here)
 
 
 def resume_refused_page(pages: Pages, lang: str) -> bytes:

@@ -50,7 +50,7 @@ class Notices:
         if request.scope["method"] != "POST" or not self.notifier.enabled:
             answer = json_response({"error": "not found"}, 404)
         elif place is None:
-            answer = json_response({"error": "no place in line"}, 404)
+            answer = await self._no_place(request, receive)
         else:
             answer = await self._take(request, receive, place)
         await answer(request.scope, receive, send)
@@ -94,6 +94,18 @@ class Notices:
         return html_response(notify_page(
             self.pages, request.language(), here=target,
             claim_minutes=claim_minutes(room)))
+
+    @staticmethod
+    async def _no_place(request: Request, receive: Receive) -> Response:
+        """No place to keep: a script is told so; a person is sent back to the page
+        the form was on, which gives a place at the back (and the form again)."""
+        if request.wants_json:
+            return json_response({"error": "no place in line"}, 404)
+        try:
+            fields = await small_form(receive) or {}
+        except BadRequest:
+            fields = {}
+        return Response(b"", 303, headers={**NO_STORE, "location": same_site(fields.get("to"))})
 
     async def claim(self, request: Request, receive: Receive, send: Send) -> None:
         """``GET /_wr/claim?t=…``: a notified visitor's link. It admits them, once; the
