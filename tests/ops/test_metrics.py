@@ -52,6 +52,14 @@ async def test_room_wide_series_agree_across_processes_and_per_process_ones_add_
                     url = a if i % 3 else b
                     assert (await visitor.get(url + "/_wr/status")).json()["state"] == "queued"
                     polls[url] += 1
+                await visitors[0].get(b + "/checkout/buy")  # its session ends: a slot frees
+                for _ in range(100):  # the first waiter asks on a until let in
+                    polls[a] += 1
+                    state = (await visitors[2].get(a + "/_wr/status")).json()["state"]
+                    if state == "admitted":
+                        break
+                    await asyncio.sleep(0.05)
+                assert state == "admitted"
                 scrapes = []
                 for url in (a, b):
                     answer = await visitors[0].get(
@@ -61,8 +69,8 @@ async def test_room_wide_series_agree_across_processes_and_per_process_ones_add_
             finally:
                 await asyncio.gather(*(v.aclose() for v in visitors))
     room = (("room", "metrics"),)
-    truth = {"waitingroom_queue_length": 3, "waitingroom_active_sessions": 2,
-             "waitingroom_capacity": 2, "waitingroom_admitted_total": 2}
+    truth = {"waitingroom_queue_length": 2, "waitingroom_active_sessions": 2,
+             "waitingroom_capacity": 2, "waitingroom_admitted_total": 3}
     for name, value in truth.items():  # max is the truth; sum would double it
         assert [scrape[(name, room)] for scrape in scrapes] == [value, value], name
     room_wide = {key for key in scrapes[0] if ("room", "metrics") in key[1]
@@ -74,7 +82,26 @@ async def test_room_wide_series_agree_across_processes_and_per_process_ones_add_
     # Per process: each counts its own polls; their sum is every poll.
     poll_count = [scrape[("waitingroom_request_seconds_count", (("kind", "poll"),))]
                   for scrape in scrapes]
-    assert poll_count == [polls[a], polls[b]] and sum(poll_count) == 9
+    assert poll_count == [polls[a], polls[b]] and sum(poll_count) == sum(polls.values())
+    # So does every other per-process series: five first visits of two requests each
+    # (the arrival page, then the place: visitors 1 and 3 on a, the rest on b) and a
+    # purchase on b; the three that reached the origin and its three good answers; the
+    # one wait, of the waiter let in on a.
+    def each(name: str, *labels: tuple[str, str]) -> list[float]:
+        return [scrape[(name, tuple(sorted(labels)))] for scrape in scrapes]
+
+    assert each("waitingroom_request_seconds_count", ("kind", "gated")) == [4, 7]
+    assert each("waitingroom_request_seconds_count", ("kind", "origin")) == [1, 2]
+    assert each("waitingroom_origin_answers_total", *room, ("outcome", "ok")) == [1, 2]
+    assert each("waitingroom_origin_answers_total", *room, ("outcome", "error")) == [0, 0]
+    assert each("waitingroom_wait_seconds_count", *room) == [1, 0]
+    per_process = {key[0] for key in scrapes[0]} - {key[0] for key in room_wide}
+    assert all(t > 0 for t in each("waitingroom_redis_latency_seconds"))  # its own PING
+    checked = {"waitingroom_request_seconds_count", "waitingroom_origin_answers_total",
+               "waitingroom_wait_seconds_count", "waitingroom_redis_up",
+               "waitingroom_redis_latency_seconds"}
+    assert {n for n in per_process if not n.endswith(("_bucket", "_sum", "_created"))} \
+        == checked  # a new per-process series gets its check here
     assert all(scrape[("waitingroom_redis_up", ())] == 1 for scrape in scrapes)
 
 
