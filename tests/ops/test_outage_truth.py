@@ -1,12 +1,14 @@
-"""Redis stalled under a live room, watched as an orchestrator and an ops engineer
-watch it (issue 30): readiness stays as the rule says (ready: the room answers for
-Redis), visitors get the room's answer, the dashboard's stream and a waiter's event
-stream say "outage" within about two seconds and "back" within two seconds of Redis
-answering again, and nothing in the log is an ASGI error or a repr."""
+"""Redis stalled, and killed under load, under a live room, watched as an
+orchestrator and an ops engineer watch it (issue 30): readiness stays as the rule
+says (ready: the room answers for Redis), visitors get the room's answer, the
+dashboard's stream and a waiter's event stream say "outage" within about two seconds
+and "back" within two seconds of Redis answering again, and nothing in the log is an
+ASGI error or a repr."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -184,3 +186,101 @@ async def test_an_origin_that_hangs_is_never_taken_for_a_silent_redis(
         for writer in held:
             writer.close()
         await server.wait_closed()
+
+
+@pytest.mark.slow
+async def test_redis_killed_under_load_keeps_every_process_ready_and_answering() -> None:
+    """The drill the manifests are for: two ``serve`` processes, 30 shoppers polling
+    across them, Redis ``kill -9``-ed for four seconds and started again (append-only
+    file). Probed as the kubelet does (``/_wr/ready`` and ``/_wr/live``, the
+    manifest's 3 s timeout): both processes stay ready and alive throughout; every
+    shopper gets the room's answer (its status, or its 503 with Retry-After), never a
+    broken connection or a 500; the dashboard's stream says "outage" and "back" within
+    about two seconds; afterwards everyone stands where they stood."""
+    from tests.conftest import SECRET
+    from tests.servers import Origin, waitingroom_serve
+
+    with RedisServer(appendfsync="always") as server:
+        async with serve_in_process(Origin()) as origin:
+            env = {"WAITINGROOM_REDIS_URL": server.url, "WAITINGROOM_SECRET": SECRET,
+                   "WAITINGROOM_ORIGIN": origin, "WAITINGROOM_CAPACITY": "3",
+                   "WAITINGROOM_GATED_PATHS": "/checkout*",
+                   "WAITINGROOM_NEW_PLACES_PER_MINUTE_PER_NETWORK": "0",
+                   "WAITINGROOM_ADMIN_TOKEN": f"alice:{TOKEN}"}
+            with contextlib.ExitStack() as stack:
+                urls = [await asyncio.to_thread(stack.enter_context, waitingroom_serve(env))
+                        for _ in range(2)]
+                await _drill(server, urls)
+
+
+async def _drill(server: RedisServer, urls: list[str]) -> None:
+    shoppers = [Browser(headers=JSON, timeout=15) for _ in range(30)]
+    dashboard, stop = Heard(), asyncio.Event()
+    async with httpx.AsyncClient() as probe:
+        listening = asyncio.create_task(
+            _listen(probe, urls[0] + "/_wr/admin/events", dashboard, AUTH))
+        try:
+            for i, shopper in enumerate(shoppers):
+                await shopper.get(urls[i % 2] + "/checkout/x")
+            before = [(await s.get(urls[0] + "/_wr/status")).json() for s in shoppers]
+            await eventually(lambda: _true(dashboard.since(0, "message")),
+                             "the dashboard's first sample", within=10)
+            answers: list[tuple[float, int, str]] = []
+            polling = [asyncio.create_task(_poll(s, urls, answers, stop)) for s in shoppers]
+            kubelet = [asyncio.create_task(_kubelet(probe, url, stop)) for url in urls]
+            await asyncio.sleep(2)
+            killed = time.monotonic()
+            server.stop(kill=True)
+            await eventually(lambda: _true(dashboard.since(killed, "outage")),
+                             "the dashboard hears of the outage", within=NOTICE_BOUND)
+            await asyncio.sleep(4 - (time.monotonic() - killed))
+            server.start()
+            back = time.monotonic()
+            await eventually(lambda: _true(dashboard.since(back, "message")),
+                             "the dashboard's figures again", within=NOTICE_BOUND)
+            await asyncio.sleep(3)
+            stop.set()
+            await asyncio.gather(*polling)
+            probed = await asyncio.gather(*kubelet)
+            after = [(await s.get(urls[1] + "/_wr/status")).json() for s in shoppers]
+        finally:
+            stop.set()
+            listening.cancel()
+            await asyncio.gather(listening, return_exceptions=True)
+            await asyncio.gather(*(s.aclose() for s in shoppers))
+    for statuses in probed:  # ready and alive, every time, on both processes
+        assert statuses and set(statuses) == {200}, statuses
+    assert {status for _, status, _ in answers} <= {200, 503}, answers
+    assert all(why == "retry" for _, status, why in answers if status == 503)
+    assert any(t > killed and status == 503 for t, status, _ in answers)  # it was down
+    assert [(s["state"], s["position"]) for s in after] == [
+        (s["state"], s["position"]) for s in before]
+
+
+async def _poll(shopper: httpx.AsyncClient, urls: list[str],
+                answers: list[tuple[float, int, str]], stop: asyncio.Event) -> None:
+    """Ask where it stands, across the processes, three times a second: (when, status,
+    "retry" for a 503 that says when to come back)."""
+    while not stop.is_set():
+        for url in urls:
+            try:
+                answer = await shopper.get(url + "/_wr/status")
+                why = "retry" if answer.headers.get("retry-after") else ""
+                answers.append((time.monotonic(), answer.status_code, why))
+            except httpx.HTTPError:
+                answers.append((time.monotonic(), 0, "broken"))
+            await asyncio.sleep(0.3)
+
+
+async def _kubelet(client: httpx.AsyncClient, url: str, stop: asyncio.Event) -> list[int]:
+    """``/_wr/ready`` and ``/_wr/live`` every half second with the manifest's 3 s
+    timeout, until ``stop``: their statuses (a timeout or refusal counts as 0)."""
+    statuses: list[int] = []
+    while not stop.is_set():
+        for path in ("/_wr/ready", "/_wr/live"):
+            try:
+                statuses.append((await client.get(url + path, timeout=3.0)).status_code)
+            except httpx.HTTPError:
+                statuses.append(0)
+        await asyncio.sleep(0.5)
+    return statuses
