@@ -143,3 +143,19 @@ async def test_the_demo_crowd_forms_a_line_that_moves_and_never_overloads_the_sh
     finally:
         demo.terminate()
         await asyncio.wait_for(demo.wait(), 30)
+
+
+async def test_the_demo_shop_says_when_it_is_overloaded_not_just_up() -> None:
+    """Past its places the shop refuses checkouts: its front page says OVERLOADED
+    (it said "up" while refusing them), then "up" with the places in use."""
+    shop, port = DemoShop(capacity=1, session_idle_seconds=120), free_port()
+    async with serve_in_process(shop.app, port=port) as url, Browser(base_url=url) as ops:
+        assert "<b>up</b> (0 of 1 checkout places in use)" in (await ops.get("/")).text
+        ok = await ops.get("/checkout", headers={"x-waitingroom-session": "a"})
+        refused = await ops.get("/checkout", headers={"x-waitingroom-session": "b"})
+        assert (ok.status_code, refused.status_code) == (200, 503)
+        front = (await ops.get("/")).text
+        assert "<b>OVERLOADED</b>: it refused checkouts in the last 30 s" in front
+        assert "(1 refused so far; 1 of 1 checkout places in use)" in front
+        await ops.post("/ops/break")
+        assert "<b>DOWN</b>" in (await ops.get("/")).text

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import secrets
 import signal
@@ -51,6 +52,8 @@ class DemoShop:
         """Checkout sessions seen, by X-WaitingRoom-Session, with when last seen."""
         self.overloads = 0
         """Checkout requests refused because the shop was full (the 2008 failure)."""
+        self.overloaded_at = -math.inf
+        """When it last refused a checkout for being full (``time.monotonic``)."""
         self.peak_sessions = 0
         """Most checkout sessions the shop has had at once."""
         self.broken = False
@@ -75,11 +78,10 @@ class DemoShop:
 
     async def catalogue(self, request: Request) -> Response:
         """The launch catalogue: open to everyone, no queue."""
-        state = "DOWN" if self.broken else "up"
         return self._page("waitPhone 3G launch", "<p>The waitPhone 3G, on sale today.</p>"
                           '<p><a class="button" href="/checkout">Buy now</a> '
                           '<a href="/login">Log in</a></p><hr>'
-                          f"<p>Demo controls: the order system is <b>{state}</b>. "
+                          f"<p>Demo controls: the order system is {self._state()}. "
                           f"{len(self.orders)} captured orders replayed so far. "
                           f'<a href="/notices">Notify-me messages sent</a> '
                           f"({len(self.mail)}).</p>"
@@ -87,6 +89,18 @@ class DemoShop:
                           "<button>Break the order system</button></form> "
                           '<form method="post" action="/ops/fix" style="display:inline">'
                           "<button>Fix it</button></form>")
+
+    def _state(self) -> str:
+        """The order system as its front page tells it: down, overloaded (it refused a
+        checkout in the last half minute) or up, with its places in use."""
+        if self.broken:
+            return "<b>DOWN</b> (broken on purpose)"
+        places = f"{len(self.sessions)} of {self.capacity} checkout places in use"
+        if time.monotonic() - self.overloaded_at < _OVERLOAD_SHOWN_SECONDS:
+            return (f"<b>OVERLOADED</b>: it refused checkouts in the last "
+                    f"{_OVERLOAD_SHOWN_SECONDS} s, every place taken ({self.overloads} "
+                    f"refused so far; {places})")
+        return f"<b>up</b> ({places})"
 
     async def ops(self, request: Request) -> Response:
         """Demo control: ``/ops/break`` makes the checkout fail, ``/ops/fix`` mends it."""
@@ -153,6 +167,7 @@ class DemoShop:
         sid = request.headers.get("x-waitingroom-session") or "anonymous-" + secrets.token_hex(4)
         if sid not in self.sessions and len(self.sessions) >= self.capacity:
             self.overloads += 1
+            self.overloaded_at = now
             return self._page("ORDER SYSTEM OVERLOADED", "<p>Too many sessions: your order "
                               "was lost. This is what launch day looked like without a "
                               "waiting room.</p>", 503)
@@ -169,6 +184,8 @@ class DemoShop:
                           '<form method="post"><button>Place order</button></form>')
 
 
+_OVERLOAD_SHOWN_SECONDS = 30
+"""The front page says "overloaded" this long after a refused checkout."""
 _LINK = re.compile(r"https?://[^\s<>\"']+")
 
 
