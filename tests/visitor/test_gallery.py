@@ -172,6 +172,8 @@ async def test_every_page_in_every_state_in_every_language(
             await at("/checkout")("en")  # a draw has no order to promise
             assert "first come, first served" not in await page.inner_text("main")
             assert await page.locator("#wr-wait").is_hidden()  # no order to wait in
+            twin = (await holder.get("/_wr/status-page.json")).json()  # the status page too
+            assert twin["state"] == "draw" and "drawn at random" in twin["state_text"]
             await change(method="fifo", start_at_ms=int(time.time() * 1000) + 600_000)
             await picture("prequeue", newcomer)
             await change(start_at_ms=0, capture="on")

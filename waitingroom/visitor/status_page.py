@@ -27,7 +27,8 @@ async def status_page(room: Room, pages: Pages, request: Request, receive: Recei
     elif config.start_at_ms > time.time() * 1000:
         state = "scheduled"
     else:
-        state = "paused" if config.paused else "queueing"
+        state = ("paused" if config.paused else "draw" if config.method == "random"
+                 else "queueing")
     headers = {"cache-control": "public, max-age=5"}
     if request.scope["path"].endswith(".json"):
         body = {"room": room.name, "state": state, "state_text": state_words(state),

@@ -57,6 +57,8 @@ ERRORS: dict[str, str | tuple[str, str]] = {
 STATES = {
     "queueing": N_("Queue running: people are let in first come, first served, as places "
                    "free up."),
+    "draw": N_("Queue running: each time a place frees up, one of those waiting is drawn "
+               "at random."),
     "paused": N_("Entry is paused for a moment. Everyone in line keeps their place."),
     "open": N_("Open: there is no queue right now."),
     "scheduled": N_("The sale has not started yet. Everyone who arrives before the start "
