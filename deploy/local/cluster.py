@@ -17,6 +17,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -27,7 +28,7 @@ from types import TracebackType
 import httpx
 import redis
 
-from waitingroom.tools.redis_server import find_redis_server, free_port
+from waitingroom.tools.redis_server import find_redis_server
 
 SLOTS = 16384
 NODE_TIMEOUT_MS = 1000
@@ -40,11 +41,14 @@ class LocalCluster:
     def __init__(self, *, masters: int = 3, rooms: int = 3, capacity: int = 3) -> None:
         self.masters, self.capacity = masters, capacity
         self.directory = Path(tempfile.mkdtemp(prefix="wr-cluster-"))
-        self.redis_ports = [free_port() for _ in range(masters * 2)]
+        # Chosen together: a port chosen and let go can be chosen again (nginx once got a
+        # Redis node's port, and the launch never became healthy).
+        ports = iter(_free_ports(masters * 4 + rooms + 2))
+        self.redis_ports = [next(ports) for _ in range(masters * 2)]
         # Each node's cluster bus port (Redis's default, port + 10000, may not exist).
-        self.bus_ports = {port: free_port() for port in self.redis_ports}
-        self.room_ports = [free_port() for _ in range(rooms)]
-        self.shop_port, self.nginx_port = free_port(), free_port()
+        self.bus_ports = {port: next(ports) for port in self.redis_ports}
+        self.room_ports = [next(ports) for _ in range(rooms)]
+        self.shop_port, self.nginx_port = next(ports), next(ports)
         self.secret = secrets.token_urlsafe(32)
         self.admin_token = secrets.token_urlsafe(24)
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -262,6 +266,16 @@ http {{
             if time.monotonic() > deadline:
                 raise RuntimeError(f"timed out waiting for {what}")
             time.sleep(0.05)
+
+
+def _free_ports(count: int) -> list[int]:
+    """``count`` different TCP ports on 127.0.0.1 that nothing listens on now (all held
+    open until all are chosen)."""
+    with contextlib.ExitStack() as held:
+        sockets = [held.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
 
 
 def _cluster_state(port: int) -> str:
