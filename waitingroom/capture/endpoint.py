@@ -10,7 +10,7 @@ from starlette.types import Receive, Send
 
 from waitingroom.capture.desk import CaptureDesk
 from waitingroom.door import cookies
-from waitingroom.door.standing import stand, status_of, visitor_message
+from waitingroom.door.standing import page_cookies, stand, status_of, visitor_message
 from waitingroom.room.room import Room
 from waitingroom.status import Status
 from waitingroom.web.request import Request, with_cookies
@@ -33,7 +33,7 @@ async def capture(room: Room, desk: CaptureDesk, request: Request, receive: Rece
         response = with_cookies(
             desk.form(standing.visitor_id, status_of(room, standing, config, request),
                       request, here=request.here()),
-            [*standing.set_cookies, *request.language_cookie()])
+            page_cookies(standing, request))
     else:
         response = Response(b"", 405, headers={"allow": "GET, HEAD, POST"})
     await response(request.scope, receive, send)

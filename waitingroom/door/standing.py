@@ -161,6 +161,12 @@ async def visit(
     return standing
 
 
+def page_cookies(standing: Standing, request: Request) -> list[bytes]:
+    """The cookies a page of the room's sets: the visitor's standing, and a language
+    picked with the switcher (``?lang=``), so the next page speaks it too."""
+    return [*standing.set_cookies, *request.language_cookie()]
+
+
 def visitor_message(config: RoomConfig, request: Request | None) -> str | None:
     """The operator's message in the language ``request`` reads (worked out only when
     ops gave the message in more than one: a poll does not pay for it otherwise); none

@@ -18,6 +18,7 @@ from waitingroom.door.standing import (
     Standing,
     TooManyNewPlaces,
     config_for,
+    page_cookies,
     stand,
     status_of,
 )
@@ -108,8 +109,8 @@ class RoomGate:
             status = status_of(room, standing, config, request)
             response = scripts_answer(room, status) if request.wants_json else self.desk.form(
                 standing.visitor_id, status, request, here=request.here())
-            standing.set_cookies += request.language_cookie()
-            await with_cookies(response, standing.set_cookies)(request.scope, receive, send)
+            await with_cookies(response, page_cookies(standing, request))(
+                request.scope, receive, send)
         elif standing.admitted:
             await self._forward(request, receive, send, standing)
         else:
@@ -137,8 +138,8 @@ class RoomGate:
                 body = self.pages.queue(status, look=self.look, lang=request.language(),
                                            here=request.here())
                 response = html_response(body, headers=headers)
-            standing.set_cookies += request.language_cookie()
-            await with_cookies(response, standing.set_cookies)(request.scope, receive, send)
+            await with_cookies(response, page_cookies(standing, request))(
+                request.scope, receive, send)
 
     async def _socket(self, request: Request, receive: Receive, send: Send) -> None:
         """A WebSocket handshake takes nothing: only a live session's socket is let
