@@ -57,6 +57,7 @@ from waitingroom.ops.admin_bodies import (
     parse_step,
     parsed_body,
 )
+from waitingroom.ops.admin_summary import wait_words
 from waitingroom.ops.dashboard import dashboard_page
 from waitingroom.ops.dashboard_events import dashboard_events
 from waitingroom.ops.history import History
@@ -198,7 +199,8 @@ class AdminAPI:
                 "active": counts["active"], "capacity": config["capacity"],
                 "admitted": counts["admitted"], "abandoned": counts["abandoned"],
                 "rate": snapshot["admission_rate_per_second"] or 0.0,
-                "eta_last": snapshot["eta_last_seconds"],
+                "eta_last": None if snapshot["eta_last_seconds"] is None
+                else wait_words(snapshot["eta_last_seconds"]),
                 "breaker": snapshot["breaker"],
                 "breaker_change": snapshot["breaker_change"],
                 "captures": await self.engine.captures.count(room.name),

@@ -38,11 +38,12 @@ def room_line(snapshot: dict[str, Any]) -> str:
 
 
 def _last_told(eta_seconds: int | None) -> str:
-    """The wait the last in line is told, as the dashboard says it."""
-    if eta_seconds is None:
-        return ""
-    return " (last: under a minute)" if eta_seconds < 60 else (
-        f" (last: ~{round(eta_seconds / 60)} min)")
+    return "" if eta_seconds is None else f" (last: {wait_words(eta_seconds)})"
+
+
+def wait_words(eta_seconds: int) -> str:
+    """A wait as ops read it, in the CLI and on the dashboard alike."""
+    return "under a minute" if eta_seconds < 60 else f"~{round(eta_seconds / 60)} min"
 
 
 def _unusual(config: dict[str, Any]) -> list[str]:

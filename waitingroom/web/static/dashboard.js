@@ -66,7 +66,7 @@
     $("d-state").className = alarms.length ? "note bad" : "note";
     $("d-eta").textContent = c.stock === 0 ? "sold out" : c.paused ? "paused"
       : !s.waiting ? "nobody waiting" : s.eta_last === null ? "not known yet"
-      : s.eta_last < 60 ? "under a minute" : Math.round(s.eta_last / 60) + " min";
+      : s.eta_last;  // in words, as the CLI says it (ops/admin_summary.wait_words)
     // The inputs show the live values until someone types in them.
     // Learning bounds never set (max 0) are offered around the capacity now.
     [["i-capacity", c.capacity], ["i-rate", c.rate], ["i-min", c.capacity_min || 1],
