@@ -73,6 +73,13 @@ def test_the_eta_counts_those_ahead_who_will_leave_before_their_turn() -> None:
         quiet.observe_line(LineView(second // 2, 100, 0, second // 2, second * 1000, 0, b"",
                                     frozenset()))
     assert quiet.eta_seconds(40) == 80
+    # The room reset (its line numbers start again): the walk-aways measured before
+    # hold no more; a short new line with nobody leaving is told place / rate.
+    start = 61_000
+    for second in range(61):
+        rate.observe_line(LineView(second // 2, 19, 0, second // 2, start + second * 1000, 0,
+                                   b"", frozenset()))
+    assert rate.per_second() == 0.5 and rate.eta_seconds(18) == 36  # (33 with the old walk-aways)
 
 
 def test_a_renamed_place_is_not_answered_from_the_view() -> None:

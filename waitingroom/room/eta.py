@@ -44,14 +44,19 @@ class AdmissionRate:
         """Record the room's admitted counter as read at Redis time ``server_ms``."""
         samples = self._samples
         if samples and (admitted_total < samples[-1][1] or server_ms < samples[-1][0]):
-            samples.clear()  # the room was reset
-            self._marks.clear()
+            self._reset()
         if samples and server_ms - samples[-1][0] < _SAMPLE_EVERY_MS:
             return
         samples.append((server_ms, admitted_total))
         while server_ms - samples[0][0] > self._window_ms:
             samples.popleft()
         self._measure()
+
+    def _reset(self) -> None:
+        """The room was reset (its counters went back): nothing measured holds."""
+        self._samples.clear()
+        self._marks.clear()
+        self._rate, self._span_ms, self._hazard = None, 0, 0.0
 
     def _measure(self) -> None:
         samples = self._samples
@@ -71,7 +76,7 @@ class AdmissionRate:
         self.observe(view.server_ms, view.admitted_total)
         marks = self._marks
         if marks and view.end < marks[-1][1]:
-            marks.clear()  # the room was reset
+            self._reset()
         if marks and view.server_ms - marks[-1][0] < _SAMPLE_EVERY_MS:
             return
         marks.append((view.server_ms, view.end, view.through(view.end)))
