@@ -21,7 +21,7 @@ import pytest
 from tests.conftest import TOKEN
 from tests.servers import admin, cli, waitingroom_serve
 from waitingroom.ops.admin_summary import audit_line, room_line, step_line, utc
-from waitingroom.tools.redis_server import RedisServer
+from waitingroom.tools.redis_server import RedisServer, free_port
 
 ENV = {**os.environ, "WAITINGROOM_ADMIN_TOKEN": TOKEN}
 CLOSE_QUESTION = "Take no new places in the configured room (the line drains)? [y/N] "
@@ -203,6 +203,9 @@ def test_a_capacity_past_what_the_origin_has_served_is_warned_of_and_asked_about
             scripted.stderr)
         within = admin(url, "capacity", "3")  # as many as it has served: nothing to say
         assert within.returncode == 0 and "warning" not in within.stderr
+        gone = admin(f"http://127.0.0.1:{free_port()}", "capacity", "5")  # nobody there
+        assert gone.returncode == 1 and "cannot reach" in gone.stderr
+        assert "warning" not in gone.stderr and "Traceback" not in gone.stderr
     finally:
         cli(url, "capacity", "20")
         with redis.Redis.from_url(redis_server.url) as store:

@@ -189,6 +189,7 @@ async def test_an_origin_that_hangs_is_never_taken_for_a_silent_redis(
 
 
 @pytest.mark.slow
+@pytest.mark.serial  # it bounds how soon the dashboard is told: alone, on a quiet machine
 async def test_redis_killed_under_load_keeps_every_process_ready_and_answering() -> None:
     """The drill the manifests are for: two ``serve`` processes, 30 shoppers polling
     across them, Redis ``kill -9``-ed for four seconds and started again (append-only

@@ -99,6 +99,10 @@ async def _drive(room: WaitingRoomMiddleware, origin: Origin, mailbox: Mailbox,
         bad = await later.post("/_wr/notify", data={"email": "nope", "to": "/checkout"},
                                follow_redirects=False)  # holds no place: back to the page,
         assert (bad.status_code, bad.headers["location"]) == (303, "/checkout")  # a place
+        for elsewhere in ("//evil.example/", "/\\evil.example", "https://evil.example/"):
+            sent_off = await later.post("/_wr/notify", data={"to": elsewhere},
+                                        follow_redirects=False)
+            assert sent_off.headers["location"] == "/", elsewhere  # never off the site
         told = await later.post("/_wr/notify", headers={"accept": "application/json"},
                                 data={"email": "bo@example.com"})
         assert told.status_code == 404 and told.json()["error"] == "no place in line"
