@@ -84,6 +84,8 @@ class PlainRate:
             self.samples.popleft()
 
     def eta_seconds(self, position: int) -> int | None:
+        if len(self.samples) < 2:
+            return None
         (t0, n0), (t1, n1) = self.samples[0], self.samples[-1]
         if t1 - t0 < ETA_MEASURED_SECONDS * 1000 or n1 == n0:
             return None

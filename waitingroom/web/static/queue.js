@@ -10,6 +10,8 @@
   var updatedAt = 0, leaving = false;
   var shown = $("wr-chance").getAttribute("data-level");  // told again, so it holds steady
   function words(key) { return card.getAttribute("data-" + key); }  // in the page's language
+  // "Tell me when it's my turn": not on every page (ops may turn it off).
+  function notifyForm() { return document.querySelector("form[action*='/_wr/notify']"); }
   function minutes(s, exact) {  // exact: a known time (the sale's start), no range
     if (s === null) return words("eta-unknown");
     if (s < 60) return words("eta-soon");
@@ -45,8 +47,7 @@
     turn.hidden = false;
     $("wr-place").hidden = true;  // a place and a wait no longer say anything true
     document.querySelector("h1").textContent = words("your-turn");
-    var notify = document.querySelector("form[action*='/_wr/notify']");
-    if (notify) notify.hidden = true;  // nothing left to be told of
+    if (notifyForm()) notifyForm().hidden = true;  // nothing left to be told of
     if (navigator.vibrate) navigator.vibrate([200, 100, 200]);
     var giveUp = Date.now() + 30000;
     function ask() {
@@ -76,8 +77,7 @@
     $("wr-position").classList.toggle("words", st.state === "draw");
     // Nothing left to wait for, or no order to wait in.
     $("wr-wait").hidden = st.state === "sold_out" || st.state === "draw";
-    var notify = document.querySelector("form[action*='/_wr/notify']");
-    if (notify) notify.hidden = st.state === "sold_out";  // no turn to be told of
+    if (notifyForm()) notifyForm().hidden = st.state === "sold_out";  // no turn to tell of
     $("wr-eta").textContent = minutes(st.eta_seconds, st.state === "prequeue");
     $("wr-state").textContent = st.state === "paused" || st.state === "prequeue"
       || st.state === "draw" ? words(st.state) : st.state === "sold_out" ? words("sold-out") : "";
